@@ -1,0 +1,2 @@
+//! Brevo rate governor. (Stub: being implemented.)
+pub struct RateGovernor;

@@ -1,0 +1,299 @@
+//! Settings from the environment (and, in AWS, one Secrets Manager secret). Names are the
+//! contract in the README's configuration table.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::mapping::Mapping;
+use crate::model::Source;
+
+/// Where setting values come from: the process environment, overlaid on the secret's keys.
+#[derive(Debug, Clone, Default)]
+pub struct Vars {
+    values: HashMap<String, String>,
+}
+
+impl Vars {
+    /// The process environment only.
+    pub fn from_env() -> Self {
+        Vars { values: std::env::vars().collect() }
+    }
+
+    /// Explicit values (tests, and the secret merged under the environment).
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Vars { values: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+    }
+
+    /// Adds `secret` values for keys the environment does not set (the environment wins).
+    pub fn with_fallback(mut self, secret: HashMap<String, String>) -> Self {
+        for (k, v) in secret {
+            self.values.entry(k).or_insert(v);
+        }
+        self
+    }
+
+    /// A non-empty value.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.values.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+}
+
+/// An invalid setting.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{name} is not valid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error("{0} must be set")]
+    Missing(&'static str),
+    #[error("reading the secret {arn}: {reason}")]
+    Secret { arn: String, reason: String },
+    #[error("configuration file: {0}")]
+    File(String),
+}
+
+/// Zendesk settings. API access needs subdomain (or base URL), email and token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZendeskSettings {
+    pub base_url: Option<String>,
+    pub email: Option<String>,
+    pub api_token: Option<String>,
+    pub webhook_secret: Option<String>,
+}
+
+/// Intercom settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntercomSettings {
+    pub base_url: String,
+    pub access_token: Option<String>,
+    pub client_secret: Option<String>,
+    pub version: String,
+}
+
+/// Gorgias settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GorgiasSettings {
+    pub base_url: Option<String>,
+    pub email: Option<String>,
+    pub api_key: Option<String>,
+    pub webhook_token: Option<String>,
+}
+
+/// Brevo settings. No API key means dry-run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrevoSettings {
+    pub api_key: Option<String>,
+    pub base_url: String,
+}
+
+/// Everything deskbridge reads at start-up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub brevo: BrevoSettings,
+    pub zendesk: ZendeskSettings,
+    pub intercom: IntercomSettings,
+    pub gorgias: GorgiasSettings,
+    pub state_table: Option<String>,
+    pub upsert_queue_url: Option<String>,
+    pub sync_queue_url: Option<String>,
+    /// Largest accepted clock difference for signed Zendesk timestamps.
+    pub signature_tolerance: Duration,
+    pub mapping: Mapping,
+}
+
+pub const DEFAULT_BREVO_BASE_URL: &str = "https://api.brevo.com/v3";
+pub const DEFAULT_INTERCOM_BASE_URL: &str = "https://api.intercom.io";
+pub const DEFAULT_INTERCOM_VERSION: &str = "2.11";
+
+fn host_label(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    // Accept `yourco` as well as `yourco.zendesk.com` / `yourstore.gorgias.com`.
+    let label = value.split('.').next().unwrap_or_default().trim().to_string();
+    if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(ConfigError::Invalid { name, reason: "expected a subdomain such as `yourco`".into() });
+    }
+    Ok(label)
+}
+
+fn url(name: &'static str, value: String) -> Result<String, ConfigError> {
+    if !(value.starts_with("https://") || value.starts_with("http://")) {
+        return Err(ConfigError::Invalid { name, reason: "expected an http(s) URL".into() });
+    }
+    Ok(value.trim_end_matches('/').to_string())
+}
+
+impl Settings {
+    /// Reads settings from `vars`. The mapping is the built-in default; the YAML file, when
+    /// configured, is applied by [`Settings::with_mapping`].
+    pub fn from_vars(vars: &Vars) -> Result<Settings, ConfigError> {
+        let brevo = BrevoSettings {
+            api_key: vars.get("BREVO_API_KEY"),
+            base_url: url(
+                "BREVO_BASE_URL",
+                vars.get("BREVO_BASE_URL").unwrap_or_else(|| DEFAULT_BREVO_BASE_URL.into()),
+            )?,
+        };
+
+        let zendesk_base = match (vars.get("ZENDESK_BASE_URL"), vars.get("ZENDESK_SUBDOMAIN")) {
+            (Some(u), _) => Some(url("ZENDESK_BASE_URL", u)?),
+            (None, Some(sub)) => {
+                Some(format!("https://{}.zendesk.com", host_label("ZENDESK_SUBDOMAIN", &sub)?))
+            }
+            (None, None) => None,
+        };
+        let zendesk = ZendeskSettings {
+            base_url: zendesk_base,
+            email: vars.get("ZENDESK_EMAIL"),
+            api_token: vars.get("ZENDESK_API_TOKEN"),
+            webhook_secret: vars.get("ZENDESK_WEBHOOK_SECRET"),
+        };
+
+        let intercom = IntercomSettings {
+            base_url: url(
+                "INTERCOM_BASE_URL",
+                vars.get("INTERCOM_BASE_URL").unwrap_or_else(|| DEFAULT_INTERCOM_BASE_URL.into()),
+            )?,
+            access_token: vars.get("INTERCOM_ACCESS_TOKEN"),
+            client_secret: vars.get("INTERCOM_CLIENT_SECRET"),
+            version: vars.get("INTERCOM_VERSION").unwrap_or_else(|| DEFAULT_INTERCOM_VERSION.into()),
+        };
+
+        let gorgias_base = match (vars.get("GORGIAS_BASE_URL"), vars.get("GORGIAS_DOMAIN")) {
+            (Some(u), _) => Some(url("GORGIAS_BASE_URL", u)?),
+            (None, Some(d)) => Some(format!("https://{}.gorgias.com", host_label("GORGIAS_DOMAIN", &d)?)),
+            (None, None) => None,
+        };
+        let gorgias = GorgiasSettings {
+            base_url: gorgias_base,
+            email: vars.get("GORGIAS_EMAIL"),
+            api_key: vars.get("GORGIAS_API_KEY"),
+            webhook_token: vars.get("GORGIAS_WEBHOOK_TOKEN"),
+        };
+
+        let signature_tolerance = match vars.get("DESKBRIDGE_SIGNATURE_TOLERANCE_SECONDS") {
+            None => Duration::from_secs(300),
+            Some(v) => Duration::from_secs(v.parse::<u64>().map_err(|_| ConfigError::Invalid {
+                name: "DESKBRIDGE_SIGNATURE_TOLERANCE_SECONDS",
+                reason: "expected a whole number of seconds".into(),
+            })?),
+        };
+
+        Ok(Settings {
+            brevo,
+            zendesk,
+            intercom,
+            gorgias,
+            state_table: vars.get("STATE_TABLE"),
+            upsert_queue_url: vars.get("UPSERT_QUEUE_URL"),
+            sync_queue_url: vars.get("SYNC_QUEUE_URL"),
+            signature_tolerance,
+            mapping: Mapping::default(),
+        })
+    }
+
+    /// Replaces the mapping.
+    pub fn with_mapping(mut self, mapping: Mapping) -> Self {
+        self.mapping = mapping;
+        self
+    }
+
+    /// Whether webhooks from `source` are accepted (its secret or token is set).
+    pub fn webhook_enabled(&self, source: &Source) -> bool {
+        match source {
+            Source::Zendesk => self.zendesk.webhook_secret.is_some(),
+            Source::Intercom => self.intercom.client_secret.is_some(),
+            Source::Gorgias => self.gorgias.webhook_token.is_some(),
+            Source::Generic(_) => false,
+        }
+    }
+
+    /// Whether the helpdesk API of `source` can be called (look-ups, batch sync).
+    pub fn api_enabled(&self, source: &Source) -> bool {
+        match source {
+            Source::Zendesk => {
+                self.zendesk.base_url.is_some()
+                    && self.zendesk.email.is_some()
+                    && self.zendesk.api_token.is_some()
+            }
+            Source::Intercom => self.intercom.access_token.is_some(),
+            Source::Gorgias => {
+                self.gorgias.base_url.is_some()
+                    && self.gorgias.email.is_some()
+                    && self.gorgias.api_key.is_some()
+            }
+            Source::Generic(_) => false,
+        }
+    }
+
+    /// The state table name, or an error naming the variable.
+    pub fn require_state_table(&self) -> Result<&str, ConfigError> {
+        self.state_table.as_deref().ok_or(ConfigError::Missing("STATE_TABLE"))
+    }
+
+    /// The upsert queue URL, or an error naming the variable.
+    pub fn require_upsert_queue(&self) -> Result<&str, ConfigError> {
+        self.upsert_queue_url.as_deref().ok_or(ConfigError::Missing("UPSERT_QUEUE_URL"))
+    }
+
+    /// One line per source saying what is enabled, for the start-up log. Never holds secrets.
+    pub fn describe_sources(&self) -> Vec<String> {
+        Source::BUILT_IN
+            .iter()
+            .map(|s| {
+                let webhook = if self.webhook_enabled(s) { "on" } else { "off (no secret set)" };
+                let api = if self.api_enabled(s) { "on" } else { "off (no API credentials)" };
+                format!("{s}: webhooks {webhook}, API {api}")
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_and_sources_without_secrets_are_disabled() {
+        let s = Settings::from_vars(&Vars::default()).expect("valid");
+        assert_eq!(s.brevo.base_url, DEFAULT_BREVO_BASE_URL);
+        assert_eq!(s.brevo.api_key, None);
+        assert_eq!(s.intercom.version, "2.11");
+        assert_eq!(s.signature_tolerance, Duration::from_secs(300));
+        for src in Source::BUILT_IN {
+            assert!(!s.webhook_enabled(&src));
+            assert!(!s.api_enabled(&src));
+        }
+    }
+
+    #[test]
+    fn subdomains_become_base_urls_and_env_beats_secret() {
+        let vars = Vars::from_pairs([
+            ("ZENDESK_SUBDOMAIN", "yourco"),
+            ("ZENDESK_EMAIL", "ops@yourco.com"),
+            ("GORGIAS_DOMAIN", "yourstore.gorgias.com"),
+            ("ZENDESK_WEBHOOK_SECRET", "from-env"),
+        ])
+        .with_fallback(HashMap::from([
+            ("ZENDESK_WEBHOOK_SECRET".to_string(), "from-secret".to_string()),
+            ("ZENDESK_API_TOKEN".to_string(), "tok".to_string()),
+        ]));
+        let s = Settings::from_vars(&vars).expect("valid");
+        assert_eq!(s.zendesk.base_url.as_deref(), Some("https://yourco.zendesk.com"));
+        assert_eq!(s.gorgias.base_url.as_deref(), Some("https://yourstore.gorgias.com"));
+        assert_eq!(s.zendesk.webhook_secret.as_deref(), Some("from-env"));
+        assert!(s.api_enabled(&Source::Zendesk));
+        assert!(s.webhook_enabled(&Source::Zendesk));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Settings::from_vars(&Vars::from_pairs([("BREVO_BASE_URL", "api.brevo.com")]))
+            .expect_err("invalid");
+        assert!(err.to_string().contains("BREVO_BASE_URL"));
+        let err = Settings::from_vars(&Vars::from_pairs([("ZENDESK_SUBDOMAIN", "a b")])).expect_err("invalid");
+        assert!(err.to_string().contains("ZENDESK_SUBDOMAIN"));
+    }
+}

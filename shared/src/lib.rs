@@ -1,0 +1,14 @@
+//! deskbridge's shared library: the canonical model, the mapping to Brevo, the helpdesk
+//! sources, the Brevo client, and the AWS-backed state and queue.
+
+pub mod aws;
+pub mod brevo;
+pub mod config;
+pub mod identity;
+pub mod mapping;
+pub mod memory;
+pub mod model;
+pub mod queue;
+pub mod sources;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,154 @@
+//! In-process implementations of the ports, for handler unit tests and benchmarks. Integration
+//! tests and the local runner use the real SQS and DynamoDB APIs (moto) instead.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::queue::{InMessage, Queue, QueueError};
+use crate::state::{Claim, StateError, StateStore};
+
+/// A queue held in memory; can be told to fail, to exercise error paths.
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    messages: Mutex<HashMap<String, VecDeque<String>>>,
+    failing: AtomicBool,
+}
+
+impl MemoryQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes every later call fail (true) or succeed (false).
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Messages currently held for `queue_url`.
+    pub fn messages(&self, queue_url: &str) -> Vec<String> {
+        self.lock().get(queue_url).map(|q| q.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Number of messages held across all queues.
+    pub fn len(&self) -> usize {
+        self.lock().values().map(VecDeque::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every held message.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<String>>> {
+        self.messages.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn check(&self) -> Result<(), QueueError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(QueueError("injected failure".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Queue for MemoryQueue {
+    async fn send(&self, queue_url: &str, body: &str) -> Result<(), QueueError> {
+        self.check()?;
+        self.lock().entry(queue_url.to_string()).or_default().push_back(body.to_string());
+        Ok(())
+    }
+
+    async fn send_batch(&self, queue_url: &str, bodies: &[String]) -> Result<(), QueueError> {
+        self.check()?;
+        self.lock().entry(queue_url.to_string()).or_default().extend(bodies.iter().cloned());
+        Ok(())
+    }
+
+    async fn receive(&self, queue_url: &str, max: i32, _wait: i32) -> Result<Vec<InMessage>, QueueError> {
+        self.check()?;
+        let mut all = self.lock();
+        let q = all.entry(queue_url.to_string()).or_default();
+        let n = usize::try_from(max.max(0)).unwrap_or(0).min(q.len());
+        Ok(q.drain(..n)
+            .enumerate()
+            .map(|(i, body)| InMessage {
+                message_id: format!("m{i}"),
+                receipt_handle: format!("r{i}"),
+                body,
+                receive_count: 1,
+            })
+            .collect())
+    }
+
+    async fn delete(&self, _queue_url: &str, _receipt_handle: &str) -> Result<(), QueueError> {
+        self.check()
+    }
+}
+
+/// A state store held in memory (TTL is not enforced).
+#[derive(Debug, Default)]
+pub struct MemoryStateStore {
+    claims: Mutex<HashMap<String, bool>>,
+    failing: AtomicBool,
+}
+
+impl MemoryStateStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes every later call fail (true) or succeed (false).
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), StateError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(StateError("injected failure".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {
+        self.claims.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl StateStore for MemoryStateStore {
+    async fn claim(&self, key: &str, _ttl: Duration) -> Result<Claim, StateError> {
+        self.check()?;
+        let mut claims = self.lock();
+        Ok(match claims.get(key) {
+            None => {
+                claims.insert(key.to_string(), false);
+                Claim::New
+            }
+            Some(false) => Claim::InFlight,
+            Some(true) => Claim::Done,
+        })
+    }
+
+    async fn complete(&self, key: &str, _ttl: Duration) -> Result<(), StateError> {
+        self.check()?;
+        self.lock().insert(key.to_string(), true);
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StateError> {
+        self.check()?;
+        self.lock().remove(key);
+        Ok(())
+    }
+}

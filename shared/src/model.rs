@@ -1,0 +1,266 @@
+//! The canonical, source-independent model that travels on the upsert queue.
+//!
+//! A webhook delivery or a sync page becomes one [`Job`]; a job holds [`Record`]s, one per person,
+//! each with what was observed about that person (profile fields, tags, timeline events) and the
+//! source time of the observation. Mapping to Brevo happens later, in the upsert function, so the
+//! same configuration applies to real-time and batch traffic alike.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A helpdesk that feeds deskbridge.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Source {
+    Zendesk,
+    Intercom,
+    Gorgias,
+    /// A generic webhook source, configured by name.
+    Generic(String),
+}
+
+impl Source {
+    /// The three built-in helpdesks.
+    pub const BUILT_IN: [Source; 3] = [Source::Zendesk, Source::Intercom, Source::Gorgias];
+
+    /// Lower-case name as used in URLs, ext_ids and state keys (`zendesk`, `generic:cinnox`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Source::Zendesk => "zendesk",
+            Source::Intercom => "intercom",
+            Source::Gorgias => "gorgias",
+            Source::Generic(name) => name,
+        }
+    }
+
+    /// Brevo attribute that holds the helpdesk's own id of the person.
+    pub fn id_attribute(&self) -> String {
+        match self {
+            Source::Zendesk => "ZENDESK_ID".into(),
+            Source::Intercom => "INTERCOM_ID".into(),
+            Source::Gorgias => "GORGIAS_ID".into(),
+            Source::Generic(name) => format!(
+                "{}_ID",
+                name.to_ascii_uppercase()
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                    .collect::<String>()
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Generic(name) => write!(f, "generic:{name}"),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+/// Error for an unknown source name.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown source `{0}` (expected zendesk, intercom, gorgias or generic:<name>)")]
+pub struct UnknownSource(pub String);
+
+impl FromStr for Source {
+    type Err = UnknownSource;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "zendesk" => Ok(Source::Zendesk),
+            "intercom" => Ok(Source::Intercom),
+            "gorgias" => Ok(Source::Gorgias),
+            other => match other.strip_prefix("generic:") {
+                Some(name)
+                    if !name.is_empty()
+                        && name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+                {
+                    Ok(Source::Generic(name.to_string()))
+                }
+                _ => Err(UnknownSource(other.to_string())),
+            },
+        }
+    }
+}
+
+impl TryFrom<String> for Source {
+    type Error = UnknownSource;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
+impl From<Source> for String {
+    fn from(s: Source) -> String {
+        s.to_string()
+    }
+}
+
+/// Where a job came from. Real-time traffic is favoured, and only real-time and recent
+/// happenings fire timeline events (a backfill must not start automations for the past).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Webhook,
+    Sync,
+}
+
+/// One message on the upsert queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Stable id: `<source>:<delivery id>` for webhooks, `<stream>:<page>` for sync pages.
+    pub id: String,
+    pub source: Source,
+    pub origin: Origin,
+    pub received_at: DateTime<Utc>,
+    /// Correlation id carried from the webhook request to the Brevo call (for logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    pub records: Vec<Record>,
+}
+
+/// Everything one delivery or sync row says about one person.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Record {
+    pub person: Person,
+    /// Source time of the observation (the record's `updated_at`, the event's time). Newer
+    /// observations win; an older one never overwrites a newer one.
+    pub observed_at: DateTime<Utc>,
+    /// The helpdesk's own person object, for field mapping by dotted path. `None` when the
+    /// delivery named the person only by id and nothing has been looked up yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags_added: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags_removed: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<SupportEvent>,
+    /// `Some(true)` when the helpdesk reports the person unsubscribed from email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsubscribed: Option<bool>,
+}
+
+/// Who a record is about, as far as the source told us.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Person {
+    /// The helpdesk's id of the person (Zendesk user id, Intercom contact id, Gorgias customer id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+}
+
+impl Person {
+    /// True when the person is known only by the helpdesk id and must be looked up.
+    pub fn needs_lookup(&self) -> bool {
+        self.email.is_none() && self.phone.is_none() && self.source_id.is_some()
+    }
+}
+
+/// The support happenings deskbridge knows. The key (`ticket.created`, …) is what the
+/// `event_mapping` of the configuration maps to a Brevo event name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    TicketCreated,
+    TicketClosed,
+    TicketReopened,
+    SurveySent,
+    SurveyResponded,
+    CustomerCreated,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 6] = [
+        EventKind::TicketCreated,
+        EventKind::TicketClosed,
+        EventKind::TicketReopened,
+        EventKind::SurveySent,
+        EventKind::SurveyResponded,
+        EventKind::CustomerCreated,
+    ];
+
+    /// The mapping key, as in the seeds' `event_mapping`.
+    pub fn key(self) -> &'static str {
+        match self {
+            EventKind::TicketCreated => "ticket.created",
+            EventKind::TicketClosed => "ticket.closed",
+            EventKind::TicketReopened => "ticket.reopened",
+            EventKind::SurveySent => "satisfaction_survey.created",
+            EventKind::SurveyResponded => "satisfaction_survey.responded",
+            EventKind::CustomerCreated => "customer.created",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.key() == key)
+    }
+}
+
+/// A ticket or conversation milestone for the person's Brevo timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SupportEvent {
+    /// Stable id of the happening, the same however often or by whichever path it is delivered
+    /// (e.g. `zendesk:ticket:5158:ticket.closed:1736331127`). Dedupe key for the timeline.
+    pub id: String,
+    pub kind: EventKind,
+    pub occurred_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Extra properties for the Brevo event (subject, status, score, agent_name, …).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub properties: Map<String, Value>,
+}
+
+impl SupportEvent {
+    /// Builds the stable id from its parts.
+    pub fn stable_id(
+        source: &Source,
+        subject: &str,
+        kind: EventKind,
+        occurred_at: DateTime<Utc>,
+    ) -> String {
+        format!("{source}:{subject}:{}:{}", kind.key(), occurred_at.timestamp())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_round_trips_through_strings() {
+        for s in ["zendesk", "intercom", "gorgias", "generic:cinnox"] {
+            let parsed: Source = s.parse().expect("known source");
+            assert_eq!(parsed.to_string(), s);
+        }
+        assert!("generic:".parse::<Source>().is_err());
+        assert!("freshdesk".parse::<Source>().is_err());
+        assert_eq!(Source::Generic("cin-nox".into()).id_attribute(), "CIN_NOX_ID");
+    }
+
+    #[test]
+    fn event_keys_round_trip() {
+        for k in EventKind::ALL {
+            assert_eq!(EventKind::from_key(k.key()), Some(k));
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! [`StateStore`] on DynamoDB: one table, string partition key `pk`, TTL attribute `expires_at`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::{Claim, StateError, StateStore};
+
+/// Name of the partition key attribute.
+pub const PK: &str = "pk";
+/// Name of the TTL attribute (epoch seconds).
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+/// The state table.
+#[derive(Debug, Clone)]
+pub struct DynamoStateStore {
+    client: Client,
+    table: String,
+}
+
+fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StateError {
+    StateError(DisplayErrorContext(&e).to_string())
+}
+
+fn epoch_after(ttl: Duration) -> i64 {
+    let now = chrono::Utc::now().timestamp();
+    now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl DynamoStateStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStateStore { client, table: table.into() }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+#[async_trait]
+impl StateStore for DynamoStateStore {
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<Claim, StateError> {
+        let now = chrono::Utc::now().timestamp();
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S(key.to_string()))
+            .item("status", AttributeValue::S("pending".into()))
+            .item(TTL_ATTRIBUTE, AttributeValue::N(epoch_after(ttl).to_string()))
+            // TTL deletion is lazy: an expired record counts as absent.
+            .condition_expression("attribute_not_exists(#pk) OR #exp < :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#exp", TTL_ATTRIBUTE)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Claim::New),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                let got = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key(PK, AttributeValue::S(key.to_string()))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                let status = got
+                    .item()
+                    .and_then(|i| i.get("status"))
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str);
+                Ok(match status {
+                    Some("done") => Claim::Done,
+                    // Gone between the two calls, or still pending.
+                    _ => Claim::InFlight,
+                })
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn complete(&self, key: &str, ttl: Duration) -> Result<(), StateError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S(key.to_string()))
+            .item("status", AttributeValue::S("done".into()))
+            .item(TTL_ATTRIBUTE, AttributeValue::N(epoch_after(ttl).to_string()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StateError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(key.to_string()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
