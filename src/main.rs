@@ -1,1 +1,84 @@
-fn main() {}
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use deskbridge::{demo, serve, settings};
+use deskbridge_shared::infra;
+
+/// deskbridge: helpdesk → Brevo connector. Runs the Lambda handlers locally and operates a deployment.
+#[derive(Debug, Parser)]
+#[command(name = "deskbridge", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the state table and the queues with their DLQs where missing (at AWS_ENDPOINT_URL
+    /// when set) and print STATE_TABLE=…, UPSERT_QUEUE_URL=…, SYNC_QUEUE_URL=… lines to eval.
+    Bootstrap {
+        /// Name prefix of the table and queues.
+        #[arg(long, default_value = "deskbridge", env = "DESKBRIDGE_PREFIX")]
+        prefix: String,
+    },
+    /// Local runner: the webhook handler on 127.0.0.1 and a worker polling the upsert queue.
+    Serve {
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+    },
+    /// Send the sample webhook events (API Gateway v2 request files), freshly signed with the
+    /// secrets in the environment, to a running `deskbridge serve`, and wait until they are handled.
+    Demo {
+        /// Base URL of the local runner.
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+        /// Seconds to wait for the upsert queue to drain.
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+        /// Event files; default: events/webhook-*.json.
+        files: Vec<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Bootstrap { prefix } => {
+            deskbridge_shared::telemetry::init(false);
+            let sdk = deskbridge_shared::aws::sdk_config().await;
+            let created = infra::bootstrap(
+                &aws_sdk_dynamodb::Client::new(&sdk),
+                &aws_sdk_sqs::Client::new(&sdk),
+                &infra::Names::new(&prefix),
+            )
+            .await?;
+            for line in created.env_lines() {
+                println!("{line}");
+            }
+        }
+        Command::Serve { port } => {
+            deskbridge_shared::telemetry::init(false);
+            let (sdk, settings) = settings::load().await?;
+            serve::run(&sdk, settings, port, serve::shutdown_signal()).await?;
+        }
+        Command::Demo { url, wait, files } => {
+            let files = if files.is_empty() {
+                demo::default_files().context("listing events/")?
+            } else {
+                files
+            };
+            let (sdk, settings) = settings::load().await?;
+            demo::run(
+                &sdk,
+                &settings,
+                &url,
+                &files,
+                std::time::Duration::from_secs(wait),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}

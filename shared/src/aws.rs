@@ -29,9 +29,11 @@ pub async fn load_vars(sdk: &aws_config::SdkConfig) -> Result<Vars, ConfigError>
             reason: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
         })?;
     let text = out.secret_string().unwrap_or_default();
-    let parsed: HashMap<String, serde_json::Value> = serde_json::from_str(text).map_err(|e| {
-        ConfigError::Secret { arn: arn.clone(), reason: format!("not a JSON object: {e}") }
-    })?;
+    let parsed: HashMap<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| ConfigError::Secret {
+            arn: arn.clone(),
+            reason: format!("not a JSON object: {e}"),
+        })?;
     let secret = parsed
         .into_iter()
         .filter_map(|(k, v)| match v {

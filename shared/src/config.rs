@@ -16,7 +16,9 @@ pub struct Vars {
 impl Vars {
     /// The process environment only.
     pub fn from_env() -> Self {
-        Vars { values: std::env::vars().collect() }
+        Vars {
+            values: std::env::vars().collect(),
+        }
     }
 
     /// Explicit values (tests, and the secret merged under the environment).
@@ -26,7 +28,12 @@ impl Vars {
         K: Into<String>,
         V: Into<String>,
     {
-        Vars { values: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+        Vars {
+            values: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 
     /// Adds `secret` values for keys the environment does not set (the environment wins).
@@ -39,7 +46,10 @@ impl Vars {
 
     /// A non-empty value.
     pub fn get(&self, name: &str) -> Option<String> {
-        self.values.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+        self.values
+            .get(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
     }
 }
 
@@ -88,6 +98,9 @@ pub struct GorgiasSettings {
 pub struct BrevoSettings {
     pub api_key: Option<String>,
     pub base_url: String,
+    /// Requests per second this process sends (Brevo allows 10 per account; the template runs
+    /// two upsert instances at 5 each).
+    pub requests_per_second: u32,
 }
 
 /// Everything deskbridge reads at start-up.
@@ -111,16 +124,27 @@ pub const DEFAULT_INTERCOM_VERSION: &str = "2.11";
 
 fn host_label(name: &'static str, value: &str) -> Result<String, ConfigError> {
     // Accept `yourco` as well as `yourco.zendesk.com` / `yourstore.gorgias.com`.
-    let label = value.split('.').next().unwrap_or_default().trim().to_string();
+    let label = value
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(ConfigError::Invalid { name, reason: "expected a subdomain such as `yourco`".into() });
+        return Err(ConfigError::Invalid {
+            name,
+            reason: "expected a subdomain such as `yourco`".into(),
+        });
     }
     Ok(label)
 }
 
 fn url(name: &'static str, value: String) -> Result<String, ConfigError> {
     if !(value.starts_with("https://") || value.starts_with("http://")) {
-        return Err(ConfigError::Invalid { name, reason: "expected an http(s) URL".into() });
+        return Err(ConfigError::Invalid {
+            name,
+            reason: "expected an http(s) URL".into(),
+        });
     }
     Ok(value.trim_end_matches('/').to_string())
 }
@@ -133,15 +157,28 @@ impl Settings {
             api_key: vars.get("BREVO_API_KEY"),
             base_url: url(
                 "BREVO_BASE_URL",
-                vars.get("BREVO_BASE_URL").unwrap_or_else(|| DEFAULT_BREVO_BASE_URL.into()),
+                vars.get("BREVO_BASE_URL")
+                    .unwrap_or_else(|| DEFAULT_BREVO_BASE_URL.into()),
             )?,
+            requests_per_second: match vars.get("BREVO_REQUESTS_PER_SECOND") {
+                None => 10,
+                Some(v) => v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or(ConfigError::Invalid {
+                        name: "BREVO_REQUESTS_PER_SECOND",
+                        reason: "expected a whole number from 1 to 1000".into(),
+                    })?,
+            },
         };
 
         let zendesk_base = match (vars.get("ZENDESK_BASE_URL"), vars.get("ZENDESK_SUBDOMAIN")) {
             (Some(u), _) => Some(url("ZENDESK_BASE_URL", u)?),
-            (None, Some(sub)) => {
-                Some(format!("https://{}.zendesk.com", host_label("ZENDESK_SUBDOMAIN", &sub)?))
-            }
+            (None, Some(sub)) => Some(format!(
+                "https://{}.zendesk.com",
+                host_label("ZENDESK_SUBDOMAIN", &sub)?
+            )),
             (None, None) => None,
         };
         let zendesk = ZendeskSettings {
@@ -154,16 +191,22 @@ impl Settings {
         let intercom = IntercomSettings {
             base_url: url(
                 "INTERCOM_BASE_URL",
-                vars.get("INTERCOM_BASE_URL").unwrap_or_else(|| DEFAULT_INTERCOM_BASE_URL.into()),
+                vars.get("INTERCOM_BASE_URL")
+                    .unwrap_or_else(|| DEFAULT_INTERCOM_BASE_URL.into()),
             )?,
             access_token: vars.get("INTERCOM_ACCESS_TOKEN"),
             client_secret: vars.get("INTERCOM_CLIENT_SECRET"),
-            version: vars.get("INTERCOM_VERSION").unwrap_or_else(|| DEFAULT_INTERCOM_VERSION.into()),
+            version: vars
+                .get("INTERCOM_VERSION")
+                .unwrap_or_else(|| DEFAULT_INTERCOM_VERSION.into()),
         };
 
         let gorgias_base = match (vars.get("GORGIAS_BASE_URL"), vars.get("GORGIAS_DOMAIN")) {
             (Some(u), _) => Some(url("GORGIAS_BASE_URL", u)?),
-            (None, Some(d)) => Some(format!("https://{}.gorgias.com", host_label("GORGIAS_DOMAIN", &d)?)),
+            (None, Some(d)) => Some(format!(
+                "https://{}.gorgias.com",
+                host_label("GORGIAS_DOMAIN", &d)?
+            )),
             (None, None) => None,
         };
         let gorgias = GorgiasSettings {
@@ -230,12 +273,16 @@ impl Settings {
 
     /// The state table name, or an error naming the variable.
     pub fn require_state_table(&self) -> Result<&str, ConfigError> {
-        self.state_table.as_deref().ok_or(ConfigError::Missing("STATE_TABLE"))
+        self.state_table
+            .as_deref()
+            .ok_or(ConfigError::Missing("STATE_TABLE"))
     }
 
     /// The upsert queue URL, or an error naming the variable.
     pub fn require_upsert_queue(&self) -> Result<&str, ConfigError> {
-        self.upsert_queue_url.as_deref().ok_or(ConfigError::Missing("UPSERT_QUEUE_URL"))
+        self.upsert_queue_url
+            .as_deref()
+            .ok_or(ConfigError::Missing("UPSERT_QUEUE_URL"))
     }
 
     /// One line per source saying what is enabled, for the start-up log. Never holds secrets.
@@ -243,8 +290,16 @@ impl Settings {
         Source::BUILT_IN
             .iter()
             .map(|s| {
-                let webhook = if self.webhook_enabled(s) { "on" } else { "off (no secret set)" };
-                let api = if self.api_enabled(s) { "on" } else { "off (no API credentials)" };
+                let webhook = if self.webhook_enabled(s) {
+                    "on"
+                } else {
+                    "off (no secret set)"
+                };
+                let api = if self.api_enabled(s) {
+                    "on"
+                } else {
+                    "off (no API credentials)"
+                };
                 format!("{s}: webhooks {webhook}, API {api}")
             })
             .collect()
@@ -277,12 +332,21 @@ mod tests {
             ("ZENDESK_WEBHOOK_SECRET", "from-env"),
         ])
         .with_fallback(HashMap::from([
-            ("ZENDESK_WEBHOOK_SECRET".to_string(), "from-secret".to_string()),
+            (
+                "ZENDESK_WEBHOOK_SECRET".to_string(),
+                "from-secret".to_string(),
+            ),
             ("ZENDESK_API_TOKEN".to_string(), "tok".to_string()),
         ]));
         let s = Settings::from_vars(&vars).expect("valid");
-        assert_eq!(s.zendesk.base_url.as_deref(), Some("https://yourco.zendesk.com"));
-        assert_eq!(s.gorgias.base_url.as_deref(), Some("https://yourstore.gorgias.com"));
+        assert_eq!(
+            s.zendesk.base_url.as_deref(),
+            Some("https://yourco.zendesk.com")
+        );
+        assert_eq!(
+            s.gorgias.base_url.as_deref(),
+            Some("https://yourstore.gorgias.com")
+        );
         assert_eq!(s.zendesk.webhook_secret.as_deref(), Some("from-env"));
         assert!(s.api_enabled(&Source::Zendesk));
         assert!(s.webhook_enabled(&Source::Zendesk));
@@ -293,7 +357,8 @@ mod tests {
         let err = Settings::from_vars(&Vars::from_pairs([("BREVO_BASE_URL", "api.brevo.com")]))
             .expect_err("invalid");
         assert!(err.to_string().contains("BREVO_BASE_URL"));
-        let err = Settings::from_vars(&Vars::from_pairs([("ZENDESK_SUBDOMAIN", "a b")])).expect_err("invalid");
+        let err = Settings::from_vars(&Vars::from_pairs([("ZENDESK_SUBDOMAIN", "a b")]))
+            .expect_err("invalid");
         assert!(err.to_string().contains("ZENDESK_SUBDOMAIN"));
     }
 }

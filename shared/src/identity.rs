@@ -12,7 +12,9 @@ pub fn normalize_email(raw: &str) -> Option<String> {
         || !domain.contains('.')
         || domain.starts_with('.')
         || domain.ends_with('.')
-        || email.chars().any(|c| c.is_whitespace() || c == ',' || c == ';')
+        || email
+            .chars()
+            .any(|c| c.is_whitespace() || c == ',' || c == ';')
         || domain.contains('@')
     {
         return None;
@@ -41,7 +43,10 @@ pub fn parse_region(code: &str) -> Result<country::Id, PhoneError> {
 
 /// Normalises a phone number to E.164 (`+14155552671`), using `default_region` for numbers
 /// written without a country code. A leading `00` is read as the international prefix.
-pub fn normalize_phone(raw: &str, default_region: Option<country::Id>) -> Result<String, PhoneError> {
+pub fn normalize_phone(
+    raw: &str,
+    default_region: Option<country::Id>,
+) -> Result<String, PhoneError> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err(PhoneError::Unparseable);
@@ -81,7 +86,10 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_and_lowercased() {
-        assert_eq!(normalize_email("  Jane.Doe@Example.COM "), Some("jane.doe@example.com".into()));
+        assert_eq!(
+            normalize_email("  Jane.Doe@Example.COM "),
+            Some("jane.doe@example.com".into())
+        );
         assert_eq!(normalize_email("nobody"), None);
         assert_eq!(normalize_email("a@b"), None);
         assert_eq!(normalize_email("a b@example.com"), None);
@@ -91,10 +99,22 @@ mod tests {
     #[test]
     fn phones_become_e164() {
         let us = parse_region("us").ok();
-        assert_eq!(normalize_phone("+1 (415) 555-2671", None).as_deref(), Ok("+14155552671"));
-        assert_eq!(normalize_phone("(415) 555-2671", us).as_deref(), Ok("+14155552671"));
-        assert_eq!(normalize_phone("0044 20 7946 0958", None).as_deref(), Ok("+442079460958"));
-        assert_eq!(normalize_phone("+44 20 7946 0958", us).as_deref(), Ok("+442079460958"));
+        assert_eq!(
+            normalize_phone("+1 (415) 555-2671", None).as_deref(),
+            Ok("+14155552671")
+        );
+        assert_eq!(
+            normalize_phone("(415) 555-2671", us).as_deref(),
+            Ok("+14155552671")
+        );
+        assert_eq!(
+            normalize_phone("0044 20 7946 0958", None).as_deref(),
+            Ok("+442079460958")
+        );
+        assert_eq!(
+            normalize_phone("+44 20 7946 0958", us).as_deref(),
+            Ok("+442079460958")
+        );
         assert!(normalize_phone("hello", us).is_err());
         assert!(normalize_phone("+1 555", None).is_err());
         assert!(parse_region("XX").is_err());
@@ -102,8 +122,14 @@ mod tests {
 
     #[test]
     fn names_split_on_the_last_word() {
-        assert_eq!(split_name("Jane Doe"), (Some("Jane".into()), Some("Doe".into())));
-        assert_eq!(split_name("Mary Ann van Dyke"), (Some("Mary Ann van".into()), Some("Dyke".into())));
+        assert_eq!(
+            split_name("Jane Doe"),
+            (Some("Jane".into()), Some("Doe".into()))
+        );
+        assert_eq!(
+            split_name("Mary Ann van Dyke"),
+            (Some("Mary Ann van".into()), Some("Dyke".into()))
+        );
         assert_eq!(split_name("Cher"), (Some("Cher".into()), None));
         assert_eq!(split_name("   "), (None, None));
     }

@@ -5,6 +5,7 @@ pub mod aws;
 pub mod brevo;
 pub mod config;
 pub mod identity;
+pub mod infra;
 pub mod mapping;
 pub mod memory;
 pub mod model;

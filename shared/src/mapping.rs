@@ -44,7 +44,11 @@ pub struct FieldRule {
 
 impl FieldRule {
     pub fn new(path: &str, attribute: &str, transform: Transform) -> Self {
-        FieldRule { path: path.into(), attribute: attribute.into(), transform }
+        FieldRule {
+            path: path.into(),
+            attribute: attribute.into(),
+            transform,
+        }
     }
 }
 
@@ -121,13 +125,27 @@ impl Default for Mapping {
             FieldRule::new("name", "FIRSTNAME", SplitName),
             FieldRule::new("phone", "SMS", Phone),
         ];
-        let sources = [("zendesk", zendesk), ("intercom", intercom), ("gorgias", gorgias)]
-            .into_iter()
-            .map(|(name, rules)| {
-                (name.to_string(), SourceMapping { field_mapping: rules, ..Default::default() })
-            })
-            .collect();
-        Mapping { default_region: None, event_mapping, sources }
+        let sources = [
+            ("zendesk", zendesk),
+            ("intercom", intercom),
+            ("gorgias", gorgias),
+        ]
+        .into_iter()
+        .map(|(name, rules)| {
+            (
+                name.to_string(),
+                SourceMapping {
+                    field_mapping: rules,
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+        Mapping {
+            default_region: None,
+            event_mapping,
+            sources,
+        }
     }
 }
 
@@ -192,7 +210,9 @@ impl Mapping {
     }
 
     fn region(&self) -> Option<phonenumber::country::Id> {
-        self.default_region.as_deref().and_then(|r| identity::parse_region(r).ok())
+        self.default_region
+            .as_deref()
+            .and_then(|r| identity::parse_region(r).ok())
     }
 
     /// The Brevo contact key of a person: normalised email, else `<source>:<id>`.
@@ -210,7 +230,7 @@ impl Mapping {
     /// Value of a field path for a record: `id`, `email`, `phone` and `name` come from the
     /// canonical person (the parsers know where each helpdesk keeps them); every other path is
     /// read from the helpdesk's own object.
-    fn field<'a>(&self, record: &'a Record, path: &str) -> Option<Value> {
+    fn field(&self, record: &Record, path: &str) -> Option<Value> {
         let p = &record.person;
         let canonical = match path {
             "id" => p.source_id.clone(),
@@ -224,7 +244,13 @@ impl Mapping {
                     .join(" ");
                 (!joined.is_empty()).then_some(joined)
             }),
-            _ => return record.profile.as_ref().and_then(|v| lookup_path(v, path)).cloned(),
+            _ => {
+                return record
+                    .profile
+                    .as_ref()
+                    .and_then(|v| lookup_path(v, path))
+                    .cloned();
+            }
         };
         canonical.map(Value::String)
     }
@@ -253,7 +279,11 @@ impl Mapping {
             Transform::Number => {
                 let n = match value {
                     Value::Number(n) => Some(n.clone()),
-                    Value::String(s) => s.trim().parse::<f64>().ok().and_then(serde_json::Number::from_f64),
+                    Value::String(s) => s
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(serde_json::Number::from_f64),
                     _ => None,
                 };
                 if let Some(n) = n {
@@ -338,7 +368,10 @@ impl Mapping {
             None => {
                 // A phone-only contact: Brevo accepts attributes.SMS as the identifier.
                 if attributes.contains_key("SMS") {
-                    let mut c = ContactUpsert { update_enabled: true, ..Default::default() };
+                    let mut c = ContactUpsert {
+                        update_enabled: true,
+                        ..Default::default()
+                    };
                     c.attributes = attributes;
                     c.list_ids = self.lists_to_join(&sm, record);
                     return Ok(c);
@@ -366,7 +399,11 @@ impl Mapping {
     /// Lists the record's removed tags map to.
     pub fn lists_to_leave(&self, source: &Source, record: &Record) -> Vec<i64> {
         let sm = self.source(source);
-        let mut ids: Vec<i64> = record.tags_removed.iter().filter_map(|t| tag_list(&sm, t)).collect();
+        let mut ids: Vec<i64> = record
+            .tags_removed
+            .iter()
+            .filter_map(|t| tag_list(&sm, t))
+            .collect();
         ids.sort_unstable();
         ids.dedup();
         ids
@@ -401,7 +438,13 @@ impl Mapping {
         for (k, v) in &event.properties {
             let clean: String = k
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
             props.insert(clean, v.clone());
         }
@@ -423,7 +466,11 @@ fn tag_list(sm: &SourceMapping, tag: &str) -> Option<i64> {
 
 /// `FIRSTNAME` → `LASTNAME`; any other target `X` → `X_LAST`.
 fn last_name_attribute(first: &str) -> String {
-    if first == "FIRSTNAME" { "LASTNAME".into() } else { format!("{first}_LAST") }
+    if first == "FIRSTNAME" {
+        "LASTNAME".into()
+    } else {
+        format!("{first}_LAST")
+    }
 }
 
 #[cfg(test)]
@@ -432,7 +479,12 @@ mod tests {
     use serde_json::json;
 
     fn record(person: Person, profile: Value) -> Record {
-        Record { person, observed_at: Utc::now(), profile: Some(profile), ..Default::default() }
+        Record {
+            person,
+            observed_at: Utc::now(),
+            profile: Some(profile),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -447,7 +499,9 @@ mod tests {
         };
         let profile = json!({"role": "user", "signed_up_at": 1_700_000_000, "last_seen_at": "2024-03-01T10:00:00Z",
             "unsubscribed_from_emails": false});
-        let c = m.contact(&Source::Intercom, &record(person, profile)).expect("maps");
+        let c = m
+            .contact(&Source::Intercom, &record(person, profile))
+            .expect("maps");
         assert_eq!(c.email.as_deref(), Some("jane@example.com"));
         assert!(c.update_enabled);
         assert_eq!(c.attributes["FIRSTNAME"], json!("Jane"));
@@ -463,12 +517,20 @@ mod tests {
     #[test]
     fn without_email_the_contact_is_addressed_by_ext_id() {
         let m = Mapping::default();
-        let person = Person { source_id: Some("42".into()), ..Default::default() };
-        let c = m.contact(&Source::Gorgias, &record(person, json!({}))).expect("maps");
+        let person = Person {
+            source_id: Some("42".into()),
+            ..Default::default()
+        };
+        let c = m
+            .contact(&Source::Gorgias, &record(person, json!({})))
+            .expect("maps");
         assert_eq!(c.email, None);
         assert_eq!(c.ext_id.as_deref(), Some("gorgias:42"));
         let empty = Person::default();
-        assert_eq!(m.contact(&Source::Gorgias, &record(empty, json!({}))), Err(MappingError::NoIdentifier));
+        assert_eq!(
+            m.contact(&Source::Gorgias, &record(empty, json!({}))),
+            Err(MappingError::NoIdentifier)
+        );
     }
 
     #[test]
@@ -477,7 +539,13 @@ mod tests {
         let zd = m.sources.get_mut("zendesk").expect("zendesk mapping");
         zd.tag_lists.insert("vip".into(), 12);
         zd.lists.all_contacts = Some(35);
-        let mut r = record(Person { email: Some("a@b.co".into()), ..Default::default() }, json!({}));
+        let mut r = record(
+            Person {
+                email: Some("a@b.co".into()),
+                ..Default::default()
+            },
+            json!({}),
+        );
         r.tags_added = vec!["VIP".into(), "other".into()];
         r.tags_removed = vec!["vip".into()];
         let c = m.contact(&Source::Zendesk, &r).expect("maps");
@@ -488,14 +556,20 @@ mod tests {
     #[test]
     fn events_use_the_mapping_and_iso_dates() {
         let m = Mapping::default();
-        let at = Utc.timestamp_opt(1_736_331_127, 0).single().expect("valid time");
+        let at = Utc
+            .timestamp_opt(1_736_331_127, 0)
+            .single()
+            .expect("valid time");
         let ev = SupportEvent {
             id: "x".into(),
             kind: EventKind::TicketClosed,
             occurred_at: at,
             ticket_id: Some("5158".into()),
             channel: Some("email".into()),
-            properties: json!({"ticket subject": "Help"}).as_object().cloned().unwrap_or_default(),
+            properties: json!({"ticket subject": "Help"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
         };
         let key = ContactKey::Email("a@b.co".into());
         let req = m.event(&Source::Zendesk, &key, &ev).expect("mapped");

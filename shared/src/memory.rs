@@ -30,7 +30,10 @@ impl MemoryQueue {
 
     /// Messages currently held for `queue_url`.
     pub fn messages(&self, queue_url: &str) -> Vec<String> {
-        self.lock().get(queue_url).map(|q| q.iter().cloned().collect()).unwrap_or_default()
+        self.lock()
+            .get(queue_url)
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Number of messages held across all queues.
@@ -64,17 +67,28 @@ impl MemoryQueue {
 impl Queue for MemoryQueue {
     async fn send(&self, queue_url: &str, body: &str) -> Result<(), QueueError> {
         self.check()?;
-        self.lock().entry(queue_url.to_string()).or_default().push_back(body.to_string());
+        self.lock()
+            .entry(queue_url.to_string())
+            .or_default()
+            .push_back(body.to_string());
         Ok(())
     }
 
     async fn send_batch(&self, queue_url: &str, bodies: &[String]) -> Result<(), QueueError> {
         self.check()?;
-        self.lock().entry(queue_url.to_string()).or_default().extend(bodies.iter().cloned());
+        self.lock()
+            .entry(queue_url.to_string())
+            .or_default()
+            .extend(bodies.iter().cloned());
         Ok(())
     }
 
-    async fn receive(&self, queue_url: &str, max: i32, _wait: i32) -> Result<Vec<InMessage>, QueueError> {
+    async fn receive(
+        &self,
+        queue_url: &str,
+        max: i32,
+        _wait: i32,
+    ) -> Result<Vec<InMessage>, QueueError> {
         self.check()?;
         let mut all = self.lock();
         let q = all.entry(queue_url.to_string()).or_default();
@@ -91,6 +105,15 @@ impl Queue for MemoryQueue {
     }
 
     async fn delete(&self, _queue_url: &str, _receipt_handle: &str) -> Result<(), QueueError> {
+        self.check()
+    }
+
+    async fn set_visibility(
+        &self,
+        _queue_url: &str,
+        _receipt_handle: &str,
+        _seconds: i32,
+    ) -> Result<(), QueueError> {
         self.check()
     }
 }
@@ -150,5 +173,49 @@ impl StateStore for MemoryStateStore {
         self.check()?;
         self.lock().remove(key);
         Ok(())
+    }
+}
+
+/// Stream states held in memory, with the same conditional-write rules as DynamoDB.
+#[derive(Debug, Default)]
+pub struct MemoryStreamStore {
+    streams: Mutex<HashMap<String, (u64, crate::state::streams::StreamState)>>,
+}
+
+impl MemoryStreamStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl crate::state::streams::StreamStore for MemoryStreamStore {
+    async fn load(
+        &self,
+        id: &crate::state::streams::StreamId,
+    ) -> Result<crate::state::streams::Stored, StateError> {
+        let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(match streams.get(&id.key()) {
+            Some((rev, state)) => crate::state::streams::Stored {
+                state: state.clone(),
+                rev: Some(*rev),
+            },
+            None => crate::state::streams::Stored::default(),
+        })
+    }
+
+    async fn save(
+        &self,
+        id: &crate::state::streams::StreamId,
+        rev: Option<u64>,
+        next: &crate::state::streams::StreamState,
+    ) -> Result<crate::state::streams::Write, StateError> {
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let current = streams.get(&id.key()).map(|(r, _)| *r);
+        if current != rev {
+            return Ok(crate::state::streams::Write::Conflict);
+        }
+        streams.insert(id.key(), (rev.map_or(1, |r| r + 1), next.clone()));
+        Ok(crate::state::streams::Write::Done(Box::new(next.clone())))
     }
 }

@@ -231,14 +231,30 @@ pub struct SupportEvent {
 }
 
 impl SupportEvent {
-    /// Builds the stable id from its parts.
+    /// Builds the stable id of a happening about `subject` (e.g. `ticket:5158`).
+    ///
+    /// The id must come out the same whichever path reports the happening (a webhook, a vendor
+    /// retry with a new delivery id, or the batch sync reading the ticket later), and those paths
+    /// disagree on the exact second. So creations are keyed by subject alone (a ticket or a
+    /// customer is created once), and other milestones by subject and UTC day: a ticket solved
+    /// twice on one day reaches the timeline once, which also keeps follow-up automations from
+    /// firing twice.
     pub fn stable_id(
         source: &Source,
         subject: &str,
         kind: EventKind,
         occurred_at: DateTime<Utc>,
     ) -> String {
-        format!("{source}:{subject}:{}:{}", kind.key(), occurred_at.timestamp())
+        match kind {
+            EventKind::TicketCreated | EventKind::CustomerCreated => {
+                format!("{source}:{subject}:{}", kind.key())
+            }
+            _ => format!(
+                "{source}:{subject}:{}:{}",
+                kind.key(),
+                occurred_at.format("%Y-%m-%d")
+            ),
+        }
     }
 }
 
@@ -254,7 +270,34 @@ mod tests {
         }
         assert!("generic:".parse::<Source>().is_err());
         assert!("freshdesk".parse::<Source>().is_err());
-        assert_eq!(Source::Generic("cin-nox".into()).id_attribute(), "CIN_NOX_ID");
+        assert_eq!(
+            Source::Generic("cin-nox".into()).id_attribute(),
+            "CIN_NOX_ID"
+        );
+    }
+
+    #[test]
+    fn stable_ids_ignore_the_exact_second() {
+        use chrono::TimeZone;
+        let a = Utc
+            .with_ymd_and_hms(2025, 1, 8, 10, 12, 7)
+            .single()
+            .expect("time");
+        let b = Utc
+            .with_ymd_and_hms(2025, 1, 8, 10, 12, 9)
+            .single()
+            .expect("time");
+        let next_day = Utc
+            .with_ymd_and_hms(2025, 1, 9, 8, 0, 0)
+            .single()
+            .expect("time");
+        let z = Source::Zendesk;
+        let closed = |t| SupportEvent::stable_id(&z, "ticket:1", EventKind::TicketClosed, t);
+        assert_eq!(closed(a), closed(b));
+        assert_ne!(closed(a), closed(next_day));
+        let created = |t| SupportEvent::stable_id(&z, "ticket:1", EventKind::TicketCreated, t);
+        assert_eq!(created(a), created(next_day));
+        assert_eq!(created(a), "zendesk:ticket:1:ticket.created");
     }
 
     #[test]

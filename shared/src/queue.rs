@@ -37,4 +37,11 @@ pub trait Queue: Send + Sync {
     ) -> Result<Vec<InMessage>, QueueError>;
     /// Deletes a handled message.
     async fn delete(&self, queue_url: &str, receipt_handle: &str) -> Result<(), QueueError>;
+    /// Makes a received message visible again after `seconds` (local runner's retry delay).
+    async fn set_visibility(
+        &self,
+        queue_url: &str,
+        receipt_handle: &str,
+        seconds: i32,
+    ) -> Result<(), QueueError>;
 }

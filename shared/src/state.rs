@@ -1,6 +1,7 @@
 //! The state store port: dedupe claims now; cursors, leases and per-contact state build on it.
 
-mod dynamo;
+pub mod dynamo;
+pub mod streams;
 
 pub use dynamo::DynamoStateStore;
 

@@ -1,10 +1,18 @@
 //! Brevo v3: request types, the [`BrevoApi`] port, the HTTP client and the dry-run client.
 
+mod any;
 mod client;
+#[cfg(test)]
+mod client_tests;
+mod dry_run;
 mod governor;
+mod redact;
 
-pub use client::{BrevoClient, DryRunBrevo};
-pub use governor::RateGovernor;
+pub use any::{AnyBrevo, from_settings, from_settings_with};
+pub use client::{BrevoClient, CONNECT_TIMEOUT, ClientBuildError, REQUEST_TIMEOUT, RetryPolicy};
+pub use dry_run::{DryRunBrevo, DryRunOutput, DryRunRequest};
+pub use governor::{DEFAULT_PER_HOUR, DEFAULT_PER_SECOND, RateGovernor, WouldExceedDeadline};
+pub use redact::redact;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -42,7 +50,10 @@ pub struct ContactUpsert {
 impl ContactUpsert {
     /// A new upsert addressed by `key`, with `updateEnabled: true`.
     pub fn new(key: &ContactKey) -> Self {
-        let mut c = ContactUpsert { update_enabled: true, ..Default::default() };
+        let mut c = ContactUpsert {
+            update_enabled: true,
+            ..Default::default()
+        };
         match key {
             ContactKey::Email(e) => c.email = Some(e.clone()),
             ContactKey::ExtId(x) => c.ext_id = Some(x.clone()),
@@ -74,8 +85,14 @@ pub struct EventIdentifiers {
 impl From<&ContactKey> for EventIdentifiers {
     fn from(key: &ContactKey) -> Self {
         match key {
-            ContactKey::Email(e) => EventIdentifiers { email_id: Some(e.clone()), ..Default::default() },
-            ContactKey::ExtId(x) => EventIdentifiers { ext_id: Some(x.clone()), ..Default::default() },
+            ContactKey::Email(e) => EventIdentifiers {
+                email_id: Some(e.clone()),
+                ..Default::default()
+            },
+            ContactKey::ExtId(x) => EventIdentifiers {
+                ext_id: Some(x.clone()),
+                ..Default::default()
+            },
         }
     }
 }
@@ -117,7 +134,11 @@ pub enum BrevoError {
     DuplicateSms,
     /// A 4xx that will not succeed on retry (invalid email, unknown list, bad key, …).
     #[error("Brevo rejected the request ({status} {code}): {message}")]
-    Rejected { status: u16, code: String, message: String },
+    Rejected {
+        status: u16,
+        code: String,
+        message: String,
+    },
 }
 
 impl BrevoError {
@@ -144,7 +165,10 @@ pub trait BrevoApi: Send + Sync {
     /// `POST /v3/events`.
     async fn send_event(&self, event: &EventRequest) -> Result<(), BrevoError>;
     /// `POST /v3/events/batch`. Returns, per input index, the error of each event Brevo refused.
-    async fn send_events(&self, events: &[EventRequest]) -> Result<Vec<(usize, BrevoError)>, BrevoError>;
+    async fn send_events(
+        &self,
+        events: &[EventRequest],
+    ) -> Result<Vec<(usize, BrevoError)>, BrevoError>;
     /// `POST /v3/contacts/import` (jsonBody). Returns Brevo's process id.
     async fn import_contacts(
         &self,

@@ -18,7 +18,9 @@ pub struct SqsQueue {
     client: Client,
 }
 
-fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> QueueError {
+fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+) -> QueueError {
     QueueError(DisplayErrorContext(&e).to_string())
 }
 
@@ -84,7 +86,12 @@ impl Queue for SqsQueue {
         Ok(())
     }
 
-    async fn receive(&self, queue_url: &str, max: i32, wait_seconds: i32) -> Result<Vec<InMessage>, QueueError> {
+    async fn receive(
+        &self,
+        queue_url: &str,
+        max: i32,
+        wait_seconds: i32,
+    ) -> Result<Vec<InMessage>, QueueError> {
         let out = self
             .client
             .receive_message()
@@ -119,6 +126,23 @@ impl Queue for SqsQueue {
             .delete_message()
             .queue_url(queue_url)
             .receipt_handle(receipt_handle)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn set_visibility(
+        &self,
+        queue_url: &str,
+        receipt_handle: &str,
+        seconds: i32,
+    ) -> Result<(), QueueError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds.clamp(0, 43_200))
             .send()
             .await
             .map_err(unavailable)?;

@@ -1,11 +1,598 @@
-//! intercom webhooks and API. (Stub: being implemented.)
+//! Intercom webhooks (API 2.x notification envelopes) and the Intercom contact → [`Person`]
+//! conversion.
+//!
+//! Every notification is `{"type":"notification_event","topic":…,"id":"notif_…",
+//! "created_at":…,"data":{"item":{…}}}`; the item's own `type` says what it is (`contact`,
+//! `contact_tag`, `conversation`, …). The notification `id` is the dedupe key.
+
 use chrono::{DateTime, Utc};
-use serde_json::Value;
-use crate::model::Person;
-use super::{Parsed, ParseError};
+use serde_json::{Map, Value};
 
-#[allow(unused_variables)]
-pub fn parse_webhook(value: &Value, received_at: DateTime<Utc>) -> Result<Parsed, ParseError> { Err(ParseError::Invalid("not implemented".into())) }
+use super::{Delivery, ParseError, Parsed};
+use crate::mapping::parse_time;
+use crate::model::{EventKind, Person, Record, Source, SupportEvent};
 
-#[allow(unused_variables)]
-pub fn person_from_contact(value: &Value) -> Person { Person::default() }
+/// Parses a verified Intercom notification (already decoded as `value`).
+pub fn parse_webhook(value: &Value, received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| ParseError::Invalid("Intercom body is not a JSON object".into()))?;
+    let topic = text(obj.get("topic")).ok_or(ParseError::Missing("topic"))?;
+    if topic == "ping" {
+        return Ok(Parsed::Ignored { topic });
+    }
+    let delivery_id = text(obj.get("id")).ok_or(ParseError::Missing("id"))?;
+    let sent_at = time(obj.get("created_at"))
+        .or_else(|| time(obj.get("first_sent_at")))
+        .unwrap_or(received_at);
+    let item = obj
+        .get("data")
+        .and_then(|d| d.get("item"))
+        .filter(|i| i.is_object())
+        .ok_or(ParseError::Missing("data.item"))?;
+
+    let record = match topic.as_str() {
+        "contact.user.created" | "contact.lead.created" => {
+            let mut r = contact_record(item, sent_at)?;
+            let created = time(item.get("created_at")).unwrap_or(sent_at);
+            let subject = format!(
+                "contact:{}",
+                r.person.source_id.as_deref().unwrap_or_default()
+            );
+            r.events.push(event(
+                EventKind::CustomerCreated,
+                &subject,
+                created,
+                Map::new(),
+            ));
+            r
+        }
+        // Profile changes. Leads may have no email: the record is then addressed by id.
+        "contact.user.updated"
+        | "contact.lead.updated"
+        | "contact.lead.signed_up"
+        | "contact.lead.added_email"
+        | "contact.email.updated" => contact_record(item, sent_at)?,
+        "contact.user.tag.created"
+        | "contact.lead.tag.created"
+        | "contact.user.tag.deleted"
+        | "contact.lead.tag.deleted" => {
+            let tag = item
+                .get("tag")
+                .and_then(|t| text(t.get("name")))
+                .ok_or(ParseError::Missing("data.item.tag.name"))?;
+            let contact = item
+                .get("contact")
+                .filter(|c| c.is_object())
+                .ok_or(ParseError::Missing("data.item.contact"))?;
+            let at = time(item.get("created_at")).unwrap_or(sent_at);
+            let mut r = reference_record(contact, at)?;
+            if topic.ends_with(".deleted") {
+                r.tags_removed.push(tag);
+            } else {
+                r.tags_added.push(tag);
+            }
+            r
+        }
+        "contact.unsubscribed" => {
+            // The item is a contact, or a subscription object that points at one (never take
+            // a subscription's own `id` for the person's).
+            let is_contact = matches!(text(item.get("type")).as_deref(), None | Some("contact"));
+            let mut r = match item.get("contact").filter(|c| c.is_object()) {
+                _ if is_contact => reference_record(item, sent_at)?,
+                Some(contact) => reference_record(contact, sent_at)?,
+                None => {
+                    let id = text(item.get("contact_id"))
+                        .ok_or(ParseError::Missing("data.item.contact"))?;
+                    let person = Person {
+                        source_id: Some(id),
+                        ..Default::default()
+                    };
+                    Record {
+                        person,
+                        observed_at: sent_at,
+                        ..Default::default()
+                    }
+                }
+            };
+            r.unsubscribed = Some(true);
+            r
+        }
+        "conversation.user.created" => {
+            conversation_record(item, EventKind::TicketCreated, sent_at)?
+        }
+        "conversation.admin.closed" => conversation_record(item, EventKind::TicketClosed, sent_at)?,
+        "conversation.admin.opened" => {
+            conversation_record(item, EventKind::TicketReopened, sent_at)?
+        }
+        "conversation.rating.added" => {
+            conversation_record(item, EventKind::SurveyResponded, sent_at)?
+        }
+        // `contact.deleted` is deliberately ignored: a person deleted from the helpdesk stays a
+        // marketing contact (their consent lives in Brevo, not in support). Everything else is
+        // a topic we do not act on.
+        _ => return Ok(Parsed::Ignored { topic }),
+    };
+    Ok(Parsed::Accepted(Delivery {
+        delivery_id,
+        topic,
+        records: vec![record],
+    }))
+}
+
+/// The canonical person of an Intercom contact object (API or webhook item).
+pub fn person_from_contact(value: &Value) -> Person {
+    Person {
+        source_id: text(value.get("id")),
+        email: text(value.get("email")),
+        phone: text(value.get("phone")),
+        name: text(value.get("name")),
+        ..Default::default()
+    }
+}
+
+/// A record carrying a whole contact as its profile.
+fn contact_record(item: &Value, sent_at: DateTime<Utc>) -> Result<Record, ParseError> {
+    let person = person_from_contact(item);
+    if person.source_id.is_none() {
+        return Err(ParseError::Missing("data.item.id"));
+    }
+    Ok(Record {
+        person,
+        observed_at: time(item.get("updated_at")).unwrap_or(sent_at),
+        profile: Some(item.clone()),
+        ..Default::default()
+    })
+}
+
+/// A record naming a contact that may be only a reference (`{"type":"contact","id":…}`); its
+/// profile is kept only when it carries more than identifiers.
+fn reference_record(contact: &Value, at: DateTime<Utc>) -> Result<Record, ParseError> {
+    let person = person_from_contact(contact);
+    if person.source_id.is_none() && person.email.is_none() {
+        return Err(ParseError::Missing("data.item.contact.id"));
+    }
+    let rich = contact.as_object().is_some_and(|c| {
+        c.keys()
+            .any(|k| !matches!(k.as_str(), "type" | "id" | "external_id" | "email"))
+    });
+    Ok(Record {
+        person,
+        observed_at: at,
+        profile: rich.then(|| contact.clone()),
+        ..Default::default()
+    })
+}
+
+/// A conversation milestone for the conversation's contact.
+fn conversation_record(
+    item: &Value,
+    kind: EventKind,
+    sent_at: DateTime<Utc>,
+) -> Result<Record, ParseError> {
+    let conversation_id = text(item.get("id")).ok_or(ParseError::Missing("data.item.id"))?;
+    let person = conversation_person(item).ok_or(ParseError::Missing("data.item.contacts"))?;
+    let source = item.get("source");
+    let mut properties = Map::new();
+    let subject = source
+        .and_then(|s| text(s.get("subject")))
+        .or_else(|| text(item.get("title")));
+    put(&mut properties, "subject", subject);
+    put(&mut properties, "status", text(item.get("state")));
+
+    let occurred_at = match kind {
+        EventKind::TicketCreated => time(item.get("created_at")),
+        EventKind::TicketClosed | EventKind::TicketReopened => {
+            let part_type = if kind == EventKind::TicketClosed {
+                "close"
+            } else {
+                "open"
+            };
+            let part = last_part(item, part_type);
+            put(
+                &mut properties,
+                "agent_name",
+                part.and_then(|p| p.get("author"))
+                    .and_then(|a| text(a.get("name"))),
+            );
+            part.and_then(|p| time(p.get("created_at"))).or_else(|| {
+                (kind == EventKind::TicketClosed)
+                    .then(|| {
+                        item.get("statistics")
+                            .and_then(|s| time(s.get("last_close_at")))
+                    })
+                    .flatten()
+            })
+        }
+        _ => {
+            let rating = item
+                .get("conversation_rating")
+                .filter(|r| r.is_object())
+                .ok_or(ParseError::Missing("data.item.conversation_rating"))?;
+            let score = rating
+                .get("rating")
+                .and_then(|r| {
+                    r.as_i64()
+                        .or_else(|| text(Some(r)).and_then(|t| t.parse().ok()))
+                })
+                .filter(|r| (1..=5).contains(r))
+                .ok_or(ParseError::Missing("data.item.conversation_rating.rating"))?;
+            properties.insert("score".into(), Value::from(score));
+            put(&mut properties, "remark", text(rating.get("remark")));
+            time(rating.get("created_at"))
+        }
+    }
+    .unwrap_or(sent_at);
+
+    let mut e = event(
+        kind,
+        &format!("conversation:{conversation_id}"),
+        occurred_at,
+        properties,
+    );
+    e.ticket_id = Some(conversation_id);
+    // `source.type` is the channel (`conversation` for Messenger, `email`, `facebook`, …);
+    // `delivered_as` (who started it) is only a fallback.
+    e.channel = source.and_then(|s| text(s.get("type")).or_else(|| text(s.get("delivered_as"))));
+    Ok(Record {
+        person,
+        observed_at: time(item.get("updated_at")).unwrap_or(occurred_at),
+        events: vec![e],
+        ..Default::default()
+    })
+}
+
+/// The contact a conversation is about: the first listed contact, with the email and name of
+/// the source author when the author is that contact (never an admin).
+fn conversation_person(item: &Value) -> Option<Person> {
+    let listed = item
+        .get("contacts")
+        .and_then(|c| c.get("contacts"))
+        .and_then(Value::as_array)
+        .and_then(|c| c.first())
+        .map(person_from_contact)
+        .filter(|p| p.source_id.is_some() || p.email.is_some());
+    let author = item
+        .get("source")
+        .and_then(|s| s.get("author"))
+        .filter(|a| {
+            !matches!(
+                text(a.get("type")).as_deref(),
+                Some("admin" | "bot" | "team")
+            )
+        })
+        .map(person_from_contact);
+    match (listed, author) {
+        (Some(mut p), Some(a)) if a.source_id.is_none() || a.source_id == p.source_id => {
+            p.email = p.email.or(a.email);
+            p.name = p.name.or(a.name);
+            Some(p)
+        }
+        (Some(p), _) => Some(p),
+        (None, a) => a.filter(|a| a.source_id.is_some() || a.email.is_some()),
+    }
+}
+
+/// The last conversation part of `part_type` (`close`, `open`), if the item lists its parts.
+fn last_part<'a>(item: &'a Value, part_type: &str) -> Option<&'a Value> {
+    item.get("conversation_parts")?
+        .get("conversation_parts")?
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|p| text(p.get("part_type")).as_deref() == Some(part_type))
+}
+
+fn event(
+    kind: EventKind,
+    subject: &str,
+    at: DateTime<Utc>,
+    properties: Map<String, Value>,
+) -> SupportEvent {
+    SupportEvent {
+        id: SupportEvent::stable_id(&Source::Intercom, subject, kind, at),
+        kind,
+        occurred_at: at,
+        ticket_id: None,
+        channel: None,
+        properties,
+    }
+}
+
+/// Text of a non-empty string or a number.
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
+    v.and_then(parse_time)
+}
+
+fn put(props: &mut Map<String, Value>, key: &str, value: Option<String>) {
+    if let Some(v) = value {
+        props.insert(key.to_string(), Value::String(v));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    const USER_CREATED: &str =
+        include_str!("../../tests/fixtures/intercom/contact-user-created.json");
+    const LEAD_UPDATED: &str =
+        include_str!("../../tests/fixtures/intercom/contact-lead-updated.json");
+    const TAG_CREATED: &str =
+        include_str!("../../tests/fixtures/intercom/contact-user-tag-created.json");
+    const UNSUBSCRIBED: &str =
+        include_str!("../../tests/fixtures/intercom/contact-unsubscribed.json");
+    const DELETED: &str = include_str!("../../tests/fixtures/intercom/contact-deleted.json");
+    const CONV_CREATED: &str =
+        include_str!("../../tests/fixtures/intercom/conversation-user-created.json");
+    const CONV_CLOSED: &str =
+        include_str!("../../tests/fixtures/intercom/conversation-admin-closed.json");
+    const CONV_RATED: &str =
+        include_str!("../../tests/fixtures/intercom/conversation-rating-added.json");
+    const PING: &str = include_str!("../../tests/fixtures/intercom/ping.json");
+
+    const CONTACT_ID: &str = "6762f0d91bb69f9f2193bb7e";
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 1, 8, 12, 0, 0)
+            .single()
+            .expect("time")
+    }
+
+    fn parse(body: &str) -> Result<Parsed, ParseError> {
+        let value = super::super::parse_json(body.as_bytes())?;
+        parse_webhook(&value, now())
+    }
+
+    fn record(body: &str) -> (Delivery, Record) {
+        match parse(body) {
+            Ok(Parsed::Accepted(mut d)) => {
+                assert_eq!(d.records.len(), 1);
+                let r = d.records.remove(0);
+                (d, r)
+            }
+            other => panic!("expected an accepted delivery, got {other:?}"),
+        }
+    }
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(secs, 0).single().expect("time")
+    }
+
+    #[test]
+    fn contact_created_carries_profile_and_event() {
+        let (d, r) = record(USER_CREATED);
+        assert_eq!(d.delivery_id, "notif_8d0c7e2a-bd3f-4a51-9c5e-2f1b0a9c8d7e");
+        assert_eq!(d.topic, "contact.user.created");
+        assert_eq!(r.person.source_id.as_deref(), Some(CONTACT_ID));
+        assert_eq!(r.person.email.as_deref(), Some("jane.doe@example.com"));
+        assert_eq!(r.person.phone.as_deref(), Some("+14155550123"));
+        assert_eq!(r.person.name.as_deref(), Some("Jane Doe"));
+        let profile = r.profile.as_ref().expect("profile");
+        assert_eq!(profile["custom_attributes"]["plan_tier"], "pro");
+        assert_eq!(r.observed_at, at(1_736_330_000));
+        assert_eq!(r.events.len(), 1);
+        assert_eq!(r.events[0].kind, EventKind::CustomerCreated);
+        assert_eq!(r.events[0].occurred_at, at(1_736_330_000));
+        let id = SupportEvent::stable_id(
+            &Source::Intercom,
+            &format!("contact:{CONTACT_ID}"),
+            EventKind::CustomerCreated,
+            at(1_736_330_000),
+        );
+        assert_eq!(r.events[0].id, id);
+
+        let lead = USER_CREATED.replace("contact.user.created", "contact.lead.created");
+        assert_eq!(record(&lead).1.events[0].kind, EventKind::CustomerCreated);
+    }
+
+    #[test]
+    fn lead_update_without_email_is_addressed_by_id() {
+        let (_, r) = record(LEAD_UPDATED);
+        assert_eq!(
+            r.person.source_id.as_deref(),
+            Some("6762f11a2c3d4e5f60718293")
+        );
+        assert_eq!(r.person.email, None);
+        assert!(r.events.is_empty());
+        assert_eq!(
+            r.profile.as_ref().and_then(|p| p.get("role")),
+            Some(&Value::from("lead"))
+        );
+    }
+
+    #[test]
+    fn tag_notifications_become_tag_deltas() {
+        let (_, r) = record(TAG_CREATED);
+        assert_eq!(r.tags_added, vec!["vip".to_string()]);
+        assert!(r.tags_removed.is_empty());
+        assert_eq!(r.person.source_id.as_deref(), Some(CONTACT_ID));
+        assert_eq!(r.person.email.as_deref(), Some("jane.doe@example.com"));
+        let deleted = TAG_CREATED.replace("contact.user.tag.created", "contact.lead.tag.deleted");
+        let (_, r) = record(&deleted);
+        assert_eq!(r.tags_removed, vec!["vip".to_string()]);
+        assert!(r.tags_added.is_empty());
+    }
+
+    #[test]
+    fn unsubscribes_mark_the_person() {
+        let (_, r) = record(UNSUBSCRIBED);
+        assert_eq!(r.unsubscribed, Some(true));
+        assert_eq!(r.person.source_id.as_deref(), Some(CONTACT_ID));
+        // A subscription-shaped item that points at the contact.
+        for item in [
+            serde_json::json!({"type": "subscription", "contact": {"type": "contact", "id": CONTACT_ID}}),
+            serde_json::json!({"type": "subscription", "contact_id": CONTACT_ID}),
+        ] {
+            let v = serde_json::json!({"type": "notification_event", "topic": "contact.unsubscribed",
+                "id": "notif_1", "created_at": 1_736_330_000, "data": {"item": item}});
+            let (_, r) = record(&v.to_string());
+            assert_eq!(r.unsubscribed, Some(true));
+            assert_eq!(r.person.source_id.as_deref(), Some(CONTACT_ID));
+        }
+        let v = serde_json::json!({"type": "notification_event", "topic": "contact.unsubscribed",
+            "id": "notif_1", "data": {"item": {"type": "subscription"}}});
+        assert_eq!(
+            parse(&v.to_string()),
+            Err(ParseError::Missing("data.item.contact"))
+        );
+    }
+
+    #[test]
+    fn deletions_pings_and_unknown_topics_are_ignored() {
+        assert_eq!(
+            parse(DELETED),
+            Ok(Parsed::Ignored {
+                topic: "contact.deleted".into()
+            })
+        );
+        assert_eq!(
+            parse(PING),
+            Ok(Parsed::Ignored {
+                topic: "ping".into()
+            })
+        );
+        let company = USER_CREATED.replace("contact.user.created", "company.created");
+        assert_eq!(
+            parse(&company),
+            Ok(Parsed::Ignored {
+                topic: "company.created".into()
+            })
+        );
+    }
+
+    #[test]
+    fn conversation_created_names_the_contact() {
+        let (d, r) = record(CONV_CREATED);
+        assert_eq!(d.topic, "conversation.user.created");
+        assert_eq!(r.person.source_id.as_deref(), Some(CONTACT_ID));
+        assert_eq!(r.person.email.as_deref(), Some("jane.doe@example.com"));
+        assert_eq!(r.person.name.as_deref(), Some("Jane Doe"));
+        assert_eq!(r.profile, None);
+        let e = &r.events[0];
+        assert_eq!(e.kind, EventKind::TicketCreated);
+        assert_eq!(e.ticket_id.as_deref(), Some("147"));
+        assert_eq!(e.channel.as_deref(), Some("conversation"));
+        assert_eq!(e.occurred_at, at(1_736_330_561));
+        assert_eq!(
+            e.id,
+            SupportEvent::stable_id(
+                &Source::Intercom,
+                "conversation:147",
+                EventKind::TicketCreated,
+                e.occurred_at
+            )
+        );
+        assert_eq!(e.properties["status"], "open");
+    }
+
+    #[test]
+    fn conversation_closed_and_reopened() {
+        let (_, r) = record(CONV_CLOSED);
+        let e = &r.events[0];
+        assert_eq!(e.kind, EventKind::TicketClosed);
+        assert_eq!(e.occurred_at, at(1_736_334_000));
+        assert_eq!(e.properties["agent_name"], "Sam Agent");
+        assert_eq!(e.channel.as_deref(), Some("email"));
+        // Admin-authored source: the person comes from the contact list only.
+        assert_eq!(r.person.source_id.as_deref(), Some(CONTACT_ID));
+        assert_eq!(r.person.email, None);
+
+        let opened = CONV_CLOSED.replace("conversation.admin.closed", "conversation.admin.opened");
+        let (_, r) = record(&opened);
+        assert_eq!(r.events[0].kind, EventKind::TicketReopened);
+        assert_eq!(r.events[0].occurred_at, at(1_736_333_000));
+    }
+
+    #[test]
+    fn rating_becomes_a_survey_response() {
+        let (_, r) = record(CONV_RATED);
+        let e = &r.events[0];
+        assert_eq!(e.kind, EventKind::SurveyResponded);
+        assert_eq!(e.properties["score"], 5);
+        assert_eq!(e.properties["remark"], "Sorted in minutes, thank you");
+        assert_eq!(e.occurred_at, at(1_736_337_600));
+        let out_of_range = CONV_RATED.replace("\"rating\": 5", "\"rating\": 9");
+        assert_eq!(
+            parse(&out_of_range),
+            Err(ParseError::Missing("data.item.conversation_rating.rating"))
+        );
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors() {
+        for (body, err) in [
+            (
+                "[1]",
+                ParseError::Invalid("Intercom body is not a JSON object".into()),
+            ),
+            (
+                r#"{"type":"notification_event"}"#,
+                ParseError::Missing("topic"),
+            ),
+            (
+                r#"{"topic":"contact.user.created","data":{"item":{}}}"#,
+                ParseError::Missing("id"),
+            ),
+            (
+                r#"{"topic":"contact.user.created","id":"n"}"#,
+                ParseError::Missing("data.item"),
+            ),
+            (
+                r#"{"topic":"contact.user.created","id":"n","data":{"item":"x"}}"#,
+                ParseError::Missing("data.item"),
+            ),
+            (
+                r#"{"topic":"contact.user.created","id":"n","data":{"item":{"type":"contact"}}}"#,
+                ParseError::Missing("data.item.id"),
+            ),
+            (
+                r#"{"topic":"contact.user.tag.created","id":"n","data":{"item":{"tag":{}}}}"#,
+                ParseError::Missing("data.item.tag.name"),
+            ),
+            (
+                r#"{"topic":"contact.user.tag.created","id":"n","data":{"item":{"tag":{"name":"vip"}}}}"#,
+                ParseError::Missing("data.item.contact"),
+            ),
+            (
+                r#"{"topic":"conversation.user.created","id":"n","data":{"item":{"id":"1"}}}"#,
+                ParseError::Missing("data.item.contacts"),
+            ),
+            (
+                r#"{"topic":"conversation.rating.added","id":"n","data":{"item":{"id":"1","contacts":{"contacts":[{"id":"c"}]}}}}"#,
+                ParseError::Missing("data.item.conversation_rating"),
+            ),
+        ] {
+            assert_eq!(parse(body), Err(err), "{body}");
+        }
+        assert!(matches!(
+            parse(r#"{"topic": null}"#),
+            Err(ParseError::Missing("topic"))
+        ));
+    }
+
+    #[test]
+    fn contacts_become_people() {
+        let p = person_from_contact(
+            &serde_json::json!({"type": "contact", "id": "abc", "email": null,
+            "phone": "+1 415 555 0199", "name": " ", "role": "lead"}),
+        );
+        assert_eq!(
+            p,
+            Person {
+                source_id: Some("abc".into()),
+                phone: Some("+1 415 555 0199".into()),
+                ..Default::default()
+            }
+        );
+    }
+}

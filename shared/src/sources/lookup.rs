@@ -1,27 +1,544 @@
-//! Looking people up through the helpdesk APIs. (Stub: being implemented.)
+//! Looking people up through the helpdesk APIs, for deliveries that name a person only by id
+//! (Zendesk ticket events carry just `requester_id`).
+//!
+//! - Zendesk: `GET {base}/api/v2/users/{id}.json`, Basic `{email}/token:{api_token}`,
+//!   answer `{"user":{…}}`.
+//! - Intercom: `GET {base}/contacts/{id}`, Bearer token, `Intercom-Version`, answer: the contact.
+//! - Gorgias: `GET {base}/api/customers/{id}`, Basic `email:api_key`, answer: the customer.
+//!
+//! Found people are cached for a few minutes (webhook bursts often name the same requester).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use async_trait::async_trait;
+use chrono::Utc;
 use serde_json::Value;
+
+use super::http::{self as helpdesk_http, StatusClass};
 use crate::config::Settings;
 use crate::model::{Person, Source};
 
+/// Why a look-up failed.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum LookupError {
+    /// 5xx, timeout, connection failure: try again later.
     #[error("helpdesk API unavailable: {0}")]
     Transient(String),
+    /// 429: try again after `retry_after` (when the helpdesk said).
+    #[error("helpdesk API rate limit reached; retry after {retry_after:?}")]
+    RateLimited { retry_after: Option<Duration> },
+    /// A 4xx other than 404/429 (bad credentials, forbidden, invalid id): retrying won't help.
     #[error("helpdesk API refused the request: {0}")]
     Rejected(String),
+}
+
+impl LookupError {
+    /// Whether trying again later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            LookupError::Transient(_) | LookupError::RateLimited { .. }
+        )
+    }
+
+    /// How long the helpdesk asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            LookupError::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
 }
 
 #[async_trait]
 pub trait PersonLookup: Send + Sync {
     /// Fetches the person `id` of `source`; `Ok(None)` when the helpdesk has no API credentials
     /// configured or does not know the id.
-    async fn lookup(&self, source: &Source, id: &str) -> Result<Option<(Person, Value)>, LookupError>;
+    async fn lookup(
+        &self,
+        source: &Source,
+        id: &str,
+    ) -> Result<Option<(Person, Value)>, LookupError>;
 }
 
-pub struct HelpdeskLookup;
-impl HelpdeskLookup { pub fn new(_settings: &Settings) -> Self { HelpdeskLookup } }
+/// How long a found person is reused.
+pub const CACHE_TTL: Duration = Duration::from_secs(300);
+/// Most people kept in the cache.
+pub const CACHE_CAPACITY: usize = 10_000;
+
+/// How one helpdesk is called.
+#[derive(Debug, Clone)]
+enum Endpoint {
+    Zendesk {
+        base: String,
+        email: String,
+        token: String,
+    },
+    Intercom {
+        base: String,
+        token: String,
+        version: String,
+    },
+    Gorgias {
+        base: String,
+        email: String,
+        api_key: String,
+    },
+}
+
+/// [`PersonLookup`] over the helpdesk REST APIs configured in [`Settings`].
+pub struct HelpdeskLookup {
+    /// `Err` keeps the reason the client could not be built; every call then fails as transient.
+    client: Result<reqwest::Client, String>,
+    zendesk: Option<Endpoint>,
+    intercom: Option<Endpoint>,
+    gorgias: Option<Endpoint>,
+    cache: Cache,
+}
+
+impl HelpdeskLookup {
+    /// Builds the client once, with the credentials of every source whose API is configured.
+    pub fn new(settings: &Settings) -> Self {
+        Self::with_cache(settings, CACHE_TTL, CACHE_CAPACITY)
+    }
+
+    /// [`HelpdeskLookup::new`] with another cache lifetime and size (0 disables the cache).
+    pub fn with_cache(settings: &Settings, ttl: Duration, capacity: usize) -> Self {
+        let trim = |s: &str| s.trim_end_matches('/').to_string();
+        let z = &settings.zendesk;
+        let zendesk = match (&z.base_url, &z.email, &z.api_token) {
+            (Some(base), Some(email), Some(token)) => Some(Endpoint::Zendesk {
+                base: trim(base),
+                email: email.clone(),
+                token: token.clone(),
+            }),
+            _ => None,
+        };
+        let i = &settings.intercom;
+        let intercom = i.access_token.as_ref().map(|token| Endpoint::Intercom {
+            base: trim(&i.base_url),
+            token: token.clone(),
+            version: i.version.clone(),
+        });
+        let g = &settings.gorgias;
+        let gorgias = match (&g.base_url, &g.email, &g.api_key) {
+            (Some(base), Some(email), Some(key)) => Some(Endpoint::Gorgias {
+                base: trim(base),
+                email: email.clone(),
+                api_key: key.clone(),
+            }),
+            _ => None,
+        };
+        let client = helpdesk_http::client().map_err(|e| {
+            tracing::error!(error = %e, "helpdesk HTTP client unavailable; look-ups will fail");
+            e.to_string()
+        });
+        HelpdeskLookup {
+            client,
+            zendesk,
+            intercom,
+            gorgias,
+            cache: Cache::new(ttl, capacity),
+        }
+    }
+
+    fn endpoint(&self, source: &Source) -> Option<&Endpoint> {
+        match source {
+            Source::Zendesk => self.zendesk.as_ref(),
+            Source::Intercom => self.intercom.as_ref(),
+            Source::Gorgias => self.gorgias.as_ref(),
+            Source::Generic(_) => None,
+        }
+    }
+
+    async fn fetch(&self, endpoint: &Endpoint, id: &str) -> Result<Option<Value>, LookupError> {
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|e| LookupError::Transient(e.clone()))?;
+        let request = match endpoint {
+            Endpoint::Zendesk { base, email, token } => client
+                .get(format!("{base}/api/v2/users/{id}.json"))
+                .basic_auth(format!("{email}/token"), Some(token)),
+            Endpoint::Intercom {
+                base,
+                token,
+                version,
+            } => client
+                .get(format!("{base}/contacts/{id}"))
+                .bearer_auth(token)
+                .header("Intercom-Version", version),
+            Endpoint::Gorgias {
+                base,
+                email,
+                api_key,
+            } => client
+                .get(format!("{base}/api/customers/{id}"))
+                .basic_auth(email, Some(api_key)),
+        };
+        let response = request
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        match helpdesk_http::classify(status, response.headers(), Utc::now()) {
+            StatusClass::Success => {}
+            StatusClass::NotFound => return Ok(None),
+            StatusClass::RateLimited(retry_after) => {
+                return Err(LookupError::RateLimited { retry_after });
+            }
+            StatusClass::Transient => return Err(LookupError::Transient(format!("HTTP {status}"))),
+            StatusClass::Rejected => return Err(LookupError::Rejected(format!("HTTP {status}"))),
+        }
+        let body: Value = response.json().await.map_err(transport_error)?;
+        Ok(Some(body))
+    }
+}
+
+/// A transport failure as a look-up error (the URL, which holds the id, is left out).
+fn transport_error(err: reqwest::Error) -> LookupError {
+    let transient = helpdesk_http::is_transient_error(&err);
+    let what = if err.is_timeout() {
+        "timed out".to_string()
+    } else if err.is_connect() {
+        "connection failed".to_string()
+    } else if err.is_decode() {
+        "unreadable response body".to_string()
+    } else {
+        err.without_url().to_string()
+    };
+    if transient {
+        LookupError::Transient(what)
+    } else {
+        LookupError::Rejected(what)
+    }
+}
+
+/// Helpdesk ids are digits, letters, `-` and `_`; anything else could escape the URL path.
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 #[async_trait]
 impl PersonLookup for HelpdeskLookup {
-    async fn lookup(&self, _source: &Source, _id: &str) -> Result<Option<(Person, Value)>, LookupError> { Ok(None) }
+    async fn lookup(
+        &self,
+        source: &Source,
+        id: &str,
+    ) -> Result<Option<(Person, Value)>, LookupError> {
+        let Some(endpoint) = self.endpoint(source) else {
+            return Ok(None);
+        };
+        let id = id.trim();
+        if !valid_id(id) {
+            return Err(LookupError::Rejected(format!(
+                "`{id}` is not a {source} id"
+            )));
+        }
+        if let Some(hit) = self.cache.get(source, id) {
+            return Ok(Some(hit));
+        }
+        let Some(body) = self.fetch(endpoint, id).await? else {
+            return Ok(None);
+        };
+        // Zendesk wraps the user; Intercom and Gorgias answer with the object itself.
+        let profile = match endpoint {
+            Endpoint::Zendesk { .. } => body.get("user").cloned().unwrap_or(Value::Null),
+            _ => body,
+        };
+        if !profile.is_object() {
+            return Err(LookupError::Transient(format!(
+                "{source} answered without a person object"
+            )));
+        }
+        let person = super::person_from_profile(source, &profile);
+        self.cache
+            .put(source, id, (person.clone(), profile.clone()));
+        Ok(Some((person, profile)))
+    }
+}
+
+/// A found person and the helpdesk object it came from.
+type Found = (Person, Value);
+
+/// A small expiring map. On overflow, expired entries go first, then the oldest.
+struct Cache {
+    ttl: Duration,
+    capacity: usize,
+    entries: Mutex<HashMap<(Source, String), (Instant, Found)>>,
+}
+
+impl Cache {
+    fn new(ttl: Duration, capacity: usize) -> Self {
+        Cache {
+            ttl,
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, source: &Source, id: &str) -> Option<Found> {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = (source.clone(), id.to_string());
+        match entries.get(&key) {
+            Some((at, hit)) if at.elapsed() < self.ttl => Some(hit.clone()),
+            Some(_) => {
+                entries.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&self, source: &Source, id: &str, value: Found) {
+        if self.capacity == 0 || self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.len() >= self.capacity {
+            let ttl = self.ttl;
+            entries.retain(|_, (at, _)| at.elapsed() < ttl);
+        }
+        if entries.len() >= self.capacity
+            && let Some(oldest) = entries
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(k, _)| k.clone())
+        {
+            entries.remove(&oldest);
+        }
+        entries.insert((source.clone(), id.to_string()), (Instant::now(), value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Vars;
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const ZENDESK_USER: &str = include_str!("../../tests/fixtures/zendesk/api-user.json");
+    const INTERCOM_CONTACT: &str = include_str!("../../tests/fixtures/intercom/api-contact.json");
+    const GORGIAS_CUSTOMER: &str = include_str!("../../tests/fixtures/gorgias/api-customer.json");
+
+    fn settings(server: &MockServer) -> Settings {
+        let uri = server.uri();
+        Settings::from_vars(&Vars::from_pairs([
+            ("ZENDESK_BASE_URL", uri.as_str()),
+            ("ZENDESK_EMAIL", "ops@example.com"),
+            ("ZENDESK_API_TOKEN", "zd-token"),
+            ("INTERCOM_BASE_URL", uri.as_str()),
+            ("INTERCOM_ACCESS_TOKEN", "ic-token"),
+            ("GORGIAS_BASE_URL", uri.as_str()),
+            ("GORGIAS_EMAIL", "ops@example.com"),
+            ("GORGIAS_API_KEY", "gg-key"),
+        ]))
+        .expect("settings")
+    }
+
+    fn json(body: &str) -> ResponseTemplate {
+        ResponseTemplate::new(200).set_body_raw(body.as_bytes().to_vec(), "application/json")
+    }
+
+    #[tokio::test]
+    async fn zendesk_user_is_fetched_with_token_auth_and_cached() {
+        let server = MockServer::start().await;
+        // base64("ops@example.com/token:zd-token")
+        Mock::given(method("GET"))
+            .and(path("/api/v2/users/8447388090494.json"))
+            .and(header(
+                "authorization",
+                "Basic b3BzQGV4YW1wbGUuY29tL3Rva2VuOnpkLXRva2Vu",
+            ))
+            .and(header("user-agent", helpdesk_http::USER_AGENT))
+            .respond_with(json(ZENDESK_USER))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let lookup = HelpdeskLookup::new(&settings(&server));
+        for _ in 0..2 {
+            let (person, profile) = lookup
+                .lookup(&Source::Zendesk, "8447388090494")
+                .await
+                .expect("ok")
+                .expect("found");
+            assert_eq!(person.source_id.as_deref(), Some("8447388090494"));
+            assert_eq!(person.email.as_deref(), Some("jane.doe@example.com"));
+            assert_eq!(person.phone.as_deref(), Some("+1 415 555 0123"));
+            assert_eq!(profile["role"], "end-user");
+        }
+        // `expect(1)`: the second call came from the cache (checked when the server drops).
+    }
+
+    #[tokio::test]
+    async fn intercom_contact_is_fetched_with_version_header() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/contacts/6762f0d91bb69f9f2193bb7e"))
+            .and(header("authorization", "Bearer ic-token"))
+            .and(header("intercom-version", "2.11"))
+            .and(header("accept", "application/json"))
+            .respond_with(json(INTERCOM_CONTACT))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let lookup = HelpdeskLookup::new(&settings(&server));
+        let (person, profile) = lookup
+            .lookup(&Source::Intercom, "6762f0d91bb69f9f2193bb7e")
+            .await
+            .expect("ok")
+            .expect("found");
+        assert_eq!(person.email.as_deref(), Some("jane.doe@example.com"));
+        assert_eq!(person.name.as_deref(), Some("Jane Doe"));
+        assert_eq!(profile["custom_attributes"]["plan_tier"], "pro");
+    }
+
+    #[tokio::test]
+    async fn gorgias_customer_is_fetched_with_basic_auth() {
+        let server = MockServer::start().await;
+        // base64("ops@example.com:gg-key")
+        Mock::given(method("GET"))
+            .and(path("/api/customers/51234567"))
+            .and(header(
+                "authorization",
+                "Basic b3BzQGV4YW1wbGUuY29tOmdnLWtleQ==",
+            ))
+            .respond_with(json(GORGIAS_CUSTOMER))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let lookup = HelpdeskLookup::new(&settings(&server));
+        let (person, _) = lookup
+            .lookup(&Source::Gorgias, "51234567")
+            .await
+            .expect("ok")
+            .expect("found");
+        assert_eq!(person.email.as_deref(), Some("jane.doe@example.com"));
+        assert_eq!(person.phone.as_deref(), Some("+1 415 555 0177"));
+        assert_eq!(person.first_name.as_deref(), Some("Jane"));
+    }
+
+    #[tokio::test]
+    async fn not_found_is_none_and_errors_are_classified() {
+        let server = MockServer::start().await;
+        Mock::given(path("/api/v2/users/404.json"))
+            .respond_with(
+                ResponseTemplate::new(404).set_body_string(r#"{"error":"RecordNotFound"}"#),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(path("/api/v2/users/429.json"))
+            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "42"))
+            .mount(&server)
+            .await;
+        Mock::given(path("/api/v2/users/500.json"))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&server)
+            .await;
+        Mock::given(path("/api/v2/users/401.json"))
+            .respond_with(ResponseTemplate::new(401))
+            .mount(&server)
+            .await;
+        Mock::given(path("/api/v2/users/garbage.json"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("<html>"))
+            .mount(&server)
+            .await;
+        let lookup = HelpdeskLookup::new(&settings(&server));
+        let z = |id: &'static str| lookup.lookup(&Source::Zendesk, id);
+        assert_eq!(z("404").await, Ok(None));
+        let limited = z("429").await.expect_err("rate limited");
+        assert_eq!(
+            limited,
+            LookupError::RateLimited {
+                retry_after: Some(Duration::from_secs(42))
+            }
+        );
+        assert!(limited.is_retryable());
+        assert_eq!(limited.retry_after(), Some(Duration::from_secs(42)));
+        assert!(matches!(z("500").await, Err(LookupError::Transient(_))));
+        let rejected = z("401").await.expect_err("rejected");
+        assert!(matches!(rejected, LookupError::Rejected(_)) && !rejected.is_retryable());
+        assert!(matches!(z("garbage").await, Err(LookupError::Transient(_))));
+        assert!(matches!(z("../admin").await, Err(LookupError::Rejected(_))));
+    }
+
+    #[tokio::test]
+    async fn timeouts_are_transient() {
+        let server = MockServer::start().await;
+        Mock::given(path("/contacts/slow"))
+            .respond_with(json(INTERCOM_CONTACT).set_delay(Duration::from_secs(3)))
+            .mount(&server)
+            .await;
+        let mut lookup = HelpdeskLookup::new(&settings(&server));
+        lookup.client = helpdesk_http::client_with_timeout(Duration::from_millis(200))
+            .map_err(|e| e.to_string());
+        let err = lookup
+            .lookup(&Source::Intercom, "slow")
+            .await
+            .expect_err("timeout");
+        assert_eq!(err, LookupError::Transient("timed out".into()));
+    }
+
+    #[tokio::test]
+    async fn sources_without_credentials_answer_none_without_calling() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(500))
+            .expect(0)
+            .mount(&server)
+            .await;
+        let uri = server.uri();
+        // Base URLs point at the server, but no credentials are set.
+        let settings = Settings::from_vars(&Vars::from_pairs([
+            ("ZENDESK_BASE_URL", uri.as_str()),
+            ("INTERCOM_BASE_URL", uri.as_str()),
+            ("GORGIAS_BASE_URL", uri.as_str()),
+        ]))
+        .expect("settings");
+        let lookup = HelpdeskLookup::new(&settings);
+        for source in Source::BUILT_IN {
+            assert_eq!(lookup.lookup(&source, "123").await, Ok(None));
+        }
+        assert_eq!(
+            lookup
+                .lookup(&Source::Generic("cinnox".into()), "123")
+                .await,
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn the_cache_expires_and_stays_bounded() {
+        let c = Cache::new(Duration::from_secs(60), 2);
+        let v = (Person::default(), Value::Null);
+        c.put(&Source::Zendesk, "1", v.clone());
+        c.put(&Source::Zendesk, "2", v.clone());
+        c.put(&Source::Zendesk, "3", v.clone());
+        assert_eq!(c.entries.lock().expect("lock").len(), 2);
+        assert!(c.get(&Source::Zendesk, "1").is_none(), "oldest evicted");
+        assert!(c.get(&Source::Zendesk, "3").is_some());
+        assert!(
+            c.get(&Source::Intercom, "3").is_none(),
+            "keyed by source too"
+        );
+
+        let expired = Cache::new(Duration::from_millis(1), 10);
+        expired.put(&Source::Zendesk, "1", v);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(expired.get(&Source::Zendesk, "1").is_none());
+    }
 }

@@ -2,6 +2,7 @@
 //! helpdesk API clients used to look people up (and, for batch sync, to read pages).
 
 pub mod gorgias;
+pub mod http;
 pub mod intercom;
 pub mod lookup;
 pub mod signature;
@@ -32,7 +33,9 @@ pub struct Delivery {
 pub enum Parsed {
     Accepted(Delivery),
     /// A well-formed delivery of a type the connector does not act on (`ping`, unknown topics).
-    Ignored { topic: String },
+    Ignored {
+        topic: String,
+    },
 }
 
 /// A verified body that could not be read.
@@ -91,19 +94,31 @@ pub fn verify_webhook(
 ) -> Result<(), AuthError> {
     match source {
         Source::Zendesk => signature::verify_zendesk(
-            settings.zendesk.webhook_secret.as_deref().ok_or(AuthError::NotConfigured)?,
+            settings
+                .zendesk
+                .webhook_secret
+                .as_deref()
+                .ok_or(AuthError::NotConfigured)?,
             headers,
             body,
             now,
             settings.signature_tolerance,
         ),
         Source::Intercom => signature::verify_intercom(
-            settings.intercom.client_secret.as_deref().ok_or(AuthError::NotConfigured)?,
+            settings
+                .intercom
+                .client_secret
+                .as_deref()
+                .ok_or(AuthError::NotConfigured)?,
             headers,
             body,
         ),
         Source::Gorgias => signature::verify_bearer(
-            settings.gorgias.webhook_token.as_deref().ok_or(AuthError::NotConfigured)?,
+            settings
+                .gorgias
+                .webhook_token
+                .as_deref()
+                .ok_or(AuthError::NotConfigured)?,
             headers,
         ),
         Source::Generic(_) => Err(AuthError::NotConfigured),
@@ -122,7 +137,9 @@ pub fn parse_webhook(
         Source::Zendesk => zendesk::parse_webhook(&value, headers, body, received_at),
         Source::Intercom => intercom::parse_webhook(&value, received_at),
         Source::Gorgias => gorgias::parse_webhook(&value, body, received_at),
-        Source::Generic(name) => Err(ParseError::Invalid(format!("generic source `{name}` is not configured"))),
+        Source::Generic(name) => Err(ParseError::Invalid(format!(
+            "generic source `{name}` is not configured"
+        ))),
     }
 }
 
@@ -150,7 +167,10 @@ mod tests {
     #[test]
     fn deep_json_is_refused_before_parsing() {
         let deep = "[".repeat(MAX_JSON_DEPTH + 1) + &"]".repeat(MAX_JSON_DEPTH + 1);
-        assert_eq!(parse_json(deep.as_bytes()), Err(ParseError::TooDeep(MAX_JSON_DEPTH)));
+        assert_eq!(
+            parse_json(deep.as_bytes()),
+            Err(ParseError::TooDeep(MAX_JSON_DEPTH))
+        );
         let ok = "[".repeat(10) + &"]".repeat(10);
         assert!(parse_json(ok.as_bytes()).is_ok());
         // Brackets inside strings do not count.

@@ -21,7 +21,9 @@ pub struct DynamoStateStore {
     table: String,
 }
 
-fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StateError {
+fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+) -> StateError {
     StateError(DisplayErrorContext(&e).to_string())
 }
 
@@ -32,7 +34,10 @@ fn epoch_after(ttl: Duration) -> i64 {
 
 impl DynamoStateStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoStateStore { client, table: table.into() }
+        DynamoStateStore {
+            client,
+            table: table.into(),
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -54,7 +59,10 @@ impl StateStore for DynamoStateStore {
             .table_name(&self.table)
             .item(PK, AttributeValue::S(key.to_string()))
             .item("status", AttributeValue::S("pending".into()))
-            .item(TTL_ATTRIBUTE, AttributeValue::N(epoch_after(ttl).to_string()))
+            .item(
+                TTL_ATTRIBUTE,
+                AttributeValue::N(epoch_after(ttl).to_string()),
+            )
             // TTL deletion is lazy: an expired record counts as absent.
             .condition_expression("attribute_not_exists(#pk) OR #exp < :now")
             .expression_attribute_names("#pk", PK)
@@ -64,7 +72,10 @@ impl StateStore for DynamoStateStore {
             .await;
         match put {
             Ok(_) => Ok(Claim::New),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 let got = self
                     .client
                     .get_item()
@@ -95,7 +106,10 @@ impl StateStore for DynamoStateStore {
             .table_name(&self.table)
             .item(PK, AttributeValue::S(key.to_string()))
             .item("status", AttributeValue::S("done".into()))
-            .item(TTL_ATTRIBUTE, AttributeValue::N(epoch_after(ttl).to_string()))
+            .item(
+                TTL_ATTRIBUTE,
+                AttributeValue::N(epoch_after(ttl).to_string()),
+            )
             .send()
             .await
             .map_err(unavailable)?;
@@ -111,5 +125,77 @@ impl StateStore for DynamoStateStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl super::streams::StreamStore for DynamoStateStore {
+    async fn load(
+        &self,
+        id: &super::streams::StreamId,
+    ) -> Result<super::streams::Stored, StateError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(id.key()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = got.item() else {
+            return Ok(super::streams::Stored::default());
+        };
+        let rev = item
+            .get("rev")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| StateError(format!("stream {id}: stored item has no revision")))?;
+        let doc = item
+            .get("doc")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| StateError(format!("stream {id}: stored item has no document")))?;
+        let state = serde_json::from_str(doc)
+            .map_err(|e| StateError(format!("stream {id}: unreadable stored state: {e}")))?;
+        Ok(super::streams::Stored {
+            state,
+            rev: Some(rev),
+        })
+    }
+
+    async fn save(
+        &self,
+        id: &super::streams::StreamId,
+        rev: Option<u64>,
+        next: &super::streams::StreamState,
+    ) -> Result<super::streams::Write, StateError> {
+        let doc = serde_json::to_string(next).map_err(|e| StateError(e.to_string()))?;
+        let new_rev = rev.map_or(1, |r| r + 1);
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S(id.key()))
+            .item("rev", AttributeValue::N(new_rev.to_string()))
+            .item("doc", AttributeValue::S(doc));
+        put = match rev {
+            None => put
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK),
+            Some(r) => put
+                .condition_expression("#rev = :rev")
+                .expression_attribute_names("#rev", "rev")
+                .expression_attribute_values(":rev", AttributeValue::N(r.to_string())),
+        };
+        match put.send().await {
+            Ok(_) => Ok(super::streams::Write::Done(Box::new(next.clone()))),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(super::streams::Write::Conflict)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
     }
 }

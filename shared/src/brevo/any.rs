@@ -1,0 +1,169 @@
+//! Picking the real client or the dry-run one from the settings, behind one type.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::client::{BrevoClient, ClientBuildError};
+use super::dry_run::{DryRunBrevo, DryRunOutput, DryRunRequest};
+use super::{
+    AttributeInfo, BrevoApi, BrevoError, ContactKey, ContactUpsert, EventRequest, UpsertOutcome,
+};
+use crate::config::BrevoSettings;
+
+/// The Brevo client a process uses: the real one, or the dry-run one when no API key is set.
+#[derive(Debug)]
+pub enum AnyBrevo {
+    Live(BrevoClient),
+    DryRun(DryRunBrevo),
+}
+
+impl AnyBrevo {
+    pub fn is_dry_run(&self) -> bool {
+        matches!(self, AnyBrevo::DryRun(_))
+    }
+
+    /// The requests the dry-run client would have sent; `None` for the real client.
+    pub fn dry_run_requests(&self) -> Option<Vec<DryRunRequest>> {
+        match self {
+            AnyBrevo::DryRun(d) => Some(d.requests()),
+            AnyBrevo::Live(_) => None,
+        }
+    }
+}
+
+/// [`BrevoClient`] when `BREVO_API_KEY` is set, else a [`DryRunBrevo`] printing each request in
+/// clear (the CLI and the local runner: the user's own terminal). Says once which it picked.
+pub fn from_settings(settings: &BrevoSettings) -> Result<AnyBrevo, ClientBuildError> {
+    from_settings_with(settings, DryRunOutput::Clear)
+}
+
+/// As [`from_settings`], choosing where dry-run lines go (Lambda: [`DryRunOutput::Masked`], since
+/// its stdout is a log).
+pub fn from_settings_with(
+    settings: &BrevoSettings,
+    output: DryRunOutput,
+) -> Result<AnyBrevo, ClientBuildError> {
+    match &settings.api_key {
+        Some(key) => {
+            tracing::info!(base_url = %settings.base_url, "brevo: sending to the API");
+            let governor = std::sync::Arc::new(super::RateGovernor::new(
+                settings.requests_per_second,
+                super::DEFAULT_PER_HOUR,
+            ));
+            Ok(AnyBrevo::Live(
+                BrevoClient::new(key, &settings.base_url)?.with_governor(governor),
+            ))
+        }
+        None => {
+            tracing::warn!("BREVO_API_KEY not set: dry-run, nothing is sent to Brevo");
+            Ok(AnyBrevo::DryRun(DryRunBrevo::with_output(output)))
+        }
+    }
+}
+
+/// Forwards every call to the chosen client.
+macro_rules! forward {
+    ($self:ident, $c:ident => $call:expr) => {
+        match $self {
+            AnyBrevo::Live($c) => $call.await,
+            AnyBrevo::DryRun($c) => $call.await,
+        }
+    };
+}
+
+#[async_trait]
+impl BrevoApi for AnyBrevo {
+    async fn upsert_contact(&self, contact: &ContactUpsert) -> Result<UpsertOutcome, BrevoError> {
+        forward!(self, c => c.upsert_contact(contact))
+    }
+    async fn remove_from_list(&self, list_id: i64, key: &ContactKey) -> Result<(), BrevoError> {
+        forward!(self, c => c.remove_from_list(list_id, key))
+    }
+    async fn send_event(&self, event: &EventRequest) -> Result<(), BrevoError> {
+        forward!(self, c => c.send_event(event))
+    }
+    async fn send_events(
+        &self,
+        events: &[EventRequest],
+    ) -> Result<Vec<(usize, BrevoError)>, BrevoError> {
+        forward!(self, c => c.send_events(events))
+    }
+    async fn import_contacts(
+        &self,
+        contacts: &[ContactUpsert],
+        list_ids: &[i64],
+    ) -> Result<i64, BrevoError> {
+        forward!(self, c => c.import_contacts(contacts, list_ids))
+    }
+    async fn list_attributes(&self) -> Result<Vec<AttributeInfo>, BrevoError> {
+        forward!(self, c => c.list_attributes())
+    }
+    async fn create_attribute(&self, name: &str, kind: &str) -> Result<(), BrevoError> {
+        forward!(self, c => c.create_attribute(name, kind))
+    }
+    async fn account(&self) -> Result<Value, BrevoError> {
+        forward!(self, c => c.account())
+    }
+}
+
+/// Lets one client be shared (`Arc<AnyBrevo>`, `Arc<DryRunBrevo>`) between handlers.
+#[async_trait]
+impl<T: BrevoApi + ?Sized> BrevoApi for Arc<T> {
+    async fn upsert_contact(&self, contact: &ContactUpsert) -> Result<UpsertOutcome, BrevoError> {
+        (**self).upsert_contact(contact).await
+    }
+    async fn remove_from_list(&self, list_id: i64, key: &ContactKey) -> Result<(), BrevoError> {
+        (**self).remove_from_list(list_id, key).await
+    }
+    async fn send_event(&self, event: &EventRequest) -> Result<(), BrevoError> {
+        (**self).send_event(event).await
+    }
+    async fn send_events(
+        &self,
+        events: &[EventRequest],
+    ) -> Result<Vec<(usize, BrevoError)>, BrevoError> {
+        (**self).send_events(events).await
+    }
+    async fn import_contacts(
+        &self,
+        contacts: &[ContactUpsert],
+        list_ids: &[i64],
+    ) -> Result<i64, BrevoError> {
+        (**self).import_contacts(contacts, list_ids).await
+    }
+    async fn list_attributes(&self) -> Result<Vec<AttributeInfo>, BrevoError> {
+        (**self).list_attributes().await
+    }
+    async fn create_attribute(&self, name: &str, kind: &str) -> Result<(), BrevoError> {
+        (**self).create_attribute(name, kind).await
+    }
+    async fn account(&self) -> Result<Value, BrevoError> {
+        (**self).account().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_api_key_means_dry_run() {
+        let settings = BrevoSettings {
+            api_key: None,
+            base_url: "https://api.brevo.com/v3".into(),
+            requests_per_second: 10,
+        };
+        let brevo = from_settings_with(&settings, DryRunOutput::Silent).expect("builds");
+        assert!(brevo.is_dry_run());
+        assert_eq!(brevo.dry_run_requests(), Some(Vec::new()));
+        let live = BrevoSettings {
+            api_key: Some("xkeysib-123".into()),
+            ..settings
+        };
+        let brevo = from_settings(&live).expect("builds");
+        assert!(!brevo.is_dry_run());
+        assert_eq!(brevo.dry_run_requests(), None);
+    }
+}

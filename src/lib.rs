@@ -1,0 +1,6 @@
+//! The `deskbridge` command line: the local runner and the operator commands. Every command
+//! calls the same handler code as the Lambda functions.
+
+pub mod demo;
+pub mod serve;
+pub mod settings;

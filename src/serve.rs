@@ -1,0 +1,238 @@
+//! `deskbridge serve`: the webhook handler over HTTP on loopback and a worker that polls the
+//! upsert queue and calls the upsert handler with Lambda's batch semantics (failed messages are
+//! left for redelivery, after a growing delay; SQS moves them to the DLQ after the redrive limit).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use deskbridge_shared::brevo;
+use deskbridge_shared::config::Settings;
+use deskbridge_shared::queue::{Queue, SqsQueue};
+use deskbridge_shared::sources::HelpdeskLookup;
+use deskbridge_shared::state::DynamoStateStore;
+use deskbridge_upsert::{Message, Upserter};
+use deskbridge_webhook::Webhook;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+type LocalWebhook = Webhook<DynamoStateStore, SqsQueue>;
+
+async fn webhook_route(
+    State(webhook): State<Arc<LocalWebhook>>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let correlation_id = Some(uuid_like());
+    let reply = webhook
+        .handle(&source, &headers, &body, chrono::Utc::now(), correlation_id)
+        .await;
+    (
+        reply.status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        reply.body.to_string(),
+    )
+        .into_response()
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "local-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The HTTP routes of the local runner.
+pub fn router(webhook: Arc<LocalWebhook>) -> Router {
+    Router::new()
+        .route("/webhooks/{source}", post(webhook_route))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "expected POST /webhooks/{source}") })
+        // The handler answers 413 itself; let bodies a little over the limit reach it.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            deskbridge_webhook::MAX_BODY_BYTES + 1024,
+        ))
+        .with_state(webhook)
+}
+
+/// Delay before a failed message is tried again: 2, 4, 8 … seconds, at most a minute.
+pub fn retry_delay(receive_count: u32) -> i32 {
+    let exp = receive_count.clamp(1, 6);
+    (1i32 << exp).min(60)
+}
+
+/// Polls `queue_url` and hands each batch to `upserter` until `stop` turns true.
+pub async fn worker<U>(
+    queue: SqsQueue,
+    queue_url: String,
+    upserter: U,
+    mut stop: watch::Receiver<bool>,
+) where
+    U: UpsertBatch,
+{
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let received = tokio::select! {
+            r = queue.receive(&queue_url, 10, 1) => r,
+            _ = stop.changed() => return,
+        };
+        let messages = match received {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(reason = %e, "upsert queue unavailable; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        let batch: Vec<Message> = messages
+            .iter()
+            .map(|m| Message {
+                message_id: m.message_id.clone(),
+                body: m.body.clone(),
+                receive_count: m.receive_count,
+            })
+            .collect();
+        let failed = upserter.upsert_batch(&batch).await;
+        for m in &messages {
+            let outcome = if failed.contains(&m.message_id) {
+                queue
+                    .set_visibility(&queue_url, &m.receipt_handle, retry_delay(m.receive_count))
+                    .await
+            } else {
+                queue.delete(&queue_url, &m.receipt_handle).await
+            };
+            if let Err(e) = outcome {
+                warn!(reason = %e, "could not settle a message; it will be redelivered");
+            }
+        }
+    }
+}
+
+/// The part of the upsert handler the worker needs (lets tests count calls).
+pub trait UpsertBatch: Send + Sync {
+    /// Handles a batch; returns the ids of the messages to retry.
+    fn upsert_batch(&self, messages: &[Message]) -> impl Future<Output = Vec<String>> + Send;
+}
+
+impl<B, S, L> UpsertBatch for Upserter<B, S, L>
+where
+    B: brevo::BrevoApi,
+    S: deskbridge_shared::state::StateStore,
+    L: deskbridge_shared::sources::PersonLookup,
+{
+    async fn upsert_batch(&self, messages: &[Message]) -> Vec<String> {
+        self.handle(messages).await.failed
+    }
+}
+
+/// Runs the local runner until `shutdown` completes.
+pub async fn run(
+    sdk: &aws_config::SdkConfig,
+    settings: Settings,
+    port: u16,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+    serve_on(listener, sdk, settings, shutdown).await
+}
+
+/// Like [`run`], on a listener the caller bound (tests bind port 0).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    sdk: &aws_config::SdkConfig,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let table = settings.require_state_table()?.to_string();
+    let upsert_queue_url = settings.require_upsert_queue()?.to_string();
+    for line in settings.describe_sources() {
+        info!("{line}");
+    }
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let brevo = brevo::from_settings(&settings.brevo)?;
+    let upserter = Upserter {
+        brevo,
+        state: DynamoStateStore::new(dynamo.clone(), table.clone()),
+        lookup: HelpdeskLookup::new(&settings),
+        mapping: settings.mapping.clone(),
+    };
+    let webhook = Arc::new(Webhook {
+        settings,
+        state: DynamoStateStore::new(dynamo, table),
+        queue: SqsQueue::new(sqs.clone()),
+        upsert_queue_url: upsert_queue_url.clone(),
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker = tokio::spawn(worker(
+        SqsQueue::new(sqs),
+        upsert_queue_url,
+        upserter,
+        stop_rx,
+    ));
+    let addr = listener.local_addr()?;
+    info!("deskbridge serve: POST http://{addr}/webhooks/{{zendesk|intercom|gorgias}}");
+    axum::serve(listener, router(webhook))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+        .await?;
+    worker.await.context("worker task")?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_grows_and_is_capped() {
+        assert_eq!(retry_delay(1), 2);
+        assert_eq!(retry_delay(2), 4);
+        assert_eq!(retry_delay(5), 32);
+        assert_eq!(retry_delay(50), 60);
+    }
+}

@@ -1,0 +1,581 @@
+//! The real-time path end to end through the local runner: signed webhooks over HTTP, DynamoDB
+//! and SQS in moto, the upsert worker, and a wiremock Brevo.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use deskbridge::{demo, serve};
+use deskbridge_shared::config::Settings;
+use deskbridge_shared::sources::signature;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+struct Runner {
+    base: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Runner {
+    async fn start(sdk: &aws_config::SdkConfig, settings: Settings) -> Runner {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let sdk = sdk.clone();
+        let task = tokio::spawn(async move {
+            serve::serve_on(listener, &sdk, settings, async {
+                let _ = rx.await;
+            })
+            .await
+        });
+        Runner {
+            base,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let outcome = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+        assert!(
+            matches!(outcome, Ok(Ok(Ok(())))),
+            "runner stopped cleanly: {outcome:?}"
+        );
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: impl Into<Vec<u8>>,
+    ) -> (u16, Value) {
+        let client = reqwest::Client::new();
+        let mut req = client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let resp = req.body(body.into()).send().await.expect("runner answers");
+        let status = resp.status().as_u16();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+}
+
+fn sample_files() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("events/ exists")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("webhook-"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+async fn brevo_ok() -> MockServer {
+    let brevo = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v3/contacts"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&brevo)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/events"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&brevo)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/events/batch"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&brevo)
+        .await;
+    brevo
+}
+
+fn requests_to(all: &[Request], p: &str) -> Vec<Value> {
+    all.iter()
+        .filter(|r| r.url.path() == p)
+        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        .collect()
+}
+
+async fn received(brevo: &MockServer) -> Vec<Request> {
+    brevo.received_requests().await.unwrap_or_default()
+}
+
+async fn queue_depth(sdk: &aws_config::SdkConfig, url: &str) -> u64 {
+    let out = aws_sdk_sqs::Client::new(sdk)
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("queue attributes");
+    let attrs = out.attributes().cloned().unwrap_or_default();
+    [
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .map(|k| {
+        attrs
+            .get(k)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    })
+    .sum()
+}
+
+fn intercom_rating_body(notification_id: &str) -> String {
+    json!({
+        "type": "notification_event",
+        "app_id": "a86dr8yl",
+        "id": notification_id,
+        "topic": "conversation.rating.added",
+        "created_at": 1_736_331_127,
+        "first_sent_at": 1_736_331_127,
+        "delivery_attempts": 1,
+        "data": {"item": {
+            "type": "conversation",
+            "id": "1911149811",
+            "created_at": 1_736_300_000,
+            "updated_at": 1_736_331_127,
+            "source": {"type": "conversation", "delivered_as": "customer_initiated",
+                       "author": {"type": "user", "id": "6329bd9ffe4e", "email": "rated@example.com", "name": "Rae Ted"}},
+            "contacts": {"type": "contact.list", "contacts": [{"type": "contact", "id": "6329bd9ffe4e"}]},
+            "conversation_rating": {"rating": 5, "remark": "Great help", "created_at": 1_736_331_127,
+                                    "contact": {"type": "contact", "id": "6329bd9ffe4e"}}
+        }}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn samples_from_all_three_helpdesks_reach_brevo() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "samples").await;
+    let brevo = brevo_ok().await;
+    let settings = common::settings(&res, Some(&brevo.uri()), &[]);
+    let runner = Runner::start(&sdk, settings.clone()).await;
+
+    let files = sample_files();
+    assert!(
+        files.len() >= 6,
+        "events/ holds samples for all three helpdesks"
+    );
+    let mut sources_sent = std::collections::BTreeSet::new();
+    for file in &files {
+        let req = demo::signed_request(file, &settings).expect("sample signs");
+        let headers: Vec<(&str, String)> = req
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        let (status, body) = runner.post(&req.path, &headers, req.body.clone()).await;
+        assert_eq!(status, 200, "{} accepted: {body}", file.display());
+        assert_eq!(
+            body["status"],
+            "queued",
+            "{} queued: {body}",
+            file.display()
+        );
+        sources_sent.insert(req.path.clone());
+    }
+    assert_eq!(
+        sources_sent.len(),
+        3,
+        "samples cover zendesk, intercom and gorgias"
+    );
+
+    let done = common::eventually(Duration::from_secs(30), || async {
+        let all = received(&brevo).await;
+        let events = requests_to(&all, "/v3/events");
+        let sources: std::collections::BTreeSet<String> = events
+            .iter()
+            .filter_map(|e| e["event_properties"]["source"].as_str().map(str::to_string))
+            .collect();
+        (sources.len() == 3 && queue_depth(&sdk, &res.upsert_queue_url).await == 0).then_some(all)
+    })
+    .await
+    .expect("events from all three helpdesks reached Brevo");
+
+    let contacts = requests_to(&done, "/v3/contacts");
+    assert!(!contacts.is_empty());
+    for c in &contacts {
+        assert_eq!(c["updateEnabled"], json!(true), "every upsert updates: {c}");
+        assert!(
+            c.get("email").is_some()
+                || c.get("ext_id").is_some()
+                || c["attributes"].get("SMS").is_some()
+        );
+        if let Some(e) = c["email"].as_str() {
+            assert_eq!(e, e.trim().to_lowercase(), "emails are normalised");
+        }
+    }
+    let allowed = [
+        "SUPPORT_TICKET_OPENED",
+        "SUPPORT_TICKET_RESOLVED",
+        "SUPPORT_TICKET_REOPENED",
+        "CSAT_SURVEY_SENT",
+        "CSAT_SUBMITTED",
+        "SUPPORT_CUSTOMER_CREATED",
+    ];
+    for e in requests_to(&done, "/v3/events") {
+        let name = e["event_name"].as_str().unwrap_or_default();
+        assert!(allowed.contains(&name), "default event name: {name}");
+        assert!(e["identifiers"].as_object().is_some_and(|m| !m.is_empty()));
+        assert!(e["event_date"].as_str().is_some());
+    }
+    for r in &done {
+        assert_eq!(
+            r.headers.get("api-key").and_then(|v| v.to_str().ok()),
+            Some("test-brevo-key")
+        );
+    }
+    runner.stop().await;
+}
+
+#[tokio::test]
+async fn forged_tampered_unsigned_and_stale_requests_get_401_and_queue_nothing() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "forged").await;
+    let brevo = brevo_ok().await;
+    let runner = Runner::start(&sdk, common::settings(&res, Some(&brevo.uri()), &[])).await;
+
+    let body = intercom_rating_body("notif_forged");
+    let good = signature::sign_intercom(common::INTERCOM_SECRET, body.as_bytes());
+    let wrong_secret = signature::sign_intercom("not-the-secret", body.as_bytes());
+    let tampered = body.replace("rated@example.com", "attacker@example.com");
+    let now = chrono::Utc::now();
+    let fresh = now.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let stale = (now - chrono::Duration::minutes(10))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let zd_body = r#"{"type":"zen:event-type:user.created","id":"evt-forged","time":"2025-01-08T10:12:07Z","subject":"zen:user:1","detail":{"id":"1","email":"z@example.com","name":"Zed"},"event":{}}"#;
+
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, String)>, String);
+    let cases: Vec<Case> = vec![
+        (
+            "intercom unsigned",
+            "/webhooks/intercom",
+            vec![],
+            body.clone(),
+        ),
+        (
+            "intercom wrong secret",
+            "/webhooks/intercom",
+            vec![("x-hub-signature", wrong_secret)],
+            body.clone(),
+        ),
+        (
+            "intercom tampered body",
+            "/webhooks/intercom",
+            vec![("x-hub-signature", good.clone())],
+            tampered,
+        ),
+        (
+            "intercom garbage header",
+            "/webhooks/intercom",
+            vec![("x-hub-signature", "sha1=zz".into())],
+            body.clone(),
+        ),
+        (
+            "zendesk stale",
+            "/webhooks/zendesk",
+            vec![
+                (
+                    "x-zendesk-webhook-signature",
+                    signature::sign_zendesk(common::ZENDESK_SECRET, &stale, zd_body.as_bytes()),
+                ),
+                ("x-zendesk-webhook-signature-timestamp", stale.clone()),
+            ],
+            zd_body.to_string(),
+        ),
+        (
+            "zendesk signature for another timestamp",
+            "/webhooks/zendesk",
+            vec![
+                (
+                    "x-zendesk-webhook-signature",
+                    signature::sign_zendesk(common::ZENDESK_SECRET, &stale, zd_body.as_bytes()),
+                ),
+                ("x-zendesk-webhook-signature-timestamp", fresh.clone()),
+            ],
+            zd_body.to_string(),
+        ),
+        (
+            "gorgias no token",
+            "/webhooks/gorgias",
+            vec![],
+            r#"{"ticket":{"id":1}}"#.into(),
+        ),
+        (
+            "gorgias wrong token",
+            "/webhooks/gorgias",
+            vec![("authorization", "Bearer guess".into())],
+            r#"{"ticket":{"id":1}}"#.into(),
+        ),
+    ];
+    for (name, p, headers, body) in cases {
+        let (status, _) = runner.post(p, &headers, body).await;
+        assert_eq!(status, 401, "{name} is refused");
+    }
+    // The genuine request still passes, so the refusals above were about the signatures.
+    let (status, _) = runner
+        .post("/webhooks/intercom", &[("x-hub-signature", good)], body)
+        .await;
+    assert_eq!(status, 200);
+    common::eventually(Duration::from_secs(20), || async {
+        (queue_depth(&sdk, &res.upsert_queue_url).await == 0
+            && !requests_to(&received(&brevo).await, "/v3/events").is_empty())
+        .then_some(())
+    })
+    .await
+    .expect("the genuine delivery was handled");
+    let all = received(&brevo).await;
+    assert_eq!(
+        requests_to(&all, "/v3/events").len(),
+        1,
+        "only the genuine delivery reached Brevo"
+    );
+    assert!(
+        !String::from_utf8_lossy(&all.iter().flat_map(|r| r.body.clone()).collect::<Vec<u8>>())
+            .contains("attacker")
+    );
+    runner.stop().await;
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_yields_one_brevo_event() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "dup").await;
+    let brevo = brevo_ok().await;
+    let runner = Runner::start(&sdk, common::settings(&res, Some(&brevo.uri()), &[])).await;
+
+    let body = intercom_rating_body("notif_dup_1");
+    let sig = signature::sign_intercom(common::INTERCOM_SECRET, body.as_bytes());
+    let (s1, b1) = runner
+        .post(
+            "/webhooks/intercom",
+            &[("x-hub-signature", sig.clone())],
+            body.clone(),
+        )
+        .await;
+    let (s2, b2) = runner
+        .post(
+            "/webhooks/intercom",
+            &[("x-hub-signature", sig.clone())],
+            body.clone(),
+        )
+        .await;
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(b1["status"], "queued");
+    assert_eq!(b2["status"], "duplicate");
+
+    // The same happening under a new notification id (a vendor re-send) is queued again but
+    // reaches the timeline once: the event id is the same.
+    let again = intercom_rating_body("notif_dup_2");
+    let sig2 = signature::sign_intercom(common::INTERCOM_SECRET, again.as_bytes());
+    let (s3, b3) = runner
+        .post("/webhooks/intercom", &[("x-hub-signature", sig2)], again)
+        .await;
+    assert_eq!((s3, b3["status"].as_str()), (200, Some("queued")));
+
+    common::eventually(Duration::from_secs(20), || async {
+        (queue_depth(&sdk, &res.upsert_queue_url).await == 0).then_some(())
+    })
+    .await
+    .expect("queue drained");
+    let events = requests_to(&received(&brevo).await, "/v3/events");
+    assert_eq!(
+        events.len(),
+        1,
+        "one CSAT event on the timeline: {events:?}"
+    );
+    assert_eq!(events[0]["event_name"], "CSAT_SUBMITTED");
+    assert_eq!(events[0]["event_properties"]["score"], json!(5));
+    runner.stop().await;
+}
+
+#[tokio::test]
+async fn brevo_429_and_5xx_delay_delivery_but_lose_nothing() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "outage").await;
+    let brevo = MockServer::start().await;
+    // Brevo is down for the first requests of each kind, then recovers.
+    Mock::given(method("POST"))
+        .and(path("/v3/contacts"))
+        .respond_with(ResponseTemplate::new(429).insert_header("x-sib-ratelimit-reset", "1"))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&brevo)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/events"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(8)
+        .with_priority(1)
+        .mount(&brevo)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/contacts"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&brevo)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/events"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&brevo)
+        .await;
+    let runner = Runner::start(&sdk, common::settings(&res, Some(&brevo.uri()), &[])).await;
+
+    let body = intercom_rating_body("notif_outage");
+    let sig = signature::sign_intercom(common::INTERCOM_SECRET, body.as_bytes());
+    let (status, _) = runner
+        .post("/webhooks/intercom", &[("x-hub-signature", sig)], body)
+        .await;
+    assert_eq!(status, 200);
+
+    let all = common::eventually(Duration::from_secs(60), || async {
+        let all = received(&brevo).await;
+        let delivered = all.iter().filter(|r| r.url.path() == "/v3/events").count() > 8;
+        (delivered && queue_depth(&sdk, &res.upsert_queue_url).await == 0).then_some(all)
+    })
+    .await
+    .expect("the event reached Brevo once Brevo recovered");
+    assert!(
+        requests_to(&all, "/v3/contacts").len() >= 3,
+        "contact upsert retried after the 429s"
+    );
+    assert_eq!(
+        requests_to(&all, "/v3/events").len(),
+        9,
+        "8 refused attempts, then exactly one accepted"
+    );
+    runner.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_oversized_and_unknown_requests_get_clear_answers() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "malformed").await;
+    let brevo = brevo_ok().await;
+    // Gorgias left unconfigured: its route answers 404.
+    let mut settings = common::settings(&res, Some(&brevo.uri()), &[]);
+    settings.gorgias.webhook_token = None;
+    let runner = Runner::start(&sdk, settings).await;
+
+    for garbage in ["{not json", "[]", "\"text\"", "{\"topic\": 7}"] {
+        let sig = signature::sign_intercom(common::INTERCOM_SECRET, garbage.as_bytes());
+        let (status, body) = runner
+            .post("/webhooks/intercom", &[("x-hub-signature", sig)], garbage)
+            .await;
+        assert_eq!(status, 400, "signed but unparseable `{garbage}`: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "the answer says why"
+        );
+    }
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(300 * 1024));
+    let sig = signature::sign_intercom(common::INTERCOM_SECRET, big.as_bytes());
+    assert_eq!(
+        runner
+            .post("/webhooks/intercom", &[("x-hub-signature", sig)], big)
+            .await
+            .0,
+        413
+    );
+    assert_eq!(runner.post("/webhooks/freshdesk", &[], "{}").await.0, 404);
+    assert_eq!(
+        runner
+            .post(
+                "/webhooks/gorgias",
+                &[("authorization", format!("Bearer {}", common::GORGIAS_TOKEN))],
+                "{}"
+            )
+            .await
+            .0,
+        404
+    );
+    let ping = json!({"type":"notification_event","id":"notif_ping","topic":"ping","created_at":1,"data":{"item":{"type":"ping","message":"hi"}}}).to_string();
+    let sig = signature::sign_intercom(common::INTERCOM_SECRET, ping.as_bytes());
+    let (status, body) = runner
+        .post("/webhooks/intercom", &[("x-hub-signature", sig)], ping)
+        .await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ignored")));
+    // Still serving after all of that.
+    let ok = intercom_rating_body("notif_after_garbage");
+    let sig = signature::sign_intercom(common::INTERCOM_SECRET, ok.as_bytes());
+    assert_eq!(
+        runner
+            .post("/webhooks/intercom", &[("x-hub-signature", sig)], ok)
+            .await
+            .0,
+        200
+    );
+    assert!(queue_depth(&sdk, &res.upsert_queue_url).await <= 1);
+    runner.stop().await;
+}
+
+#[tokio::test]
+async fn an_unavailable_queue_or_table_answers_503_so_the_vendor_retries() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "down").await;
+    let body = intercom_rating_body("notif_down");
+    let sig = signature::sign_intercom(common::INTERCOM_SECRET, body.as_bytes());
+
+    let mut no_table = common::settings(&res, None, &[]);
+    no_table.state_table = Some("table-that-does-not-exist".into());
+    let runner = Runner::start(&sdk, no_table).await;
+    let (status, _) = runner
+        .post(
+            "/webhooks/intercom",
+            &[("x-hub-signature", sig.clone())],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(status, 503, "state store down");
+    runner.stop().await;
+
+    let mut no_queue = common::settings(&res, None, &[]);
+    no_queue.upsert_queue_url = Some(format!(
+        "{}/000000000000/queue-that-does-not-exist",
+        common::moto_url()
+    ));
+    let runner = Runner::start(&sdk, no_queue).await;
+    let (status, _) = runner
+        .post(
+            "/webhooks/intercom",
+            &[("x-hub-signature", sig.clone())],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(status, 503, "queue down");
+    runner.stop().await;
+
+    // Once the queue is back, the vendor's retry of the same delivery is accepted, not taken for a duplicate.
+    let runner = Runner::start(&sdk, common::settings(&res, None, &[])).await;
+    let (status, reply) = runner
+        .post("/webhooks/intercom", &[("x-hub-signature", sig)], body)
+        .await;
+    assert_eq!((status, reply["status"].as_str()), (200, Some("queued")));
+    runner.stop().await;
+}

@@ -1,0 +1,76 @@
+//! template.yaml and `deskbridge bootstrap` create the same resources with the same settings.
+
+use deskbridge_shared::infra;
+
+fn template() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml"))
+        .expect("template.yaml")
+}
+
+/// The lines of the top-level resource `name` (its header and everything indented under it).
+fn resource(text: &str, name: &str) -> String {
+    let header = format!("  {name}:");
+    let mut lines = text.lines().skip_while(|l| *l != header);
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("resource {name} in template.yaml"));
+    let body: Vec<&str> = lines
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .collect();
+    format!("{first}\n{}", body.join("\n"))
+}
+
+#[test]
+fn queues_match_the_bootstrap_definitions() {
+    let t = template();
+    let upsert = resource(&t, "UpsertQueue");
+    assert!(
+        upsert.contains(&format!(
+            "VisibilityTimeout: {}",
+            infra::UPSERT_VISIBILITY_SECONDS
+        )),
+        "{upsert}"
+    );
+    assert!(upsert.contains(&format!("maxReceiveCount: {}", infra::MAX_RECEIVE_COUNT)));
+    let sync = resource(&t, "SyncQueue");
+    assert!(
+        sync.contains(&format!(
+            "VisibilityTimeout: {}",
+            infra::SYNC_VISIBILITY_SECONDS
+        )),
+        "{sync}"
+    );
+    assert!(sync.contains(&format!("maxReceiveCount: {}", infra::MAX_RECEIVE_COUNT)));
+    for dlq in ["UpsertDeadLetterQueue", "SyncDeadLetterQueue"] {
+        assert!(resource(&t, dlq).contains(&format!(
+            "MessageRetentionPeriod: {}",
+            infra::DLQ_RETENTION_SECONDS
+        )));
+    }
+}
+
+#[test]
+fn functions_time_out_within_their_queue_visibility() {
+    let t = template();
+    let upsert = resource(&t, "UpsertFunction");
+    assert!(
+        upsert.contains(&format!("Timeout: {}", infra::UPSERT_TIMEOUT_SECONDS)),
+        "{upsert}"
+    );
+    assert!(upsert.contains("ReportBatchItemFailures"));
+}
+
+#[test]
+fn table_matches_the_state_store() {
+    let t = template();
+    let table = resource(&t, "StateTable");
+    assert!(table.contains(&format!(
+        "AttributeName: {}",
+        deskbridge_shared::state::dynamo::PK
+    )));
+    assert!(table.contains(&format!(
+        "AttributeName: {}",
+        deskbridge_shared::state::dynamo::TTL_ATTRIBUTE
+    )));
+    assert!(table.contains("PAY_PER_REQUEST"));
+}
