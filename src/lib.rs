@@ -2,5 +2,6 @@
 //! calls the same handler code as the Lambda functions.
 
 pub mod demo;
+pub mod ops;
 pub mod serve;
 pub mod settings;

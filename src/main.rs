@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use deskbridge::{demo, serve, settings};
+use deskbridge::{demo, ops, serve, settings};
 use deskbridge_shared::infra;
 
 /// deskbridge: helpdesk → Brevo connector. Runs the Lambda handlers locally and operates a deployment.
@@ -26,6 +26,26 @@ enum Command {
     Serve {
         #[arg(long, default_value_t = 3000)]
         port: u16,
+    },
+    /// Start a sync run, as the schedule does (the sync function, or `deskbridge serve`, runs it).
+    Sync {
+        /// zendesk, intercom or gorgias.
+        source: String,
+        /// Read everything again instead of continuing from the bookmark.
+        #[arg(long)]
+        full: bool,
+        /// Only this stream (e.g. tickets).
+        #[arg(long)]
+        stream: Option<String>,
+        /// Follow the run until it finishes, at most this many seconds.
+        #[arg(long)]
+        wait: Option<u64>,
+    },
+    /// Per stream: state, cursor, last run, records read, contacts and events written, skipped, failed.
+    Status {
+        /// Refresh every 2 seconds.
+        #[arg(long)]
+        watch: bool,
     },
     /// Send the sample webhook events (API Gateway v2 request files), freshly signed with the
     /// secrets in the environment, to a running `deskbridge serve`, and wait until they are handled.
@@ -62,6 +82,27 @@ async fn main() -> anyhow::Result<()> {
             deskbridge_shared::telemetry::init(false);
             let (sdk, settings) = settings::load().await?;
             serve::run(&sdk, settings, port, serve::shutdown_signal()).await?;
+        }
+        Command::Sync {
+            source,
+            full,
+            stream,
+            wait,
+        } => {
+            let (sdk, settings) = settings::load().await?;
+            ops::sync(
+                &sdk,
+                &settings,
+                &source,
+                stream,
+                full,
+                wait.map(std::time::Duration::from_secs),
+            )
+            .await?;
+        }
+        Command::Status { watch } => {
+            let (sdk, settings) = settings::load().await?;
+            ops::status(&sdk, &settings, watch).await?;
         }
         Command::Demo { url, wait, files } => {
             let files = if files.is_empty() {

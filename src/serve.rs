@@ -19,6 +19,8 @@ use deskbridge_shared::config::Settings;
 use deskbridge_shared::queue::{Queue, SqsQueue};
 use deskbridge_shared::sources::HelpdeskLookup;
 use deskbridge_shared::state::DynamoStateStore;
+use deskbridge_shared::sync::readers::readers_from_settings;
+use deskbridge_sync::Syncer;
 use deskbridge_upsert::{Message, Upserter};
 use deskbridge_webhook::Webhook;
 use tokio::sync::watch;
@@ -72,14 +74,14 @@ pub fn retry_delay(receive_count: u32) -> i32 {
     (1i32 << exp).min(60)
 }
 
-/// Polls `queue_url` and hands each batch to `upserter` until `stop` turns true.
+/// Polls `queue_url` and hands each batch to `handler` until `stop` turns true.
 pub async fn worker<U>(
     queue: SqsQueue,
     queue_url: String,
-    upserter: U,
+    handler: U,
     mut stop: watch::Receiver<bool>,
 ) where
-    U: UpsertBatch,
+    U: BatchHandler,
 {
     loop {
         if *stop.borrow() {
@@ -92,7 +94,7 @@ pub async fn worker<U>(
         let messages = match received {
             Ok(m) => m,
             Err(e) => {
-                warn!(reason = %e, "upsert queue unavailable; retrying in 1 s");
+                warn!(reason = %e, queue = %queue_url, "queue unavailable; retrying in 1 s");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -108,7 +110,7 @@ pub async fn worker<U>(
                 receive_count: m.receive_count,
             })
             .collect();
-        let failed = upserter.upsert_batch(&batch).await;
+        let failed = handler.handle_batch(&batch).await;
         for m in &messages {
             let outcome = if failed.contains(&m.message_id) {
                 queue
@@ -124,20 +126,34 @@ pub async fn worker<U>(
     }
 }
 
-/// The part of the upsert handler the worker needs (lets tests count calls).
-pub trait UpsertBatch: Send + Sync {
+/// What a queue worker hands its batches to: the upsert handler or the sync handler.
+pub trait BatchHandler: Send + Sync {
     /// Handles a batch; returns the ids of the messages to retry.
-    fn upsert_batch(&self, messages: &[Message]) -> impl Future<Output = Vec<String>> + Send;
+    fn handle_batch(&self, messages: &[Message]) -> impl Future<Output = Vec<String>> + Send;
 }
 
-impl<B, S, L> UpsertBatch for Upserter<B, S, L>
+impl<B, S, L> BatchHandler for Upserter<B, S, L>
 where
     B: brevo::BrevoApi,
     S: deskbridge_shared::state::StateStore,
     L: deskbridge_shared::sources::PersonLookup,
 {
-    async fn upsert_batch(&self, messages: &[Message]) -> Vec<String> {
+    async fn handle_batch(&self, messages: &[Message]) -> Vec<String> {
         self.handle(messages).await.failed
+    }
+}
+
+impl<S, Q> BatchHandler for Syncer<S, Q>
+where
+    S: deskbridge_shared::state::streams::StreamStore,
+    Q: Queue,
+{
+    async fn handle_batch(&self, messages: &[Message]) -> Vec<String> {
+        let batch: Vec<(String, String)> = messages
+            .iter()
+            .map(|m| (m.message_id.clone(), m.body.clone()))
+            .collect();
+        deskbridge_sync::handle_batch(self, &batch, chrono::Utc::now()).await
     }
 }
 
@@ -163,18 +179,21 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     let table = settings.require_state_table()?.to_string();
     let upsert_queue_url = settings.require_upsert_queue()?.to_string();
+    let sync_queue_url = settings.sync_queue_url.clone();
+    let (sync_settings, sync_table, sync_upsert_url) =
+        (settings.clone(), table.clone(), upsert_queue_url.clone());
     for line in settings.describe_sources() {
         info!("{line}");
     }
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let brevo = brevo::from_settings(&settings.brevo)?;
-    let upserter = Upserter {
+    let upserter = Upserter::new(
         brevo,
-        state: DynamoStateStore::new(dynamo.clone(), table.clone()),
-        lookup: HelpdeskLookup::new(&settings),
-        mapping: settings.mapping.clone(),
-    };
+        DynamoStateStore::new(dynamo.clone(), table.clone()),
+        HelpdeskLookup::new(&settings),
+        settings.mapping.clone(),
+    );
     let webhook = Arc::new(Webhook {
         settings,
         state: DynamoStateStore::new(dynamo, table),
@@ -183,12 +202,34 @@ pub async fn serve_on(
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let worker = tokio::spawn(worker(
-        SqsQueue::new(sqs),
+    let mut workers = vec![tokio::spawn(worker(
+        SqsQueue::new(sqs.clone()),
         upsert_queue_url,
         upserter,
-        stop_rx,
-    ));
+        stop_rx.clone(),
+    ))];
+    if let Some(sync_url) = sync_queue_url {
+        let syncer = Syncer::new(
+            readers_from_settings(&sync_settings)
+                .into_iter()
+                .map(Arc::from)
+                .collect(),
+            DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), sync_table),
+            SqsQueue::new(sqs.clone()),
+            sync_url.clone(),
+            sync_upsert_url,
+        );
+        info!(
+            streams = syncer.streams(None, None).len(),
+            "sync worker on: `deskbridge sync <source>` runs here"
+        );
+        workers.push(tokio::spawn(worker(
+            SqsQueue::new(sqs),
+            sync_url,
+            syncer,
+            stop_rx,
+        )));
+    }
     let addr = listener.local_addr()?;
     info!("deskbridge serve: POST http://{addr}/webhooks/{{zendesk|intercom|gorgias}}");
     axum::serve(listener, router(webhook))
@@ -197,7 +238,9 @@ pub async fn serve_on(
             let _ = stop_tx.send(true);
         })
         .await?;
-    worker.await.context("worker task")?;
+    for w in workers {
+        w.await.context("worker task")?;
+    }
     Ok(())
 }
 

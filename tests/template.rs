@@ -58,6 +58,12 @@ fn functions_time_out_within_their_queue_visibility() {
         "{upsert}"
     );
     assert!(upsert.contains("ReportBatchItemFailures"));
+    let sync = resource(&t, "SyncFunction");
+    assert!(
+        sync.contains(&format!("Timeout: {}", infra::SYNC_TIMEOUT_SECONDS)),
+        "{sync}"
+    );
+    assert!(sync.contains("ReportBatchItemFailures"));
 }
 
 #[test]

@@ -113,6 +113,9 @@ pub struct Settings {
     pub state_table: Option<String>,
     pub upsert_queue_url: Option<String>,
     pub sync_queue_url: Option<String>,
+    /// Sync function instances that may run at once (`DESKBRIDGE_SYNC_INSTANCES`); each takes
+    /// this share of every helpdesk rate limit.
+    pub sync_instances: u32,
     /// Largest accepted clock difference for signed Zendesk timestamps.
     pub signature_tolerance: Duration,
     pub mapping: Mapping,
@@ -224,8 +227,21 @@ impl Settings {
             })?),
         };
 
+        let sync_instances = match vars.get("DESKBRIDGE_SYNC_INSTANCES") {
+            None => 1,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or(ConfigError::Invalid {
+                    name: "DESKBRIDGE_SYNC_INSTANCES",
+                    reason: "expected a whole number from 1 to 100".into(),
+                })?,
+        };
+
         Ok(Settings {
             brevo,
+            sync_instances,
             zendesk,
             intercom,
             gorgias,

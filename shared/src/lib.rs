@@ -12,4 +12,5 @@ pub mod model;
 pub mod queue;
 pub mod sources;
 pub mod state;
+pub mod sync;
 pub mod telemetry;

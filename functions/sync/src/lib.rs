@@ -1,1 +1,422 @@
-pub fn placeholder() {}
+//! The sync function: scheduled, resumable batch sync of the helpdesk APIs.
+//!
+//! A run is a chain of one-page jobs on the sync queue. The schedule (or `deskbridge sync`)
+//! starts a run per enabled stream: it takes the stream's lease in DynamoDB and queues the first
+//! page job. Each page job reads exactly one page, sends its records to the upsert queue, then
+//! advances the stream's cursor with a conditional write on the version the job was issued for,
+//! then queues the next page job. A duplicate or stale job fails the conditional write and stops;
+//! a crash replays at most one page (idempotent downstream); a run whose worker died is taken over
+//! when its lease passes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deskbridge_shared::model::{Job, Origin, Record, Source};
+use deskbridge_shared::queue::Queue;
+use deskbridge_shared::state::StateError;
+use deskbridge_shared::state::streams::{
+    self, PageProgress, RunStats, Start, StreamId, StreamState, StreamStore, Write,
+};
+use deskbridge_shared::sync::{FetchError, PageRequest, SourceReader};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+/// How long a run may go without progress before another start takes it over.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15 * 60);
+/// Records asked for per page; each reader caps it at its API's maximum (Zendesk exports 1,000,
+/// Intercom 150, Gorgias 100), so every request carries as much as the API allows.
+pub const DEFAULT_PAGE_SIZE: u32 = 1_000;
+/// Records per upsert-queue message.
+pub const RECORDS_PER_JOB: usize = 50;
+/// Upper bound of one upsert-queue message body (SQS allows 256 KiB).
+pub const MAX_JOB_BYTES: usize = 200 * 1024;
+
+/// The streams of each helpdesk, in the order a run starts them.
+pub fn known_streams(source: &Source) -> &'static [&'static str] {
+    match source {
+        Source::Zendesk => &["users", "tickets", "satisfaction_ratings"],
+        Source::Intercom => &["contacts", "conversations"],
+        Source::Gorgias => &["customers", "tickets", "satisfaction_surveys"],
+        Source::Generic(_) => &[],
+    }
+}
+
+/// The stored state of every known stream (never-run streams included, as defaults).
+pub async fn all_stream_states(
+    store: &impl StreamStore,
+) -> Result<Vec<(StreamId, StreamState, bool)>, StateError> {
+    let mut out = Vec::new();
+    for source in Source::BUILT_IN {
+        for stream in known_streams(&source) {
+            let id = StreamId::new(source.clone(), *stream);
+            let stored = store.load(&id).await?;
+            out.push((id, stored.state, stored.rev.is_some()));
+        }
+    }
+    Ok(out)
+}
+
+/// A message on the sync queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SyncMessage {
+    /// Start runs (what the schedule does), for one source/stream or all.
+    Start {
+        #[serde(default)]
+        source: Option<Source>,
+        #[serde(default)]
+        stream: Option<String>,
+        #[serde(default)]
+        full: bool,
+    },
+    /// Read the page of `version` of a run.
+    Page(PageJob),
+}
+
+/// One page of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageJob {
+    pub run_id: String,
+    pub source: Source,
+    pub stream: String,
+    pub version: u64,
+}
+
+/// A failure that leaves the job for SQS to redeliver.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("queue: {0}")]
+    Queue(String),
+    #[error("reading {stream}: {error}")]
+    Fetch { stream: StreamId, error: FetchError },
+    #[error("no reader for {0} (API credentials not configured)")]
+    NoReader(Source),
+}
+
+/// What happened to a start request for one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartReport {
+    pub stream: StreamId,
+    pub outcome: Start,
+}
+
+/// What a page job did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageOutcome {
+    /// Read and recorded; the run goes on (`done` false) or is complete.
+    Advanced { stats: RunStats, done: bool },
+    /// A duplicate or stale job: nothing to do.
+    Stale,
+    /// The page was done but its follow-up job had not been queued; queued now.
+    Requeued,
+}
+
+/// The sync function's dependencies and settings.
+pub struct Syncer<S, Q> {
+    pub readers: Vec<Arc<dyn SourceReader>>,
+    pub store: S,
+    pub queue: Q,
+    pub sync_queue_url: String,
+    pub upsert_queue_url: String,
+    pub lease: Duration,
+    pub page_size: u32,
+    /// Send timeline events for happenings before the stream's first run (with their real
+    /// dates). Off by default: a backfill must not fire automations for the past.
+    pub historical_events: bool,
+}
+
+impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
+    /// A syncer with default lease, page size and event policy.
+    pub fn new(
+        readers: Vec<Arc<dyn SourceReader>>,
+        store: S,
+        queue: Q,
+        sync_queue_url: String,
+        upsert_queue_url: String,
+    ) -> Self {
+        Syncer {
+            readers,
+            store,
+            queue,
+            sync_queue_url,
+            upsert_queue_url,
+            lease: DEFAULT_LEASE,
+            page_size: DEFAULT_PAGE_SIZE,
+            historical_events: false,
+        }
+    }
+
+    fn reader(&self, source: &Source) -> Option<&Arc<dyn SourceReader>> {
+        self.readers.iter().find(|r| &r.source() == source)
+    }
+
+    /// Every stream of the enabled readers, optionally narrowed to one source and stream.
+    pub fn streams(&self, source: Option<&Source>, stream: Option<&str>) -> Vec<StreamId> {
+        self.readers
+            .iter()
+            .filter(|r| source.is_none_or(|s| &r.source() == s))
+            .flat_map(|r| {
+                r.streams()
+                    .iter()
+                    .filter(|s| stream.is_none_or(|want| want == **s))
+                    .map(|s| StreamId::new(r.source(), *s))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Starts runs, as the schedule does. Streams already running keep going (`Busy`).
+    pub async fn start(
+        &self,
+        source: Option<&Source>,
+        stream: Option<&str>,
+        full: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StartReport>, SyncError> {
+        if let Some(s) = source
+            && self.reader(s).is_none()
+        {
+            return Err(SyncError::NoReader(s.clone()));
+        }
+        let mut reports = Vec::new();
+        for id in self.streams(source, stream) {
+            let run_id = uuid::Uuid::new_v4().to_string();
+            let outcome =
+                streams::start_run(&self.store, &id, &run_id, full, now, self.lease).await?;
+            if let Start::Started {
+                run_id,
+                version,
+                resumed,
+            } = &outcome
+            {
+                info!(stream = %id, %run_id, resumed, full, "sync run started");
+                self.queue_page(&id, run_id, *version).await?;
+            } else {
+                info!(stream = %id, "sync run already going; left to finish");
+            }
+            reports.push(StartReport {
+                stream: id,
+                outcome,
+            });
+        }
+        Ok(reports)
+    }
+
+    async fn queue_page(&self, id: &StreamId, run_id: &str, version: u64) -> Result<(), SyncError> {
+        let job = SyncMessage::Page(PageJob {
+            run_id: run_id.to_string(),
+            source: id.source.clone(),
+            stream: id.stream.clone(),
+            version,
+        });
+        let body = serde_json::to_string(&job).map_err(|e| SyncError::Queue(e.to_string()))?;
+        self.queue
+            .send(&self.sync_queue_url, &body)
+            .await
+            .map_err(|e| SyncError::Queue(e.to_string()))?;
+        // Best effort: if this note is lost, a redelivered older job queues the page again,
+        // and the version check makes the copy harmless.
+        if let Err(e) = streams::mark_queued(&self.store, id, version).await {
+            warn!(stream = %id, reason = %e, "could not note the queued page job");
+        }
+        Ok(())
+    }
+
+    /// Handles one page job.
+    pub async fn handle_page(
+        &self,
+        job: &PageJob,
+        now: DateTime<Utc>,
+    ) -> Result<PageOutcome, SyncError> {
+        let id = StreamId::new(job.source.clone(), job.stream.clone());
+        let stored = self.store.load(&id).await?;
+        let state = stored.state;
+        if state.run_id.as_deref() != Some(job.run_id.as_str()) || stored.rev.is_none() {
+            return Ok(PageOutcome::Stale);
+        }
+        if job.version + 1 == state.version
+            && !state.next_queued
+            && state.status == streams::RunStatus::Running
+        {
+            // This job's page was recorded, but the job for the next one never made it to the queue.
+            self.queue_page(&id, &job.run_id, state.version).await?;
+            return Ok(PageOutcome::Requeued);
+        }
+        if job.version != state.version || state.status != streams::RunStatus::Running {
+            return Ok(PageOutcome::Stale);
+        }
+        let reader = self
+            .reader(&job.source)
+            .ok_or_else(|| SyncError::NoReader(job.source.clone()))?;
+        let request = PageRequest {
+            stream: job.stream.clone(),
+            cursor: state.cursor.clone(),
+            bookmark: if state.full {
+                None
+            } else {
+                state.bookmark.clone()
+            },
+            full: state.full,
+            run_started_at: state.run_started_at.unwrap_or(now),
+            page_size: self.page_size,
+        };
+        let page = match reader.fetch_page(&request).await {
+            Ok(p) => p,
+            Err(error) => {
+                let _ = streams::note_error(&self.store, &id, &error.to_string()).await;
+                return Err(SyncError::Fetch { stream: id, error });
+            }
+        };
+        for reason in &page.skipped {
+            info!(stream = %id, %reason, "record skipped");
+        }
+        let records = self.filter_events(page.records, &state);
+        let stats = RunStats {
+            pages: 1,
+            records_read: page.read,
+            contacts: records.len() as u64,
+            events: records.iter().map(|r| r.events.len() as u64).sum(),
+            skipped: page.skipped.len() as u64,
+            failed: 0,
+        };
+        self.send_records(&id, job, records, now).await?;
+        let progress = PageProgress {
+            stats,
+            next_cursor: page.next_cursor,
+            bookmark: page.bookmark,
+            bookmark_now: page.bookmark_now,
+        };
+        match streams::advance(
+            &self.store,
+            &id,
+            &job.run_id,
+            job.version,
+            &progress,
+            now,
+            self.lease,
+        )
+        .await?
+        {
+            Write::Conflict => Ok(PageOutcome::Stale),
+            Write::Done(next) => {
+                let done = next.status == streams::RunStatus::Idle;
+                if done {
+                    info!(stream = %id, run_id = %job.run_id, stats = ?next.run, "sync run complete");
+                } else {
+                    self.queue_page(&id, &job.run_id, next.version).await?;
+                }
+                Ok(PageOutcome::Advanced { stats, done })
+            }
+        }
+    }
+
+    /// Drops timeline events older than the stream's horizon unless historical events are on;
+    /// the records still update attributes and list membership.
+    fn filter_events(&self, mut records: Vec<Record>, state: &StreamState) -> Vec<Record> {
+        if self.historical_events {
+            return records;
+        }
+        if let Some(since) = state.events_since {
+            for r in &mut records {
+                r.events.retain(|e| e.occurred_at >= since);
+            }
+        }
+        records
+    }
+
+    /// Sends records to the upsert queue as jobs of bounded size and count.
+    async fn send_records(
+        &self,
+        id: &StreamId,
+        job: &PageJob,
+        records: Vec<Record>,
+        now: DateTime<Utc>,
+    ) -> Result<(), SyncError> {
+        let mut bodies = Vec::new();
+        let mut chunk: Vec<Record> = Vec::new();
+        let mut chunk_bytes = 0usize;
+        let mut n = 0usize;
+        let make = |records: Vec<Record>, n: usize| -> Result<String, SyncError> {
+            let job = Job {
+                id: format!("sync:{id}:{}:{}:{n}", job.run_id, job.version),
+                source: id.source.clone(),
+                origin: Origin::Sync,
+                received_at: now,
+                correlation_id: Some(job.run_id.clone()),
+                records,
+            };
+            serde_json::to_string(&job).map_err(|e| SyncError::Queue(e.to_string()))
+        };
+        for record in records {
+            let size = serde_json::to_vec(&record).map(|v| v.len()).unwrap_or(0);
+            if !chunk.is_empty()
+                && (chunk.len() >= RECORDS_PER_JOB || chunk_bytes + size > MAX_JOB_BYTES)
+            {
+                bodies.push(make(std::mem::take(&mut chunk), n)?);
+                n += 1;
+                chunk_bytes = 0;
+            }
+            chunk_bytes += size;
+            chunk.push(record);
+        }
+        if !chunk.is_empty() {
+            bodies.push(make(chunk, n)?);
+        }
+        if bodies.is_empty() {
+            return Ok(());
+        }
+        self.queue
+            .send_batch(&self.upsert_queue_url, &bodies)
+            .await
+            .map_err(|e| SyncError::Queue(e.to_string()))
+    }
+
+    /// Handles one sync-queue message body.
+    pub async fn handle_body(&self, body: &str, now: DateTime<Utc>) -> Result<(), SyncError> {
+        match serde_json::from_str::<SyncMessage>(body) {
+            Ok(SyncMessage::Start {
+                source,
+                stream,
+                full,
+            }) => self
+                .start(source.as_ref(), stream.as_deref(), full, now)
+                .await
+                .map(|_| ()),
+            Ok(SyncMessage::Page(job)) => self.handle_page(&job, now).await.map(|_| ()),
+            Err(e) => {
+                // Not retryable: log and drop rather than loop.
+                warn!(reason = %e, "sync message is not a sync job; dropped");
+                Ok(())
+            }
+        }
+    }
+
+    /// The state of every enabled stream.
+    pub async fn status(&self) -> Result<Vec<(StreamId, StreamState)>, SyncError> {
+        let mut out = Vec::new();
+        for id in self.streams(None, None) {
+            let stored = self.store.load(&id).await?;
+            out.push((id, stored.state));
+        }
+        Ok(out)
+    }
+}
+
+/// Handles a batch of sync-queue messages; returns the ids of those to retry.
+pub async fn handle_batch<S: StreamStore, Q: Queue>(
+    syncer: &Syncer<S, Q>,
+    messages: &[(String, String)],
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let mut failed = Vec::new();
+    for (message_id, body) in messages {
+        if let Err(e) = syncer.handle_body(body, now).await {
+            warn!(%message_id, reason = %e, "sync job failed; it will be retried");
+            failed.push(message_id.clone());
+        }
+    }
+    failed
+}

@@ -17,9 +17,18 @@
 //! here; the only retry this handler does is the SMS-conflict one: an upsert refused because the
 //! number belongs to another contact is sent again without `SMS` (never with `forceMerge`, which
 //! deletes a contact).
+//!
+//! Jobs of the batch sync (`Origin::Sync`, up to 50 records each) take a batch path instead, so a
+//! backfill of N contacts costs about N/500 Brevo calls rather than N: all sync messages of one
+//! Lambda batch are written together, contacts with an email through one `/v3/contacts/import`
+//! per (source, list-id set) and events through `/v3/events/batch`, 100 a call (steps in
+//! `Upserter::process_sync`). Contacts an import cannot carry (no email, unsubscribed) and sources
+//! without an all-contacts list (Brevo's import requires `listIds`) fall back to single upserts.
+//! Webhook jobs keep the per-record path above (fast, per-contact errors, SMS-conflict retry).
 
-use std::collections::{HashMap, HashSet};
-use std::ops::AddAssign;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::{AddAssign, Range};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -29,10 +38,10 @@ use deskbridge_shared::brevo::{
     redact,
 };
 use deskbridge_shared::identity::mask;
-use deskbridge_shared::mapping::Mapping;
-use deskbridge_shared::model::{Job, Person, Record, Source, SupportEvent};
+use deskbridge_shared::mapping::{Mapping, SourceMapping, Transform};
+use deskbridge_shared::model::{Job, Origin, Person, Record, Source, SupportEvent};
 use deskbridge_shared::sources::PersonLookup;
-use deskbridge_shared::state::{self, Claim, StateStore};
+use deskbridge_shared::state::{self, Claim, StateError, StateStore};
 use futures::StreamExt;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -47,6 +56,30 @@ pub const CONCURRENCY: usize = 4;
 
 /// The SMS attribute, dropped when Brevo says the number belongs to another contact.
 const SMS: &str = "SMS";
+
+/// Contacts per `/v3/contacts/import` call at most (sync path).
+pub const IMPORT_MAX_CONTACTS: usize = 10_000;
+
+/// Serialized contacts per `/v3/contacts/import` call at most: Brevo caps `jsonBody` at 10 MB and
+/// calls ~8 MB the safe limit.
+pub const IMPORT_MAX_BYTES: usize = 8_000_000;
+
+/// Events per `/v3/events/batch` call (Brevo states no maximum; this keeps bodies small).
+pub const EVENTS_PER_BATCH: usize = 100;
+
+/// State-store calls (event claims, completions, releases) in flight at once on the sync path.
+const STATE_CONCURRENCY: usize = 16;
+
+/// Attributes every Brevo account has: never created.
+const BUILT_IN_ATTRIBUTES: [&str; 7] = [
+    "EMAIL",
+    "FIRSTNAME",
+    "LASTNAME",
+    "SMS",
+    "WHATSAPP",
+    "LANDLINE_NUMBER",
+    "EXT_ID",
+];
 
 /// One queue message, independent of where it came from (Lambda's SQS event, the local runner's
 /// polling).
@@ -87,6 +120,12 @@ pub struct Stats {
     pub lookups: usize,
     /// Look-ups that found nobody (no credentials, unknown id): addressed by ext_id.
     pub lookups_unresolved: usize,
+    /// `/v3/contacts/import` calls Brevo accepted (sync path).
+    pub imports: usize,
+    /// Contacts in those imports. Imports run asynchronously in Brevo: accepted, not yet written.
+    pub contacts_imported: usize,
+    /// `/v3/events/batch` calls Brevo answered with success (sync path).
+    pub event_batches: usize,
 }
 
 impl AddAssign for Stats {
@@ -104,6 +143,9 @@ impl AddAssign for Stats {
         self.skipped_no_identifier += o.skipped_no_identifier;
         self.lookups += o.lookups;
         self.lookups_unresolved += o.lookups_unresolved;
+        self.imports += o.imports;
+        self.contacts_imported += o.contacts_imported;
+        self.event_batches += o.event_batches;
     }
 }
 
@@ -130,6 +172,19 @@ pub struct Upserter<B: BrevoApi, S: StateStore, L: PersonLookup> {
     pub state: S,
     pub lookup: L,
     pub mapping: Mapping,
+    /// Brevo attributes known to exist, per container (see [`Upserter::ensure_attributes`]).
+    attributes: tokio::sync::Mutex<AttributeCache>,
+    /// Sources already reported as lacking an all-contacts list (logged once per container).
+    no_list_noted: Mutex<HashSet<Source>>,
+}
+
+/// What this container learnt about the account's contact attributes.
+#[derive(Debug, Default)]
+struct AttributeCache {
+    /// Upper-cased names listed by Brevo or created here; `None` until listed.
+    known: Option<HashSet<String>>,
+    /// Sources whose mapped attributes all exist.
+    ready: HashSet<Source>,
 }
 
 impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
@@ -139,6 +194,8 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             state,
             lookup,
             mapping,
+            attributes: tokio::sync::Mutex::new(AttributeCache::default()),
+            no_list_noted: Mutex::new(HashSet::new()),
         }
     }
 
@@ -150,43 +207,78 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     /// As [`Upserter::handle`], but gives up on messages still running at `deadline` (they are
     /// reported failed, so SQS redelivers them) and starts none after it. Lambda passes its own
     /// deadline minus a margin, so an invocation answers before it is killed.
+    ///
+    /// Sync jobs go through the batch path together; webhook jobs (and bodies that are not
+    /// jobs) one by one, at the same time.
     pub async fn handle_until(
         &self,
         messages: &[Message],
         deadline: Option<Instant>,
     ) -> BatchReport {
+        let mut sync: Vec<(&Message, Job)> = Vec::new();
+        let mut single: Vec<(&Message, Result<Job, serde_json::Error>)> = Vec::new();
+        for message in messages {
+            match serde_json::from_str::<Job>(&message.body) {
+                Ok(job) if job.origin == Origin::Sync => sync.push((message, job)),
+                parsed => single.push((message, parsed)),
+            }
+        }
         // Event ids already taken by a message of this batch: SQS may deliver the same message
         // twice in one batch, and the two copies would otherwise both see the claim in flight.
         let taken = Mutex::new(HashSet::new());
-        // The futures are built into a Vec first: a stream `map` closure here would make the
-        // returned future's `Send` proof higher-ranked, which rustc cannot do for generic callers.
-        let work: Vec<_> = messages
-            .iter()
-            .map(|message| self.process_before(message, deadline, &taken))
-            .collect();
-        let results: Vec<(&Message, Stats, Result<(), Retry>)> = futures::stream::iter(work)
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
+        let (results, sync_run) = futures::join!(
+            self.process_all(single, deadline, &taken),
+            self.sync_before(&sync, deadline, &taken)
+        );
 
         let mut report = BatchReport::default();
+        let mut retries = Vec::new();
         for (message, stats, outcome) in results {
             report.stats += stats;
-            if let Err(Retry(reason)) = outcome {
-                tracing::warn!(message_id = %message.message_id, receive_count = message.receive_count,
-                    %reason, "upsert: message will be retried");
-                report.failed.push(message.message_id.clone());
+            if let Err(retry) = outcome {
+                retries.push((message, retry));
             }
         }
+        for ((message, _), reason) in sync.iter().zip(sync_run.failed) {
+            if let Some(reason) = reason {
+                retries.push((*message, Retry(reason)));
+            }
+        }
+        for (message, Retry(reason)) in retries {
+            tracing::warn!(message_id = %message.message_id, receive_count = message.receive_count,
+                %reason, "upsert: message will be retried");
+            report.failed.push(message.message_id.clone());
+        }
+        report.stats += sync_run.stats;
         report.stats.messages = messages.len();
         tracing::info!(stats = ?report.stats, failed = report.failed.len(), "upsert: batch done");
         report
+    }
+
+    /// The per-record path: messages side by side, at most [`CONCURRENCY`] at a time.
+    async fn process_all<'m>(
+        &self,
+        messages: Vec<(&'m Message, Result<Job, serde_json::Error>)>,
+        deadline: Option<Instant>,
+        taken: &Mutex<HashSet<String>>,
+    ) -> Vec<(&'m Message, Stats, Result<(), Retry>)> {
+        // The futures are built into a Vec first: a stream `map` closure here would make the
+        // returned future's `Send` proof higher-ranked, which rustc cannot do for generic callers.
+        let work: Vec<_> = messages
+            .into_iter()
+            .map(|(message, parsed)| self.process_before(message, parsed, deadline, taken))
+            .collect();
+        futures::stream::iter(work)
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await
     }
 
     /// One message, unless `deadline` has passed; stopped (and failed) when it passes.
     async fn process_before<'m>(
         &self,
         message: &'m Message,
+        parsed: Result<Job, serde_json::Error>,
         deadline: Option<Instant>,
         taken: &Mutex<HashSet<String>>,
     ) -> (&'m Message, Stats, Result<(), Retry>) {
@@ -195,9 +287,9 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             (Stats::default(), Err(Retry(reason)))
         };
         let (stats, outcome) = match deadline {
-            None => self.process(message, taken).await,
+            None => self.process(message, parsed, taken).await,
             Some(d) if Instant::now() >= d => late("not started"),
-            Some(d) => tokio::time::timeout_at(d, self.process(message, taken))
+            Some(d) => tokio::time::timeout_at(d, self.process(message, parsed, taken))
                 .await
                 .unwrap_or_else(|_| late("stopped")),
         };
@@ -208,6 +300,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     async fn process(
         &self,
         message: &Message,
+        parsed: Result<Job, serde_json::Error>,
         taken: &Mutex<HashSet<String>>,
     ) -> (Stats, Result<(), Retry>) {
         let span = tracing::info_span!("upsert_message",
@@ -218,7 +311,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             correlation_id = tracing::field::Empty,
         );
         let mut stats = Stats::default();
-        let job = match serde_json::from_str::<Job>(&message.body) {
+        let job = match parsed {
             Ok(job) => job,
             Err(e) => {
                 // serde's message can quote a value of the body: mask identifiers in it.
@@ -243,8 +336,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         (stats, outcome)
     }
 
-    /// Every record of a job, in order. (A batch path for sync pages, `/contacts/import` plus
-    /// `/events/batch`, would branch here on `job.origin`.)
+    /// Every record of a job, in order (the per-record path of webhook jobs).
     async fn process_job(
         &self,
         job: &Job,
@@ -484,6 +576,732 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     }
 }
 
+/// What the sync path did to the messages of one batch: stats, and per message (in the order
+/// given) the reason it must be retried, if any.
+#[derive(Debug, Default)]
+struct SyncRun {
+    stats: Stats,
+    failed: Vec<Option<String>>,
+}
+
+impl SyncRun {
+    fn new(jobs: usize) -> Self {
+        SyncRun {
+            stats: Stats::default(),
+            failed: vec![None; jobs],
+        }
+    }
+
+    /// Every message failed for `reason` (deadline), nothing done.
+    fn all_failed(jobs: usize, reason: &str) -> Self {
+        SyncRun {
+            stats: Stats::default(),
+            failed: vec![Some(reason.to_string()); jobs],
+        }
+    }
+
+    /// Marks message `job` for retry; the first reason is kept.
+    fn fail(&mut self, job: usize, reason: &str) {
+        if let Some(slot) = self.failed.get_mut(job)
+            && slot.is_none()
+        {
+            *slot = Some(reason.to_string());
+        }
+    }
+
+    /// Whether message `job` has not failed so far (later steps skip failed messages: SQS
+    /// redelivers them whole, and everything done for them is safe to repeat).
+    fn ok(&self, job: usize) -> bool {
+        self.failed.get(job).is_some_and(Option::is_none)
+    }
+}
+
+/// A record of a sync job and the contact it maps to.
+struct Routed<'a> {
+    job: usize,
+    source: &'a Source,
+    record: &'a Record,
+    contact: ContactUpsert,
+}
+
+/// A contact bound for `/v3/contacts/import`, merged over the records that name it.
+struct ImportRow<'a> {
+    contact: ContactUpsert,
+    /// The record whose attributes won: the newest observation.
+    newest: &'a Record,
+    /// Messages that asked for this contact.
+    jobs: Vec<usize>,
+}
+
+/// Contacts of one import call's list-id set, with the messages behind each.
+#[derive(Default)]
+struct ImportGroup {
+    contacts: Vec<ContactUpsert>,
+    jobs: Vec<Vec<usize>>,
+}
+
+/// The records of one sync message that take single upserts.
+struct SingleUpserts<'a> {
+    job: usize,
+    source: &'a Source,
+    contacts: Vec<(&'a Record, ContactUpsert)>,
+}
+
+/// A record whose contact was written (or at least sent): how to address its events.
+struct Target<'a> {
+    job: usize,
+    source: &'a Source,
+    record: &'a Record,
+    key: Option<ContactKey>,
+    sms: Option<String>,
+}
+
+/// An event claimed in the state store, waiting to be sent.
+struct Claimed<'a> {
+    job: usize,
+    event_id: &'a str,
+    state_key: String,
+}
+
+impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
+    /// The sync path over `jobs`, unless `deadline` has passed; stopped when it passes (every
+    /// sync message then fails and is redelivered).
+    async fn sync_before(
+        &self,
+        jobs: &[(&Message, Job)],
+        deadline: Option<Instant>,
+        taken: &Mutex<HashSet<String>>,
+    ) -> SyncRun {
+        if jobs.is_empty() {
+            return SyncRun::default();
+        }
+        let span = tracing::info_span!("upsert_sync", messages = jobs.len());
+        let run = self.process_sync(jobs, taken).instrument(span);
+        match deadline {
+            None => run.await,
+            Some(d) if Instant::now() >= d => {
+                SyncRun::all_failed(jobs.len(), "not started: invocation deadline reached")
+            }
+            Some(d) => tokio::time::timeout_at(d, run).await.unwrap_or_else(|_| {
+                SyncRun::all_failed(jobs.len(), "stopped: invocation deadline reached")
+            }),
+        }
+    }
+
+    /// The batch path for sync jobs: all messages of the batch together.
+    ///
+    /// 1. people named only by id are looked up (as on the per-record path);
+    /// 2. each record is mapped; contacts with an email, of a source with an all-contacts list,
+    ///    and not unsubscribed go to imports, the rest (ext_id or SMS only, unsubscribed — the
+    ///    import call has one blocklist flag for all its contacts —, no all-contacts list) to
+    ///    single upserts;
+    /// 3. imports: one `/v3/contacts/import` per (source, list-id set), so tag lists are joined
+    ///    in the same call (`/contacts/lists/{id}/contacts/add` would need the contacts to exist,
+    ///    which an asynchronous import does not promise, and costs a call per list and 150
+    ///    contacts); the source's mapped attributes are made to exist first;
+    /// 4. single upserts as on the per-record path (SMS-conflict retry included);
+    /// 5. list removals of removed tags, one call per contact and list as today;
+    /// 6. events: claimed one by one in the state store, sent 100 per `/v3/events/batch`.
+    ///
+    /// A retryable failure fails the messages that contributed to the failed call; the others
+    /// go on. Redelivery is safe: imports and upserts are idempotent, events deduped.
+    async fn process_sync(
+        &self,
+        jobs: &[(&Message, Job)],
+        taken: &Mutex<HashSet<String>>,
+    ) -> SyncRun {
+        let mut run = SyncRun::new(jobs.len());
+        tracing::debug!(job_ids = ?jobs.iter().map(|(_, j)| j.id.as_str()).collect::<Vec<_>>(),
+            "upsert: sync jobs");
+
+        // 1. Look-ups, messages side by side (`buffered` keeps their order).
+        let work: Vec<_> = jobs.iter().map(|(_, job)| self.resolve_job(job)).collect();
+        let resolved: Vec<(Stats, Result<Vec<Record>, Retry>)> = futures::stream::iter(work)
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut records: Vec<Vec<Record>> = Vec::with_capacity(jobs.len());
+        for (j, (stats, result)) in resolved.into_iter().enumerate() {
+            run.stats += stats;
+            records.push(result.unwrap_or_else(|Retry(reason)| {
+                run.fail(j, &reason);
+                Vec::new()
+            }));
+        }
+
+        // 2. Routing.
+        let mut imports: Vec<Routed> = Vec::new();
+        let mut singles: Vec<SingleUpserts> = Vec::new();
+        let mut all_contacts_lists: HashMap<&Source, Option<i64>> = HashMap::new();
+        for (j, ((_, job), job_records)) in jobs.iter().zip(&records).enumerate() {
+            let source = &job.source;
+            let all_contacts = *all_contacts_lists
+                .entry(source)
+                .or_insert_with(|| self.mapping.source(source).lists.all_contacts);
+            if all_contacts.is_none() && !job_records.is_empty() {
+                self.note_no_list(source);
+            }
+            let mut job_singles = Vec::new();
+            for record in job_records {
+                let contact = match self.mapping.contact(source, record) {
+                    Ok(contact) => contact,
+                    Err(e) => {
+                        run.stats.skipped_no_identifier += 1;
+                        tracing::warn!(reason = %e, "upsert: record skipped");
+                        continue;
+                    }
+                };
+                if all_contacts.is_some()
+                    && contact.email.is_some()
+                    && contact.email_blacklisted != Some(true)
+                {
+                    imports.push(Routed {
+                        job: j,
+                        source,
+                        record,
+                        contact,
+                    });
+                } else {
+                    job_singles.push((record, contact));
+                }
+            }
+            if !job_singles.is_empty() {
+                singles.push(SingleUpserts {
+                    job: j,
+                    source,
+                    contacts: job_singles,
+                });
+            }
+        }
+
+        // 3.–6.
+        let mut targets = self.import_all(imports, &mut run).await;
+        targets.extend(self.upsert_singles(singles, &mut run).await);
+        self.leave_lists(&targets, &mut run).await;
+        self.send_sync_events(&targets, taken, &mut run).await;
+        run
+    }
+
+    /// Every record of a job with its person filled in; a retryable look-up failure fails it.
+    async fn resolve_job(&self, job: &Job) -> (Stats, Result<Vec<Record>, Retry>) {
+        let mut stats = Stats::default();
+        let mut found: HashMap<String, Found> = HashMap::new();
+        let mut out = Vec::with_capacity(job.records.len());
+        for record in &job.records {
+            match self
+                .resolve_person(&job.source, record, &mut found, &mut stats)
+                .await
+            {
+                Ok(record) => out.push(record),
+                Err(retry) => return (stats, Err(retry)),
+            }
+        }
+        (stats, Ok(out))
+    }
+
+    /// Logs, once per container and source, that sync traffic falls back to single upserts.
+    fn note_no_list(&self, source: &Source) {
+        if lock(&self.no_list_noted).insert(source.clone()) {
+            tracing::info!(
+                "sync: no all_contacts list configured for {source}; using single upserts (slower)"
+            );
+        }
+    }
+
+    /// Step 3: the import calls. Returns the imported records as event targets.
+    async fn import_all<'a>(&self, imports: Vec<Routed<'a>>, run: &mut SyncRun) -> Vec<Target<'a>> {
+        let targets: Vec<Target<'a>> = imports
+            .iter()
+            .map(|r| Target {
+                job: r.job,
+                source: r.source,
+                record: r.record,
+                key: r.contact.key(),
+                sms: None,
+            })
+            .collect();
+
+        // One row per (source, email): a person met twice in a batch (two pages, or a message
+        // delivered twice) is imported once, with the newest observation's attributes (an
+        // older one never overwrites a newer one) and every list either asked for.
+        let mut rows: BTreeMap<(&Source, String), ImportRow<'a>> = BTreeMap::new();
+        for routed in imports {
+            let Some(email) = routed.contact.email.clone() else {
+                continue;
+            };
+            match rows.entry((routed.source, email)) {
+                Entry::Vacant(slot) => {
+                    slot.insert(ImportRow {
+                        contact: routed.contact,
+                        newest: routed.record,
+                        jobs: vec![routed.job],
+                    });
+                }
+                Entry::Occupied(mut slot) => {
+                    let row = slot.get_mut();
+                    let mut lists = std::mem::take(&mut row.contact.list_ids);
+                    lists.extend_from_slice(&routed.contact.list_ids);
+                    if routed.record.observed_at >= row.newest.observed_at {
+                        row.contact = routed.contact;
+                        row.newest = routed.record;
+                    }
+                    lists.sort_unstable();
+                    lists.dedup();
+                    row.contact.list_ids = lists;
+                    if !row.jobs.contains(&routed.job) {
+                        row.jobs.push(routed.job);
+                    }
+                }
+            }
+        }
+
+        // Brevo's import takes one list-id set per call: group by it.
+        let mut groups: BTreeMap<(&Source, Vec<i64>), ImportGroup> = BTreeMap::new();
+        for ((source, _), row) in rows {
+            let group = groups
+                .entry((source, row.contact.list_ids.clone()))
+                .or_default();
+            group.contacts.push(row.contact);
+            group.jobs.push(row.jobs);
+        }
+
+        let mut ready: HashMap<&Source, Result<(), String>> = HashMap::new();
+        for ((source, list_ids), group) in groups {
+            let attributes = match ready.get(source) {
+                Some(result) => result.clone(),
+                None => {
+                    let result = self
+                        .ensure_attributes(source)
+                        .await
+                        .map_err(|Retry(reason)| reason);
+                    ready.insert(source, result.clone());
+                    result
+                }
+            };
+            if let Err(reason) = attributes {
+                for job in group.jobs.iter().flatten() {
+                    run.fail(*job, &reason);
+                }
+                continue;
+            }
+            let sizes = group.contacts.iter().map(|c| {
+                // The contact's own JSON is a little larger than its import row: a safe bound.
+                serde_json::to_vec(c).map_or(0, |v| v.len() + 1)
+            });
+            for range in chunk_ranges(sizes, IMPORT_MAX_CONTACTS, IMPORT_MAX_BYTES) {
+                let (Some(contacts), Some(jobs)) =
+                    (group.contacts.get(range.clone()), group.jobs.get(range))
+                else {
+                    continue;
+                };
+                self.import_chunk(source, &list_ids, contacts, jobs, run)
+                    .await;
+            }
+        }
+        targets
+    }
+
+    /// One `/v3/contacts/import` call.
+    async fn import_chunk(
+        &self,
+        source: &Source,
+        list_ids: &[i64],
+        contacts: &[ContactUpsert],
+        jobs: &[Vec<usize>],
+        run: &mut SyncRun,
+    ) {
+        match self.brevo.import_contacts(contacts, list_ids).await {
+            Ok(process_id) => {
+                run.stats.imports += 1;
+                run.stats.contacts_imported += contacts.len();
+                tracing::info!(%source, process_id, contacts = contacts.len(), ?list_ids,
+                    "upsert: contacts import accepted by Brevo");
+            }
+            Err(e) if e.is_retryable() => {
+                let reason = format!(
+                    "importing {} {source} contacts into lists {list_ids:?}: {e}",
+                    contacts.len()
+                );
+                for job in jobs.iter().flatten() {
+                    run.fail(*job, &reason);
+                }
+            }
+            Err(e) => {
+                run.stats.rejected += 1;
+                tracing::warn!(%source, contacts = contacts.len(), ?list_ids, error = %e,
+                    "upsert: Brevo refused a contacts import; not retried");
+            }
+        }
+    }
+
+    /// Makes sure every attribute the mapping of `source` can write exists in Brevo, since an
+    /// import silently drops unknown ones. Lists the account's attributes once per container,
+    /// creates what is missing, and remembers the sources done. Any failure is retryable,
+    /// except a refused creation of an attribute that exists already.
+    async fn ensure_attributes(&self, source: &Source) -> Result<(), Retry> {
+        let mut guard = self.attributes.lock().await;
+        let cache = &mut *guard;
+        if cache.ready.contains(source) {
+            return Ok(());
+        }
+        let known = match &mut cache.known {
+            Some(known) => known,
+            slot @ None => {
+                let listed = self
+                    .brevo
+                    .list_attributes()
+                    .await
+                    .map_err(|e| Retry(format!("listing Brevo contact attributes: {e}")))?;
+                slot.insert(
+                    listed
+                        .into_iter()
+                        .map(|a| a.name.to_ascii_uppercase())
+                        .collect(),
+                )
+            }
+        };
+        for (name, kind) in mapped_attributes(&self.mapping.source(source)) {
+            let upper = name.to_ascii_uppercase();
+            if known.contains(&upper) || BUILT_IN_ATTRIBUTES.contains(&upper.as_str()) {
+                continue;
+            }
+            match self.brevo.create_attribute(&name, kind).await {
+                Ok(()) => {
+                    tracing::info!(attribute = %name, kind, "upsert: created Brevo contact attribute");
+                }
+                Err(e) if already_exists(&e) => {}
+                Err(e) => {
+                    return Err(Retry(format!(
+                        "creating Brevo contact attribute {name} ({kind}): {e}"
+                    )));
+                }
+            }
+            known.insert(upper);
+        }
+        cache.ready.insert(source.clone());
+        Ok(())
+    }
+
+    /// Step 4: single upserts, messages side by side, each message's records in order.
+    async fn upsert_singles<'a>(
+        &self,
+        singles: Vec<SingleUpserts<'a>>,
+        run: &mut SyncRun,
+    ) -> Vec<Target<'a>> {
+        let work: Vec<_> = singles
+            .into_iter()
+            .filter(|s| run.ok(s.job))
+            .map(|s| self.upsert_job_contacts(s))
+            .collect();
+        let results: Vec<(usize, Stats, Result<Vec<Target<'a>>, Retry>)> =
+            futures::stream::iter(work)
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+        let mut targets = Vec::new();
+        for (job, stats, result) in results {
+            run.stats += stats;
+            match result {
+                Ok(t) => targets.extend(t),
+                Err(Retry(reason)) => run.fail(job, &reason),
+            }
+        }
+        targets
+    }
+
+    /// The single upserts of one message.
+    async fn upsert_job_contacts<'a>(
+        &self,
+        work: SingleUpserts<'a>,
+    ) -> (usize, Stats, Result<Vec<Target<'a>>, Retry>) {
+        let SingleUpserts {
+            job,
+            source,
+            contacts,
+        } = work;
+        let mut stats = Stats::default();
+        let mut targets = Vec::new();
+        for (record, contact) in contacts {
+            let key = contact.key();
+            let subject = describe(key.as_ref());
+            match self.upsert(contact, &subject, &mut stats).await {
+                // A phone-only contact that could not be written: nothing addresses its events.
+                Ok(None) if key.is_none() => {}
+                Ok(sms) => targets.push(Target {
+                    job,
+                    source,
+                    record,
+                    key,
+                    sms,
+                }),
+                Err(retry) => return (job, stats, Err(retry)),
+            }
+        }
+        (job, stats, Ok(targets))
+    }
+
+    /// Step 5: contacts leave the lists of their removed tags.
+    async fn leave_lists(&self, targets: &[Target<'_>], run: &mut SyncRun) {
+        for target in targets {
+            let Some(key) = &target.key else { continue };
+            for list_id in self.mapping.lists_to_leave(target.source, target.record) {
+                if !run.ok(target.job) {
+                    break;
+                }
+                let what = format!("removing {} from list {list_id}", describe(Some(key)));
+                match self.brevo.remove_from_list(list_id, key).await {
+                    Ok(()) => run.stats.list_removals += 1,
+                    Err(e) => {
+                        if let Err(Retry(reason)) = final_or_retry(e, &what, &mut run.stats) {
+                            run.fail(target.job, &reason);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Step 6: claims the events of the written contacts, sends the new ones in batches,
+    /// completes the claims of those sent and releases the others.
+    async fn send_sync_events<'a>(
+        &self,
+        targets: &'a [Target<'a>],
+        taken: &Mutex<HashSet<String>>,
+        run: &mut SyncRun,
+    ) {
+        let mut candidates: Vec<(Claimed<'a>, EventRequest)> = Vec::new();
+        for target in targets {
+            if !run.ok(target.job) {
+                continue;
+            }
+            for event in &target.record.events {
+                let Some(request) = self.event_request(
+                    target.source,
+                    target.key.as_ref(),
+                    target.sms.as_deref(),
+                    event,
+                ) else {
+                    run.stats.events_unmapped += 1;
+                    continue;
+                };
+                if !lock(taken).insert(event.id.clone()) {
+                    run.stats.events_skipped_duplicate += 1;
+                    continue;
+                }
+                let claimed = Claimed {
+                    job: target.job,
+                    event_id: &event.id,
+                    state_key: state::event_key(&event.id),
+                };
+                candidates.push((claimed, request));
+            }
+        }
+        if candidates.is_empty() {
+            return;
+        }
+
+        let claims: Vec<_> = candidates
+            .iter()
+            .map(|(c, _)| self.state.claim(&c.state_key, EVENT_DEDUPE_TTL))
+            .collect();
+        let claims: Vec<Result<Claim, StateError>> = futures::stream::iter(claims)
+            .buffered(STATE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut claimed = Vec::new();
+        let mut requests = Vec::new();
+        for ((c, request), claim) in candidates.into_iter().zip(claims) {
+            match claim {
+                Ok(Claim::Done) => run.stats.events_skipped_duplicate += 1,
+                Ok(claim) => {
+                    if claim == Claim::InFlight {
+                        tracing::info!(event_id = %c.event_id, "upsert: event claimed before but not completed; sending it");
+                    }
+                    claimed.push(c);
+                    requests.push(request);
+                }
+                Err(e) => {
+                    lock(taken).remove(c.event_id);
+                    run.fail(c.job, &format!("claiming event {}: {e}", c.event_id));
+                }
+            }
+        }
+
+        for (chunk, requests) in claimed
+            .chunks(EVENTS_PER_BATCH)
+            .zip(requests.chunks(EVENTS_PER_BATCH))
+        {
+            match self.brevo.send_events(requests).await {
+                Ok(refused) => {
+                    run.stats.event_batches += 1;
+                    let refused: HashMap<usize, BrevoError> = refused.into_iter().collect();
+                    let mut sent = Vec::new();
+                    let mut dropped = Vec::new();
+                    for (i, (c, request)) in chunk.iter().zip(requests).enumerate() {
+                        match refused.get(&i) {
+                            None => {
+                                run.stats.events += 1;
+                                sent.push(c);
+                            }
+                            Some(e) => {
+                                run.stats.rejected += 1;
+                                tracing::warn!(event_id = %c.event_id, event_name = %request.event_name, error = %e,
+                                    "upsert: Brevo refused an event of a batch; not retried");
+                                dropped.push(c);
+                            }
+                        }
+                    }
+                    self.complete_claims(&sent, run).await;
+                    self.release_claims(&dropped).await;
+                }
+                Err(e) if e.is_retryable() => {
+                    let reason = format!("sending a batch of {} events: {e}", requests.len());
+                    for c in chunk {
+                        run.fail(c.job, &reason);
+                    }
+                    self.release_claims(&chunk.iter().collect::<Vec<_>>()).await;
+                }
+                Err(e) if falls_back_to_single_events(&e) => {
+                    // One bad event (or an account without the batch endpoint) must not cost
+                    // the other 99: send them one by one instead.
+                    tracing::warn!(events = requests.len(), error = %e,
+                        "upsert: Brevo refused an events batch; sending its events one by one");
+                    for (c, request) in chunk.iter().zip(requests) {
+                        self.send_claimed(c, request, run).await;
+                    }
+                }
+                Err(e) => {
+                    run.stats.rejected += requests.len();
+                    tracing::warn!(events = requests.len(), error = %e,
+                        "upsert: Brevo refused an events batch; not retried");
+                    self.release_claims(&chunk.iter().collect::<Vec<_>>()).await;
+                }
+            }
+        }
+    }
+
+    /// One claimed event through `POST /v3/events` (fallback of a refused batch).
+    async fn send_claimed(&self, c: &Claimed<'_>, request: &EventRequest, run: &mut SyncRun) {
+        match self.brevo.send_event(request).await {
+            Ok(()) => {
+                run.stats.events += 1;
+                self.complete_claims(&[c], run).await;
+            }
+            Err(e) => {
+                self.release_claims(&[c]).await;
+                let what = format!("sending {} ({})", request.event_name, c.event_id);
+                if let Err(Retry(reason)) = final_or_retry(e, &what, &mut run.stats) {
+                    run.fail(c.job, &reason);
+                }
+            }
+        }
+    }
+
+    /// Marks sent events done; a failure fails the message (as on the per-record path).
+    async fn complete_claims(&self, claimed: &[&Claimed<'_>], run: &mut SyncRun) {
+        let work: Vec<_> = claimed
+            .iter()
+            .map(|c| self.state.complete(&c.state_key, EVENT_DEDUPE_TTL))
+            .collect();
+        let results: Vec<Result<(), StateError>> = futures::stream::iter(work)
+            .buffered(STATE_CONCURRENCY)
+            .collect()
+            .await;
+        for (c, result) in claimed.iter().zip(results) {
+            if let Err(e) = result {
+                run.fail(c.job, &format!("completing event {}: {e}", c.event_id));
+            }
+        }
+    }
+
+    /// Drops the claims of events not sent, so a redelivery sends them.
+    async fn release_claims(&self, claimed: &[&Claimed<'_>]) {
+        let work: Vec<_> = claimed
+            .iter()
+            .map(|c| self.state.release(&c.state_key))
+            .collect();
+        let results: Vec<Result<(), StateError>> = futures::stream::iter(work)
+            .buffered(STATE_CONCURRENCY)
+            .collect()
+            .await;
+        for (c, result) in claimed.iter().zip(results) {
+            if let Err(e) = result {
+                // The claim stays in flight; a redelivery may still send the event.
+                tracing::warn!(event_id = %c.event_id, error = %e, "upsert: could not release the event claim");
+            }
+        }
+    }
+}
+
+/// Splits items of the given serialized sizes into consecutive ranges of at most `max_items`
+/// items and `max_bytes` bytes (an item larger than `max_bytes` goes alone).
+fn chunk_ranges(
+    sizes: impl IntoIterator<Item = usize>,
+    max_items: usize,
+    max_bytes: usize,
+) -> Vec<Range<usize>> {
+    let mut ranges = Vec::new();
+    let (mut start, mut bytes, mut end) = (0, 0usize, 0);
+    for size in sizes {
+        if end > start && (end - start >= max_items || bytes.saturating_add(size) > max_bytes) {
+            ranges.push(start..end);
+            start = end;
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(size);
+        end += 1;
+    }
+    if end > start {
+        ranges.push(start..end);
+    }
+    ranges
+}
+
+/// Every attribute the mapping of a source can write, with the Brevo type to create it with.
+fn mapped_attributes(mapping: &SourceMapping) -> Vec<(String, &'static str)> {
+    let mut out: Vec<(String, &'static str)> = Vec::new();
+    let mut add = |name: String, kind: &'static str| {
+        if !out.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+            out.push((name, kind));
+        }
+    };
+    for rule in &mapping.field_mapping {
+        let kind = match rule.transform {
+            Transform::Date => "date",
+            Transform::Number => "float",
+            Transform::Boolean => "boolean",
+            _ => "text",
+        };
+        add(rule.attribute.clone(), kind);
+        if rule.transform == Transform::SplitName {
+            // Where the mapping puts the last name: LASTNAME next to FIRSTNAME, else `<X>_LAST`.
+            let last = if rule.attribute == "FIRSTNAME" {
+                "LASTNAME".to_string()
+            } else {
+                format!("{}_LAST", rule.attribute)
+            };
+            add(last, "text");
+        }
+    }
+    out
+}
+
+/// Whether Brevo refused to create an attribute because it exists already.
+fn already_exists(err: &BrevoError) -> bool {
+    match err {
+        BrevoError::Rejected { code, message, .. } => {
+            code == "duplicate_parameter" || message.to_ascii_lowercase().contains("already exist")
+        }
+        _ => false,
+    }
+}
+
+/// Whether a refused events batch is worth sending again event by event: a bad item or an
+/// unknown route, not a bad key or a missing permission.
+fn falls_back_to_single_events(err: &BrevoError) -> bool {
+    matches!(err, BrevoError::Rejected { status, .. } if matches!(status, 400 | 404 | 405 | 413 | 422))
+}
+
 /// A retryable Brevo error fails the message; a final one is logged and counted.
 fn final_or_retry(err: BrevoError, what: &str, stats: &mut Stats) -> Result<(), Retry> {
     if err.is_retryable() {
@@ -606,6 +1424,92 @@ mod tests {
             response["batchItemFailures"],
             serde_json::json!([{"itemIdentifier": "m2"}])
         );
+    }
+
+    #[test]
+    fn imports_are_split_by_count_and_by_size() {
+        // 25,000 small contacts: 10,000 per import at most.
+        assert_eq!(
+            chunk_ranges(std::iter::repeat_n(100, 25_000), 10_000, 8_000_000),
+            vec![0..10_000, 10_000..20_000, 20_000..25_000]
+        );
+        // Big rows: cut before the byte limit would pass; an oversized row goes alone.
+        assert_eq!(
+            chunk_ranges([400, 400, 300, 900, 100], 10, 1000),
+            vec![0..2, 2..3, 3..5]
+        );
+        assert_eq!(
+            chunk_ranges([10, 1500, 10], 10, 1000),
+            vec![0..1, 1..2, 2..3]
+        );
+        assert!(chunk_ranges(Vec::new(), 10, 1000).is_empty());
+    }
+
+    #[test]
+    fn mapped_attributes_take_their_type_from_the_transform() {
+        use deskbridge_shared::mapping::FieldRule;
+        let mapping = SourceMapping {
+            field_mapping: vec![
+                FieldRule::new("id", "ZENDESK_ID", Transform::Text),
+                FieldRule::new("name", "FIRSTNAME", Transform::SplitName),
+                FieldRule::new("agent", "AGENT", Transform::SplitName),
+                FieldRule::new("created_at", "SIGNUP_DATE", Transform::Date),
+                FieldRule::new("score", "HEALTH", Transform::Number),
+                FieldRule::new("vip", "VIP", Transform::Boolean),
+                FieldRule::new("tags", "TAGS", Transform::Tags),
+                FieldRule::new("other_id", "ZENDESK_ID", Transform::Auto),
+            ],
+            ..Default::default()
+        };
+        let got: Vec<(String, &str)> = mapped_attributes(&mapping);
+        let want = [
+            ("ZENDESK_ID", "text"),
+            ("FIRSTNAME", "text"),
+            ("LASTNAME", "text"),
+            ("AGENT", "text"),
+            ("AGENT_LAST", "text"),
+            ("SIGNUP_DATE", "date"),
+            ("HEALTH", "float"),
+            ("VIP", "boolean"),
+            ("TAGS", "text"),
+        ];
+        assert_eq!(
+            got,
+            want.iter()
+                .map(|(n, k)| (n.to_string(), *k))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn attribute_conflicts_and_batch_refusals_are_told_apart() {
+        let rejected = |status: u16, code: &str, message: &str| BrevoError::Rejected {
+            status,
+            code: code.into(),
+            message: message.into(),
+        };
+        assert!(already_exists(&rejected(400, "duplicate_parameter", "x")));
+        assert!(already_exists(&rejected(
+            400,
+            "invalid_parameter",
+            "Attribute name already exists"
+        )));
+        assert!(!already_exists(&rejected(
+            400,
+            "invalid_parameter",
+            "bad name"
+        )));
+        assert!(!already_exists(&BrevoError::Transient("503".into())));
+        assert!(falls_back_to_single_events(&rejected(
+            400,
+            "invalid_parameter",
+            "x"
+        )));
+        assert!(!falls_back_to_single_events(&rejected(
+            401,
+            "unauthorized",
+            "x"
+        )));
     }
 
     #[test]

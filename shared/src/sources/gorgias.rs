@@ -182,7 +182,7 @@ pub fn person_from_customer(value: &Value) -> Person {
 }
 
 /// A 1–5 satisfaction score from a number or a rendered string.
-fn survey_score(v: Option<&Value>) -> Option<i64> {
+pub(crate) fn survey_score(v: Option<&Value>) -> Option<i64> {
     let v = v?;
     v.as_i64()
         .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
@@ -192,7 +192,7 @@ fn survey_score(v: Option<&Value>) -> Option<i64> {
 
 /// Tags from a list of strings or `{name}` objects, a JSON list rendered into a string, or a
 /// comma-separated string (how a template variable renders a list is not documented).
-fn tags(v: Option<&Value>) -> Vec<String> {
+pub(crate) fn tags(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::Array(items)) => items
             .iter()
@@ -216,7 +216,7 @@ fn tags(v: Option<&Value>) -> Vec<String> {
 }
 
 /// A copy of an object without empty or unrendered (`{{…}}`) string values.
-fn clean(value: &Value) -> Value {
+pub(crate) fn clean(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
@@ -229,7 +229,7 @@ fn clean(value: &Value) -> Value {
 }
 
 /// Text of a string (trimmed, non-empty, not an unrendered placeholder) or a number.
-fn text(v: Option<&Value>) -> Option<String> {
+pub(crate) fn text(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::String(s) => {
             let s = s.trim();
@@ -241,7 +241,7 @@ fn text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
+pub(crate) fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
     v.filter(|v| text(Some(v)).is_some()).and_then(parse_time)
 }
 

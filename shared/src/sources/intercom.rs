@@ -132,7 +132,7 @@ pub fn person_from_contact(value: &Value) -> Person {
 }
 
 /// A record carrying a whole contact as its profile.
-fn contact_record(item: &Value, sent_at: DateTime<Utc>) -> Result<Record, ParseError> {
+pub(crate) fn contact_record(item: &Value, sent_at: DateTime<Utc>) -> Result<Record, ParseError> {
     let person = person_from_contact(item);
     if person.source_id.is_none() {
         return Err(ParseError::Missing("data.item.id"));
@@ -165,7 +165,7 @@ fn reference_record(contact: &Value, at: DateTime<Utc>) -> Result<Record, ParseE
 }
 
 /// A conversation milestone for the conversation's contact.
-fn conversation_record(
+pub(crate) fn conversation_record(
     item: &Value,
     kind: EventKind,
     sent_at: DateTime<Utc>,
@@ -283,7 +283,7 @@ fn last_part<'a>(item: &'a Value, part_type: &str) -> Option<&'a Value> {
         .find(|p| text(p.get("part_type")).as_deref() == Some(part_type))
 }
 
-fn event(
+pub(crate) fn event(
     kind: EventKind,
     subject: &str,
     at: DateTime<Utc>,
@@ -300,7 +300,7 @@ fn event(
 }
 
 /// Text of a non-empty string or a number.
-fn text(v: Option<&Value>) -> Option<String> {
+pub(crate) fn text(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
         Value::Number(n) => Some(n.to_string()),
@@ -308,7 +308,7 @@ fn text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
+pub(crate) fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
     v.and_then(parse_time)
 }
 

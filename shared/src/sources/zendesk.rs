@@ -231,7 +231,7 @@ fn ticket_record(detail: &Value, at: DateTime<Utc>) -> Result<Record, ParseError
 }
 
 /// A timeline event from a ticket `detail` object.
-fn ticket_event(
+pub(crate) fn ticket_event(
     kind: EventKind,
     detail: &Value,
     at: DateTime<Utc>,
@@ -403,7 +403,7 @@ fn clean(value: &Value) -> Value {
 // Small lenient readers
 
 /// Text of a string (trimmed, non-empty, not an unrendered placeholder) or a number.
-fn text(v: Option<&Value>) -> Option<String> {
+pub(crate) fn text(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::String(s) => {
             let s = s.trim();
@@ -415,12 +415,12 @@ fn text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
+pub(crate) fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
     v.filter(|v| text(Some(v)).is_some()).and_then(parse_time)
 }
 
 /// Tags from a JSON list of strings.
-fn tag_list(v: Option<&Value>) -> Vec<String> {
+pub(crate) fn tag_list(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::Array(items)) => items.iter().filter_map(|t| text(Some(t))).collect(),
         _ => Vec::new(),

@@ -64,6 +64,9 @@ pub struct StreamState {
     /// does not queue it again).
     pub next_queued: bool,
     pub run_started_at: Option<DateTime<Utc>>,
+    /// Timeline events of happenings before this time are not sent by the sync (a backfill must
+    /// not start automations for the past); set when the stream first runs.
+    pub events_since: Option<DateTime<Utc>>,
     pub last_run_started_at: Option<DateTime<Utc>>,
     pub last_run_ended_at: Option<DateTime<Utc>>,
     pub last_progress_at: Option<DateTime<Utc>>,
@@ -182,6 +185,9 @@ pub async fn start_run(
             if full {
                 next.bookmark = None;
             }
+        }
+        if next.events_since.is_none() {
+            next.events_since = Some(now);
         }
         next.status = RunStatus::Running;
         next.run_id = Some(run_id.to_string());

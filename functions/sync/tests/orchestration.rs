@@ -1,0 +1,316 @@
+//! The run/page/cursor protocol without AWS: in-memory stream store and queue, and a test
+//! reader serving pages of a fixed data set (a double of the helpdesk port).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use deskbridge_shared::memory::{MemoryQueue, MemoryStreamStore};
+use deskbridge_shared::model::{EventKind, Job, Person, Record, Source, SupportEvent};
+use deskbridge_shared::state::streams::{RunStatus, Start, StreamId, StreamStore};
+use deskbridge_shared::sync::{FetchError, Page, PageRequest, SourceReader};
+use deskbridge_sync::{PageOutcome, SyncMessage, Syncer};
+
+const SYNC: &str = "memory://sync";
+const UPSERT: &str = "memory://upsert";
+
+/// Serves `total` customers, `per_page` at a time; the cursor is the next offset and the
+/// bookmark is the offset reached (like an API cursor that stays valid).
+struct TestReader {
+    total: usize,
+    per_page: usize,
+    calls: AtomicUsize,
+    fail_next: AtomicUsize,
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000 + secs, 0)
+        .single()
+        .expect("valid time")
+}
+
+#[async_trait]
+impl SourceReader for TestReader {
+    fn source(&self) -> Source {
+        Source::Gorgias
+    }
+    fn streams(&self) -> &'static [&'static str] {
+        &["customers"]
+    }
+    async fn fetch_page(&self, req: &PageRequest) -> Result<Page, FetchError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.fail_next.load(Ordering::SeqCst) > 0 {
+            self.fail_next.fetch_sub(1, Ordering::SeqCst);
+            return Err(FetchError::Transient("injected".into()));
+        }
+        let start: usize = match (&req.cursor, &req.bookmark) {
+            (Some(c), _) => c.parse().unwrap_or(0),
+            (None, Some(b)) => b.parse().unwrap_or(0),
+            (None, None) => 0,
+        };
+        let end = (start + self.per_page).min(self.total);
+        let records = (start..end)
+            .map(|i| {
+                let created = at(i as i64);
+                Record {
+                    person: Person {
+                        source_id: Some(i.to_string()),
+                        email: Some(format!("c{i}@example.com")),
+                        ..Default::default()
+                    },
+                    observed_at: created,
+                    events: vec![SupportEvent {
+                        id: SupportEvent::stable_id(
+                            &Source::Gorgias,
+                            &format!("customer:{i}"),
+                            EventKind::CustomerCreated,
+                            created,
+                        ),
+                        kind: EventKind::CustomerCreated,
+                        occurred_at: created,
+                        ticket_id: None,
+                        channel: None,
+                        properties: Default::default(),
+                    }],
+                    ..Default::default()
+                }
+            })
+            .collect::<Vec<_>>();
+        Ok(Page {
+            read: records.len() as u64,
+            records,
+            skipped: vec![],
+            next_cursor: (end < self.total).then(|| end.to_string()),
+            bookmark: Some(end.to_string()),
+            bookmark_now: true,
+        })
+    }
+}
+
+fn syncer(
+    total: usize,
+    per_page: usize,
+) -> (Syncer<MemoryStreamStore, MemoryQueue>, Arc<TestReader>) {
+    let reader = Arc::new(TestReader {
+        total,
+        per_page,
+        calls: AtomicUsize::new(0),
+        fail_next: AtomicUsize::new(0),
+    });
+    let mut s = Syncer::new(
+        vec![reader.clone()],
+        MemoryStreamStore::new(),
+        MemoryQueue::new(),
+        SYNC.into(),
+        UPSERT.into(),
+    );
+    s.historical_events = true;
+    (s, reader)
+}
+
+/// Runs sync-queue messages until the queue is empty; returns how many were handled.
+async fn drain(s: &Syncer<MemoryStreamStore, MemoryQueue>, now: DateTime<Utc>) -> usize {
+    let mut handled = 0;
+    loop {
+        let batch = s.queue.messages(SYNC);
+        if batch.is_empty() {
+            return handled;
+        }
+        // Take them off the queue like a consumer would.
+        let taken = deskbridge_shared::queue::Queue::receive(&s.queue, SYNC, 10, 0)
+            .await
+            .expect("receive");
+        for m in taken {
+            s.handle_body(&m.body, now).await.expect("page handled");
+            handled += 1;
+        }
+    }
+}
+
+fn upserted_ids(q: &MemoryQueue) -> Vec<String> {
+    q.messages(UPSERT)
+        .iter()
+        .flat_map(|b| serde_json::from_str::<Job>(b).expect("job").records)
+        .filter_map(|r| r.person.source_id)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_run_reads_every_page_once_and_keeps_the_bookmark() {
+    let (s, reader) = syncer(1_234, 100);
+    let now = at(10_000);
+    let reports = s.start(None, None, false, now).await.expect("start");
+    assert_eq!(reports.len(), 1);
+    assert!(matches!(reports[0].outcome, Start::Started { .. }));
+    let pages = drain(&s, now).await;
+    assert_eq!(pages, 13);
+    assert_eq!(reader.calls.load(Ordering::SeqCst), 13);
+    let mut ids = upserted_ids(&s.queue);
+    assert_eq!(ids.len(), 1_234);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 1_234, "every record exactly once");
+    let state = s
+        .store
+        .load(&StreamId::new(Source::Gorgias, "customers"))
+        .await
+        .expect("load")
+        .state;
+    assert_eq!(state.status, RunStatus::Idle);
+    assert_eq!(state.bookmark.as_deref(), Some("1234"));
+    assert_eq!(state.last_run.records_read, 1_234);
+    assert_eq!(state.last_run.pages, 13);
+
+    // The next run starts from the bookmark: nothing new, one page, no records.
+    s.queue.clear();
+    s.start(None, None, false, at(20_000)).await.expect("start");
+    drain(&s, at(20_000)).await;
+    assert!(upserted_ids(&s.queue).is_empty());
+}
+
+#[tokio::test]
+async fn duplicate_and_stale_jobs_do_nothing() {
+    let (s, _) = syncer(300, 100);
+    let now = at(10_000);
+    s.start(None, None, false, now).await.expect("start");
+    let first = s.queue.messages(SYNC).remove(0);
+    let SyncMessage::Page(job) = serde_json::from_str(&first).expect("page job") else {
+        panic!("page job")
+    };
+    s.queue.clear();
+    assert!(matches!(
+        s.handle_page(&job, now).await.expect("page"),
+        PageOutcome::Advanced { done: false, .. }
+    ));
+    // The same job again (SQS at-least-once): nothing read, nothing sent, cursor not moved twice.
+    let upserts_before = s.queue.messages(UPSERT).len();
+    assert_eq!(
+        s.handle_page(&job, now).await.expect("dup"),
+        PageOutcome::Stale
+    );
+    assert_eq!(s.queue.messages(UPSERT).len(), upserts_before);
+    let state = s
+        .store
+        .load(&StreamId::new(Source::Gorgias, "customers"))
+        .await
+        .expect("load")
+        .state;
+    assert_eq!(state.cursor.as_deref(), Some("100"));
+}
+
+#[tokio::test]
+async fn a_lost_next_job_is_queued_again_by_the_redelivered_one() {
+    let (s, _) = syncer(300, 100);
+    let now = at(10_000);
+    s.start(None, None, false, now).await.expect("start");
+    let job_text = s.queue.messages(SYNC).remove(0);
+    s.queue.clear();
+    let SyncMessage::Page(job) = serde_json::from_str(&job_text).expect("job") else {
+        panic!("page job")
+    };
+    // The page's records are stored but queueing the next page job fails.
+    s.queue.set_failing(false);
+    let id = StreamId::new(Source::Gorgias, "customers");
+    // Simulate: records sent and cursor advanced, then a crash before the next job was queued.
+    assert!(matches!(
+        s.handle_page(&job, now).await.expect("page"),
+        PageOutcome::Advanced { .. }
+    ));
+    s.queue.clear();
+    let mut st = s.store.load(&id).await.expect("load");
+    st.state.next_queued = false;
+    s.store.save(&id, st.rev, &st.state).await.expect("save");
+    // SQS redelivers the first job: it notices and queues the missing one.
+    assert_eq!(
+        s.handle_page(&job, now).await.expect("again"),
+        PageOutcome::Requeued
+    );
+    assert_eq!(s.queue.messages(SYNC).len(), 1);
+    // And once queued, further copies do nothing.
+    assert_eq!(
+        s.handle_page(&job, now).await.expect("again"),
+        PageOutcome::Stale
+    );
+    drain(&s, now).await;
+    let mut ids = upserted_ids(&s.queue);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200, "the two remaining pages, once each");
+}
+
+#[tokio::test]
+async fn a_fetch_failure_keeps_the_cursor_and_the_retry_continues() {
+    let (s, reader) = syncer(250, 100);
+    let now = at(10_000);
+    s.start(None, None, false, now).await.expect("start");
+    reader.fail_next.store(1, Ordering::SeqCst);
+    let job = s.queue.messages(SYNC).remove(0);
+    assert!(
+        s.handle_body(&job, now).await.is_err(),
+        "the message fails and SQS redelivers it"
+    );
+    let state = s
+        .store
+        .load(&StreamId::new(Source::Gorgias, "customers"))
+        .await
+        .expect("load")
+        .state;
+    assert_eq!(state.cursor, None);
+    assert!(state.last_error.is_some_and(|e| e.contains("injected")));
+    drain(&s, now).await;
+    assert_eq!(upserted_ids(&s.queue).len(), 250);
+}
+
+#[tokio::test]
+async fn a_running_stream_is_not_started_twice_until_its_lease_passes() {
+    let (s, _) = syncer(500, 100);
+    let now = at(10_000);
+    s.start(None, None, false, now).await.expect("start");
+    // One page done, then the worker dies (its next job is lost).
+    let job = s.queue.messages(SYNC).remove(0);
+    s.queue.clear();
+    s.handle_body(&job, now).await.expect("page");
+    s.queue.clear();
+    let busy = s
+        .start(None, None, false, now + chrono::Duration::minutes(5))
+        .await
+        .expect("start");
+    assert!(matches!(busy[0].outcome, Start::Busy { .. }));
+    assert!(s.queue.messages(SYNC).is_empty());
+    // After the lease, the next start takes the run over and continues from its cursor.
+    let later =
+        now + chrono::Duration::from_std(s.lease + Duration::from_secs(1)).expect("duration");
+    let took = s.start(None, None, false, later).await.expect("start");
+    assert!(matches!(
+        took[0].outcome,
+        Start::Started { resumed: true, .. }
+    ));
+    drain(&s, later).await;
+    let mut ids = upserted_ids(&s.queue);
+    ids.sort();
+    assert_eq!(ids.len(), 400, "pages 2..5 once each after the takeover");
+}
+
+#[tokio::test]
+async fn a_backfill_sends_no_timeline_events_for_the_past() {
+    let (mut s, _) = syncer(120, 100);
+    s.historical_events = false;
+    // The stream's first run is "now": every happening in the data set is older.
+    let now = at(50_000);
+    s.start(None, None, false, now).await.expect("start");
+    drain(&s, now).await;
+    let jobs: Vec<Job> = s
+        .queue
+        .messages(UPSERT)
+        .iter()
+        .map(|b| serde_json::from_str(b).expect("job"))
+        .collect();
+    let records: Vec<&Record> = jobs.iter().flat_map(|j| &j.records).collect();
+    assert_eq!(records.len(), 120, "attributes still sync");
+    assert!(
+        records.iter().all(|r| r.events.is_empty()),
+        "no automations fired for the past"
+    );
+}

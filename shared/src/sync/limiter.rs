@@ -1,0 +1,493 @@
+//! Client-side rate limiting of one helpdesk account.
+//!
+//! A [`Limiter`] combines two things:
+//! - a token bucket (the `governor` crate's GCRA) sized so that it can never send more than the
+//!   documented number of requests in any window of the documented length ([`Rate`]), so the
+//!   bucket alone keeps us under the limit ("hitting a 429 is a planning failure");
+//! - feedback from the helpdesk: a 429's `Retry-After`, and the rate headers of every response
+//!   (Zendesk `ratelimit-*`/`X-Rate-Limit-*`, Intercom `X-RateLimit-*`, Gorgias
+//!   `X-Gorgias-Account-Api-Call-Limit`), which cover the requests we cannot see (webhook
+//!   look-ups and other processes spending the same account's budget). Feedback pauses *every*
+//!   caller sharing the limiter until the pause ends.
+//!
+//! All waiting runs on tokio's clock, so tests can use a paused clock.
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use tokio::time::Instant;
+
+use crate::sources::http::{HeaderMap, MAX_RETRY_AFTER};
+
+/// "At most `limit` requests in any window of `window`", with up to `burst` sent back to back.
+///
+/// A GCRA bucket of burst `b` emitting one cell every `t` lets through at most
+/// `b + ceil(w / t) - 1` cells in any window `w`. [`Limiter`] therefore spaces requests
+/// `window / (limit - burst + 1)` apart: a bigger burst costs sustained throughput, and a burst
+/// of 1 paces requests evenly at exactly `limit` per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    limit: NonZeroU32,
+    window: Duration,
+    burst: NonZeroU32,
+}
+
+impl Rate {
+    /// `limit` requests per `window`, bursts of up to `burst` (0 is read as 1; the burst is
+    /// capped at the limit; a zero window is read as one millisecond).
+    pub fn new(limit: u32, window: Duration, burst: u32) -> Rate {
+        let limit = NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst.min(limit.get())).unwrap_or(NonZeroU32::MIN);
+        let window = window.max(Duration::from_millis(1));
+        Rate {
+            limit,
+            window,
+            burst,
+        }
+    }
+
+    /// Zendesk incremental exports: "up to 10 requests per minute", evenly paced.
+    pub fn zendesk_exports() -> Rate {
+        Rate::new(10, Duration::from_secs(60), 1)
+    }
+
+    /// Zendesk account limit of the smallest plan (Suite Team, 200 per minute).
+    pub fn zendesk_account() -> Rate {
+        Rate::new(200, Duration::from_secs(60), 10)
+    }
+
+    /// Intercom private apps: 10,000 per minute, enforced in 10-second windows (~166 each).
+    pub fn intercom() -> Rate {
+        Rate::new(160, Duration::from_secs(10), 16)
+    }
+
+    /// Gorgias API-key integrations: 40 requests per 20 s.
+    pub fn gorgias() -> Rate {
+        Rate::new(40, Duration::from_secs(20), 4)
+    }
+
+    /// This rate divided among `instances` processes that share one account, so that together
+    /// they stay within it (each keeps at least one request per window).
+    pub fn share(self, instances: u32) -> Rate {
+        let n = instances.max(1);
+        Rate::new(
+            (self.limit.get() / n).max(1),
+            self.window,
+            (self.burst.get() / n).max(1),
+        )
+    }
+
+    pub fn limit(&self) -> u32 {
+        self.limit.get()
+    }
+
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    pub fn burst(&self) -> u32 {
+        self.burst.get()
+    }
+
+    /// Time between two requests once the burst is spent.
+    pub fn interval(&self) -> Duration {
+        // burst <= limit, so the divisor is at least 1.
+        self.window / (self.limit.get() - self.burst.get() + 1)
+    }
+
+    fn quota(&self) -> Quota {
+        let interval = self.interval().max(Duration::from_nanos(1));
+        Quota::with_period(interval)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(self.burst)
+    }
+}
+
+/// A `governor` clock reading tokio's (pausable) clock as the time elapsed since `origin`.
+#[derive(Debug, Clone, Copy)]
+struct TokioElapsed {
+    origin: Instant,
+}
+
+impl Clock for TokioElapsed {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.origin)
+    }
+}
+
+type Bucket = RateLimiter<NotKeyed, InMemoryState, TokioElapsed, NoOpMiddleware<Duration>>;
+
+/// What a response's rate headers say about the account's remaining budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Budget {
+    /// A fixed window (Zendesk, Intercom): `remaining` calls until `reset`.
+    Window {
+        remaining: u64,
+        limit: Option<u64>,
+        reset: Option<Duration>,
+    },
+    /// A leaky bucket (Gorgias): `used` of `limit` slots taken.
+    Leaky { used: u64, limit: u64 },
+}
+
+/// The rate limiter of one helpdesk account. Share it (in an `Arc`) between every caller that
+/// spends the same account's budget.
+#[derive(Debug)]
+pub struct Limiter {
+    name: String,
+    rate: Rate,
+    clock: TokioElapsed,
+    bucket: Bucket,
+    /// No request may start before this instant (set by a 429 or by the rate headers).
+    paused_until: Mutex<Option<Instant>>,
+}
+
+impl Limiter {
+    /// A limiter named `name` (for logs, e.g. `zendesk`) allowing `rate`.
+    pub fn new(name: impl Into<String>, rate: Rate) -> Limiter {
+        let clock = TokioElapsed {
+            origin: Instant::now(),
+        };
+        Limiter {
+            name: name.into(),
+            rate,
+            clock,
+            bucket: RateLimiter::direct_with_clock(rate.quota(), clock),
+            paused_until: Mutex::new(None),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn rate(&self) -> Rate {
+        self.rate
+    }
+
+    /// Waits until a request may be sent: past any pause, and with a token from the bucket.
+    pub async fn acquire(&self) {
+        loop {
+            if let Some(until) = self.paused_until() {
+                tokio::time::sleep_until(until).await;
+                continue;
+            }
+            match self.bucket.check() {
+                Ok(()) => return,
+                Err(not_until) => {
+                    tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
+                }
+            }
+        }
+    }
+
+    /// Blocks every caller for `wait` from now. Never shortens a running pause.
+    pub fn pause_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut paused = self
+            .paused_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if paused.is_none_or(|current| current < until) {
+            *paused = Some(until);
+            tracing::debug!(
+                limiter = %self.name,
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                "helpdesk rate limit: pausing requests"
+            );
+        }
+    }
+
+    /// The end of the running pause, if any.
+    pub fn paused_until(&self) -> Option<Instant> {
+        let paused = *self
+            .paused_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        paused.filter(|until| *until > Instant::now())
+    }
+
+    /// Reads the rate headers of a response (any status) and slows down before the account's
+    /// budget runs out: with nothing left, everyone waits for the reset; with little left, the
+    /// remaining calls are spread over the time to the reset. `now` is the wall clock, for
+    /// Intercom's reset given as a unix time.
+    pub fn observe(&self, headers: &HeaderMap, now: DateTime<Utc>) {
+        let Some(budget) = read_budget(headers, now) else {
+            return;
+        };
+        if let Some(wait) = self.slowdown(budget) {
+            self.pause_for(wait);
+        }
+    }
+
+    /// How long to hold everyone back given `budget`, if at all.
+    fn slowdown(&self, budget: Budget) -> Option<Duration> {
+        match budget {
+            Budget::Window {
+                remaining,
+                limit,
+                reset,
+            } => {
+                // Spread the last 5% of the window (at least the last call) over the reset.
+                let low_water = limit.map_or(1, |l| (l / 20).max(1));
+                if remaining == 0 {
+                    // Unknown reset: wait a whole window of the limit we model.
+                    Some(reset.unwrap_or(self.rate.window))
+                } else if remaining < low_water {
+                    let reset = reset?;
+                    Some(reset / u32::try_from(remaining + 1).unwrap_or(u32::MAX))
+                } else {
+                    None
+                }
+            }
+            Budget::Leaky { used, limit } => {
+                // Keep a tenth of the bucket free: wait for enough slots to leak out. The bucket
+                // drains `limit` slots per window of the limit we model.
+                let limit = limit.max(1);
+                let headroom = limit.saturating_sub(used);
+                let keep = (limit / 10).max(2);
+                (headroom < keep).then(|| {
+                    let leak = self.rate.window / u32::try_from(limit).unwrap_or(u32::MAX);
+                    leak * u32::try_from(keep - headroom).unwrap_or(u32::MAX)
+                })
+            }
+        }
+    }
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// The budget a response announces, from whichever vendor's headers it carries.
+fn read_budget(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Budget> {
+    // Gorgias: `X-Gorgias-Account-Api-Call-Limit: used/limit`.
+    if let Some(raw) = headers
+        .get("x-gorgias-account-api-call-limit")
+        .and_then(|v| v.to_str().ok())
+        && let Some((used, limit)) = raw.split_once('/')
+        && let (Ok(used), Ok(limit)) = (used.trim().parse(), limit.trim().parse())
+    {
+        return Some(Budget::Leaky { used, limit });
+    }
+    // Intercom: `X-RateLimit-Remaining`, `X-RateLimit-Limit`, `X-RateLimit-Reset` (unix seconds).
+    if let Some(remaining) = header_u64(headers, "x-ratelimit-remaining") {
+        let reset = header_u64(headers, "x-ratelimit-reset")
+            .and_then(|at| i64::try_from(at).ok())
+            .map(|at| Duration::from_secs(u64::try_from(at - now.timestamp()).unwrap_or(0)))
+            .map(|reset| reset.min(MAX_RETRY_AFTER));
+        return Some(Budget::Window {
+            remaining,
+            limit: header_u64(headers, "x-ratelimit-limit"),
+            reset,
+        });
+    }
+    // Zendesk: `ratelimit-remaining`/`ratelimit-limit`/`ratelimit-reset` (seconds to the reset)
+    // on ticketing APIs, `X-Rate-Limit-Remaining`/`X-Rate-Limit` elsewhere.
+    let remaining = header_u64(headers, "ratelimit-remaining")
+        .or_else(|| header_u64(headers, "x-rate-limit-remaining"))?;
+    Some(Budget::Window {
+        remaining,
+        limit: header_u64(headers, "ratelimit-limit")
+            .or_else(|| header_u64(headers, "x-rate-limit")),
+        reset: header_u64(headers, "ratelimit-reset")
+            .map(|secs| Duration::from_secs(secs).min(MAX_RETRY_AFTER)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::http::HeaderValue;
+    use std::sync::Arc;
+
+    /// Most requests seen in any `window`-long span of `times` (sorted).
+    fn max_in_window(times: &[Instant], window: Duration) -> usize {
+        let mut best = 0;
+        let mut start = 0;
+        for (end, t) in times.iter().enumerate() {
+            while *t - times[start] >= window {
+                start += 1;
+            }
+            best = best.max(end - start + 1);
+        }
+        best
+    }
+
+    async fn acquire_times(limiter: &Limiter, n: usize) -> Vec<Instant> {
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            limiter.acquire().await;
+            times.push(Instant::now());
+        }
+        times
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gorgias_never_exceeds_40_requests_in_any_20_seconds() {
+        let limiter = Limiter::new("gorgias", Rate::gorgias());
+        let start = Instant::now();
+        let times = acquire_times(&limiter, 200).await;
+        assert!(max_in_window(&times, Duration::from_secs(20)) <= 40);
+        // …while using the budget: the burst, then one request every 20/37 s.
+        let elapsed = start.elapsed();
+        assert!(elapsed < Duration::from_secs(110), "{elapsed:?}");
+        assert!(elapsed > Duration::from_secs(100), "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_preset_stays_under_its_limit_even_with_concurrent_callers() {
+        for rate in [
+            Rate::zendesk_exports(),
+            Rate::zendesk_account(),
+            Rate::intercom(),
+            Rate::gorgias(),
+            Rate::new(5, Duration::from_secs(1), 5),
+        ] {
+            let limiter = Arc::new(Limiter::new("test", rate));
+            let mut tasks = Vec::new();
+            for _ in 0..4 {
+                let limiter = Arc::clone(&limiter);
+                let n = usize::try_from(rate.limit()).expect("small") / 2 + 5;
+                tasks.push(tokio::spawn(
+                    async move { acquire_times(&limiter, n).await },
+                ));
+            }
+            let mut times = Vec::new();
+            for t in tasks {
+                times.extend(t.await.expect("task"));
+            }
+            times.sort();
+            let seen = max_in_window(&times, rate.window());
+            assert!(seen <= rate.limit() as usize, "{rate:?}: {seen}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zendesk_exports_are_paced_six_seconds_apart() {
+        let limiter = Limiter::new("zendesk-exports", Rate::zendesk_exports());
+        let times = acquire_times(&limiter, 11).await;
+        for pair in times.windows(2) {
+            assert_eq!(pair[1] - pair[0], Duration::from_secs(6));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_blocks_every_caller_and_is_never_shortened() {
+        let limiter = Arc::new(Limiter::new(
+            "x",
+            Rate::new(100, Duration::from_secs(1), 100),
+        ));
+        let start = Instant::now();
+        limiter.pause_for(Duration::from_secs(5));
+        limiter.pause_for(Duration::from_secs(2));
+        let a = tokio::spawn({
+            let l = Arc::clone(&limiter);
+            async move {
+                l.acquire().await;
+                Instant::now()
+            }
+        });
+        limiter.acquire().await;
+        assert!(start.elapsed() >= Duration::from_secs(5));
+        assert!(a.await.expect("task") - start >= Duration::from_secs(5));
+        assert_eq!(limiter.paused_until(), None);
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    fn pause_after(limiter: &Limiter, pairs: &[(&'static str, &'static str)]) -> Duration {
+        let now = DateTime::from_timestamp(1_736_330_000, 0).expect("time");
+        limiter.observe(&headers(pairs), now);
+        limiter
+            .paused_until()
+            .map_or(Duration::ZERO, |u| u - Instant::now())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_headers_slow_us_down_before_the_limit() {
+        let z = Limiter::new("zendesk", Rate::zendesk_account());
+        assert_eq!(
+            pause_after(
+                &z,
+                &[("ratelimit-remaining", "150"), ("ratelimit-reset", "30")]
+            ),
+            Duration::ZERO
+        );
+        assert_eq!(
+            pause_after(
+                &z,
+                &[("ratelimit-remaining", "0"), ("ratelimit-reset", "30")]
+            ),
+            Duration::from_secs(30)
+        );
+        let z = Limiter::new("zendesk", Rate::zendesk_account());
+        // 3 left of 200 with 40 s to go: one call every 10 s.
+        assert_eq!(
+            pause_after(
+                &z,
+                &[
+                    ("x-rate-limit", "200"),
+                    ("x-rate-limit-remaining", "3"),
+                    ("ratelimit-reset", "40")
+                ]
+            ),
+            Duration::from_secs(10)
+        );
+
+        let i = Limiter::new("intercom", Rate::intercom());
+        assert_eq!(
+            pause_after(
+                &i,
+                &[
+                    ("x-ratelimit-limit", "167"),
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", "1736330007")
+                ]
+            ),
+            Duration::from_secs(7)
+        );
+
+        let g = Limiter::new("gorgias", Rate::gorgias());
+        assert_eq!(
+            pause_after(&g, &[("x-gorgias-account-api-call-limit", "10/40")]),
+            Duration::ZERO
+        );
+        // Full bucket: wait for 4 slots to leak (0.5 s each).
+        assert_eq!(
+            pause_after(&g, &[("x-gorgias-account-api-call-limit", "40/40")]),
+            Duration::from_secs(2)
+        );
+        let g = Limiter::new("gorgias", Rate::gorgias());
+        assert_eq!(
+            pause_after(&g, &[("x-gorgias-account-api-call-limit", "nonsense")]),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn rates_are_clamped() {
+        let r = Rate::new(0, Duration::ZERO, 9);
+        assert_eq!((r.limit(), r.burst()), (1, 1));
+        assert_eq!(r.window(), Duration::from_millis(1));
+        assert_eq!(
+            Rate::new(10, Duration::from_secs(60), 1).interval(),
+            Duration::from_secs(6)
+        );
+        assert_eq!(Rate::new(4, Duration::from_secs(1), 50).burst(), 4);
+    }
+}

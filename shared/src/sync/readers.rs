@@ -1,0 +1,407 @@
+//! Building the enabled readers from [`Settings`], and the HTTP core every reader shares: one
+//! request within the account's rate limit, with 429s waited out (never sooner than the helpdesk
+//! asked), 5xx and timeouts retried with back-off, and refusals turned into operator-readable
+//! [`FetchError::Rejected`] messages.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use chrono::Utc;
+use serde::de::DeserializeOwned;
+
+use super::gorgias::GorgiasReader;
+use super::intercom::IntercomReader;
+use super::limiter::{Limiter, Rate};
+use super::zendesk::ZendeskReader;
+use super::{FetchError, SourceReader};
+use crate::config::Settings;
+use crate::model::Source;
+use crate::sources::http::{
+    self as helpdesk_http, ClientBuildError, StatusClass, StatusCode, retry_after,
+};
+
+/// Whole-request timeout of a sync page request (pages are bigger than look-ups: Zendesk
+/// exports can hold 1,000 tickets with their sideloaded users).
+pub const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The HTTP client for sync readers: [`helpdesk_http::client_with_timeout`] with
+/// [`SYNC_REQUEST_TIMEOUT`]. Build it once and give it to every reader.
+pub fn sync_client() -> Result<reqwest::Client, ClientBuildError> {
+    helpdesk_http::client_with_timeout(SYNC_REQUEST_TIMEOUT)
+}
+
+/// How hard one `fetch_page` tries before giving the failure back to the sync function (which
+/// retries the page later: nothing is lost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// 429 answers waited out per page; one more returns [`FetchError::RateLimited`].
+    pub rate_limited_retries: u32,
+    /// Most time spent waiting out 429s per page; a longer `Retry-After` is returned as
+    /// [`FetchError::RateLimited`] at once.
+    pub rate_limited_budget: Duration,
+    /// Retries of 5xx answers, timeouts and connection failures per page.
+    pub transient_retries: u32,
+    /// First back-off delay of those retries (then doubling, with jitter).
+    pub backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            rate_limited_retries: 3,
+            rate_limited_budget: Duration::from_secs(60),
+            transient_retries: 2,
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The readers of every helpdesk whose API credentials are set, in [`Source::BUILT_IN`] order,
+/// sharing one HTTP client. Each has its own account limiter at the default rates.
+///
+/// If the HTTP client cannot be built (the TLS back-end failed to initialise, which does not
+/// happen in practice), the error is logged and no reader is returned.
+pub fn readers_from_settings(settings: &Settings) -> Vec<Box<dyn SourceReader>> {
+    let Some(client) = client_or_log() else {
+        return Vec::new();
+    };
+    Source::BUILT_IN
+        .iter()
+        .filter_map(|source| build(settings, source, &client))
+        .collect()
+}
+
+/// The reader of `source`, when its API credentials are set (and the HTTP client builds).
+pub fn reader_for(settings: &Settings, source: &Source) -> Option<Box<dyn SourceReader>> {
+    if !settings.api_enabled(source) {
+        return None;
+    }
+    build(settings, source, &client_or_log()?)
+}
+
+fn client_or_log() -> Option<reqwest::Client> {
+    sync_client()
+        .map_err(
+            |e| tracing::error!(error = %e, "helpdesk HTTP client unavailable; no sync readers"),
+        )
+        .ok()
+}
+
+fn build(
+    settings: &Settings,
+    source: &Source,
+    client: &reqwest::Client,
+) -> Option<Box<dyn SourceReader>> {
+    if !settings.api_enabled(source) {
+        return None;
+    }
+    let client = client.clone();
+    // Sync instances that may run at once each take this share of the account's limits.
+    let share = settings.sync_instances;
+    match source {
+        Source::Zendesk => {
+            let z = &settings.zendesk;
+            Some(Box::new(
+                ZendeskReader::new(
+                    client,
+                    z.base_url.as_deref()?,
+                    z.email.as_deref()?,
+                    z.api_token.as_deref()?,
+                )
+                .with_rates(
+                    Rate::zendesk_exports().share(share),
+                    Rate::zendesk_account().share(share),
+                ),
+            ))
+        }
+        Source::Intercom => {
+            let i = &settings.intercom;
+            Some(Box::new(
+                IntercomReader::new(client, &i.base_url, i.access_token.as_deref()?, &i.version)
+                    .with_rate(Rate::intercom().share(share)),
+            ))
+        }
+        Source::Gorgias => {
+            let g = &settings.gorgias;
+            Some(Box::new(
+                GorgiasReader::new(
+                    client,
+                    g.base_url.as_deref()?,
+                    g.email.as_deref()?,
+                    g.api_key.as_deref()?,
+                )
+                .with_rate(Rate::gorgias().share(share)),
+            ))
+        }
+        Source::Generic(_) => None,
+    }
+}
+
+/// `base` + `path` with the query `params` (encoded), or a rejection naming the bad base URL.
+pub(crate) fn url_with_query(
+    source: &Source,
+    base: &str,
+    path: &str,
+    params: &[(&str, String)],
+) -> Result<reqwest::Url, FetchError> {
+    reqwest::Url::parse_with_params(&format!("{base}{path}"), params).map_err(|e| {
+        FetchError::Rejected(format!(
+            "{source} base URL `{base}` is not a valid URL: {e}"
+        ))
+    })
+}
+
+/// One helpdesk account's HTTP access: client, account limiter, retry policy.
+#[derive(Debug, Clone)]
+pub(crate) struct Api {
+    pub(crate) source: Source,
+    pub(crate) client: reqwest::Client,
+    pub(crate) limiter: Arc<Limiter>,
+    pub(crate) retry: RetryPolicy,
+}
+
+impl Api {
+    pub(crate) fn new(source: Source, client: reqwest::Client, limiter: Limiter) -> Api {
+        Api {
+            source,
+            client,
+            limiter: Arc::new(limiter),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Sends the request `build` makes (again on every attempt) and decodes the JSON answer.
+    /// Each attempt first takes a slot from `lane` (an endpoint-specific limit such as Zendesk's
+    /// exports), then from the account limiter. `path` names the endpoint in errors and logs
+    /// (no query string: cursors and ids stay out of messages).
+    pub(crate) async fn call<T: DeserializeOwned>(
+        &self,
+        lane: Option<&Limiter>,
+        path: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<T, FetchError> {
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry.backoff)
+            .with_max_times(usize::try_from(self.retry.transient_retries).unwrap_or(usize::MAX))
+            .with_jitter()
+            .build();
+        let mut rate_limited = 0u32;
+        let mut waited = Duration::ZERO;
+        loop {
+            // A pause longer than what is left of the budget (a long `Retry-After` seen by an
+            // earlier call) is handed back rather than slept through: the sync function
+            // retries the page later instead of holding a Lambda invocation.
+            if let Some(until) = self.limiter.paused_until() {
+                let left = until.saturating_duration_since(tokio::time::Instant::now());
+                if left > self.retry.rate_limited_budget.saturating_sub(waited) {
+                    return Err(FetchError::RateLimited(left));
+                }
+            }
+            if let Some(lane) = lane {
+                lane.acquire().await;
+            }
+            self.limiter.acquire().await;
+            // Why this attempt failed in a way worth retrying, and how long the helpdesk asked
+            // us to wait before the next one (a 503 may carry `Retry-After`).
+            let (failure, asked_wait) = match build(&self.client).send().await {
+                Err(err) if helpdesk_http::is_transient_error(&err) => {
+                    (transport_failure(err), None)
+                }
+                Err(err) => {
+                    return Err(FetchError::Rejected(format!(
+                        "{} request to {path} could not be sent: {}",
+                        self.source,
+                        err.without_url()
+                    )));
+                }
+                Ok(response) => {
+                    let now = Utc::now();
+                    let status = response.status();
+                    let headers = response.headers().clone();
+                    self.limiter.observe(&headers, now);
+                    match helpdesk_http::classify(status, &headers, now) {
+                        StatusClass::Success => match self.decode(path, response).await {
+                            Ok(Some(value)) => return Ok(value),
+                            Ok(None) => ("truncated or malformed JSON body".to_string(), None),
+                            Err(err) => return Err(err),
+                        },
+                        StatusClass::RateLimited(asked) => {
+                            // Without `Retry-After`, wait a whole window of the modelled limit.
+                            let wait = asked.unwrap_or_else(|| self.limiter.rate().window());
+                            // Nobody sharing the account calls before the wait is over.
+                            self.limiter.pause_for(wait);
+                            rate_limited += 1;
+                            if rate_limited > self.retry.rate_limited_retries
+                                || waited + wait > self.retry.rate_limited_budget
+                            {
+                                return Err(FetchError::RateLimited(wait));
+                            }
+                            waited += wait;
+                            tracing::warn!(
+                                source = %self.source,
+                                path,
+                                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                                "helpdesk answered 429; waiting before retrying"
+                            );
+                            continue;
+                        }
+                        StatusClass::Transient => {
+                            (format!("HTTP {status}"), retry_after(&headers, now))
+                        }
+                        StatusClass::NotFound | StatusClass::Rejected => {
+                            return Err(FetchError::Rejected(rejection(
+                                &self.source,
+                                status,
+                                path,
+                            )));
+                        }
+                    }
+                }
+            };
+            let Some(delay) = backoff.next() else {
+                return Err(FetchError::Transient(format!(
+                    "{} {path}: {failure}",
+                    self.source
+                )));
+            };
+            let delay = asked_wait.map_or(delay, |asked| asked.max(delay));
+            tracing::warn!(
+                source = %self.source,
+                path,
+                failure = %failure,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                "helpdesk request failed; retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Decodes a 2xx body. `Ok(None)`: the body was cut short or is not valid JSON (worth
+    /// retrying); `Err`: a body that will never decode (HTML from a wrong base URL, a JSON
+    /// shape we do not understand).
+    async fn decode<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        response: reqwest::Response,
+    ) -> Result<Option<T>, FetchError> {
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase);
+        if let Some(ct) = content_type.filter(|ct| !ct.contains("json")) {
+            return Err(FetchError::Rejected(format!(
+                "{} answered `{ct}` instead of JSON to {path}: check the base URL / subdomain",
+                self.source
+            )));
+        }
+        let Ok(body) = response.bytes().await else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<T>(&body) {
+            Ok(value) => Ok(Some(value)),
+            Err(err) if err.classify() == serde_json::error::Category::Data => {
+                Err(FetchError::Rejected(format!(
+                    "{} answered {path} with an unexpected JSON shape ({err}): check the API version",
+                    self.source
+                )))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+/// A transport failure in a few words (the URL, which holds cursors, is left out).
+fn transport_failure(err: reqwest::Error) -> String {
+    if err.is_timeout() {
+        "timed out".into()
+    } else if err.is_connect() {
+        "connection failed".into()
+    } else {
+        err.without_url().to_string()
+    }
+}
+
+/// An operator-readable reason for a refused request, naming the likely cause.
+fn rejection(source: &Source, status: StatusCode, path: &str) -> String {
+    let cause = match (source, status.as_u16()) {
+        (Source::Zendesk, 401) => {
+            "bad credentials: check ZENDESK_EMAIL and ZENDESK_API_TOKEN, and that token access \
+             is enabled (Admin Center > Apps and integrations > Zendesk API)"
+        }
+        (Source::Zendesk, 403) => {
+            "forbidden: incremental exports and satisfaction ratings need an admin API user"
+        }
+        (Source::Zendesk, 404) => {
+            "not found: wrong subdomain? check ZENDESK_SUBDOMAIN or ZENDESK_BASE_URL"
+        }
+        (Source::Intercom, 401) => "bad credentials: check INTERCOM_ACCESS_TOKEN",
+        (Source::Intercom, 403) => {
+            "forbidden: the access token lacks the permission to read contacts/conversations"
+        }
+        (Source::Intercom, 404) => {
+            "not found: check INTERCOM_BASE_URL (api.intercom.io, api.eu.intercom.io or \
+             api.au.intercom.io) and INTERCOM_VERSION"
+        }
+        (Source::Gorgias, 401) => "bad credentials: check GORGIAS_EMAIL and GORGIAS_API_KEY",
+        (Source::Gorgias, 403) => "forbidden: the API key's user cannot read this resource",
+        (Source::Gorgias, 404) => {
+            "not found: wrong domain? check GORGIAS_DOMAIN or GORGIAS_BASE_URL"
+        }
+        _ => "the request was refused and retrying it will not help",
+    };
+    format!("{source} answered HTTP {status} to {path}: {cause}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Vars;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        Settings::from_vars(&Vars::from_pairs(pairs.iter().copied())).expect("settings")
+    }
+
+    #[test]
+    fn only_sources_with_api_credentials_get_a_reader() {
+        let s = settings(&[]);
+        assert!(readers_from_settings(&s).is_empty());
+        let s = settings(&[
+            ("ZENDESK_SUBDOMAIN", "acme"),
+            ("ZENDESK_EMAIL", "ops@acme.test"),
+            ("ZENDESK_API_TOKEN", "t"),
+            ("GORGIAS_DOMAIN", "acme"),
+            ("GORGIAS_EMAIL", "ops@acme.test"),
+        ]);
+        let readers = readers_from_settings(&s);
+        let sources: Vec<Source> = readers.iter().map(|r| r.source()).collect();
+        assert_eq!(sources, vec![Source::Zendesk]);
+        assert_eq!(
+            readers[0].streams(),
+            &["users", "tickets", "satisfaction_ratings"]
+        );
+        assert!(reader_for(&s, &Source::Gorgias).is_none());
+        let s = settings(&[("INTERCOM_ACCESS_TOKEN", "tok")]);
+        let intercom = reader_for(&s, &Source::Intercom).expect("reader");
+        assert_eq!(intercom.streams(), &["contacts", "conversations"]);
+        assert!(reader_for(&s, &Source::Generic("x".into())).is_none());
+    }
+
+    #[test]
+    fn rejections_name_the_likely_cause() {
+        let msg = rejection(&Source::Zendesk, StatusCode::UNAUTHORIZED, "/api/v2/x");
+        assert!(
+            msg.contains("ZENDESK_API_TOKEN") && msg.contains("401"),
+            "{msg}"
+        );
+        let msg = rejection(&Source::Gorgias, StatusCode::NOT_FOUND, "/api/customers");
+        assert!(msg.contains("GORGIAS_DOMAIN"), "{msg}");
+        let msg = rejection(
+            &Source::Intercom,
+            StatusCode::BAD_REQUEST,
+            "/contacts/search",
+        );
+        assert!(msg.contains("400"), "{msg}");
+    }
+}

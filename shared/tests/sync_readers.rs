@@ -1,0 +1,1234 @@
+//! The sync readers against wiremock servers that speak the vendors' documented JSON and page
+//! like the real APIs (Zendesk cursor exports, Intercom day-granular search, Gorgias
+//! newest-first cursor lists), with thousands of generated records.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use deskbridge_shared::model::{EventKind, Record, Source, SupportEvent};
+use deskbridge_shared::sync::{
+    FetchError, GorgiasReader, IntercomReader, Page, PageRequest, Rate, RetryPolicy, SourceReader,
+    ZendeskReader, sync_client,
+};
+use serde_json::{Value, json};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn at(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0).single().expect("valid time")
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// 2025-01-08T00:00:00Z.
+const DAY: i64 = 1_736_294_400;
+
+/// No practical limit: the tests measure paging, not pacing.
+fn unlimited() -> Rate {
+    Rate::new(100_000, Duration::from_secs(1), 100_000)
+}
+
+fn quick_retries() -> RetryPolicy {
+    RetryPolicy {
+        backoff: Duration::from_millis(10),
+        ..RetryPolicy::default()
+    }
+}
+
+fn zendesk(server: &MockServer) -> ZendeskReader {
+    ZendeskReader::new(
+        sync_client().expect("client"),
+        &server.uri(),
+        "ops@acme.test",
+        "zd-token",
+    )
+    .with_rates(unlimited(), unlimited())
+    .with_retry(quick_retries())
+}
+
+fn intercom(server: &MockServer) -> IntercomReader {
+    IntercomReader::new(
+        sync_client().expect("client"),
+        &server.uri(),
+        "ic-token",
+        "2.11",
+    )
+    .with_rate(unlimited())
+    .with_retry(quick_retries())
+}
+
+fn gorgias(server: &MockServer) -> GorgiasReader {
+    GorgiasReader::new(
+        sync_client().expect("client"),
+        &server.uri(),
+        "ops@acme.test",
+        "gg-key",
+    )
+    .with_rate(unlimited())
+    .with_retry(quick_retries())
+}
+
+fn basic(user: &str, password: &str) -> String {
+    let raw = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+fn query(request: &Request, name: &str) -> Option<String> {
+    request
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A `<prefix><number>` cursor as the number.
+fn position(cursor: Option<&str>, prefix: char) -> Option<usize> {
+    cursor?.strip_prefix(prefix)?.parse().ok()
+}
+
+/// Every page of one run of `stream`, from the first request to the end.
+async fn read_run(
+    reader: &dyn SourceReader,
+    stream: &str,
+    bookmark: Option<&str>,
+    run_started_at: DateTime<Utc>,
+    page_size: u32,
+) -> Vec<Page> {
+    let mut pages: Vec<Page> = Vec::new();
+    let mut cursor = None;
+    loop {
+        let request = PageRequest {
+            stream: stream.to_string(),
+            cursor: cursor.clone(),
+            bookmark: bookmark.map(str::to_string),
+            full: false,
+            run_started_at,
+            page_size,
+        };
+        let page = reader.fetch_page(&request).await.expect("page");
+        cursor = page.next_cursor.clone();
+        pages.push(page);
+        if cursor.is_none() {
+            return pages;
+        }
+        assert!(pages.len() < 1_000, "the run never ends");
+    }
+}
+
+fn records(pages: &[Page]) -> Vec<&Record> {
+    pages.iter().flat_map(|p| &p.records).collect()
+}
+
+fn read_count(pages: &[Page]) -> u64 {
+    pages.iter().map(|p| p.read).sum()
+}
+
+/// Source ids of the records, checked to be unique.
+fn unique_ids(pages: &[Page]) -> HashSet<String> {
+    let all: Vec<String> = records(pages)
+        .iter()
+        .map(|r| r.person.source_id.clone().expect("id"))
+        .collect();
+    let set: HashSet<String> = all.iter().cloned().collect();
+    assert_eq!(set.len(), all.len(), "a record came twice");
+    set
+}
+
+fn last_bookmark(pages: &[Page]) -> Option<String> {
+    pages.last().and_then(|p| p.bookmark.clone())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Zendesk: incremental cursor exports
+
+/// The export stream in the order Zendesk serves it (oldest change first). Cursors are
+/// `p<position>`; `start_time` finds the first item updated at or after it. At `hiccup`, the
+/// server first answers `[]` with `end_of_stream: false` (which Zendesk documents as possible).
+#[derive(Clone, Default)]
+struct ZendeskStream {
+    items: Arc<Mutex<Vec<Value>>>,
+    users: Arc<Mutex<Vec<Value>>>,
+    hiccup: Option<usize>,
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl ZendeskStream {
+    fn respond(&self, key: &str, request: &Request) -> ResponseTemplate {
+        self.arrivals.lock().expect("lock").push(Instant::now());
+        let items = self.items.lock().expect("lock");
+        let per_page: usize = query(request, "per_page")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1000);
+        let cursor = query(request, "cursor");
+        let start = match (&cursor, query(request, "start_time")) {
+            (Some(c), _) => match position(Some(c.trim_start_matches('h')), 'p') {
+                Some(p) => p,
+                None => return ResponseTemplate::new(400),
+            },
+            (None, Some(t)) => {
+                let t: i64 = t.parse().expect("start_time");
+                items
+                    .iter()
+                    .position(|i| updated(i).timestamp() >= t)
+                    .unwrap_or(items.len())
+            }
+            (None, None) => return ResponseTemplate::new(400),
+        };
+        if self.hiccup == Some(start) && !cursor.as_deref().unwrap_or("").starts_with('h') {
+            return ResponseTemplate::new(200).set_body_json(json!({
+                key: [], "after_cursor": format!("hp{start}"), "before_cursor": null,
+                "after_url": null, "before_url": null, "end_of_stream": false}));
+        }
+        let end = (start + per_page).min(items.len());
+        let page = &items[start..end];
+        let mut body = json!({
+            key: page,
+            "after_cursor": format!("p{end}"),
+            "after_url": format!("https://acme.zendesk.com/api/v2/incremental/{key}/cursor.json?cursor=p{end}"),
+            "before_cursor": format!("p{start}"),
+            "before_url": null,
+            "end_of_stream": end == items.len(),
+        });
+        if key == "tickets" && query(request, "include").is_some_and(|i| i.contains("users")) {
+            let users = self.users.lock().expect("lock");
+            let wanted: HashSet<String> = page
+                .iter()
+                .filter_map(|t| t.get("requester_id").filter(|r| !r.is_null()))
+                .map(Value::to_string)
+                .collect();
+            body["users"] = users
+                .iter()
+                .filter(|u| wanted.contains(&u["id"].to_string()))
+                .cloned()
+                .collect();
+        }
+        ResponseTemplate::new(200).set_body_json(body)
+    }
+}
+
+fn updated(item: &Value) -> DateTime<Utc> {
+    item["updated_at"]
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .expect("updated_at")
+}
+
+fn zendesk_user(id: u64, updated: i64) -> Value {
+    json!({"id": id, "url": format!("https://acme.zendesk.com/api/v2/users/{id}.json"),
+        "name": format!("User {id}"), "email": format!("user{id}@example.com"),
+        "created_at": iso(at(updated - 86_400)), "updated_at": iso(at(updated)),
+        "phone": null, "role": "end-user", "active": true, "tags": [], "user_fields": {}})
+}
+
+async fn mount_zendesk(server: &MockServer, resource: &'static str, stream: &ZendeskStream) {
+    let s = stream.clone();
+    Mock::given(method("GET"))
+        .and(path(format!("/api/v2/incremental/{resource}/cursor.json")))
+        .and(header(
+            "authorization",
+            basic("ops@acme.test/token", "zd-token"),
+        ))
+        .respond_with(move |r: &Request| s.respond(resource, r))
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn zendesk_users_are_read_once_each_and_the_next_run_resumes_from_after_cursor() {
+    let server = MockServer::start().await;
+    let stream = ZendeskStream {
+        hiccup: Some(1_200),
+        ..Default::default()
+    };
+    *stream.items.lock().expect("lock") = (0..2_500)
+        .map(|i| zendesk_user(1_000 + i, DAY + i as i64))
+        .collect();
+    mount_zendesk(&server, "users", &stream).await;
+    let reader = zendesk(&server);
+
+    let pages = read_run(&reader, "users", None, at(DAY + 90_000), 100).await;
+    // 25 pages plus the empty one that was not the end.
+    assert_eq!(pages.len(), 26);
+    assert!(
+        pages
+            .iter()
+            .any(|p| p.records.is_empty() && p.next_cursor.is_some())
+    );
+    assert_eq!(read_count(&pages), 2_500);
+    let ids = unique_ids(&pages);
+    assert_eq!(ids.len(), 2_500);
+    assert!(ids.contains("1000") && ids.contains("3499"));
+    assert!(pages.iter().all(|p| p.bookmark_now && p.skipped.is_empty()));
+    // The after_cursor is kept at end_of_stream.
+    assert_eq!(last_bookmark(&pages).as_deref(), Some("p2500"));
+
+    let jane = records(&pages)
+        .into_iter()
+        .find(|r| r.person.source_id.as_deref() == Some("1000"))
+        .expect("user 1000");
+    assert_eq!(jane.person.email.as_deref(), Some("user1000@example.com"));
+    assert_eq!(jane.observed_at, at(DAY));
+    assert_eq!(jane.profile.as_ref().expect("profile")["role"], "end-user");
+    assert_eq!(jane.events.len(), 1);
+    assert_eq!(
+        jane.events[0].id,
+        SupportEvent::stable_id(
+            &Source::Zendesk,
+            "user:1000",
+            EventKind::CustomerCreated,
+            at(DAY - 86_400)
+        )
+    );
+
+    // Nothing new: one page, nothing read, and the bookmark stays.
+    let again = read_run(&reader, "users", Some("p2500"), at(DAY + 95_000), 100).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(read_count(&again), 0);
+    assert_eq!(last_bookmark(&again).as_deref(), Some("p2500"));
+
+    // New changes: the next run reads exactly those.
+    stream
+        .items
+        .lock()
+        .expect("lock")
+        .extend((0..150).map(|i| zendesk_user(9_000 + i, DAY + 100_000 + i as i64)));
+    let next = read_run(&reader, "users", Some("p2500"), at(DAY + 200_000), 100).await;
+    let ids = unique_ids(&next);
+    assert_eq!(ids.len(), 150);
+    assert!(ids.iter().all(|id| id.starts_with('9')));
+    assert_eq!(last_bookmark(&next).as_deref(), Some("p2650"));
+
+    // A full run starts over at start_time=0 whatever the bookmark.
+    let full = PageRequest {
+        stream: "users".into(),
+        cursor: None,
+        bookmark: Some("p2650".into()),
+        full: true,
+        run_started_at: at(DAY + 200_000),
+        page_size: 100,
+    };
+    let first = reader.fetch_page(&full).await.expect("page");
+    assert_eq!(first.records[0].person.source_id.as_deref(), Some("1000"));
+}
+
+fn zendesk_ticket(id: u64, requester: Option<u64>, status: &str, updated: i64) -> Value {
+    json!({"id": id, "url": format!("https://acme.zendesk.com/api/v2/tickets/{id}.json"),
+        "via": {"channel": "email", "source": {"from": {}, "to": {}, "rel": null}},
+        "created_at": iso(at(updated - 3_600)), "updated_at": iso(at(updated)),
+        "generated_timestamp": updated, "type": null,
+        "subject": format!("Order {id}"), "raw_subject": format!("Order {id}"),
+        "description": "Where is it?", "priority": "normal", "status": status,
+        "requester_id": requester, "submitter_id": requester, "assignee_id": 1,
+        "tags": ["vip", "shipping"], "custom_fields": []})
+}
+
+#[tokio::test]
+async fn zendesk_tickets_carry_their_sideloaded_requesters() {
+    let server = MockServer::start().await;
+    let stream = ZendeskStream::default();
+    *stream.users.lock().expect("lock") = (0..300).map(|i| zendesk_user(1_000 + i, DAY)).collect();
+    *stream.items.lock().expect("lock") = (0..1_200u64)
+        .map(|i| {
+            let status = match i % 50 {
+                0 => "deleted",
+                1..=10 => "solved",
+                11..=15 => "closed",
+                _ => "open",
+            };
+            // Ticket 7 has no requester at all: it cannot be attributed.
+            let requester = (i != 7).then_some(1_000 + i % 300);
+            zendesk_ticket(50_000 + i, requester, status, DAY + i as i64)
+        })
+        .collect();
+    mount_zendesk(&server, "tickets", &stream).await;
+    let reader = zendesk(&server);
+
+    let pages = read_run(&reader, "tickets", None, at(DAY + 90_000), 250).await;
+    assert_eq!(pages.len(), 5);
+    assert_eq!(read_count(&pages), 1_200);
+    let all = records(&pages);
+    // 24 deleted tickets are read but not synced; one cannot be attributed.
+    assert_eq!(all.len(), 1_200 - 24 - 1);
+    let skipped: Vec<&String> = pages.iter().flat_map(|p| &p.skipped).collect();
+    assert_eq!(skipped.len(), 1);
+    assert!(
+        skipped[0].contains("50007") && skipped[0].contains("requester"),
+        "{skipped:?}"
+    );
+    let ticket_ids: HashSet<&str> = all
+        .iter()
+        .filter_map(|r| r.events[0].ticket_id.as_deref())
+        .collect();
+    assert_eq!(ticket_ids.len(), all.len(), "every ticket exactly once");
+    assert!(
+        all.iter().all(|r| r.person.email.is_some()),
+        "requesters known without a look-up"
+    );
+
+    let solved = all
+        .iter()
+        .find(|r| r.events[0].ticket_id.as_deref() == Some("50001"))
+        .expect("ticket 50001");
+    assert_eq!(solved.person.source_id.as_deref(), Some("1001"));
+    assert_eq!(solved.person.email.as_deref(), Some("user1001@example.com"));
+    assert_eq!(
+        solved.tags_added,
+        vec!["vip".to_string(), "shipping".to_string()]
+    );
+    let kinds: Vec<EventKind> = solved.events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![EventKind::TicketCreated, EventKind::TicketClosed]
+    );
+    let created = &solved.events[0];
+    assert_eq!(created.channel.as_deref(), Some("email"));
+    assert_eq!(created.properties["subject"], "Order 50001");
+    assert_eq!(created.properties["priority"], "normal");
+    assert_eq!(
+        created.id,
+        SupportEvent::stable_id(
+            &Source::Zendesk,
+            "ticket:50001",
+            EventKind::TicketCreated,
+            created.occurred_at
+        )
+    );
+    assert_eq!(solved.events[1].occurred_at, at(DAY + 1));
+    let closed_count = all
+        .iter()
+        .filter(|r| r.events.iter().any(|e| e.kind == EventKind::TicketClosed))
+        .count();
+    // 15 solved or closed in every 50, less the unattributable ticket 7.
+    assert_eq!(closed_count, 24 * 15 - 1);
+}
+
+#[tokio::test]
+async fn zendesk_ratings_page_by_cursor_and_reread_the_last_week() {
+    let server = MockServer::start().await;
+    let ratings: Vec<Value> = (0..250u64)
+        .map(|i| {
+            let score = ["good", "bad", "offered", "unoffered"][(i % 4) as usize];
+            json!({"id": 900 + i, "url": "https://acme.zendesk.com/api/v2/satisfaction_ratings/1.json",
+                "assignee_id": 1, "group_id": 2, "requester_id": 1_000 + i, "ticket_id": 50_000 + i,
+                "score": score, "comment": if score == "bad" { "Too slow" } else { "" },
+                "created_at": iso(at(DAY + i as i64)), "updated_at": iso(at(DAY + 7_200 + i as i64))})
+        })
+        .collect();
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&starts);
+    Mock::given(method("GET"))
+        .and(path("/api/v2/satisfaction_ratings"))
+        .respond_with(move |r: &Request| {
+            seen.lock().expect("lock").push(query(r, "start_time"));
+            let size: usize = query(r, "page[size]")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(100);
+            let start = position(query(r, "page[after]").as_deref(), 'a').unwrap_or(0);
+            let end = (start + size).min(ratings.len());
+            ResponseTemplate::new(200).set_body_json(json!({
+                "satisfaction_ratings": &ratings[start..end],
+                "meta": {"has_more": end < ratings.len(), "after_cursor": format!("a{end}"),
+                         "before_cursor": format!("a{start}")},
+                "links": {"next": null, "prev": null}}))
+        })
+        .mount(&server)
+        .await;
+    let reader = zendesk(&server);
+    let run_started = at(DAY + 30 * 86_400);
+    let pages = read_run(
+        &reader,
+        "satisfaction_ratings",
+        Some("1736000000"),
+        run_started,
+        100,
+    )
+    .await;
+    assert_eq!(pages.len(), 3);
+    assert_eq!(read_count(&pages), 250);
+    // The filter is the bookmark on every page (the cursor does not replace it).
+    assert!(
+        starts
+            .lock()
+            .expect("lock")
+            .iter()
+            .all(|s| s.as_deref() == Some("1736000000"))
+    );
+    // Unoffered ratings are nothing to sync.
+    let all = records(&pages);
+    assert_eq!(all.len(), 250 - 62);
+    let responded = all
+        .iter()
+        .filter(|r| r.events[0].kind == EventKind::SurveyResponded)
+        .count();
+    assert_eq!(responded, 63 + 63);
+    assert!(all.iter().all(|r| r.person.needs_lookup()));
+    let bad = all
+        .iter()
+        .find(|r| r.events[0].properties.get("score") == Some(&json!("bad")))
+        .expect("a bad rating");
+    assert_eq!(bad.events[0].properties["remark"], "Too slow");
+    // Next run re-reads the week before this one started; stored when the run completes.
+    let expected = (run_started.timestamp() - 7 * 86_400).to_string();
+    assert!(pages.iter().all(|p| !p.bookmark_now));
+    assert_eq!(last_bookmark(&pages), Some(expected));
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_for_as_long_as_retry_after_says() {
+    let server = MockServer::start().await;
+    let arrivals = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let log = Arc::clone(&arrivals);
+    Mock::given(method("GET"))
+        .and(path("/api/v2/incremental/users/cursor.json"))
+        .respond_with(move |_: &Request| {
+            let mut log = log.lock().expect("lock");
+            log.push(Instant::now());
+            if log.len() == 1 {
+                ResponseTemplate::new(429).insert_header("Retry-After", "2")
+            } else {
+                ResponseTemplate::new(200).set_body_json(json!({
+                    "users": [zendesk_user(1, DAY)], "after_cursor": "p1", "end_of_stream": true}))
+            }
+        })
+        .mount(&server)
+        .await;
+    let reader = zendesk(&server);
+    let page = read_run(&reader, "users", None, at(DAY), 100).await;
+    assert_eq!(records(&page).len(), 1);
+    let arrivals = arrivals.lock().expect("lock");
+    assert_eq!(arrivals.len(), 2);
+    let gap = arrivals[1] - arrivals[0];
+    assert!(gap >= Duration::from_secs(2), "retried after {gap:?}");
+    assert!(gap < Duration::from_secs(4), "retried after {gap:?}");
+}
+
+#[tokio::test]
+async fn a_429_beyond_the_wait_budget_is_handed_back_without_waiting() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "120"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let reader = gorgias(&server);
+    let started = Instant::now();
+    let err = reader
+        .fetch_page(&PageRequest {
+            stream: "customers".into(),
+            cursor: None,
+            bookmark: None,
+            full: false,
+            run_started_at: at(DAY),
+            page_size: 100,
+        })
+        .await
+        .expect_err("rate limited");
+    assert_eq!(err, FetchError::RateLimited(Duration::from_secs(120)));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // And the account is paused for everyone until then: the next page does not even ask
+    // (the mock expects exactly one request).
+    assert!(reader.limiter().paused_until().is_some());
+    let err = reader
+        .fetch_page(&first_page("tickets"))
+        .await
+        .expect_err("still paused");
+    assert!(
+        matches!(err, FetchError::RateLimited(d) if d > Duration::from_secs(100)),
+        "{err:?}"
+    );
+}
+
+fn first_page(stream: &str) -> PageRequest {
+    PageRequest {
+        stream: stream.into(),
+        cursor: None,
+        bookmark: None,
+        full: false,
+        run_started_at: at(DAY),
+        page_size: 100,
+    }
+}
+
+#[tokio::test]
+async fn refusals_name_the_likely_cause() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/incremental/users/cursor.json"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"error": "Couldn't authenticate you"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/contacts/search"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"type": "error.list",
+            "errors": [{"code": "unauthorized", "message": "Access Token Invalid"}]})),
+        )
+        .mount(&server)
+        .await;
+    // Anything else: not found (a wrong subdomain answers 404 everywhere).
+    Mock::given(method("GET"))
+        .and(path("/api/customers"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+
+    let err = zendesk(&server)
+        .fetch_page(&first_page("users"))
+        .await
+        .expect_err("401");
+    let FetchError::Rejected(msg) = err else {
+        panic!("rejected, got {err:?}")
+    };
+    assert!(
+        msg.contains("401") && msg.contains("bad credentials"),
+        "{msg}"
+    );
+    assert!(msg.contains("ZENDESK_API_TOKEN"), "{msg}");
+
+    let err = intercom(&server)
+        .fetch_page(&first_page("contacts"))
+        .await
+        .expect_err("401");
+    let FetchError::Rejected(msg) = err else {
+        panic!("rejected, got {err:?}")
+    };
+    assert!(msg.contains("INTERCOM_ACCESS_TOKEN"), "{msg}");
+
+    let err = gorgias(&server)
+        .fetch_page(&first_page("customers"))
+        .await
+        .expect_err("404");
+    let FetchError::Rejected(msg) = err else {
+        panic!("rejected, got {err:?}")
+    };
+    assert!(
+        msg.contains("404") && msg.contains("GORGIAS_DOMAIN"),
+        "{msg}"
+    );
+
+    assert_eq!(
+        zendesk(&server)
+            .fetch_page(&first_page("organizations"))
+            .await,
+        Err(FetchError::UnknownStream("organizations".into()))
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_reported_as_transient() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"id": 1, "email": "a@example.com", "updated_datetime": iso(at(DAY))}],
+            "meta": {"next_cursor": null, "prev_cursor": null}})))
+        .mount(&server)
+        .await;
+    let page = gorgias(&server)
+        .fetch_page(&first_page("customers"))
+        .await
+        .expect("third try");
+    assert_eq!(page.records.len(), 1);
+
+    let down = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(502))
+        .expect(3)
+        .mount(&down)
+        .await;
+    let err = gorgias(&down)
+        .fetch_page(&first_page("customers"))
+        .await
+        .expect_err("down");
+    assert!(
+        matches!(err, FetchError::Transient(ref m) if m.contains("502")),
+        "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Intercom: search with day-granular dates
+
+/// The search endpoint as Intercom behaves: `>` and `=` on a date match whole (UTC) days,
+/// results sorted by `updated_at` then id, `starting_after` an opaque cursor.
+#[derive(Clone, Default)]
+struct IntercomSearch {
+    items: Arc<Mutex<Vec<Value>>>,
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+fn day_of(secs: i64) -> i64 {
+    secs.div_euclid(86_400)
+}
+
+impl IntercomSearch {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = request.body_json().expect("json body");
+        self.bodies.lock().expect("lock").push(body.clone());
+        let mut matching: Vec<Value> = {
+            let items = self.items.lock().expect("lock");
+            let filters = body["query"]["value"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            items
+                .iter()
+                .filter(|item| {
+                    let updated = day_of(item["updated_at"].as_i64().expect("updated_at"));
+                    filters.iter().any(|f| {
+                        let day = day_of(f["value"].as_i64().expect("value"));
+                        match f["operator"].as_str() {
+                            Some(">") => updated > day,
+                            Some("=") => updated == day,
+                            _ => false,
+                        }
+                    })
+                })
+                .cloned()
+                .collect()
+        };
+        matching.sort_by_key(|i| (i["updated_at"].as_i64(), i["id"].as_str().map(String::from)));
+        let per_page = body["pagination"]["per_page"].as_u64().unwrap_or(50) as usize;
+        if per_page > 150 {
+            return ResponseTemplate::new(400);
+        }
+        let start = position(body["pagination"]["starting_after"].as_str(), 'W').unwrap_or(0);
+        let end = (start + per_page).min(matching.len());
+        let mut pages = json!({"type": "pages", "page": start / per_page + 1,
+            "per_page": per_page, "total_pages": matching.len().div_ceil(per_page)});
+        if end < matching.len() {
+            pages["next"] =
+                json!({"page": end / per_page + 1, "starting_after": format!("W{end}")});
+        }
+        ResponseTemplate::new(200).set_body_json(json!({
+            "type": "list", "data": &matching[start..end], "total_count": matching.len(),
+            "pages": pages}))
+    }
+}
+
+fn intercom_contact(id: &str, role: &str, updated: i64) -> Value {
+    let email = (role == "user").then(|| format!("{id}@example.com"));
+    json!({"type": "contact", "id": id, "workspace_id": "a86dr8yl", "external_id": null,
+        "role": role, "email": email, "phone": null, "name": format!("Contact {id}"),
+        "created_at": updated - 1_000, "updated_at": updated, "signed_up_at": null,
+        "unsubscribed_from_emails": false, "custom_attributes": {},
+        "tags": {"type": "list", "data": [], "url": format!("/contacts/{id}/tags"), "total_count": 0, "has_more": false}})
+}
+
+async fn mount_intercom(server: &MockServer, resource: &str, search: &IntercomSearch) {
+    let s = search.clone();
+    Mock::given(method("POST"))
+        .and(path(format!("/{resource}/search")))
+        .and(header("authorization", "Bearer ic-token"))
+        .and(header("intercom-version", "2.11"))
+        .respond_with(move |r: &Request| s.respond(r))
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn intercom_contacts_sharing_a_second_across_pages_are_all_read() {
+    let server = MockServer::start().await;
+    let search = IntercomSearch::default();
+    // 3,000 contacts; 400 of them (users and leads) updated in the very same second, which
+    // spans three page boundaries at 150 per page.
+    *search.items.lock().expect("lock") = (0..3_000)
+        .map(|i| {
+            let updated = if (1_000..1_400).contains(&i) {
+                DAY + 5_000
+            } else {
+                DAY - 50_000 + i as i64 * 20
+            };
+            let role = if i % 3 == 0 { "lead" } else { "user" };
+            intercom_contact(&format!("c{i:05}"), role, updated)
+        })
+        .collect();
+    mount_intercom(&server, "contacts", &search).await;
+    let reader = intercom(&server);
+    let run_started = at(DAY + 86_400);
+    let pages = read_run(&reader, "contacts", None, run_started, 500).await;
+    assert_eq!(pages.len(), 20, "per_page is capped at 150");
+    let ids = unique_ids(&pages);
+    assert_eq!(ids.len(), 3_000);
+    assert!((1_000..1_400).all(|i| ids.contains(&format!("c{i:05}"))));
+    // Leads without email are addressed by id.
+    let lead = records(&pages)
+        .into_iter()
+        .find(|r| r.person.source_id.as_deref() == Some("c00003"))
+        .expect("lead");
+    assert_eq!(lead.person.email, None);
+    assert_eq!(
+        lead.events[0].id,
+        "intercom:contact:c00003:customer.created"
+    );
+    assert!(pages.iter().all(|p| !p.bookmark_now));
+    assert_eq!(
+        last_bookmark(&pages),
+        Some((run_started.timestamp() - 300).to_string())
+    );
+    // The query is the documented day-safe shape.
+    let body = search.bodies.lock().expect("lock")[0].clone();
+    assert_eq!(body["query"]["operator"], "OR");
+    assert_eq!(
+        body["sort"],
+        json!({"field": "updated_at", "order": "ascending"})
+    );
+}
+
+#[tokio::test]
+async fn intercom_next_run_gets_same_day_updates_and_nothing_older_than_the_watermark() {
+    let server = MockServer::start().await;
+    let search = IntercomSearch::default();
+    let run1 = at(DAY + 36_000); // 10:00 UTC
+    let watermark = run1.timestamp() - 300;
+    let mut items: Vec<Value> = (0..1_000)
+        .map(|i| intercom_contact(&format!("old{i:04}"), "user", DAY - 86_400 + i as i64 * 60))
+        .collect();
+    // Earlier the same day, before the watermark: read by run 1 already.
+    items.extend(
+        (0..200)
+            .map(|i| intercom_contact(&format!("morning{i:03}"), "user", DAY + 3_600 + i as i64)),
+    );
+    // Exactly on the watermark second, and later the same day (a strict `>` on the day loses these).
+    items.extend((0..40).map(|i| intercom_contact(&format!("edge{i:02}"), "user", watermark)));
+    items.extend((0..300).map(|i| {
+        intercom_contact(
+            &format!("later{i:03}"),
+            "lead",
+            watermark + 1 + i as i64 * 30,
+        )
+    }));
+    *search.items.lock().expect("lock") = items;
+    mount_intercom(&server, "contacts", &search).await;
+    let reader = intercom(&server);
+
+    let bookmark = watermark.to_string();
+    let pages = read_run(&reader, "contacts", Some(&bookmark), at(DAY + 72_000), 150).await;
+    // The server returns the whole day (540 records); the reader keeps the exact seconds.
+    assert_eq!(read_count(&pages), 540);
+    let ids = unique_ids(&pages);
+    assert_eq!(ids.len(), 340);
+    assert!(
+        ids.iter()
+            .all(|id| id.starts_with("edge") || id.starts_with("later"))
+    );
+    let body = search.bodies.lock().expect("lock")[0].clone();
+    assert_eq!(body["query"]["value"][0]["value"], json!(watermark));
+    assert_eq!(body["query"]["value"][1]["operator"], "=");
+}
+
+#[tokio::test]
+async fn intercom_conversations_become_ticket_milestones() {
+    let server = MockServer::start().await;
+    let search = IntercomSearch::default();
+    *search.items.lock().expect("lock") = (0..450)
+        .map(|i| {
+            let id = format!("{}", 10_000 + i);
+            let updated = DAY + i as i64 * 10;
+            let mut c = json!({"type": "conversation", "id": id, "created_at": updated - 600,
+                "updated_at": updated, "waiting_since": null, "snoozed_until": null, "open": true,
+                "state": "open", "read": true, "priority": "not_priority", "title": null,
+                "source": {"type": "conversation", "id": "403918320", "delivered_as": "customer_initiated",
+                    "subject": "", "body": "<p>Hi</p>",
+                    "author": {"type": "user", "id": format!("c{i}"), "name": "Jane", "email": format!("c{i}@example.com")}},
+                "contacts": {"type": "contact.list", "contacts": [{"type": "contact", "id": format!("c{i}"), "external_id": null}]},
+                "statistics": {"type": "conversation_statistics", "last_close_at": null},
+                "conversation_rating": null});
+            if i % 3 == 0 {
+                c["state"] = json!("closed");
+                c["statistics"]["last_close_at"] = json!(updated - 60);
+            }
+            if i % 9 == 0 {
+                c["conversation_rating"] = json!({"rating": 5, "remark": "Great", "created_at": updated,
+                    "contact": {"type": "contact", "id": format!("c{i}")}});
+            }
+            if i == 100 {
+                // Started by an admin to nobody we know.
+                c["contacts"]["contacts"] = json!([]);
+                c["source"]["author"] = json!({"type": "admin", "id": "814860"});
+            }
+            c
+        })
+        .collect();
+    mount_intercom(&server, "conversations", &search).await;
+    let reader = intercom(&server);
+    let pages = read_run(&reader, "conversations", None, at(DAY + 86_400), 150).await;
+    assert_eq!(pages.len(), 3);
+    assert_eq!(read_count(&pages), 450);
+    let all = records(&pages);
+    assert_eq!(all.len(), 449);
+    let skipped: Vec<&String> = pages.iter().flat_map(|p| &p.skipped).collect();
+    assert_eq!(
+        skipped,
+        vec!["conversation 10100: no contact or author to attribute it to"]
+    );
+    let first = all
+        .iter()
+        .find(|r| r.events[0].ticket_id.as_deref() == Some("10000"))
+        .expect("conversation 10000");
+    assert_eq!(first.person.email.as_deref(), Some("c0@example.com"));
+    let kinds: Vec<EventKind> = first.events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::TicketCreated,
+            EventKind::TicketClosed,
+            EventKind::SurveyResponded
+        ]
+    );
+    assert_eq!(first.events[1].occurred_at, at(DAY - 60));
+    assert_eq!(
+        first.events[0].id,
+        SupportEvent::stable_id(
+            &Source::Intercom,
+            "conversation:10000",
+            EventKind::TicketCreated,
+            at(DAY - 600)
+        )
+    );
+    let closed = all.iter().filter(|r| r.events.len() >= 2).count();
+    assert_eq!(closed, 150);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gorgias: newest-first cursor lists without a date filter
+
+/// A Gorgias list: sorted by the `order_by` field, cursors `g<offset>`, and a leaky-bucket
+/// limit of `limit` requests per `window` answered with 429 when exceeded.
+#[derive(Clone)]
+struct GorgiasList {
+    items: Arc<Mutex<Vec<Value>>>,
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+    limit: usize,
+    window: Duration,
+    throttled: Arc<Mutex<usize>>,
+}
+
+impl GorgiasList {
+    fn new(items: Vec<Value>) -> Self {
+        GorgiasList {
+            items: Arc::new(Mutex::new(items)),
+            arrivals: Arc::default(),
+            limit: usize::MAX,
+            window: Duration::from_secs(20),
+            throttled: Arc::default(),
+        }
+    }
+
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let now = Instant::now();
+        let used = {
+            let mut arrivals = self.arrivals.lock().expect("lock");
+            arrivals.push(now);
+            arrivals.iter().filter(|t| now - **t < self.window).count()
+        };
+        if used > self.limit {
+            *self.throttled.lock().expect("lock") += 1;
+            return ResponseTemplate::new(429)
+                .insert_header("Retry-After", "1")
+                .insert_header(
+                    "X-Gorgias-Account-Api-Call-Limit",
+                    format!("{used}/{}", self.limit),
+                );
+        }
+        let Some(order) = query(request, "order_by") else {
+            return ResponseTemplate::new(400);
+        };
+        let (field, direction) = order.split_once(':').expect("field:direction");
+        let mut items = self.items.lock().expect("lock").clone();
+        items.sort_by(|a, b| a[field].as_str().cmp(&b[field].as_str()));
+        if direction == "desc" {
+            items.reverse();
+        }
+        let limit: usize = query(request, "limit")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(30);
+        if limit > 100 {
+            return ResponseTemplate::new(400);
+        }
+        let start = position(query(request, "cursor").as_deref(), 'g').unwrap_or(0);
+        let end = (start + limit).min(items.len());
+        let next = (end < items.len()).then(|| format!("g{end}"));
+        let prev = (start > 0).then(|| format!("g{}", start.saturating_sub(limit)));
+        ResponseTemplate::new(200)
+            .insert_header("X-Gorgias-Account-Api-Call-Limit", format!("{used}/40"))
+            .set_body_json(json!({"data": &items[start..end], "object": "list",
+                "uri": request.url.path(), "meta": {"next_cursor": next, "prev_cursor": prev}}))
+    }
+}
+
+async fn mount_gorgias(server: &MockServer, resource: &str, list: &GorgiasList) {
+    let l = list.clone();
+    Mock::given(method("GET"))
+        .and(path(format!("/api/{resource}")))
+        .and(header("authorization", basic("ops@acme.test", "gg-key")))
+        .respond_with(move |r: &Request| l.respond(r))
+        .mount(server)
+        .await;
+}
+
+fn gorgias_customer(id: u64, updated: DateTime<Utc>) -> Value {
+    json!({"id": id, "external_id": null, "active": true, "email": format!("g{id}@example.com"),
+        "name": format!("Customer {id}"), "firstname": "Cus", "lastname": format!("{id}"),
+        "language": null, "timezone": null,
+        "created_datetime": format!("{}.000000+00:00", updated.format("%Y-%m-%dT%H:%M:%S")),
+        "updated_datetime": format!("{}.123456+00:00", updated.format("%Y-%m-%dT%H:%M:%S")),
+        "channels": [{"id": id, "type": "email", "address": format!("g{id}@example.com"), "preferred": true}],
+        "data": {}, "meta": {}, "note": null})
+}
+
+#[tokio::test]
+async fn gorgias_customers_are_read_to_the_end_then_only_down_to_the_bookmark() {
+    let server = MockServer::start().await;
+    let list = GorgiasList::new(
+        (0..2_345)
+            .map(|i| gorgias_customer(70_000 + i, at(DAY + i as i64 * 10)))
+            .collect(),
+    );
+    mount_gorgias(&server, "customers", &list).await;
+    let reader = gorgias(&server);
+    let run1 = at(DAY + 23_000);
+    let pages = read_run(&reader, "customers", None, run1, 100).await;
+    assert_eq!(pages.len(), 24);
+    assert_eq!(read_count(&pages), 2_345);
+    let ids = unique_ids(&pages);
+    assert_eq!(ids.len(), 2_345);
+    let bookmark = last_bookmark(&pages).expect("bookmark");
+    assert_eq!(bookmark, "2025-01-08T06:23:20Z");
+    assert!(pages.iter().all(|p| !p.bookmark_now));
+    let c = records(&pages)
+        .into_iter()
+        .find(|r| r.person.source_id.as_deref() == Some("70000"))
+        .expect("customer");
+    assert_eq!(c.person.email.as_deref(), Some("g70000@example.com"));
+    assert_eq!(c.events[0].id, "gorgias:customer:70000:customer.created");
+
+    // Since run 1: 250 customers changed (they move to the front).
+    {
+        let mut items = list.items.lock().expect("lock");
+        for (n, item) in items
+            .iter_mut()
+            .enumerate()
+            .filter(|(n, _)| n % 7 == 0)
+            .take(250)
+        {
+            *item = gorgias_customer(70_000 + n as u64, at(DAY + 40_000 + n as i64));
+        }
+    }
+    let requests_before = list.arrivals.lock().expect("lock").len();
+    let pages = read_run(&reader, "customers", Some(&bookmark), at(DAY + 50_000), 100).await;
+    let ids = unique_ids(&pages);
+    // The changed ones plus those updated within the 10-minute lookback before the bookmark
+    // (one every 10 s, from #2240 to #2344).
+    let lookback_start = run1.timestamp() - 600;
+    let expected: HashSet<String> = list
+        .items
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|c| {
+            let t = DateTime::parse_from_rfc3339(c["updated_datetime"].as_str().expect("t"))
+                .expect("time")
+                .timestamp();
+            t >= lookback_start
+        })
+        .map(|c| c["id"].to_string())
+        .collect();
+    assert_eq!(ids, expected);
+    assert_eq!(ids.len(), 250 + 105);
+    // It stopped at the bookmark instead of reading the whole list again.
+    let requests = list.arrivals.lock().expect("lock").len() - requests_before;
+    assert_eq!(requests, pages.len());
+    assert!(requests <= 4, "{requests} requests");
+    assert!(
+        read_count(&pages) > ids.len() as u64,
+        "older records on the last page were dropped"
+    );
+}
+
+fn gorgias_ticket(id: u64, customer: Value, status: &str, updated: DateTime<Utc>) -> Value {
+    let stamp = |t: DateTime<Utc>| format!("{}.000000+00:00", t.format("%Y-%m-%dT%H:%M:%S"));
+    json!({"id": id, "uri": format!("/api/tickets/{id}/"), "external_id": null, "language": "en",
+        "status": status, "priority": "normal", "channel": "Email", "via": "helpdesk",
+        "from_agent": false, "customer": customer,
+        "assignee_user": {"id": 3001, "name": "Sam Agent"}, "subject": format!("Order {id}"),
+        "tags": [{"id": 11, "name": "vip"}], "spam": id % 100 == 99,
+        "created_datetime": stamp(updated - chrono::Duration::hours(2)),
+        "updated_datetime": stamp(updated),
+        "closed_datetime": (status == "closed").then(|| stamp(updated - chrono::Duration::hours(1))),
+        "trashed_datetime": null, "meta": null})
+}
+
+#[tokio::test]
+async fn gorgias_tickets_carry_their_customer_and_milestones() {
+    let server = MockServer::start().await;
+    let tickets: Vec<Value> = (0..1_000u64)
+        .map(|i| {
+            let customer = if i == 5 {
+                json!({"id": null, "email": null, "name": "Walk-in"})
+            } else {
+                json!({"id": 70_000 + i % 400, "email": format!("g{}@example.com", 70_000 + i % 400),
+                    "name": "Customer", "firstname": "Cus", "lastname": "Tomer"})
+            };
+            let status = if i % 4 == 0 { "closed" } else { "open" };
+            gorgias_ticket(80_000 + i, customer, status, at(DAY + i as i64 * 60))
+        })
+        .collect();
+    mount_gorgias(&server, "tickets", &GorgiasList::new(tickets)).await;
+    let reader = gorgias(&server);
+    let pages = read_run(&reader, "tickets", None, at(DAY + 86_400), 100).await;
+    assert_eq!(pages.len(), 10);
+    assert_eq!(read_count(&pages), 1_000);
+    let all = records(&pages);
+    // 10 spam tickets are not synced; ticket 80005 has no customer we can address.
+    assert_eq!(all.len(), 1_000 - 10 - 1);
+    let skipped: Vec<&String> = pages.iter().flat_map(|p| &p.skipped).collect();
+    assert_eq!(
+        skipped,
+        vec!["ticket 80005: customer unknown (no id or email)"]
+    );
+    let ticket_ids: HashSet<&str> = all
+        .iter()
+        .filter_map(|r| r.events[0].ticket_id.as_deref())
+        .collect();
+    assert_eq!(ticket_ids.len(), all.len());
+    let t = all
+        .iter()
+        .find(|r| r.events[0].ticket_id.as_deref() == Some("80004"))
+        .expect("ticket 80004");
+    assert_eq!(t.person.email.as_deref(), Some("g70004@example.com"));
+    assert_eq!(t.tags_added, vec!["vip".to_string()]);
+    let kinds: Vec<EventKind> = t.events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![EventKind::TicketCreated, EventKind::TicketClosed]
+    );
+    assert_eq!(t.events[0].channel.as_deref(), Some("email"));
+    assert_eq!(t.events[0].properties["agent_name"], "Sam Agent");
+    assert_eq!(t.events[1].occurred_at, at(DAY + 4 * 60 - 3_600));
+    assert_eq!(
+        t.events[1].id,
+        SupportEvent::stable_id(
+            &Source::Gorgias,
+            "ticket:80004",
+            EventKind::TicketClosed,
+            t.events[1].occurred_at
+        )
+    );
+}
+
+#[tokio::test]
+async fn gorgias_surveys_reread_a_two_week_window() {
+    let server = MockServer::start().await;
+    let now = at(DAY + 60 * 86_400);
+    // One survey a day for 60 days; the last 20 days' not scored yet, every 5th never sent.
+    let surveys: Vec<Value> = (0..60i64)
+        .map(|d| {
+            let created = at(DAY + d * 86_400);
+            let stamp = |t: DateTime<Utc>| format!("{}.000000+00:00", t.format("%Y-%m-%dT%H:%M:%S"));
+            let scored = d < 40;
+            json!({"id": 7_000 + d, "ticket_id": 98_000 + d, "customer_id": 51_000 + d,
+                "score": if scored { json!(1 + d % 5) } else { Value::Null },
+                "body_text": if scored { json!("Thanks") } else { Value::Null },
+                "created_datetime": stamp(created),
+                "sent_datetime": if d % 5 == 4 { Value::Null } else { json!(stamp(created + chrono::Duration::hours(1))) },
+                "scored_datetime": if scored { json!(stamp(created + chrono::Duration::days(2))) } else { Value::Null },
+                "should_send_datetime": stamp(created + chrono::Duration::hours(1))})
+        })
+        .collect();
+    let list = GorgiasList::new(surveys);
+    mount_gorgias(&server, "satisfaction-surveys", &list).await;
+    let reader = gorgias(&server);
+
+    // First run: everything. Scored ones respond, sent ones were sent, unsent ones are nothing.
+    let pages = read_run(&reader, "satisfaction_surveys", None, now, 100).await;
+    assert_eq!(read_count(&pages), 60);
+    let all = records(&pages);
+    assert_eq!(all.len(), 40 + 16);
+    let responded = all
+        .iter()
+        .filter(|r| r.events[0].kind == EventKind::SurveyResponded)
+        .count();
+    assert_eq!(responded, 40);
+    assert_eq!(
+        all.iter()
+            .find(|r| r.person.source_id.as_deref() == Some("51000"))
+            .expect("survey of day 0")
+            .events[0]
+            .id,
+        "gorgias:ticket:98000:satisfaction_survey.responded:2025-01-10"
+    );
+
+    // A day later, with the bookmark: only surveys created in the last 14 days are read again.
+    let bookmark = last_bookmark(&pages).expect("bookmark");
+    let later = now + chrono::Duration::days(1);
+    let pages = read_run(&reader, "satisfaction_surveys", Some(&bookmark), later, 10).await;
+    let window_start = later - chrono::Duration::days(14);
+    let all = records(&pages);
+    assert!(!all.is_empty());
+    assert!(
+        all.iter()
+            .all(|r| r.events[0].kind == EventKind::SurveySent)
+    );
+    let created_days: Vec<i64> = all
+        .iter()
+        .map(|r| {
+            r.person
+                .source_id
+                .as_deref()
+                .expect("id")
+                .parse::<i64>()
+                .expect("n")
+                - 51_000
+        })
+        .collect();
+    assert!(
+        created_days
+            .iter()
+            .all(|d| at(DAY + d * 86_400) >= window_start)
+    );
+    // Days 47 to 59 are in the window; 49, 54 and 59 were never sent.
+    assert_eq!(created_days.len(), 10, "{created_days:?}");
+}
+
+#[tokio::test]
+async fn the_bucket_alone_keeps_gorgias_from_answering_429() {
+    let server = MockServer::start().await;
+    // A scaled-down Gorgias: 40 requests per 1 s window, enforced by the mock.
+    let mut list = GorgiasList::new(
+        (0..3_000)
+            .map(|i| gorgias_customer(i, at(DAY + i as i64)))
+            .collect(),
+    );
+    list.limit = 40;
+    list.window = Duration::from_secs(1);
+    mount_gorgias(&server, "customers", &list).await;
+    let reader = gorgias(&server).with_rate(Rate::new(36, Duration::from_secs(1), 4));
+    let pages = read_run(&reader, "customers", None, at(DAY + 10_000), 25).await;
+    assert_eq!(pages.len(), 120);
+    assert_eq!(unique_ids(&pages).len(), 3_000);
+    assert_eq!(
+        *list.throttled.lock().expect("lock"),
+        0,
+        "the helpdesk never had to say 429"
+    );
+}
