@@ -75,22 +75,17 @@ pub fn retry_delay(receive_count: u32) -> i32 {
 }
 
 /// Polls `queue_url` and hands each batch to `handler` until `stop` turns true.
-pub async fn worker<U>(
-    queue: SqsQueue,
-    queue_url: String,
-    handler: U,
-    mut stop: watch::Receiver<bool>,
-) where
+pub async fn worker<U>(queue: SqsQueue, queue_url: String, handler: U, stop: watch::Receiver<bool>)
+where
     U: BatchHandler,
 {
     loop {
         if *stop.borrow() {
             return;
         }
-        let received = tokio::select! {
-            r = queue.receive(&queue_url, 10, 1) => r,
-            _ = stop.changed() => return,
-        };
+        // The poll is never abandoned half-way: a dropped long poll can still take messages
+        // off the queue, which would then stay invisible until their visibility timeout.
+        let received = queue.receive(&queue_url, 10, 1).await;
         let messages = match received {
             Ok(m) => m,
             Err(e) => {
@@ -180,8 +175,7 @@ pub async fn serve_on(
     let table = settings.require_state_table()?.to_string();
     let upsert_queue_url = settings.require_upsert_queue()?.to_string();
     let sync_queue_url = settings.sync_queue_url.clone();
-    let (sync_settings, sync_table, sync_upsert_url) =
-        (settings.clone(), table.clone(), upsert_queue_url.clone());
+    let (sync_settings, sync_table) = (settings.clone(), table.clone());
     for line in settings.describe_sources() {
         info!("{line}");
     }
@@ -209,16 +203,15 @@ pub async fn serve_on(
         stop_rx.clone(),
     ))];
     if let Some(sync_url) = sync_queue_url {
-        let syncer = Syncer::new(
+        let syncer = Syncer::from_settings(
             readers_from_settings(&sync_settings)
                 .into_iter()
                 .map(Arc::from)
                 .collect(),
             DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), sync_table),
             SqsQueue::new(sqs.clone()),
-            sync_url.clone(),
-            sync_upsert_url,
-        );
+            &sync_settings,
+        )?;
         info!(
             streams = syncer.streams(None, None).len(),
             "sync worker on: `deskbridge sync <source>` runs here"

@@ -119,6 +119,8 @@ pub struct Settings {
     /// Largest accepted clock difference for signed Zendesk timestamps.
     pub signature_tolerance: Duration,
     pub mapping: Mapping,
+    /// The `DESKBRIDGE_CONFIG` file (defaults when unset): source and stream switches, event policy.
+    pub file: crate::config_file::FileConfig,
 }
 
 pub const DEFAULT_BREVO_BASE_URL: &str = "https://api.brevo.com/v3";
@@ -227,6 +229,10 @@ impl Settings {
             })?),
         };
 
+        // The mapping file, validated as a whole: a bad file stops start-up with every problem.
+        let file = crate::config_file::load_from_vars(vars)?.unwrap_or_default();
+        let mapping = file.mapping.clone();
+
         let sync_instances = match vars.get("DESKBRIDGE_SYNC_INSTANCES") {
             None => 1,
             Some(v) => v
@@ -249,7 +255,8 @@ impl Settings {
             upsert_queue_url: vars.get("UPSERT_QUEUE_URL"),
             sync_queue_url: vars.get("SYNC_QUEUE_URL"),
             signature_tolerance,
-            mapping: Mapping::default(),
+            mapping,
+            file,
         })
     }
 
@@ -261,6 +268,9 @@ impl Settings {
 
     /// Whether webhooks from `source` are accepted (its secret or token is set).
     pub fn webhook_enabled(&self, source: &Source) -> bool {
+        if !self.file.source_enabled(source) {
+            return false;
+        }
         match source {
             Source::Zendesk => self.zendesk.webhook_secret.is_some(),
             Source::Intercom => self.intercom.client_secret.is_some(),
@@ -271,6 +281,9 @@ impl Settings {
 
     /// Whether the helpdesk API of `source` can be called (look-ups, batch sync).
     pub fn api_enabled(&self, source: &Source) -> bool {
+        if !self.file.source_enabled(source) {
+            return false;
+        }
         match source {
             Source::Zendesk => {
                 self.zendesk.base_url.is_some()
@@ -301,8 +314,14 @@ impl Settings {
             .ok_or(ConfigError::Missing("UPSERT_QUEUE_URL"))
     }
 
-    /// One line per source saying what is enabled, for the start-up log. Never holds secrets.
+    /// One line per source saying what is enabled, for the start-up log, followed by the
+    /// configuration file's warnings. Never holds secrets.
     pub fn describe_sources(&self) -> Vec<String> {
+        let warnings = self
+            .file
+            .warnings
+            .iter()
+            .map(|w| format!("configuration: {}", w.message));
         Source::BUILT_IN
             .iter()
             .map(|s| {
@@ -318,6 +337,7 @@ impl Settings {
                 };
                 format!("{s}: webhooks {webhook}, API {api}")
             })
+            .chain(warnings)
             .collect()
     }
 }
@@ -366,6 +386,39 @@ mod tests {
         assert_eq!(s.zendesk.webhook_secret.as_deref(), Some("from-env"));
         assert!(s.api_enabled(&Source::Zendesk));
         assert!(s.webhook_enabled(&Source::Zendesk));
+    }
+
+    #[test]
+    fn the_configuration_file_switches_sources_and_replaces_the_mapping() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/deskbridge.yaml");
+        let s = Settings::from_vars(&Vars::from_pairs([
+            ("DESKBRIDGE_CONFIG", example),
+            ("ZENDESK_WEBHOOK_SECRET", "s"),
+            ("INTERCOM_CLIENT_SECRET", "s"),
+        ]))
+        .expect("the example file is valid");
+        assert!(
+            !s.webhook_enabled(&Source::Zendesk),
+            "zendesk is switched off in the file"
+        );
+        assert!(s.webhook_enabled(&Source::Intercom));
+        assert_eq!(
+            s.mapping.source(&Source::Gorgias).lists.all_contacts,
+            Some(35)
+        );
+        assert_eq!(s.mapping.default_region.as_deref(), Some("US"));
+
+        let dir = std::env::temp_dir().join(format!("deskbridge-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let bad = dir.join("bad.yaml");
+        std::fs::write(&bad, "connectors:\n  freshdesk: {}\n").expect("write");
+        let err = Settings::from_vars(&Vars::from_pairs([(
+            "DESKBRIDGE_CONFIG",
+            bad.to_string_lossy().as_ref(),
+        )]))
+        .expect_err("unknown source");
+        assert!(err.to_string().contains("bad.yaml:2"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod brevo;
 pub mod config;
+pub mod config_file;
 pub mod identity;
 pub mod infra;
 pub mod mapping;

@@ -126,6 +126,8 @@ pub struct Syncer<S, Q> {
     /// Send timeline events for happenings before the stream's first run (with their real
     /// dates). Off by default: a backfill must not fire automations for the past.
     pub historical_events: bool,
+    /// Streams switched off in the configuration file (`sync: { tickets: false }`).
+    pub disabled: Vec<StreamId>,
 }
 
 impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
@@ -146,7 +148,32 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
             lease: DEFAULT_LEASE,
             page_size: DEFAULT_PAGE_SIZE,
             historical_events: false,
+            disabled: Vec::new(),
         }
+    }
+
+    /// A syncer configured from settings: the configuration file's stream switches and event
+    /// policy, and the queues of the deployment.
+    pub fn from_settings(
+        readers: Vec<Arc<dyn SourceReader>>,
+        store: S,
+        queue: Q,
+        settings: &deskbridge_shared::config::Settings,
+    ) -> Result<Self, deskbridge_shared::config::ConfigError> {
+        use deskbridge_shared::config::ConfigError;
+        let sync_url = settings
+            .sync_queue_url
+            .clone()
+            .ok_or(ConfigError::Missing("SYNC_QUEUE_URL"))?;
+        let upsert_url = settings.require_upsert_queue()?.to_string();
+        let mut syncer = Syncer::new(readers, store, queue, sync_url, upsert_url);
+        syncer.historical_events = settings.file.historical_events;
+        syncer.disabled = syncer
+            .streams(None, None)
+            .into_iter()
+            .filter(|id| !settings.file.stream_enabled(&id.source, &id.stream))
+            .collect();
+        Ok(syncer)
     }
 
     fn reader(&self, source: &Source) -> Option<&Arc<dyn SourceReader>> {
@@ -165,6 +192,7 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
                     .map(|s| StreamId::new(r.source(), *s))
                     .collect::<Vec<_>>()
             })
+            .filter(|id| !self.disabled.contains(id))
             .collect()
     }
 

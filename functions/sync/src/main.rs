@@ -24,19 +24,15 @@ async fn main() -> Result<(), Error> {
         .into_iter()
         .map(Arc::from)
         .collect();
-    let syncer = Syncer::new(
+    let syncer = Syncer::from_settings(
         readers,
         DynamoStateStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             settings.require_state_table()?,
         ),
         SqsQueue::new(aws_sdk_sqs::Client::new(&sdk)),
-        settings
-            .sync_queue_url
-            .clone()
-            .ok_or("SYNC_QUEUE_URL must be set")?,
-        settings.require_upsert_queue()?.to_string(),
-    );
+        &settings,
+    )?;
     let syncer = &syncer;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
         let now = chrono::Utc::now();
