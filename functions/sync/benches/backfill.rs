@@ -1,0 +1,749 @@
+//! Backfill throughput: how close a batch sync gets to each helpdesk's rate limit, and how few
+//! Brevo calls it makes per contact. A benchmark that prints figures, not a test.
+//!
+//! For each source, a wiremock helpdesk serves N records (every one with an email) the way the
+//! real API pages, and enforces the vendor's limit the way the vendor does (Zendesk: a sliding
+//! window; Intercom: fixed 10-second windows with `X-RateLimit-*` headers; Gorgias: a leaky
+//! bucket with `X-Gorgias-Account-Api-Call-Limit`), answering 429 with `Retry-After` beyond it.
+//! The run is driven as production drives it: `Syncer::start`, then every sync-queue message in
+//! order (the sync Lambda has batch size 1), while an upsert consumer takes the upsert queue in
+//! batches like the upsert Lambda's event source (up to 10 messages, gathered for at most the
+//! batching window) and hands them to an `Upserter` whose real `BrevoClient` talks to a wiremock
+//! Brevo.
+//!
+//! Real limits would make this take many minutes (Zendesk exports: 10 requests a minute), so the
+//! Zendesk and Gorgias windows are divided by [`SCALE`], identically in the reader's `Rate`, in
+//! the mock's enforcement and in the Lambda batching window; Intercom runs at its real limit.
+//! The ratio achieved/bound does not depend on the scale as long as the per-page work stays well
+//! under the scaled request interval.
+//!
+//! Run: `cargo bench -p deskbridge-sync --bench backfill`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use deskbridge_shared::brevo::BrevoClient;
+use deskbridge_shared::mapping::Mapping;
+use deskbridge_shared::memory::{MemoryQueue, MemoryStateStore, MemoryStreamStore};
+use deskbridge_shared::model::{Person, Source};
+use deskbridge_shared::queue::Queue;
+use deskbridge_shared::sources::{LookupError, PersonLookup};
+use deskbridge_shared::sync::{
+    GorgiasReader, IntercomReader, Rate, SourceReader, ZendeskReader, sync_client,
+};
+use deskbridge_sync::Syncer;
+use deskbridge_upsert::{Message, Stats, Upserter};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const SYNC: &str = "memory://sync";
+const UPSERT: &str = "memory://upsert";
+/// The all-contacts list every source's contacts join (so backfills go through imports).
+const ALL_CONTACTS: i64 = 35;
+/// Zendesk's and Gorgias's windows are divided by this (Intercom's limit is fast enough as is).
+const SCALE: u32 = 10;
+/// The upsert Lambda's event source (template.yaml): `BatchSize: 10`,
+/// `MaximumBatchingWindowInSeconds: 1`.
+const LAMBDA_BATCH: usize = 10;
+const LAMBDA_WINDOW: Duration = Duration::from_secs(1);
+/// Records are dated from here on (2024-06-01), long before the run: a backfill.
+const EPOCH: i64 = 1_717_200_000;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn iso(secs: i64) -> String {
+    Utc.timestamp_opt(secs, 0)
+        .single()
+        .map_or_else(String::new, |t: DateTime<Utc>| {
+            t.to_rfc3339_opts(SecondsFormat::Secs, true)
+        })
+}
+
+fn query(request: &Request, name: &str) -> Option<String> {
+    request
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A `<prefix><offset>` cursor as the offset.
+fn offset(cursor: Option<&str>, prefix: char) -> Option<usize> {
+    cursor?.strip_prefix(prefix)?.parse().ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The vendors' limits, enforced by the mocks
+
+/// How a mock helpdesk counts requests.
+#[derive(Debug, Clone, Copy)]
+enum Policy {
+    /// At most `limit` requests in any `window` (Zendesk's per-minute limits).
+    Sliding { limit: usize, window: Duration },
+    /// At most `limit` requests per window of `window` aligned on the unix clock, announced in
+    /// `X-RateLimit-Limit`/`-Remaining`/`-Reset` (Intercom).
+    Fixed { limit: usize, window: Duration },
+    /// A bucket of `capacity` requests draining `capacity` per `window`, announced in
+    /// `X-Gorgias-Account-Api-Call-Limit: used/capacity` (Gorgias).
+    Leaky { capacity: usize, window: Duration },
+}
+
+impl Policy {
+    fn describe(&self) -> String {
+        match self {
+            Policy::Sliding { limit, window } => format!("sliding window {limit} / {window:?}"),
+            Policy::Fixed { limit, window } => format!("fixed windows {limit} / {window:?}"),
+            Policy::Leaky { capacity, window } => {
+                format!("leaky bucket {capacity}, draining {capacity} / {window:?}")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    /// Arrival times of the requests answered (not 429).
+    accepted: Vec<Instant>,
+    throttled: usize,
+    /// Fixed windows: the current window's index and its count.
+    fixed: (u64, usize),
+    /// Leaky bucket: level and when it was last drained.
+    level: f64,
+    drained_at: Option<Instant>,
+}
+
+/// Admits or throttles each request of one helpdesk account.
+#[derive(Debug)]
+struct Enforcer {
+    policy: Policy,
+    counters: Mutex<Counters>,
+}
+
+/// Response headers.
+type Headers = Vec<(&'static str, String)>;
+
+/// Whole seconds for `Retry-After`, at least 1.
+fn retry_after(wait: Duration) -> String {
+    wait.as_secs_f64().ceil().max(1.0).to_string()
+}
+
+impl Enforcer {
+    fn new(policy: Policy) -> Arc<Enforcer> {
+        Arc::new(Enforcer {
+            policy,
+            counters: Mutex::default(),
+        })
+    }
+
+    /// The headers of an admitted request (`Ok`) or of its 429 answer (`Err`).
+    fn admit(&self) -> Result<Headers, Headers> {
+        let now = Instant::now();
+        let mut c = lock(&self.counters);
+        let verdict = match self.policy {
+            Policy::Sliding { limit, window } => {
+                let recent: Vec<Instant> = c
+                    .accepted
+                    .iter()
+                    .rev()
+                    .take_while(|t| now.duration_since(**t) < window)
+                    .copied()
+                    .collect();
+                match recent.last() {
+                    Some(oldest) if recent.len() >= limit => Err(vec![(
+                        "Retry-After",
+                        retry_after(window - now.duration_since(*oldest)),
+                    )]),
+                    _ => Ok(Vec::new()),
+                }
+            }
+            Policy::Fixed { limit, window } => {
+                let since_epoch = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default();
+                let index = (since_epoch.as_nanos() / window.as_nanos().max(1)) as u64;
+                if c.fixed.0 != index {
+                    c.fixed = (index, 0);
+                }
+                let reset = (index + 1) * window.as_secs().max(1);
+                let used = c.fixed.1;
+                let headers = |remaining: usize| {
+                    vec![
+                        ("X-RateLimit-Limit", limit.to_string()),
+                        ("X-RateLimit-Remaining", remaining.to_string()),
+                        ("X-RateLimit-Reset", reset.to_string()),
+                    ]
+                };
+                if used >= limit {
+                    Err(headers(0))
+                } else {
+                    c.fixed.1 += 1;
+                    Ok(headers(limit - used - 1))
+                }
+            }
+            Policy::Leaky { capacity, window } => {
+                let per_second = capacity as f64 / window.as_secs_f64();
+                if let Some(at) = c.drained_at {
+                    c.level =
+                        (c.level - now.duration_since(at).as_secs_f64() * per_second).max(0.0);
+                }
+                c.drained_at = Some(now);
+                let header = |level: f64| {
+                    (
+                        "X-Gorgias-Account-Api-Call-Limit",
+                        format!("{}/{capacity}", level.ceil()),
+                    )
+                };
+                if c.level + 1.0 > capacity as f64 {
+                    let wait =
+                        Duration::from_secs_f64((c.level + 1.0 - capacity as f64) / per_second);
+                    Err(vec![("Retry-After", retry_after(wait)), header(c.level)])
+                } else {
+                    c.level += 1.0;
+                    Ok(vec![header(c.level)])
+                }
+            }
+        };
+        match verdict {
+            Ok(_) => c.accepted.push(now),
+            Err(_) => c.throttled += 1,
+        }
+        verdict
+    }
+
+    fn throttled(&self) -> usize {
+        lock(&self.counters).throttled
+    }
+
+    fn arrivals(&self) -> Vec<Instant> {
+        lock(&self.counters).accepted.clone()
+    }
+}
+
+/// `body` with `headers`, as JSON.
+fn json_answer(headers: Headers, body: &Value) -> ResponseTemplate {
+    with_headers(ResponseTemplate::new(200).set_body_json(body), headers)
+}
+
+/// A 429 with `headers`.
+fn throttled(headers: Headers) -> ResponseTemplate {
+    with_headers(ResponseTemplate::new(429), headers)
+}
+
+fn with_headers(mut answer: ResponseTemplate, headers: Headers) -> ResponseTemplate {
+    for (k, v) in headers {
+        answer = answer.insert_header(k, v);
+    }
+    answer
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mock helpdesks: records are generated from their position, oldest change first
+
+fn zendesk_user(i: usize) -> Value {
+    let id = 1_000_000 + i;
+    let updated = EPOCH + i as i64;
+    json!({"id": id, "url": format!("https://acme.zendesk.com/api/v2/users/{id}.json"),
+        "name": format!("User {i}"), "email": format!("zd{i}@example.com"),
+        "created_at": iso(updated - 86_400), "updated_at": iso(updated),
+        "phone": null, "role": "end-user", "active": true, "locale": "en-US",
+        "time_zone": "Europe/Paris", "tags": ["bench"], "user_fields": {"plan": "pro"}})
+}
+
+fn zendesk_ticket(i: usize) -> Value {
+    let id = 500_000 + i;
+    let updated = EPOCH + i as i64;
+    json!({"id": id, "url": format!("https://acme.zendesk.com/api/v2/tickets/{id}.json"),
+        "via": {"channel": "email", "source": {"from": {}, "to": {}, "rel": null}},
+        "created_at": iso(updated - 3_600), "updated_at": iso(updated),
+        "generated_timestamp": updated, "type": null,
+        "subject": format!("Order {id}"), "raw_subject": format!("Order {id}"),
+        "description": "Where is my parcel?", "priority": "normal", "status": "open",
+        "requester_id": 1_000_000 + i, "submitter_id": 1_000_000 + i, "assignee_id": 1,
+        "tags": ["vip", "shipping"], "custom_fields": []})
+}
+
+/// `GET /api/v2/incremental/{users,tickets}/cursor.json`: cursors `p<offset>`, `start_time=0`
+/// starts at the beginning; tickets sideload their requesters with `include=users`.
+fn zendesk_export(resource: &'static str, total: usize, request: &Request) -> Value {
+    let per_page: usize = query(request, "per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1000);
+    let start = offset(query(request, "cursor").as_deref(), 'p').unwrap_or(0);
+    let end = (start + per_page).min(total);
+    let mut body = json!({
+        "after_cursor": format!("p{end}"),
+        "after_url": format!("https://acme.zendesk.com/api/v2/incremental/{resource}/cursor.json?cursor=p{end}"),
+        "before_cursor": format!("p{start}"), "before_url": null,
+        "end_of_stream": end == total,
+    });
+    if resource == "tickets" {
+        body["tickets"] = (start..end).map(zendesk_ticket).collect();
+        if query(request, "include").is_some_and(|i| i.contains("users")) {
+            body["users"] = (start..end).map(zendesk_user).collect();
+        }
+    } else {
+        body["users"] = (start..end).map(zendesk_user).collect();
+    }
+    body
+}
+
+fn intercom_contact(i: usize) -> Value {
+    let id = format!("6650{i:08}");
+    let updated = EPOCH + i as i64;
+    json!({"type": "contact", "id": id, "workspace_id": "a86dr8yl", "external_id": null,
+        "role": "user", "email": format!("ic{i}@example.com"), "phone": null,
+        "name": format!("Contact {i}"), "created_at": updated - 1_000, "updated_at": updated,
+        "signed_up_at": null, "last_seen_at": null, "unsubscribed_from_emails": false,
+        "custom_attributes": {"plan": "pro"}, "location": {"country": "France", "city": "Paris"},
+        "tags": {"type": "list", "data": [], "url": format!("/contacts/{id}/tags"),
+            "total_count": 0, "has_more": false}})
+}
+
+/// `POST /contacts/search`: every contact matches the backfill's watermark (0); cursors
+/// `W<offset>`; `pages.next` until the last page.
+fn intercom_search(total: usize, request: &Request) -> Option<Value> {
+    let body: Value = request.body_json().ok()?;
+    let per_page = body["pagination"]["per_page"].as_u64().unwrap_or(50) as usize;
+    let start = offset(body["pagination"]["starting_after"].as_str(), 'W').unwrap_or(0);
+    let end = (start + per_page).min(total);
+    let mut pages = json!({"type": "pages", "page": start / per_page.max(1) + 1,
+        "per_page": per_page, "total_pages": total.div_ceil(per_page.max(1))});
+    if end < total {
+        pages["next"] =
+            json!({"page": end / per_page.max(1) + 1, "starting_after": format!("W{end}")});
+    }
+    Some(
+        json!({"type": "list", "data": (start..end).map(intercom_contact).collect::<Vec<_>>(),
+        "total_count": total, "pages": pages}),
+    )
+}
+
+/// Customer `i` of `total`, listed newest first: position 0 is the most recently updated.
+fn gorgias_customer(i: usize, total: usize) -> Value {
+    let id = 70_000_000 + i;
+    let updated = iso(EPOCH + (total - i) as i64);
+    let updated = updated.trim_end_matches('Z');
+    json!({"id": id, "external_id": null, "active": true, "email": format!("gg{i}@example.com"),
+        "name": format!("Customer {i}"), "firstname": "Cus", "lastname": format!("{i}"),
+        "language": "fr", "timezone": "Europe/Paris",
+        "created_datetime": format!("{updated}.000000+00:00"),
+        "updated_datetime": format!("{updated}.123456+00:00"),
+        "channels": [{"id": id, "type": "email", "address": format!("gg{i}@example.com"),
+            "preferred": true}],
+        "data": {"plan": "pro"}, "meta": {}, "note": null})
+}
+
+/// `GET /api/customers?order_by=updated_datetime:desc&limit=…&cursor=g<offset>`.
+fn gorgias_list(total: usize, request: &Request) -> Value {
+    let limit: usize = query(request, "limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(30);
+    let start = offset(query(request, "cursor").as_deref(), 'g').unwrap_or(0);
+    let end = (start + limit).min(total);
+    let next = (end < total).then(|| format!("g{end}"));
+    let prev = (start > 0).then(|| format!("g{}", start.saturating_sub(limit)));
+    json!({"object": "list", "uri": request.url.path(),
+        "data": (start..end).map(|i| gorgias_customer(i, total)).collect::<Vec<_>>(),
+        "meta": {"next_cursor": next, "prev_cursor": prev}})
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mock Brevo
+
+async fn mount_brevo(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/v3/contacts/import"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"processId": 1})))
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/events/batch"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v3/contacts/attributes"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"attributes": [
+                {"name": "FIRSTNAME", "category": "normal", "type": "text"},
+                {"name": "LASTNAME", "category": "normal", "type": "text"},
+                {"name": "SMS", "category": "normal", "type": "text"}
+            ]})),
+        )
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex("^/v3/contacts/attributes/normal/[A-Za-z0-9_]+$"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/contacts"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/events"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(server)
+        .await;
+}
+
+/// A helpdesk look-up that finds nobody (every record here has an email anyway).
+struct Nobody;
+
+#[async_trait]
+impl PersonLookup for Nobody {
+    async fn lookup(
+        &self,
+        _source: &Source,
+        _id: &str,
+    ) -> Result<Option<(Person, Value)>, LookupError> {
+        Ok(None)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One backfill
+
+/// One source/stream to backfill.
+struct Case {
+    label: &'static str,
+    source: Source,
+    /// The mapping's name of the source.
+    key: &'static str,
+    stream: &'static str,
+    records: usize,
+    /// Records per request at the API's maximum.
+    page: usize,
+    /// The limit the reader paces itself to (the limit the mock enforces), scaled.
+    rate: Rate,
+    /// How many times faster than real time the limit runs.
+    scale: u32,
+    policy: Policy,
+}
+
+/// A preset with its window divided by `scale`.
+fn scaled(rate: Rate, scale: u32) -> Rate {
+    Rate::new(rate.limit(), rate.window() / scale.max(1), rate.burst())
+}
+
+async fn mount_helpdesk(case: &Case, server: &MockServer, enforcer: &Arc<Enforcer>) {
+    let total = case.records;
+    let enforcer = Arc::clone(enforcer);
+    let mock = match case.source {
+        Source::Zendesk => {
+            let resource = case.stream;
+            Mock::given(method("GET"))
+                .and(path(format!("/api/v2/incremental/{resource}/cursor.json")))
+                .respond_with(move |r: &Request| match enforcer.admit() {
+                    Ok(headers) => json_answer(headers, &zendesk_export(resource, total, r)),
+                    Err(headers) => throttled(headers),
+                })
+        }
+        Source::Intercom => Mock::given(method("POST"))
+            .and(path("/contacts/search"))
+            .respond_with(move |r: &Request| match enforcer.admit() {
+                Ok(headers) => match intercom_search(total, r) {
+                    Some(body) => json_answer(headers, &body),
+                    None => ResponseTemplate::new(400),
+                },
+                Err(headers) => throttled(headers),
+            }),
+        _ => Mock::given(method("GET"))
+            .and(path("/api/customers"))
+            .respond_with(move |r: &Request| match enforcer.admit() {
+                Ok(headers) => json_answer(headers, &gorgias_list(total, r)),
+                Err(headers) => throttled(headers),
+            }),
+    };
+    mock.mount(server).await;
+}
+
+fn reader(case: &Case, base: &str) -> Arc<dyn SourceReader> {
+    let client = sync_client().expect("HTTP client builds");
+    match case.source {
+        Source::Zendesk => Arc::new(
+            ZendeskReader::new(client, base, "ops@acme.test", "zd-token")
+                .with_rates(case.rate, scaled(Rate::zendesk_account(), case.scale)),
+        ),
+        Source::Intercom => {
+            Arc::new(IntercomReader::new(client, base, "ic-token", "2.11").with_rate(case.rate))
+        }
+        _ => Arc::new(
+            GorgiasReader::new(client, base, "ops@acme.test", "gg-key").with_rate(case.rate),
+        ),
+    }
+}
+
+/// What the upsert consumer did.
+#[derive(Default)]
+struct Consumed {
+    stats: Stats,
+    batches: usize,
+    failed: usize,
+}
+
+/// The upsert Lambda's event source: waits for a message, gathers up to [`LAMBDA_BATCH`] for at
+/// most the (scaled) batching window, hands the batch to the upserter; stops once the sync is
+/// `done` and the queue is empty.
+async fn consume(
+    queue: Arc<Syncer<MemoryStreamStore, MemoryQueue>>,
+    upserter: Upserter<BrevoClient, MemoryStateStore, Nobody>,
+    done: Arc<AtomicBool>,
+    window: Duration,
+) -> Consumed {
+    let receive = |max: usize| {
+        let queue = Arc::clone(&queue);
+        async move {
+            queue
+                .queue
+                .receive(UPSERT, i32::try_from(max).unwrap_or(10), 0)
+                .await
+                .expect("memory queue receives")
+        }
+    };
+    let poll = Duration::from_millis(1);
+    let mut out = Consumed::default();
+    loop {
+        // Read `done` before looking: everything sent before it was set is then visible.
+        let finished = done.load(Ordering::Acquire);
+        let mut batch = receive(LAMBDA_BATCH).await;
+        if batch.is_empty() {
+            if finished {
+                return out;
+            }
+            tokio::time::sleep(poll).await;
+            continue;
+        }
+        let window_end = Instant::now() + window;
+        while batch.len() < LAMBDA_BATCH && Instant::now() < window_end {
+            let more = receive(LAMBDA_BATCH - batch.len()).await;
+            if more.is_empty() {
+                tokio::time::sleep(poll).await;
+            }
+            batch.extend(more);
+        }
+        let messages: Vec<Message> = batch
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| Message {
+                message_id: format!("u{}-{i}", out.batches),
+                body: m.body,
+                receive_count: 1,
+            })
+            .collect();
+        let report = upserter.handle(&messages).await;
+        out.stats += report.stats;
+        out.failed += report.failed.len();
+        out.batches += 1;
+    }
+}
+
+async fn backfill(case: &Case) {
+    let helpdesk = MockServer::start().await;
+    let enforcer = Enforcer::new(case.policy);
+    mount_helpdesk(case, &helpdesk, &enforcer).await;
+    let brevo = MockServer::start().await;
+    mount_brevo(&brevo).await;
+
+    let syncer = Arc::new(Syncer::new(
+        vec![reader(case, &helpdesk.uri())],
+        MemoryStreamStore::new(),
+        MemoryQueue::new(),
+        SYNC.into(),
+        UPSERT.into(),
+    ));
+    let mut mapping = Mapping::default();
+    mapping
+        .sources
+        .get_mut(case.key)
+        .expect("the seed mapping has every built-in source")
+        .lists
+        .all_contacts = Some(ALL_CONTACTS);
+    let client = BrevoClient::new("xkeysib-bench", &format!("{}/v3", brevo.uri()))
+        .expect("Brevo client builds");
+    let upserter = Upserter::new(client, MemoryStateStore::new(), Nobody, mapping);
+    let done = Arc::new(AtomicBool::new(false));
+    let consumer = tokio::spawn(consume(
+        Arc::clone(&syncer),
+        upserter,
+        Arc::clone(&done),
+        LAMBDA_WINDOW / case.scale.max(1),
+    ));
+
+    let started = Instant::now();
+    syncer
+        .start(Some(&case.source), Some(case.stream), false, Utc::now())
+        .await
+        .expect("run starts");
+    // The sync Lambda: one page job at a time. A failed job goes back on the queue, as SQS
+    // would redeliver it.
+    let mut failures = 0usize;
+    loop {
+        let jobs = syncer
+            .queue
+            .receive(SYNC, 1, 0)
+            .await
+            .expect("memory queue receives");
+        let Some(job) = jobs.into_iter().next() else {
+            break;
+        };
+        if let Err(e) = syncer.handle_body(&job.body, Utc::now()).await {
+            failures += 1;
+            eprintln!("{}: page job failed ({e}); redelivered", case.label);
+            assert!(failures < 20, "{}: too many failed page jobs", case.label);
+            syncer
+                .queue
+                .send(SYNC, &job.body)
+                .await
+                .expect("memory queue sends");
+        }
+    }
+    let synced = Instant::now();
+    done.store(true, Ordering::Release);
+    let consumed = consumer.await.expect("upsert consumer finishes");
+    let in_brevo = Instant::now();
+
+    // Throughput: the whole run, and sustained once the limiter's free burst is spent (from
+    // the arrival of the burst's last request to the end of the run).
+    let records = case.records as f64;
+    let elapsed = synced.duration_since(started).as_secs_f64();
+    let burst = case.rate.burst() as usize;
+    let arrivals = enforcer.arrivals();
+    let pages = case.records.div_ceil(case.page);
+    let sustained = arrivals.get(burst - 1).filter(|_| pages > burst).map(|t| {
+        (case.records - burst * case.page) as f64 / synced.duration_since(*t).as_secs_f64()
+    });
+    let bound = f64::from(case.rate.limit()) / case.rate.window().as_secs_f64() * case.page as f64;
+    let ratio = sustained.unwrap_or(records / elapsed) / bound;
+
+    let mut calls: BTreeMap<String, usize> = BTreeMap::new();
+    for r in brevo.received_requests().await.unwrap_or_default() {
+        *calls
+            .entry(format!("{} {}", r.method, r.url.path()))
+            .or_default() += 1;
+    }
+    let total_calls: usize = calls.values().sum();
+    let breakdown: Vec<String> = calls
+        .iter()
+        .map(|(call, n)| format!("{n} {call}"))
+        .collect();
+
+    println!(
+        "backfill {}: {} records in {:.1} s = {:.1} rec/s; sustained after the {}-request burst \
+         {}; bound {:.1} rec/s ({} req / {:?} × {}); ratio {:.2}; 429s {}; in Brevo after {:.1} s; \
+         Brevo calls {} = {:.2} per 1000 contacts ({}; {} upsert batches)",
+        case.label,
+        case.records,
+        elapsed,
+        records / elapsed,
+        burst,
+        sustained.map_or_else(|| "n/a".to_string(), |s| format!("{s:.1} rec/s")),
+        bound,
+        case.rate.limit(),
+        case.rate.window(),
+        case.page,
+        ratio,
+        enforcer.throttled(),
+        in_brevo.duration_since(started).as_secs_f64(),
+        total_calls,
+        total_calls as f64 * 1000.0 / records,
+        breakdown.join(", "),
+        consumed.batches,
+    );
+    let imported = consumed.stats.contacts_imported;
+    if imported != case.records || consumed.failed > 0 || failures > 0 {
+        println!(
+            "  warning: {imported} contacts imported of {}, {} upsert messages failed, {failures} \
+             page jobs failed",
+            case.records, consumed.failed
+        );
+    }
+    println!(
+        "  pages {pages} of {}; mock limit: {}; time scale ×{}",
+        case.page,
+        case.policy.describe(),
+        case.scale
+    );
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let zendesk = scaled(Rate::zendesk_exports(), SCALE);
+    let gorgias = scaled(Rate::gorgias(), SCALE);
+    let intercom = Rate::intercom();
+    let cases = [
+        Case {
+            label: "zendesk/tickets",
+            source: Source::Zendesk,
+            key: "zendesk",
+            stream: "tickets",
+            records: 24_000,
+            page: 1000,
+            rate: zendesk,
+            scale: SCALE,
+            policy: Policy::Sliding {
+                limit: zendesk.limit() as usize,
+                window: zendesk.window(),
+            },
+        },
+        Case {
+            label: "zendesk/users",
+            source: Source::Zendesk,
+            key: "zendesk",
+            stream: "users",
+            records: 12_000,
+            page: 1000,
+            rate: zendesk,
+            scale: SCALE,
+            policy: Policy::Sliding {
+                limit: zendesk.limit() as usize,
+                window: zendesk.window(),
+            },
+        },
+        Case {
+            label: "intercom/contacts",
+            source: Source::Intercom,
+            key: "intercom",
+            stream: "contacts",
+            records: 30_000,
+            page: 150,
+            rate: intercom,
+            scale: 1,
+            policy: Policy::Fixed {
+                limit: intercom.limit() as usize,
+                window: intercom.window(),
+            },
+        },
+        Case {
+            label: "gorgias/customers",
+            source: Source::Gorgias,
+            key: "gorgias",
+            stream: "customers",
+            records: 20_000,
+            page: 100,
+            rate: gorgias,
+            scale: SCALE,
+            policy: Policy::Leaky {
+                capacity: gorgias.limit() as usize,
+                window: gorgias.window(),
+            },
+        },
+    ];
+    println!(
+        "batch sync backfill: Zendesk and Gorgias limits at {SCALE}× speed (windows ÷{SCALE}), \
+         Intercom at its real limit; upsert batches of {LAMBDA_BATCH} gathered for at most \
+         {LAMBDA_WINDOW:?} ÷ scale"
+    );
+    for case in &cases {
+        backfill(case).await;
+    }
+}
