@@ -40,10 +40,15 @@ start_moto() {
 
 BACKGROUND_PIDS=()
 stop_background() {
-  for pid in "${BACKGROUND_PIDS[@]}" ${MOTO_PID:-}; do
+  # The runner first (it still talks to moto while it shuts down), then moto.
+  for pid in "${BACKGROUND_PIDS[@]}"; do
     kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
   done
-  wait 2>/dev/null || true
+  if [ -n "${MOTO_PID:-}" ]; then
+    kill "$MOTO_PID" 2>/dev/null || true
+    wait "$MOTO_PID" 2>/dev/null || true
+  fi
 }
 
 # Local AWS settings pointing at moto (any non-empty credentials work there).

@@ -59,6 +59,28 @@ enum Command {
         /// Event files; default: events/webhook-*.json.
         files: Vec<PathBuf>,
     },
+    /// The Brevo attributes and lists the mapping writes, compared with the account (needs
+    /// BREVO_API_KEY); --apply creates the missing attributes.
+    Plan {
+        /// Create the missing attributes (lists are only reported).
+        #[arg(long)]
+        apply: bool,
+    },
+    /// Connection test, one line per check; exits non-zero when a check fails.
+    Check {
+        /// zendesk, intercom, gorgias or brevo; all of them when omitted.
+        target: Option<String>,
+    },
+    /// Move dead-lettered messages back to their queue (DLQs from UPSERT_DLQ_URL / SYNC_DLQ_URL,
+    /// else from the queues' redrive policies).
+    Replay {
+        /// Count and show what would move; move nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Which dead-letter queue(s).
+        #[arg(long, value_enum, default_value = "both")]
+        queue: deskbridge::admin::ReplayQueue,
+    },
 }
 
 #[tokio::main]
@@ -117,6 +139,53 @@ async fn main() -> anyhow::Result<()> {
                 &url,
                 &files,
                 std::time::Duration::from_secs(wait),
+            )
+            .await?;
+        }
+        Command::Plan { apply } => {
+            let (_sdk, settings) = settings::load().await?;
+            let Some(brevo) = deskbridge::admin::brevo_client(&settings)? else {
+                anyhow::bail!(deskbridge::admin::PLAN_NEEDS_KEY);
+            };
+            let summary =
+                deskbridge::admin::plan(&settings, &brevo, apply, &mut std::io::stdout()).await?;
+            if summary.failed > 0 {
+                anyhow::bail!("{} attributes could not be created", summary.failed);
+            }
+        }
+        Command::Check { target } => {
+            let target: deskbridge::admin::CheckTarget =
+                target.as_deref().unwrap_or("all").parse()?;
+            let (_sdk, settings) = settings::load().await?;
+            let summary =
+                deskbridge::admin::check(&settings, &target, &mut std::io::stdout()).await?;
+            if summary.failed > 0 {
+                anyhow::bail!(
+                    "{} of {} checks failed",
+                    summary.failed,
+                    summary.failed + summary.passed
+                );
+            }
+        }
+        Command::Replay { dry_run, queue } => {
+            let (sdk, settings) = settings::load().await?;
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            let targets = deskbridge::admin::replay_targets(
+                &settings,
+                queue,
+                |name| std::env::var(name).ok(),
+                Some(&sqs),
+            )
+            .await?;
+            let options = deskbridge::admin::ReplayOptions {
+                dry_run,
+                ..Default::default()
+            };
+            deskbridge::admin::replay(
+                &deskbridge_shared::queue::SqsQueue::new(sqs),
+                &targets,
+                &options,
+                &mut std::io::stdout(),
             )
             .await?;
         }

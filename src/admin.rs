@@ -1,0 +1,1106 @@
+//! Operator commands that prepare and repair a deployment: `plan` (the Brevo attributes and
+//! lists the mapping needs), `check` (connection tests) and `replay` (dead letters back to their
+//! queue).
+//!
+//! Each command's core takes its inputs (settings, clients, an output writer) so the tests call
+//! it directly; `main.rs` only builds the clients and picks stdout.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Write;
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use deskbridge_shared::brevo::{AttributeInfo, BrevoApi, BrevoClient, BrevoError, RetryPolicy};
+use deskbridge_shared::config::Settings;
+use deskbridge_shared::mapping::{SourceMapping, Transform};
+use deskbridge_shared::model::Source;
+use deskbridge_shared::queue::{InMessage, Queue};
+use deskbridge_shared::sources::http as helpdesk_http;
+use deskbridge_shared::sync::{FetchError, PageRequest, reader_for};
+use serde::Deserialize;
+use serde_json::Value;
+
+// =============================================================================================
+// plan
+// =============================================================================================
+
+/// `1 message`, `2 messages`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Attributes every Brevo account has; they may be missing from a listing and are never created.
+pub const BUILT_IN_ATTRIBUTES: [&str; 4] = ["FIRSTNAME", "LASTNAME", "SMS", "EMAIL"];
+
+/// The Brevo attribute type (`createAttribute.type`) that fits what a rule writes.
+pub fn attribute_kind(transform: Transform) -> &'static str {
+    match transform {
+        Transform::Date => "date",
+        Transform::Number => "float",
+        Transform::Boolean => "boolean",
+        // auto, text, phone, email, split_name, tags: all written as text.
+        _ => "text",
+    }
+}
+
+/// The attribute a split_name rule puts the last name in (mirrors the mapping: FIRSTNAME →
+/// LASTNAME, any other `X` → `X_LAST`).
+fn last_name_attribute(first: &str) -> String {
+    if first == "FIRSTNAME" {
+        "LASTNAME".into()
+    } else {
+        format!("{first}_LAST")
+    }
+}
+
+/// One attribute the mapping writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeededAttribute {
+    pub name: String,
+    /// Every Brevo type some source writes it as (more than one is a configuration conflict).
+    pub kinds: BTreeSet<&'static str>,
+    /// The sources that write it.
+    pub sources: BTreeSet<String>,
+}
+
+/// One list the mapping adds contacts to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeededList {
+    pub id: i64,
+    /// What it is used for, e.g. `gorgias all_contacts`, `zendesk tag vip`.
+    pub uses: Vec<String>,
+}
+
+/// What the mapping needs in Brevo for `sources`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Needs {
+    pub attributes: BTreeMap<String, NeededAttribute>,
+    pub lists: BTreeMap<i64, NeededList>,
+}
+
+/// Collects the attributes and lists the mapping of each of `sources` writes.
+pub fn needs(settings: &Settings, sources: &[Source]) -> Needs {
+    let mut needs = Needs::default();
+    for source in sources {
+        let sm: SourceMapping = settings.mapping.source(source);
+        let name = source.to_string();
+        let mut add = |attribute: String, kind: &'static str| {
+            let entry = needs
+                .attributes
+                .entry(attribute.clone())
+                .or_insert_with(|| NeededAttribute {
+                    name: attribute,
+                    kinds: BTreeSet::new(),
+                    sources: BTreeSet::new(),
+                });
+            entry.kinds.insert(kind);
+            entry.sources.insert(name.clone());
+        };
+        for rule in &sm.field_mapping {
+            add(rule.attribute.clone(), attribute_kind(rule.transform));
+            if rule.transform == Transform::SplitName {
+                add(last_name_attribute(&rule.attribute), "text");
+            }
+        }
+        let mut use_list = |id: i64, what: String| {
+            needs
+                .lists
+                .entry(id)
+                .or_insert_with(|| NeededList {
+                    id,
+                    uses: Vec::new(),
+                })
+                .uses
+                .push(format!("{name} {what}"));
+        };
+        let lists = &sm.lists;
+        for (id, what) in [
+            (lists.all_contacts, "all_contacts"),
+            (lists.satisfied, "satisfied"),
+            (lists.dissatisfied, "dissatisfied"),
+        ] {
+            if let Some(id) = id {
+                use_list(id, what.to_string());
+            }
+        }
+        for (tag, id) in &sm.tag_lists {
+            use_list(*id, format!("tag {tag}"));
+        }
+    }
+    needs
+}
+
+/// The sources `plan` covers: those the configuration enables that have credentials here
+/// (webhook secret or API), plus configured generic sources. When no built-in source has
+/// credentials in this environment (an operator's laptop with only BREVO_API_KEY), every source
+/// the configuration enables, and the note says so.
+pub fn plan_sources(settings: &Settings) -> (Vec<Source>, Option<String>) {
+    let enabled: Vec<Source> = Source::BUILT_IN
+        .iter()
+        .filter(|s| settings.file.source_enabled(s))
+        .cloned()
+        .collect();
+    let generic: Vec<Source> = settings
+        .mapping
+        .sources
+        .keys()
+        .filter_map(|k| k.parse::<Source>().ok())
+        .filter(|s| matches!(s, Source::Generic(_)) && settings.file.source_enabled(s))
+        .collect();
+    let configured: Vec<Source> = enabled
+        .iter()
+        .filter(|s| settings.webhook_enabled(s) || settings.api_enabled(s))
+        .cloned()
+        .collect();
+    let (mut sources, note) = if configured.is_empty() {
+        let names: Vec<String> = enabled.iter().map(ToString::to_string).collect();
+        let note = format!(
+            "no helpdesk has credentials in this environment; planning for every source the configuration enables ({})",
+            names.join(", ")
+        );
+        (enabled, Some(note))
+    } else {
+        (configured, None)
+    };
+    sources.extend(generic);
+    (sources, note)
+}
+
+/// A Brevo contact list, as `GET /v3/contacts/lists` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BrevoList {
+    pub id: i64,
+    #[serde(default)]
+    pub name: String,
+}
+
+/// Every contact list of the account: `GET {base}/contacts/lists?limit=50&offset=…`, page by
+/// page. (Not on [`BrevoApi`]: only `plan` needs it.)
+pub async fn brevo_lists(base_url: &str, api_key: &str) -> anyhow::Result<Vec<BrevoList>> {
+    #[derive(Deserialize)]
+    struct Page {
+        #[serde(default)]
+        lists: Vec<BrevoList>,
+        #[serde(default)]
+        count: Option<u64>,
+    }
+    const PAGE: usize = 50;
+    // 200 pages = 10,000 lists: a bound against a server that never stops paging.
+    const MAX_PAGES: usize = 200;
+    let client = helpdesk_http::client().context("building the HTTP client")?;
+    let base = base_url.trim_end_matches('/');
+    let mut all = Vec::new();
+    for page in 0..MAX_PAGES {
+        let offset = page * PAGE;
+        let response = client
+            .get(format!(
+                "{base}/contacts/lists?limit={PAGE}&offset={offset}"
+            ))
+            .header("api-key", api_key.trim())
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.without_url()))?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("Brevo answered HTTP {status} to GET /contacts/lists");
+        }
+        let body: Page = response
+            .json()
+            .await
+            .map_err(|e| anyhow::anyhow!("unreadable list page: {}", e.without_url()))?;
+        let got = body.lists.len();
+        all.extend(body.lists);
+        let total = body.count.and_then(|c| usize::try_from(c).ok());
+        if got < PAGE || total.is_some_and(|t| all.len() >= t) {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+/// What `plan` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PlanSummary {
+    pub ok: usize,
+    pub missing: usize,
+    pub wrong_type: usize,
+    /// Attributes created by `--apply`.
+    pub created: usize,
+    /// Attributes `--apply` failed to create.
+    pub failed: usize,
+    /// Lists whose existence could not be checked.
+    pub unchecked: usize,
+}
+
+/// Why `plan` cannot run without a key.
+pub const PLAN_NEEDS_KEY: &str = "plan needs BREVO_API_KEY: without it deskbridge runs Brevo in dry-run, which cannot see the account's attributes and lists";
+
+/// Whether Brevo's `existing` attribute holds what the mapping writes as `kind`.
+fn same_kind(existing: &AttributeInfo, kind: &str) -> bool {
+    match existing.kind.as_deref() {
+        // Brevo's API says `float`; its UI (and some older answers) say `number`.
+        Some("float" | "number") => kind == "float",
+        Some(k) => k == kind,
+        None => false,
+    }
+}
+
+/// `deskbridge plan [--apply]`: compares what the mapping writes with the Brevo account and
+/// prints one line per attribute and list; with `apply`, creates the missing attributes.
+/// Lists are only reported: a list is referenced by id, so it must be created in Brevo and its
+/// id put in the configuration.
+pub async fn plan(
+    settings: &Settings,
+    brevo: &dyn BrevoApi,
+    apply: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<PlanSummary> {
+    let Some(api_key) = settings.brevo.api_key.as_deref() else {
+        bail!(PLAN_NEEDS_KEY);
+    };
+    let (sources, note) = plan_sources(settings);
+    let names: Vec<String> = sources.iter().map(ToString::to_string).collect();
+    writeln!(out, "mapping of: {}", names.join(", "))?;
+    if let Some(note) = note {
+        writeln!(out, "note: {note}")?;
+    }
+    let needs = needs(settings, &sources);
+    let existing: BTreeMap<String, AttributeInfo> = brevo
+        .list_attributes()
+        .await
+        .context("listing Brevo attributes (GET /contacts/attributes)")?
+        .into_iter()
+        .map(|a| (a.name.to_ascii_uppercase(), a))
+        .collect();
+
+    let mut summary = PlanSummary::default();
+    let mut missing_attributes = 0;
+    for need in needs.attributes.values() {
+        let from = need.sources.iter().cloned().collect::<Vec<_>>().join(", ");
+        let kinds: Vec<&str> = need.kinds.iter().copied().collect();
+        let label = format!("attribute {} ({}; {from})", need.name, kinds.join("/"));
+        if kinds.len() > 1 {
+            // Two sources write the same attribute as different types: one of them loses.
+            summary.wrong_type += 1;
+            writeln!(
+                out,
+                "{label}: wrong type (the mapping writes it as {}; make the sources agree)",
+                kinds.join(" and ")
+            )?;
+            continue;
+        }
+        let kind = kinds.first().copied().unwrap_or("text");
+        let built_in = BUILT_IN_ATTRIBUTES.contains(&need.name.as_str());
+        match existing.get(&need.name) {
+            _ if built_in => {
+                summary.ok += 1;
+                writeln!(out, "{label}: ok (built in)")?;
+            }
+            Some(found) if same_kind(found, kind) => {
+                summary.ok += 1;
+                writeln!(out, "{label}: ok")?;
+            }
+            Some(found) => {
+                summary.wrong_type += 1;
+                let has = match (found.kind.as_deref(), found.category.as_str()) {
+                    (Some(k), "normal" | "") => k.to_string(),
+                    (Some(k), category) => format!("{category} {k}"),
+                    (None, "") => "no type".to_string(),
+                    (None, category) => format!("a {category} attribute"),
+                };
+                writeln!(
+                    out,
+                    "{label}: wrong type (Brevo has {has}, mapping writes {kind})"
+                )?;
+            }
+            None if !apply => {
+                summary.missing += 1;
+                missing_attributes += 1;
+                writeln!(
+                    out,
+                    "{label}: missing (Brevo would silently drop it on import)"
+                )?;
+            }
+            None => {
+                summary.missing += 1;
+                match brevo.create_attribute(&need.name, kind).await {
+                    Ok(()) => {
+                        summary.created += 1;
+                        writeln!(out, "{label}: missing, created as {kind}")?;
+                    }
+                    Err(e) => {
+                        summary.failed += 1;
+                        writeln!(out, "{label}: missing, creating it failed: {e}")?;
+                    }
+                }
+            }
+        }
+    }
+
+    if !needs.lists.is_empty() {
+        match brevo_lists(&settings.brevo.base_url, api_key).await {
+            Ok(found) => {
+                let found: BTreeMap<i64, String> =
+                    found.into_iter().map(|l| (l.id, l.name)).collect();
+                for list in needs.lists.values() {
+                    let label = format!("list {} ({})", list.id, list.uses.join(", "));
+                    match found.get(&list.id) {
+                        Some(name) => {
+                            summary.ok += 1;
+                            writeln!(out, "{label}: ok \"{name}\"")?;
+                        }
+                        None => {
+                            summary.missing += 1;
+                            writeln!(
+                                out,
+                                "{label}: missing (create it in Brevo and put its id in the configuration; --apply does not create lists)"
+                            )?;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                for list in needs.lists.values() {
+                    summary.unchecked += 1;
+                    writeln!(
+                        out,
+                        "list {} ({}): not checked ({e})",
+                        list.id,
+                        list.uses.join(", ")
+                    )?;
+                }
+            }
+        }
+    }
+
+    writeln!(
+        out,
+        "{} ok, {} missing, {} wrong type{}{}",
+        summary.ok,
+        summary.missing,
+        summary.wrong_type,
+        if apply {
+            format!(", {} created, {} failed", summary.created, summary.failed)
+        } else {
+            String::new()
+        },
+        if summary.unchecked > 0 {
+            format!(", {} not checked", count(summary.unchecked, "list"))
+        } else {
+            String::new()
+        }
+    )?;
+    if !apply && missing_attributes > 0 {
+        writeln!(
+            out,
+            "run `deskbridge plan --apply` to create the missing attributes"
+        )?;
+    }
+    if summary.wrong_type > 0 {
+        writeln!(
+            out,
+            "a wrong type is not changed automatically: Brevo cannot change an attribute's type without deleting it (and its values); fix the mapping's transform or recreate the attribute in Brevo"
+        )?;
+    }
+    Ok(summary)
+}
+
+/// The live Brevo client for `plan` and `check` (no retries: an operator is waiting and a
+/// failure is the answer), or `None` without BREVO_API_KEY.
+pub fn brevo_client(settings: &Settings) -> anyhow::Result<Option<BrevoClient>> {
+    let Some(key) = settings.brevo.api_key.as_deref() else {
+        return Ok(None);
+    };
+    Ok(Some(
+        BrevoClient::new(key, &settings.brevo.base_url)?.with_retry(RetryPolicy::none()),
+    ))
+}
+
+// =============================================================================================
+// check
+// =============================================================================================
+
+/// What `deskbridge check` tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckTarget {
+    /// Brevo and every built-in helpdesk (unconfigured ones are reported, not failed).
+    All,
+    Brevo,
+    Source(Source),
+}
+
+impl std::str::FromStr for CheckTarget {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "all" => Ok(CheckTarget::All),
+            "brevo" => Ok(CheckTarget::Brevo),
+            other => match other.parse::<Source>()? {
+                Source::Generic(_) => {
+                    bail!("generic sources only receive webhooks; there is no API to check")
+                }
+                source => Ok(CheckTarget::Source(source)),
+            },
+        }
+    }
+}
+
+/// Counts of a `check` run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CheckSummary {
+    pub passed: usize,
+    pub failed: usize,
+}
+
+impl CheckSummary {
+    fn line(&mut self, out: &mut impl Write, ok: bool, what: &str) -> std::io::Result<()> {
+        if ok {
+            self.passed += 1;
+            writeln!(out, "✓ {what}")
+        } else {
+            self.failed += 1;
+            writeln!(out, "✗ {what}")
+        }
+    }
+}
+
+/// A Brevo error in a few words, naming the likely fix.
+fn brevo_reason(e: &BrevoError) -> String {
+    match e {
+        BrevoError::Rejected { status: 401, .. } => {
+            "HTTP 401: the key was refused; check BREVO_API_KEY (an API v3 key, xkeysib-…)".into()
+        }
+        BrevoError::Rejected {
+            status: 403,
+            message,
+            ..
+        } => format!("HTTP 403: {message} (API key restrictions or IP allow-list?)"),
+        other => other.to_string(),
+    }
+}
+
+/// The Brevo checks: authentication (`GET /account`) and the attribute listing.
+pub async fn check_brevo(
+    brevo: &dyn BrevoApi,
+    out: &mut impl Write,
+) -> anyhow::Result<CheckSummary> {
+    let mut s = CheckSummary::default();
+    match brevo.account().await {
+        Ok(account) => {
+            let who = ["companyName", "email"]
+                .iter()
+                .find_map(|k| account.get(*k).and_then(Value::as_str))
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| format!(" (account: {v})"))
+                .unwrap_or_default();
+            s.line(out, true, &format!("brevo: authentication{who}"))?;
+        }
+        Err(e) => {
+            s.line(
+                out,
+                false,
+                &format!("brevo: authentication — {}", brevo_reason(&e)),
+            )?;
+            // Every other call would fail the same way.
+            s.line(
+                out,
+                false,
+                "brevo: attributes listable — not tried (authentication failed)",
+            )?;
+            return Ok(s);
+        }
+    }
+    match brevo.list_attributes().await {
+        Ok(list) => s.line(
+            out,
+            true,
+            &format!(
+                "brevo: attributes listable ({})",
+                count(list.len(), "attribute")
+            ),
+        )?,
+        Err(e) => s.line(
+            out,
+            false,
+            &format!("brevo: attributes listable — {}", brevo_reason(&e)),
+        )?,
+    }
+    Ok(s)
+}
+
+/// The variables a source's API access lacks (empty when configured).
+pub fn missing_api_variables(settings: &Settings, source: &Source) -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    match source {
+        Source::Zendesk => {
+            let z = &settings.zendesk;
+            if z.base_url.is_none() {
+                missing.push("ZENDESK_SUBDOMAIN (or ZENDESK_BASE_URL)");
+            }
+            if z.email.is_none() {
+                missing.push("ZENDESK_EMAIL");
+            }
+            if z.api_token.is_none() {
+                missing.push("ZENDESK_API_TOKEN");
+            }
+        }
+        Source::Intercom => {
+            if settings.intercom.access_token.is_none() {
+                missing.push("INTERCOM_ACCESS_TOKEN");
+            }
+        }
+        Source::Gorgias => {
+            let g = &settings.gorgias;
+            if g.base_url.is_none() {
+                missing.push("GORGIAS_DOMAIN (or GORGIAS_BASE_URL)");
+            }
+            if g.email.is_none() {
+                missing.push("GORGIAS_EMAIL");
+            }
+            if g.api_key.is_none() {
+                missing.push("GORGIAS_API_KEY");
+            }
+        }
+        Source::Generic(_) => {}
+    }
+    missing
+}
+
+/// The streams a check reads: people, tickets, and the CSAT stream (Intercom has none: ratings
+/// come on conversations).
+fn check_streams(source: &Source) -> (&'static str, &'static str, Option<&'static str>) {
+    match source {
+        Source::Zendesk => ("users", "tickets", Some("satisfaction_ratings")),
+        Source::Intercom => ("contacts", "conversations", None),
+        _ => ("customers", "tickets", Some("satisfaction_surveys")),
+    }
+}
+
+/// `GET` the helpdesk's tag listing with the same auth as the look-ups (lookup.rs); the number
+/// of tags on the first page, or why it failed.
+async fn list_tags(settings: &Settings, source: &Source) -> Result<usize, String> {
+    let client = helpdesk_http::client().map_err(|e| e.to_string())?;
+    let request = match source {
+        Source::Zendesk => {
+            let z = &settings.zendesk;
+            let (Some(base), Some(email), Some(token)) = (&z.base_url, &z.email, &z.api_token)
+            else {
+                return Err("not configured".into());
+            };
+            client
+                // `page[size]=1`: the first tag is enough.
+                .get(format!(
+                    "{}/api/v2/tags.json?page%5Bsize%5D=1",
+                    base.trim_end_matches('/')
+                ))
+                .basic_auth(format!("{email}/token"), Some(token))
+        }
+        Source::Intercom => {
+            let i = &settings.intercom;
+            let Some(token) = &i.access_token else {
+                return Err("not configured".into());
+            };
+            client
+                .get(format!("{}/tags", i.base_url.trim_end_matches('/')))
+                .bearer_auth(token)
+                .header("Intercom-Version", &i.version)
+        }
+        Source::Gorgias => {
+            let g = &settings.gorgias;
+            let (Some(base), Some(email), Some(key)) = (&g.base_url, &g.email, &g.api_key) else {
+                return Err("not configured".into());
+            };
+            client
+                .get(format!("{}/api/tags?limit=1", base.trim_end_matches('/')))
+                .basic_auth(email, Some(key))
+        }
+        Source::Generic(_) => return Err("no API".into()),
+    };
+    let response = request
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                "timed out".to_string()
+            } else if e.is_connect() {
+                "connection failed".to_string()
+            } else {
+                e.without_url().to_string()
+            }
+        })?;
+    let status = response.status();
+    if !status.is_success() {
+        let why = match status.as_u16() {
+            401 => "bad credentials",
+            403 => "forbidden: the credentials may not read tags",
+            404 => "not found: check the base URL / subdomain",
+            429 => "rate limited: try again in a minute",
+            _ => "refused",
+        };
+        return Err(format!("HTTP {status}: {why}"));
+    }
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|_| "the answer is not JSON: check the base URL".to_string())?;
+    // Zendesk `tags`, Intercom and Gorgias `data`.
+    Ok(["tags", "data"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(Value::as_array))
+        .map_or(0, Vec::len))
+}
+
+/// The checks of one helpdesk: authentication with the people stream, tickets, CSAT, tags.
+/// `explicit`: the operator named this source, so a missing configuration is a failure.
+pub async fn check_source(
+    settings: &Settings,
+    source: &Source,
+    explicit: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<CheckSummary> {
+    let mut s = CheckSummary::default();
+    if !settings.file.source_enabled(source) {
+        writeln!(
+            out,
+            "- {source}: disabled in the configuration file (DESKBRIDGE_CONFIG)"
+        )?;
+        return Ok(s);
+    }
+    let missing = missing_api_variables(settings, source);
+    let Some(reader) = reader_for(settings, source).filter(|_| missing.is_empty()) else {
+        let what = if missing.is_empty() {
+            "the HTTP client could not be built".to_string()
+        } else {
+            format!("API not configured: {} not set", missing.join(", "))
+        };
+        if explicit {
+            s.line(out, false, &format!("{source}: {what}"))?;
+        } else {
+            writeln!(out, "- {source}: {what}")?;
+        }
+        return Ok(s);
+    };
+    let (people, tickets, csat) = check_streams(source);
+    let fetch = |stream: &str| PageRequest {
+        stream: stream.to_string(),
+        cursor: None,
+        bookmark: None,
+        full: true,
+        run_started_at: Utc::now(),
+        page_size: 1,
+    };
+
+    let auth = reader.fetch_page(&fetch(people)).await;
+    let auth_label = format!("{source}: authentication, {people} readable");
+    let auth_refused = matches!(auth, Err(FetchError::Rejected(_)));
+    match auth {
+        Ok(_) => s.line(out, true, &auth_label)?,
+        Err(e) => s.line(out, false, &format!("{auth_label} — {e}"))?,
+    }
+    if auth_refused {
+        // Bad credentials or a wrong base URL: the other calls would say the same.
+        for what in [
+            format!("{tickets} readable"),
+            "CSAT available".to_string(),
+            "tags listable".to_string(),
+        ] {
+            s.line(
+                out,
+                false,
+                &format!("{source}: {what} — not tried (the first request was refused)"),
+            )?;
+        }
+        return Ok(s);
+    }
+
+    let tickets_ok = match reader.fetch_page(&fetch(tickets)).await {
+        Ok(_) => {
+            s.line(out, true, &format!("{source}: {tickets} readable"))?;
+            true
+        }
+        Err(e) => {
+            s.line(out, false, &format!("{source}: {tickets} readable — {e}"))?;
+            false
+        }
+    };
+    match csat {
+        Some(stream) => match reader.fetch_page(&fetch(stream)).await {
+            Ok(_) => s.line(out, true, &format!("{source}: CSAT available ({stream})"))?,
+            Err(e) => s.line(
+                out,
+                false,
+                &format!("{source}: CSAT available ({stream}) — {e}"),
+            )?,
+        },
+        // Intercom has no ratings endpoint: `conversation_rating` comes on each conversation.
+        None => s.line(
+            out,
+            tickets_ok,
+            &format!(
+                "{source}: CSAT available (conversation_rating, read with the {tickets}){}",
+                if tickets_ok {
+                    ""
+                } else {
+                    " — not readable, see above"
+                }
+            ),
+        )?,
+    }
+    match list_tags(settings, source).await {
+        Ok(_) => s.line(out, true, &format!("{source}: tags listable"))?,
+        Err(e) => s.line(out, false, &format!("{source}: tags listable — {e}"))?,
+    }
+    Ok(s)
+}
+
+/// `deskbridge check [SOURCE|brevo]`: one line per check, `✓`/`✗` and a short reason.
+pub async fn check(
+    settings: &Settings,
+    target: &CheckTarget,
+    out: &mut impl Write,
+) -> anyhow::Result<CheckSummary> {
+    let mut total = CheckSummary::default();
+    let mut add = |s: CheckSummary| {
+        total.passed += s.passed;
+        total.failed += s.failed;
+    };
+    if matches!(target, CheckTarget::All | CheckTarget::Brevo) {
+        match brevo_client(settings)? {
+            Some(client) => add(check_brevo(&client, out).await?),
+            None => {
+                let mut s = CheckSummary::default();
+                s.line(
+                    out,
+                    false,
+                    "brevo: BREVO_API_KEY not set (dry-run: nothing is sent to Brevo)",
+                )?;
+                add(s);
+            }
+        }
+    }
+    match target {
+        CheckTarget::All => {
+            for source in Source::BUILT_IN {
+                add(check_source(settings, &source, false, out).await?);
+            }
+        }
+        CheckTarget::Source(source) => add(check_source(settings, source, true, out).await?),
+        CheckTarget::Brevo => {}
+    }
+    Ok(total)
+}
+
+// =============================================================================================
+// replay
+// =============================================================================================
+
+/// Which dead-letter queues `replay` empties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplayQueue {
+    Upsert,
+    Sync,
+    Both,
+}
+
+/// One DLQ and the work queue its messages go back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayTarget {
+    /// `upsert` or `sync`.
+    pub name: &'static str,
+    pub dlq_url: String,
+    pub queue_url: String,
+}
+
+/// How `replay` reads the DLQs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayOptions {
+    /// Count and show, move nothing.
+    pub dry_run: bool,
+    /// Long-poll wait of each receive; an empty answer after it ends the queue.
+    pub wait_seconds: i32,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            dry_run: false,
+            wait_seconds: 2,
+        }
+    }
+}
+
+/// Messages moved (or, in a dry run, that would move) from one DLQ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayCount {
+    pub name: &'static str,
+    pub messages: usize,
+}
+
+/// The DLQ URL of a work queue from its redrive policy (`deadLetterTargetArn`), for when
+/// `UPSERT_DLQ_URL` / `SYNC_DLQ_URL` are not set.
+pub async fn dlq_from_redrive_policy(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> anyhow::Result<String> {
+    use aws_sdk_sqs::error::DisplayErrorContext;
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e)))?;
+    let policy = attrs
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+        .context("the queue has no redrive policy")?;
+    let policy: Value = serde_json::from_str(policy).context("unreadable redrive policy")?;
+    let arn = policy
+        .get("deadLetterTargetArn")
+        .and_then(Value::as_str)
+        .context("the redrive policy names no dead-letter queue")?;
+    // arn:aws:sqs:<region>:<account>:<name>
+    let parts: Vec<&str> = arn.split(':').collect();
+    let (Some(account), Some(name)) = (parts.get(4), parts.get(5)) else {
+        bail!("unexpected dead-letter queue ARN `{arn}`");
+    };
+    let found = sqs
+        .get_queue_url()
+        .queue_name(*name)
+        .queue_owner_aws_account_id(*account)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e)))?;
+    found
+        .queue_url()
+        .map(str::to_string)
+        .context("SQS returned no URL for the dead-letter queue")
+}
+
+/// The targets of `which`: work queues from the settings, DLQs from `UPSERT_DLQ_URL` /
+/// `SYNC_DLQ_URL` (read by `env`: the process environment in the CLI), else from the work
+/// queue's redrive policy when `sqs` is given.
+pub async fn replay_targets(
+    settings: &Settings,
+    which: ReplayQueue,
+    env: impl Fn(&str) -> Option<String>,
+    sqs: Option<&aws_sdk_sqs::Client>,
+) -> anyhow::Result<Vec<ReplayTarget>> {
+    let wanted: &[(&'static str, &str, &str, Option<&String>)] = &[
+        (
+            "upsert",
+            "UPSERT_QUEUE_URL",
+            "UPSERT_DLQ_URL",
+            settings.upsert_queue_url.as_ref(),
+        ),
+        (
+            "sync",
+            "SYNC_QUEUE_URL",
+            "SYNC_DLQ_URL",
+            settings.sync_queue_url.as_ref(),
+        ),
+    ];
+    let mut targets = Vec::new();
+    for (name, queue_var, dlq_var, queue_url) in wanted {
+        let selected = match which {
+            ReplayQueue::Both => true,
+            ReplayQueue::Upsert => *name == "upsert",
+            ReplayQueue::Sync => *name == "sync",
+        };
+        if !selected {
+            continue;
+        }
+        let queue_url = (*queue_url)
+            .cloned()
+            .with_context(|| format!("{queue_var} must be set"))?;
+        let from_env = env(dlq_var)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty());
+        let dlq_url = match (from_env, sqs) {
+            (Some(url), _) => url,
+            (None, Some(sqs)) => dlq_from_redrive_policy(sqs, &queue_url)
+                .await
+                .with_context(|| {
+                    format!("{dlq_var} is not set and the DLQ of {queue_var} could not be found")
+                })?,
+            (None, None) => bail!("{dlq_var} must be set (`deskbridge bootstrap` prints it)"),
+        };
+        targets.push(ReplayTarget {
+            name,
+            dlq_url,
+            queue_url,
+        });
+    }
+    Ok(targets)
+}
+
+/// A message body as shown in a dry run: one line, at most 80 characters.
+fn preview(body: &str) -> String {
+    let flat: String = body
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if flat.chars().count() > 80 {
+        format!("{}…", flat.chars().take(79).collect::<String>())
+    } else {
+        flat
+    }
+}
+
+/// Counts what a replay of `target` would move, without consuming anything: received messages
+/// are held (invisible) until the whole DLQ has been seen, so none is counted twice, then made
+/// visible again at once.
+async fn replay_dry_run(
+    queue: &dyn Queue,
+    target: &ReplayTarget,
+    options: &ReplayOptions,
+    out: &mut impl Write,
+) -> anyhow::Result<usize> {
+    let mut held: Vec<InMessage> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let scanned = loop {
+        let batch = match queue
+            .receive(&target.dlq_url, 10, options.wait_seconds)
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => break Err(e),
+        };
+        // Empty, or only messages seen already (held longer than the DLQ's visibility
+        // timeout): the whole queue has been seen.
+        let new: Vec<InMessage> = batch
+            .into_iter()
+            .filter(|m| seen.insert(m.message_id.clone()))
+            .collect();
+        if new.is_empty() {
+            break Ok(());
+        }
+        for m in &new {
+            writeln!(
+                out,
+                "  would move {} (received {} times): {}",
+                m.message_id,
+                m.receive_count,
+                preview(&m.body)
+            )?;
+        }
+        held.extend(new);
+    };
+    // Release everything, also after a failure; a message not released reappears by itself
+    // when its visibility timeout ends, so a failure here loses nothing.
+    let mut unreleased = 0;
+    for m in &held {
+        if queue
+            .set_visibility(&target.dlq_url, &m.receipt_handle, 0)
+            .await
+            .is_err()
+        {
+            unreleased += 1;
+        }
+    }
+    if unreleased > 0 {
+        writeln!(
+            out,
+            "  {unreleased} messages could not be made visible again; they reappear in the DLQ when their visibility timeout ends"
+        )?;
+    }
+    scanned.with_context(|| format!("reading {}", target.dlq_url))?;
+    Ok(seen.len())
+}
+
+/// Moves every message of `target`'s DLQ to its work queue. Each batch is sent first and deleted
+/// from the DLQ only once the send succeeded: an interruption loses nothing (at worst a message
+/// is sent twice, which the pipeline's dedupe absorbs).
+async fn replay_move(
+    queue: &dyn Queue,
+    target: &ReplayTarget,
+    options: &ReplayOptions,
+) -> anyhow::Result<usize> {
+    let mut moved = 0;
+    loop {
+        let batch = queue
+            .receive(&target.dlq_url, 10, options.wait_seconds)
+            .await
+            .with_context(|| format!("reading {} ({moved} moved so far)", target.dlq_url))?;
+        if batch.is_empty() {
+            return Ok(moved);
+        }
+        let bodies: Vec<String> = batch.iter().map(|m| m.body.clone()).collect();
+        if let Err(e) = queue.send_batch(&target.queue_url, &bodies).await {
+            // Put the batch back at once rather than after the visibility timeout; best effort.
+            for m in &batch {
+                let _ = queue
+                    .set_visibility(&target.dlq_url, &m.receipt_handle, 0)
+                    .await;
+            }
+            return Err(anyhow::anyhow!(e)).with_context(|| {
+                format!(
+                    "sending to {} ({moved} moved so far; this batch stays in the DLQ)",
+                    target.queue_url
+                )
+            });
+        }
+        for m in &batch {
+            queue
+                .delete(&target.dlq_url, &m.receipt_handle)
+                .await
+                .with_context(|| {
+                    format!(
+                        "message {} was sent to the work queue but not deleted from the DLQ; a later replay sends it again ({moved} moved so far)",
+                        m.message_id
+                    )
+                })?;
+            moved += 1;
+        }
+    }
+}
+
+/// `deskbridge replay [--dry-run] [--queue upsert|sync|both]`: moves (or counts) dead letters
+/// back to their work queue and prints a count per queue.
+pub async fn replay(
+    queue: &dyn Queue,
+    targets: &[ReplayTarget],
+    options: &ReplayOptions,
+    out: &mut impl Write,
+) -> anyhow::Result<Vec<ReplayCount>> {
+    let mut counts = Vec::new();
+    for target in targets {
+        if options.dry_run {
+            writeln!(out, "{}: reading {}", target.name, target.dlq_url)?;
+            let n = replay_dry_run(queue, target, options, out).await?;
+            writeln!(
+                out,
+                "{}: {} would move to {} (dry run: nothing moved)",
+                target.name,
+                count(n, "message"),
+                target.queue_url
+            )?;
+            counts.push(ReplayCount {
+                name: target.name,
+                messages: n,
+            });
+        } else {
+            let n = replay_move(queue, target, options).await?;
+            writeln!(
+                out,
+                "{}: moved {} from {} to {}",
+                target.name,
+                count(n, "message"),
+                target.dlq_url,
+                target.queue_url
+            )?;
+            counts.push(ReplayCount {
+                name: target.name,
+                messages: n,
+            });
+        }
+    }
+    Ok(counts)
+}

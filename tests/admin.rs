@@ -1,0 +1,548 @@
+//! The operator commands `replay` (against moto), `plan` and `check` (against wiremock Brevo and
+//! Intercom), called through their core functions with an in-memory output.
+
+mod common;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use deskbridge::admin::{
+    self, CheckTarget, ReplayOptions, ReplayQueue, ReplayTarget, check, plan, replay,
+    replay_targets,
+};
+use deskbridge_shared::brevo::{BrevoClient, DryRunBrevo, DryRunOutput, RetryPolicy};
+use deskbridge_shared::config::{Settings, Vars};
+use deskbridge_shared::mapping::{FieldRule, Transform};
+use deskbridge_shared::model::Source;
+use deskbridge_shared::queue::{Queue, SqsQueue};
+use serde_json::{Value, json};
+use wiremock::matchers::{header, method, path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+// ---------------------------------------------------------------------------------------------
+// replay
+
+async fn visible_messages(sqs: &aws_sdk_sqs::Client, url: &str) -> u32 {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .expect("queue attributes");
+    out.attributes()
+        .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+        .and_then(|v| v.parse().ok())
+        .expect("a message count")
+}
+
+/// Every body in `url`, consumed.
+async fn drain(queue: &SqsQueue, url: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    loop {
+        let batch = queue.receive(url, 10, 0).await.expect("receive");
+        if batch.is_empty() {
+            break;
+        }
+        for m in batch {
+            queue.delete(url, &m.receipt_handle).await.expect("delete");
+            bodies.push(m.body);
+        }
+    }
+    bodies.sort();
+    bodies
+}
+
+fn text(out: Vec<u8>) -> String {
+    String::from_utf8(out).expect("utf-8 output")
+}
+
+#[tokio::test]
+async fn replay_moves_dead_letters_back_and_a_dry_run_moves_nothing() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "replay").await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue = SqsQueue::new(sqs.clone());
+    let upsert: Vec<String> = (0..13).map(|i| format!(r#"{{"job":{i}}}"#)).collect();
+    let sync = vec![r#"{"start":{"source":"zendesk"}}"#.to_string()];
+    queue
+        .send_batch(&res.upsert_dlq_url, &upsert)
+        .await
+        .expect("seed upsert DLQ");
+    queue
+        .send_batch(&res.sync_dlq_url, &sync)
+        .await
+        .expect("seed sync DLQ");
+    let targets = vec![
+        ReplayTarget {
+            name: "upsert",
+            dlq_url: res.upsert_dlq_url.clone(),
+            queue_url: res.upsert_queue_url.clone(),
+        },
+        ReplayTarget {
+            name: "sync",
+            dlq_url: res.sync_dlq_url.clone(),
+            queue_url: res.sync_queue_url.clone(),
+        },
+    ];
+
+    // Dry run: counted (each once, across two receive batches), nothing consumed or moved.
+    let mut out = Vec::new();
+    let dry = ReplayOptions {
+        dry_run: true,
+        wait_seconds: 1,
+    };
+    let counts = replay(&queue, &targets, &dry, &mut out)
+        .await
+        .expect("dry run");
+    let printed = text(out);
+    assert_eq!(
+        counts.iter().map(|c| c.messages).collect::<Vec<_>>(),
+        [13, 1],
+        "{printed}"
+    );
+    assert!(
+        printed.contains("upsert: 13 messages would move"),
+        "{printed}"
+    );
+    assert!(printed.contains("sync: 1 message would move"), "{printed}");
+    assert!(printed.contains(r#"{"job":7}"#), "{printed}");
+    assert_eq!(visible_messages(&sqs, &res.upsert_dlq_url).await, 13);
+    assert_eq!(visible_messages(&sqs, &res.sync_dlq_url).await, 1);
+    assert_eq!(visible_messages(&sqs, &res.upsert_queue_url).await, 0);
+
+    // The real thing.
+    let mut out = Vec::new();
+    let options = ReplayOptions {
+        dry_run: false,
+        wait_seconds: 1,
+    };
+    let counts = replay(&queue, &targets, &options, &mut out)
+        .await
+        .expect("replay");
+    let printed = text(out);
+    assert_eq!(
+        counts.iter().map(|c| c.messages).collect::<Vec<_>>(),
+        [13, 1],
+        "{printed}"
+    );
+    assert!(printed.contains("upsert: moved 13 messages"), "{printed}");
+    assert!(printed.contains("sync: moved 1 message"), "{printed}");
+    assert_eq!(visible_messages(&sqs, &res.upsert_dlq_url).await, 0);
+    assert_eq!(visible_messages(&sqs, &res.sync_dlq_url).await, 0);
+    let mut expected = upsert.clone();
+    expected.sort();
+    assert_eq!(drain(&queue, &res.upsert_queue_url).await, expected);
+    assert_eq!(drain(&queue, &res.sync_queue_url).await, sync);
+
+    // Nothing left: a second replay moves nothing.
+    let mut out = Vec::new();
+    let counts = replay(&queue, &targets, &options, &mut out)
+        .await
+        .expect("replay of empty DLQs");
+    assert!(counts.iter().all(|c| c.messages == 0));
+}
+
+#[tokio::test]
+async fn replay_finds_the_dlqs_from_the_environment_or_the_redrive_policy() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "replay-targets").await;
+    let settings = common::settings(&res, None, &[]);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+
+    // From the variables `deskbridge bootstrap` prints.
+    let env = |name: &str| match name {
+        "UPSERT_DLQ_URL" => Some(res.upsert_dlq_url.clone()),
+        "SYNC_DLQ_URL" => Some(res.sync_dlq_url.clone()),
+        _ => None,
+    };
+    let targets = replay_targets(&settings, ReplayQueue::Both, env, None)
+        .await
+        .expect("targets");
+    assert_eq!(targets.len(), 2);
+    assert_eq!(targets[0].dlq_url, res.upsert_dlq_url);
+    assert_eq!(targets[1].queue_url, res.sync_queue_url);
+
+    // Unset: read from the work queue's redrive policy.
+    let targets = replay_targets(&settings, ReplayQueue::Sync, |_| None, Some(&sqs))
+        .await
+        .expect("targets from the redrive policy");
+    assert_eq!(
+        targets,
+        vec![ReplayTarget {
+            name: "sync",
+            dlq_url: res.sync_dlq_url.clone(),
+            queue_url: res.sync_queue_url.clone(),
+        }]
+    );
+
+    // Unset and no way to look: the variable is named.
+    let err = replay_targets(&settings, ReplayQueue::Upsert, |_| None, None)
+        .await
+        .expect_err("no DLQ URL");
+    assert!(err.to_string().contains("UPSERT_DLQ_URL"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// plan
+
+/// Settings with only Intercom configured, Brevo at `brevo` (when given).
+fn intercom_settings(brevo: Option<&str>, intercom: Option<&str>) -> Settings {
+    let mut pairs = vec![
+        ("INTERCOM_ACCESS_TOKEN".to_string(), "ic-token".to_string()),
+        (
+            "INTERCOM_CLIENT_SECRET".to_string(),
+            "ic-secret".to_string(),
+        ),
+    ];
+    if let Some(url) = brevo {
+        pairs.push(("BREVO_API_KEY".into(), "xkeysib-test".into()));
+        pairs.push(("BREVO_BASE_URL".into(), format!("{url}/v3")));
+    }
+    if let Some(url) = intercom {
+        pairs.push(("INTERCOM_BASE_URL".into(), url.to_string()));
+    }
+    Settings::from_vars(&Vars::from_pairs(pairs)).expect("valid settings")
+}
+
+/// The default mapping plus a number attribute and two lists for Intercom.
+fn plan_settings(brevo: &str) -> Settings {
+    let settings = intercom_settings(Some(brevo), None);
+    let mut mapping = settings.mapping.clone();
+    let intercom = mapping.sources.entry("intercom".into()).or_default();
+    intercom.field_mapping.push(FieldRule::new(
+        "custom_attributes.score",
+        "LIFETIME_SCORE",
+        Transform::Number,
+    ));
+    intercom.lists.all_contacts = Some(35);
+    intercom.tag_lists.insert("vip".into(), 40);
+    settings.with_mapping(mapping)
+}
+
+fn client(settings: &Settings) -> BrevoClient {
+    admin::brevo_client(settings)
+        .expect("client builds")
+        .expect("a key is set")
+        .with_retry(RetryPolicy::none())
+}
+
+async fn brevo_account(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/v3/contacts/attributes"))
+        .and(header("api-key", "xkeysib-test"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"attributes": [
+                {"name": "FIRSTNAME", "category": "normal", "type": "text"},
+                {"name": "LASTNAME", "category": "normal", "type": "text"},
+                {"name": "SMS", "category": "normal", "type": "text"},
+                {"name": "INTERCOM_ID", "category": "normal", "type": "text"},
+                {"name": "SIGNUP_DATE", "category": "normal", "type": "text"},
+                {"name": "PLAN", "category": "category", "type": "category"},
+            ]})),
+        )
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v3/contacts/lists"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "lists": [{"id": 35, "name": "All support contacts", "totalSubscribers": 3}],
+            "count": 1
+        })))
+        .mount(server)
+        .await;
+}
+
+fn line<'a>(printed: &'a str, start: &str) -> &'a str {
+    printed
+        .lines()
+        .find(|l| l.starts_with(start))
+        .unwrap_or_else(|| panic!("no line starting with `{start}` in:\n{printed}"))
+}
+
+#[tokio::test]
+async fn plan_reports_missing_and_mistyped_attributes_and_lists() {
+    let server = MockServer::start().await;
+    brevo_account(&server).await;
+    let settings = plan_settings(&server.uri());
+    let mut out = Vec::new();
+    let summary = plan(&settings, &client(&settings), false, &mut out)
+        .await
+        .expect("plan");
+    let printed = text(out);
+
+    assert!(printed.contains("mapping of: intercom"), "{printed}");
+    assert!(
+        line(&printed, "attribute INTERCOM_ID").ends_with(": ok"),
+        "{printed}"
+    );
+    assert!(
+        line(&printed, "attribute FIRSTNAME").contains("ok"),
+        "{printed}"
+    );
+    for missing in [
+        "INTERCOM_ROLE",
+        "LAST_ACTIVE",
+        "UNSUBSCRIBED",
+        "LIFETIME_SCORE",
+    ] {
+        assert!(
+            line(&printed, &format!("attribute {missing} "))
+                .contains("missing (Brevo would silently drop it on import)"),
+            "{printed}"
+        );
+    }
+    assert!(
+        line(&printed, "attribute SIGNUP_DATE")
+            .contains("wrong type (Brevo has text, mapping writes date)"),
+        "{printed}"
+    );
+    assert!(
+        line(&printed, "attribute LIFETIME_SCORE").contains("(float;"),
+        "{printed}"
+    );
+    assert!(
+        line(&printed, "list 35").contains("ok \"All support contacts\""),
+        "{printed}"
+    );
+    assert!(
+        line(&printed, "list 40 (intercom tag vip)").contains("missing"),
+        "{printed}"
+    );
+    // Zendesk and Gorgias have no credentials here: their attributes are not planned.
+    assert!(!printed.contains("ZENDESK_ID"), "{printed}");
+    assert_eq!(summary.missing, 5, "{printed}");
+    assert_eq!(summary.wrong_type, 1, "{printed}");
+    assert!(printed.contains("deskbridge plan --apply"), "{printed}");
+
+    // Nothing was created without --apply.
+    let posts = server
+        .received_requests()
+        .await
+        .expect("recorded")
+        .into_iter()
+        .filter(|r| r.method.as_str() == "POST")
+        .count();
+    assert_eq!(posts, 0);
+}
+
+#[tokio::test]
+async fn plan_apply_creates_the_missing_attributes_with_their_types() {
+    let server = MockServer::start().await;
+    brevo_account(&server).await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/v3/contacts/attributes/normal/[A-Z_]+$"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&server)
+        .await;
+    let settings = plan_settings(&server.uri());
+    let mut out = Vec::new();
+    let summary = plan(&settings, &client(&settings), true, &mut out)
+        .await
+        .expect("plan --apply");
+    let printed = text(out);
+
+    let mut created: Vec<(String, Value)> = server
+        .received_requests()
+        .await
+        .expect("recorded")
+        .into_iter()
+        .filter(|r| r.method.as_str() == "POST")
+        .map(|r| {
+            let name = r
+                .url
+                .path()
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            (name, serde_json::from_slice(&r.body).expect("JSON body"))
+        })
+        .collect();
+    created.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        created,
+        vec![
+            ("INTERCOM_ROLE".to_string(), json!({"type": "text"})),
+            ("LAST_ACTIVE".to_string(), json!({"type": "date"})),
+            ("LIFETIME_SCORE".to_string(), json!({"type": "float"})),
+            ("UNSUBSCRIBED".to_string(), json!({"type": "boolean"})),
+        ],
+        "{printed}"
+    );
+    assert!(
+        line(&printed, "attribute LAST_ACTIVE").contains("created as date"),
+        "{printed}"
+    );
+    // A wrong type is reported, never "fixed".
+    assert!(
+        line(&printed, "attribute SIGNUP_DATE").contains("wrong type"),
+        "{printed}"
+    );
+    assert_eq!((summary.created, summary.failed), (4, 0), "{printed}");
+}
+
+#[tokio::test]
+async fn plan_without_a_brevo_key_says_it_needs_one() {
+    let settings = intercom_settings(None, None);
+    let dry_run = DryRunBrevo::with_output(DryRunOutput::Silent);
+    let mut out = Vec::new();
+    let err = plan(&settings, &dry_run, false, &mut out)
+        .await
+        .expect_err("no key");
+    assert!(err.to_string().contains("BREVO_API_KEY"), "{err}");
+    assert!(dry_run.requests().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// check
+
+async fn intercom_answering(status: u16) -> MockServer {
+    let server = MockServer::start().await;
+    let ok = status == 200;
+    for (verb, route) in [
+        ("POST", "/contacts/search"),
+        ("POST", "/conversations/search"),
+        ("GET", "/tags"),
+    ] {
+        let response = if ok {
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"type": "list", "data": [], "pages": {}}))
+        } else {
+            ResponseTemplate::new(status)
+                .set_body_json(json!({"type": "error.list", "errors": [{"code": "unauthorized"}]}))
+        };
+        Mock::given(method(verb))
+            .and(path(route))
+            .respond_with(response)
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
+async fn brevo_answering(status: u16) -> MockServer {
+    let server = MockServer::start().await;
+    if status == 200 {
+        Mock::given(method("GET"))
+            .and(path("/v3/account"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"companyName": "Acme", "email": "ops@acme.test"})),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v3/contacts/attributes"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"attributes": [{"name": "FIRSTNAME", "category": "normal", "type": "text"}]}),
+            ))
+            .mount(&server)
+            .await;
+    } else {
+        Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(status)
+                    .set_body_json(json!({"code": "unauthorized", "message": "Key not found"})),
+            )
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
+#[tokio::test]
+async fn check_passes_when_brevo_and_intercom_answer() {
+    let brevo = brevo_answering(200).await;
+    let intercom = intercom_answering(200).await;
+    let settings = intercom_settings(Some(&brevo.uri()), Some(&intercom.uri()));
+    let mut out = Vec::new();
+    let summary = check(&settings, &CheckTarget::All, &mut out)
+        .await
+        .expect("check runs");
+    let printed = text(out);
+    assert_eq!(summary.failed, 0, "{printed}");
+    assert_eq!(summary.passed, 6, "{printed}");
+    for expected in [
+        "✓ brevo: authentication (account: Acme)",
+        "✓ brevo: attributes listable (1 attribute)",
+        "✓ intercom: authentication, contacts readable",
+        "✓ intercom: conversations readable",
+        "✓ intercom: CSAT available",
+        "✓ intercom: tags listable",
+    ] {
+        assert!(printed.contains(expected), "`{expected}` in:\n{printed}");
+    }
+    // Sources without credentials are reported, not failed, when not asked for by name.
+    assert!(
+        line(&printed, "- zendesk: API not configured").contains("ZENDESK_API_TOKEN"),
+        "{printed}"
+    );
+    assert!(
+        line(&printed, "- gorgias: API not configured").contains("GORGIAS_API_KEY"),
+        "{printed}"
+    );
+    // The Intercom calls carried the token.
+    let authed = intercom
+        .received_requests()
+        .await
+        .expect("recorded")
+        .iter()
+        .all(|r| {
+            r.headers.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer ic-token")
+        });
+    assert!(authed);
+}
+
+#[tokio::test]
+async fn check_fails_with_a_reason_on_401() {
+    let brevo = brevo_answering(401).await;
+    let intercom = intercom_answering(401).await;
+    let settings = intercom_settings(Some(&brevo.uri()), Some(&intercom.uri()));
+
+    let mut out = Vec::new();
+    let summary = check(&settings, &CheckTarget::Brevo, &mut out)
+        .await
+        .expect("check runs");
+    let printed = text(out);
+    assert!(summary.failed > 0 && summary.passed == 0, "{printed}");
+    assert!(
+        line(&printed, "✗ brevo: authentication").contains("BREVO_API_KEY"),
+        "{printed}"
+    );
+    assert!(!printed.contains("intercom"), "only Brevo: {printed}");
+
+    let mut out = Vec::new();
+    let summary = check(&settings, &CheckTarget::Source(Source::Intercom), &mut out)
+        .await
+        .expect("check runs");
+    let printed = text(out);
+    assert_eq!(summary.passed, 0, "{printed}");
+    assert_eq!(summary.failed, 4, "{printed}");
+    let auth = line(&printed, "✗ intercom: authentication, contacts readable");
+    assert!(
+        auth.contains("401") && auth.contains("INTERCOM_ACCESS_TOKEN"),
+        "{printed}"
+    );
+    assert!(!printed.contains('✓'), "{printed}");
+}
+
+#[tokio::test]
+async fn check_of_an_unconfigured_source_names_the_missing_variables() {
+    let settings = intercom_settings(None, None);
+    let mut out = Vec::new();
+    let summary = check(&settings, &"gorgias".parse().expect("target"), &mut out)
+        .await
+        .expect("check runs");
+    let printed = text(out);
+    assert_eq!(summary.failed, 1, "{printed}");
+    assert_eq!(
+        printed.trim(),
+        "✗ gorgias: API not configured: GORGIAS_DOMAIN (or GORGIAS_BASE_URL), GORGIAS_EMAIL, GORGIAS_API_KEY not set"
+    );
+    let mut out = Vec::new();
+    let summary = check(&settings, &CheckTarget::Brevo, &mut out)
+        .await
+        .expect("check runs");
+    assert_eq!(summary.failed, 1);
+    assert!(text(out).contains("BREVO_API_KEY not set"));
+    assert!("generic:cinnox".parse::<CheckTarget>().is_err());
+}
