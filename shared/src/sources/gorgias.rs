@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::{Delivery, ParseError, Parsed, body_hash};
-use crate::mapping::parse_time;
+pub(crate) use super::{clean, text, time};
 use crate::model::{EventKind, Person, Record, Source, SupportEvent};
 
 /// The JSON body to paste into a Gorgias HTTP integration. Use one integration per
@@ -213,36 +213,6 @@ pub(crate) fn tags(v: Option<&Value>) -> Vec<String> {
         },
         _ => Vec::new(),
     }
-}
-
-/// A copy of an object without empty or unrendered (`{{…}}`) string values.
-pub(crate) fn clean(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(_, v)| !matches!(v, Value::String(_)) || text(Some(v)).is_some())
-                .map(|(k, v)| (k.clone(), clean(v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-/// Text of a string (trimmed, non-empty, not an unrendered placeholder) or a number.
-pub(crate) fn text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => {
-            let s = s.trim();
-            let unrendered = s.starts_with("{{") && s.ends_with("}}");
-            (!s.is_empty() && !unrendered).then(|| s.to_string())
-        }
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-pub(crate) fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
-    v.filter(|v| text(Some(v)).is_some()).and_then(parse_time)
 }
 
 fn put(props: &mut Map<String, Value>, key: &str, value: Option<String>) {

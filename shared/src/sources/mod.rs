@@ -160,6 +160,41 @@ pub fn body_hash(body: &[u8]) -> String {
     hex::encode(Sha256::digest(body))
 }
 
+// Lenient readers for helpdesk JSON, shared by the parsers of template-driven bodies (Zendesk
+// triggers, Gorgias HTTP integrations), where unrendered `{{…}}` placeholders can appear.
+
+/// A copy of a template object without empty or unrendered (`{{…}}`) string values, so the
+/// mapping never writes a placeholder or an empty string into Brevo.
+pub(crate) fn clean(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !matches!(v, Value::String(_)) || text(Some(v)).is_some())
+                .map(|(k, v)| (k.clone(), clean(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Text of a string (trimmed, non-empty, not an unrendered placeholder) or a number.
+pub(crate) fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => {
+            let s = s.trim();
+            let unrendered = s.starts_with("{{") && s.ends_with("}}");
+            (!s.is_empty() && !unrendered).then(|| s.to_string())
+        }
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+pub(crate) fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
+    v.filter(|v| text(Some(v)).is_some())
+        .and_then(crate::mapping::parse_time)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

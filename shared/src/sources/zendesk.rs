@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::{Delivery, ParseError, Parsed, body_hash};
-use crate::mapping::parse_time;
+pub(crate) use super::{clean, text, time};
 use crate::model::{EventKind, Person, Record, Source, SupportEvent};
 
 /// Header Zendesk sets on every webhook invocation; the dedupe key of trigger deliveries.
@@ -385,39 +385,8 @@ fn parse_trigger(
     }))
 }
 
-/// A copy of a template object without empty or unrendered (`{{…}}`) string values, so the
-/// mapping never writes a placeholder or an empty string into Brevo.
-fn clean(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(_, v)| !matches!(v, Value::String(_)) || text(Some(v)).is_some())
-                .map(|(k, v)| (k.clone(), clean(v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Small lenient readers
-
-/// Text of a string (trimmed, non-empty, not an unrendered placeholder) or a number.
-pub(crate) fn text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => {
-            let s = s.trim();
-            let unrendered = s.starts_with("{{") && s.ends_with("}}");
-            (!s.is_empty() && !unrendered).then(|| s.to_string())
-        }
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-pub(crate) fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
-    v.filter(|v| text(Some(v)).is_some()).and_then(parse_time)
-}
 
 /// Tags from a JSON list of strings.
 pub(crate) fn tag_list(v: Option<&Value>) -> Vec<String> {
