@@ -95,7 +95,8 @@ pub fn signed_request(file: &Path, settings: &Settings) -> anyhow::Result<Sample
     })
 }
 
-async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<u64> {
+/// Messages in a queue, visible and in flight.
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<u64> {
     let out = sqs
         .get_queue_attributes()
         .queue_url(url)

@@ -6,7 +6,6 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use deskbridge::{demo, serve};
 use deskbridge_shared::config::Settings;
 use deskbridge_shared::sources::signature;
@@ -121,27 +120,9 @@ async fn received(brevo: &MockServer) -> Vec<Request> {
 }
 
 async fn queue_depth(sdk: &aws_config::SdkConfig, url: &str) -> u64 {
-    let out = aws_sdk_sqs::Client::new(sdk)
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
+    deskbridge::demo::queue_depth(&aws_sdk_sqs::Client::new(sdk), url)
         .await
-        .expect("queue attributes");
-    let attrs = out.attributes().cloned().unwrap_or_default();
-    [
-        QueueAttributeName::ApproximateNumberOfMessages,
-        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-    ]
-    .iter()
-    .map(|k| {
-        attrs
-            .get(k)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    })
-    .sum()
+        .expect("queue attributes")
 }
 
 fn intercom_rating_body(notification_id: &str) -> String {

@@ -244,16 +244,9 @@ fn futures_state(store: &DynamoStateStore, id: &StreamId) -> String {
 }
 
 async fn queue_depth(sdk: &aws_config::SdkConfig, url: &str) -> u64 {
-    let out = aws_sdk_sqs::Client::new(sdk)
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
+    deskbridge::demo::queue_depth(&aws_sdk_sqs::Client::new(sdk), url)
         .await
-        .expect("queue attributes");
-    let attrs = out.attributes().cloned().unwrap_or_default();
-    attrs.values().filter_map(|v| v.parse::<u64>().ok()).sum()
+        .expect("queue attributes")
 }
 
 /// Emails imported into Brevo, with how often each was imported.
