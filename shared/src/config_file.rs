@@ -1049,6 +1049,9 @@ fn valid_event_name(name: &str) -> bool {
 
 /// The transform of a rule written as `path: ATTRIBUTE`.
 fn infer_transform(path: &str, attribute: &str) -> Transform {
+    if crate::ledger::is_aggregate(path) {
+        return crate::mapping::aggregate_transform(path);
+    }
     let last = path.rsplit('.').next().unwrap_or(path);
     match attribute {
         "SMS" => Transform::Phone,
@@ -1162,12 +1165,12 @@ event_mapping:
             ("id", "GORGIAS_ID", Auto),
             ("name", "FIRSTNAME", SplitName),
             ("phone", "SMS", Phone),
-            ("nb_tickets", "TICKET_COUNT", Auto),
+            ("nb_tickets", "TICKET_COUNT", Number),
             ("last_ticket_date", "LAST_SUPPORT_DATE", Date),
-            ("last_ticket_channel", "LAST_SUPPORT_CHANNEL", Auto),
+            ("last_ticket_channel", "LAST_SUPPORT_CHANNEL", Text),
             ("avg_response_time", "AVG_RESPONSE_TIME", Number),
             ("last_satisfaction_score", "CSAT_SCORE", Number),
-            ("satisfaction_count", "CSAT_RESPONSES", Auto),
+            ("satisfaction_count", "CSAT_RESPONSES", Number),
             ("customer_type", "CUSTOMER_TYPE", Auto),
             ("vip_status", "VIP_STATUS", Boolean),
             ("meta.plan_tier", "PLAN_TIER", Auto),
@@ -1281,12 +1284,12 @@ event_mapping:
                 ("id", "GORGIAS_ID", Auto),
                 ("name", "FIRSTNAME", SplitName),
                 ("phone", "SMS", Phone),
-                ("nb_tickets", "TICKET_COUNT", Auto),
+                ("nb_tickets", "TICKET_COUNT", Number),
                 ("last_ticket_date", "LAST_SUPPORT_DATE", Date),
-                ("last_ticket_channel", "LAST_SUPPORT_CHANNEL", Auto),
-                ("avg_response_time", "AVG_RESPONSE_TIME", Auto),
-                ("last_satisfaction_score", "CSAT_SCORE", Auto),
-                ("satisfaction_count", "CSAT_RESPONSES", Auto),
+                ("last_ticket_channel", "LAST_SUPPORT_CHANNEL", Text),
+                ("avg_response_time", "AVG_RESPONSE_TIME", Number),
+                ("last_satisfaction_score", "CSAT_SCORE", Number),
+                ("satisfaction_count", "CSAT_RESPONSES", Number),
                 ("customer_type", "CUSTOMER_TYPE", Auto),
                 ("vip_status", "VIP_STATUS", Auto),
             ])

@@ -7,6 +7,7 @@ pub mod config;
 pub mod config_file;
 pub mod identity;
 pub mod infra;
+pub mod ledger;
 pub mod mapping;
 pub mod memory;
 pub mod model;

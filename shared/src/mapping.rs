@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::brevo::{ContactKey, ContactUpsert, EventIdentifiers, EventRequest};
 use crate::identity::{self, normalize_email, normalize_phone, split_name};
+use crate::ledger;
 use crate::model::{EventKind, Person, Record, Source, SupportEvent};
 
 /// How a source value becomes a Brevo attribute value.
@@ -131,7 +132,8 @@ impl Default for Mapping {
             ("gorgias", gorgias),
         ]
         .into_iter()
-        .map(|(name, rules)| {
+        .map(|(name, mut rules)| {
+            rules.extend(aggregate_rules());
             (
                 name.to_string(),
                 SourceMapping {
@@ -146,6 +148,24 @@ impl Default for Mapping {
             event_mapping,
             sources,
         }
+    }
+}
+
+/// The support aggregates under their default attributes (every built-in source has them).
+pub fn aggregate_rules() -> Vec<FieldRule> {
+    crate::ledger::AGGREGATE_FIELDS
+        .iter()
+        .map(|(path, attribute)| FieldRule::new(path, attribute, aggregate_transform(path)))
+        .collect()
+}
+
+/// The transform of an aggregate field: dates for the last ticket's date, text for its channel,
+/// numbers for the rest.
+pub fn aggregate_transform(path: &str) -> Transform {
+    match path {
+        "last_ticket_date" => Transform::Date,
+        "last_ticket_channel" => Transform::Text,
+        _ => Transform::Number,
     }
 }
 
@@ -350,6 +370,9 @@ impl Mapping {
         let sm = self.source(source);
         let mut attributes = BTreeMap::new();
         for rule in &sm.field_mapping {
+            if ledger::is_aggregate(&rule.path) {
+                continue; // written from the contact's ledger, see `aggregate_attributes`
+            }
             if let Some(value) = self.field(record, &rule.path) {
                 self.apply_rule(rule, &value, &mut attributes);
             }
@@ -386,6 +409,40 @@ impl Mapping {
             upsert.email_blacklisted = Some(true);
         }
         Ok(upsert)
+    }
+
+    /// The attributes the support aggregates of a contact map to, by the field rules of
+    /// `source` that name an aggregate (`nb_tickets: TICKET_COUNT`, …).
+    pub fn aggregate_attributes(
+        &self,
+        source: &Source,
+        aggregates: &ledger::Aggregates,
+    ) -> BTreeMap<String, Value> {
+        let mut out = BTreeMap::new();
+        for rule in self.source(source).field_mapping {
+            if let Some(value) = aggregates.value(&rule.path) {
+                self.apply_rule(&rule, &value, &mut out);
+            }
+        }
+        out
+    }
+
+    /// The CSAT lists of `source` a contact joins and leaves by its latest score: satisfied
+    /// (score of 4 or 5, Zendesk `good`) or dissatisfied. `None` when neither list is set or the
+    /// contact has no score.
+    pub fn csat_lists(
+        &self,
+        source: &Source,
+        aggregates: &ledger::Aggregates,
+    ) -> Option<(Option<i64>, Option<i64>)> {
+        let lists = self.source(source).lists;
+        let satisfied = aggregates.satisfied()?;
+        let (join, leave) = if satisfied {
+            (lists.satisfied, lists.dissatisfied)
+        } else {
+            (lists.dissatisfied, lists.satisfied)
+        };
+        (join.is_some() || leave.is_some()).then_some((join, leave))
     }
 
     fn lists_to_join(&self, sm: &SourceMapping, record: &Record) -> Vec<i64> {

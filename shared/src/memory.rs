@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::queue::{InMessage, Queue, QueueError};
-use crate::state::{Claim, StateError, StateStore};
+use crate::state::{Claim, Doc, StateError, StateStore};
 
 /// A queue held in memory; can be told to fail, to exercise error paths.
 #[derive(Debug, Default)]
@@ -122,6 +122,7 @@ impl Queue for MemoryQueue {
 #[derive(Debug, Default)]
 pub struct MemoryStateStore {
     claims: Mutex<HashMap<String, bool>>,
+    docs: Mutex<HashMap<String, Doc>>,
     failing: AtomicBool,
 }
 
@@ -173,6 +174,32 @@ impl StateStore for MemoryStateStore {
         self.check()?;
         self.lock().remove(key);
         Ok(())
+    }
+
+    async fn load_doc(&self, key: &str) -> Result<Option<Doc>, StateError> {
+        self.check()?;
+        let docs = self.docs.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(docs.get(key).cloned())
+    }
+
+    async fn save_doc(
+        &self,
+        key: &str,
+        rev: Option<u64>,
+        text: &str,
+        _ttl: Option<Duration>,
+    ) -> Result<bool, StateError> {
+        self.check()?;
+        let mut docs = self.docs.lock().unwrap_or_else(|e| e.into_inner());
+        if docs.get(key).map(|d| d.rev) != rev {
+            return Ok(false);
+        }
+        let doc = Doc {
+            rev: rev.map_or(1, |r| r + 1),
+            text: text.to_string(),
+        };
+        docs.insert(key.to_string(), doc);
+        Ok(true)
     }
 }
 

@@ -143,6 +143,11 @@ pub struct Record {
     pub tags_removed: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<SupportEvent>,
+    /// Happenings from before the sync stream's first run: they count in the support aggregates
+    /// (ticket count, CSAT…) but are not put on the timeline, so a backfill does not start
+    /// automations for the past.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub past_events: Vec<SupportEvent>,
     /// `Some(true)` when the helpdesk reports the person unsubscribed from email.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsubscribed: Option<bool>,

@@ -1,4 +1,5 @@
-//! The state store port: dedupe claims now; cursors, leases and per-contact state build on it.
+//! The state store port: dedupe claims, revisioned documents (per-contact ledgers); cursors and
+//! leases build on the same table.
 
 pub mod dynamo;
 pub mod streams;
@@ -35,6 +36,25 @@ pub trait StateStore: Send + Sync {
     async fn complete(&self, key: &str, ttl: Duration) -> Result<(), StateError>;
     /// Drops a claim whose work failed, so a retry starts fresh.
     async fn release(&self, key: &str) -> Result<(), StateError>;
+    /// A JSON document stored under `key` (a contact's ledger), with its revision.
+    async fn load_doc(&self, key: &str) -> Result<Option<Doc>, StateError>;
+    /// Stores `text` under `key` if the stored revision is still `rev` (`None`: only if nothing
+    /// is stored), kept for `ttl` after this write. `Ok(false)`: someone else wrote first; load
+    /// again and retry.
+    async fn save_doc(
+        &self,
+        key: &str,
+        rev: Option<u64>,
+        text: &str,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StateError>;
+}
+
+/// A stored document and its revision (every write bumps it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doc {
+    pub rev: u64,
+    pub text: String,
 }
 
 /// Key of a webhook delivery's dedupe record.

@@ -341,15 +341,20 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
         }
     }
 
-    /// Drops timeline events older than the stream's horizon unless historical events are on;
-    /// the records still update attributes and list membership.
+    /// Moves timeline events older than the stream's horizon to `past_events` unless historical
+    /// events are on: they still count in the support aggregates, and the records still update
+    /// attributes and list membership, but they are not put on the timeline.
     fn filter_events(&self, mut records: Vec<Record>, state: &StreamState) -> Vec<Record> {
         if self.historical_events {
             return records;
         }
         if let Some(since) = state.events_since {
             for r in &mut records {
-                r.events.retain(|e| e.occurred_at >= since);
+                let (recent, past) = std::mem::take(&mut r.events)
+                    .into_iter()
+                    .partition(|e| e.occurred_at >= since);
+                r.events = recent;
+                r.past_events = past;
             }
         }
         records

@@ -47,6 +47,9 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+mod contact_ledger;
+use contact_ledger::LedgerEntry;
+
 /// How long a sent event is remembered, so a redelivery does not send it again.
 pub const EVENT_DEDUPE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -126,6 +129,12 @@ pub struct Stats {
     pub contacts_imported: usize,
     /// `/v3/events/batch` calls Brevo answered with success (sync path).
     pub event_batches: usize,
+    /// Attribute values not written because the contact's ledger holds a newer observation.
+    pub stale_attributes: usize,
+    /// Contact-ledger writes that lost a race with another worker (and were retried).
+    pub ledger_conflicts: usize,
+    /// Contacts sent again because another delivery changed them while they were written.
+    pub resent_newer: usize,
 }
 
 impl AddAssign for Stats {
@@ -146,6 +155,9 @@ impl AddAssign for Stats {
         self.imports += o.imports;
         self.contacts_imported += o.contacts_imported;
         self.event_batches += o.event_batches;
+        self.stale_attributes += o.stale_attributes;
+        self.ledger_conflicts += o.ledger_conflicts;
+        self.resent_newer += o.resent_newer;
     }
 }
 
@@ -160,7 +172,7 @@ pub struct BatchReport {
 /// A failure that a later delivery can get past: the message must be retried.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-struct Retry(String);
+pub(crate) struct Retry(String);
 
 /// What a helpdesk look-up gave, cached per message.
 type Found = Option<(Person, Value)>;
@@ -423,36 +435,63 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         };
         let key = contact.key();
         let subject = describe(key.as_ref());
+        let (contact, entry) = self.reconcile(source, record, contact, stats).await?;
         // The SMS the contact ended up with: identifies a phone-only contact's events.
-        let sms = self.upsert(contact, &subject, stats).await?;
+        let sms = self.upsert(contact.clone(), &subject, stats).await?;
         if key.is_none() && sms.is_none() {
             // A phone-only contact that could not be written: nothing addresses its events.
             return Ok(());
         }
+        if let Some(entry) = &entry {
+            let mut sent = contact;
+            if sms.is_none() {
+                sent.attributes.remove(SMS);
+            }
+            self.confirm(source, entry, &sent, &subject, stats).await?;
+        }
 
         if let Some(key) = &key {
+            let csat_leave = entry
+                .as_ref()
+                .and_then(|e| self.csat_list_to_leave(source, e));
             for list_id in self.mapping.lists_to_leave(source, record) {
-                match self.brevo.remove_from_list(list_id, key).await {
-                    Ok(()) => stats.list_removals += 1,
-                    Err(e) => final_or_retry(
-                        e,
-                        &format!("removing {subject} from list {list_id}"),
-                        stats,
-                    )?,
-                }
+                self.leave_list(list_id, key, &subject, stats).await?;
+            }
+            if let (Some(list_id), Some(entry)) = (csat_leave, &entry) {
+                self.leave_list(list_id, key, &subject, stats).await?;
+                self.csat_placed(entry, stats).await?;
             }
         }
 
         for event in &record.events {
-            let Some(request) = self.event_request(source, key.as_ref(), sms.as_deref(), event)
+            let Some(mut request) =
+                self.event_request(source, key.as_ref(), sms.as_deref(), event)
             else {
                 stats.events_unmapped += 1;
                 continue;
             };
+            self.enrich(source, entry.as_ref(), event, &mut request);
             self.send_once(event, &request, &subject, taken, stats)
                 .await?;
         }
         Ok(())
+    }
+
+    /// Takes a contact off a list; a refusal is final, an outage retried.
+    async fn leave_list(
+        &self,
+        list_id: i64,
+        key: &ContactKey,
+        subject: &str,
+        stats: &mut Stats,
+    ) -> Result<(), Retry> {
+        match self.brevo.remove_from_list(list_id, key).await {
+            Ok(()) => {
+                stats.list_removals += 1;
+                Ok(())
+            }
+            Err(e) => final_or_retry(e, &format!("removing {subject} from list {list_id}"), stats),
+        }
     }
 
     /// Upserts the contact; on an SMS conflict, once more without SMS. Returns the SMS value
@@ -616,12 +655,13 @@ impl SyncRun {
     }
 }
 
-/// A record of a sync job and the contact it maps to.
+/// A record of a sync job and the contact it maps to (rebuilt from the contact's ledger).
 struct Routed<'a> {
     job: usize,
     source: &'a Source,
     record: &'a Record,
     contact: ContactUpsert,
+    entry: Option<LedgerEntry>,
 }
 
 /// A contact bound for `/v3/contacts/import`, merged over the records that name it.
@@ -629,6 +669,8 @@ struct ImportRow<'a> {
     contact: ContactUpsert,
     /// The record whose attributes won: the newest observation.
     newest: &'a Record,
+    /// The ledger revision its contact was built from (a later one knows more).
+    rev: u64,
     /// Messages that asked for this contact.
     jobs: Vec<usize>,
 }
@@ -644,7 +686,7 @@ struct ImportGroup {
 struct SingleUpserts<'a> {
     job: usize,
     source: &'a Source,
-    contacts: Vec<(&'a Record, ContactUpsert)>,
+    contacts: Vec<Routed<'a>>,
 }
 
 /// A record whose contact was written (or at least sent): how to address its events.
@@ -654,6 +696,7 @@ struct Target<'a> {
     record: &'a Record,
     key: Option<ContactKey>,
     sms: Option<String>,
+    entry: Option<LedgerEntry>,
 }
 
 /// An event claimed in the state store, waiting to be sent.
@@ -729,9 +772,8 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             }));
         }
 
-        // 2. Routing.
-        let mut imports: Vec<Routed> = Vec::new();
-        let mut singles: Vec<SingleUpserts> = Vec::new();
+        // 2. Mapping, each contact merged into its ledger (contacts side by side), then routing.
+        let mut mapped: Vec<Routed> = Vec::new();
         let mut all_contacts_lists: HashMap<&Source, Option<i64>> = HashMap::new();
         for (j, ((_, job), job_records)) in jobs.iter().zip(&records).enumerate() {
             let source = &job.source;
@@ -741,36 +783,42 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             if all_contacts.is_none() && !job_records.is_empty() {
                 self.note_no_list(source);
             }
-            let mut job_singles = Vec::new();
             for record in job_records {
-                let contact = match self.mapping.contact(source, record) {
-                    Ok(contact) => contact,
-                    Err(e) => {
-                        run.stats.skipped_no_identifier += 1;
-                        tracing::warn!(reason = %e, "upsert: record skipped");
-                        continue;
-                    }
-                };
-                if all_contacts.is_some()
-                    && contact.email.is_some()
-                    && contact.email_blacklisted != Some(true)
-                {
-                    imports.push(Routed {
+                match self.mapping.contact(source, record) {
+                    Ok(contact) => mapped.push(Routed {
                         job: j,
                         source,
                         record,
                         contact,
-                    });
-                } else {
-                    job_singles.push((record, contact));
+                        entry: None,
+                    }),
+                    Err(e) => {
+                        run.stats.skipped_no_identifier += 1;
+                        tracing::warn!(reason = %e, "upsert: record skipped");
+                    }
                 }
             }
-            if !job_singles.is_empty() {
-                singles.push(SingleUpserts {
-                    job: j,
-                    source,
-                    contacts: job_singles,
-                });
+        }
+        let mapped = self.reconcile_all(mapped, &mut run).await;
+
+        let mut imports: Vec<Routed> = Vec::new();
+        let mut singles: Vec<SingleUpserts> = Vec::new();
+        for routed in mapped {
+            let all_contacts = all_contacts_lists.get(routed.source).copied().flatten();
+            if all_contacts.is_some()
+                && routed.contact.email.is_some()
+                && routed.contact.email_blacklisted != Some(true)
+            {
+                imports.push(routed);
+                continue;
+            }
+            match singles.last_mut() {
+                Some(last) if last.job == routed.job => last.contacts.push(routed),
+                _ => singles.push(SingleUpserts {
+                    job: routed.job,
+                    source: routed.source,
+                    contacts: vec![routed],
+                }),
             }
         }
 
@@ -799,6 +847,41 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         (stats, Ok(out))
     }
 
+    /// Merges every mapped record into its contact's ledger, [`STATE_CONCURRENCY`] at a time
+    /// (records of one contact in one batch meet as conditional-write conflicts and are
+    /// retried). A failure fails the record's message and drops the record from this run.
+    async fn reconcile_all<'a>(&self, mapped: Vec<Routed<'a>>, run: &mut SyncRun) -> Vec<Routed<'a>> {
+        let work: Vec<_> = mapped
+            .into_iter()
+            .map(|mut routed| async move {
+                let mut stats = Stats::default();
+                let contact = std::mem::take(&mut routed.contact);
+                let result = self
+                    .reconcile(routed.source, routed.record, contact, &mut stats)
+                    .await
+                    .map(|(contact, entry)| {
+                        routed.contact = contact;
+                        routed.entry = entry;
+                    });
+                (routed, stats, result)
+            })
+            .collect();
+        let results: Vec<_> = futures::stream::iter(work)
+            .buffered(STATE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut out = Vec::with_capacity(results.len());
+        for (routed, stats, result) in results {
+            run.stats += stats;
+            match result {
+                Ok(()) => out.push(routed),
+                Err(Retry(reason)) => run.fail(routed.job, &reason),
+            }
+        }
+        out.retain(|r| run.ok(r.job));
+        out
+    }
+
     /// Logs, once per container and source, that sync traffic falls back to single upserts.
     fn note_no_list(&self, source: &Source) {
         if lock(&self.no_list_noted).insert(source.clone()) {
@@ -818,6 +901,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 record: r.record,
                 key: r.contact.key(),
                 sms: None,
+                entry: r.entry.clone(),
             })
             .collect();
 
@@ -834,6 +918,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                     slot.insert(ImportRow {
                         contact: routed.contact,
                         newest: routed.record,
+                        rev: routed.entry.as_ref().map_or(0, |e| e.rev),
                         jobs: vec![routed.job],
                     });
                 }
@@ -841,7 +926,9 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                     let row = slot.get_mut();
                     let mut lists = std::mem::take(&mut row.contact.list_ids);
                     lists.extend_from_slice(&routed.contact.list_ids);
-                    if routed.record.observed_at >= row.newest.observed_at {
+                    let rev = routed.entry.as_ref().map_or(0, |e| e.rev);
+                    if (rev, routed.record.observed_at) >= (row.rev, row.newest.observed_at) {
+                        row.rev = rev;
                         row.contact = routed.contact;
                         row.newest = routed.record;
                     }
@@ -1021,21 +1108,41 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         } = work;
         let mut stats = Stats::default();
         let mut targets = Vec::new();
-        for (record, contact) in contacts {
+        for Routed {
+            record,
+            contact,
+            entry,
+            ..
+        } in contacts
+        {
             let key = contact.key();
             let subject = describe(key.as_ref());
-            match self.upsert(contact, &subject, &mut stats).await {
+            let sms = match self.upsert(contact.clone(), &subject, &mut stats).await {
                 // A phone-only contact that could not be written: nothing addresses its events.
-                Ok(None) if key.is_none() => {}
-                Ok(sms) => targets.push(Target {
-                    job,
-                    source,
-                    record,
-                    key,
-                    sms,
-                }),
+                Ok(None) if key.is_none() => continue,
+                Ok(sms) => sms,
                 Err(retry) => return (job, stats, Err(retry)),
+            };
+            if let Some(entry) = &entry {
+                let mut sent = contact;
+                if sms.is_none() {
+                    sent.attributes.remove(SMS);
+                }
+                if let Err(retry) = self
+                    .confirm(source, entry, &sent, &subject, &mut stats)
+                    .await
+                {
+                    return (job, stats, Err(retry));
+                }
             }
+            targets.push(Target {
+                job,
+                source,
+                record,
+                key,
+                sms,
+                entry,
+            });
         }
         (job, stats, Ok(targets))
     }
@@ -1044,19 +1151,29 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     async fn leave_lists(&self, targets: &[Target<'_>], run: &mut SyncRun) {
         for target in targets {
             let Some(key) = &target.key else { continue };
-            for list_id in self.mapping.lists_to_leave(target.source, target.record) {
+            let subject = describe(Some(key));
+            let csat_leave = target
+                .entry
+                .as_ref()
+                .and_then(|e| self.csat_list_to_leave(target.source, e));
+            let mut lists = self.mapping.lists_to_leave(target.source, target.record);
+            lists.extend(csat_leave);
+            for list_id in lists {
                 if !run.ok(target.job) {
                     break;
                 }
-                let what = format!("removing {} from list {list_id}", describe(Some(key)));
-                match self.brevo.remove_from_list(list_id, key).await {
-                    Ok(()) => run.stats.list_removals += 1,
-                    Err(e) => {
-                        if let Err(Retry(reason)) = final_or_retry(e, &what, &mut run.stats) {
-                            run.fail(target.job, &reason);
-                        }
-                    }
+                if let Err(Retry(reason)) = self
+                    .leave_list(list_id, key, &subject, &mut run.stats)
+                    .await
+                {
+                    run.fail(target.job, &reason);
                 }
+            }
+            if let (Some(_), Some(entry)) = (csat_leave, &target.entry)
+                && run.ok(target.job)
+                && let Err(Retry(reason)) = self.csat_placed(entry, &mut run.stats).await
+            {
+                run.fail(target.job, &reason);
             }
         }
     }
@@ -1075,7 +1192,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 continue;
             }
             for event in &target.record.events {
-                let Some(request) = self.event_request(
+                let Some(mut request) = self.event_request(
                     target.source,
                     target.key.as_ref(),
                     target.sms.as_deref(),
@@ -1084,6 +1201,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                     run.stats.events_unmapped += 1;
                     continue;
                 };
+                self.enrich(target.source, target.entry.as_ref(), event, &mut request);
                 if !lock(taken).insert(event.id.clone()) {
                     run.stats.events_skipped_duplicate += 1;
                     continue;

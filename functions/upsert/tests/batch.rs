@@ -82,6 +82,14 @@ async fn brevo_ok(server: &MockServer) {
                 {"name": "LASTNAME", "category": "normal", "type": "text"},
                 {"name": "SMS", "category": "normal", "type": "text"},
                 {"name": "PLAN_TIER", "category": "normal", "type": "text"},
+                // The support aggregates, as `deskbridge plan --apply` creates them.
+                {"name": "TICKET_COUNT", "category": "normal", "type": "float"},
+                {"name": "OPEN_TICKETS", "category": "normal", "type": "float"},
+                {"name": "LAST_SUPPORT_DATE", "category": "normal", "type": "date"},
+                {"name": "LAST_SUPPORT_CHANNEL", "category": "normal", "type": "text"},
+                {"name": "AVG_RESPONSE_TIME", "category": "normal", "type": "float"},
+                {"name": "CSAT_SCORE", "category": "normal", "type": "float"},
+                {"name": "CSAT_RESPONSES", "category": "normal", "type": "float"},
                 {"name": "DOUBLE_OPT-IN", "category": "category", "type": "category",
                  "enumeration": [{"value": 1, "label": "Yes"}, {"value": 2, "label": "No"}]}
             ]})),
@@ -254,7 +262,10 @@ async fn ten_sync_messages_of_fifty_contacts_are_one_import() {
     assert_eq!(
         first["attributes"],
         json!({"ZENDESK_ID": "0", "FIRSTNAME": "Customer", "LASTNAME": "Number0",
-            "SIGNUP_DATE": "2024-01-02", "PLAN_TIER": "pro"})
+            "SIGNUP_DATE": "2024-01-02", "PLAN_TIER": "pro",
+            // From the contact's ledger: its one ticket, open, by email.
+            "TICKET_COUNT": 1, "OPEN_TICKETS": 1, "LAST_SUPPORT_DATE": "2025-01-08",
+            "LAST_SUPPORT_CHANNEL": "email", "CSAT_RESPONSES": 0})
     );
 
     // Attributes: listed once, the missing custom ones created with their types; built-ins
@@ -396,7 +407,9 @@ async fn records_without_email_or_unsubscribed_go_through_single_upserts() {
     assert_eq!(singles.len(), 2, "{singles:?}");
     assert!(singles.contains(&json!({
         "ext_id": "zendesk:77",
-        "attributes": {"ZENDESK_ID": "77"},
+        "attributes": {"ZENDESK_ID": "77", "TICKET_COUNT": 1, "OPEN_TICKETS": 1,
+            "LAST_SUPPORT_DATE": "2025-01-08", "LAST_SUPPORT_CHANNEL": "email",
+            "CSAT_RESPONSES": 0},
         "listIds": [ALL_CONTACTS],
         "updateEnabled": true
     })));

@@ -169,7 +169,10 @@ async fn a_contact_and_a_ticket_event_become_one_upsert_and_one_event() {
         bodies(&server, "/v3/contacts").await,
         vec![json!({
             "email": "jane@example.com",
-            "attributes": {"ZENDESK_ID": "901", "FIRSTNAME": "Jane", "LASTNAME": "Doe", "SMS": "+14155552671"},
+            "attributes": {"ZENDESK_ID": "901", "FIRSTNAME": "Jane", "LASTNAME": "Doe", "SMS": "+14155552671",
+                // The support aggregates of her ledger: one open ticket by email.
+                "TICKET_COUNT": 1, "OPEN_TICKETS": 1, "LAST_SUPPORT_DATE": "2025-01-08",
+                "LAST_SUPPORT_CHANNEL": "email", "CSAT_RESPONSES": 0},
             "updateEnabled": true
         })]
     );
@@ -389,7 +392,9 @@ async fn without_a_lookup_result_the_contact_is_addressed_by_ext_id() {
     assert_eq!(
         bodies(&server, "/v3/contacts").await,
         vec![
-            json!({"ext_id": "zendesk:901", "attributes": {"ZENDESK_ID": "901"}, "updateEnabled": true})
+            json!({"ext_id": "zendesk:901", "attributes": {"ZENDESK_ID": "901", "TICKET_COUNT": 1,
+                "OPEN_TICKETS": 1, "LAST_SUPPORT_DATE": "2025-01-08", "LAST_SUPPORT_CHANNEL": "email",
+                "CSAT_RESPONSES": 0}, "updateEnabled": true})
         ]
     );
     assert_eq!(

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::{Claim, StateError, StateStore};
+use super::{Claim, Doc, StateError, StateStore};
 
 /// Name of the partition key attribute.
 pub const PK: &str = "pk";
@@ -126,58 +126,56 @@ impl StateStore for DynamoStateStore {
             .map_err(unavailable)?;
         Ok(())
     }
-}
 
-#[async_trait]
-impl super::streams::StreamStore for DynamoStateStore {
-    async fn load(
-        &self,
-        id: &super::streams::StreamId,
-    ) -> Result<super::streams::Stored, StateError> {
+    async fn load_doc(&self, key: &str) -> Result<Option<Doc>, StateError> {
         let got = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key(PK, AttributeValue::S(id.key()))
+            .key(PK, AttributeValue::S(key.to_string()))
             .consistent_read(true)
             .send()
             .await
             .map_err(unavailable)?;
         let Some(item) = got.item() else {
-            return Ok(super::streams::Stored::default());
+            return Ok(None);
         };
         let rev = item
             .get("rev")
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse::<u64>().ok())
-            .ok_or_else(|| StateError(format!("stream {id}: stored item has no revision")))?;
-        let doc = item
+            .ok_or_else(|| StateError(format!("{key}: stored item has no revision")))?;
+        let text = item
             .get("doc")
             .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| StateError(format!("stream {id}: stored item has no document")))?;
-        let state = serde_json::from_str(doc)
-            .map_err(|e| StateError(format!("stream {id}: unreadable stored state: {e}")))?;
-        Ok(super::streams::Stored {
-            state,
-            rev: Some(rev),
-        })
+            .ok_or_else(|| StateError(format!("{key}: stored item has no document")))?;
+        Ok(Some(Doc {
+            rev,
+            text: text.clone(),
+        }))
     }
 
-    async fn save(
+    async fn save_doc(
         &self,
-        id: &super::streams::StreamId,
+        key: &str,
         rev: Option<u64>,
-        next: &super::streams::StreamState,
-    ) -> Result<super::streams::Write, StateError> {
-        let doc = serde_json::to_string(next).map_err(|e| StateError(e.to_string()))?;
+        text: &str,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StateError> {
         let new_rev = rev.map_or(1, |r| r + 1);
         let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item(PK, AttributeValue::S(id.key()))
+            .item(PK, AttributeValue::S(key.to_string()))
             .item("rev", AttributeValue::N(new_rev.to_string()))
-            .item("doc", AttributeValue::S(doc));
+            .item("doc", AttributeValue::S(text.to_string()));
+        if let Some(ttl) = ttl {
+            put = put.item(
+                TTL_ATTRIBUTE,
+                AttributeValue::N(epoch_after(ttl).to_string()),
+            );
+        }
         put = match rev {
             None => put
                 .condition_expression("attribute_not_exists(#pk)")
@@ -188,14 +186,46 @@ impl super::streams::StreamStore for DynamoStateStore {
                 .expression_attribute_values(":rev", AttributeValue::N(r.to_string())),
         };
         match put.send().await {
-            Ok(_) => Ok(super::streams::Write::Done(Box::new(next.clone()))),
+            Ok(_) => Ok(true),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                Ok(super::streams::Write::Conflict)
+                Ok(false)
             }
             Err(e) => Err(unavailable(e)),
         }
+    }
+}
+
+#[async_trait]
+impl super::streams::StreamStore for DynamoStateStore {
+    async fn load(
+        &self,
+        id: &super::streams::StreamId,
+    ) -> Result<super::streams::Stored, StateError> {
+        let Some(doc) = self.load_doc(&id.key()).await? else {
+            return Ok(super::streams::Stored::default());
+        };
+        let state = serde_json::from_str(&doc.text)
+            .map_err(|e| StateError(format!("stream {id}: unreadable stored state: {e}")))?;
+        Ok(super::streams::Stored {
+            state,
+            rev: Some(doc.rev),
+        })
+    }
+
+    async fn save(
+        &self,
+        id: &super::streams::StreamId,
+        rev: Option<u64>,
+        next: &super::streams::StreamState,
+    ) -> Result<super::streams::Write, StateError> {
+        let text = serde_json::to_string(next).map_err(|e| StateError(e.to_string()))?;
+        Ok(if self.save_doc(&id.key(), rev, &text, None).await? {
+            super::streams::Write::Done(Box::new(next.clone()))
+        } else {
+            super::streams::Write::Conflict
+        })
     }
 }
