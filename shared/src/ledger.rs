@@ -61,7 +61,10 @@ pub fn is_aggregate(path: &str) -> bool {
 /// State-table key of a contact's ledger. The contact key is hashed, so the key itself holds no
 /// email address or phone number.
 pub fn ledger_key(contact: &str) -> String {
-    format!("contact#{}", hex::encode(Sha256::digest(contact.as_bytes())))
+    format!(
+        "contact#{}",
+        hex::encode(Sha256::digest(contact.as_bytes()))
+    )
 }
 
 /// An attribute value and the source time of the observation that set it.
@@ -273,7 +276,7 @@ impl Ledger {
             };
             match self.attributes.get_mut(name) {
                 Some(old) if later(old, &new) => *old = new,
-                Some(old) if old.at > at => stale.push(name.clone()),
+                Some(old) if old.at > at && old.value != new.value => stale.push(name.clone()),
                 Some(_) => {}
                 None => {
                     self.attributes.insert(name.clone(), new);
@@ -515,10 +518,25 @@ mod tests {
             event(SurveyResponded, "1", t(70), json!({"score": 2})),
             event(TicketReopened, "1", t(80), json!({})),
             event(TicketClosed, "1", t(24 * 60 + 5), json!({})),
-            event(SurveyResponded, "1", t(24 * 60 + 30), json!({"score": "good"})),
-            event(TicketCreated, "3", t(2000), json!({"first_reply_minutes": 90})),
+            event(
+                SurveyResponded,
+                "1",
+                t(24 * 60 + 30),
+                json!({"score": "good"}),
+            ),
+            event(
+                TicketCreated,
+                "3",
+                t(2000),
+                json!({"first_reply_minutes": 90}),
+            ),
             event(SurveyResponded, "2", t(2100), json!({"score": 4})),
-            event(TicketClosed, "2", t(2050), json!({"first_reply_minutes": 12})),
+            event(
+                TicketClosed,
+                "2",
+                t(2050),
+                json!({"first_reply_minutes": 12}),
+            ),
         ]
     }
 
@@ -550,7 +568,9 @@ mod tests {
     /// A small deterministic shuffle (no randomness crate needed for a test).
     fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
         let mut out = items.to_vec();
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         for i in (1..out.len()).rev() {
             s = s
                 .wrapping_mul(6364136223846793005)

@@ -246,3 +246,19 @@ impl crate::state::streams::StreamStore for MemoryStreamStore {
         Ok(crate::state::streams::Write::Done(Box::new(next.clone())))
     }
 }
+
+/// A helpdesk look-up that never finds anyone (as without helpdesk API credentials).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoLookup;
+
+#[async_trait]
+impl crate::sources::PersonLookup for NoLookup {
+    async fn lookup(
+        &self,
+        _source: &crate::model::Source,
+        _id: &str,
+    ) -> Result<Option<(crate::model::Person, serde_json::Value)>, crate::sources::LookupError>
+    {
+        Ok(None)
+    }
+}

@@ -197,7 +197,11 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
 
     /// Notes that the placement by the latest rating is written (as far as the ledger still
     /// has that rating as its latest).
-    pub(crate) async fn csat_placed(&self, entry: &LedgerEntry, stats: &mut Stats) -> Result<(), Retry> {
+    pub(crate) async fn csat_placed(
+        &self,
+        entry: &LedgerEntry,
+        stats: &mut Stats,
+    ) -> Result<(), Retry> {
         let Some(id) = entry.ledger.latest_rating().map(|r| r.id.clone()) else {
             return Ok(());
         };

@@ -464,8 +464,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         }
 
         for event in &record.events {
-            let Some(mut request) =
-                self.event_request(source, key.as_ref(), sms.as_deref(), event)
+            let Some(mut request) = self.event_request(source, key.as_ref(), sms.as_deref(), event)
             else {
                 stats.events_unmapped += 1;
                 continue;
@@ -850,7 +849,11 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     /// Merges every mapped record into its contact's ledger, [`STATE_CONCURRENCY`] at a time
     /// (records of one contact in one batch meet as conditional-write conflicts and are
     /// retried). A failure fails the record's message and drops the record from this run.
-    async fn reconcile_all<'a>(&self, mapped: Vec<Routed<'a>>, run: &mut SyncRun) -> Vec<Routed<'a>> {
+    async fn reconcile_all<'a>(
+        &self,
+        mapped: Vec<Routed<'a>>,
+        run: &mut SyncRun,
+    ) -> Vec<Routed<'a>> {
         let work: Vec<_> = mapped
             .into_iter()
             .map(|mut routed| async move {

@@ -5,13 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
 use deskbridge_shared::brevo::{BrevoClient, RetryPolicy};
 use deskbridge_shared::mapping::{FieldRule, Mapping, Transform};
-use deskbridge_shared::memory::MemoryStateStore;
+use deskbridge_shared::memory::{MemoryStateStore, NoLookup};
 use deskbridge_shared::model::{EventKind, Job, Origin, Person, Record, Source, SupportEvent};
-use deskbridge_shared::sources::{LookupError, PersonLookup};
 use deskbridge_upsert::{BatchReport, Message, Upserter};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, path_regex};
@@ -20,21 +18,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 /// The all-contacts list of the Zendesk source in these tests.
 const ALL_CONTACTS: i64 = 35;
 
-/// A helpdesk look-up that never finds anyone (no helpdesk credentials).
-struct Nobody;
-
-#[async_trait]
-impl PersonLookup for Nobody {
-    async fn lookup(
-        &self,
-        _source: &Source,
-        _id: &str,
-    ) -> Result<Option<(Person, Value)>, LookupError> {
-        Ok(None)
-    }
-}
-
-type TestUpserter = Upserter<BrevoClient, MemoryStateStore, Nobody>;
+type TestUpserter = Upserter<BrevoClient, MemoryStateStore, NoLookup>;
 
 fn upserter(server: &MockServer, mapping: Mapping) -> TestUpserter {
     let brevo = BrevoClient::new("xkeysib-test", &format!("{}/v3", server.uri()))
@@ -45,7 +29,7 @@ fn upserter(server: &MockServer, mapping: Mapping) -> TestUpserter {
             max_delay: Duration::from_millis(20),
             ..RetryPolicy::default()
         });
-    Upserter::new(brevo, MemoryStateStore::new(), Nobody, mapping)
+    Upserter::new(brevo, MemoryStateStore::new(), NoLookup, mapping)
 }
 
 /// The seed mapping with Zendesk contacts joining list 35.
