@@ -309,7 +309,8 @@ async fn plan_reports_missing_and_mistyped_attributes_and_lists() {
     );
     // Zendesk and Gorgias have no credentials here: their attributes are not planned.
     assert!(!printed.contains("ZENDESK_ID"), "{printed}");
-    assert_eq!(summary.missing, 5, "{printed}");
+    // The seven support aggregates (TICKET_COUNT, …) are missing too.
+    assert_eq!(summary.missing, 5 + 7, "{printed}");
     assert_eq!(summary.wrong_type, 1, "{printed}");
     assert!(printed.contains("deskbridge plan --apply"), "{printed}");
 
@@ -361,9 +362,16 @@ async fn plan_apply_creates_the_missing_attributes_with_their_types() {
     assert_eq!(
         created,
         vec![
+            ("AVG_RESPONSE_TIME".to_string(), json!({"type": "float"})),
+            ("CSAT_RESPONSES".to_string(), json!({"type": "float"})),
+            ("CSAT_SCORE".to_string(), json!({"type": "float"})),
             ("INTERCOM_ROLE".to_string(), json!({"type": "text"})),
             ("LAST_ACTIVE".to_string(), json!({"type": "date"})),
+            ("LAST_SUPPORT_CHANNEL".to_string(), json!({"type": "text"})),
+            ("LAST_SUPPORT_DATE".to_string(), json!({"type": "date"})),
             ("LIFETIME_SCORE".to_string(), json!({"type": "float"})),
+            ("OPEN_TICKETS".to_string(), json!({"type": "float"})),
+            ("TICKET_COUNT".to_string(), json!({"type": "float"})),
             ("UNSUBSCRIBED".to_string(), json!({"type": "boolean"})),
         ],
         "{printed}"
@@ -377,7 +385,7 @@ async fn plan_apply_creates_the_missing_attributes_with_their_types() {
         line(&printed, "attribute SIGNUP_DATE").contains("wrong type"),
         "{printed}"
     );
-    assert_eq!((summary.created, summary.failed), (4, 0), "{printed}");
+    assert_eq!((summary.created, summary.failed), (4 + 7, 0), "{printed}");
 }
 
 #[tokio::test]

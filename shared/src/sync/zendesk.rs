@@ -165,13 +165,13 @@ impl ZendeskReader {
             .iter()
             .filter_map(|u| Some((text(u.get("id"))?, u)))
             .collect();
-        let solved_at: HashMap<String, DateTime<Utc>> = export
+        let metrics: HashMap<String, TicketMetrics> = export
             .metric_sets
             .iter()
-            .filter_map(|m| Some((text(m.get("ticket_id"))?, time(m.get("solved_at"))?)))
+            .filter_map(|m| Some((text(m.get("ticket_id"))?, TicketMetrics::of(m))))
             .collect();
         for ticket in &export.tickets {
-            match ticket_record(ticket, &users, &solved_at) {
+            match ticket_record(ticket, &users, &metrics) {
                 Ok(Some(record)) => page.records.push(record),
                 Ok(None) => {}
                 Err(reason) => page.skipped.push(reason),
@@ -332,11 +332,37 @@ fn user_record(user: &Value) -> Result<Record, String> {
     })
 }
 
+/// What a ticket's metric set tells: the solve time, minutes to the first reply and to full
+/// resolution (calendar minutes).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct TicketMetrics {
+    solved_at: Option<DateTime<Utc>>,
+    first_reply_minutes: Option<Value>,
+    resolution_minutes: Option<Value>,
+}
+
+impl TicketMetrics {
+    fn of(metric_set: &Value) -> Self {
+        let calendar = |key: &str| {
+            metric_set
+                .get(key)
+                .and_then(|m| m.get("calendar"))
+                .filter(|v| v.is_number())
+                .cloned()
+        };
+        TicketMetrics {
+            solved_at: time(metric_set.get("solved_at")),
+            first_reply_minutes: calendar("reply_time_in_minutes"),
+            resolution_minutes: calendar("full_resolution_time_in_minutes"),
+        }
+    }
+}
+
 /// A ticket as a record for its requester (`Ok(None)`: a deleted ticket, not synced).
 fn ticket_record(
     ticket: &Value,
     users: &HashMap<String, &Value>,
-    solved_at: &HashMap<String, DateTime<Utc>>,
+    metrics: &HashMap<String, TicketMetrics>,
 ) -> Result<Option<Record>, String> {
     let status = text(ticket.get("status")).map(|s| s.to_ascii_lowercase());
     if status.as_deref() == Some("deleted") {
@@ -358,15 +384,24 @@ fn ticket_record(
         return Err(format!("ticket {id}: no created_at/updated_at"));
     };
     let invalid = |e: ParseError| format!("ticket {id}: {e}");
+    let metric = metrics.get(&id).cloned().unwrap_or_default();
     let mut events = Vec::new();
     if let Some(at) = created {
-        events.push(ticket_event(EventKind::TicketCreated, ticket, at).map_err(invalid)?);
+        let mut event = ticket_event(EventKind::TicketCreated, ticket, at).map_err(invalid)?;
+        if let Some(m) = metric.first_reply_minutes.clone() {
+            event.properties.insert("first_reply_minutes".into(), m);
+        }
+        events.push(event);
     }
     if matches!(status.as_deref(), Some("solved" | "closed")) {
         // The solve time (metric set) rather than updated_at, which moves again when a solved
         // ticket is closed automatically days later.
-        let at = solved_at.get(&id).copied().unwrap_or(ticket_at);
-        events.push(ticket_event(EventKind::TicketClosed, ticket, at).map_err(invalid)?);
+        let at = metric.solved_at.unwrap_or(ticket_at);
+        let mut event = ticket_event(EventKind::TicketClosed, ticket, at).map_err(invalid)?;
+        if let Some(m) = metric.resolution_minutes.clone() {
+            event.properties.insert("resolution_time".into(), m);
+        }
+        events.push(event);
     }
     // The sideloaded user is as recent as its own updated_at, whatever the ticket's.
     let user_at = user.and_then(|u| time(u.get("updated_at")));
@@ -450,16 +485,21 @@ mod tests {
         let ticket = json!({"id": 5158, "status": "closed", "requester_id": 7,
             "created_at": "2025-01-08T10:02:41Z", "updated_at": "2025-01-12T10:00:00Z",
             "subject": "Refund", "priority": "low", "via": {"channel": "web"}, "tags": ["vip"]});
+        let metric_set = json!({"ticket_id": 5158, "solved_at": "2025-01-08T11:00:00Z",
+            "reply_time_in_minutes": {"calendar": 12, "business": 10},
+            "full_resolution_time_in_minutes": {"calendar": 58, "business": 40}});
         let solved = time(Some(&json!("2025-01-08T11:00:00Z"))).expect("time");
-        let solved_at = HashMap::from([("5158".to_string(), solved)]);
-        let record = ticket_record(&ticket, &HashMap::new(), &solved_at)
+        let metrics = HashMap::from([("5158".to_string(), TicketMetrics::of(&metric_set))]);
+        let record = ticket_record(&ticket, &HashMap::new(), &metrics)
             .expect("ok")
             .expect("record");
         assert!(record.person.needs_lookup());
         assert_eq!(record.tags_added, vec!["vip".to_string()]);
+        assert_eq!(record.events[0].properties["first_reply_minutes"], 12);
         let closed = &record.events[1];
         assert_eq!(closed.kind, EventKind::TicketClosed);
         assert_eq!(closed.occurred_at, solved);
+        assert_eq!(closed.properties["resolution_time"], 58);
         assert_eq!(closed.channel.as_deref(), Some("web"));
         assert_eq!(
             closed.id,
