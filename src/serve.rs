@@ -182,12 +182,15 @@ pub async fn serve_on(
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let brevo = brevo::from_settings(&settings.brevo)?;
-    let upserter = Upserter::new(
+    let mut upserter = Upserter::new(
         brevo,
         DynamoStateStore::new(dynamo.clone(), table.clone()),
         HelpdeskLookup::new(&settings),
         settings.mapping.clone(),
     );
+    if let Some(url) = &settings.upsert_dlq_url {
+        upserter = upserter.with_dead_letters(Arc::new(SqsQueue::new(sqs.clone())), url.clone());
+    }
     let webhook = Arc::new(Webhook {
         settings,
         state: DynamoStateStore::new(dynamo, table),

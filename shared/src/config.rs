@@ -112,6 +112,9 @@ pub struct Settings {
     pub gorgias: GorgiasSettings,
     pub state_table: Option<String>,
     pub upsert_queue_url: Option<String>,
+    /// Where the upsert function puts messages that failed for good, with the reason
+    /// (`UPSERT_DLQ_URL`, the upsert queue's dead-letter queue).
+    pub upsert_dlq_url: Option<String>,
     pub sync_queue_url: Option<String>,
     /// Sync function instances that may run at once (`DESKBRIDGE_SYNC_INSTANCES`); each takes
     /// this share of every helpdesk rate limit.
@@ -253,6 +256,7 @@ impl Settings {
             gorgias,
             state_table: vars.get("STATE_TABLE"),
             upsert_queue_url: vars.get("UPSERT_QUEUE_URL"),
+            upsert_dlq_url: vars.get("UPSERT_DLQ_URL"),
             sync_queue_url: vars.get("SYNC_QUEUE_URL"),
             signature_tolerance,
             mapping,

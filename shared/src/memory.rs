@@ -15,10 +15,23 @@ use crate::state::{Claim, Doc, StateError, StateStore};
 #[derive(Debug, Default)]
 pub struct MemoryQueue {
     messages: Mutex<HashMap<String, VecDeque<String>>>,
+    /// `(queue url, reason)` of every dead letter sent, in order.
+    reasons: Mutex<Vec<(String, String)>>,
     failing: AtomicBool,
 }
 
 impl MemoryQueue {
+    /// The reasons of the dead letters sent to `queue_url`, in order.
+    pub fn dead_letter_reasons(&self, queue_url: &str) -> Vec<String> {
+        self.reasons
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(q, _)| q == queue_url)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
     pub fn new() -> Self {
         Self::default()
     }
@@ -71,6 +84,20 @@ impl Queue for MemoryQueue {
             .entry(queue_url.to_string())
             .or_default()
             .push_back(body.to_string());
+        Ok(())
+    }
+
+    async fn send_dead_letter(
+        &self,
+        queue_url: &str,
+        body: &str,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        self.send(queue_url, body).await?;
+        self.reasons
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((queue_url.to_string(), reason.to_string()));
         Ok(())
     }
 

@@ -6,6 +6,12 @@ pub use sqs::SqsQueue;
 
 use async_trait::async_trait;
 
+/// The message attribute holding why a message was dead-lettered.
+pub const REASON_ATTRIBUTE: &str = "deskbridge_reason";
+
+/// Longest reason kept on a dead letter (characters).
+pub const MAX_REASON_CHARS: usize = 2000;
+
 /// A message as received from a queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InMessage {
@@ -35,6 +41,14 @@ pub trait Queue: Send + Sync {
         max: i32,
         wait_seconds: i32,
     ) -> Result<Vec<InMessage>, QueueError>;
+    /// Sends a message that failed for good to a dead-letter queue, with the reason attached
+    /// (SQS message attribute [`REASON_ATTRIBUTE`]).
+    async fn send_dead_letter(
+        &self,
+        queue_url: &str,
+        body: &str,
+        reason: &str,
+    ) -> Result<(), QueueError>;
     /// Deletes a handled message.
     async fn delete(&self, queue_url: &str, receipt_handle: &str) -> Result<(), QueueError>;
     /// Makes a received message visible again after `seconds` (local runner's retry delay).

@@ -129,6 +129,7 @@ pub fn settings(
             resources.upsert_queue_url.clone(),
         ),
         ("SYNC_QUEUE_URL".into(), resources.sync_queue_url.clone()),
+        ("UPSERT_DLQ_URL".into(), resources.upsert_dlq_url.clone()),
     ];
     if let Some(url) = brevo_url {
         pairs.push(("BREVO_API_KEY".into(), "test-brevo-key".into()));

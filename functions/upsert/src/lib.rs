@@ -29,7 +29,7 @@
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::{AddAssign, Range};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -40,6 +40,7 @@ use deskbridge_shared::brevo::{
 use deskbridge_shared::identity::mask;
 use deskbridge_shared::mapping::{Mapping, SourceMapping, Transform};
 use deskbridge_shared::model::{Job, Origin, Person, Record, Source, SupportEvent};
+use deskbridge_shared::queue::Queue;
 use deskbridge_shared::sources::PersonLookup;
 use deskbridge_shared::state::{self, Claim, StateError, StateStore};
 use futures::StreamExt;
@@ -95,7 +96,7 @@ pub struct Message {
 }
 
 /// What a batch did, for logs, the local runner and tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Messages handled (including failed and poison ones).
     pub messages: usize,
@@ -135,6 +136,10 @@ pub struct Stats {
     pub ledger_conflicts: usize,
     /// Contacts sent again because another delivery changed them while they were written.
     pub resent_newer: usize,
+    /// Messages put on the dead-letter queue with their reason (failed for good).
+    pub dead_lettered: usize,
+    /// Why things failed for good (masked), attributed to messages for their dead letters.
+    pub finals: Vec<String>,
 }
 
 impl AddAssign for Stats {
@@ -158,6 +163,8 @@ impl AddAssign for Stats {
         self.stale_attributes += o.stale_attributes;
         self.ledger_conflicts += o.ledger_conflicts;
         self.resent_newer += o.resent_newer;
+        self.dead_lettered += o.dead_lettered;
+        self.finals.extend(o.finals);
     }
 }
 
@@ -188,6 +195,8 @@ pub struct Upserter<B: BrevoApi, S: StateStore, L: PersonLookup> {
     attributes: tokio::sync::Mutex<AttributeCache>,
     /// Sources already reported as lacking an all-contacts list (logged once per container).
     no_list_noted: Mutex<HashSet<Source>>,
+    /// Where messages that failed for good go, with their reason (the upsert DLQ).
+    dead_letters: Option<(Arc<dyn Queue>, String)>,
 }
 
 /// What this container learnt about the account's contact attributes.
@@ -208,7 +217,20 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             mapping,
             attributes: tokio::sync::Mutex::new(AttributeCache::default()),
             no_list_noted: Mutex::new(HashSet::new()),
+            dead_letters: None,
         }
+    }
+
+    /// Sends messages that failed for good (a body that is not a job, a request Brevo refused)
+    /// to `queue_url` with the reason attached, so nothing is dropped silently and
+    /// `deskbridge replay` can bring them back after a fix.
+    pub fn with_dead_letters(
+        mut self,
+        queue: Arc<dyn Queue>,
+        queue_url: impl Into<String>,
+    ) -> Self {
+        self.dead_letters = Some((queue, queue_url.into()));
+        self
     }
 
     /// Handles a batch; never fails as a whole.
@@ -245,15 +267,31 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
 
         let mut report = BatchReport::default();
         let mut retries = Vec::new();
-        for (message, stats, outcome) in results {
+        let mut finals: Vec<(&Message, Vec<String>)> = Vec::new();
+        for (message, mut stats, outcome) in results {
+            let reasons = std::mem::take(&mut stats.finals);
             report.stats += stats;
-            if let Err(retry) = outcome {
-                retries.push((message, retry));
+            match outcome {
+                Err(retry) => retries.push((message, retry)),
+                Ok(()) if !reasons.is_empty() => finals.push((message, reasons)),
+                Ok(()) => {}
             }
         }
-        for ((message, _), reason) in sync.iter().zip(sync_run.failed) {
-            if let Some(reason) = reason {
-                retries.push((*message, Retry(reason)));
+        let SyncRun {
+            stats: sync_stats,
+            failed: sync_failed,
+            rejected: sync_rejected,
+        } = sync_run;
+        for (((message, _), reason), reasons) in sync.iter().zip(sync_failed).zip(sync_rejected) {
+            match reason {
+                Some(reason) => retries.push((*message, Retry(reason))),
+                None if !reasons.is_empty() => finals.push((*message, reasons)),
+                None => {}
+            }
+        }
+        for (message, reasons) in finals {
+            if let Err(retry) = self.dead_letter(message, &reasons, &mut report.stats).await {
+                retries.push((message, retry));
             }
         }
         for (message, Retry(reason)) in retries {
@@ -261,10 +299,39 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 %reason, "upsert: message will be retried");
             report.failed.push(message.message_id.clone());
         }
-        report.stats += sync_run.stats;
+        report.stats += sync_stats;
+        report.stats.finals.clear();
         report.stats.messages = messages.len();
         tracing::info!(stats = ?report.stats, failed = report.failed.len(), "upsert: batch done");
         report
+    }
+
+    /// Puts a message that failed for good on the dead-letter queue with its reasons. Without a
+    /// dead-letter queue (tests, misconfiguration) it is logged and dropped. A failed send
+    /// retries the message (redoing its work is safe).
+    async fn dead_letter(
+        &self,
+        message: &Message,
+        reasons: &[String],
+        stats: &mut Stats,
+    ) -> Result<(), Retry> {
+        let reason = reasons.join("; ");
+        let Some((queue, url)) = &self.dead_letters else {
+            tracing::error!(message_id = %message.message_id, %reason,
+                "upsert: message failed for good and no dead-letter queue is configured (UPSERT_DLQ_URL); dropped");
+            return Ok(());
+        };
+        match queue.send_dead_letter(url, &message.body, &reason).await {
+            Ok(()) => {
+                stats.dead_lettered += 1;
+                tracing::warn!(message_id = %message.message_id, %reason,
+                    "upsert: message failed for good; moved to the dead-letter queue");
+                Ok(())
+            }
+            Err(e) => Err(Retry(format!(
+                "could not dead-letter a message that failed for good ({reason}): {e}"
+            ))),
+        }
     }
 
     /// The per-record path: messages side by side, at most [`CONCURRENCY`] at a time.
@@ -333,6 +400,9 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 });
                 stats.rejected += 1;
                 stats.poison += 1;
+                stats
+                    .finals
+                    .push(format!("not a job: {}", redact(&e.to_string())));
                 return (stats, Ok(()));
             }
         };
@@ -509,6 +579,9 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 // The number was the only identifier, and it belongs to someone else.
                 stats.rejected += 1;
                 tracing::warn!(contact = %subject, "upsert: phone-only contact's SMS belongs to another Brevo contact; skipped");
+                stats.finals.push(format!(
+                    "{subject}: its SMS belongs to another Brevo contact and it has no other identifier"
+                ));
                 return Ok(None);
             }
             tracing::info!(contact = %subject, "upsert: SMS belongs to another Brevo contact; upserting without SMS");
@@ -620,6 +693,8 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
 struct SyncRun {
     stats: Stats,
     failed: Vec<Option<String>>,
+    /// Per message, what failed for good (for its dead letter).
+    rejected: Vec<Vec<String>>,
 }
 
 impl SyncRun {
@@ -627,6 +702,7 @@ impl SyncRun {
         SyncRun {
             stats: Stats::default(),
             failed: vec![None; jobs],
+            rejected: vec![Vec::new(); jobs],
         }
     }
 
@@ -635,6 +711,7 @@ impl SyncRun {
         SyncRun {
             stats: Stats::default(),
             failed: vec![Some(reason.to_string()); jobs],
+            rejected: vec![Vec::new(); jobs],
         }
     }
 
@@ -644,6 +721,23 @@ impl SyncRun {
             && slot.is_none()
         {
             *slot = Some(reason.to_string());
+        }
+    }
+
+    /// Gives the reasons recorded in `stats.finals` since `from` to message `job`.
+    fn reject_since(&mut self, job: usize, from: usize) {
+        let reasons: Vec<String> = self.stats.finals.drain(from..).collect();
+        if let Some(slot) = self.rejected.get_mut(job) {
+            slot.extend(reasons);
+        }
+    }
+
+    /// Records a final failure of the messages `jobs`.
+    fn reject(&mut self, jobs: impl IntoIterator<Item = usize>, reason: &str) {
+        for job in jobs {
+            if let Some(slot) = self.rejected.get_mut(job) {
+                slot.push(reason.to_string());
+            }
         }
     }
 
@@ -1020,6 +1114,11 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 run.stats.rejected += 1;
                 tracing::warn!(%source, contacts = contacts.len(), ?list_ids, error = %e,
                     "upsert: Brevo refused a contacts import; not retried");
+                let reason = format!(
+                    "Brevo refused an import of {} {source} contacts into lists {list_ids:?}: {e}",
+                    contacts.len()
+                );
+                run.reject(jobs.iter().flatten().copied(), &reason);
             }
         }
     }
@@ -1089,7 +1188,11 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 .collect()
                 .await;
         let mut targets = Vec::new();
-        for (job, stats, result) in results {
+        for (job, mut stats, result) in results {
+            let finals = std::mem::take(&mut stats.finals);
+            if !finals.is_empty() {
+                run.reject([job], &finals.join("; "));
+            }
             run.stats += stats;
             match result {
                 Ok(t) => targets.extend(t),
@@ -1165,12 +1268,14 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 if !run.ok(target.job) {
                     break;
                 }
+                let before = run.stats.finals.len();
                 if let Err(Retry(reason)) = self
                     .leave_list(list_id, key, &subject, &mut run.stats)
                     .await
                 {
                     run.fail(target.job, &reason);
                 }
+                run.reject_since(target.job, before);
             }
             if let (Some(_), Some(entry)) = (csat_leave, &target.entry)
                 && run.ok(target.job)
@@ -1268,6 +1373,11 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                                 run.stats.rejected += 1;
                                 tracing::warn!(event_id = %c.event_id, event_name = %request.event_name, error = %e,
                                     "upsert: Brevo refused an event of a batch; not retried");
+                                let reason = format!(
+                                    "Brevo refused event {} ({}): {e}",
+                                    request.event_name, c.event_id
+                                );
+                                run.reject([c.job], &reason);
                                 dropped.push(c);
                             }
                         }
@@ -1295,6 +1405,8 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                     run.stats.rejected += requests.len();
                     tracing::warn!(events = requests.len(), error = %e,
                         "upsert: Brevo refused an events batch; not retried");
+                    let reason = format!("Brevo refused a batch of {} events: {e}", requests.len());
+                    run.reject(chunk.iter().map(|c| c.job), &reason);
                     self.release_claims(&chunk.iter().collect::<Vec<_>>()).await;
                 }
             }
@@ -1311,9 +1423,11 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             Err(e) => {
                 self.release_claims(&[c]).await;
                 let what = format!("sending {} ({})", request.event_name, c.event_id);
+                let before = run.stats.finals.len();
                 if let Err(Retry(reason)) = final_or_retry(e, &what, &mut run.stats) {
                     run.fail(c.job, &reason);
                 }
+                run.reject_since(c.job, before);
             }
         }
     }
@@ -1431,6 +1545,7 @@ fn final_or_retry(err: BrevoError, what: &str, stats: &mut Stats) -> Result<(), 
     stats.rejected += 1;
     // `what` names the contact masked; Brevo's messages are redacted by the client.
     tracing::warn!(error = %err, "upsert: Brevo refused {what}; not retried");
+    stats.finals.push(format!("Brevo refused {what}: {err}"));
     Ok(())
 }
 

@@ -1,10 +1,12 @@
 //! Lambda entry point of the upsert function: reads settings once, builds the clients once,
 //! then hands every SQS batch to [`Upserter`]. Everything else lives in `lib.rs`.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use deskbridge_shared::brevo::{self, DryRunOutput};
+use deskbridge_shared::queue::SqsQueue;
 use deskbridge_shared::sources::HelpdeskLookup;
 use deskbridge_shared::state::DynamoStateStore;
 use deskbridge_shared::{aws, config, telemetry};
@@ -32,7 +34,16 @@ async fn main() -> Result<(), Error> {
     for line in settings.describe_sources() {
         tracing::info!("{line}");
     }
-    let upserter = Upserter::new(brevo, state, lookup, settings.mapping.clone());
+    let mut upserter = Upserter::new(brevo, state, lookup, settings.mapping.clone());
+    match &settings.upsert_dlq_url {
+        Some(url) => {
+            let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk));
+            upserter = upserter.with_dead_letters(Arc::new(queue), url.clone());
+        }
+        None => tracing::warn!(
+            "UPSERT_DLQ_URL is not set: messages that fail for good are logged and dropped"
+        ),
+    }
     let upserter = &upserter;
 
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {

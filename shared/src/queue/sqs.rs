@@ -5,7 +5,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
 
-use super::{InMessage, Queue, QueueError};
+use super::{InMessage, MAX_REASON_CHARS, Queue, QueueError, REASON_ATTRIBUTE};
 
 /// Most entries SQS takes in one SendMessageBatch call.
 pub const MAX_BATCH: usize = 10;
@@ -41,6 +41,33 @@ impl Queue for SqsQueue {
             .send_message()
             .queue_url(queue_url)
             .message_body(body)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn send_dead_letter(
+        &self,
+        queue_url: &str,
+        body: &str,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+        let attribute = aws_sdk_sqs::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(if reason.is_empty() {
+                "unknown".into()
+            } else {
+                reason
+            })
+            .build()
+            .map_err(|e| QueueError(e.to_string()))?;
+        self.client
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .message_attributes(REASON_ATTRIBUTE, attribute)
             .send()
             .await
             .map_err(unavailable)?;
