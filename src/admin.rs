@@ -990,6 +990,9 @@ async fn replay_dry_run(
                 m.receive_count,
                 preview(&m.body)
             )?;
+            if let Some(reason) = &m.reason {
+                writeln!(out, "    failed for good: {reason}")?;
+            }
         }
         held.extend(new);
     };

@@ -61,12 +61,23 @@ async fn replay_moves_dead_letters_back_and_a_dry_run_moves_nothing() {
     let res = common::bootstrap(&sdk, "replay").await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queue = SqsQueue::new(sqs.clone());
-    let upsert: Vec<String> = (0..13).map(|i| format!(r#"{{"job":{i}}}"#)).collect();
+    let mut upsert: Vec<String> = (0..12).map(|i| format!(r#"{{"job":{i}}}"#)).collect();
     let sync = vec![r#"{"start":{"source":"zendesk"}}"#.to_string()];
     queue
         .send_batch(&res.upsert_dlq_url, &upsert)
         .await
         .expect("seed upsert DLQ");
+    // One put there by the upsert function, with its reason.
+    let refused = r#"{"job":12}"#.to_string();
+    queue
+        .send_dead_letter(
+            &res.upsert_dlq_url,
+            &refused,
+            "Brevo refused sending SUPPORT_TICKET_OPENED: invalid_parameter",
+        )
+        .await
+        .expect("seed a dead letter with its reason");
+    upsert.push(refused);
     queue
         .send_batch(&res.sync_dlq_url, &sync)
         .await
@@ -105,6 +116,12 @@ async fn replay_moves_dead_letters_back_and_a_dry_run_moves_nothing() {
     );
     assert!(printed.contains("sync: 1 message would move"), "{printed}");
     assert!(printed.contains(r#"{"job":7}"#), "{printed}");
+    assert!(
+        printed.contains(
+            "failed for good: Brevo refused sending SUPPORT_TICKET_OPENED: invalid_parameter"
+        ),
+        "{printed}"
+    );
     assert_eq!(visible_messages(&sqs, &res.upsert_dlq_url).await, 13);
     assert_eq!(visible_messages(&sqs, &res.sync_dlq_url).await, 1);
     assert_eq!(visible_messages(&sqs, &res.upsert_queue_url).await, 0);

@@ -123,6 +123,7 @@ impl Queue for MemoryQueue {
         Ok(q.drain(..n)
             .enumerate()
             .map(|(i, body)| InMessage {
+                reason: None,
                 message_id: format!("m{i}"),
                 receipt_handle: format!("r{i}"),
                 body,

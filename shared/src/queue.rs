@@ -20,6 +20,9 @@ pub struct InMessage {
     pub body: String,
     /// How many times it has been received, this time included.
     pub receive_count: u32,
+    /// Why it was dead-lettered ([`REASON_ATTRIBUTE`]), on messages of a dead-letter queue that
+    /// deskbridge put there itself.
+    pub reason: Option<String>,
 }
 
 /// A failure to reach or use the queue.

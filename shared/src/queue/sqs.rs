@@ -126,6 +126,7 @@ impl Queue for SqsQueue {
             .max_number_of_messages(max.clamp(1, 10))
             .wait_time_seconds(wait_seconds.clamp(0, 20))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_attribute_names(REASON_ATTRIBUTE)
             .send()
             .await
             .map_err(unavailable)?;
@@ -143,6 +144,11 @@ impl Queue for SqsQueue {
                     receipt_handle: m.receipt_handle()?.to_string(),
                     body: m.body().unwrap_or_default().to_string(),
                     receive_count,
+                    reason: m
+                        .message_attributes()
+                        .and_then(|a| a.get(REASON_ATTRIBUTE))
+                        .and_then(|v| v.string_value())
+                        .map(str::to_string),
                 })
             })
             .collect())
