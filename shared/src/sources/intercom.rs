@@ -179,6 +179,24 @@ pub(crate) fn conversation_record(
         .or_else(|| text(item.get("title")));
     put(&mut properties, "subject", subject);
     put(&mut properties, "status", text(item.get("state")));
+    // Intercom's statistics are in seconds; the support aggregates work in minutes.
+    if let Some(stats) = item.get("statistics").filter(|s| s.is_object()) {
+        let minutes = |key: &str| {
+            stats
+                .get(key)
+                .and_then(Value::as_f64)
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| Value::from((s / 6.0).round() / 10.0))
+        };
+        if let Some(m) = minutes("time_to_admin_reply") {
+            properties.insert("first_reply_minutes".into(), m);
+        }
+        if kind == EventKind::TicketClosed
+            && let Some(m) = minutes("time_to_last_close")
+        {
+            properties.insert("resolution_time".into(), m);
+        }
+    }
 
     let occurred_at = match kind {
         EventKind::TicketCreated => time(item.get("created_at")),
@@ -503,6 +521,9 @@ mod tests {
         assert_eq!(e.occurred_at, at(1_736_334_000));
         assert_eq!(e.properties["agent_name"], "Sam Agent");
         assert_eq!(e.channel.as_deref(), Some("email"));
+        // statistics in seconds -> minutes, for the support aggregates
+        assert_eq!(e.properties["first_reply_minutes"], 12.6);
+        assert_eq!(e.properties["resolution_time"], 57.3);
         // Admin-authored source: the person comes from the contact list only.
         assert_eq!(r.person.source_id.as_deref(), Some(CONTACT_ID));
         assert_eq!(r.person.email, None);
