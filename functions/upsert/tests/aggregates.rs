@@ -1,10 +1,11 @@
 //! Support aggregates, the stale-write guard and CSAT lists through the upsert handler: jobs in,
 //! Brevo requests out (wiremock Brevo, in-memory state store).
 
-use std::time::Duration;
+mod common;
+use common::bodies;
 
 use chrono::{DateTime, TimeZone, Utc};
-use deskbridge_shared::brevo::{BrevoClient, RateGovernor, RetryPolicy};
+use deskbridge_shared::brevo::BrevoClient;
 use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::memory::MemoryStateStore;
 use deskbridge_shared::memory::NoLookup;
@@ -44,15 +45,7 @@ async fn brevo() -> MockServer {
 }
 
 fn upserter(server: &MockServer) -> TestUpserter {
-    let brevo = BrevoClient::new("xkeysib-test", &format!("{}/v3", server.uri()))
-        .expect("client builds")
-        // A fast account: these tests are about what is written, not pacing.
-        .with_governor(std::sync::Arc::new(RateGovernor::new(1000, 1_000_000)))
-        .with_retry(RetryPolicy {
-            min_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-            ..RetryPolicy::default()
-        });
+    let brevo = common::brevo_client(server);
     let mut mapping = Mapping::default();
     if let Some(z) = mapping.sources.get_mut("zendesk") {
         z.lists.satisfied = Some(SATISFIED);
@@ -113,17 +106,6 @@ fn delivery(n: usize, name: &str, observed: i64, events: Vec<SupportEvent>) -> M
         body: serde_json::to_string(&job).expect("serialises"),
         receive_count: 1,
     }
-}
-
-async fn bodies(server: &MockServer, route: &str) -> Vec<Value> {
-    server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r.url.path() == route)
-        .map(|r| r.body_json::<Value>().expect("JSON body"))
-        .collect()
 }
 
 async fn last_contact(server: &MockServer) -> Value {

@@ -2,11 +2,13 @@
 //! documented shapes (import → 202 `{"processId": 78}`, events/batch → 204, attribute list,
 //! attribute creation → 201), the in-memory state store and a helpdesk look-up that finds nobody.
 
+mod common;
+use common::bodies;
+
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use deskbridge_shared::brevo::{BrevoClient, RetryPolicy};
+use deskbridge_shared::brevo::BrevoClient;
 use deskbridge_shared::mapping::{FieldRule, Mapping, Transform};
 use deskbridge_shared::memory::{MemoryStateStore, NoLookup};
 use deskbridge_shared::model::{EventKind, Job, Origin, Person, Record, Source, SupportEvent};
@@ -21,14 +23,7 @@ const ALL_CONTACTS: i64 = 35;
 type TestUpserter = Upserter<BrevoClient, MemoryStateStore, NoLookup>;
 
 fn upserter(server: &MockServer, mapping: Mapping) -> TestUpserter {
-    let brevo = BrevoClient::new("xkeysib-test", &format!("{}/v3", server.uri()))
-        .expect("client builds")
-        // Production behaviour, shorter backoff so outages are quick to test.
-        .with_retry(RetryPolicy {
-            min_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-            ..RetryPolicy::default()
-        });
+    let brevo = common::brevo_client(server);
     Upserter::new(brevo, MemoryStateStore::new(), NoLookup, mapping)
 }
 
@@ -110,18 +105,6 @@ async fn calls(server: &MockServer) -> Vec<String> {
 
 fn count(calls: &[String], call: &str) -> usize {
     calls.iter().filter(|c| *c == call).count()
-}
-
-/// Bodies of the requests `server` received on `route`, in order.
-async fn bodies(server: &MockServer, route: &str) -> Vec<Value> {
-    server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r.url.path() == route)
-        .map(|r| r.body_json::<Value>().expect("JSON body"))
-        .collect()
 }
 
 fn ticket_created(ticket: &str) -> SupportEvent {

@@ -1,11 +1,12 @@
 //! Messages that fail for good go to the dead-letter queue with their reason; nothing is dropped
 //! silently, and a dead-letter queue that cannot be reached makes the message retry.
 
+mod common;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use deskbridge_shared::brevo::{BrevoClient, RateGovernor, RetryPolicy};
+use deskbridge_shared::brevo::BrevoClient;
 use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::memory::{MemoryQueue, MemoryStateStore, NoLookup};
 use deskbridge_shared::model::{EventKind, Job, Origin, Person, Record, Source, SupportEvent};
@@ -37,14 +38,7 @@ fn upserter(
     server: &MockServer,
     dlq: Arc<MemoryQueue>,
 ) -> Upserter<BrevoClient, MemoryStateStore, NoLookup> {
-    let brevo = BrevoClient::new("xkeysib-test", &format!("{}/v3", server.uri()))
-        .expect("client builds")
-        .with_governor(Arc::new(RateGovernor::new(1000, 1_000_000)))
-        .with_retry(RetryPolicy {
-            min_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-            ..RetryPolicy::default()
-        });
+    let brevo = common::brevo_client(server);
     Upserter::new(brevo, MemoryStateStore::new(), NoLookup, Mapping::default())
         .with_dead_letters(dlq, DLQ)
 }

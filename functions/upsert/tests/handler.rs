@@ -1,12 +1,15 @@
 //! The upsert handler against a wiremock Brevo (the real `BrevoClient` pointed at it), the
 //! in-memory state store, and a fixed-answer helpdesk look-up.
 
+mod common;
+use common::bodies;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
-use deskbridge_shared::brevo::{BrevoClient, DryRunBrevo, DryRunOutput, RetryPolicy};
+use deskbridge_shared::brevo::{BrevoClient, DryRunBrevo, DryRunOutput};
 use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::memory::MemoryStateStore;
 use deskbridge_shared::model::{EventKind, Job, Origin, Person, Record, Source, SupportEvent};
@@ -49,14 +52,7 @@ impl PersonLookup for FixedLookup {
 type TestUpserter = Upserter<BrevoClient, MemoryStateStore, FixedLookup>;
 
 fn upserter(server: &MockServer, lookup: FixedLookup) -> TestUpserter {
-    let brevo = BrevoClient::new("xkeysib-test", &format!("{}/v3", server.uri()))
-        .expect("client builds")
-        // Same behaviour as production, shorter backoff so outages are quick to test.
-        .with_retry(RetryPolicy {
-            min_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-            ..RetryPolicy::default()
-        });
+    let brevo = common::brevo_client(server);
     Upserter::new(brevo, MemoryStateStore::new(), lookup, Mapping::default())
 }
 
@@ -66,18 +62,6 @@ async fn brevo_answers(server: &MockServer, route: &str, status: u16) {
         .respond_with(ResponseTemplate::new(status))
         .mount(server)
         .await;
-}
-
-/// Bodies of the requests `server` received on `route`, in order.
-async fn bodies(server: &MockServer, route: &str) -> Vec<Value> {
-    server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r.url.path() == route)
-        .map(|r| r.body_json::<Value>().expect("JSON body"))
-        .collect()
 }
 
 fn ticket_created(ticket: &str) -> SupportEvent {

@@ -4,11 +4,11 @@
 //! The Intercom seed's `company.*` rows need a company look-up through the Intercom API; they
 //! are covered with the look-up's own tests.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
+use common::bodies;
 
 use chrono::{TimeZone, Utc};
-use deskbridge_shared::brevo::{BrevoClient, RateGovernor, RetryPolicy};
+use deskbridge_shared::brevo::BrevoClient;
 use deskbridge_shared::config_file;
 use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::memory::{MemoryStateStore, NoLookup};
@@ -95,14 +95,7 @@ fn upserter(
     server: &MockServer,
     mapping: Mapping,
 ) -> Upserter<BrevoClient, MemoryStateStore, NoLookup> {
-    let brevo = BrevoClient::new("xkeysib-test", &format!("{}/v3", server.uri()))
-        .expect("client builds")
-        .with_governor(Arc::new(RateGovernor::new(1000, 1_000_000)))
-        .with_retry(RetryPolicy {
-            min_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-            ..RetryPolicy::default()
-        });
+    let brevo = common::brevo_client(server);
     Upserter::new(brevo, MemoryStateStore::new(), NoLookup, mapping)
 }
 
@@ -137,17 +130,6 @@ async fn deliver(
     let report = upserter.handle(&[message]).await;
     assert!(report.failed.is_empty(), "{report:?}");
     assert_eq!(report.stats.rejected, 0, "{report:?}");
-}
-
-async fn bodies(server: &MockServer, route: &str) -> Vec<Value> {
-    server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r.url.path() == route)
-        .map(|r| r.body_json::<Value>().expect("JSON body"))
-        .collect()
 }
 
 /// A Gorgias HTTP-integration body (the documented template) for customer 51234567, with the
