@@ -282,6 +282,9 @@ async fn plan_reports_missing_and_mistyped_attributes_and_lists() {
         "INTERCOM_ROLE",
         "LAST_ACTIVE",
         "UNSUBSCRIBED",
+        "COMPANY_NAME",
+        "COMPANY_PLAN",
+        "COMPANY_SIZE",
         "LIFETIME_SCORE",
     ] {
         assert!(
@@ -309,7 +312,7 @@ async fn plan_reports_missing_and_mistyped_attributes_and_lists() {
     );
     // Zendesk and Gorgias have no credentials here: their attributes are not planned.
     assert!(!printed.contains("ZENDESK_ID"), "{printed}");
-    assert_eq!(summary.missing, 5, "{printed}");
+    assert_eq!(summary.missing, 8, "{printed}");
     assert_eq!(summary.wrong_type, 1, "{printed}");
     assert!(printed.contains("deskbridge plan --apply"), "{printed}");
 
@@ -361,6 +364,9 @@ async fn plan_apply_creates_the_missing_attributes_with_their_types() {
     assert_eq!(
         created,
         vec![
+            ("COMPANY_NAME".to_string(), json!({"type": "text"})),
+            ("COMPANY_PLAN".to_string(), json!({"type": "text"})),
+            ("COMPANY_SIZE".to_string(), json!({"type": "float"})),
             ("INTERCOM_ROLE".to_string(), json!({"type": "text"})),
             ("LAST_ACTIVE".to_string(), json!({"type": "date"})),
             ("LIFETIME_SCORE".to_string(), json!({"type": "float"})),
@@ -377,7 +383,7 @@ async fn plan_apply_creates_the_missing_attributes_with_their_types() {
         line(&printed, "attribute SIGNUP_DATE").contains("wrong type"),
         "{printed}"
     );
-    assert_eq!((summary.created, summary.failed), (4, 0), "{printed}");
+    assert_eq!((summary.created, summary.failed), (7, 0), "{printed}");
 }
 
 #[tokio::test]
