@@ -14,6 +14,10 @@ use_moto_env
 export ZENDESK_WEBHOOK_SECRET="${ZENDESK_WEBHOOK_SECRET:-dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ==}"
 export INTERCOM_CLIENT_SECRET="${INTERCOM_CLIENT_SECRET:-deskbridge-test-intercom-secret}"
 export GORGIAS_WEBHOOK_TOKEN="${GORGIAS_WEBHOOK_TOKEN:-deskbridge-test-gorgias-token}"
+# The CINNOX sample goes to the generic source of examples/cinnox-zapier.yaml; with a
+# configuration file of your own that lacks generic:cinnox, the demo skips it.
+export DESKBRIDGE_CONFIG="${DESKBRIDGE_CONFIG:-$DESKBRIDGE_ROOT/examples/cinnox-zapier.yaml}"
+export CINNOX_WEBHOOK_TOKEN="${CINNOX_WEBHOOK_TOKEN:-deskbridge-test-cinnox-token}"
 PORT="${DESKBRIDGE_PORT:-3000}"
 
 echo "== building deskbridge"

@@ -1,6 +1,7 @@
 //! `deskbridge demo`: replays the sample webhook requests of `events/` against a running local
 //! runner, signed afresh with the secrets in the environment, and waits until the upsert queue
-//! has been worked off.
+//! has been worked off. Samples of generic sources are sent only when the configuration file
+//! enables them (with their secret set); otherwise they are skipped with a note.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -8,6 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use aws_sdk_sqs::types::QueueAttributeName;
 use deskbridge_shared::config::Settings;
+use deskbridge_shared::model::Source;
+use deskbridge_shared::sources::generic::GenericAuth;
 use deskbridge_shared::sources::signature;
 use serde_json::Value;
 
@@ -34,8 +37,7 @@ pub struct SampleRequest {
     pub headers: Vec<(String, String)>,
 }
 
-/// Reads an event file and signs its body for now with the configured secrets.
-pub fn signed_request(file: &Path, settings: &Settings) -> anyhow::Result<SampleRequest> {
+fn read_event(file: &Path) -> anyhow::Result<(Value, String, Source)> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let event: Value =
@@ -44,14 +46,27 @@ pub fn signed_request(file: &Path, settings: &Settings) -> anyhow::Result<Sample
         .as_str()
         .context("event has no rawPath")?
         .to_string();
+    let source = deskbridge_webhook::source_segment(&path)
+        .and_then(|name| name.parse::<Source>().ok())
+        .with_context(|| format!("{}: unknown source in rawPath `{path}`", file.display()))?;
+    Ok((event, path, source))
+}
+
+/// The source an event file is addressed to (from its `rawPath`).
+pub fn sample_source(file: &Path) -> anyhow::Result<Source> {
+    read_event(file).map(|(_, _, source)| source)
+}
+
+/// Reads an event file and signs its body for now with the configured secrets.
+pub fn signed_request(file: &Path, settings: &Settings) -> anyhow::Result<SampleRequest> {
+    let (event, path, source) = read_event(file)?;
     let body = event["body"]
         .as_str()
         .context("event has no body")?
         .to_string();
     let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
-    let source = path.rsplit('/').next().unwrap_or_default();
-    match source {
-        "zendesk" => {
+    match &source {
+        Source::Zendesk => {
             let secret = settings
                 .zendesk
                 .webhook_secret
@@ -67,7 +82,7 @@ pub fn signed_request(file: &Path, settings: &Settings) -> anyhow::Result<Sample
                 headers.push(("x-zendesk-webhook-invocation-id".into(), id.to_string()));
             }
         }
-        "intercom" => {
+        Source::Intercom => {
             let secret = settings
                 .intercom
                 .client_secret
@@ -78,7 +93,7 @@ pub fn signed_request(file: &Path, settings: &Settings) -> anyhow::Result<Sample
                 signature::sign_intercom(secret, body.as_bytes()),
             ));
         }
-        "gorgias" => {
+        Source::Gorgias => {
             let token = settings
                 .gorgias
                 .webhook_token
@@ -86,7 +101,26 @@ pub fn signed_request(file: &Path, settings: &Settings) -> anyhow::Result<Sample
                 .context("GORGIAS_WEBHOOK_TOKEN is not set")?;
             headers.push(("authorization".into(), format!("Bearer {token}")));
         }
-        other => bail!("{}: unknown source `{other}` in rawPath", file.display()),
+        Source::Generic(name) => {
+            let config = settings.file.generic.get(name).with_context(|| {
+                format!(
+                    "{source} has no auth and fields in the configuration file (DESKBRIDGE_CONFIG)"
+                )
+            })?;
+            let secret = settings
+                .generic_secrets
+                .get(name)
+                .with_context(|| format!("{} is not set", config.auth.secret_var()))?;
+            match &config.auth {
+                GenericAuth::HmacSha256 { scheme, .. } => headers.push((
+                    scheme.header.to_ascii_lowercase(),
+                    scheme.sign(secret, body.as_bytes()),
+                )),
+                GenericAuth::Bearer { .. } => {
+                    headers.push(("authorization".into(), format!("Bearer {secret}")));
+                }
+            }
+        }
     }
     Ok(SampleRequest {
         path,
@@ -128,8 +162,20 @@ pub async fn run(
         .timeout(Duration::from_secs(10))
         .build()?;
     let mut accepted = 0usize;
+    let mut sent = 0usize;
     for file in files {
+        if let Source::Generic(name) = sample_source(file)?
+            && !settings.webhook_enabled(&Source::Generic(name.clone()))
+        {
+            println!(
+                "demo: {} skipped: generic:{name} is not enabled (configure it in \
+                 DESKBRIDGE_CONFIG and set its secret)",
+                file.display()
+            );
+            continue;
+        }
         let req = signed_request(file, settings)?;
+        sent += 1;
         let mut builder = http.post(format!("{}{}", base_url.trim_end_matches('/'), req.path));
         for (k, v) in &req.headers {
             builder = builder.header(k, v);
@@ -147,10 +193,7 @@ pub async fn run(
         }
     }
     let Some(url) = settings.upsert_queue_url.as_deref() else {
-        println!(
-            "demo: {accepted}/{} accepted (UPSERT_QUEUE_URL not set: not waiting)",
-            files.len()
-        );
+        println!("demo: {accepted}/{sent} accepted (UPSERT_QUEUE_URL not set: not waiting)");
         return Ok(());
     };
     let sqs = aws_sdk_sqs::Client::new(sdk);
@@ -159,8 +202,7 @@ pub async fn run(
         let depth = queue_depth(&sqs, url).await?;
         if depth == 0 {
             println!(
-                "demo: {accepted}/{} accepted; upsert queue drained in {:.1} s",
-                files.len(),
+                "demo: {accepted}/{sent} accepted; upsert queue drained in {:.1} s",
                 start.elapsed().as_secs_f64()
             );
             return Ok(());

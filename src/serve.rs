@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use deskbridge_shared::brevo;
@@ -28,12 +28,16 @@ use tracing::{info, warn};
 
 type LocalWebhook = Webhook<DynamoStateStore, SqsQueue>;
 
+/// Serves both webhook routes: the source is read from the path by the same rule Lambda uses.
 async fn webhook_route(
     State(webhook): State<Arc<LocalWebhook>>,
-    Path(source): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let Some(source) = deskbridge_webhook::source_segment(uri.path()) else {
+        return (StatusCode::NOT_FOUND, NOT_A_WEBHOOK).into_response();
+    };
     let correlation_id = Some(uuid_like());
     let reply = webhook
         .handle(&source, &headers, &body, chrono::Utc::now(), correlation_id)
@@ -56,11 +60,14 @@ fn uuid_like() -> String {
     )
 }
 
+const NOT_A_WEBHOOK: &str = "expected POST /webhooks/{source} or /webhooks/generic/{name}";
+
 /// The HTTP routes of the local runner.
 pub fn router(webhook: Arc<LocalWebhook>) -> Router {
     Router::new()
         .route("/webhooks/{source}", post(webhook_route))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "expected POST /webhooks/{source}") })
+        .route("/webhooks/generic/{name}", post(webhook_route))
+        .fallback(|| async { (StatusCode::NOT_FOUND, NOT_A_WEBHOOK) })
         // The handler answers 413 itself; let bodies a little over the limit reach it.
         .layer(axum::extract::DefaultBodyLimit::max(
             deskbridge_webhook::MAX_BODY_BYTES + 1024,
@@ -227,7 +234,10 @@ pub async fn serve_on(
         )));
     }
     let addr = listener.local_addr()?;
-    info!("deskbridge serve: POST http://{addr}/webhooks/{{zendesk|intercom|gorgias}}");
+    info!(
+        "deskbridge serve: POST http://{addr}/webhooks/{{zendesk|intercom|gorgias}} or \
+         /webhooks/generic/{{name}}"
+    );
     axum::serve(listener, router(webhook))
         .with_graceful_shutdown(async move {
             shutdown.await;

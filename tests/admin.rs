@@ -299,6 +299,9 @@ async fn plan_reports_missing_and_mistyped_attributes_and_lists() {
         "INTERCOM_ROLE",
         "LAST_ACTIVE",
         "UNSUBSCRIBED",
+        "COMPANY_NAME",
+        "COMPANY_PLAN",
+        "COMPANY_SIZE",
         "LIFETIME_SCORE",
     ] {
         assert!(
@@ -326,8 +329,8 @@ async fn plan_reports_missing_and_mistyped_attributes_and_lists() {
     );
     // Zendesk and Gorgias have no credentials here: their attributes are not planned.
     assert!(!printed.contains("ZENDESK_ID"), "{printed}");
-    // The seven support aggregates (TICKET_COUNT, …) are missing too.
-    assert_eq!(summary.missing, 5 + 7, "{printed}");
+    // Also missing: COMPANY_NAME/PLAN/SIZE and the seven support aggregates (TICKET_COUNT, …).
+    assert_eq!(summary.missing, 5 + 3 + 7, "{printed}");
     assert_eq!(summary.wrong_type, 1, "{printed}");
     assert!(printed.contains("deskbridge plan --apply"), "{printed}");
 
@@ -380,6 +383,9 @@ async fn plan_apply_creates_the_missing_attributes_with_their_types() {
         created,
         vec![
             ("AVG_RESPONSE_TIME".to_string(), json!({"type": "float"})),
+            ("COMPANY_NAME".to_string(), json!({"type": "text"})),
+            ("COMPANY_PLAN".to_string(), json!({"type": "text"})),
+            ("COMPANY_SIZE".to_string(), json!({"type": "float"})),
             ("CSAT_RESPONSES".to_string(), json!({"type": "float"})),
             ("CSAT_SCORE".to_string(), json!({"type": "float"})),
             ("INTERCOM_ROLE".to_string(), json!({"type": "text"})),
@@ -402,7 +408,11 @@ async fn plan_apply_creates_the_missing_attributes_with_their_types() {
         line(&printed, "attribute SIGNUP_DATE").contains("wrong type"),
         "{printed}"
     );
-    assert_eq!((summary.created, summary.failed), (4 + 7, 0), "{printed}");
+    assert_eq!(
+        (summary.created, summary.failed),
+        (4 + 3 + 7, 0),
+        "{printed}"
+    );
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use deskbridge::{demo, serve};
 use deskbridge_shared::config::Settings;
+use deskbridge_shared::sources::generic::GenericAuth;
 use deskbridge_shared::sources::signature;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -150,17 +151,24 @@ fn intercom_rating_body(notification_id: &str) -> String {
 }
 
 #[tokio::test]
-async fn samples_from_all_three_helpdesks_reach_brevo() {
+async fn samples_from_all_three_helpdesks_and_cinnox_reach_brevo() {
     let sdk = common::sdk().await;
     let res = common::bootstrap(&sdk, "samples").await;
     let brevo = brevo_ok().await;
-    let settings = common::settings(&res, Some(&brevo.uri()), &[]);
+    let settings = common::settings(
+        &res,
+        Some(&brevo.uri()),
+        &[
+            ("DESKBRIDGE_CONFIG", common::CINNOX_CONFIG),
+            ("CINNOX_WEBHOOK_TOKEN", common::CINNOX_TOKEN),
+        ],
+    );
     let runner = Runner::start(&sdk, settings.clone()).await;
 
     let files = sample_files();
     assert!(
-        files.len() >= 6,
-        "events/ holds samples for all three helpdesks"
+        files.len() >= 7,
+        "events/ holds samples for all three helpdesks and CINNOX"
     );
     let mut sources_sent = std::collections::BTreeSet::new();
     for file in &files {
@@ -182,8 +190,8 @@ async fn samples_from_all_three_helpdesks_reach_brevo() {
     }
     assert_eq!(
         sources_sent.len(),
-        3,
-        "samples cover zendesk, intercom and gorgias"
+        4,
+        "samples cover zendesk, intercom, gorgias and generic:cinnox"
     );
 
     let done = common::eventually(Duration::from_secs(30), || async {
@@ -193,10 +201,10 @@ async fn samples_from_all_three_helpdesks_reach_brevo() {
             .iter()
             .filter_map(|e| e["event_properties"]["source"].as_str().map(str::to_string))
             .collect();
-        (sources.len() == 3 && queue_depth(&sdk, &res.upsert_queue_url).await == 0).then_some(all)
+        (sources.len() == 4 && queue_depth(&sdk, &res.upsert_queue_url).await == 0).then_some(all)
     })
     .await
-    .expect("events from all three helpdesks reached Brevo");
+    .expect("events from all three helpdesks and CINNOX reached Brevo");
 
     let contacts = requests_to(&done, "/v3/contacts");
     assert!(!contacts.is_empty());
@@ -232,6 +240,161 @@ async fn samples_from_all_three_helpdesks_reach_brevo() {
         );
     }
     runner.stop().await;
+}
+
+/// A CINNOX delivery as the Zapier POST action of the README sends it (the body of the sample in
+/// events/), here signed: the source below uses `hmac_sha256`.
+fn cinnox_sample_body() -> String {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("events/webhook-generic-cinnox-enquiry-new.json");
+    let event: Value =
+        serde_json::from_str(&std::fs::read_to_string(file).expect("sample")).expect("json");
+    event["body"].as_str().expect("body").to_string()
+}
+
+const CINNOX_SIGNED_YAML: &str = r#"
+connectors:
+  generic:cinnox:
+    auth:
+      type: hmac_sha256
+      header: X-Signature
+      secret_env: CINNOX_WEBHOOK_SECRET
+      encoding: hex
+      prefix: "sha256="
+    fields:
+      event_type: /event
+      event_time: /occurred_at
+      external_id: /contact_id
+      email: /email
+      phone: /phone
+      name: /name
+      subject: /enquiry_id
+      channel: /channel
+    events:
+      enquiry.new: ticket.created
+      enquiry.closed: ticket.closed
+      contact.created: customer.created
+      contact.edited: ~
+    field_mapping:
+      id: CINNOX_ID
+      name: FIRSTNAME
+      phone: SMS
+      company: COMPANY_NAME
+    event_mapping:
+      ticket.created: CINNOX_ENQUIRY_NEW
+"#;
+
+#[tokio::test]
+async fn a_generic_source_configured_only_by_yaml_reaches_brevo_and_refuses_forgeries() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "generic").await;
+    let brevo = brevo_ok().await;
+    let dir = std::env::temp_dir().join(common::unique_prefix("generic-config"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("deskbridge.yaml");
+    std::fs::write(&config, CINNOX_SIGNED_YAML).expect("write config");
+    let secret = "deskbridge-test-cinnox-secret";
+    let settings = common::settings(
+        &res,
+        Some(&brevo.uri()),
+        &[
+            ("DESKBRIDGE_CONFIG", config.to_string_lossy().as_ref()),
+            ("CINNOX_WEBHOOK_SECRET", secret),
+        ],
+    );
+    let scheme = match &settings.file.generic["cinnox"].auth {
+        GenericAuth::HmacSha256 { scheme, .. } => scheme.clone(),
+        other => panic!("expected hmac_sha256, got {other:?}"),
+    };
+    let runner = Runner::start(&sdk, settings).await;
+    let url = "/webhooks/generic/cinnox";
+    let body = cinnox_sample_body();
+    let good = scheme.sign(secret, body.as_bytes());
+
+    // Forged, tampered and unsigned deliveries: 401, nothing queued, nothing sent.
+    let tampered = body.replace("mei.lin@example.com", "attacker@example.com");
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, String);
+    let cases: Vec<Case> = vec![
+        ("unsigned", vec![], body.clone()),
+        (
+            "wrong secret",
+            vec![("x-signature", scheme.sign("guess", body.as_bytes()))],
+            body.clone(),
+        ),
+        (
+            "tampered body",
+            vec![("x-signature", good.clone())],
+            tampered,
+        ),
+        (
+            "bearer instead of a signature",
+            vec![("authorization", format!("Bearer {secret}"))],
+            body.clone(),
+        ),
+    ];
+    for (name, headers, b) in cases {
+        let (status, _) = runner.post(url, &headers, b).await;
+        assert_eq!(status, 401, "{name} is refused");
+    }
+    assert_eq!(queue_depth(&sdk, &res.upsert_queue_url).await, 0);
+    // Generic names the file does not describe, or cannot describe, are not found.
+    for other in ["/webhooks/generic/freshdesk", "/webhooks/generic/CINNOX"] {
+        let (status, _) = runner
+            .post(other, &[("x-signature", good.clone())], body.clone())
+            .await;
+        assert_eq!(status, 404, "{other}");
+    }
+
+    let (status, reply) = runner
+        .post(url, &[("x-signature", good.clone())], body.clone())
+        .await;
+    assert_eq!((status, reply["status"].as_str()), (200, Some("queued")));
+    let (status, reply) = runner
+        .post(url, &[("x-signature", good)], body.clone())
+        .await;
+    assert_eq!((status, reply["status"].as_str()), (200, Some("duplicate")));
+
+    let all = common::eventually(Duration::from_secs(30), || async {
+        let all = received(&brevo).await;
+        (!requests_to(&all, "/v3/events").is_empty()
+            && queue_depth(&sdk, &res.upsert_queue_url).await == 0)
+            .then_some(all)
+    })
+    .await
+    .expect("the enquiry reached Brevo");
+    assert!(
+        all.iter()
+            .all(|r| !String::from_utf8_lossy(&r.body).contains("attacker")),
+        "nothing of a forged delivery reached Brevo"
+    );
+
+    let contacts = requests_to(&all, "/v3/contacts");
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    let c = &contacts[0];
+    assert_eq!(c["email"], "mei.lin@example.com");
+    assert_eq!(c["updateEnabled"], true);
+    assert_eq!(
+        c["attributes"],
+        json!({
+            "CINNOX_ID": "c-7781",
+            "FIRSTNAME": "Mei Lin",
+            "LASTNAME": "Tan",
+            "SMS": "+6581234567",
+            "COMPANY_NAME": "Tan Trading"
+        })
+    );
+    let events = requests_to(&all, "/v3/events");
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(e["event_name"], "CINNOX_ENQUIRY_NEW");
+    assert_eq!(e["identifiers"]["email_id"], "mei.lin@example.com");
+    assert_eq!(e["event_date"], "2025-01-08T10:12:07Z");
+    assert_eq!(e["event_properties"]["source"], "generic:cinnox");
+    assert_eq!(e["event_properties"]["ticket_id"], "ENQ-20250108-0042");
+    assert_eq!(e["event_properties"]["channel"], "whatsapp");
+
+    runner.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]

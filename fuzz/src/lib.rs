@@ -127,7 +127,7 @@ pub fn check_webhook(source: &Source, data: &[u8]) {
 
     let _ = verify_webhook(settings, source, &headers, body, now());
 
-    let parsed = parse_webhook(source, &headers, body, now());
+    let parsed = parse_webhook(settings, source, &headers, body, now());
     if let Err(err) = parse_json(body) {
         assert_eq!(
             parsed,
@@ -476,7 +476,7 @@ mod tests {
             );
             assert!(
                 matches!(
-                    parse_webhook(&source, &headers, body, now()),
+                    parse_webhook(settings(), &source, &headers, body, now()),
                     Ok(Parsed::Accepted(_))
                 ),
                 "{file}"

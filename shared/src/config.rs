@@ -1,7 +1,7 @@
 //! Settings from the environment (and, in AWS, one Secrets Manager secret). Names are the
 //! contract in the README's configuration table.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use crate::mapping::Mapping;
@@ -124,6 +124,9 @@ pub struct Settings {
     pub mapping: Mapping,
     /// The `DESKBRIDGE_CONFIG` file (defaults when unset): source and stream switches, event policy.
     pub file: crate::config_file::FileConfig,
+    /// Secrets of the file's generic sources, by source name, read from the variables their
+    /// `auth` block names (`secret_env`, `token_env`); a source whose variable is unset is absent.
+    pub generic_secrets: BTreeMap<String, String>,
 }
 
 pub const DEFAULT_BREVO_BASE_URL: &str = "https://api.brevo.com/v3";
@@ -235,6 +238,11 @@ impl Settings {
         // The mapping file, validated as a whole: a bad file stops start-up with every problem.
         let file = crate::config_file::load_from_vars(vars)?.unwrap_or_default();
         let mapping = file.mapping.clone();
+        let generic_secrets = file
+            .generic
+            .iter()
+            .filter_map(|(name, g)| Some((name.clone(), vars.get(g.auth.secret_var())?)))
+            .collect();
 
         let sync_instances = match vars.get("DESKBRIDGE_SYNC_INSTANCES") {
             None => 1,
@@ -261,6 +269,7 @@ impl Settings {
             signature_tolerance,
             mapping,
             file,
+            generic_secrets,
         })
     }
 
@@ -279,7 +288,9 @@ impl Settings {
             Source::Zendesk => self.zendesk.webhook_secret.is_some(),
             Source::Intercom => self.intercom.client_secret.is_some(),
             Source::Gorgias => self.gorgias.webhook_token.is_some(),
-            Source::Generic(_) => false,
+            Source::Generic(name) => {
+                self.file.generic.contains_key(name) && self.generic_secrets.contains_key(name)
+            }
         }
     }
 
@@ -326,6 +337,17 @@ impl Settings {
             .warnings
             .iter()
             .map(|w| format!("configuration: {}", w.message));
+        let generic = self.file.generic.iter().map(|(name, g)| {
+            let source = Source::Generic(name.clone());
+            let webhook = if self.webhook_enabled(&source) {
+                "on".to_string()
+            } else if !self.file.source_enabled(&source) {
+                "off (disabled in the configuration file)".to_string()
+            } else {
+                format!("off ({} not set)", g.auth.secret_var())
+            };
+            format!("{source}: webhooks {webhook} at /webhooks/generic/{name}")
+        });
         Source::BUILT_IN
             .iter()
             .map(|s| {
@@ -341,6 +363,7 @@ impl Settings {
                 };
                 format!("{s}: webhooks {webhook}, API {api}")
             })
+            .chain(generic)
             .chain(warnings)
             .collect()
     }
@@ -433,5 +456,47 @@ mod tests {
         let err = Settings::from_vars(&Vars::from_pairs([("ZENDESK_SUBDOMAIN", "a b")]))
             .expect_err("invalid");
         assert!(err.to_string().contains("ZENDESK_SUBDOMAIN"));
+    }
+
+    #[test]
+    fn generic_sources_take_their_secret_from_the_named_variable() {
+        let example = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/cinnox-zapier.yaml"
+        );
+        let cinnox = Source::Generic("cinnox".into());
+        let without = Settings::from_vars(&Vars::from_pairs([("DESKBRIDGE_CONFIG", example)]))
+            .expect("valid");
+        assert!(!without.webhook_enabled(&cinnox));
+        assert!(!without.api_enabled(&cinnox));
+        assert!(
+            without.describe_sources().contains(
+                &"generic:cinnox: webhooks off (CINNOX_WEBHOOK_TOKEN not set) at \
+                            /webhooks/generic/cinnox"
+                    .to_string()
+            )
+        );
+
+        // From the secret (the environment would win, as for every variable).
+        let with = Settings::from_vars(
+            &Vars::from_pairs([("DESKBRIDGE_CONFIG", example)]).with_fallback(HashMap::from([(
+                "CINNOX_WEBHOOK_TOKEN".to_string(),
+                "zap-token".to_string(),
+            )])),
+        )
+        .expect("valid");
+        assert!(with.webhook_enabled(&cinnox));
+        assert_eq!(
+            with.generic_secrets.get("cinnox").map(String::as_str),
+            Some("zap-token")
+        );
+        let lines = with.describe_sources();
+        assert!(
+            lines.contains(&"generic:cinnox: webhooks on at /webhooks/generic/cinnox".to_string()),
+            "{lines:?}"
+        );
+        assert!(lines.iter().all(|l| !l.contains("zap-token")));
+        // A generic source the file does not describe stays off.
+        assert!(!with.webhook_enabled(&Source::Generic("other".into())));
     }
 }

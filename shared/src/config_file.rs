@@ -56,6 +56,8 @@ use crate::config::{ConfigError, Vars};
 use crate::identity::parse_region;
 use crate::mapping::{FieldRule, Lists, Mapping, SourceMapping, Transform};
 use crate::model::{EventKind, Source};
+use crate::sources::generic::{self, GenericAuth, GenericFields, GenericSource};
+use crate::sources::signature::{HmacSha256Scheme, SignatureEncoding};
 
 /// The environment variable holding the file's path.
 pub const CONFIG_VAR: &str = "DESKBRIDGE_CONFIG";
@@ -70,6 +72,9 @@ pub struct FileConfig {
     pub sources: BTreeMap<String, SourceFileSettings>,
     /// Whether a backfill sends timeline events for past happenings.
     pub historical_events: bool,
+    /// Generic webhook sources that can receive deliveries (their `auth` and `fields` are
+    /// valid), keyed by name (`cinnox` for `generic:cinnox`).
+    pub generic: BTreeMap<String, GenericSource>,
     /// Things that are accepted but probably not what was meant, for the start-up log.
     pub warnings: Vec<Problem>,
 }
@@ -337,6 +342,13 @@ const CONNECTOR_KEYS: &[&str] = &[
     "field_mapping",
     "event_mapping",
 ];
+/// A `generic:<name>` connector takes these too.
+const GENERIC_ONLY_KEYS: &[&str] = &["auth", "fields", "events"];
+const AUTH_TYPES: &[&str] = &["hmac_sha256", "bearer"];
+const HMAC_KEYS: &[&str] = &["type", "header", "secret_env", "encoding", "prefix"];
+const BEARER_KEYS: &[&str] = &["type", "token_env"];
+/// Fields of which a generic delivery must name at least one: how the person is told apart.
+const IDENTIFYING_FIELDS: &[&str] = &["email", "phone", "external_id"];
 const SOURCE_NAMES: &[&str] = &["zendesk", "intercom", "gorgias"];
 const LIST_KEYS: &[&str] = &[
     "all_contacts",
@@ -385,6 +397,17 @@ struct Connector {
     event_mapping: BTreeMap<String, String>,
     lists: Option<Lists>,
     tag_lists: Option<BTreeMap<String, i64>>,
+    /// A generic source that can receive deliveries (its `auth` and `fields` are valid).
+    generic: Option<GenericSource>,
+}
+
+/// The webhook blocks of a `generic:<name>` connector as read: each is `None` when absent and
+/// `Some(None)` when present but invalid (already reported).
+#[derive(Default)]
+struct GenericBlocks {
+    auth: Option<Option<GenericAuth>>,
+    fields: Option<Option<GenericFields>>,
+    events: Option<BTreeMap<String, Option<EventKind>>>,
 }
 
 #[derive(Default)]
@@ -613,6 +636,9 @@ impl Checker {
             if let Some(tag_lists) = c.tag_lists {
                 sm.tag_lists = tag_lists;
             }
+            if let (Source::Generic(name), Some(g)) = (&c.source, c.generic) {
+                config.generic.insert(name.clone(), g);
+            }
             config.sources.insert(c.name, c.settings);
         }
         config
@@ -691,8 +717,21 @@ impl Checker {
             );
             return None;
         };
+        if let Source::Generic(name) = &source
+            && !generic::valid_name(name)
+        {
+            self.error(
+                e.line,
+                format!(
+                    "`{name}` cannot name a generic source: it appears in the webhook URL \
+                     /webhooks/generic/<name>, so use lower-case letters, digits, - and _ only"
+                ),
+            );
+        }
         let name = source.to_string();
         let at = format!("connectors.{name}");
+        let is_generic = matches!(source, Source::Generic(_));
+        let mut blocks = GenericBlocks::default();
         let mut c = Connector {
             name,
             source,
@@ -701,6 +740,7 @@ impl Checker {
             event_mapping: BTreeMap::new(),
             lists: None,
             tag_lists: None,
+            generic: None,
         };
         for f in self.entries(e.value, &at) {
             match f.key.as_str() {
@@ -721,10 +761,374 @@ impl Checker {
                 "event_mapping" => {
                     c.event_mapping = self.event_mapping(f.value, &format!("{at}.event_mapping"));
                 }
+                "auth" | "fields" | "events" if !is_generic => self.error(
+                    f.line,
+                    format!(
+                        "{}: `auth`, `fields` and `events` are settings of generic:<name> \
+                         sources; {} has its own webhook format and secret variable",
+                        dotted(&at, &f.key),
+                        c.name
+                    ),
+                ),
+                "auth" => blocks.auth = Some(self.generic_auth(&f, &at)),
+                "fields" => blocks.fields = Some(self.generic_fields(&f, &at)),
+                "events" => blocks.events = Some(self.generic_events(&f, &at)),
+                _ if is_generic => {
+                    let known: Vec<&str> = CONNECTOR_KEYS
+                        .iter()
+                        .chain(GENERIC_ONLY_KEYS)
+                        .copied()
+                        .collect();
+                    self.unknown_key(&f, &at, &known);
+                }
                 _ => self.unknown_key(&f, &at, CONNECTOR_KEYS),
             }
         }
+        if is_generic {
+            c.generic = self.generic_source(blocks, e.line, &at);
+        }
         Some(c)
+    }
+
+    /// A generic source from its blocks, when they are complete and valid; reports what is
+    /// missing or inconsistent.
+    fn generic_source(
+        &mut self,
+        blocks: GenericBlocks,
+        line: Option<usize>,
+        at: &str,
+    ) -> Option<GenericSource> {
+        let url = at.replacen("connectors.generic:", "/webhooks/generic/", 1);
+        let (auth, fields) = match (blocks.auth, blocks.fields) {
+            (None, None) => {
+                if blocks.events.is_some() {
+                    self.error(
+                        line,
+                        format!("{at} has `events` but no `auth` and `fields`"),
+                    );
+                } else {
+                    self.warn(
+                        line,
+                        format!(
+                            "{at} has no `auth` and `fields`, so POST {url} answers 404 (its \
+                             mapping applies to nothing)"
+                        ),
+                    );
+                }
+                return None;
+            }
+            (Some(_), None) => {
+                self.error(
+                    line,
+                    format!(
+                        "{at} has `auth` but no `fields`: add JSON pointers to the email, phone \
+                         or external id of the person a delivery is about"
+                    ),
+                );
+                return None;
+            }
+            (None, Some(_)) => {
+                self.error(
+                    line,
+                    format!(
+                        "{at} has `fields` but no `auth`: deliveries must be signed \
+                         (type: hmac_sha256) or carry a bearer token (type: bearer)"
+                    ),
+                );
+                return None;
+            }
+            (Some(auth), Some(fields)) => (auth, fields),
+        };
+        let events = blocks.events.unwrap_or_default();
+        if let Some(fields) = &fields {
+            match (&fields.event_type, events.is_empty()) {
+                (None, false) => self.error(
+                    line,
+                    format!(
+                        "{at}.events needs {at}.fields.event_type: the pointer to the value its \
+                         keys are matched against"
+                    ),
+                ),
+                (Some(_), true) => self.error(
+                    line,
+                    format!(
+                        "{at}.fields.event_type is set but {at}.events maps no value, so every \
+                         delivery would be ignored; list the values (`contact.edited: ~` \
+                         updates the contact without an event)"
+                    ),
+                ),
+                _ => {}
+            }
+        }
+        Some(GenericSource {
+            auth: auth?,
+            fields: fields?,
+            events,
+        })
+    }
+
+    /// `auth: { type: hmac_sha256 | bearer, … }`.
+    fn generic_auth(&mut self, f: &Entry, at: &str) -> Option<GenericAuth> {
+        let where_ = format!("{at}.auth");
+        let entries = self.entries(f.value, &where_);
+        if entries.is_empty() && !matches!(f.value.value, Node::Map(_) | Node::Null) {
+            return None; // not a mapping: reported by `entries`
+        }
+        let kind = entries.iter().find(|k| k.key == "type");
+        let kind = match kind.map(|k| (k, scalar_text(&k.value.value))) {
+            None => {
+                self.error(
+                    f.line,
+                    format!("{where_} needs a `type`: hmac_sha256 or bearer"),
+                );
+                return None;
+            }
+            Some((_, Some(t))) if AUTH_TYPES.contains(&t.trim()) => t.trim().to_string(),
+            Some((k, t)) => {
+                let hint = t
+                    .as_deref()
+                    .and_then(|t| suggest(t.trim(), AUTH_TYPES))
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                self.error(
+                    k.value_line(),
+                    format!(
+                        "{where_}.type: unknown auth type {}{hint}; known: {}",
+                        shown(&k.value.value),
+                        AUTH_TYPES.join(", ")
+                    ),
+                );
+                return None;
+            }
+        };
+        let hmac = kind == "hmac_sha256";
+        let known = if hmac { HMAC_KEYS } else { BEARER_KEYS };
+        let (mut header, mut secret_env, mut token_env, mut prefix) = (None, None, None, None);
+        let mut encoding = Some(SignatureEncoding::Hex);
+        let mut ok = true;
+        for k in &entries {
+            match k.key.as_str() {
+                "type" => {}
+                "header" if hmac => {
+                    header = self.text(k, &where_);
+                    if let Some(h) = header.as_deref()
+                        && http::HeaderName::from_bytes(h.as_bytes()).is_err()
+                    {
+                        self.error(
+                            k.value_line(),
+                            format!("{where_}.header: `{h}` is not an HTTP header name"),
+                        );
+                        ok = false;
+                    }
+                }
+                "secret_env" if hmac => secret_env = self.variable_name(k, &where_),
+                "token_env" if !hmac => token_env = self.variable_name(k, &where_),
+                "prefix" if hmac => prefix = self.text(k, &where_),
+                "encoding" if hmac => {
+                    encoding = match scalar_text(&k.value.value).as_deref().map(str::trim) {
+                        Some("hex") => Some(SignatureEncoding::Hex),
+                        Some("base64") => Some(SignatureEncoding::Base64),
+                        _ => {
+                            self.error(
+                                k.value_line(),
+                                format!(
+                                    "{where_}.encoding must be hex or base64, not {}",
+                                    shown(&k.value.value)
+                                ),
+                            );
+                            None
+                        }
+                    }
+                }
+                "secret" | "token" | "password" | "key" | "value" => {
+                    let var = if hmac { "secret_env" } else { "token_env" };
+                    self.error(
+                        k.line,
+                        format!(
+                            "{where_}.{}: secrets never go in this file; put the value in an \
+                             environment variable (or the DESKBRIDGE_SECRET_ARN secret) and name \
+                             it with `{var}`",
+                            k.key
+                        ),
+                    );
+                    ok = false;
+                }
+                _ => {
+                    self.unknown_key(k, &format!("{where_} ({kind})"), known);
+                    ok = false;
+                }
+            }
+        }
+        // A key that is given but invalid is reported already.
+        let required = |name: &str, this: &mut Self, what: &str| {
+            if !entries.iter().any(|k| k.key == name) {
+                this.error(f.line, format!("{where_} ({kind}) needs `{name}`: {what}"));
+            }
+        };
+        if hmac {
+            required(
+                "header",
+                self,
+                "the request header that carries the signature",
+            );
+            required(
+                "secret_env",
+                self,
+                "the environment variable (or secret key) holding the signing secret",
+            );
+            let scheme = HmacSha256Scheme {
+                header: header?,
+                encoding: encoding?,
+                prefix,
+            };
+            ok.then_some(GenericAuth::HmacSha256 {
+                scheme,
+                secret_env: secret_env?,
+            })
+        } else {
+            required(
+                "token_env",
+                self,
+                "the environment variable (or secret key) holding the expected token",
+            );
+            let token_env = token_env?;
+            ok.then_some(GenericAuth::Bearer { token_env })
+        }
+    }
+
+    /// The name of an environment variable (or secret key).
+    fn variable_name(&mut self, e: &Entry, where_: &str) -> Option<String> {
+        let name = self.text(e, where_)?;
+        let mut chars = name.chars();
+        let valid = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if valid {
+            return Some(name);
+        }
+        self.error(
+            e.value_line(),
+            format!(
+                "{}: `{name}` is not a variable name (letters, digits and _, such as \
+                 CINNOX_WEBHOOK_SECRET); the file names the variable, the variable holds the secret",
+                dotted(where_, &e.key)
+            ),
+        );
+        None
+    }
+
+    /// `fields: { email: /contact/email, … }`: RFC 6901 JSON pointers.
+    fn generic_fields(&mut self, f: &Entry, at: &str) -> Option<GenericFields> {
+        let where_ = format!("{at}.fields");
+        let mut fields = GenericFields::default();
+        let mut ok = true;
+        for k in self.entries(f.value, &where_) {
+            let slot = match k.key.as_str() {
+                "email" => &mut fields.email,
+                "phone" => &mut fields.phone,
+                "name" => &mut fields.name,
+                "first_name" => &mut fields.first_name,
+                "last_name" => &mut fields.last_name,
+                "external_id" => &mut fields.external_id,
+                "event_type" => &mut fields.event_type,
+                "event_time" => &mut fields.event_time,
+                "delivery_id" => &mut fields.delivery_id,
+                "subject" => &mut fields.subject,
+                "channel" => &mut fields.channel,
+                _ => {
+                    self.unknown_key(&k, &where_, &generic::FIELD_NAMES);
+                    ok = false;
+                    continue;
+                }
+            };
+            let here = dotted(&where_, &k.key);
+            let pointer = match &k.value.value {
+                Node::Str(p) => p.trim().to_string(),
+                other => {
+                    self.error(
+                        k.value_line(),
+                        format!(
+                            "{here} must be a JSON pointer such as /contact/email, not {}",
+                            shown(other)
+                        ),
+                    );
+                    ok = false;
+                    continue;
+                }
+            };
+            if !generic::valid_pointer(&pointer) {
+                let hint = if pointer.starts_with('/') || pointer.is_empty() {
+                    "`~` must be followed by 0 (for ~) or 1 (for /)".to_string()
+                } else {
+                    let slashed = pointer.trim_start_matches("$.").replace('.', "/");
+                    format!("pointers start with / (did you mean `/{slashed}`?)")
+                };
+                self.error(
+                    k.value_line(),
+                    format!("{here}: `{pointer}` is not a JSON pointer (RFC 6901); {hint}"),
+                );
+                ok = false;
+                continue;
+            }
+            *slot = Some(pointer);
+        }
+        let named: Vec<&str> = fields.pointers().iter().map(|(n, _)| *n).collect();
+        if ok && !IDENTIFYING_FIELDS.iter().any(|n| named.contains(n)) {
+            self.error(
+                f.line,
+                format!(
+                    "{where_} needs at least one of {}: the pointers that say who a delivery \
+                     is about",
+                    IDENTIFYING_FIELDS.join(", ")
+                ),
+            );
+            ok = false;
+        }
+        ok.then_some(fields)
+    }
+
+    /// `events: { <event-type value>: <canonical event key> | ~ }`.
+    fn generic_events(&mut self, f: &Entry, at: &str) -> BTreeMap<String, Option<EventKind>> {
+        let where_ = format!("{at}.events");
+        let mut events = BTreeMap::new();
+        let keys: Vec<&str> = EventKind::ALL.iter().map(|k| k.key()).collect();
+        for e in self.entries(f.value, &where_) {
+            let kind = match &e.value.value {
+                Node::Null => None,
+                Node::Str(s) if s.trim().is_empty() => None,
+                Node::Str(s) => match EventKind::from_key(s.trim()) {
+                    Some(kind) => Some(kind),
+                    None => {
+                        let hint = suggest(s.trim(), &keys)
+                            .map(|s| format!(" (did you mean `{s}`?)"))
+                            .unwrap_or_default();
+                        self.error(
+                            e.value_line(),
+                            format!(
+                                "{}: `{}` is not an event deskbridge knows{hint}; known events: \
+                                 {}, or ~ to update the contact without an event",
+                                dotted(&where_, &e.key),
+                                s.trim(),
+                                keys.join(", ")
+                            ),
+                        );
+                        continue;
+                    }
+                },
+                other => {
+                    self.error(
+                        e.value_line(),
+                        format!(
+                            "{} must be an event key such as ticket.created, or ~, not {}",
+                            dotted(&where_, &e.key),
+                            shown(other)
+                        ),
+                    );
+                    continue;
+                }
+            };
+            events.insert(e.key.trim().to_string(), kind);
+        }
+        events
     }
 
     fn streams(&mut self, source: &Source, f: &Entry, at: &str) -> BTreeMap<String, bool> {
@@ -1206,12 +1610,66 @@ event_mapping:
             satisfied: Some(39),
             dissatisfied: None,
         };
+        expected.sources.insert(
+            "generic:cinnox".into(),
+            SourceMapping {
+                field_mapping: rules(&[
+                    ("id", "CINNOX_ID", Auto),
+                    ("name", "FIRSTNAME", SplitName),
+                    ("phone", "SMS", Phone),
+                    ("contact.company", "COMPANY_NAME", Auto),
+                ]),
+                event_mapping: BTreeMap::from([(
+                    "ticket.created".into(),
+                    "CINNOX_ENQUIRY_NEW".into(),
+                )]),
+                ..Default::default()
+            },
+        );
         assert_eq!(cfg.mapping, expected);
+
+        let pointer = |p: &str| Some(p.to_string());
+        assert_eq!(
+            cfg.generic,
+            BTreeMap::from([(
+                "cinnox".to_string(),
+                GenericSource {
+                    auth: GenericAuth::HmacSha256 {
+                        scheme: HmacSha256Scheme {
+                            header: "X-Signature".into(),
+                            encoding: SignatureEncoding::Hex,
+                            prefix: Some("sha256=".into()),
+                        },
+                        secret_env: "CINNOX_WEBHOOK_SECRET".into(),
+                    },
+                    fields: GenericFields {
+                        email: pointer("/contact/email"),
+                        phone: pointer("/contact/phone"),
+                        name: pointer("/contact/name"),
+                        first_name: None,
+                        last_name: None,
+                        external_id: pointer("/contact/id"),
+                        event_type: pointer("/event"),
+                        event_time: pointer("/occurred_at"),
+                        delivery_id: pointer("/delivery_id"),
+                        subject: pointer("/enquiry/id"),
+                        channel: pointer("/enquiry/channel"),
+                    },
+                    events: BTreeMap::from([
+                        ("enquiry.new".into(), Some(EventKind::TicketCreated)),
+                        ("enquiry.closed".into(), Some(EventKind::TicketClosed)),
+                        ("contact.created".into(), Some(EventKind::CustomerCreated)),
+                        ("contact.edited".into(), None),
+                    ]),
+                }
+            )])
+        );
 
         let streams = |pairs: &[&str]| pairs.iter().map(|s| (s.to_string(), true)).collect();
         assert_eq!(
             cfg.sources,
             BTreeMap::from([
+                ("generic:cinnox".to_string(), SourceFileSettings::default()),
                 (
                     "gorgias".to_string(),
                     SourceFileSettings {
@@ -1635,5 +2093,212 @@ connectors:
             err.to_string()
                 .starts_with("/nonexistent/deskbridge.yaml: cannot read the configuration file")
         );
+    }
+
+    #[test]
+    fn the_cinnox_zapier_example_loads() {
+        let text = include_str!("../../examples/cinnox-zapier.yaml");
+        let cfg = parse("examples/cinnox-zapier.yaml", text).expect("valid");
+        assert_eq!(cfg.warnings, vec![]);
+        let g = &cfg.generic["cinnox"];
+        assert_eq!(
+            g.auth,
+            GenericAuth::Bearer {
+                token_env: "CINNOX_WEBHOOK_TOKEN".into()
+            }
+        );
+        assert_eq!(g.fields.email.as_deref(), Some("/email"));
+        assert_eq!(g.events.len(), 4);
+        assert_eq!(g.events["contact.edited"], None);
+        let cinnox = Source::Generic("cinnox".into());
+        assert_eq!(
+            cfg.mapping.source(&cinnox).field_mapping.last(),
+            Some(&FieldRule::new("company", "COMPANY_NAME", Transform::Auto))
+        );
+        // The built-in sources keep their defaults.
+        assert_eq!(
+            cfg.mapping.sources["zendesk"],
+            Mapping::default().sources["zendesk"]
+        );
+        assert!(cfg.source_enabled(&Source::Zendesk));
+    }
+
+    #[test]
+    fn generic_webhook_blocks_are_checked_with_their_lines() {
+        let text = r#"connectors:
+  generic:cinnox:
+    auth:
+      type: hmac_sha265
+  generic:helpscout:
+    auth: { type: hmac_sha256, encoding: b64, secret: "s3cr3t", prefix: "sha256=" }
+    fields: { email: contact.email, phone: "/a~2", mail: /x, name: 5 }
+    events:
+      conversation.created: ticket.opened
+      conversation.closed: [ticket.closed]
+  generic:freshdesk:
+    auth: { type: bearer, token_env: "my token", header: X-Token }
+    fields: { event_type: /event, email: /requester/email }
+    events: {}
+  generic:Gladly:
+    auth: { type: bearer, token_env: GLADLY_TOKEN }
+    fields: { external_id: /customer/id }
+    events: { conversation.new: ticket.created }
+  generic:kayako:
+    fields: { name: "" }
+  generic:front:
+    auth: { type: bearer, token_env: FRONT_TOKEN }
+  zendesk:
+    fields: { email: /email }
+"#;
+        let expected: Vec<(usize, &str)> = vec![
+            (
+                2,
+                "connectors.generic:cinnox has `auth` but no `fields`: add JSON pointers to \
+                 the email, phone or external id of the person a delivery is about",
+            ),
+            (
+                4,
+                "connectors.generic:cinnox.auth.type: unknown auth type `hmac_sha265` (did you \
+                 mean `hmac_sha256`?); known: hmac_sha256, bearer",
+            ),
+            (
+                6,
+                "connectors.generic:helpscout.auth.encoding must be hex or base64, not `b64`",
+            ),
+            (
+                6,
+                "connectors.generic:helpscout.auth.secret: secrets never go in this file; put \
+                 the value in an environment variable (or the DESKBRIDGE_SECRET_ARN secret) and \
+                 name it with `secret_env`",
+            ),
+            (
+                6,
+                "connectors.generic:helpscout.auth (hmac_sha256) needs `header`: the request \
+                 header that carries the signature",
+            ),
+            (
+                6,
+                "connectors.generic:helpscout.auth (hmac_sha256) needs `secret_env`: the \
+                 environment variable (or secret key) holding the signing secret",
+            ),
+            (
+                7,
+                "connectors.generic:helpscout.fields.email: `contact.email` is not a JSON \
+                 pointer (RFC 6901); pointers start with / (did you mean `/contact/email`?)",
+            ),
+            (
+                7,
+                "connectors.generic:helpscout.fields.phone: `/a~2` is not a JSON pointer (RFC \
+                 6901); `~` must be followed by 0 (for ~) or 1 (for /)",
+            ),
+            (
+                7,
+                "unknown key `mail` in connectors.generic:helpscout.fields (did you mean \
+                 `email`?); known keys: email, phone, name, first_name, last_name, \
+                 external_id, event_type, event_time, delivery_id, subject, channel",
+            ),
+            (
+                7,
+                "connectors.generic:helpscout.fields.name must be a JSON pointer such as \
+                 /contact/email, not `5`",
+            ),
+            (
+                9,
+                "connectors.generic:helpscout.events.conversation.created: `ticket.opened` is \
+                 not an event deskbridge knows (did you mean `ticket.reopened`?); known events: \
+                 ticket.created, ticket.closed, ticket.reopened, satisfaction_survey.created, \
+                 satisfaction_survey.responded, customer.created, or ~ to update the contact \
+                 without an event",
+            ),
+            (
+                10,
+                "connectors.generic:helpscout.events.conversation.closed must be an event key \
+                 such as ticket.created, or ~, not a list",
+            ),
+            (
+                11,
+                "connectors.generic:freshdesk.fields.event_type is set but \
+                 connectors.generic:freshdesk.events maps no value, so every delivery would be \
+                 ignored; list the values (`contact.edited: ~` updates the contact without an \
+                 event)",
+            ),
+            (
+                12,
+                "connectors.generic:freshdesk.auth.token_env: `my token` is not a variable name \
+                 (letters, digits and _, such as CINNOX_WEBHOOK_SECRET); the file names the \
+                 variable, the variable holds the secret",
+            ),
+            (
+                12,
+                "unknown key `header` in connectors.generic:freshdesk.auth (bearer); known \
+                 keys: type, token_env",
+            ),
+            (
+                15,
+                "`Gladly` cannot name a generic source: it appears in the webhook URL \
+                 /webhooks/generic/<name>, so use lower-case letters, digits, - and _ only",
+            ),
+            (
+                15,
+                "connectors.generic:Gladly.events needs connectors.generic:Gladly.fields.event_type: \
+                 the pointer to the value its keys are matched against",
+            ),
+            (
+                19,
+                "connectors.generic:kayako has `fields` but no `auth`: deliveries must be signed \
+                 (type: hmac_sha256) or carry a bearer token (type: bearer)",
+            ),
+            (
+                20,
+                "connectors.generic:kayako.fields needs at least one of email, phone, \
+                 external_id: the pointers that say who a delivery is about",
+            ),
+            (
+                21,
+                "connectors.generic:front has `auth` but no `fields`: add JSON pointers to the \
+                 email, phone or external id of the person a delivery is about",
+            ),
+            (
+                24,
+                "connectors.zendesk.fields: `auth`, `fields` and `events` are settings of \
+                 generic:<name> sources; zendesk has its own webhook format and secret variable",
+            ),
+        ];
+        let got = problems(text);
+        for (g, (line, message)) in got.iter().zip(&expected) {
+            assert_eq!(g, &(Some(*line), message.to_string()));
+        }
+        assert_eq!(got.len(), expected.len(), "{got:#?}");
+    }
+
+    #[test]
+    fn generic_sources_without_webhook_blocks_only_warn() {
+        let cfg = parse(
+            "g.yaml",
+            "connectors:\n  generic:cinnox:\n    tag_lists: { vip: 7 }\n",
+        )
+        .expect("valid");
+        assert!(cfg.generic.is_empty());
+        assert_eq!(
+            cfg.warnings,
+            vec![Problem {
+                line: Some(2),
+                message: "connectors.generic:cinnox has no `auth` and `fields`, so POST \
+                          /webhooks/generic/cinnox answers 404 (its mapping applies to nothing)"
+                    .into()
+            }]
+        );
+        // A minimal webhook source: a bearer token and an email, every delivery an update.
+        let minimal = "\
+connectors:
+  generic:forms:
+    auth: { type: bearer, token_env: FORMS_TOKEN }
+    fields: { email: /email }
+";
+        let cfg = parse("m.yaml", minimal).expect("valid");
+        let forms = &cfg.generic["forms"];
+        assert_eq!(forms.fields.email.as_deref(), Some("/email"));
+        assert!(forms.events.is_empty());
+        assert_eq!(cfg.warnings, vec![]);
     }
 }

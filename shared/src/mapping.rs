@@ -120,6 +120,10 @@ impl Default for Mapping {
             FieldRule::new("signed_up_at", "SIGNUP_DATE", Date),
             FieldRule::new("last_seen_at", "LAST_ACTIVE", Date),
             FieldRule::new("unsubscribed_from_emails", "UNSUBSCRIBED", Boolean),
+            // The contact's first company, fetched and put under `company` (plan: its name).
+            FieldRule::new("company.name", "COMPANY_NAME", Text),
+            FieldRule::new("company.plan", "COMPANY_PLAN", Text),
+            FieldRule::new("company.size", "COMPANY_SIZE", Number),
         ];
         let gorgias = vec![
             FieldRule::new("id", "GORGIAS_ID", Text),
@@ -555,7 +559,8 @@ mod tests {
             ..Default::default()
         };
         let profile = json!({"role": "user", "signed_up_at": 1_700_000_000, "last_seen_at": "2024-03-01T10:00:00Z",
-            "unsubscribed_from_emails": false});
+            "unsubscribed_from_emails": false,
+            "company": {"id": "6762f0f2", "name": "Acme Logistics", "plan": "Pro", "plan_id": "269315", "size": 85}});
         let c = m
             .contact(&Source::Intercom, &record(person, profile))
             .expect("maps");
@@ -569,6 +574,9 @@ mod tests {
         assert_eq!(c.attributes["SIGNUP_DATE"], json!("2023-11-14"));
         assert_eq!(c.attributes["LAST_ACTIVE"], json!("2024-03-01"));
         assert_eq!(c.attributes["UNSUBSCRIBED"], json!(false));
+        assert_eq!(c.attributes["COMPANY_NAME"], json!("Acme Logistics"));
+        assert_eq!(c.attributes["COMPANY_PLAN"], json!("Pro"));
+        assert_eq!(c.attributes["COMPANY_SIZE"], json!(85));
     }
 
     #[test]

@@ -909,6 +909,81 @@ async fn intercom_conversations_become_ticket_milestones() {
     assert_eq!(closed, 150);
 }
 
+/// A company reference as contacts list them (`companies.data[]`).
+fn company_ref(id: &str) -> Value {
+    json!({"type": "list", "data": [{"type": "company", "id": id, "url": format!("/companies/{id}")}],
+        "url": "/contacts/x/companies", "total_count": 1, "has_more": false})
+}
+
+#[tokio::test]
+async fn intercom_contacts_carry_their_first_company_read_once_per_company() {
+    let server = MockServer::start().await;
+    let search = IntercomSearch::default();
+    // 300 contacts over two pages: 200 at Acme, 50 at a company whose reads fail, 50 without.
+    *search.items.lock().expect("lock") = (0..300)
+        .map(|i| {
+            let mut c = intercom_contact(&format!("c{i:03}"), "user", DAY + i as i64);
+            match i % 6 {
+                0..=3 => c["companies"] = company_ref("6762f0f21bb69f9f2193bb83"),
+                4 => c["companies"] = company_ref("broken"),
+                _ => {}
+            }
+            c
+        })
+        .collect();
+    mount_intercom(&server, "contacts", &search).await;
+    let company: Value = serde_json::from_str(include_str!("fixtures/intercom/api-company.json"))
+        .expect("company fixture");
+    Mock::given(method("GET"))
+        .and(path("/companies/6762f0f21bb69f9f2193bb83"))
+        .and(header("authorization", "Bearer ic-token"))
+        .and(header("intercom-version", "2.11"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(company))
+        // Once for both pages: later pages use the reader's cache.
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/companies/broken"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+
+    let reader = intercom(&server);
+    let pages = read_run(&reader, "contacts", None, at(DAY + 86_400), 150).await;
+    assert_eq!(pages.len(), 2);
+    let all = records(&pages);
+    assert_eq!(all.len(), 300, "no contact is held back by its company");
+    let company_of = |r: &Record| {
+        r.profile
+            .as_ref()
+            .and_then(|p| p.get("company"))
+            .map(|c| c["name"].clone())
+    };
+    let mapping = deskbridge_shared::mapping::Mapping::default();
+    for r in &all {
+        let i: usize = r.person.source_id.as_deref().expect("id")[1..]
+            .parse()
+            .expect("number");
+        let contact = mapping.contact(&Source::Intercom, r).expect("maps");
+        if i % 6 <= 3 {
+            assert_eq!(company_of(r), Some(json!("Acme Logistics")), "c{i:03}");
+            assert_eq!(contact.attributes["COMPANY_NAME"], json!("Acme Logistics"));
+            assert_eq!(contact.attributes["COMPANY_PLAN"], json!("Pro"));
+            assert_eq!(contact.attributes["COMPANY_SIZE"], json!(85));
+        } else {
+            assert_eq!(company_of(r), None, "c{i:03}");
+            assert!(
+                contact
+                    .attributes
+                    .keys()
+                    .all(|k| !k.starts_with("COMPANY_"))
+            );
+            assert!(contact.email.is_some(), "written anyway: c{i:03}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Gorgias: newest-first cursor lists without a date filter
 

@@ -15,6 +15,9 @@ use deskbridge_shared::infra::{self, Bootstrapped, Names};
 pub const ZENDESK_SECRET: &str = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ==";
 pub const INTERCOM_SECRET: &str = "deskbridge-test-intercom-secret";
 pub const GORGIAS_TOKEN: &str = "deskbridge-test-gorgias-token";
+pub const CINNOX_TOKEN: &str = "deskbridge-test-cinnox-token";
+/// The README's CINNOX-via-Zapier configuration file (`generic:cinnox`, bearer token).
+pub const CINNOX_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/cinnox-zapier.yaml");
 
 fn moto_binary() -> PathBuf {
     if let Ok(p) = std::env::var("MOTO_SERVER") {

@@ -436,7 +436,8 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         Ok(())
     }
 
-    /// Fills in a person named only by id from the helpdesk API (once per id and message).
+    /// Fills in a person named only by id from the helpdesk API (once per id and message), and
+    /// what the person's object only references (an Intercom contact's company).
     async fn resolve_person(
         &self,
         source: &Source,
@@ -451,6 +452,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             .clone()
             .filter(|_| record.person.needs_lookup())
         else {
+            self.lookup.complete_profile(source, &mut record).await;
             return Ok(record);
         };
         if !found.contains_key(&id) {
@@ -484,6 +486,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 record.profile = Some(profile.clone());
             }
         }
+        self.lookup.complete_profile(source, &mut record).await;
         Ok(record)
     }
 

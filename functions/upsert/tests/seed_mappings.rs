@@ -9,6 +9,7 @@ use common::bodies;
 
 use chrono::{TimeZone, Utc};
 use deskbridge_shared::brevo::BrevoClient;
+use deskbridge_shared::config::{Settings, Vars};
 use deskbridge_shared::config_file;
 use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::memory::{MemoryStateStore, NoLookup};
@@ -109,8 +110,16 @@ async fn deliver(
         .with_ymd_and_hms(2025, 1, 9, 0, 0, 0)
         .single()
         .expect("time");
-    let parsed = parse_webhook(&source, &http::HeaderMap::new(), body.as_bytes(), now)
-        .unwrap_or_else(|e| panic!("{source} body parses: {e}"));
+    let settings =
+        Settings::from_vars(&Vars::from_pairs(Vec::<(String, String)>::new())).expect("settings");
+    let parsed = parse_webhook(
+        &settings,
+        &source,
+        &http::HeaderMap::new(),
+        body.as_bytes(),
+        now,
+    )
+    .unwrap_or_else(|e| panic!("{source} body parses: {e}"));
     let Parsed::Accepted(delivery) = parsed else {
         panic!("{source} body was ignored");
     };

@@ -1,9 +1,11 @@
-//! The webhook function: `POST /webhooks/{source}` from a helpdesk.
+//! The webhook function: `POST /webhooks/{source}` from a helpdesk, and
+//! `POST /webhooks/generic/{name}` from a generic source of the configuration file.
 //!
 //! It verifies the request over the raw body bytes, parses it into canonical records, dedupes on
 //! the vendor's delivery id, and answers 2xx only once the job is stored in SQS. The same
 //! [`handle`] serves Lambda (through [`lambda_handler`]) and the local runner.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -48,11 +50,19 @@ impl Reply {
     }
 }
 
-/// Reads the `{source}` segment of `/webhooks/{source}` (with or without a stage prefix).
-pub fn source_segment(path: &str) -> Option<&str> {
+/// The source named by a webhook path (with or without a stage prefix): `zendesk` for
+/// `/webhooks/zendesk`, `generic:cinnox` for `/webhooks/generic/cinnox`. `None` for any other
+/// shape, including a generic name outside `[a-z0-9_-]`.
+pub fn source_segment(path: &str) -> Option<Cow<'_, str>> {
     let trimmed = path.trim_end_matches('/');
     let (_, rest) = trimmed.rsplit_once("/webhooks/")?;
-    (!rest.is_empty() && !rest.contains('/')).then_some(rest)
+    match rest.split_once('/') {
+        None => (!rest.is_empty() && !rest.contains(':')).then_some(Cow::Borrowed(rest)),
+        Some(("generic", name)) if sources::generic::valid_name(name) => {
+            Some(Cow::Owned(format!("generic:{name}")))
+        }
+        Some(_) => None,
+    }
 }
 
 impl<S: StateStore, Q: Queue> Webhook<S, Q> {
@@ -93,7 +103,7 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
                 ),
             };
         }
-        let delivery = match sources::parse_webhook(&source, headers, body, now) {
+        let delivery = match sources::parse_webhook(&self.settings, &source, headers, body, now) {
             Ok(Parsed::Accepted(d)) => d,
             Ok(Parsed::Ignored { topic }) => {
                 info!(%source, %topic, "webhook ignored: not an event deskbridge acts on");
@@ -171,12 +181,15 @@ pub async fn lambda_handler<S: StateStore, Q: Queue>(
     } else {
         let path = request.uri().path().to_string();
         match source_segment(&path) {
-            None => Reply::error(StatusCode::NOT_FOUND, "expected /webhooks/{source}"),
+            None => Reply::error(
+                StatusCode::NOT_FOUND,
+                "expected /webhooks/{source} or /webhooks/generic/{name}",
+            ),
             Some(name) => {
                 // lambda_http has already decoded a base64 body: these are the bytes that were signed.
                 webhook
                     .handle(
-                        name,
+                        &name,
                         request.headers(),
                         request.body().as_ref(),
                         Utc::now(),
@@ -203,10 +216,38 @@ mod tests {
 
     #[test]
     fn source_segment_reads_the_last_path_part() {
-        assert_eq!(source_segment("/webhooks/zendesk"), Some("zendesk"));
-        assert_eq!(source_segment("/prod/webhooks/intercom/"), Some("intercom"));
-        assert_eq!(source_segment("/webhooks/"), None);
-        assert_eq!(source_segment("/webhooks/a/b"), None);
-        assert_eq!(source_segment("/other"), None);
+        let name = |p| source_segment(p).map(Cow::into_owned);
+        assert_eq!(name("/webhooks/zendesk").as_deref(), Some("zendesk"));
+        assert_eq!(
+            name("/prod/webhooks/intercom/").as_deref(),
+            Some("intercom")
+        );
+        assert_eq!(name("/webhooks/"), None);
+        assert_eq!(name("/webhooks/a/b"), None);
+        assert_eq!(name("/other"), None);
+    }
+
+    #[test]
+    fn source_segment_accepts_exactly_generic_slash_name() {
+        let name = |p| source_segment(p).map(Cow::into_owned);
+        assert_eq!(
+            name("/webhooks/generic/cinnox").as_deref(),
+            Some("generic:cinnox")
+        );
+        assert_eq!(
+            name("/prod/webhooks/generic/help_scout-2/").as_deref(),
+            Some("generic:help_scout-2")
+        );
+        for refused in [
+            "/webhooks/generic/CINNOX",
+            "/webhooks/generic/cin nox",
+            "/webhooks/generic/cinnox/extra",
+            "/webhooks/generic:cinnox",
+            "/webhooks/other/cinnox",
+        ] {
+            assert_eq!(name(refused), None, "{refused}");
+        }
+        // `/webhooks/generic` alone names no source deskbridge knows: the handler answers 404.
+        assert_eq!(name("/webhooks/generic/").as_deref(), Some("generic"));
     }
 }

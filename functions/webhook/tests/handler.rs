@@ -5,11 +5,17 @@ use deskbridge_shared::config::{Settings, Vars};
 use deskbridge_shared::memory::{MemoryQueue, MemoryStateStore};
 use deskbridge_shared::model::Job;
 use deskbridge_shared::sources::signature;
-use deskbridge_webhook::{Webhook, lambda_handler};
+use deskbridge_webhook::{Reply, Webhook, lambda_handler};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 const INTERCOM_SECRET: &str = "deskbridge-test-intercom-secret";
+const CINNOX_TOKEN: &str = "deskbridge-test-cinnox-token";
 const QUEUE: &str = "memory://upsert";
+/// The README's CINNOX-via-Zapier configuration: `generic:cinnox` with a bearer token.
+const CINNOX_CONFIG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../examples/cinnox-zapier.yaml"
+);
 
 fn webhook() -> Webhook<MemoryStateStore, MemoryQueue> {
     let settings = Settings::from_vars(&Vars::from_pairs([
@@ -21,6 +27,8 @@ fn webhook() -> Webhook<MemoryStateStore, MemoryQueue> {
         ),
         // Fixtures in events/ carry old Zendesk timestamps; accept them here.
         ("DESKBRIDGE_SIGNATURE_TOLERANCE_SECONDS", "3153600000"),
+        ("DESKBRIDGE_CONFIG", CINNOX_CONFIG),
+        ("CINNOX_WEBHOOK_TOKEN", CINNOX_TOKEN),
     ]))
     .expect("settings");
     Webhook {
@@ -49,6 +57,66 @@ fn signed(body: &str) -> HeaderMap {
         HeaderValue::from_str(&sig).expect("header"),
     );
     h
+}
+
+/// A delivery to `generic:cinnox` with the configured token.
+async fn post_cinnox(w: &Webhook<MemoryStateStore, MemoryQueue>, body: &str) -> Reply {
+    w.handle(
+        "generic:cinnox",
+        &bearer(CINNOX_TOKEN),
+        body.as_bytes(),
+        Utc::now(),
+        None,
+    )
+    .await
+}
+
+fn bearer(token: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+    );
+    h
+}
+
+#[tokio::test]
+async fn a_generic_delivery_is_queued_once_and_unknown_event_types_are_ignored() {
+    let w = webhook();
+    let body = serde_json::json!({
+        "event": "contact.created", "contact_id": "c-9", "email": "New@Example.com",
+        "name": "New Person", "occurred_at": 1_736_331_127
+    })
+    .to_string();
+    let first = post_cinnox(&w, &body).await;
+    assert_eq!(
+        (first.status, first.body["status"].as_str()),
+        (StatusCode::OK, Some("queued")),
+        "{}",
+        first.body
+    );
+    let again = post_cinnox(&w, &body).await;
+    assert_eq!(again.body["status"], "duplicate");
+
+    let missed = r#"{"event": "enquiry.missed", "email": "a@b.co"}"#;
+    let ignored = post_cinnox(&w, missed).await;
+    assert_eq!(
+        (ignored.status, ignored.body["status"].as_str()),
+        (StatusCode::OK, Some("ignored"))
+    );
+    assert_eq!(ignored.body["topic"], "enquiry.missed");
+
+    let queued = w.queue.messages(QUEUE);
+    assert_eq!(queued.len(), 1);
+    let job: Job = serde_json::from_str(&queued[0]).expect("a Job");
+    assert_eq!(job.source.to_string(), "generic:cinnox");
+    assert!(job.id.starts_with("generic:cinnox:"), "{}", job.id);
+    let record = &job.records[0];
+    assert_eq!(record.person.source_id.as_deref(), Some("c-9"));
+    assert_eq!(
+        record.events[0].id,
+        "generic:cinnox:contact:c-9:customer.created"
+    );
 }
 
 #[tokio::test]
@@ -163,10 +231,34 @@ async fn refusals_queue_nothing() {
             StatusCode::NOT_FOUND,
         ),
         (
-            "generic:cinnox",
+            "generic:freshdesk",
             signed(&body),
             body.clone(),
             StatusCode::NOT_FOUND,
+        ),
+        (
+            "generic:cinnox",
+            signed(&body),
+            body.clone(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "generic:cinnox",
+            bearer("not-the-token"),
+            body.clone(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "generic:cinnox",
+            bearer(CINNOX_TOKEN),
+            "{oops".to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "generic:cinnox",
+            bearer(CINNOX_TOKEN),
+            r#"{"event": "enquiry.new", "name": "Nobody"}"#.to_string(),
+            StatusCode::BAD_REQUEST,
         ),
     ];
     for (source, headers, body, expected) in cases {

@@ -4,6 +4,11 @@
 //! Every notification is `{"type":"notification_event","topic":…,"id":"notif_…",
 //! "created_at":…,"data":{"item":{…}}}`; the item's own `type` says what it is (`contact`,
 //! `contact_tag`, `conversation`, …). The notification `id` is the dedupe key.
+//!
+//! Contacts list their companies only as references (`companies.data[{type, id, url}]`); the
+//! company itself (`GET /companies/{id}`) is fetched by the look-up and the sync reader and put
+//! into the profile under `company` ([`with_company`]), where the default rules read
+//! `company.name`, `company.plan` and `company.size`.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -129,6 +134,48 @@ pub fn person_from_contact(value: &Value) -> Person {
         name: text(value.get("name")),
         ..Default::default()
     }
+}
+
+/// The Intercom id of the contact's first listed company. API 2.x lists references under
+/// `companies.data`; 1.x objects listed them under `companies.companies`.
+pub fn first_company_id(contact: &Value) -> Option<String> {
+    let companies = contact.get("companies")?;
+    let first = companies
+        .get("data")
+        .or_else(|| companies.get("companies"))
+        .and_then(Value::as_array)?
+        .first()?;
+    text(first.get("id"))
+}
+
+/// Whether `profile` is a contact that names a company but does not carry it yet.
+pub fn lacks_company(profile: &Value) -> bool {
+    profile.get("company").is_none() && first_company_id(profile).is_some()
+}
+
+/// `profile` with `company` (an Intercom company object) under `company`, its `plan` object
+/// replaced by the plan's name so that `company.plan` is text (the id stays as `plan_id`). A
+/// profile that is not an object, or already has a `company`, is left alone.
+pub fn with_company(profile: &mut Value, company: &Value) {
+    let Some(contact) = profile.as_object_mut() else {
+        return;
+    };
+    if contact.contains_key("company") || !company.is_object() {
+        return;
+    }
+    let mut company = company.clone();
+    if let Some(c) = company.as_object_mut()
+        && let Some(plan) = c.get("plan").filter(|p| p.is_object()).cloned()
+    {
+        match text(plan.get("name")) {
+            Some(name) => c.insert("plan".into(), Value::String(name)),
+            None => c.remove("plan"),
+        };
+        if let Some(id) = text(plan.get("id")) {
+            c.insert("plan_id".into(), Value::String(id));
+        }
+    }
+    contact.insert("company".into(), company);
 }
 
 /// A record carrying a whole contact as its profile.
@@ -337,7 +384,7 @@ fn put(props: &mut Map<String, Value>, key: &str, value: Option<String>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
 
@@ -615,5 +662,45 @@ mod tests {
                 ..Default::default()
             }
         );
+    }
+
+    /// `GET /companies/{id}` as documented for API 2.x.
+    pub(crate) const COMPANY: &str = include_str!("../../tests/fixtures/intercom/api-company.json");
+
+    #[test]
+    fn companies_are_referenced_by_contacts_and_attached_as_company() {
+        let mut contact = serde_json::json!({"type": "contact", "id": "c1",
+            "companies": {"type": "list", "data": [
+                {"type": "company", "id": "6762f0f21bb69f9f2193bb83", "url": "/companies/6762f0f21bb69f9f2193bb83"},
+                {"type": "company", "id": "other", "url": "/companies/other"}],
+                "url": "/contacts/c1/companies", "total_count": 2, "has_more": false}});
+        assert_eq!(
+            first_company_id(&contact).as_deref(),
+            Some("6762f0f21bb69f9f2193bb83")
+        );
+        assert!(lacks_company(&contact));
+        let company: Value = serde_json::from_str(COMPANY).expect("json");
+        with_company(&mut contact, &company);
+        assert!(!lacks_company(&contact));
+        assert_eq!(contact["company"]["name"], "Acme Logistics");
+        assert_eq!(contact["company"]["plan"], "Pro");
+        assert_eq!(contact["company"]["plan_id"], "269315");
+        assert_eq!(contact["company"]["size"], 85);
+        // Once there, a company is never replaced.
+        with_company(&mut contact, &serde_json::json!({"name": "Other"}));
+        assert_eq!(contact["company"]["name"], "Acme Logistics");
+
+        let legacy = serde_json::json!({"companies": {"type": "company.list",
+            "companies": [{"type": "company", "id": "531ee472cce572a6ec000006", "name": "Blue Sun"}]}});
+        assert_eq!(
+            first_company_id(&legacy).as_deref(),
+            Some("531ee472cce572a6ec000006")
+        );
+        let none = serde_json::json!({"companies": {"type": "list", "data": []}});
+        assert_eq!(first_company_id(&none), None);
+        assert!(!lacks_company(&none));
+        let mut not_an_object = Value::Null;
+        with_company(&mut not_an_object, &company);
+        assert_eq!(not_an_object, Value::Null);
     }
 }

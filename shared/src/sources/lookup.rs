@@ -7,6 +7,10 @@
 //! - Gorgias: `GET {base}/api/customers/{id}`, Basic `email:api_key`, answer: the customer.
 //!
 //! Found people are cached for a few minutes (webhook bursts often name the same requester).
+//!
+//! [`PersonLookup::complete_profile`] then adds what a person object only references: an
+//! Intercom contact's first company (`GET {base}/companies/{id}`, cached the same way), under
+//! `company`. A company that cannot be fetched never holds the contact back.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,8 +21,9 @@ use chrono::Utc;
 use serde_json::Value;
 
 use super::http::{self as helpdesk_http, StatusClass};
+use super::intercom;
 use crate::config::Settings;
-use crate::model::{Person, Source};
+use crate::model::{Person, Record, Source};
 
 /// Why a look-up failed.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -61,10 +66,19 @@ pub trait PersonLookup: Send + Sync {
         source: &Source,
         id: &str,
     ) -> Result<Option<(Person, Value)>, LookupError>;
+
+    /// Adds to `record`'s profile what the helpdesk object only references (an Intercom
+    /// contact's company, under `company`). Never fails: without that data the record is
+    /// written as it is.
+    async fn complete_profile(&self, _source: &Source, _record: &mut Record) {}
 }
 
-/// How long a found person is reused.
+/// How long a found person or company is reused.
 pub const CACHE_TTL: Duration = Duration::from_secs(300);
+/// How long a company that could not be fetched is not asked for again: during an Intercom
+/// outage contacts keep flowing, without company attributes, instead of each waiting out a
+/// timeout.
+pub const FAILURE_TTL: Duration = Duration::from_secs(60);
 /// Most people kept in the cache.
 pub const CACHE_CAPACITY: usize = 10_000;
 
@@ -95,7 +109,9 @@ pub struct HelpdeskLookup {
     zendesk: Option<Endpoint>,
     intercom: Option<Endpoint>,
     gorgias: Option<Endpoint>,
-    cache: Cache,
+    cache: Cache<(Source, String), Found>,
+    /// Intercom companies by id; `None` for one that does not exist or could not be fetched.
+    companies: Cache<String, Option<Value>>,
 }
 
 impl HelpdeskLookup {
@@ -141,6 +157,7 @@ impl HelpdeskLookup {
             intercom,
             gorgias,
             cache: Cache::new(ttl, capacity),
+            companies: Cache::new(ttl, capacity),
         }
     }
 
@@ -153,21 +170,32 @@ impl HelpdeskLookup {
         }
     }
 
-    async fn fetch(&self, endpoint: &Endpoint, id: &str) -> Result<Option<Value>, LookupError> {
+    /// The API path of person `id`.
+    fn person_path(endpoint: &Endpoint, id: &str) -> String {
+        match endpoint {
+            Endpoint::Zendesk { .. } => format!("/api/v2/users/{id}.json"),
+            Endpoint::Intercom { .. } => format!("/contacts/{id}"),
+            Endpoint::Gorgias { .. } => format!("/api/customers/{id}"),
+        }
+    }
+
+    /// `GET` of `path` (already holding a checked id) with the endpoint's credentials; `None`
+    /// on 404.
+    async fn fetch(&self, endpoint: &Endpoint, path: &str) -> Result<Option<Value>, LookupError> {
         let client = self
             .client
             .as_ref()
             .map_err(|e| LookupError::Transient(e.clone()))?;
         let request = match endpoint {
             Endpoint::Zendesk { base, email, token } => client
-                .get(format!("{base}/api/v2/users/{id}.json"))
+                .get(format!("{base}{path}"))
                 .basic_auth(format!("{email}/token"), Some(token)),
             Endpoint::Intercom {
                 base,
                 token,
                 version,
             } => client
-                .get(format!("{base}/contacts/{id}"))
+                .get(format!("{base}{path}"))
                 .bearer_auth(token)
                 .header("Intercom-Version", version),
             Endpoint::Gorgias {
@@ -175,7 +203,7 @@ impl HelpdeskLookup {
                 email,
                 api_key,
             } => client
-                .get(format!("{base}/api/customers/{id}"))
+                .get(format!("{base}{path}"))
                 .basic_auth(email, Some(api_key)),
         };
         let response = request
@@ -195,6 +223,30 @@ impl HelpdeskLookup {
         }
         let body: Value = response.json().await.map_err(transport_error)?;
         Ok(Some(body))
+    }
+
+    /// The Intercom company `id`, from the cache or the API; `None` when Intercom has no such
+    /// company, or it could not be fetched (logged, and not asked for again for a minute).
+    async fn company(&self, endpoint: &Endpoint, id: &str) -> Option<Value> {
+        if let Some(hit) = self.companies.get(&id.to_string()) {
+            return hit;
+        }
+        if !valid_id(id) {
+            return None;
+        }
+        match self.fetch(endpoint, &format!("/companies/{id}")).await {
+            Ok(found) => {
+                let company = found.filter(Value::is_object);
+                self.companies.put(id.to_string(), company.clone());
+                company
+            }
+            Err(e) => {
+                tracing::warn!(company = %id, reason = %e,
+                    "intercom company look-up failed; the contact is written without company attributes");
+                self.companies.put_for(id.to_string(), None, FAILURE_TTL);
+                None
+            }
+        }
     }
 }
 
@@ -218,7 +270,7 @@ fn transport_error(err: reqwest::Error) -> LookupError {
 }
 
 /// Helpdesk ids are digits, letters, `-` and `_`; anything else could escape the URL path.
-fn valid_id(id: &str) -> bool {
+pub(crate) fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
         && id
@@ -242,10 +294,14 @@ impl PersonLookup for HelpdeskLookup {
                 "`{id}` is not a {source} id"
             )));
         }
-        if let Some(hit) = self.cache.get(source, id) {
+        let key = (source.clone(), id.to_string());
+        if let Some(hit) = self.cache.get(&key) {
             return Ok(Some(hit));
         }
-        let Some(body) = self.fetch(endpoint, id).await? else {
+        let Some(body) = self
+            .fetch(endpoint, &Self::person_path(endpoint, id))
+            .await?
+        else {
             return Ok(None);
         };
         // Zendesk wraps the user; Intercom and Gorgias answer with the object itself.
@@ -259,24 +315,46 @@ impl PersonLookup for HelpdeskLookup {
             )));
         }
         let person = super::person_from_profile(source, &profile);
-        self.cache
-            .put(source, id, (person.clone(), profile.clone()));
+        self.cache.put(key, (person.clone(), profile.clone()));
         Ok(Some((person, profile)))
+    }
+
+    async fn complete_profile(&self, source: &Source, record: &mut Record) {
+        let (Source::Intercom, Some(endpoint)) = (source, self.intercom.as_ref()) else {
+            return;
+        };
+        let Some(profile) = record
+            .profile
+            .as_mut()
+            .filter(|p| intercom::lacks_company(p))
+        else {
+            return;
+        };
+        let Some(id) = intercom::first_company_id(profile) else {
+            return;
+        };
+        if let Some(company) = self.company(endpoint, &id).await {
+            intercom::with_company(profile, &company);
+        }
     }
 }
 
 /// A found person and the helpdesk object it came from.
 type Found = (Person, Value);
 
-/// A small expiring map. On overflow, expired entries go first, then the oldest.
-struct Cache {
+/// A small expiring map, shared by the look-ups here and the sync readers' caches. On overflow,
+/// expired entries go first, then the one closest to expiry.
+#[derive(Debug)]
+pub(crate) struct Cache<K, V> {
     ttl: Duration,
     capacity: usize,
-    entries: Mutex<HashMap<(Source, String), (Instant, Found)>>,
+    /// Each value with the instant it expires.
+    entries: Mutex<HashMap<K, (Instant, V)>>,
 }
 
-impl Cache {
-    fn new(ttl: Duration, capacity: usize) -> Self {
+impl<K: Eq + std::hash::Hash + Clone, V: Clone> Cache<K, V> {
+    /// Entries live `ttl`; at most `capacity` are kept (0 disables the cache).
+    pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
         Cache {
             ttl,
             capacity,
@@ -284,43 +362,49 @@ impl Cache {
         }
     }
 
-    fn get(&self, source: &Source, id: &str) -> Option<Found> {
+    pub(crate) fn get(&self, key: &K) -> Option<V> {
         let mut entries = self
             .entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let key = (source.clone(), id.to_string());
-        match entries.get(&key) {
-            Some((at, hit)) if at.elapsed() < self.ttl => Some(hit.clone()),
+        match entries.get(key) {
+            Some((expires, hit)) if Instant::now() < *expires => Some(hit.clone()),
             Some(_) => {
-                entries.remove(&key);
+                entries.remove(key);
                 None
             }
             None => None,
         }
     }
 
-    fn put(&self, source: &Source, id: &str, value: Found) {
-        if self.capacity == 0 || self.ttl.is_zero() {
+    /// Keeps `value` for the cache's lifetime.
+    pub(crate) fn put(&self, key: K, value: V) {
+        self.put_for(key, value, self.ttl);
+    }
+
+    /// Keeps `value` for `ttl` (never longer than the cache's lifetime).
+    pub(crate) fn put_for(&self, key: K, value: V, ttl: Duration) {
+        let ttl = ttl.min(self.ttl);
+        if self.capacity == 0 || ttl.is_zero() {
             return;
         }
         let mut entries = self
             .entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
         if entries.len() >= self.capacity {
-            let ttl = self.ttl;
-            entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            entries.retain(|_, (expires, _)| now < *expires);
         }
         if entries.len() >= self.capacity
-            && let Some(oldest) = entries
+            && let Some(soonest) = entries
                 .iter()
-                .min_by_key(|(_, (at, _))| *at)
+                .min_by_key(|(_, (expires, _))| *expires)
                 .map(|(k, _)| k.clone())
         {
-            entries.remove(&oldest);
+            entries.remove(&soonest);
         }
-        entries.insert((source.clone(), id.to_string()), (Instant::now(), value));
+        entries.insert(key, (now + ttl, value));
     }
 }
 
@@ -519,26 +603,119 @@ mod tests {
                 .await,
             Ok(None)
         );
+        // Nor is an Intercom contact's company fetched.
+        let before = intercom_contact_record("6762f0f21bb69f9f2193bb83");
+        let mut record = before.clone();
+        lookup
+            .complete_profile(&Source::Intercom, &mut record)
+            .await;
+        assert_eq!(record, before);
+    }
+
+    fn intercom_contact_record(company_id: &str) -> Record {
+        let mut contact: Value = serde_json::from_str(INTERCOM_CONTACT).expect("json");
+        contact["companies"]["data"] = serde_json::json!([
+            {"type": "company", "id": company_id, "url": format!("/companies/{company_id}")}
+        ]);
+        Record {
+            person: super::super::person_from_profile(&Source::Intercom, &contact),
+            observed_at: Utc::now(),
+            profile: Some(contact),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn intercom_companies_are_fetched_once_and_attached() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/companies/6762f0f21bb69f9f2193bb83"))
+            .and(header("authorization", "Bearer ic-token"))
+            .and(header("intercom-version", "2.11"))
+            .respond_with(json(super::super::intercom::tests::COMPANY))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let lookup = HelpdeskLookup::new(&settings(&server));
+        for _ in 0..2 {
+            let mut record = intercom_contact_record("6762f0f21bb69f9f2193bb83");
+            lookup
+                .complete_profile(&Source::Intercom, &mut record)
+                .await;
+            let profile = record.profile.expect("profile");
+            assert_eq!(profile["company"]["name"], "Acme Logistics");
+            assert_eq!(profile["company"]["plan"], "Pro");
+            assert_eq!(profile["company"]["size"], 85);
+        }
+        // Other sources, and contacts without companies, are left as they are.
+        let mut zendesk = intercom_contact_record("6762f0f21bb69f9f2193bb83");
+        lookup
+            .complete_profile(&Source::Zendesk, &mut zendesk)
+            .await;
+        assert!(zendesk.profile.expect("profile").get("company").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_failing_company_api_leaves_the_contact_as_it_is() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/companies/broken"))
+            .respond_with(ResponseTemplate::new(500))
+            // Asked once: the failure is remembered for a minute.
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/companies/gone"))
+            .respond_with(ResponseTemplate::new(404))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let lookup = HelpdeskLookup::new(&settings(&server));
+        for id in ["broken", "broken", "gone", "gone", "../admin"] {
+            let before = intercom_contact_record(id);
+            let mut record = before.clone();
+            lookup
+                .complete_profile(&Source::Intercom, &mut record)
+                .await;
+            assert_eq!(record, before, "{id}");
+        }
     }
 
     #[test]
     fn the_cache_expires_and_stays_bounded() {
+        let key = |s: Source, id: &str| (s, id.to_string());
         let c = Cache::new(Duration::from_secs(60), 2);
         let v = (Person::default(), Value::Null);
-        c.put(&Source::Zendesk, "1", v.clone());
-        c.put(&Source::Zendesk, "2", v.clone());
-        c.put(&Source::Zendesk, "3", v.clone());
+        c.put(key(Source::Zendesk, "1"), v.clone());
+        c.put(key(Source::Zendesk, "2"), v.clone());
+        c.put(key(Source::Zendesk, "3"), v.clone());
         assert_eq!(c.entries.lock().expect("lock").len(), 2);
-        assert!(c.get(&Source::Zendesk, "1").is_none(), "oldest evicted");
-        assert!(c.get(&Source::Zendesk, "3").is_some());
         assert!(
-            c.get(&Source::Intercom, "3").is_none(),
+            c.get(&key(Source::Zendesk, "1")).is_none(),
+            "oldest evicted"
+        );
+        assert!(c.get(&key(Source::Zendesk, "3")).is_some());
+        assert!(
+            c.get(&key(Source::Intercom, "3")).is_none(),
             "keyed by source too"
         );
 
         let expired = Cache::new(Duration::from_millis(1), 10);
-        expired.put(&Source::Zendesk, "1", v);
+        expired.put(key(Source::Zendesk, "1"), v.clone());
         std::thread::sleep(Duration::from_millis(5));
-        assert!(expired.get(&Source::Zendesk, "1").is_none());
+        assert!(expired.get(&key(Source::Zendesk, "1")).is_none());
+
+        // A shorter life for one entry (failures), never a longer one.
+        let c = Cache::new(Duration::from_secs(60), 10);
+        c.put_for(
+            key(Source::Zendesk, "short"),
+            v.clone(),
+            Duration::from_millis(1),
+        );
+        c.put_for(key(Source::Zendesk, "long"), v, Duration::from_secs(3600));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(c.get(&key(Source::Zendesk, "short")).is_none());
+        assert!(c.get(&key(Source::Zendesk, "long")).is_some());
     }
 }

@@ -1,6 +1,7 @@
 //! Helpdesk sources: webhook authentication and parsing into canonical records, and the
 //! helpdesk API clients used to look people up (and, for batch sync, to read pages).
 
+pub mod generic;
 pub mod gorgias;
 pub mod http;
 pub mod intercom;
@@ -121,12 +122,25 @@ pub fn verify_webhook(
                 .ok_or(AuthError::NotConfigured)?,
             headers,
         ),
-        Source::Generic(_) => Err(AuthError::NotConfigured),
+        Source::Generic(name) => {
+            let config = settings
+                .file
+                .generic
+                .get(name)
+                .ok_or(AuthError::NotConfigured)?;
+            let secret = settings
+                .generic_secrets
+                .get(name)
+                .ok_or(AuthError::NotConfigured)?;
+            config.auth.verify(secret, headers, body)
+        }
     }
 }
 
-/// Parses a verified webhook body of `source` into canonical records.
+/// Parses a verified webhook body of `source` into canonical records. Generic sources are read
+/// as `settings` describes them.
 pub fn parse_webhook(
+    settings: &Settings,
     source: &Source,
     headers: &http::HeaderMap,
     body: &[u8],
@@ -137,9 +151,12 @@ pub fn parse_webhook(
         Source::Zendesk => zendesk::parse_webhook(&value, headers, body, received_at),
         Source::Intercom => intercom::parse_webhook(&value, received_at),
         Source::Gorgias => gorgias::parse_webhook(&value, body, received_at),
-        Source::Generic(name) => Err(ParseError::Invalid(format!(
-            "generic source `{name}` is not configured"
-        ))),
+        Source::Generic(name) => match settings.file.generic.get(name) {
+            Some(config) => generic::parse_webhook(name, config, &value, body, received_at),
+            None => Err(ParseError::Invalid(format!(
+                "generic source `{name}` is not configured"
+            ))),
+        },
     }
 }
 

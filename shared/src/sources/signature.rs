@@ -1,4 +1,5 @@
-//! Webhook authentication: HMAC signatures (Zendesk, Intercom) and bearer tokens (Gorgias).
+//! Webhook authentication: HMAC signatures (Zendesk, Intercom, generic sources) and bearer tokens
+//! (Gorgias, generic sources).
 //!
 //! Every check runs over the exact raw body bytes as received (never a re-serialised JSON
 //! value) and compares secrets and MACs in constant time. The `sign_*` helpers produce the
@@ -20,7 +21,7 @@ pub enum AuthError {
     #[error("source is not configured")]
     NotConfigured,
     #[error("missing header {0}")]
-    Missing(&'static str),
+    Missing(String),
     #[error("signature does not match")]
     BadSignature,
     #[error("signature timestamp is outside the accepted window")]
@@ -37,7 +38,7 @@ pub const INTERCOM_SIGNATURE_HEADER: &str = "X-Hub-Signature";
 pub const AUTHORIZATION_HEADER: &str = "Authorization";
 
 /// A header's value as text; `Ok(None)` when absent, `Err` when present but not visible ASCII.
-fn header<'a>(headers: &'a http::HeaderMap, name: &'static str) -> Result<Option<&'a str>, ()> {
+fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Result<Option<&'a str>, ()> {
     match headers.get(name) {
         None => Ok(None),
         Some(v) => v.to_str().map(|s| Some(s.trim())).map_err(|_| ()),
@@ -76,10 +77,10 @@ pub fn verify_zendesk(
 ) -> Result<(), AuthError> {
     let signature = header(headers, ZENDESK_SIGNATURE_HEADER)
         .map_err(|_| AuthError::BadSignature)?
-        .ok_or(AuthError::Missing(ZENDESK_SIGNATURE_HEADER))?;
+        .ok_or_else(|| AuthError::Missing(ZENDESK_SIGNATURE_HEADER.into()))?;
     let timestamp = header(headers, ZENDESK_TIMESTAMP_HEADER)
         .map_err(|_| AuthError::Stale)?
-        .ok_or(AuthError::Missing(ZENDESK_TIMESTAMP_HEADER))?;
+        .ok_or_else(|| AuthError::Missing(ZENDESK_TIMESTAMP_HEADER.into()))?;
 
     let signed_at = DateTime::parse_from_rfc3339(timestamp)
         .map_err(|_| AuthError::Stale)?
@@ -117,7 +118,7 @@ pub fn verify_intercom(
 ) -> Result<(), AuthError> {
     let value = header(headers, INTERCOM_SIGNATURE_HEADER)
         .map_err(|_| AuthError::BadSignature)?
-        .ok_or(AuthError::Missing(INTERCOM_SIGNATURE_HEADER))?;
+        .ok_or_else(|| AuthError::Missing(INTERCOM_SIGNATURE_HEADER.into()))?;
     let hex_part = value
         .get(..5)
         .filter(|prefix| prefix.eq_ignore_ascii_case("sha1="))
@@ -146,7 +147,7 @@ pub fn sign_intercom(client_secret: &str, body: &[u8]) -> String {
 pub fn verify_bearer(token: &str, headers: &http::HeaderMap) -> Result<(), AuthError> {
     let value = header(headers, AUTHORIZATION_HEADER)
         .map_err(|_| AuthError::BadSignature)?
-        .ok_or(AuthError::Missing(AUTHORIZATION_HEADER))?;
+        .ok_or_else(|| AuthError::Missing(AUTHORIZATION_HEADER.into()))?;
     let (scheme, given) = value.split_once(' ').ok_or(AuthError::BadSignature)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::BadSignature);
@@ -157,6 +158,73 @@ pub fn verify_bearer(token: &str, headers: &http::HeaderMap) -> Result<(), AuthE
         return Err(AuthError::BadSignature);
     }
     Ok(())
+}
+
+/// How a MAC is written in a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureEncoding {
+    /// Hex digits, either case.
+    Hex,
+    /// Standard base64 with padding.
+    Base64,
+}
+
+/// An HMAC-SHA256 signature of the raw body in a header of the sender's choosing, as generic
+/// sources send it: `<prefix><MAC>` (e.g. `X-Signature: sha256=9f86…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HmacSha256Scheme {
+    /// The header carrying the signature (matched whatever its case).
+    pub header: String,
+    pub encoding: SignatureEncoding,
+    /// Text before the MAC (`sha256=`), matched whatever its case; `None` when there is none.
+    pub prefix: Option<String>,
+}
+
+impl HmacSha256Scheme {
+    /// Verifies the header against HMAC-SHA256(secret, body), in constant time. An empty secret
+    /// never verifies anything.
+    pub fn verify(
+        &self,
+        secret: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<(), AuthError> {
+        let value = header(headers, &self.header)
+            .map_err(|_| AuthError::BadSignature)?
+            .ok_or_else(|| AuthError::Missing(self.header.clone()))?;
+        let prefix = self.prefix.as_deref().unwrap_or_default();
+        let encoded = value
+            .get(..prefix.len())
+            .filter(|p| p.eq_ignore_ascii_case(prefix))
+            .and_then(|_| value.get(prefix.len()..))
+            .map(str::trim)
+            .ok_or(AuthError::BadSignature)?;
+        let given = match self.encoding {
+            SignatureEncoding::Hex => hex::decode(encoded).ok(),
+            SignatureEncoding::Base64 => BASE64.decode(encoded).ok(),
+        }
+        .ok_or(AuthError::BadSignature)?;
+        if secret.is_empty() {
+            return Err(AuthError::BadSignature);
+        }
+        mac::<Sha256>(secret.as_bytes(), &[body])
+            .ok_or(AuthError::BadSignature)?
+            .verify_slice(&given)
+            .map_err(|_| AuthError::BadSignature)
+    }
+
+    /// The header value a sender using this scheme sends for `body`.
+    pub fn sign(&self, secret: &str, body: &[u8]) -> String {
+        let Some(mac) = mac::<Sha256>(secret.as_bytes(), &[body]) else {
+            return String::new();
+        };
+        let bytes = mac.finalize().into_bytes();
+        let encoded = match self.encoding {
+            SignatureEncoding::Hex => hex::encode(bytes),
+            SignatureEncoding::Base64 => BASE64.encode(bytes),
+        };
+        format!("{}{encoded}", self.prefix.as_deref().unwrap_or_default())
+    }
 }
 
 #[cfg(test)]
@@ -259,12 +327,12 @@ mod tests {
         let only_sig = headers(&[(ZENDESK_SIGNATURE_HEADER, &sig)]);
         assert_eq!(
             verify_zendesk(DOC_SECRET, &only_sig, DOC_BODY, doc_now(), FIVE_MIN),
-            Err(AuthError::Missing(ZENDESK_TIMESTAMP_HEADER))
+            Err(AuthError::Missing(ZENDESK_TIMESTAMP_HEADER.into()))
         );
         let only_ts = headers(&[(ZENDESK_TIMESTAMP_HEADER, DOC_TS)]);
         assert_eq!(
             verify_zendesk(DOC_SECRET, &only_ts, DOC_BODY, doc_now(), FIVE_MIN),
-            Err(AuthError::Missing(ZENDESK_SIGNATURE_HEADER))
+            Err(AuthError::Missing(ZENDESK_SIGNATURE_HEADER.into()))
         );
     }
 
@@ -341,7 +409,7 @@ mod tests {
         }
         assert_eq!(
             verify_intercom(INTERCOM_SECRET, &HeaderMap::new(), INTERCOM_BODY),
-            Err(AuthError::Missing(INTERCOM_SIGNATURE_HEADER))
+            Err(AuthError::Missing(INTERCOM_SIGNATURE_HEADER.into()))
         );
     }
 
@@ -368,11 +436,105 @@ mod tests {
         }
         assert_eq!(
             verify_bearer(token, &HeaderMap::new()),
-            Err(AuthError::Missing(AUTHORIZATION_HEADER))
+            Err(AuthError::Missing(AUTHORIZATION_HEADER.into()))
         );
         // An empty configured token never authenticates anything.
         assert_eq!(
             verify_bearer("", &headers(&[("authorization", "Bearer x")])),
+            Err(AuthError::BadSignature)
+        );
+    }
+
+    fn scheme(encoding: SignatureEncoding, prefix: Option<&str>) -> HmacSha256Scheme {
+        HmacSha256Scheme {
+            header: "X-Signature".into(),
+            encoding,
+            prefix: prefix.map(str::to_string),
+        }
+    }
+
+    const GENERIC_SECRET: &str = "deskbridge-test-cinnox-secret";
+    const GENERIC_BODY: &[u8] = br#"{"event":"enquiry.new"}"#;
+
+    #[test]
+    fn hmac_sha256_matches_an_independent_computation() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+        let hex_scheme = scheme(SignatureEncoding::Hex, None);
+        assert_eq!(
+            hex_scheme.sign("Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        let b64 = scheme(SignatureEncoding::Base64, Some("sha256="));
+        let expected = BASE64.encode(
+            hex::decode("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+                .expect("hex"),
+        );
+        assert_eq!(
+            b64.sign("Jefe", b"what do ya want for nothing?"),
+            format!("sha256={expected}")
+        );
+    }
+
+    #[test]
+    fn hmac_sha256_round_trips_in_both_encodings_with_and_without_prefix() {
+        for s in [
+            scheme(SignatureEncoding::Hex, None),
+            scheme(SignatureEncoding::Hex, Some("sha256=")),
+            scheme(SignatureEncoding::Base64, None),
+            scheme(SignatureEncoding::Base64, Some("v1,")),
+        ] {
+            let sig = s.sign(GENERIC_SECRET, GENERIC_BODY);
+            let h = headers(&[("x-signature", &sig)]);
+            assert_eq!(s.verify(GENERIC_SECRET, &h, GENERIC_BODY), Ok(()), "{s:?}");
+            assert_eq!(
+                s.verify(GENERIC_SECRET, &h, br#"{"event":"enquiry.nex"}"#),
+                Err(AuthError::BadSignature),
+                "{s:?}"
+            );
+            assert_eq!(
+                s.verify("another-secret", &h, GENERIC_BODY),
+                Err(AuthError::BadSignature),
+                "{s:?}"
+            );
+            assert_eq!(
+                s.verify(GENERIC_SECRET, &HeaderMap::new(), GENERIC_BODY),
+                Err(AuthError::Missing("X-Signature".into())),
+                "{s:?}"
+            );
+        }
+        // Hex digits and the prefix match whatever their case.
+        let s = scheme(SignatureEncoding::Hex, Some("sha256="));
+        let upper = s.sign(GENERIC_SECRET, GENERIC_BODY).to_ascii_uppercase();
+        let h = headers(&[("X-Signature", &upper)]);
+        assert_eq!(s.verify(GENERIC_SECRET, &h, GENERIC_BODY), Ok(()));
+    }
+
+    #[test]
+    fn hmac_sha256_refuses_malformed_values_and_empty_secrets() {
+        let s = scheme(SignatureEncoding::Hex, Some("sha256="));
+        let sig = s.sign(GENERIC_SECRET, GENERIC_BODY);
+        let bare = sig.trim_start_matches("sha256=").to_string();
+        for bad in [
+            "",
+            "sha256=",
+            "sha256=zz",
+            bare.as_str(),
+            &sig[..sig.len() - 2],
+            &format!("sha1={bare}"),
+        ] {
+            let h = headers(&[("x-signature", bad)]);
+            assert_eq!(
+                s.verify(GENERIC_SECRET, &h, GENERIC_BODY),
+                Err(AuthError::BadSignature),
+                "{bad}"
+            );
+        }
+        let h = headers(&[("x-signature", &s.sign("", GENERIC_BODY))]);
+        assert_eq!(s.verify("", &h, GENERIC_BODY), Err(AuthError::BadSignature));
+        let b64 = scheme(SignatureEncoding::Base64, None);
+        let h = headers(&[("x-signature", "not base64!")]);
+        assert_eq!(
+            b64.verify(GENERIC_SECRET, &h, GENERIC_BODY),
             Err(AuthError::BadSignature)
         );
     }

@@ -10,6 +10,19 @@
 //! upserts are idempotent). The bookmark is the watermark W for the next run, in unix seconds:
 //! the run's start minus five minutes, because new and changed records take a few minutes to
 //! become searchable. It is stored when the run completes.
+//!
+//! Contacts name their companies only by reference. The first company of each contact on a page
+//! is read with `GET /companies/{id}` (within the same rate limit) and put into the profile
+//! under `company`; companies are cached for [`COMPANY_TTL`] by this reader, so one is read once
+//! however many contacts (and pages, and runs of this container) name it. Listing every company
+//! up front is not used: the list endpoint stops at 10,000 companies and the scroll endpoint
+//! allows one open scroll per app. A company that cannot be read never holds its contacts back:
+//! they are written without company attributes, and the rest of the page's companies wait for a
+//! later page once Intercom fails.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Duration as TimeDelta;
@@ -20,7 +33,11 @@ use super::limiter::{Limiter, Rate};
 use super::readers::{Api, RetryPolicy};
 use super::{FetchError, Page, PageRequest, SourceReader};
 use crate::model::{EventKind, Record, Source};
-use crate::sources::intercom::{contact_record, conversation_record, event, text, time};
+use crate::sources::intercom::{
+    contact_record, conversation_record, event, first_company_id, lacks_company, text, time,
+    with_company,
+};
+use crate::sources::lookup::{Cache, valid_id};
 
 /// The streams, in the order a run starts them.
 pub const STREAMS: [&str; 2] = ["contacts", "conversations"];
@@ -28,6 +45,10 @@ pub const STREAMS: [&str; 2] = ["contacts", "conversations"];
 pub const MAX_PAGE: u32 = 150;
 /// Search-index lag: the next run re-reads from this long before this run started.
 pub const INDEX_LAG: TimeDelta = TimeDelta::minutes(5);
+/// How long a company read for one page is reused by later pages and runs.
+pub const COMPANY_TTL: Duration = Duration::from_secs(15 * 60);
+/// Most companies kept.
+const COMPANY_CACHE_CAPACITY: usize = 20_000;
 
 /// Reads an Intercom workspace. Auth: Bearer access token, with `Intercom-Version`.
 #[derive(Debug, Clone)]
@@ -36,6 +57,8 @@ pub struct IntercomReader {
     base: String,
     token: String,
     version: String,
+    /// Companies by id; `None` for one Intercom does not have (or refuses to show).
+    companies: Arc<Cache<String, Option<Value>>>,
 }
 
 impl IntercomReader {
@@ -51,6 +74,7 @@ impl IntercomReader {
             base: base_url.trim_end_matches('/').to_string(),
             token: access_token.to_string(),
             version: version.to_string(),
+            companies: Arc::new(Cache::new(COMPANY_TTL, COMPANY_CACHE_CAPACITY)),
         }
     }
 
@@ -114,6 +138,65 @@ impl IntercomReader {
             .await
     }
 
+    /// `GET /companies/{id}`.
+    async fn company(&self, id: &str) -> Result<Value, FetchError> {
+        let url = format!("{}/companies/{id}", self.base);
+        self.api
+            .call(None, "/companies/{id}", |client| {
+                client
+                    .get(&url)
+                    .bearer_auth(&self.token)
+                    .header("Intercom-Version", &self.version)
+                    .header(reqwest::header::ACCEPT, "application/json")
+            })
+            .await
+    }
+
+    /// Puts each contact's first company into its profile under `company`, reading the
+    /// companies not cached yet. Contacts whose company cannot be read keep their profile.
+    async fn attach_companies(&self, records: &mut [Record]) {
+        let wanted: BTreeSet<String> = records
+            .iter()
+            .filter_map(|r| r.profile.as_ref().filter(|p| lacks_company(p)))
+            .filter_map(first_company_id)
+            .filter(|id| valid_id(id) && self.companies.get(id).is_none())
+            .collect();
+        let mut unread = 0usize;
+        let mut outage = None;
+        for id in wanted {
+            if outage.is_some() {
+                unread += 1;
+                continue;
+            }
+            match self.company(&id).await {
+                Ok(company) => self
+                    .companies
+                    .put(id, Some(company).filter(Value::is_object)),
+                // Deleted since (404), or not shown to this token: remembered as none.
+                Err(FetchError::Rejected(reason)) => {
+                    tracing::info!(company = %id, %reason, "intercom company not readable; its contacts sync without it");
+                    self.companies.put(id, None);
+                }
+                Err(e) => {
+                    unread += 1;
+                    outage = Some(e);
+                }
+            }
+        }
+        if let Some(e) = outage {
+            tracing::warn!(error = %e, companies_not_read = unread,
+                "intercom companies unavailable; contacts on this page are written without company attributes");
+        }
+        for record in records {
+            if let Some(profile) = record.profile.as_mut().filter(|p| lacks_company(p))
+                && let Some(id) = first_company_id(profile)
+                && let Some(Some(company)) = self.companies.get(&id)
+            {
+                with_company(profile, &company);
+            }
+        }
+    }
+
     async fn read(
         &self,
         resource: &str,
@@ -156,7 +239,11 @@ impl SourceReader for IntercomReader {
 
     async fn fetch_page(&self, request: &PageRequest) -> Result<Page, FetchError> {
         match request.stream.as_str() {
-            "contacts" => self.read("contacts", request, contact_to_record).await,
+            "contacts" => {
+                let mut page = self.read("contacts", request, contact_to_record).await?;
+                self.attach_companies(&mut page.records).await;
+                Ok(page)
+            }
             "conversations" => {
                 self.read("conversations", request, conversation_to_record)
                     .await
