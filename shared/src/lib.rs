@@ -9,6 +9,7 @@ pub mod identity;
 pub mod infra;
 pub mod mapping;
 pub mod memory;
+pub mod metrics;
 pub mod model;
 pub mod queue;
 pub mod sources;
