@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use deskbridge_shared::brevo;
 use deskbridge_shared::config::Settings;
+use deskbridge_shared::metrics::Metrics;
 use deskbridge_shared::queue::{Queue, SqsQueue};
 use deskbridge_shared::sources::HelpdeskLookup;
 use deskbridge_shared::state::DynamoStateStore;
@@ -24,20 +25,36 @@ use deskbridge_sync::Syncer;
 use deskbridge_upsert::{Message, Upserter};
 use deskbridge_webhook::Webhook;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 type LocalWebhook = Webhook<DynamoStateStore, SqsQueue>;
 
+/// What the webhook route needs: the handler and where its metrics go.
+struct WebhookState {
+    webhook: LocalWebhook,
+    metrics: Metrics,
+}
+
 async fn webhook_route(
-    State(webhook): State<Arc<LocalWebhook>>,
+    State(state): State<Arc<WebhookState>>,
     Path(source): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let correlation_id = Some(uuid_like());
-    let reply = webhook
-        .handle(&source, &headers, &body, chrono::Utc::now(), correlation_id)
+    let correlation_id = uuid_like();
+    let span = tracing::info_span!("webhook", request_id = %correlation_id);
+    let reply = state
+        .webhook
+        .handle(
+            &source,
+            &headers,
+            &body,
+            chrono::Utc::now(),
+            Some(correlation_id),
+        )
+        .instrument(span)
         .await;
+    state.metrics.emit(&reply.metrics(state.metrics.document()));
     (
         reply.status,
         [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -57,7 +74,8 @@ fn uuid_like() -> String {
 }
 
 /// The HTTP routes of the local runner.
-pub fn router(webhook: Arc<LocalWebhook>) -> Router {
+pub fn router(webhook: LocalWebhook, metrics: Metrics) -> Router {
+    let state = Arc::new(WebhookState { webhook, metrics });
     Router::new()
         .route("/webhooks/{source}", post(webhook_route))
         .fallback(|| async { (StatusCode::NOT_FOUND, "expected POST /webhooks/{source}") })
@@ -65,7 +83,7 @@ pub fn router(webhook: Arc<LocalWebhook>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             deskbridge_webhook::MAX_BODY_BYTES + 1024,
         ))
-        .with_state(webhook)
+        .with_state(state)
 }
 
 /// Delay before a failed message is tried again: 2, 4, 8 … seconds, at most a minute.
@@ -188,12 +206,12 @@ pub async fn serve_on(
         HelpdeskLookup::new(&settings),
         settings.mapping.clone(),
     );
-    let webhook = Arc::new(Webhook {
+    let webhook = Webhook {
         settings,
         state: DynamoStateStore::new(dynamo, table),
         queue: SqsQueue::new(sqs.clone()),
         upsert_queue_url: upsert_queue_url.clone(),
-    });
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = vec![tokio::spawn(worker(
@@ -203,7 +221,7 @@ pub async fn serve_on(
         stop_rx.clone(),
     ))];
     if let Some(sync_url) = sync_queue_url {
-        let syncer = Syncer::from_settings(
+        let mut syncer = Syncer::from_settings(
             readers_from_settings(&sync_settings)
                 .into_iter()
                 .map(Arc::from)
@@ -212,6 +230,7 @@ pub async fn serve_on(
             SqsQueue::new(sqs.clone()),
             &sync_settings,
         )?;
+        syncer.metrics = Metrics::from_env("deskbridge-sync");
         info!(
             streams = syncer.streams(None, None).len(),
             "sync worker on: `deskbridge sync <source>` runs here"
@@ -225,7 +244,9 @@ pub async fn serve_on(
     }
     let addr = listener.local_addr()?;
     info!("deskbridge serve: POST http://{addr}/webhooks/{{zendesk|intercom|gorgias}}");
-    axum::serve(listener, router(webhook))
+    // Metric lines go to the log at debug level here (`DESKBRIDGE_METRICS` changes that).
+    let webhook_metrics = Metrics::from_env("deskbridge-webhook");
+    axum::serve(listener, router(webhook, webhook_metrics))
         .with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
