@@ -16,6 +16,27 @@ ensure_venv() {
   cp "$DESKBRIDGE_ROOT/scripts/requirements.txt" "$stamp"
 }
 
+VENV_CHECKOV="$DESKBRIDGE_ROOT/.venv-checkov"
+
+# checkov lives in .venv-checkov/, apart from moto and cfn-lint: its dependency pins clash.
+ensure_checkov() {
+  local stamp="$VENV_CHECKOV/.requirements"
+  if [ -x "$VENV_CHECKOV/bin/checkov" ] && cmp -s "$DESKBRIDGE_ROOT/scripts/requirements-checkov.txt" "$stamp"; then
+    return 0
+  fi
+  echo "setting up .venv-checkov (checkov)…" >&2
+  python3 -m venv "$VENV_CHECKOV"
+  "$VENV_CHECKOV/bin/pip" install --quiet --disable-pip-version-check -r "$DESKBRIDGE_ROOT/scripts/requirements-checkov.txt"
+  cp "$DESKBRIDGE_ROOT/scripts/requirements-checkov.txt" "$stamp"
+}
+
+# checkov over template.yaml, offline (no download of policies or guidelines). Every skipped
+# check is justified inline in the template (Metadata: checkov: skip).
+run_checkov() {
+  "$VENV_CHECKOV/bin/checkov" --file "$DESKBRIDGE_ROOT/template.yaml" --framework cloudformation \
+    --compact --quiet --skip-download
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }

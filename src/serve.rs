@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use deskbridge_shared::brevo;
 use deskbridge_shared::config::Settings;
+use deskbridge_shared::metrics::Metrics;
 use deskbridge_shared::queue::{Queue, SqsQueue};
 use deskbridge_shared::sources::HelpdeskLookup;
 use deskbridge_shared::state::DynamoStateStore;
@@ -24,13 +25,19 @@ use deskbridge_sync::Syncer;
 use deskbridge_upsert::{Message, Upserter};
 use deskbridge_webhook::Webhook;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 type LocalWebhook = Webhook<DynamoStateStore, SqsQueue>;
 
+/// What the webhook route needs: the handler and where its metrics go.
+struct WebhookState {
+    webhook: LocalWebhook,
+    metrics: Metrics,
+}
+
 /// Serves both webhook routes: the source is read from the path by the same rule Lambda uses.
 async fn webhook_route(
-    State(webhook): State<Arc<LocalWebhook>>,
+    State(state): State<Arc<WebhookState>>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -38,10 +45,20 @@ async fn webhook_route(
     let Some(source) = deskbridge_webhook::source_segment(uri.path()) else {
         return (StatusCode::NOT_FOUND, NOT_A_WEBHOOK).into_response();
     };
-    let correlation_id = Some(uuid_like());
-    let reply = webhook
-        .handle(&source, &headers, &body, chrono::Utc::now(), correlation_id)
+    let correlation_id = uuid_like();
+    let span = tracing::info_span!("webhook", request_id = %correlation_id);
+    let reply = state
+        .webhook
+        .handle(
+            &source,
+            &headers,
+            &body,
+            chrono::Utc::now(),
+            Some(correlation_id),
+        )
+        .instrument(span)
         .await;
+    state.metrics.emit(&reply.metrics(state.metrics.document()));
     (
         reply.status,
         [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -63,7 +80,8 @@ fn uuid_like() -> String {
 const NOT_A_WEBHOOK: &str = "expected POST /webhooks/{source} or /webhooks/generic/{name}";
 
 /// The HTTP routes of the local runner.
-pub fn router(webhook: Arc<LocalWebhook>) -> Router {
+pub fn router(webhook: LocalWebhook, metrics: Metrics) -> Router {
+    let state = Arc::new(WebhookState { webhook, metrics });
     Router::new()
         .route("/webhooks/{source}", post(webhook_route))
         .route("/webhooks/generic/{name}", post(webhook_route))
@@ -72,7 +90,7 @@ pub fn router(webhook: Arc<LocalWebhook>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             deskbridge_webhook::MAX_BODY_BYTES + 1024,
         ))
-        .with_state(webhook)
+        .with_state(state)
 }
 
 /// Delay before a failed message is tried again: 2, 4, 8 … seconds, at most a minute.
@@ -198,12 +216,12 @@ pub async fn serve_on(
     if let Some(url) = &settings.upsert_dlq_url {
         upserter = upserter.with_dead_letters(Arc::new(SqsQueue::new(sqs.clone())), url.clone());
     }
-    let webhook = Arc::new(Webhook {
+    let webhook = Webhook {
         settings,
         state: DynamoStateStore::new(dynamo, table),
         queue: SqsQueue::new(sqs.clone()),
         upsert_queue_url: upsert_queue_url.clone(),
-    });
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = vec![tokio::spawn(worker(
@@ -213,7 +231,7 @@ pub async fn serve_on(
         stop_rx.clone(),
     ))];
     if let Some(sync_url) = sync_queue_url {
-        let syncer = Syncer::from_settings(
+        let mut syncer = Syncer::from_settings(
             readers_from_settings(&sync_settings)
                 .into_iter()
                 .map(Arc::from)
@@ -222,6 +240,7 @@ pub async fn serve_on(
             SqsQueue::new(sqs.clone()),
             &sync_settings,
         )?;
+        syncer.metrics = Metrics::from_env("deskbridge-sync");
         info!(
             streams = syncer.streams(None, None).len(),
             "sync worker on: `deskbridge sync <source>` runs here"
@@ -238,7 +257,9 @@ pub async fn serve_on(
         "deskbridge serve: POST http://{addr}/webhooks/{{zendesk|intercom|gorgias}} or \
          /webhooks/generic/{{name}}"
     );
-    axum::serve(listener, router(webhook))
+    // Metric lines go to the log at debug level here (`DESKBRIDGE_METRICS` changes that).
+    let webhook_metrics = Metrics::from_env("deskbridge-webhook");
+    axum::serve(listener, router(webhook, webhook_metrics))
         .with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);

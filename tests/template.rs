@@ -80,3 +80,50 @@ fn table_matches_the_state_store() {
     )));
     assert!(table.contains("PAY_PER_REQUEST"));
 }
+
+#[test]
+fn alarms_and_dashboard_read_the_metrics_the_functions_emit() {
+    let t = template();
+    assert!(t.contains(&format!(
+        "Namespace: {}",
+        deskbridge_shared::metrics::NAMESPACE
+    )));
+    // Names the functions write (webhook lib.rs, upsert main.rs, sync lib.rs) and the template
+    // reads; a rename on either side breaks a graph or an alarm without any other test noticing.
+    for name in [
+        "DeliveriesAccepted",
+        "DeliveriesDeduplicated",
+        "DeliveriesIgnored",
+        "DeliveriesRejected",
+        "BrevoCalls",
+        "BrevoThrottled",
+        "BrevoErrors",
+        "BrevoWaitTime",
+        "UpsertBatchDuration",
+        "UpsertContacts",
+        "SyncRecordsRead",
+        "SyncRecordsWritten",
+        "SyncLag",
+        "SyncProgress",
+    ] {
+        assert!(t.contains(name), "template.yaml does not read {name}");
+    }
+    let stalled = resource(&t, "SyncStalledAlarm");
+    assert!(stalled.contains("MetricName: SyncProgress"), "{stalled}");
+    assert!(stalled.contains("TreatMissingData: breaching"), "{stalled}");
+    for alarm in [
+        "SyncDeadLetterAlarm",
+        "UpsertDeadLetterAlarm",
+        "WebhookErrorRateAlarm",
+        "UpsertErrorRateAlarm",
+        "SyncErrorRateAlarm",
+        "BrevoThrottleAlarm",
+        "SyncStalledAlarm",
+    ] {
+        let text = resource(&t, alarm);
+        assert!(
+            text.contains("AlarmActions: !If [HasAlarmEmail, [!Ref AlarmTopic]"),
+            "{alarm} does not notify the alarm topic"
+        );
+    }
+}

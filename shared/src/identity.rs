@@ -63,6 +63,19 @@ pub fn normalize_phone(
     Ok(number.format().mode(phonenumber::Mode::E164).to_string())
 }
 
+/// Loads the phone-number metadata on a background thread and returns at once.
+///
+/// The `phonenumber` crate reads its metadata for every region on first use, which costs about
+/// 80 ms of CPU. Started at the top of `main`, the load overlaps the function's init (SDK set-up,
+/// the secret's fetch) and the wait for the first event, instead of landing inside the first
+/// invocation; a normalisation that comes before it is done waits for it, no longer than it
+/// would have taken anyway.
+pub fn preload_phone_metadata() -> std::thread::JoinHandle<()> {
+    std::thread::spawn(|| {
+        let _ = normalize_phone("+1 415 555 0123", None);
+    })
+}
+
 /// Splits a full name into first and last name: the last word is the last name.
 pub fn split_name(full: &str) -> (Option<String>, Option<String>) {
     let words: Vec<&str> = full.split_whitespace().collect();
@@ -94,6 +107,17 @@ mod tests {
         assert_eq!(normalize_email("a@b"), None);
         assert_eq!(normalize_email("a b@example.com"), None);
         assert_eq!(normalize_email(""), None);
+    }
+
+    #[test]
+    fn the_preload_leaves_normalisation_unchanged() {
+        preload_phone_metadata()
+            .join()
+            .expect("the preload thread ends");
+        assert_eq!(
+            normalize_phone("+44 20 7946 0958", None),
+            Ok("+442079460958".to_string())
+        );
     }
 
     #[test]

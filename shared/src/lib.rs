@@ -10,6 +10,7 @@ pub mod infra;
 pub mod ledger;
 pub mod mapping;
 pub mod memory;
+pub mod metrics;
 pub mod model;
 pub mod queue;
 pub mod sources;

@@ -7,11 +7,24 @@
 //! then queues the next page job. A duplicate or stale job fails the conditional write and stops;
 //! a crash replays at most one page (idempotent downstream); a run whose worker died is taken over
 //! when its lease passes.
+//!
+//! Metrics (through the [`Syncer::metrics`] emitter, off unless the caller sets one): per page,
+//! with the `Source` and `Stream` dimensions and a per-function rollup,
+//! - `SyncRecordsRead`: records the helpdesk API returned;
+//! - `SyncRecordsWritten`: records sent to the upsert queue;
+//! - `SyncProgress`: 1, the stream's heartbeat (the stalled-sync alarm watches its sum);
+//! - `SyncLag` (seconds): now minus the start of the stream's last completed run, the time up to
+//!   which every change has been read (absent until a first run completes);
+//! - `SyncFetchErrors`: 1 when the page could not be read.
+//!
+//! A scheduled start with no stream enabled (webhooks only, no API credentials) counts one
+//! `SyncProgress` for the function, so that set-up does not look stalled.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use deskbridge_shared::metrics::{Document, FUNCTION, Metrics};
 use deskbridge_shared::model::{Job, Origin, Record, Source};
 use deskbridge_shared::queue::Queue;
 use deskbridge_shared::state::StateError;
@@ -31,6 +44,9 @@ pub const DEFAULT_PAGE_SIZE: u32 = 1_000;
 pub const RECORDS_PER_JOB: usize = 50;
 /// Upper bound of one upsert-queue message body (SQS allows 256 KiB).
 pub const MAX_JOB_BYTES: usize = 200 * 1024;
+/// Streams started at once by [`Syncer::start`]: every stream of the three helpdesks (8), so a
+/// scheduled start takes about one stream's round trips, not the sum of all of them.
+pub const START_CONCURRENCY: usize = 8;
 
 /// The streams of each helpdesk, in the order a run starts them.
 pub fn known_streams(source: &Source) -> &'static [&'static str] {
@@ -128,6 +144,8 @@ pub struct Syncer<S, Q> {
     pub historical_events: bool,
     /// Streams switched off in the configuration file (`sync: { tickets: false }`).
     pub disabled: Vec<StreamId>,
+    /// Where page metrics go ([`Metrics::off`] unless the caller sets one).
+    pub metrics: Metrics,
 }
 
 impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
@@ -149,6 +167,7 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
             page_size: DEFAULT_PAGE_SIZE,
             historical_events: false,
             disabled: Vec::new(),
+            metrics: Metrics::off(),
         }
     }
 
@@ -197,6 +216,10 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
     }
 
     /// Starts runs, as the schedule does. Streams already running keep going (`Busy`).
+    ///
+    /// The streams start side by side (at most [`START_CONCURRENCY`] at once); the reports come
+    /// back in stream order. When one fails, the others still start and the first error is
+    /// returned (the caller retries; streams already started then answer `Busy`).
     pub async fn start(
         &self,
         source: Option<&Source>,
@@ -204,33 +227,65 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
         full: bool,
         now: DateTime<Utc>,
     ) -> Result<Vec<StartReport>, SyncError> {
+        use futures::StreamExt;
         if let Some(s) = source
             && self.reader(s).is_none()
         {
             return Err(SyncError::NoReader(s.clone()));
         }
-        let mut reports = Vec::new();
-        for id in self.streams(source, stream) {
-            let run_id = uuid::Uuid::new_v4().to_string();
-            let outcome =
-                streams::start_run(&self.store, &id, &run_id, full, now, self.lease).await?;
-            if let Start::Started {
-                run_id,
-                version,
-                resumed,
-            } = &outcome
-            {
-                info!(stream = %id, %run_id, resumed, full, "sync run started");
-                self.queue_page(&id, run_id, *version).await?;
-            } else {
-                info!(stream = %id, "sync run already going; left to finish");
-            }
-            reports.push(StartReport {
-                stream: id,
-                outcome,
-            });
+        let ids = self.streams(source, stream);
+        if ids.is_empty() && source.is_none() && stream.is_none() {
+            info!("no stream to sync: no helpdesk API credentials, or every stream switched off");
+            let mut doc = self.metrics.document();
+            doc.count("SyncProgress", 1);
+            self.metrics.emit(&doc);
         }
-        Ok(reports)
+        // The futures are built into a Vec first (see `futures::stream::iter` in the upsert
+        // function): a `map` closure would make the `Send` proof higher-ranked.
+        let starts: Vec<_> = ids
+            .into_iter()
+            .map(|id| self.start_stream(id, full, now))
+            .collect();
+        let results: Vec<Result<StartReport, SyncError>> = futures::stream::iter(starts)
+            .buffered(START_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    /// Takes the lease of one stream and queues its first page job.
+    async fn start_stream(
+        &self,
+        id: StreamId,
+        full: bool,
+        now: DateTime<Utc>,
+    ) -> Result<StartReport, SyncError> {
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let outcome = streams::start_run(&self.store, &id, &run_id, full, now, self.lease).await?;
+        if let Start::Started {
+            run_id,
+            version,
+            resumed,
+        } = &outcome
+        {
+            info!(stream = %id, %run_id, resumed, full, "sync run started");
+            self.queue_page(&id, run_id, *version).await?;
+        } else {
+            info!(stream = %id, "sync run already going; left to finish");
+        }
+        Ok(StartReport {
+            stream: id,
+            outcome,
+        })
+    }
+
+    /// A metric document of one stream, also rolled up per function.
+    fn stream_document(&self, id: &StreamId) -> Document {
+        self.metrics
+            .document()
+            .dimension("Source", &id.source.to_string())
+            .dimension("Stream", &id.stream)
+            .rollup(&[FUNCTION])
     }
 
     async fn queue_page(&self, id: &StreamId, run_id: &str, version: u64) -> Result<(), SyncError> {
@@ -295,6 +350,9 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
             Ok(p) => p,
             Err(error) => {
                 let _ = streams::note_error(&self.store, &id, &error.to_string()).await;
+                let mut doc = self.stream_document(&id);
+                doc.count("SyncFetchErrors", 1);
+                self.metrics.emit(&doc);
                 return Err(SyncError::Fetch { stream: id, error });
             }
         };
@@ -330,6 +388,15 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
         {
             Write::Conflict => Ok(PageOutcome::Stale),
             Write::Done(next) => {
+                let mut doc = self.stream_document(&id);
+                doc.count("SyncRecordsRead", stats.records_read)
+                    .count("SyncRecordsWritten", stats.contacts)
+                    .count("SyncProgress", 1);
+                if let Some(since) = next.last_run_started_at {
+                    let lag = (now - since).num_milliseconds().max(0) as f64 / 1000.0;
+                    doc.seconds("SyncLag", lag);
+                }
+                self.metrics.emit(&doc);
                 let done = next.status == streams::RunStatus::Idle;
                 if done {
                     info!(stream = %id, run_id = %job.run_id, stats = ?next.run, "sync run complete");

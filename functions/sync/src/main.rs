@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use deskbridge_shared::metrics::Metrics;
 use deskbridge_shared::queue::SqsQueue;
 use deskbridge_shared::state::DynamoStateStore;
 use deskbridge_shared::sync::readers::readers_from_settings;
@@ -11,6 +12,7 @@ use deskbridge_shared::{aws, config, telemetry};
 use deskbridge_sync::{Syncer, handle_batch};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
+use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -24,7 +26,7 @@ async fn main() -> Result<(), Error> {
         .into_iter()
         .map(Arc::from)
         .collect();
-    let syncer = Syncer::from_settings(
+    let mut syncer = Syncer::from_settings(
         readers,
         DynamoStateStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
@@ -33,28 +35,37 @@ async fn main() -> Result<(), Error> {
         SqsQueue::new(aws_sdk_sqs::Client::new(&sdk)),
         &settings,
     )?;
+    syncer.metrics = Metrics::from_env("deskbridge-sync");
     let syncer = &syncer;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
-        let now = chrono::Utc::now();
-        let is_sqs = event.payload.get("Records").is_some_and(Value::is_array);
-        if is_sqs {
-            let sqs: SqsEvent = serde_json::from_value(event.payload)?;
-            let messages: Vec<(String, String)> = sqs
-                .records
-                .iter()
-                .filter_map(|r| Some((r.message_id.clone()?, r.body.clone().unwrap_or_default())))
-                .collect();
-            let mut response = SqsBatchResponse::default();
-            for id in handle_batch(syncer, &messages, now).await {
-                response.add_failure(id);
-            }
-            Ok::<Value, Error>(serde_json::to_value(response)?)
-        } else {
-            // EventBridge schedule: start every enabled stream.
-            let reports = syncer.start(None, None, false, now).await?;
-            tracing::info!(streams = reports.len(), "scheduled sync started");
-            Ok(Value::Null)
-        }
+        let span = tracing::info_span!("sync_invocation", request_id = %event.context.request_id);
+        handle(syncer, event.payload).instrument(span).await
     }))
     .await
+}
+
+/// One invocation: an SQS batch of page jobs, or the schedule.
+async fn handle(
+    syncer: &Syncer<DynamoStateStore, SqsQueue>,
+    payload: Value,
+) -> Result<Value, Error> {
+    let now = chrono::Utc::now();
+    if payload.get("Records").is_some_and(Value::is_array) {
+        let sqs: SqsEvent = serde_json::from_value(payload)?;
+        let messages: Vec<(String, String)> = sqs
+            .records
+            .iter()
+            .filter_map(|r| Some((r.message_id.clone()?, r.body.clone().unwrap_or_default())))
+            .collect();
+        let mut response = SqsBatchResponse::default();
+        for id in handle_batch(syncer, &messages, now).await {
+            response.add_failure(id);
+        }
+        Ok(serde_json::to_value(response)?)
+    } else {
+        // EventBridge schedule: start every enabled stream.
+        let reports = syncer.start(None, None, false, now).await?;
+        tracing::info!(streams = reports.len(), "scheduled sync started");
+        Ok(Value::Null)
+    }
 }

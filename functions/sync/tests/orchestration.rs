@@ -314,3 +314,161 @@ async fn a_backfill_sends_no_timeline_events_for_the_past() {
         "no automations fired for the past"
     );
 }
+
+fn values(doc: &serde_json::Value, name: &str) -> Option<f64> {
+    doc.get(name).and_then(serde_json::Value::as_f64)
+}
+
+#[tokio::test]
+async fn every_page_emits_records_a_heartbeat_and_the_lag_once_a_run_completed() {
+    let (mut s, reader) = syncer(250, 100);
+    let (metrics, lines) = deskbridge_shared::metrics::Metrics::memory("fn-sync");
+    s.metrics = metrics;
+    s.start(None, None, false, at(10_000)).await.expect("start");
+    drain(&s, at(10_060)).await;
+    let docs = lines.documents();
+    assert_eq!(docs.len(), 3, "one document per page: {docs:#?}");
+    for doc in &docs {
+        assert_eq!(doc["Function"], "fn-sync");
+        assert_eq!(doc["Source"], "gorgias");
+        assert_eq!(doc["Stream"], "customers");
+        assert_eq!(values(doc, "SyncProgress"), Some(1.0));
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["Function", "Source", "Stream"], ["Function"]])
+        );
+    }
+    let read: Vec<Option<f64>> = docs.iter().map(|d| values(d, "SyncRecordsRead")).collect();
+    assert_eq!(read, [Some(100.0), Some(100.0), Some(50.0)]);
+    let written: Vec<Option<f64>> = docs
+        .iter()
+        .map(|d| values(d, "SyncRecordsWritten"))
+        .collect();
+    assert_eq!(written, read);
+    // No lag before the first run completes; then now minus the completed run's start.
+    assert_eq!(values(&docs[0], "SyncLag"), None);
+    assert_eq!(values(&docs[2], "SyncLag"), Some(60.0));
+
+    // A fetch failure counts as an error, not as progress.
+    reader.fail_next.store(1, Ordering::SeqCst);
+    s.start(None, None, false, at(20_000)).await.expect("start");
+    let job = s.queue.messages(SYNC).pop().expect("a page job");
+    assert!(s.handle_body(&job, at(20_030)).await.is_err());
+    let failed = lines.documents().pop().expect("a document");
+    assert_eq!(values(&failed, "SyncFetchErrors"), Some(1.0));
+    assert_eq!(values(&failed, "SyncProgress"), None);
+    // The retry completes the run: the lag is now minus the start of this run.
+    s.handle_body(&job, at(20_030)).await.expect("retry");
+    let retried = lines.documents().pop().expect("a document");
+    assert_eq!(values(&retried, "SyncLag"), Some(30.0));
+}
+
+#[tokio::test]
+async fn a_schedule_with_no_stream_is_a_heartbeat_not_a_stall() {
+    let (metrics, lines) = deskbridge_shared::metrics::Metrics::memory("fn-sync");
+    let mut s: Syncer<MemoryStreamStore, MemoryQueue> = Syncer::new(
+        vec![],
+        MemoryStreamStore::new(),
+        MemoryQueue::new(),
+        SYNC.into(),
+        UPSERT.into(),
+    );
+    s.metrics = metrics;
+    assert!(
+        s.start(None, None, false, at(0))
+            .await
+            .expect("start")
+            .is_empty()
+    );
+    let docs = lines.documents();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(values(&docs[0], "SyncProgress"), Some(1.0));
+    assert_eq!(
+        docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        serde_json::json!([["Function"]])
+    );
+}
+
+/// Several streams of one helpdesk, for the start's concurrency.
+struct ManyStreams;
+
+#[async_trait]
+impl SourceReader for ManyStreams {
+    fn source(&self) -> Source {
+        Source::Zendesk
+    }
+    fn streams(&self) -> &'static [&'static str] {
+        &["users", "tickets", "satisfaction_ratings", "organizations"]
+    }
+    async fn fetch_page(&self, _req: &PageRequest) -> Result<Page, FetchError> {
+        Ok(Page::default())
+    }
+}
+
+/// A stream store whose every call takes 20 ms, and which records how many ran at once.
+#[derive(Default)]
+struct SlowStore {
+    inner: MemoryStreamStore,
+    running: AtomicUsize,
+    most: AtomicUsize,
+}
+
+impl SlowStore {
+    async fn timed<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let out = call.await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        out
+    }
+}
+
+#[async_trait]
+impl StreamStore for SlowStore {
+    async fn load(
+        &self,
+        id: &StreamId,
+    ) -> Result<deskbridge_shared::state::streams::Stored, deskbridge_shared::state::StateError>
+    {
+        self.timed(self.inner.load(id)).await
+    }
+    async fn save(
+        &self,
+        id: &StreamId,
+        rev: Option<u64>,
+        next: &deskbridge_shared::state::streams::StreamState,
+    ) -> Result<deskbridge_shared::state::streams::Write, deskbridge_shared::state::StateError>
+    {
+        self.timed(self.inner.save(id, rev, next)).await
+    }
+}
+
+#[tokio::test]
+async fn streams_start_side_by_side_and_report_in_order() {
+    let s = Syncer::new(
+        vec![Arc::new(ManyStreams)],
+        SlowStore::default(),
+        MemoryQueue::new(),
+        SYNC.into(),
+        UPSERT.into(),
+    );
+    let started = std::time::Instant::now();
+    let reports = s.start(None, None, false, at(0)).await.expect("start");
+    let elapsed = started.elapsed();
+    let names: Vec<&str> = reports.iter().map(|r| r.stream.stream.as_str()).collect();
+    assert_eq!(
+        names,
+        ["users", "tickets", "satisfaction_ratings", "organizations"]
+    );
+    assert!(
+        reports
+            .iter()
+            .all(|r| matches!(r.outcome, Start::Started { .. }))
+    );
+    assert_eq!(s.queue.messages(SYNC).len(), 4, "one first page job each");
+    assert_eq!(s.store.most.load(Ordering::SeqCst), 4, "all four at once");
+    // Each start is 4 store calls of 20 ms (the lease's load and save, then the same for the
+    // queued-job note): 80 ms. One after the other, the four would take 320 ms.
+    assert!(elapsed < Duration::from_millis(240), "{elapsed:?}");
+}

@@ -1,16 +1,18 @@
 //! Lambda entry point of the upsert function: reads settings once, builds the clients once,
-//! then hands every SQS batch to [`Upserter`]. Everything else lives in `lib.rs`.
+//! then hands every SQS batch to [`Upserter`] and emits the batch's metrics. Everything else
+//! lives in `lib.rs`.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use deskbridge_shared::brevo::{self, DryRunOutput};
+use deskbridge_shared::brevo::{self, DryRunOutput, UsageFigures};
+use deskbridge_shared::metrics::{Document, Metrics};
 use deskbridge_shared::queue::SqsQueue;
 use deskbridge_shared::sources::HelpdeskLookup;
 use deskbridge_shared::state::DynamoStateStore;
-use deskbridge_shared::{aws, config, telemetry};
-use deskbridge_upsert::{Upserter, messages_from_sqs, sqs_response};
+use deskbridge_shared::{aws, config, identity, telemetry};
+use deskbridge_upsert::{BatchReport, Upserter, messages_from_sqs, sqs_response};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use tracing::Instrument;
 
@@ -20,12 +22,16 @@ const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    // First: the phone metadata loads while the rest of init runs (see the function's docs).
+    identity::preload_phone_metadata();
     telemetry::init(true);
+    let metrics = Metrics::from_env("deskbridge-upsert");
     let sdk = aws::sdk_config().await;
     let vars = aws::load_vars(&sdk).await?;
     let settings = config::Settings::from_vars(&vars)?;
     // Without BREVO_API_KEY: dry-run, lines masked because stdout is CloudWatch here.
     let brevo = brevo::from_settings_with(&settings.brevo, DryRunOutput::Masked)?;
+    let governor = brevo.governor().cloned();
     let state = DynamoStateStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         settings.require_state_table()?,
@@ -44,9 +50,10 @@ async fn main() -> Result<(), Error> {
             "UPSERT_DLQ_URL is not set: messages that fail for good are logged and dropped"
         ),
     }
-    let upserter = &upserter;
+    let (upserter, governor, metrics) = (&upserter, &governor, &metrics);
 
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
+        let started = Instant::now();
         let remaining = event
             .context
             .deadline()
@@ -59,7 +66,81 @@ async fn main() -> Result<(), Error> {
             .handle_until(&messages, Some(deadline))
             .instrument(span)
             .await;
+        let usage = governor
+            .as_ref()
+            .map(|g| g.usage().take())
+            .unwrap_or_default();
+        metrics.emit(&batch_metrics(
+            metrics.document(),
+            &report,
+            usage,
+            started.elapsed(),
+        ));
         Ok::<SqsBatchResponse, Error>(sqs_response(&report))
     }))
     .await
+}
+
+/// The metric document of one batch: Brevo's figures (`BrevoCalls`, `BrevoThrottled`,
+/// `BrevoErrors`, `BrevoWaitTime`), the batch's time (`UpsertBatchDuration`) and what it did.
+fn batch_metrics(
+    mut doc: Document,
+    report: &BatchReport,
+    usage: UsageFigures,
+    elapsed: Duration,
+) -> Document {
+    let stats = &report.stats;
+    doc.count("BrevoCalls", usage.calls)
+        .count("BrevoThrottled", usage.throttled)
+        .count("BrevoErrors", usage.errors)
+        .millis("BrevoWaitTime", usage.waited)
+        .millis("UpsertBatchDuration", elapsed)
+        .count("UpsertMessages", stats.messages as u64)
+        .count("UpsertMessagesRetried", report.failed.len() as u64)
+        .count(
+            "UpsertContacts",
+            (stats.contacts + stats.contacts_imported) as u64,
+        )
+        .count("UpsertEvents", stats.events as u64)
+        .count("UpsertRejected", stats.rejected as u64);
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_document_carries_brevo_figures_and_the_batch_time() {
+        let mut report = BatchReport::default();
+        report.stats.messages = 3;
+        report.stats.contacts = 2;
+        report.stats.events = 1;
+        report.failed.push("m-3".into());
+        let usage = UsageFigures {
+            calls: 4,
+            throttled: 1,
+            errors: 0,
+            waited: Duration::from_millis(250),
+        };
+        let doc = batch_metrics(
+            Document::new("fn-upsert"),
+            &report,
+            usage,
+            Duration::from_millis(42),
+        );
+        let json = doc.to_json(0);
+        assert_eq!(json["Function"], "fn-upsert");
+        assert_eq!(json["BrevoCalls"], 4.0);
+        assert_eq!(json["BrevoThrottled"], 1.0);
+        assert_eq!(json["BrevoWaitTime"], 250.0);
+        assert_eq!(json["UpsertBatchDuration"], 42.0);
+        assert_eq!(json["UpsertMessages"], 3.0);
+        assert_eq!(json["UpsertMessagesRetried"], 1.0);
+        assert_eq!(json["UpsertContacts"], 2.0);
+        assert_eq!(
+            json["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0],
+            "Function"
+        );
+    }
 }

@@ -4,19 +4,24 @@
 //! It verifies the request over the raw body bytes, parses it into canonical records, dedupes on
 //! the vendor's delivery id, and answers 2xx only once the job is stored in SQS. The same
 //! [`handle`] serves Lambda (through [`lambda_handler`]) and the local runner.
+//!
+//! Every [`Reply`] says what became of the delivery ([`Outcome`]); [`Reply::metrics`] turns that
+//! into the invocation's metric document, which the caller emits where its process sends
+//! metrics (stdout in Lambda). The handler itself writes nothing.
 
 use std::borrow::Cow;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deskbridge_shared::config::Settings;
+use deskbridge_shared::metrics::Document;
 use deskbridge_shared::model::{Job, Origin, Source};
 use deskbridge_shared::queue::Queue;
 use deskbridge_shared::sources::{self, AuthError, Parsed};
 use deskbridge_shared::state::{self, Claim, StateStore};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 /// Largest body accepted (the SQS message limit leaves room for the job envelope).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -33,20 +38,100 @@ pub struct Webhook<S, Q> {
     pub upsert_queue_url: String,
 }
 
-/// An HTTP answer: status and a small JSON body.
+/// Why a delivery was refused, as a small fixed set (a metric dimension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Signature or token missing, wrong or stale (401).
+    Auth,
+    /// Signed, but not a body deskbridge can read (400).
+    Parse,
+    /// Larger than [`MAX_BODY_BYTES`] (413).
+    TooLarge,
+    /// A source that does not exist or is not configured, or a path or method that is not the
+    /// webhook route (404, 405).
+    UnknownSource,
+    /// The state store or the queue failed (503, or 500); the helpdesk retries.
+    Unavailable,
+}
+
+impl Rejection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::Auth => "auth",
+            Rejection::Parse => "parse",
+            Rejection::TooLarge => "too_large",
+            Rejection::UnknownSource => "unknown_source",
+            Rejection::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// What became of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Queued for Brevo.
+    Accepted,
+    /// Seen before: answered 200, not queued again.
+    Deduplicated,
+    /// A topic deskbridge does not act on: answered 200, nothing queued.
+    Ignored,
+    Rejected(Rejection),
+}
+
+/// An HTTP answer: status and a small JSON body, with what became of the delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     pub status: StatusCode,
     pub body: Value,
+    pub outcome: Outcome,
+    /// The source the delivery was for, once known to be one deskbridge serves.
+    pub source: Option<Source>,
 }
 
 impl Reply {
-    fn new(status: StatusCode, body: Value) -> Self {
-        Reply { status, body }
+    fn new(status: StatusCode, body: Value, outcome: Outcome) -> Self {
+        Reply {
+            status,
+            body,
+            outcome,
+            source: None,
+        }
     }
 
-    fn error(status: StatusCode, message: impl Into<String>) -> Self {
-        Reply::new(status, json!({ "error": message.into() }))
+    fn error(status: StatusCode, message: impl Into<String>, why: Rejection) -> Self {
+        Reply::new(
+            status,
+            json!({ "error": message.into() }),
+            Outcome::Rejected(why),
+        )
+    }
+
+    /// The metric document of this delivery: one count (`DeliveriesAccepted`,
+    /// `DeliveriesDeduplicated`, `DeliveriesIgnored` or `DeliveriesRejected`) with the `Source`
+    /// dimension (`unknown` for a source deskbridge does not serve, so a scan of random paths
+    /// cannot create metrics), and for a rejection the `Reason` dimension too. `doc` is a
+    /// document of the caller's function ([`Metrics::document`](deskbridge_shared::metrics::Metrics::document)).
+    pub fn metrics(&self, doc: Document) -> Document {
+        let source = self
+            .source
+            .as_ref()
+            .map_or_else(|| "unknown".to_string(), Source::to_string);
+        let mut doc = doc.dimension("Source", &source);
+        let name = match self.outcome {
+            Outcome::Accepted => "DeliveriesAccepted",
+            Outcome::Deduplicated => "DeliveriesDeduplicated",
+            Outcome::Ignored => "DeliveriesIgnored",
+            Outcome::Rejected(why) => {
+                doc = doc
+                    .dimension("Reason", why.as_str())
+                    .rollup(&["Function", "Source"])
+                    .rollup(&["Function", "Reason"]);
+                "DeliveriesRejected"
+            }
+        };
+        doc = doc.rollup(&["Function"]);
+        doc.count(name, 1);
+        doc
     }
 }
 
@@ -79,16 +164,42 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
             return Reply::error(
                 StatusCode::NOT_FOUND,
                 format!("unknown source `{source_name}`"),
+                Rejection::UnknownSource,
             );
         };
         if !self.settings.webhook_enabled(&source) {
-            return Reply::error(
+            let mut reply = Reply::error(
                 StatusCode::NOT_FOUND,
                 format!("source `{source}` is not configured"),
+                Rejection::UnknownSource,
             );
+            // Only the built-in names become a metric dimension; any other name stays `unknown`.
+            reply.source = Source::BUILT_IN.contains(&source).then_some(source);
+            return reply;
         }
+        let mut reply = self
+            .handle_source(&source, headers, body, now, correlation_id)
+            .await;
+        reply.source = Some(source);
+        reply
+    }
+
+    /// [`Webhook::handle`] for a configured source.
+    async fn handle_source(
+        &self,
+        source: &Source,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+        correlation_id: Option<String>,
+    ) -> Reply {
+        let source = source.clone();
         if body.len() > MAX_BODY_BYTES {
-            return Reply::error(StatusCode::PAYLOAD_TOO_LARGE, "body is larger than 256 KiB");
+            return Reply::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body is larger than 256 KiB",
+                Rejection::TooLarge,
+            );
         }
         if let Err(e) = sources::verify_webhook(&self.settings, &source, headers, body, now) {
             warn!(%source, reason = %e, "webhook refused");
@@ -96,10 +207,12 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
                 AuthError::NotConfigured => Reply::error(
                     StatusCode::NOT_FOUND,
                     format!("source `{source}` is not configured"),
+                    Rejection::UnknownSource,
                 ),
                 _ => Reply::error(
                     StatusCode::UNAUTHORIZED,
                     "signature or token is missing, wrong or stale",
+                    Rejection::Auth,
                 ),
             };
         }
@@ -110,11 +223,12 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
                 return Reply::new(
                     StatusCode::OK,
                     json!({ "status": "ignored", "topic": topic }),
+                    Outcome::Ignored,
                 );
             }
             Err(e) => {
                 warn!(%source, reason = %e, "webhook body rejected");
-                return Reply::error(StatusCode::BAD_REQUEST, e.to_string());
+                return Reply::error(StatusCode::BAD_REQUEST, e.to_string(), Rejection::Parse);
             }
         };
 
@@ -122,7 +236,11 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
         match self.state.claim(&key, CLAIM_TTL).await {
             Ok(Claim::Done) => {
                 info!(%source, delivery = %delivery.delivery_id, "duplicate delivery");
-                return Reply::new(StatusCode::OK, json!({ "status": "duplicate" }));
+                return Reply::new(
+                    StatusCode::OK,
+                    json!({ "status": "duplicate" }),
+                    Outcome::Deduplicated,
+                );
             }
             // InFlight: an earlier attempt never confirmed; queue again, the upsert side dedupes.
             Ok(Claim::New | Claim::InFlight) => {}
@@ -131,6 +249,7 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
                 return Reply::error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "state store unavailable, retry later",
+                    Rejection::Unavailable,
                 );
             }
         }
@@ -145,7 +264,13 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
         };
         let body = match serde_json::to_string(&job) {
             Ok(b) => b,
-            Err(e) => return Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            Err(e) => {
+                return Reply::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    e.to_string(),
+                    Rejection::Unavailable,
+                );
+            }
         };
         if let Err(e) = self.queue.send(&self.upsert_queue_url, &body).await {
             warn!(%source, reason = %e, "queue unavailable");
@@ -155,6 +280,7 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
             return Reply::error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "queue unavailable, retry later",
+                Rejection::Unavailable,
             );
         }
         if let Err(e) = self.state.complete(&key, DEDUPE_TTL).await {
@@ -162,7 +288,11 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
             warn!(%source, reason = %e, "could not mark the delivery done");
         }
         info!(%source, topic = %delivery.topic, job = %job.id, records = job.records.len(), "webhook queued");
-        Reply::new(StatusCode::OK, json!({ "status": "queued", "job": job.id }))
+        Reply::new(
+            StatusCode::OK,
+            json!({ "status": "queued", "job": job.id }),
+            Outcome::Accepted,
+        )
     }
 }
 
@@ -171,35 +301,59 @@ pub async fn lambda_handler<S: StateStore, Q: Queue>(
     webhook: &Webhook<S, Q>,
     request: lambda_http::Request,
 ) -> Result<lambda_http::Response<lambda_http::Body>, lambda_http::Error> {
+    Ok(to_response(&lambda_reply(webhook, request).await)?)
+}
+
+/// The [`Reply`] to an API Gateway request, in the invocation's span (`webhook` with the
+/// request id, which is also the job's correlation id, and the source). The Lambda entry point
+/// emits its metrics, then turns it into the response ([`to_response`]).
+pub async fn lambda_reply<S: StateStore, Q: Queue>(
+    webhook: &Webhook<S, Q>,
+    request: lambda_http::Request,
+) -> Reply {
     use lambda_http::RequestExt;
     let correlation_id = request
         .lambda_context_ref()
         .map(|c| c.request_id.clone())
         .filter(|s| !s.is_empty());
-    let reply = if request.method() != http::Method::POST {
-        Reply::error(StatusCode::METHOD_NOT_ALLOWED, "use POST")
-    } else {
-        let path = request.uri().path().to_string();
-        match source_segment(&path) {
-            None => Reply::error(
-                StatusCode::NOT_FOUND,
-                "expected /webhooks/{source} or /webhooks/generic/{name}",
-            ),
-            Some(name) => {
-                // lambda_http has already decoded a base64 body: these are the bytes that were signed.
-                webhook
-                    .handle(
-                        &name,
-                        request.headers(),
-                        request.body().as_ref(),
-                        Utc::now(),
-                        correlation_id,
-                    )
-                    .await
-            }
+    let path = request.uri().path().to_string();
+    let segment = source_segment(&path);
+    let span = tracing::info_span!(
+        "webhook",
+        request_id = correlation_id.as_deref().unwrap_or_default(),
+        // The raw segment is logged only when it names a source deskbridge knows.
+        source = segment
+            .as_deref()
+            .filter(|s| s.parse::<Source>().is_ok())
+            .unwrap_or("unknown"),
+    );
+    if request.method() != http::Method::POST {
+        return Reply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "use POST",
+            Rejection::UnknownSource,
+        );
+    }
+    match segment {
+        None => Reply::error(
+            StatusCode::NOT_FOUND,
+            "expected /webhooks/{source} or /webhooks/generic/{name}",
+            Rejection::UnknownSource,
+        ),
+        Some(name) => {
+            // lambda_http has already decoded a base64 body: these are the bytes that were signed.
+            webhook
+                .handle(
+                    &name,
+                    request.headers(),
+                    request.body().as_ref(),
+                    Utc::now(),
+                    correlation_id,
+                )
+                .instrument(span)
+                .await
         }
-    };
-    Ok(to_response(&reply)?)
+    }
 }
 
 /// Turns a [`Reply`] into an HTTP response.
@@ -213,6 +367,42 @@ pub fn to_response(reply: &Reply) -> Result<lambda_http::Response<lambda_http::B
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn metrics_of(reply: &Reply) -> Value {
+        reply.metrics(Document::new("fn-webhook")).to_json(0)
+    }
+
+    #[test]
+    fn an_accepted_delivery_counts_once_per_source_and_in_the_function_total() {
+        let mut reply = Reply::new(StatusCode::OK, json!({}), Outcome::Accepted);
+        reply.source = Some(Source::Zendesk);
+        let doc = metrics_of(&reply);
+        assert_eq!(doc["DeliveriesAccepted"], 1.0);
+        assert_eq!(doc["Source"], "zendesk");
+        assert_eq!(doc["Function"], "fn-webhook");
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Function", "Source"], ["Function"]])
+        );
+    }
+
+    #[test]
+    fn a_rejection_carries_its_reason_and_an_unserved_source_stays_unknown() {
+        let reply = Reply::error(StatusCode::NOT_FOUND, "nope", Rejection::UnknownSource);
+        let doc = metrics_of(&reply);
+        assert_eq!(doc["DeliveriesRejected"], 1.0);
+        assert_eq!(doc["Source"], "unknown");
+        assert_eq!(doc["Reason"], "unknown_source");
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([
+                ["Function", "Source", "Reason"],
+                ["Function", "Source"],
+                ["Function", "Reason"],
+                ["Function"]
+            ])
+        );
+    }
 
     #[test]
     fn source_segment_reads_the_last_path_part() {

@@ -1,15 +1,17 @@
 //! Lambda entry point of the webhook function: read settings, build clients once, serve.
 
 use deskbridge_shared::config::Settings;
+use deskbridge_shared::metrics::Metrics;
 use deskbridge_shared::queue::SqsQueue;
 use deskbridge_shared::state::DynamoStateStore;
 use deskbridge_shared::{aws, telemetry};
-use deskbridge_webhook::{Webhook, lambda_handler};
+use deskbridge_webhook::{Webhook, lambda_reply, to_response};
 use lambda_http::{Error, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init(true);
+    let metrics = Metrics::from_env("deskbridge-webhook");
     let sdk = aws::sdk_config().await;
     let settings = Settings::from_vars(&aws::load_vars(&sdk).await?)?;
     for line in settings.describe_sources() {
@@ -23,6 +25,11 @@ async fn main() -> Result<(), Error> {
         queue: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk)),
         upsert_queue_url,
     };
-    let webhook = &webhook;
-    lambda_http::run(service_fn(move |request| lambda_handler(webhook, request))).await
+    let (webhook, metrics) = (&webhook, &metrics);
+    lambda_http::run(service_fn(move |request| async move {
+        let reply = lambda_reply(webhook, request).await;
+        metrics.emit(&reply.metrics(metrics.document()));
+        Ok::<_, Error>(to_response(&reply)?)
+    }))
+    .await
 }

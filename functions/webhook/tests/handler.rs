@@ -305,3 +305,58 @@ async fn the_lambda_adapter_serves_the_api_gateway_fixtures() {
     }
     assert_eq!(w.queue.len(), files.len(), "each fixture queued one job");
 }
+
+#[tokio::test]
+async fn every_reply_names_its_outcome_for_the_delivery_metrics() {
+    use deskbridge_shared::metrics::Metrics;
+    use deskbridge_webhook::{Outcome, Rejection};
+    let w = webhook();
+    let (metrics, lines) = Metrics::memory("fn-webhook");
+    let body = contact_created("notif_m");
+    let mut outcomes = Vec::new();
+    let mut send = async |source: &str, headers: HeaderMap, body: &[u8]| {
+        let reply = w.handle(source, &headers, body, Utc::now(), None).await;
+        metrics.emit(&reply.metrics(metrics.document()));
+        outcomes.push(reply.outcome);
+    };
+    send("intercom", signed(&body), body.as_bytes()).await;
+    send("intercom", signed(&body), body.as_bytes()).await;
+    send("intercom", HeaderMap::new(), body.as_bytes()).await;
+    send("intercom", signed("{"), b"{").await;
+    send("gorgias", HeaderMap::new(), &vec![b' '; 300 * 1024]).await;
+    send("wordpress", HeaderMap::new(), b"{}").await;
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Accepted,
+            Outcome::Deduplicated,
+            Outcome::Rejected(Rejection::Auth),
+            Outcome::Rejected(Rejection::Parse),
+            Outcome::Rejected(Rejection::TooLarge),
+            Outcome::Rejected(Rejection::UnknownSource),
+        ]
+    );
+    let docs = lines.documents();
+    let seen: Vec<(String, String, String)> = docs
+        .iter()
+        .map(|d| {
+            let metric = d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"].to_string();
+            let source = d["Source"].as_str().unwrap_or_default().to_string();
+            let reason = d["Reason"].as_str().unwrap_or("-").to_string();
+            (metric.trim_matches('"').to_string(), source, reason)
+        })
+        .collect();
+    let expect = |m: &str, s: &str, r: &str| (m.to_string(), s.to_string(), r.to_string());
+    assert_eq!(
+        seen,
+        [
+            expect("DeliveriesAccepted", "intercom", "-"),
+            expect("DeliveriesDeduplicated", "intercom", "-"),
+            expect("DeliveriesRejected", "intercom", "auth"),
+            expect("DeliveriesRejected", "intercom", "parse"),
+            expect("DeliveriesRejected", "gorgias", "too_large"),
+            // A name deskbridge does not serve never becomes a dimension value.
+            expect("DeliveriesRejected", "unknown", "unknown_source"),
+        ]
+    );
+}

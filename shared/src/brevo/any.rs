@@ -24,6 +24,15 @@ impl AnyBrevo {
         matches!(self, AnyBrevo::DryRun(_))
     }
 
+    /// The rate governor of the real client (and with it the process's Brevo figures);
+    /// `None` in dry-run, which sends nothing.
+    pub fn governor(&self) -> Option<&Arc<super::RateGovernor>> {
+        match self {
+            AnyBrevo::Live(c) => Some(c.governor()),
+            AnyBrevo::DryRun(_) => None,
+        }
+    }
+
     /// The requests the dry-run client would have sent; `None` for the real client.
     pub fn dry_run_requests(&self) -> Option<Vec<DryRunRequest>> {
         match self {

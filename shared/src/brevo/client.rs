@@ -13,6 +13,9 @@
 //! - any other 4xx is returned at once ([`BrevoError::Rejected`], or [`BrevoError::DuplicateSms`]
 //!   for the SMS conflict, which the caller resolves by upserting again without `SMS`).
 //!
+//! Every request is counted in the governor's [`super::BrevoUsage`] (calls, 429s, errors) and
+//! logged as one `brevo call` line (method, path, status, time; no body).
+//!
 //! Nothing here logs the API key, request bodies, or identifiers in clear: Brevo's error messages
 //! go through [`redact`] before they are stored in an error.
 
@@ -250,8 +253,17 @@ impl BrevoClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_vec());
         }
-        let response = request.send().await.map_err(transport_error)?;
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.governor.usage().record_call(None);
+                tracing::info!(%method, path, elapsed_ms = started.elapsed().as_millis() as u64,
+                    "brevo call failed before an answer");
+                return Err(transport_error(e));
+            }
+        };
         let status = response.status();
+        self.governor.usage().record_call(Some(status.as_u16()));
         let headers = response.headers().clone();
         if bucket == Bucket::ContactsEvents {
             self.governor.observe(
@@ -260,7 +272,9 @@ impl BrevoClient {
             );
         }
         let bytes = response.bytes().await.map_err(transport_error)?;
-        tracing::debug!(%method, path, status = status.as_u16(),
+        // One line per request, inside the caller's span (the upsert message's job and
+        // correlation ids): the trail from a webhook to the Brevo call it caused.
+        tracing::info!(%method, path, status = status.as_u16(),
             elapsed_ms = started.elapsed().as_millis() as u64, "brevo call");
         if status.is_success() {
             return Ok(Reply {

@@ -131,6 +131,9 @@ async fn a_429_waits_for_the_reset_before_retrying() {
         "retry came {:?} after the 429",
         times[1] - times[0]
     );
+    let usage = client.governor().usage().take();
+    assert_eq!((usage.calls, usage.throttled, usage.errors), (2, 1, 0));
+    assert!(usage.waited >= Duration::from_millis(900), "{usage:?}");
 }
 
 #[tokio::test]
@@ -182,6 +185,8 @@ async fn a_500_is_retried_until_brevo_recovers() {
         times[1] - times[0] >= Duration::from_millis(200),
         "backed off before retrying"
     );
+    let usage = client.governor().usage().take();
+    assert_eq!((usage.calls, usage.throttled, usage.errors), (2, 0, 1));
 }
 
 #[tokio::test]
@@ -214,6 +219,8 @@ async fn an_unreachable_brevo_is_transient() {
         client.send_event(&event()).await,
         Err(BrevoError::Transient(_))
     ));
+    let usage = client.governor().usage().take();
+    assert_eq!((usage.calls, usage.throttled, usage.errors), (1, 0, 1));
 }
 
 #[tokio::test]

@@ -10,6 +10,10 @@
 //! All waiting uses tokio's clock (the buckets run on a clock built on `tokio::time::Instant`),
 //! so tests can run the governor under a paused clock and count refill periods exactly.
 //! When nothing is limited, [`RateGovernor::acquire`] is two atomic loads and two bucket checks.
+//!
+//! The governor also keeps the process's Brevo figures ([`BrevoUsage`]): every client that shares
+//! it counts its calls, 429s and errors there, and the governor adds the time callers spent
+//! waiting for a slot. The upsert function reads and resets them once per batch for its metrics.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +57,61 @@ type Bucket = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Na
 #[error("Brevo rate limit: next slot in {0:?}, past the caller's deadline")]
 pub struct WouldExceedDeadline(pub Duration);
 
+/// Counters of the Brevo calls made through one governor (plain atomics: a few nanoseconds per
+/// call). [`BrevoUsage::take`] reads and resets them.
+#[derive(Debug, Default)]
+pub struct BrevoUsage {
+    calls: AtomicU64,
+    throttled: AtomicU64,
+    errors: AtomicU64,
+    waited_nanos: AtomicU64,
+}
+
+/// What [`BrevoUsage::take`] read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageFigures {
+    /// HTTP requests sent to Brevo, retries included.
+    pub calls: u64,
+    /// Of those, answers 429 Too Many Requests.
+    pub throttled: u64,
+    /// Of those, failures other than 429: 5xx and other non-2xx answers, timeouts, connection
+    /// failures.
+    pub errors: u64,
+    /// Time callers spent waiting for a slot (the buckets or a pause Brevo asked for).
+    pub waited: Duration,
+}
+
+impl BrevoUsage {
+    /// Counts one request; `status` is the HTTP status, `None` when no answer came.
+    pub fn record_call(&self, status: Option<u16>) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        match status {
+            Some(429) => {
+                self.throttled.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(s) if (200..300).contains(&s) => {}
+            _ => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn record_wait(&self, wait: Duration) {
+        let nanos = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+        self.waited_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// The figures since the last call, and resets them to zero.
+    pub fn take(&self) -> UsageFigures {
+        UsageFigures {
+            calls: self.calls.swap(0, Ordering::Relaxed),
+            throttled: self.throttled.swap(0, Ordering::Relaxed),
+            errors: self.errors.swap(0, Ordering::Relaxed),
+            waited: Duration::from_nanos(self.waited_nanos.swap(0, Ordering::Relaxed)),
+        }
+    }
+}
+
 /// Token buckets for Brevo's per-second and per-hour limits plus a shared "blocked until" set from
 /// Brevo's own rate-limit headers. Share one instance (in an `Arc`) between all clients.
 #[derive(Debug)]
@@ -62,6 +121,7 @@ pub struct RateGovernor {
     per_hour: Bucket,
     /// Nanoseconds since `clock.origin` before which nobody may call Brevo; 0 = not blocked.
     blocked_until: AtomicU64,
+    usage: BrevoUsage,
 }
 
 impl Default for RateGovernor {
@@ -86,7 +146,13 @@ impl RateGovernor {
             per_second: RateLimiter::direct_with_clock(second_quota, clock),
             per_hour: RateLimiter::direct_with_clock(hour_quota, clock),
             blocked_until: AtomicU64::new(0),
+            usage: BrevoUsage::default(),
         }
+    }
+
+    /// The Brevo figures of every client sharing this governor.
+    pub fn usage(&self) -> &BrevoUsage {
+        &self.usage
     }
 
     /// Waits for a slot, however long that takes.
@@ -112,6 +178,7 @@ impl RateGovernor {
                         "brevo paused: waiting for the rate-limit reset"
                     );
                     tokio::time::sleep_until(until).await;
+                    self.usage.record_wait(wait);
                     continue;
                 }
             }
@@ -132,6 +199,7 @@ impl RateGovernor {
                 return Err(WouldExceedDeadline(wait));
             }
             tokio::time::sleep(wait).await;
+            self.usage.record_wait(wait);
         }
     }
 
@@ -222,6 +290,25 @@ mod tests {
         governor.until_ready().await;
         assert!(start.elapsed() >= Duration::from_secs(2));
         assert_eq!(governor.blocked_until(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_are_counted_and_taken_once() {
+        let governor = RateGovernor::new(1, 36_000);
+        governor.until_ready().await;
+        governor.until_ready().await; // waits one refill period: 1 s
+        let usage = governor.usage();
+        usage.record_call(Some(204));
+        usage.record_call(Some(429));
+        usage.record_call(Some(502));
+        usage.record_call(None);
+        let figures = usage.take();
+        assert_eq!(
+            (figures.calls, figures.throttled, figures.errors),
+            (4, 1, 2)
+        );
+        assert!(figures.waited >= Duration::from_millis(990), "{figures:?}");
+        assert_eq!(usage.take(), UsageFigures::default());
     }
 
     #[tokio::test(start_paused = true)]
