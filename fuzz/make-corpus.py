@@ -93,6 +93,8 @@ def main() -> None:
     # config_file: the annotated example and the shapes the unit tests load.
     example = (ROOT / "examples" / "deskbridge.yaml").read_bytes()
     write("config_file", "seed-example.yaml", example)
+    cinnox = (ROOT / "examples" / "cinnox-zapier.yaml").read_bytes()
+    write("config_file", "seed-cinnox-zapier.yaml", cinnox)
     source = (ROOT / "shared" / "src" / "config_file.rs").read_text()
     m = re.search(r'const GORGIAS_SEED: &str = r#"\n(.*?)"#;', source, re.S)
     if m:

@@ -208,6 +208,29 @@ async fn samples_from_all_three_helpdesks_and_cinnox_reach_brevo() {
 
     let contacts = requests_to(&done, "/v3/contacts");
     assert!(!contacts.is_empty());
+    // The CINNOX sample reaches Brevo as the README's "Generic webhooks" example says.
+    let cinnox = contacts
+        .iter()
+        .find(|c| c["email"] == "mei.lin@example.com")
+        .expect("the CINNOX contact");
+    assert_eq!(
+        cinnox,
+        &json!({"email": "mei.lin@example.com", "updateEnabled": true,
+            "attributes": {"CINNOX_ID": "c-7781", "COMPANY_NAME": "Tan Trading",
+                "FIRSTNAME": "Mei Lin", "LASTNAME": "Tan", "SMS": "+6581234567"}})
+    );
+    let enquiry = requests_to(&done, "/v3/events")
+        .into_iter()
+        .find(|e| e["event_properties"]["source"] == "generic:cinnox")
+        .expect("the CINNOX event");
+    assert_eq!(
+        enquiry,
+        json!({"event_name": "SUPPORT_TICKET_OPENED",
+            "identifiers": {"email_id": "mei.lin@example.com"},
+            "event_date": "2025-01-08T10:12:07Z",
+            "event_properties": {"source": "generic:cinnox", "ticket_id": "ENQ-20250108-0042",
+                "channel": "whatsapp"}})
+    );
     for c in &contacts {
         assert_eq!(c["updateEnabled"], json!(true), "every upsert updates: {c}");
         assert!(

@@ -19,6 +19,10 @@
 //!       id: GORGIAS_ID
 //!       name: { attribute: FIRSTNAME, transform: split_name }
 //!     event_mapping: { ticket.closed: SUPPORT_TICKET_RESOLVED }   # wins over the global one
+//!   generic:cinnox:               # the keys above, and the webhook of /webhooks/generic/cinnox:
+//!     auth: { type: bearer, token_env: CINNOX_WEBHOOK_TOKEN }   # or hmac_sha256 (header, secret_env, …)
+//!     fields: { email: /email, external_id: /contact_id, event_type: /event }   # JSON pointers
+//!     events: { enquiry.new: ticket.created, contact.edited: ~ }   # event-type value -> event
 //! field_mapping: { … }            # the seeds' layout, see below
 //! ```
 //!
@@ -39,6 +43,9 @@
 //! - List keys accept the seeds' names: `all_support_contacts` / `all_users` = `all_contacts`,
 //!   `satisfied_customers` = `satisfied`, `dissatisfied_customers` = `dissatisfied`.
 //! - Booleans are `true`/`false` only (YAML 1.2), so `default_region: NO` means Norway.
+//! - A `generic:<name>` source receives webhooks only with both `auth` and `fields` (neither is a
+//!   warning, one without the other an error); its name must be `[a-z0-9_-]+` (it is in the URL).
+//!   `auth` names the variable holding the secret, never the secret. See [`crate::sources::generic`].
 //!
 //! Everything is checked at load, and every problem is reported at once with its line.
 //! Sync streams that the source does not have (the Gorgias seed's `tags`) are accepted but
@@ -1558,6 +1565,10 @@ event_mapping:
     #[test]
     fn the_example_file_parses_into_the_expected_mapping() {
         use Transform::*;
+        assert!(
+            include_str!("../../README.md").contains(EXAMPLE),
+            "the README shows examples/deskbridge.yaml as it is"
+        );
         let cfg = parse("examples/deskbridge.yaml", EXAMPLE).expect("valid");
 
         let mut expected = Mapping {
@@ -2098,6 +2109,8 @@ connectors:
     #[test]
     fn the_cinnox_zapier_example_loads() {
         let text = include_str!("../../examples/cinnox-zapier.yaml");
+        // The README shows this file: it must be exactly what is tested here.
+        assert!(include_str!("../../README.md").contains(text));
         let cfg = parse("examples/cinnox-zapier.yaml", text).expect("valid");
         assert_eq!(cfg.warnings, vec![]);
         let g = &cfg.generic["cinnox"];
