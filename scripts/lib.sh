@@ -1,33 +1,34 @@
 # Shared set-up for scripts/run-local.sh and scripts/test.sh (sourced, not run).
-# Installs the Python tools into .venv/ (inside the repository) and starts a moto server on
-# loopback that stops when the calling script exits.
+# Installs the Python tools into .venv/ and checkov into .venv-checkov/ (inside the repository),
+# and starts a moto server on loopback that stops when the calling script exits.
 
 DESKBRIDGE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$DESKBRIDGE_ROOT/.venv"
 
-ensure_venv() {
-  local stamp="$VENV/.requirements"
-  if [ -x "$VENV/bin/moto_server" ] && cmp -s "$DESKBRIDGE_ROOT/scripts/requirements.txt" "$stamp"; then
+# Creates the virtualenv $1 with the pinned requirements file $2, unless it already holds them
+# ($3: a program it must have).
+ensure_python_tools() {
+  local venv="$1" requirements="$2" program="$3"
+  local stamp="$venv/.requirements"
+  if [ -x "$venv/bin/$program" ] && cmp -s "$requirements" "$stamp"; then
     return 0
   fi
-  echo "setting up .venv (moto[server], cfn-lint)…" >&2
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$DESKBRIDGE_ROOT/scripts/requirements.txt"
-  cp "$DESKBRIDGE_ROOT/scripts/requirements.txt" "$stamp"
+  echo "setting up ${venv#"$DESKBRIDGE_ROOT"/} ($(grep -v '^#' "$requirements" | tr '\n' ' '))…" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$stamp"
+}
+
+# moto and cfn-lint in .venv/.
+ensure_venv() {
+  ensure_python_tools "$VENV" "$DESKBRIDGE_ROOT/scripts/requirements.txt" moto_server
 }
 
 VENV_CHECKOV="$DESKBRIDGE_ROOT/.venv-checkov"
 
-# checkov lives in .venv-checkov/, apart from moto and cfn-lint: its dependency pins clash.
+# checkov in .venv-checkov/, apart from moto and cfn-lint: its dependency pins clash with theirs.
 ensure_checkov() {
-  local stamp="$VENV_CHECKOV/.requirements"
-  if [ -x "$VENV_CHECKOV/bin/checkov" ] && cmp -s "$DESKBRIDGE_ROOT/scripts/requirements-checkov.txt" "$stamp"; then
-    return 0
-  fi
-  echo "setting up .venv-checkov (checkov)…" >&2
-  python3 -m venv "$VENV_CHECKOV"
-  "$VENV_CHECKOV/bin/pip" install --quiet --disable-pip-version-check -r "$DESKBRIDGE_ROOT/scripts/requirements-checkov.txt"
-  cp "$DESKBRIDGE_ROOT/scripts/requirements-checkov.txt" "$stamp"
+  ensure_python_tools "$VENV_CHECKOV" "$DESKBRIDGE_ROOT/scripts/requirements-checkov.txt" checkov
 }
 
 # checkov over template.yaml, offline (no download of policies or guidelines). Every skipped

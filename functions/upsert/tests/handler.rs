@@ -575,3 +575,52 @@ async fn a_phone_only_contact_gets_its_events_by_phone() {
         Some(json!({"phone_id": "+442079460958"}))
     );
 }
+
+/// The JSON log lines of a webhook job's trip to Brevo: every `brevo call` line carries the job's
+/// correlation id (the webhook invocation's request id) through the message span, so one id
+/// follows a delivery from the webhook to the Brevo request it caused.
+#[tokio::test]
+async fn every_brevo_call_line_carries_the_jobs_correlation_id() {
+    let server = MockServer::start().await;
+    // A first answer 500 (retried), then 201 Created.
+    Mock::given(method("POST"))
+        .and(path("/v3/contacts"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    brevo_answers(&server, "/v3/contacts", 201).await;
+    let upserter = upserter(&server, FixedLookup::nobody());
+    let job = job(vec![record(jane(), vec![])]);
+
+    let (dispatch, logs) = deskbridge_shared::telemetry::capture_json("info");
+    let report = {
+        let _guard = tracing::dispatcher::set_default(&dispatch);
+        upserter.handle(&[message("m-1", &job)]).await
+    };
+    assert!(report.failed.is_empty(), "{report:?}");
+
+    let lines = logs.json_lines();
+    let calls: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "brevo call")
+        .collect();
+    assert_eq!(calls.len(), 2, "one line per request: {lines:#?}");
+    for call in &calls {
+        assert_eq!(call["fields"]["path"], "/contacts");
+        let spans = call["spans"].as_array().expect("the span list");
+        assert!(
+            spans
+                .iter()
+                .any(|s| s["correlation_id"] == "corr-1" && s["job_id"] == job.id),
+            "{call}"
+        );
+        // The line names the request, never the contact.
+        assert!(
+            !call.to_string().to_lowercase().contains("@example.com"),
+            "{call}"
+        );
+    }
+    assert_eq!(calls[0]["fields"]["status"], 500);
+    assert_eq!(calls[1]["fields"]["status"], 201);
+}
