@@ -27,7 +27,8 @@ use deskbridge_webhook::Webhook;
 use tokio::sync::watch;
 use tracing::{Instrument, info, warn};
 
-type LocalWebhook = Webhook<DynamoStateStore, SqsQueue>;
+/// The webhook handler as the local runner wires it.
+pub type LocalWebhook = Webhook<DynamoStateStore, SqsQueue>;
 
 /// What the webhook route needs: the handler and where its metrics go.
 struct WebhookState {
@@ -190,6 +191,69 @@ pub async fn run(
     serve_on(listener, sdk, settings, shutdown).await
 }
 
+/// The upsert handler as the local runner wires it.
+pub type LocalUpserter = Upserter<brevo::AnyBrevo, DynamoStateStore, HelpdeskLookup>;
+/// The sync handler as the local runner wires it.
+pub type LocalSyncer = Syncer<DynamoStateStore, SqsQueue>;
+
+/// The webhook handler of the local runner (needs `STATE_TABLE` and `UPSERT_QUEUE_URL`).
+pub fn local_webhook(
+    sdk: &aws_config::SdkConfig,
+    settings: Settings,
+) -> anyhow::Result<LocalWebhook> {
+    let table = settings.require_state_table()?.to_string();
+    let upsert_queue_url = settings.require_upsert_queue()?.to_string();
+    Ok(Webhook {
+        settings,
+        state: DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), table),
+        queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk)),
+        upsert_queue_url,
+    })
+}
+
+/// The upsert handler of the local runner: the Brevo client of the settings (dry-run without a
+/// key), the state table and the helpdesk look-ups. A fresh one starts with empty caches, like a
+/// new Lambda instance.
+pub fn local_upserter(
+    sdk: &aws_config::SdkConfig,
+    settings: &Settings,
+) -> anyhow::Result<LocalUpserter> {
+    let table = settings.require_state_table()?.to_string();
+    let mut upserter = Upserter::new(
+        brevo::from_settings(&settings.brevo)?,
+        DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), table),
+        HelpdeskLookup::new(settings),
+        settings.mapping.clone(),
+    );
+    if let Some(url) = &settings.upsert_dlq_url {
+        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk));
+        upserter = upserter.with_dead_letters(Arc::new(queue), url.clone());
+    }
+    Ok(upserter)
+}
+
+/// The sync handler of the local runner and its queue, when `SYNC_QUEUE_URL` is set.
+pub fn local_syncer(
+    sdk: &aws_config::SdkConfig,
+    settings: &Settings,
+) -> anyhow::Result<Option<(String, LocalSyncer)>> {
+    let Some(sync_url) = settings.sync_queue_url.clone() else {
+        return Ok(None);
+    };
+    let table = settings.require_state_table()?.to_string();
+    let mut syncer = Syncer::from_settings(
+        readers_from_settings(settings)
+            .into_iter()
+            .map(Arc::from)
+            .collect(),
+        DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), table),
+        SqsQueue::new(aws_sdk_sqs::Client::new(sdk)),
+        settings,
+    )?;
+    syncer.metrics = Metrics::from_env("deskbridge-sync");
+    Ok(Some((sync_url, syncer)))
+}
+
 /// Like [`run`], on a listener the caller bound (tests bind port 0).
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
@@ -197,31 +261,14 @@ pub async fn serve_on(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let table = settings.require_state_table()?.to_string();
     let upsert_queue_url = settings.require_upsert_queue()?.to_string();
-    let sync_queue_url = settings.sync_queue_url.clone();
-    let (sync_settings, sync_table) = (settings.clone(), table.clone());
     for line in settings.describe_sources() {
         info!("{line}");
     }
-    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let brevo = brevo::from_settings(&settings.brevo)?;
-    let mut upserter = Upserter::new(
-        brevo,
-        DynamoStateStore::new(dynamo.clone(), table.clone()),
-        HelpdeskLookup::new(&settings),
-        settings.mapping.clone(),
-    );
-    if let Some(url) = &settings.upsert_dlq_url {
-        upserter = upserter.with_dead_letters(Arc::new(SqsQueue::new(sqs.clone())), url.clone());
-    }
-    let webhook = Webhook {
-        settings,
-        state: DynamoStateStore::new(dynamo, table),
-        queue: SqsQueue::new(sqs.clone()),
-        upsert_queue_url: upsert_queue_url.clone(),
-    };
+    let upserter = local_upserter(sdk, &settings)?;
+    let syncer = local_syncer(sdk, &settings)?;
+    let webhook = local_webhook(sdk, settings)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = vec![tokio::spawn(worker(
@@ -230,17 +277,7 @@ pub async fn serve_on(
         upserter,
         stop_rx.clone(),
     ))];
-    if let Some(sync_url) = sync_queue_url {
-        let mut syncer = Syncer::from_settings(
-            readers_from_settings(&sync_settings)
-                .into_iter()
-                .map(Arc::from)
-                .collect(),
-            DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), sync_table),
-            SqsQueue::new(sqs.clone()),
-            &sync_settings,
-        )?;
-        syncer.metrics = Metrics::from_env("deskbridge-sync");
+    if let Some((sync_url, syncer)) = syncer {
         info!(
             streams = syncer.streams(None, None).len(),
             "sync worker on: `deskbridge sync <source>` runs here"

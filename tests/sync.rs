@@ -4,81 +4,21 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
+use common::IntercomContacts;
 use deskbridge::serve;
 use deskbridge_shared::config::Settings;
 use deskbridge_shared::infra::Bootstrapped;
 use deskbridge_shared::model::Source;
-use deskbridge_shared::queue::{Queue, SqsQueue};
 use deskbridge_shared::state::DynamoStateStore;
 use deskbridge_shared::state::streams::{RunStatus, StreamId, StreamStore};
-use deskbridge_sync::SyncMessage;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const PER_PAGE: usize = 150;
-
-/// Intercom contacts, served by `POST /contacts/search` with the documented body and answer:
-/// day-granular `updated_at` matching (`> d OR = d`), ascending order, `starting_after` cursors.
-#[derive(Clone, Default)]
-struct IntercomContacts {
-    contacts: Arc<Mutex<Vec<Value>>>,
-}
-
-impl IntercomContacts {
-    fn set(&self, contacts: Vec<Value>) {
-        *self.contacts.lock().expect("lock") = contacts;
-    }
-    fn update(&self, index: usize, updated_at: i64) {
-        if let Some(c) = self.contacts.lock().expect("lock").get_mut(index) {
-            c["updated_at"] = json!(updated_at);
-            c["name"] = json!(format!("Renamed {index}"));
-        }
-    }
-}
-
-impl Respond for IntercomContacts {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-        let since = body["query"]["value"][0]["value"].as_i64().unwrap_or(0);
-        let day = since.div_euclid(86_400);
-        let per_page = body["pagination"]["per_page"].as_u64().unwrap_or(50) as usize;
-        let start: usize = body["pagination"]["starting_after"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut matching: Vec<Value> = self
-            .contacts
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|c| c["updated_at"].as_i64().unwrap_or(0).div_euclid(86_400) >= day)
-            .cloned()
-            .collect();
-        matching.sort_by_key(|c| {
-            (
-                c["updated_at"].as_i64().unwrap_or(0),
-                c["id"].as_str().unwrap_or("").to_string(),
-            )
-        });
-        let end = (start + per_page).min(matching.len());
-        let data = matching
-            .get(start..end)
-            .map(<[Value]>::to_vec)
-            .unwrap_or_default();
-        let mut pages = json!({"type": "pages", "per_page": per_page});
-        if end < matching.len() {
-            pages["next"] = json!({"starting_after": end.to_string()});
-        }
-        ResponseTemplate::new(200).set_body_json(json!({
-            "type": "list", "data": data, "total_count": matching.len(), "pages": pages
-        }))
-    }
-}
 
 fn contact(i: usize, created_at: i64, updated_at: i64) -> Value {
     json!({
@@ -193,21 +133,6 @@ fn settings(res: &Bootstrapped, brevo: &MockServer, intercom: &MockServer) -> Se
     s
 }
 
-async fn request_sync(sdk: &aws_config::SdkConfig, res: &Bootstrapped, full: bool) {
-    let msg = SyncMessage::Start {
-        source: Some(Source::Intercom),
-        stream: Some("contacts".into()),
-        full,
-    };
-    SqsQueue::new(aws_sdk_sqs::Client::new(sdk))
-        .send(
-            &res.sync_queue_url,
-            &serde_json::to_string(&msg).expect("json"),
-        )
-        .await
-        .expect("start request queued");
-}
-
 /// Waits until the contacts stream has finished a run that started at or after `after`, and
 /// the upsert queue is empty.
 async fn wait_idle(
@@ -319,7 +244,7 @@ async fn a_backfill_lands_every_contact_once_and_the_next_run_moves_only_changes
     let runner = Runner::start(&sdk, settings(&res, &brevo, &intercom));
 
     let first = chrono::Utc::now();
-    request_sync(&sdk, &res, false).await;
+    common::request_intercom_sync(&sdk, &res, false).await;
     wait_idle(&sdk, &res, first).await;
     let seen = imported(&brevo).await;
     assert_eq!(seen.len(), 1_500, "every contact reached Brevo");
@@ -342,7 +267,7 @@ async fn a_backfill_lands_every_contact_once_and_the_next_run_moves_only_changes
     let brevo2 = self::brevo().await;
     let runner = Runner::start(&sdk, settings(&res, &brevo2, &intercom));
     let second = chrono::Utc::now();
-    request_sync(&sdk, &res, false).await;
+    common::request_intercom_sync(&sdk, &res, false).await;
     wait_idle(&sdk, &res, second).await;
     let moved = imported(&brevo2).await;
     let expected: BTreeSet<String> = [3, 150, 151, 299, 300, 1_000, 1_499]
@@ -388,7 +313,7 @@ async fn interrupted_run(graceful: bool, name: &str) -> Vec<(String, String)> {
 
     let runner = Runner::start(&sdk, settings(&res, &brevo, &intercom));
     let started = chrono::Utc::now();
-    request_sync(&sdk, &res, false).await;
+    common::request_intercom_sync(&sdk, &res, false).await;
     let store = DynamoStateStore::new(aws_sdk_dynamodb::Client::new(&sdk), res.table.clone());
     let id = StreamId::new(Source::Intercom, "contacts");
     common::eventually(Duration::from_secs(60), || async {

@@ -101,6 +101,8 @@ pub struct BrevoSettings {
     /// Requests per second this process sends (Brevo allows 10 per account; the template runs
     /// two upsert instances at 5 each).
     pub requests_per_second: u32,
+    /// Whole-request timeout of one Brevo call (`BREVO_TIMEOUT_SECONDS`, default 10 s).
+    pub timeout: Duration,
 }
 
 /// Everything deskbridge reads at start-up.
@@ -132,6 +134,10 @@ pub struct Settings {
 pub const DEFAULT_BREVO_BASE_URL: &str = "https://api.brevo.com/v3";
 pub const DEFAULT_INTERCOM_BASE_URL: &str = "https://api.intercom.io";
 pub const DEFAULT_INTERCOM_VERSION: &str = "2.11";
+/// Default whole-request timeout of a Brevo call.
+pub const DEFAULT_BREVO_TIMEOUT: Duration = crate::brevo::REQUEST_TIMEOUT;
+/// Longest Brevo request timeout accepted (a call must never eat a Lambda's whole timeout).
+pub const MAX_BREVO_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn host_label(name: &'static str, value: &str) -> Result<String, ConfigError> {
     // Accept `yourco` as well as `yourco.zendesk.com` / `yourstore.gorgias.com`.
@@ -180,6 +186,19 @@ impl Settings {
                     .ok_or(ConfigError::Invalid {
                         name: "BREVO_REQUESTS_PER_SECOND",
                         reason: "expected a whole number from 1 to 1000".into(),
+                    })?,
+            },
+            timeout: match vars.get("BREVO_TIMEOUT_SECONDS") {
+                None => DEFAULT_BREVO_TIMEOUT,
+                Some(v) => v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| *s >= 0.1)
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .filter(|d| *d <= MAX_BREVO_TIMEOUT)
+                    .ok_or(ConfigError::Invalid {
+                        name: "BREVO_TIMEOUT_SECONDS",
+                        reason: "expected a number of seconds from 0.1 to 60".into(),
                     })?,
             },
         };
@@ -380,6 +399,7 @@ mod tests {
         assert_eq!(s.brevo.api_key, None);
         assert_eq!(s.intercom.version, "2.11");
         assert_eq!(s.signature_tolerance, Duration::from_secs(300));
+        assert_eq!(s.brevo.timeout, DEFAULT_BREVO_TIMEOUT);
         for src in Source::BUILT_IN {
             assert!(!s.webhook_enabled(&src));
             assert!(!s.api_enabled(&src));
@@ -456,6 +476,17 @@ mod tests {
         let err = Settings::from_vars(&Vars::from_pairs([("ZENDESK_SUBDOMAIN", "a b")]))
             .expect_err("invalid");
         assert!(err.to_string().contains("ZENDESK_SUBDOMAIN"));
+        for bad in ["0", "-1", "61", "soon", "NaN"] {
+            let err = Settings::from_vars(&Vars::from_pairs([("BREVO_TIMEOUT_SECONDS", bad)]))
+                .expect_err("invalid");
+            assert!(
+                err.to_string().contains("BREVO_TIMEOUT_SECONDS"),
+                "{bad}: {err}"
+            );
+        }
+        let s = Settings::from_vars(&Vars::from_pairs([("BREVO_TIMEOUT_SECONDS", "1.5")]))
+            .expect("valid");
+        assert_eq!(s.brevo.timeout, Duration::from_millis(1500));
     }
 
     #[test]

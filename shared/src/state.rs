@@ -15,12 +15,20 @@ use async_trait::async_trait;
 pub enum Claim {
     /// Nobody had claimed it: the caller owns the work.
     New,
-    /// Claimed before but never completed (a crash, or a concurrent delivery): the caller may
-    /// redo the work, which must be idempotent downstream.
+    /// Claimed before but never completed, longer ago than [`CLAIM_LEASE`] (its worker
+    /// crashed or was stopped): the caller may redo the work, which must be idempotent
+    /// downstream.
     InFlight,
+    /// Claimed less than [`CLAIM_LEASE`] ago and not completed: another worker is doing the work
+    /// right now. The caller should retry later rather than do it too.
+    Busy,
     /// The work was done already: skip it.
     Done,
 }
+
+/// How long a claim is held by the worker that took it. A worker never holds one longer than
+/// the upsert function's timeout (Lambda stops it then), so an older pending claim is abandoned.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(crate::infra::UPSERT_TIMEOUT_SECONDS as u64);
 
 /// A failure of the state store itself (unavailable, throttled, misconfigured).
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]

@@ -5,12 +5,14 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::config::Credentials;
 use deskbridge_shared::config::{Settings, Vars};
 use deskbridge_shared::infra::{self, Bootstrapped, Names};
+use serde_json::{Value, json};
+use wiremock::{Request, Respond, ResponseTemplate};
 
 pub const ZENDESK_SECRET: &str = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ==";
 pub const INTERCOM_SECRET: &str = "deskbridge-test-intercom-secret";
@@ -76,8 +78,14 @@ pub fn moto_url() -> &'static str {
 
 /// SDK configuration pointing at moto.
 pub async fn sdk() -> aws_config::SdkConfig {
+    sdk_loader(moto_url()).load().await
+}
+
+/// SDK configuration for `endpoint` (moto, or a proxy in front of it) with the test
+/// credentials; callers may add to it before loading.
+pub fn sdk_loader(endpoint: &str) -> aws_config::ConfigLoader {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto_url())
+        .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(Credentials::new(
             "test",
@@ -86,8 +94,6 @@ pub async fn sdk() -> aws_config::SdkConfig {
             None,
             "deskbridge-tests",
         ))
-        .load()
-        .await
 }
 
 /// A unique resource prefix for one test.
@@ -160,4 +166,80 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Intercom contacts, served by `POST /contacts/search` with the documented body and answer:
+/// day-granular `updated_at` matching (`> d OR = d`), ascending order, `starting_after` cursors.
+#[derive(Clone, Default)]
+pub struct IntercomContacts {
+    contacts: Arc<Mutex<Vec<Value>>>,
+}
+
+impl IntercomContacts {
+    pub fn set(&self, contacts: Vec<Value>) {
+        *self.contacts.lock().expect("lock") = contacts;
+    }
+    pub fn update(&self, index: usize, updated_at: i64) {
+        if let Some(c) = self.contacts.lock().expect("lock").get_mut(index) {
+            c["updated_at"] = json!(updated_at);
+            c["name"] = json!(format!("Renamed {index}"));
+        }
+    }
+}
+
+impl Respond for IntercomContacts {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let since = body["query"]["value"][0]["value"].as_i64().unwrap_or(0);
+        let day = since.div_euclid(86_400);
+        let per_page = body["pagination"]["per_page"].as_u64().unwrap_or(50) as usize;
+        let start: usize = body["pagination"]["starting_after"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut matching: Vec<Value> = self
+            .contacts
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|c| c["updated_at"].as_i64().unwrap_or(0).div_euclid(86_400) >= day)
+            .cloned()
+            .collect();
+        matching.sort_by_key(|c| {
+            (
+                c["updated_at"].as_i64().unwrap_or(0),
+                c["id"].as_str().unwrap_or("").to_string(),
+            )
+        });
+        let end = (start + per_page).min(matching.len());
+        let data = matching
+            .get(start..end)
+            .map(<[Value]>::to_vec)
+            .unwrap_or_default();
+        let mut pages = json!({"type": "pages", "per_page": per_page});
+        if end < matching.len() {
+            pages["next"] = json!({"starting_after": end.to_string()});
+        }
+        ResponseTemplate::new(200).set_body_json(json!({
+            "type": "list", "data": data, "total_count": matching.len(), "pages": pages
+        }))
+    }
+}
+
+/// Queues a start request for the Intercom contacts stream, as the schedule or `deskbridge sync`
+/// does.
+pub async fn request_intercom_sync(sdk: &aws_config::SdkConfig, res: &Bootstrapped, full: bool) {
+    use deskbridge_shared::queue::Queue;
+    let msg = deskbridge_sync::SyncMessage::Start {
+        source: Some(deskbridge_shared::model::Source::Intercom),
+        stream: Some("contacts".into()),
+        full,
+    };
+    deskbridge_shared::queue::SqsQueue::new(aws_sdk_sqs::Client::new(sdk))
+        .send(
+            &res.sync_queue_url,
+            &serde_json::to_string(&msg).expect("json"),
+        )
+        .await
+        .expect("start request queued");
 }

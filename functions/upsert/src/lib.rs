@@ -666,14 +666,19 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             Claim::InFlight => {
                 tracing::info!(event_id = %event.id, "upsert: event claimed before but not completed; sending it");
             }
+            Claim::Busy => {
+                lock(taken).remove(&event.id);
+                return Err(Retry(format!(
+                    "event {} is being sent by another worker; checking again later",
+                    event.id
+                )));
+            }
         }
         match self.brevo.send_event(request).await {
             Ok(()) => {
                 stats.events += 1;
-                self.state
-                    .complete(&key, EVENT_DEDUPE_TTL)
-                    .await
-                    .map_err(|e| Retry(format!("completing event {}: {e}", event.id)))
+                self.complete_sent(&key, &event.id).await;
+                Ok(())
             }
             Err(err) => {
                 if let Err(e) = self.state.release(&key).await {
@@ -689,6 +694,32 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         }
     }
 }
+
+impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
+    /// Marks a sent event done. Brevo has accepted it, so failing the message now would send
+    /// it again on redelivery: the write is retried here a few times, and if the state store
+    /// still refuses, the failure is logged and the message goes on (the claim stays pending;
+    /// after [`state::CLAIM_LEASE`] a redelivery of the same event could send it once more).
+    async fn complete_sent(&self, key: &str, event_id: &str) {
+        let mut delay = Duration::from_millis(50);
+        for attempt in 1..=COMPLETE_ATTEMPTS {
+            match self.state.complete(key, EVENT_DEDUPE_TTL).await {
+                Ok(()) => return,
+                Err(e) if attempt == COMPLETE_ATTEMPTS => {
+                    tracing::error!(event_id, error = %e,
+                        "upsert: event sent but not marked done; a late redelivery could send it again");
+                }
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                }
+            }
+        }
+    }
+}
+
+/// Tries at marking a sent event done before giving up (50 ms, 200 ms, 800 ms apart).
+const COMPLETE_ATTEMPTS: u32 = 4;
 
 /// What the sync path did to the messages of one batch: stats, and per message (in the order
 /// given) the reason it must be retried, if any.
@@ -1342,6 +1373,16 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         for ((c, request), claim) in candidates.into_iter().zip(claims) {
             match claim {
                 Ok(Claim::Done) => run.stats.events_skipped_duplicate += 1,
+                Ok(Claim::Busy) => {
+                    lock(taken).remove(c.event_id);
+                    run.fail(
+                        c.job,
+                        &format!(
+                            "event {} is being sent by another worker; checking again later",
+                            c.event_id
+                        ),
+                    );
+                }
                 Ok(claim) => {
                     if claim == Claim::InFlight {
                         tracing::info!(event_id = %c.event_id, "upsert: event claimed before but not completed; sending it");
@@ -1385,7 +1426,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                             }
                         }
                     }
-                    self.complete_claims(&sent, run).await;
+                    self.complete_claims(&sent).await;
                     self.release_claims(&dropped).await;
                 }
                 Err(e) if e.is_retryable() => {
@@ -1421,7 +1462,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         match self.brevo.send_event(request).await {
             Ok(()) => {
                 run.stats.events += 1;
-                self.complete_claims(&[c], run).await;
+                self.complete_claims(&[c]).await;
             }
             Err(e) => {
                 self.release_claims(&[c]).await;
@@ -1435,21 +1476,16 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         }
     }
 
-    /// Marks sent events done; a failure fails the message (as on the per-record path).
-    async fn complete_claims(&self, claimed: &[&Claimed<'_>], run: &mut SyncRun) {
+    /// Marks sent events done (see [`Upserter::complete_sent`]: never fails the message).
+    async fn complete_claims(&self, claimed: &[&Claimed<'_>]) {
         let work: Vec<_> = claimed
             .iter()
-            .map(|c| self.state.complete(&c.state_key, EVENT_DEDUPE_TTL))
+            .map(|c| self.complete_sent(&c.state_key, c.event_id))
             .collect();
-        let results: Vec<Result<(), StateError>> = futures::stream::iter(work)
+        futures::stream::iter(work)
             .buffered(STATE_CONCURRENCY)
-            .collect()
+            .collect::<Vec<()>>()
             .await;
-        for (c, result) in claimed.iter().zip(results) {
-            if let Err(e) = result {
-                run.fail(c.job, &format!("completing event {}: {e}", c.event_id));
-            }
-        }
     }
 
     /// Drops the claims of events not sent, so a redelivery sends them.

@@ -62,7 +62,8 @@ pub fn from_settings_with(
                 super::DEFAULT_PER_HOUR,
             ));
             Ok(AnyBrevo::Live(
-                BrevoClient::new(key, &settings.base_url)?.with_governor(governor),
+                BrevoClient::with_timeout(key, &settings.base_url, settings.timeout)?
+                    .with_governor(governor),
             ))
         }
         None => {
@@ -163,6 +164,7 @@ mod tests {
             api_key: None,
             base_url: "https://api.brevo.com/v3".into(),
             requests_per_second: 10,
+            timeout: crate::config::DEFAULT_BREVO_TIMEOUT,
         };
         let brevo = from_settings_with(&settings, DryRunOutput::Silent).expect("builds");
         assert!(brevo.is_dry_run());

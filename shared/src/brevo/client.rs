@@ -144,8 +144,18 @@ pub struct BrevoClient {
 
 impl BrevoClient {
     /// A client for `base_url` (e.g. `https://api.brevo.com/v3`) authenticating with `api_key`,
-    /// with its own [`RateGovernor`] at Brevo's default limits.
+    /// with its own [`RateGovernor`] at Brevo's default limits and [`REQUEST_TIMEOUT`].
     pub fn new(api_key: &str, base_url: &str) -> Result<Self, ClientBuildError> {
+        Self::with_timeout(api_key, base_url, REQUEST_TIMEOUT)
+    }
+
+    /// As [`BrevoClient::new`], with another whole-request timeout (the connect timeout is
+    /// [`CONNECT_TIMEOUT`] or `timeout`, whichever is shorter).
+    pub fn with_timeout(
+        api_key: &str,
+        base_url: &str,
+        timeout: Duration,
+    ) -> Result<Self, ClientBuildError> {
         let mut key =
             HeaderValue::from_str(api_key.trim()).map_err(|_| ClientBuildError::InvalidApiKey)?;
         key.set_sensitive(true);
@@ -155,8 +165,8 @@ impl BrevoClient {
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .user_agent(concat!("deskbridge/", env!("CARGO_PKG_VERSION")))
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(timeout)
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
             .build()
             .map_err(|e| ClientBuildError::Http(e.to_string()))?;
         Ok(BrevoClient {

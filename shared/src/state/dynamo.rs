@@ -59,6 +59,7 @@ impl StateStore for DynamoStateStore {
             .table_name(&self.table)
             .item(PK, AttributeValue::S(key.to_string()))
             .item("status", AttributeValue::S("pending".into()))
+            .item("claimed_at", AttributeValue::N(now.to_string()))
             .item(
                 TTL_ATTRIBUTE,
                 AttributeValue::N(epoch_after(ttl).to_string()),
@@ -85,14 +86,20 @@ impl StateStore for DynamoStateStore {
                     .send()
                     .await
                     .map_err(unavailable)?;
-                let status = got
-                    .item()
+                let item = got.item();
+                let status = item
                     .and_then(|i| i.get("status"))
                     .and_then(|v| v.as_s().ok())
                     .map(String::as_str);
-                Ok(match status {
-                    Some("done") => Claim::Done,
-                    // Gone between the two calls, or still pending.
+                let claimed_at = item
+                    .and_then(|i| i.get("claimed_at"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<i64>().ok());
+                let lease = i64::try_from(super::CLAIM_LEASE.as_secs()).unwrap_or(i64::MAX);
+                Ok(match (status, claimed_at) {
+                    (Some("done"), _) => Claim::Done,
+                    (Some("pending"), Some(at)) if now.saturating_sub(at) < lease => Claim::Busy,
+                    // Gone between the two calls, or pending past its lease.
                     _ => Claim::InFlight,
                 })
             }
