@@ -681,10 +681,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 Ok(())
             }
             Err(err) => {
-                if let Err(e) = self.state.release(&key).await {
-                    // The claim stays in flight; a redelivery may still send the event.
-                    tracing::warn!(event_id = %event.id, error = %e, "upsert: could not release the event claim");
-                }
+                self.release_claim(&key, &event.id).await;
                 let what = format!(
                     "sending {} ({}) for {subject}",
                     request.event_name, event.id
@@ -701,19 +698,38 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     /// still refuses, the failure is logged and the message goes on (the claim stays pending;
     /// after [`state::CLAIM_LEASE`] a redelivery of the same event could send it once more).
     async fn complete_sent(&self, key: &str, event_id: &str) {
-        let mut delay = Duration::from_millis(50);
-        for attempt in 1..=COMPLETE_ATTEMPTS {
-            match self.state.complete(key, EVENT_DEDUPE_TTL).await {
-                Ok(()) => return,
-                Err(e) if attempt == COMPLETE_ATTEMPTS => {
-                    tracing::error!(event_id, error = %e,
-                        "upsert: event sent but not marked done; a late redelivery could send it again");
-                }
-                Err(_) => {
-                    tokio::time::sleep(delay).await;
-                    delay *= 4;
-                }
+        if let Err(e) = with_retries(|| self.state.complete(key, EVENT_DEDUPE_TTL)).await {
+            tracing::error!(event_id, error = %e,
+                "upsert: event sent but not marked done; a late redelivery could send it again");
+        }
+    }
+
+    /// Drops the claim of an event that was not sent, so a redelivery sends it. Retried in place:
+    /// a claim left pending makes redeliveries wait for [`state::CLAIM_LEASE`].
+    async fn release_claim(&self, key: &str, event_id: &str) {
+        if let Err(e) = with_retries(|| self.state.release(key)).await {
+            tracing::warn!(event_id, error = %e,
+                "upsert: could not release the event claim; redeliveries wait for its lease");
+        }
+    }
+}
+
+/// Runs a state-store write up to [`COMPLETE_ATTEMPTS`] times, 50 ms, 200 ms, 800 ms apart.
+async fn with_retries<F, Fut>(mut write: F) -> Result<(), StateError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), StateError>>,
+{
+    let mut delay = Duration::from_millis(50);
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Err(_) if attempt < COMPLETE_ATTEMPTS => {
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+                attempt += 1;
             }
+            result => return result,
         }
     }
 }
@@ -1492,18 +1508,12 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     async fn release_claims(&self, claimed: &[&Claimed<'_>]) {
         let work: Vec<_> = claimed
             .iter()
-            .map(|c| self.state.release(&c.state_key))
+            .map(|c| self.release_claim(&c.state_key, c.event_id))
             .collect();
-        let results: Vec<Result<(), StateError>> = futures::stream::iter(work)
+        futures::stream::iter(work)
             .buffered(STATE_CONCURRENCY)
-            .collect()
+            .collect::<Vec<()>>()
             .await;
-        for (c, result) in claimed.iter().zip(results) {
-            if let Err(e) = result {
-                // The claim stays in flight; a redelivery may still send the event.
-                tracing::warn!(event_id = %c.event_id, error = %e, "upsert: could not release the event claim");
-            }
-        }
     }
 }
 
