@@ -183,7 +183,7 @@ fn later(a: &Stamped, b: &Stamped) -> bool {
     (b.at, b.value.to_string()) > (a.at, a.value.to_string())
 }
 
-fn min_opt<T: PartialOrd + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
+fn min_opt<T: PartialOrd>(a: Option<T>, b: Option<T>) -> Option<T> {
     match (a, b) {
         (Some(x), Some(y)) => Some(if y < x { y } else { x }),
         (x, None) => x,
@@ -227,7 +227,7 @@ fn minutes(event: &SupportEvent, key: &str) -> Option<f64> {
 impl Ticket {
     fn join(&mut self, other: &Ticket) {
         self.created_at = min_opt(self.created_at, other.created_at);
-        self.channel = min_opt_by_key(self.channel.take(), other.channel.clone());
+        self.channel = min_opt(self.channel.take(), other.channel.clone());
         self.status = max_opt(self.status, other.status);
         self.first_reply_minutes = min_opt(self.first_reply_minutes, other.first_reply_minutes);
         self.resolution = max_opt(self.resolution, other.resolution);
@@ -240,15 +240,18 @@ impl Ticket {
     }
 }
 
-fn min_opt_by_key(
-    a: Option<(DateTime<Utc>, String)>,
-    b: Option<(DateTime<Utc>, String)>,
-) -> Option<(DateTime<Utc>, String)> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(if y < x { y } else { x }),
-        (x, None) => x,
-        (None, y) => y,
+/// Removes the oldest entries of `map` beyond [`MAX_TICKETS`] (by `age`); returns how many.
+fn fold_oldest<T>(map: &mut BTreeMap<String, T>, age: impl Fn(&T) -> Option<DateTime<Utc>>) -> u64 {
+    let Some(excess) = map.len().checked_sub(MAX_TICKETS).filter(|e| *e > 0) else {
+        return 0;
+    };
+    let mut by_age: Vec<(Option<DateTime<Utc>>, String)> =
+        map.iter().map(|(k, v)| (age(v), k.clone())).collect();
+    by_age.sort();
+    for (_, key) in by_age.into_iter().take(excess) {
+        map.remove(&key);
     }
+    excess as u64
 }
 
 /// The ticket key of an event: `<source>:<ticket id>`.
@@ -353,32 +356,8 @@ impl Ledger {
 
     /// Folds the oldest tickets and ratings beyond [`MAX_TICKETS`] into counts.
     fn fold(&mut self) {
-        if self.tickets.len() > MAX_TICKETS {
-            let mut by_age: Vec<(Option<DateTime<Utc>>, String)> = self
-                .tickets
-                .iter()
-                .map(|(k, t)| (t.last_at.or(t.created_at), k.clone()))
-                .collect();
-            by_age.sort();
-            let excess = self.tickets.len() - MAX_TICKETS;
-            for (_, key) in by_age.into_iter().take(excess) {
-                self.tickets.remove(&key);
-                self.folded_tickets += 1;
-            }
-        }
-        if self.ratings.len() > MAX_TICKETS {
-            let mut by_age: Vec<(DateTime<Utc>, String)> = self
-                .ratings
-                .iter()
-                .map(|(k, r)| (r.at, k.clone()))
-                .collect();
-            by_age.sort();
-            let excess = self.ratings.len() - MAX_TICKETS;
-            for (_, key) in by_age.into_iter().take(excess) {
-                self.ratings.remove(&key);
-                self.folded_ratings += 1;
-            }
-        }
+        self.folded_tickets += fold_oldest(&mut self.tickets, |t| t.last_at.or(t.created_at));
+        self.folded_ratings += fold_oldest(&mut self.ratings, |r| Some(r.at));
     }
 
     /// Records everything a record says: its mapped attributes (at its observation time) and
@@ -431,11 +410,7 @@ impl Ledger {
         if !replies.is_empty() {
             agg.avg_response_minutes = Some(replies.iter().sum::<f64>() / replies.len() as f64);
         }
-        agg.csat_score = self
-            .ratings
-            .values()
-            .max_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)))
-            .map(|r| r.score);
+        agg.csat_score = self.latest_rating().map(|r| r.score);
         agg
     }
 
