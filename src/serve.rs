@@ -17,7 +17,7 @@ use axum::routing::post;
 use deskbridge_shared::brevo;
 use deskbridge_shared::config::Settings;
 use deskbridge_shared::metrics::Metrics;
-use deskbridge_shared::queue::{Queue, SqsQueue};
+use deskbridge_shared::queue::{Queue, Redelivery, SqsQueue};
 use deskbridge_shared::sources::HelpdeskLookup;
 use deskbridge_shared::state::DynamoStateStore;
 use deskbridge_shared::sync::readers::readers_from_settings;
@@ -123,14 +123,7 @@ where
         if messages.is_empty() {
             continue;
         }
-        let batch: Vec<Message> = messages
-            .iter()
-            .map(|m| Message {
-                message_id: m.message_id.clone(),
-                body: m.body.clone(),
-                receive_count: m.receive_count,
-            })
-            .collect();
+        let batch: Vec<Message> = messages.iter().map(Message::from).collect();
         let failed = handler.handle_batch(&batch).await;
         for m in &messages {
             let outcome = if failed.contains(&m.message_id) {
@@ -170,11 +163,7 @@ where
     Q: Queue,
 {
     async fn handle_batch(&self, messages: &[Message]) -> Vec<String> {
-        let batch: Vec<(String, String)> = messages
-            .iter()
-            .map(|m| (m.message_id.clone(), m.body.clone()))
-            .collect();
-        deskbridge_sync::handle_batch(self, &batch, chrono::Utc::now()).await
+        deskbridge_sync::handle_batch(self, messages, chrono::Utc::now()).await
     }
 }
 
@@ -219,17 +208,19 @@ pub fn local_upserter(
     settings: &Settings,
 ) -> anyhow::Result<LocalUpserter> {
     let table = settings.require_state_table()?.to_string();
-    let mut upserter = Upserter::new(
+    let upserter = Upserter::new(
         brevo::from_settings(&settings.brevo)?,
         DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), table),
         HelpdeskLookup::new(settings),
         settings.mapping.clone(),
     );
-    if let Some(url) = &settings.upsert_dlq_url {
-        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk));
-        upserter = upserter.with_dead_letters(Arc::new(queue), url.clone());
-    }
-    Ok(upserter)
+    let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk)));
+    Ok(upserter.with_redelivery(Redelivery::configured(
+        queue,
+        settings.upsert_queue_url.as_deref(),
+        settings.upsert_dlq_url.as_deref(),
+        settings.retry,
+    )))
 }
 
 /// The sync handler of the local runner and its queue, when `SYNC_QUEUE_URL` is set.
@@ -251,6 +242,12 @@ pub fn local_syncer(
         settings,
     )?;
     syncer.metrics = Metrics::from_env("deskbridge-sync");
+    syncer.redelivery = Some(Redelivery::configured(
+        Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk))),
+        Some(&sync_url),
+        settings.sync_dlq_url.as_deref(),
+        settings.retry,
+    ));
     Ok(Some((sync_url, syncer)))
 }
 

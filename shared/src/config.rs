@@ -118,6 +118,12 @@ pub struct Settings {
     /// (`UPSERT_DLQ_URL`, the upsert queue's dead-letter queue).
     pub upsert_dlq_url: Option<String>,
     pub sync_queue_url: Option<String>,
+    /// Where the sync function puts page jobs that failed past the retry horizon
+    /// (`SYNC_DLQ_URL`, the sync queue's dead-letter queue).
+    pub sync_dlq_url: Option<String>,
+    /// How long transient failures are retried, and how far apart (`RETRY_HORIZON_SECONDS`,
+    /// `RETRY_MAX_DELAY_SECONDS`).
+    pub retry: crate::queue::RetryPolicy,
     /// Sync function instances that may run at once (`DESKBRIDGE_SYNC_INSTANCES`); each takes
     /// this share of every helpdesk rate limit.
     pub sync_instances: u32,
@@ -154,6 +160,36 @@ fn host_label(name: &'static str, value: &str) -> Result<String, ConfigError> {
         });
     }
     Ok(label)
+}
+
+/// The retry policy of both queues: `RETRY_HORIZON_SECONDS` (default 24 h, at least a
+/// minute) and `RETRY_MAX_DELAY_SECONDS` (default 300, from 1 to SQS's 900).
+fn retry_policy(vars: &Vars) -> Result<crate::queue::RetryPolicy, ConfigError> {
+    let mut policy = crate::queue::RetryPolicy::default();
+    if let Some(v) = vars.get("RETRY_HORIZON_SECONDS") {
+        policy.horizon = v
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s >= 60)
+            .map(Duration::from_secs)
+            .ok_or(ConfigError::Invalid {
+                name: "RETRY_HORIZON_SECONDS",
+                reason: "expected a whole number of seconds, at least 60".into(),
+            })?;
+    }
+    if let Some(v) = vars.get("RETRY_MAX_DELAY_SECONDS") {
+        policy.max_delay = v
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=900).contains(s))
+            .map(Duration::from_secs)
+            .ok_or(ConfigError::Invalid {
+                name: "RETRY_MAX_DELAY_SECONDS",
+                reason: "expected a whole number of seconds from 1 to 900".into(),
+            })?;
+        policy.first_delay = policy.first_delay.min(policy.max_delay);
+    }
+    Ok(policy)
 }
 
 fn url(name: &'static str, value: String) -> Result<String, ConfigError> {
@@ -275,7 +311,11 @@ impl Settings {
                 })?,
         };
 
+        let retry = retry_policy(vars)?;
+
         Ok(Settings {
+            retry,
+            sync_dlq_url: vars.get("SYNC_DLQ_URL"),
             brevo,
             sync_instances,
             zendesk,

@@ -17,8 +17,10 @@ pub const SYNC_TIMEOUT_SECONDS: u32 = 120;
 /// SQS visibility timeouts: six times the consumer's timeout, as AWS recommends.
 pub const UPSERT_VISIBILITY_SECONDS: u32 = 6 * UPSERT_TIMEOUT_SECONDS;
 pub const SYNC_VISIBILITY_SECONDS: u32 = 6 * SYNC_TIMEOUT_SECONDS;
-/// Deliveries before a message moves to its dead-letter queue.
-pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// Receives before SQS moves a message to its dead-letter queue. Transient failures do not
+/// spend them (the functions send such messages back with a delay, see `queue::Redelivery`):
+/// only crashed or timed-out invocations and copies SQS refused do.
+pub const MAX_RECEIVE_COUNT: u32 = 10;
 /// Dead letters are kept for the SQS maximum, 14 days.
 pub const DLQ_RETENTION_SECONDS: u32 = 1_209_600;
 

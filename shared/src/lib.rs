@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod brevo;
+pub mod clock;
 pub mod config;
 pub mod config_file;
 pub mod identity;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::queue::{InMessage, Queue, QueueError};
+use crate::queue::{InMessage, Queue, QueueError, RetryRecord};
 use crate::state::{Claim, Doc, StateError, StateStore};
 
 /// A queue held in memory; can be told to fail, to exercise error paths.
@@ -17,6 +17,8 @@ pub struct MemoryQueue {
     messages: Mutex<HashMap<String, VecDeque<String>>>,
     /// `(queue url, reason)` of every dead letter sent, in order.
     reasons: Mutex<Vec<(String, String)>>,
+    /// `(queue url, delay, record)` of every message sent back for a retry, in order.
+    later: Mutex<Vec<(String, Duration, RetryRecord)>>,
     failing: AtomicBool,
 }
 
@@ -29,6 +31,17 @@ impl MemoryQueue {
             .iter()
             .filter(|(q, _)| q == queue_url)
             .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    /// The delays and records of the messages sent back to `queue_url` for a retry, in order.
+    pub fn sent_later(&self, queue_url: &str) -> Vec<(Duration, RetryRecord)> {
+        self.later
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(q, _, _)| q == queue_url)
+            .map(|(_, d, r)| (*d, *r))
             .collect()
     }
 
@@ -101,6 +114,21 @@ impl Queue for MemoryQueue {
         Ok(())
     }
 
+    async fn send_later(
+        &self,
+        queue_url: &str,
+        body: &str,
+        delay: Duration,
+        retry: &RetryRecord,
+    ) -> Result<(), QueueError> {
+        self.send(queue_url, body).await?;
+        self.later
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((queue_url.to_string(), delay, *retry));
+        Ok(())
+    }
+
     async fn send_batch(&self, queue_url: &str, bodies: &[String]) -> Result<(), QueueError> {
         self.check()?;
         self.lock()
@@ -124,6 +152,7 @@ impl Queue for MemoryQueue {
             .enumerate()
             .map(|(i, body)| InMessage {
                 reason: None,
+                retry: None,
                 message_id: format!("m{i}"),
                 receipt_handle: format!("r{i}"),
                 body,

@@ -538,6 +538,7 @@ async fn consume(
                 message_id: format!("u{}-{i}", out.batches),
                 body: m.body,
                 receive_count: 1,
+                retry: None,
             })
             .collect();
         let report = upserter.handle(&messages).await;

@@ -26,7 +26,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use deskbridge_shared::metrics::{Document, FUNCTION, Metrics};
 use deskbridge_shared::model::{Job, Origin, Record, Source};
-use deskbridge_shared::queue::Queue;
+use deskbridge_shared::queue::{Message, Queue, Redelivery, Settled};
 use deskbridge_shared::state::StateError;
 use deskbridge_shared::state::streams::{
     self, PageProgress, RunStats, Start, StreamId, StreamState, StreamStore, Write,
@@ -146,6 +146,10 @@ pub struct Syncer<S, Q> {
     pub disabled: Vec<StreamId>,
     /// Where page metrics go ([`Metrics::off`] unless the caller sets one).
     pub metrics: Metrics,
+    /// Where failing messages go: back to the sync queue with a delay while the helpdesk is
+    /// down (the chain pauses, the cursor stays), to the sync DLQ past the retry horizon.
+    /// Without it, failures are left to SQS's redrive limit.
+    pub redelivery: Option<Redelivery>,
 }
 
 impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
@@ -168,6 +172,7 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
             historical_events: false,
             disabled: Vec::new(),
             metrics: Metrics::off(),
+            redelivery: None,
         }
     }
 
@@ -505,17 +510,42 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
     }
 }
 
-/// Handles a batch of sync-queue messages; returns the ids of those to retry.
+/// Handles a batch of sync-queue messages; returns the ids of those SQS must redeliver.
+///
+/// A page that cannot be read (helpdesk outage, rate limit beyond the reader's waits, state
+/// store or queue trouble) is sent back to the sync queue with a delay by the syncer's
+/// [`Redelivery`]: the stream's cursor has not moved, so the chain resumes where it stopped once
+/// the page can be read, however long that takes within the retry horizon.
 pub async fn handle_batch<S: StreamStore, Q: Queue>(
     syncer: &Syncer<S, Q>,
-    messages: &[(String, String)],
+    messages: &[Message],
     now: DateTime<Utc>,
 ) -> Vec<String> {
     let mut failed = Vec::new();
-    for (message_id, body) in messages {
-        if let Err(e) = syncer.handle_body(body, now).await {
-            warn!(%message_id, reason = %e, "sync job failed; it will be retried");
-            failed.push(message_id.clone());
+    for message in messages {
+        let Err(e) = syncer.handle_body(&message.body, now).await else {
+            continue;
+        };
+        let reason = e.to_string();
+        let settled = match &syncer.redelivery {
+            Some(r) => r.retry(message, &reason, false).await,
+            None => Settled::Redeliver("no retry queue configured".into()),
+        };
+        match settled {
+            Settled::Later(delay) => {
+                warn!(message_id = %message.message_id, %reason, ?delay,
+                    attempts = message.retry.map_or(1, |r| r.attempts + 1),
+                    "sync job failed; it is tried again after the delay");
+            }
+            Settled::DeadLettered => {
+                tracing::error!(message_id = %message.message_id, %reason,
+                    "sync job failing past the retry horizon; moved to the dead-letter queue");
+            }
+            Settled::Redeliver(why) => {
+                warn!(message_id = %message.message_id, %reason, %why,
+                    "sync job failed; left for SQS to redeliver");
+                failed.push(message.message_id.clone());
+            }
         }
     }
     failed

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use deskbridge_shared::metrics::Metrics;
-use deskbridge_shared::queue::SqsQueue;
+use deskbridge_shared::queue::{Redelivery, SqsQueue, messages_from_sqs};
 use deskbridge_shared::state::DynamoStateStore;
 use deskbridge_shared::sync::readers::readers_from_settings;
 use deskbridge_shared::{aws, config, telemetry};
@@ -36,6 +36,12 @@ async fn main() -> Result<(), Error> {
         &settings,
     )?;
     syncer.metrics = Metrics::from_env("deskbridge-sync");
+    syncer.redelivery = Some(Redelivery::configured(
+        Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk))),
+        settings.sync_queue_url.as_deref(),
+        settings.sync_dlq_url.as_deref(),
+        settings.retry,
+    ));
     let syncer = &syncer;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
         let span = tracing::info_span!("sync_invocation", request_id = %event.context.request_id);
@@ -52,11 +58,7 @@ async fn handle(
     let now = chrono::Utc::now();
     if payload.get("Records").is_some_and(Value::is_array) {
         let sqs: SqsEvent = serde_json::from_value(payload)?;
-        let messages: Vec<(String, String)> = sqs
-            .records
-            .iter()
-            .filter_map(|r| Some((r.message_id.clone()?, r.body.clone().unwrap_or_default())))
-            .collect();
+        let messages = messages_from_sqs(&sqs);
         let mut response = SqsBatchResponse::default();
         for id in handle_batch(syncer, &messages, now).await {
             response.add_failure(id);

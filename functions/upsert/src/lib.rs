@@ -32,7 +32,7 @@ use std::ops::{AddAssign, Range};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::SqsBatchResponse;
 use deskbridge_shared::brevo::{
     BrevoApi, BrevoError, ContactKey, ContactUpsert, EventIdentifiers, EventRequest, UpsertOutcome,
     redact,
@@ -40,7 +40,9 @@ use deskbridge_shared::brevo::{
 use deskbridge_shared::identity::mask;
 use deskbridge_shared::mapping::{Mapping, SourceMapping, Transform};
 use deskbridge_shared::model::{Job, Origin, Person, Record, Source, SupportEvent};
-use deskbridge_shared::queue::Queue;
+pub use deskbridge_shared::queue::{Message, messages_from_sqs};
+use deskbridge_shared::clock::{Clock, SystemClock};
+use deskbridge_shared::queue::{Queue, Redelivery, Settled};
 use deskbridge_shared::sources::PersonLookup;
 use deskbridge_shared::state::{self, Claim, StateError, StateStore};
 use futures::StreamExt;
@@ -49,7 +51,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 mod contact_ledger;
+pub mod health;
 use contact_ledger::LedgerEntry;
+use health::{Gate, Health, Pass, Watched};
 
 /// How long a sent event is remembered, so a redelivery does not send it again.
 pub const EVENT_DEDUPE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -84,16 +88,6 @@ const BUILT_IN_ATTRIBUTES: [&str; 7] = [
     "LANDLINE_NUMBER",
     "EXT_ID",
 ];
-
-/// One queue message, independent of where it came from (Lambda's SQS event, the local runner's
-/// polling).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    pub message_id: String,
-    pub body: String,
-    /// SQS `ApproximateReceiveCount` (1 on the first delivery).
-    pub receive_count: u32,
-}
 
 /// What a batch did, for logs, the local runner and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -136,8 +130,17 @@ pub struct Stats {
     pub ledger_conflicts: usize,
     /// Contacts sent again because another delivery changed them while they were written.
     pub resent_newer: usize,
-    /// Messages put on the dead-letter queue with their reason (failed for good).
+    /// Messages put on the dead-letter queue with their reason (failed for good, or failing
+    /// past the retry horizon).
     pub dead_lettered: usize,
+    /// Of those, messages that were failing transiently for longer than the retry horizon.
+    pub gave_up: usize,
+    /// Messages that failed transiently and were sent back to the queue with a delay.
+    pub retried_later: usize,
+    /// Of those, messages not tried at all because Brevo was known to be down (outage gate).
+    pub held: usize,
+    /// Brevo calls refused with 401 (the API key): delivery pauses and the alarm fires.
+    pub brevo_auth_failures: usize,
     /// Why things failed for good (masked), attributed to messages for their dead letters.
     pub finals: Vec<String>,
 }
@@ -164,6 +167,10 @@ impl AddAssign for Stats {
         self.ledger_conflicts += o.ledger_conflicts;
         self.resent_newer += o.resent_newer;
         self.dead_lettered += o.dead_lettered;
+        self.gave_up += o.gave_up;
+        self.retried_later += o.retried_later;
+        self.held += o.held;
+        self.brevo_auth_failures += o.brevo_auth_failures;
         self.finals.extend(o.finals);
     }
 }
@@ -171,7 +178,8 @@ impl AddAssign for Stats {
 /// The result of [`Upserter::handle`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchReport {
-    /// Ids of the messages SQS must deliver again.
+    /// Ids of the messages SQS must deliver again: those that could not be sent back to the
+    /// queue with a delay (or every transiently failing one, without a [`Redelivery`]).
     pub failed: Vec<String>,
     pub stats: Stats,
 }
@@ -195,8 +203,12 @@ pub struct Upserter<B: BrevoApi, S: StateStore, L: PersonLookup> {
     attributes: tokio::sync::Mutex<AttributeCache>,
     /// Sources already reported as lacking an all-contacts list (logged once per container).
     no_list_noted: Mutex<HashSet<Source>>,
-    /// Where messages that failed for good go, with their reason (the upsert DLQ).
-    dead_letters: Option<(Arc<dyn Queue>, String)>,
+    /// Where failing messages go: back to the queue with a delay, or to the upsert DLQ.
+    redelivery: Option<Redelivery>,
+    clock: Arc<dyn Clock>,
+    /// Brevo's answers to this container, and the outage gate built on them.
+    health: Health,
+    gate: Mutex<Gate>,
 }
 
 /// What this container learnt about the account's contact attributes.
@@ -217,20 +229,51 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             mapping,
             attributes: tokio::sync::Mutex::new(AttributeCache::default()),
             no_list_noted: Mutex::new(HashSet::new()),
-            dead_letters: None,
+            redelivery: None,
+            clock: Arc::new(SystemClock),
+            health: Health::default(),
+            gate: Mutex::new(Gate::default()),
         }
+    }
+
+    /// Transiently failing messages go back to their queue with a delay until the policy's
+    /// horizon, then (like messages that fail for good) to the dead-letter queue of
+    /// `redelivery`. The handler reads the time from the redelivery's clock.
+    pub fn with_redelivery(mut self, redelivery: Redelivery) -> Self {
+        self.clock = redelivery.clock();
+        self.redelivery = Some(redelivery);
+        self
+    }
+
+    /// Reads the time from `clock` (the redelivery's clock is used otherwise).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Brevo, as the handler calls it: every answer is counted for the outage gate.
+    fn brevo(&self) -> Watched<'_, B> {
+        Watched {
+            inner: &self.brevo,
+            health: &self.health,
+        }
+    }
+
+    /// The time between two probes of Brevo during an outage.
+    fn probe_interval(&self) -> Duration {
+        let longest = self
+            .redelivery
+            .as_ref()
+            .map_or(health::PROBE_INTERVAL, |r| r.policy().max_delay);
+        health::PROBE_INTERVAL.min(longest)
     }
 
     /// Sends messages that failed for good (a body that is not a job, a request Brevo refused)
     /// to `queue_url` with the reason attached, so nothing is dropped silently and
     /// `deskbridge replay` can bring them back after a fix.
-    pub fn with_dead_letters(
-        mut self,
-        queue: Arc<dyn Queue>,
-        queue_url: impl Into<String>,
-    ) -> Self {
-        self.dead_letters = Some((queue, queue_url.into()));
-        self
+    /// (Transient failures are then left to SQS: see [`Upserter::with_redelivery`].)
+    pub fn with_dead_letters(self, queue: Arc<dyn Queue>, queue_url: impl Into<String>) -> Self {
+        self.with_redelivery(Redelivery::new(queue).dead_letters_to(queue_url))
     }
 
     /// Handles a batch; never fails as a whole.
@@ -239,16 +282,33 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     }
 
     /// As [`Upserter::handle`], but gives up on messages still running at `deadline` (they are
-    /// reported failed, so SQS redelivers them) and starts none after it. Lambda passes its own
+    /// retried like any transient failure) and starts none after it. Lambda passes its own
     /// deadline minus a margin, so an invocation answers before it is killed.
     ///
     /// Sync jobs go through the batch path together; webhook jobs (and bodies that are not
-    /// jobs) one by one, at the same time.
+    /// jobs) one by one, at the same time. While Brevo is known to be down (see [`health`]),
+    /// a batch is not tried at all but sent back with its backoff, except one probe batch now
+    /// and then.
     pub async fn handle_until(
         &self,
         messages: &[Message],
         deadline: Option<Instant>,
     ) -> BatchReport {
+        let started = self.clock.now();
+        let probe = self.probe_interval();
+        let mut report = BatchReport::default();
+        let pass = lock(&self.gate).pass(started, probe);
+        if let Pass::Hold { reason, auth } = pass {
+            for message in messages {
+                report.stats.held += 1;
+                self.retry_later(message, &reason, auth, &mut report).await;
+            }
+            report.stats.messages = messages.len();
+            tracing::info!(held = messages.len(), %reason, "upsert: batch held during a Brevo outage");
+            return report;
+        }
+        let before = self.health.answers();
+
         let mut sync: Vec<(&Message, Job)> = Vec::new();
         let mut single: Vec<(&Message, Result<Job, serde_json::Error>)> = Vec::new();
         for message in messages {
@@ -265,7 +325,6 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             self.sync_before(&sync, deadline, &taken)
         );
 
-        let mut report = BatchReport::default();
         let mut retries = Vec::new();
         let mut finals: Vec<(&Message, Vec<String>)> = Vec::new();
         for (message, mut stats, outcome) in results {
@@ -278,10 +337,12 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             }
         }
         let SyncRun {
-            stats: sync_stats,
+            stats: mut sync_stats,
             failed: sync_failed,
             rejected: sync_rejected,
         } = sync_run;
+        sync_stats.finals.clear();
+        report.stats += sync_stats;
         for (((message, _), reason), reasons) in sync.iter().zip(sync_failed).zip(sync_rejected) {
             match reason {
                 Some(reason) => retries.push((*message, Retry(reason))),
@@ -289,21 +350,69 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 None => {}
             }
         }
+
+        let answers = self.health.answers().since(before);
+        let auth = answers.auth > 0;
+        if auth {
+            report.stats.brevo_auth_failures += answers.auth as usize;
+            tracing::error!(calls = answers.auth,
+                "upsert: Brevo refused the API key (401); delivery is paused and retried until the key works. Check BREVO_API_KEY");
+        }
+        match lock(&self.gate).observe(answers, self.clock.now(), probe) {
+            Some(true) => tracing::warn!(probe_every = ?probe,
+                "upsert: Brevo is not answering; holding messages and probing until it does"),
+            Some(false) => tracing::info!("upsert: Brevo answers again; delivery resumes"),
+            None => {}
+        }
+
         for (message, reasons) in finals {
             if let Err(retry) = self.dead_letter(message, &reasons, &mut report.stats).await {
                 retries.push((message, retry));
             }
         }
         for (message, Retry(reason)) in retries {
-            tracing::warn!(message_id = %message.message_id, receive_count = message.receive_count,
-                %reason, "upsert: message will be retried");
-            report.failed.push(message.message_id.clone());
+            self.retry_later(message, &reason, auth, &mut report).await;
         }
-        report.stats += sync_stats;
         report.stats.finals.clear();
         report.stats.messages = messages.len();
         tracing::info!(stats = ?report.stats, failed = report.failed.len(), "upsert: batch done");
         report
+    }
+
+    /// Settles a message that failed transiently: back on the queue with a delay (or, past the
+    /// retry horizon, on the dead-letter queue); only when the queue cannot take it is it left
+    /// for SQS to redeliver.
+    async fn retry_later(
+        &self,
+        message: &Message,
+        reason: &str,
+        pause: bool,
+        report: &mut BatchReport,
+    ) {
+        let settled = match &self.redelivery {
+            Some(r) => r.retry(message, reason, pause).await,
+            None => Settled::Redeliver("no retry queue configured".into()),
+        };
+        match settled {
+            Settled::Later(delay) => {
+                report.stats.retried_later += 1;
+                tracing::debug!(message_id = %message.message_id, ?delay,
+                    attempts = message.retry.map_or(1, |r| r.attempts + 1), %reason,
+                    "upsert: message sent back to be tried again");
+            }
+            Settled::DeadLettered => {
+                report.stats.dead_lettered += 1;
+                report.stats.gave_up += 1;
+                tracing::error!(message_id = %message.message_id, %reason,
+                    retry = ?message.retry.map(|r| r.to_string()),
+                    "upsert: message failing past the retry horizon; moved to the dead-letter queue");
+            }
+            Settled::Redeliver(why) => {
+                tracing::warn!(message_id = %message.message_id, receive_count = message.receive_count,
+                    %reason, %why, "upsert: message left for SQS to redeliver");
+                report.failed.push(message.message_id.clone());
+            }
+        }
     }
 
     /// Puts a message that failed for good on the dead-letter queue with its reasons. Without a
@@ -316,12 +425,12 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         stats: &mut Stats,
     ) -> Result<(), Retry> {
         let reason = reasons.join("; ");
-        let Some((queue, url)) = &self.dead_letters else {
+        let Some(redelivery) = self.redelivery.as_ref().filter(|r| r.has_dead_letters()) else {
             tracing::error!(message_id = %message.message_id, %reason,
                 "upsert: message failed for good and no dead-letter queue is configured (UPSERT_DLQ_URL); dropped");
             return Ok(());
         };
-        match queue.send_dead_letter(url, &message.body, &reason).await {
+        match redelivery.dead_letter(&message.body, &reason).await {
             Ok(()) => {
                 stats.dead_lettered += 1;
                 tracing::warn!(message_id = %message.message_id, %reason,
@@ -557,7 +666,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         subject: &str,
         stats: &mut Stats,
     ) -> Result<(), Retry> {
-        match self.brevo.remove_from_list(list_id, key).await {
+        match self.brevo().remove_from_list(list_id, key).await {
             Ok(()) => {
                 stats.list_removals += 1;
                 Ok(())
@@ -574,7 +683,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         subject: &str,
         stats: &mut Stats,
     ) -> Result<Option<String>, Retry> {
-        let mut result = self.brevo.upsert_contact(&contact).await;
+        let mut result = self.brevo().upsert_contact(&contact).await;
         if result == Err(BrevoError::DuplicateSms) {
             stats.sms_dropped += 1;
             contact.attributes.remove(SMS);
@@ -588,7 +697,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 return Ok(None);
             }
             tracing::info!(contact = %subject, "upsert: SMS belongs to another Brevo contact; upserting without SMS");
-            result = self.brevo.upsert_contact(&contact).await;
+            result = self.brevo().upsert_contact(&contact).await;
         }
         match result {
             Ok(outcome) => {
@@ -674,7 +783,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 )));
             }
         }
-        match self.brevo.send_event(request).await {
+        match self.brevo().send_event(request).await {
             Ok(()) => {
                 stats.events += 1;
                 self.complete_sent(&key, &event.id).await;
@@ -1144,14 +1253,14 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         jobs: &[Vec<usize>],
         run: &mut SyncRun,
     ) {
-        match self.brevo.import_contacts(contacts, list_ids).await {
+        match self.brevo().import_contacts(contacts, list_ids).await {
             Ok(process_id) => {
                 run.stats.imports += 1;
                 run.stats.contacts_imported += contacts.len();
                 tracing::info!(%source, process_id, contacts = contacts.len(), ?list_ids,
                     "upsert: contacts import accepted by Brevo");
             }
-            Err(e) if e.is_retryable() => {
+            Err(e) if e.is_worth_retrying() => {
                 let reason = format!(
                     "importing {} {source} contacts into lists {list_ids:?}: {e}",
                     contacts.len()
@@ -1187,7 +1296,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             Some(known) => known,
             slot @ None => {
                 let listed = self
-                    .brevo
+                    .brevo()
                     .list_attributes()
                     .await
                     .map_err(|e| Retry(format!("listing Brevo contact attributes: {e}")))?;
@@ -1204,7 +1313,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             if known.contains(&upper) || BUILT_IN_ATTRIBUTES.contains(&upper.as_str()) {
                 continue;
             }
-            match self.brevo.create_attribute(&name, kind).await {
+            match self.brevo().create_attribute(&name, kind).await {
                 Ok(()) => {
                     tracing::info!(attribute = %name, kind, "upsert: created Brevo contact attribute");
                 }
@@ -1417,7 +1526,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             .chunks(EVENTS_PER_BATCH)
             .zip(requests.chunks(EVENTS_PER_BATCH))
         {
-            match self.brevo.send_events(requests).await {
+            match self.brevo().send_events(requests).await {
                 Ok(refused) => {
                     run.stats.event_batches += 1;
                     let refused: HashMap<usize, BrevoError> = refused.into_iter().collect();
@@ -1445,7 +1554,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                     self.complete_claims(&sent).await;
                     self.release_claims(&dropped).await;
                 }
-                Err(e) if e.is_retryable() => {
+                Err(e) if e.is_worth_retrying() => {
                     let reason = format!("sending a batch of {} events: {e}", requests.len());
                     for c in chunk {
                         run.fail(c.job, &reason);
@@ -1475,7 +1584,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
 
     /// One claimed event through `POST /v3/events` (fallback of a refused batch).
     async fn send_claimed(&self, c: &Claimed<'_>, request: &EventRequest, run: &mut SyncRun) {
-        match self.brevo.send_event(request).await {
+        match self.brevo().send_event(request).await {
             Ok(()) => {
                 run.stats.events += 1;
                 self.complete_claims(&[c]).await;
@@ -1586,9 +1695,10 @@ fn falls_back_to_single_events(err: &BrevoError) -> bool {
     matches!(err, BrevoError::Rejected { status, .. } if matches!(status, 400 | 404 | 405 | 413 | 422))
 }
 
-/// A retryable Brevo error fails the message; a final one is logged and counted.
+/// A retryable Brevo error (or a refused key) fails the message for a later retry; a final
+/// one is logged and counted.
 fn final_or_retry(err: BrevoError, what: &str, stats: &mut Stats) -> Result<(), Retry> {
-    if err.is_retryable() {
+    if err.is_worth_retrying() {
         return Err(Retry(format!("{what}: {err}")));
     }
     stats.rejected += 1;
@@ -1626,33 +1736,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The messages of a Lambda SQS event. A record without a message id cannot be reported as
-/// failed (an empty id would fail the whole batch), so it is logged and left out.
-pub fn messages_from_sqs(event: &SqsEvent) -> Vec<Message> {
-    event
-        .records
-        .iter()
-        .filter_map(|record| {
-            let Some(message_id) = record.message_id.clone().filter(|id| !id.is_empty()) else {
-                tracing::error!(
-                    "upsert: SQS record without a messageId; it cannot be reported and is skipped"
-                );
-                return None;
-            };
-            let receive_count = record
-                .attributes
-                .get("ApproximateReceiveCount")
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(1);
-            Some(Message {
-                message_id,
-                body: record.body.clone().unwrap_or_default(),
-                receive_count,
-            })
-        })
-        .collect()
-}
-
 /// The partial batch response telling SQS which messages to deliver again.
 pub fn sqs_response(report: &BatchReport) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
@@ -1678,25 +1761,35 @@ mod tests {
 
     #[test]
     fn sqs_records_become_messages_and_failures_become_item_failures() {
-        let event: SqsEvent = serde_json::from_value(serde_json::json!({"Records": [
+        let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(serde_json::json!({"Records": [
             {"messageId": "m1", "body": "{}", "attributes": {"ApproximateReceiveCount": "3"}},
             {"body": "no id"},
-            {"messageId": "m2"}
+            {"messageId": "m2", "messageAttributes": {"deskbridge_retry": {
+                "stringValue": "2026-12-04T10:00:00+00:00;7", "dataType": "String",
+                "stringListValues": [], "binaryListValues": []}}}
         ]}))
         .expect("an SQS event");
         let messages = messages_from_sqs(&event);
+        let first_failed_at = chrono::DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z")
+            .expect("a time")
+            .with_timezone(&chrono::Utc);
         assert_eq!(
             messages,
             vec![
                 Message {
                     message_id: "m1".into(),
                     body: "{}".into(),
-                    receive_count: 3
+                    receive_count: 3,
+                    retry: None,
                 },
                 Message {
                     message_id: "m2".into(),
                     body: String::new(),
-                    receive_count: 1
+                    receive_count: 1,
+                    retry: Some(deskbridge_shared::queue::RetryRecord {
+                        first_failed_at,
+                        attempts: 7
+                    }),
                 },
             ]
         );

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use deskbridge_shared::brevo::{self, DryRunOutput, UsageFigures};
 use deskbridge_shared::metrics::{Document, Metrics};
-use deskbridge_shared::queue::SqsQueue;
+use deskbridge_shared::queue::{Queue, Redelivery, SqsQueue};
 use deskbridge_shared::sources::HelpdeskLookup;
 use deskbridge_shared::state::DynamoStateStore;
 use deskbridge_shared::{aws, config, identity, telemetry};
@@ -40,16 +40,14 @@ async fn main() -> Result<(), Error> {
     for line in settings.describe_sources() {
         tracing::info!("{line}");
     }
-    let mut upserter = Upserter::new(brevo, state, lookup, settings.mapping.clone());
-    match &settings.upsert_dlq_url {
-        Some(url) => {
-            let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk));
-            upserter = upserter.with_dead_letters(Arc::new(queue), url.clone());
-        }
-        None => tracing::warn!(
-            "UPSERT_DLQ_URL is not set: messages that fail for good are logged and dropped"
-        ),
-    }
+    let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk)));
+    let upserter = Upserter::new(brevo, state, lookup, settings.mapping.clone())
+        .with_redelivery(Redelivery::configured(
+            queue,
+            settings.upsert_queue_url.as_deref(),
+            settings.upsert_dlq_url.as_deref(),
+            settings.retry,
+        ));
     let (upserter, governor, metrics) = (&upserter, &governor, &metrics);
 
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
@@ -97,6 +95,10 @@ fn batch_metrics(
         .millis("UpsertBatchDuration", elapsed)
         .count("UpsertMessages", stats.messages as u64)
         .count("UpsertMessagesRetried", report.failed.len() as u64)
+        .count("UpsertMessagesDelayed", stats.retried_later as u64)
+        .count("UpsertMessagesHeld", stats.held as u64)
+        .count("UpsertDeadLettered", stats.dead_lettered as u64)
+        .count("BrevoAuthFailures", stats.brevo_auth_failures as u64)
         .count(
             "UpsertContacts",
             (stats.contacts + stats.contacts_imported) as u64,

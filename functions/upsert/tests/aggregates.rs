@@ -105,6 +105,7 @@ fn delivery(n: usize, name: &str, observed: i64, events: Vec<SupportEvent>) -> M
         message_id: format!("m{n}"),
         body: serde_json::to_string(&job).expect("serialises"),
         receive_count: 1,
+        retry: None,
     }
 }
 

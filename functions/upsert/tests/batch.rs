@@ -6,9 +6,11 @@ mod common;
 use common::bodies;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use deskbridge_shared::brevo::BrevoClient;
+use deskbridge_shared::clock::ManualClock;
 use deskbridge_shared::mapping::{FieldRule, Mapping, Transform};
 use deskbridge_shared::memory::{MemoryStateStore, NoLookup};
 use deskbridge_shared::model::{EventKind, Job, Origin, Person, Record, Source, SupportEvent};
@@ -163,6 +165,7 @@ fn message(id: &str, job: &Job) -> Message {
         message_id: id.into(),
         body: serde_json::to_string(job).expect("job serialises"),
         receive_count: 1,
+        retry: None,
     }
 }
 
@@ -479,6 +482,7 @@ async fn an_events_batch_outage_fails_the_messages_with_events_and_redelivery_se
     brevo_ok(&server).await;
     let redelivered = Message {
         receive_count: 2,
+        retry: None,
         ..m1.clone()
     };
     let after = upserter.handle(std::slice::from_ref(&redelivered)).await;
@@ -491,6 +495,7 @@ async fn an_events_batch_outage_fails_the_messages_with_events_and_redelivery_se
     let third = upserter
         .handle(&[Message {
             receive_count: 3,
+            retry: None,
             ..m1
         }])
         .await;
@@ -647,7 +652,8 @@ async fn an_attribute_listing_failure_fails_the_messages_and_sends_no_import() {
         .mount(&server)
         .await;
     brevo_ok(&server).await;
-    let upserter = upserter(&server, with_all_contacts_list());
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let upserter = upserter(&server, with_all_contacts_list()).with_clock(clock.clone());
     let batch = sync_batch("a", 0, 2, 2, true);
 
     let during = upserter.handle(&batch).await;
@@ -663,8 +669,15 @@ async fn an_attribute_listing_failure_fails_the_messages_and_sends_no_import() {
         "no events for contacts not written"
     );
 
+    // Brevo is down as far as this container knows: the next batch is held untried until the
+    // probe is due.
     server.reset().await;
     brevo_ok(&server).await;
+    let held = upserter.handle(&batch).await;
+    assert_eq!(held.stats.held, 2);
+    assert_eq!(calls(&server).await.len(), 0, "nothing tried while held");
+
+    clock.advance(deskbridge_upsert::health::PROBE_INTERVAL);
     let after = upserter.handle(&batch).await;
     assert_no_failures(&after);
     let seen = calls(&server).await;

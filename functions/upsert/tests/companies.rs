@@ -53,6 +53,7 @@ fn message(settings: &Settings, body: &str) -> Message {
         message_id: "m-1".into(),
         body: serde_json::to_string(&job).expect("job"),
         receive_count: 1,
+        retry: None,
     }
 }
 

@@ -81,6 +81,7 @@ fn message(id: &str, body: String) -> Message {
         message_id: id.into(),
         body,
         receive_count: 1,
+        retry: None,
     }
 }
 

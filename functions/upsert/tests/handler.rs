@@ -119,6 +119,7 @@ fn message(id: &str, job: &Job) -> Message {
         message_id: id.into(),
         body: serde_json::to_string(job).expect("job serialises"),
         receive_count: 1,
+        retry: None,
     }
 }
 
@@ -227,6 +228,7 @@ async fn a_brevo_outage_fails_the_message_and_the_redelivery_sends_the_event() {
     let after = upserter
         .handle(&[Message {
             receive_count: 2,
+            retry: None,
             ..msg
         }])
         .await;
@@ -281,11 +283,13 @@ async fn a_body_that_is_not_a_job_is_counted_rejected_and_not_retried() {
             message_id: "bad1".into(),
             body: "this is not json".into(),
             receive_count: 1,
+            retry: None,
         },
         Message {
             message_id: "bad2".into(),
             body: r#"{"email":"jane@example.com"}"#.into(),
             receive_count: 4,
+            retry: None,
         },
     ];
 

@@ -62,6 +62,7 @@ async fn every_brevo_call_line_carries_the_jobs_correlation_id() {
                 message_id: "m-1".into(),
                 body: serde_json::to_string(&job).expect("serialises"),
                 receive_count: 1,
+                retry: None,
             }])
             .await
     };

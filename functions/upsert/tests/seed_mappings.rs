@@ -135,6 +135,7 @@ async fn deliver(
         message_id: job.id.clone(),
         body: serde_json::to_string(&job).expect("serialises"),
         receive_count: 1,
+        retry: None,
     };
     let report = upserter.handle(&[message]).await;
     assert!(report.failed.is_empty(), "{report:?}");

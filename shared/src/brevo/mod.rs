@@ -149,6 +149,17 @@ impl BrevoError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, BrevoError::RateLimited(_) | BrevoError::Transient(_))
     }
+
+    /// Whether Brevo refused the API key (401: wrong, revoked, or an IP not authorised). No
+    /// request succeeds until someone fixes the key, so work waits instead of failing for good.
+    pub fn is_auth(&self) -> bool {
+        matches!(self, BrevoError::Rejected { status: 401, .. })
+    }
+
+    /// Whether the same request can succeed later: retryable, or waiting for a fixed key.
+    pub fn is_worth_retrying(&self) -> bool {
+        self.is_retryable() || self.is_auth()
+    }
 }
 
 /// Outcome of a contact upsert.

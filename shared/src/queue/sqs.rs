@@ -5,7 +5,12 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
 
-use super::{InMessage, MAX_REASON_CHARS, Queue, QueueError, REASON_ATTRIBUTE};
+use std::time::Duration;
+
+use super::{
+    InMessage, MAX_QUEUE_DELAY, MAX_REASON_CHARS, Queue, QueueError, REASON_ATTRIBUTE,
+    RETRY_ATTRIBUTE, RetryRecord,
+};
 
 /// Most entries SQS takes in one SendMessageBatch call.
 pub const MAX_BATCH: usize = 10;
@@ -74,6 +79,31 @@ impl Queue for SqsQueue {
         Ok(())
     }
 
+    async fn send_later(
+        &self,
+        queue_url: &str,
+        body: &str,
+        delay: Duration,
+        retry: &RetryRecord,
+    ) -> Result<(), QueueError> {
+        let attribute = aws_sdk_sqs::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(retry.encode())
+            .build()
+            .map_err(|e| QueueError(e.to_string()))?;
+        let seconds = delay.min(MAX_QUEUE_DELAY).as_secs_f64().round() as i32;
+        self.client
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .delay_seconds(seconds)
+            .message_attributes(RETRY_ATTRIBUTE, attribute)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn send_batch(&self, queue_url: &str, bodies: &[String]) -> Result<(), QueueError> {
         for chunk in bodies.chunks(MAX_BATCH) {
             let mut pending: Vec<(usize, &String)> = chunk.iter().enumerate().collect();
@@ -127,6 +157,7 @@ impl Queue for SqsQueue {
             .wait_time_seconds(wait_seconds.clamp(0, 20))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_attribute_names(REASON_ATTRIBUTE)
+            .message_attribute_names(RETRY_ATTRIBUTE)
             .send()
             .await
             .map_err(unavailable)?;
@@ -149,6 +180,11 @@ impl Queue for SqsQueue {
                         .and_then(|a| a.get(REASON_ATTRIBUTE))
                         .and_then(|v| v.string_value())
                         .map(str::to_string),
+                    retry: m
+                        .message_attributes()
+                        .and_then(|a| a.get(RETRY_ATTRIBUTE))
+                        .and_then(|v| v.string_value())
+                        .and_then(RetryRecord::parse),
                 })
             })
             .collect())
