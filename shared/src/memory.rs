@@ -41,7 +41,7 @@ impl MemoryQueue {
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .filter(|(q, _, _)| q == queue_url)
-            .map(|(_, d, r)| (*d, *r))
+            .map(|(_, d, r)| (*d, r.clone()))
             .collect()
     }
 
@@ -122,10 +122,11 @@ impl Queue for MemoryQueue {
         retry: &RetryRecord,
     ) -> Result<(), QueueError> {
         self.send(queue_url, body).await?;
-        self.later
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((queue_url.to_string(), delay, *retry));
+        self.later.lock().unwrap_or_else(|e| e.into_inner()).push((
+            queue_url.to_string(),
+            delay,
+            retry.clone(),
+        ));
         Ok(())
     }
 

@@ -65,7 +65,7 @@ impl From<&InMessage> for Message {
             message_id: m.message_id.clone(),
             body: m.body.clone(),
             receive_count: m.receive_count,
-            retry: m.retry,
+            retry: m.retry.clone(),
         }
     }
 }

@@ -489,6 +489,9 @@ pub fn settings(res: &Bootstrapped, brevo: &str, helpdesk: &str, plan: &Plan) ->
             ("ZENDESK_API_TOKEN", "zendesk-test-api-token"),
             ("INTERCOM_BASE_URL", helpdesk),
             ("INTERCOM_ACCESS_TOKEN", "intercom-test-access-token"),
+            // The run lasts minutes, not hours: retries back off to 10 s at most (24 h horizon
+            // as deployed). tests/outages.rs runs the default policy on a compressed clock.
+            ("RETRY_MAX_DELAY_SECONDS", "10"),
         ],
     );
     if let Some(m) = s.mapping.sources.get_mut("intercom") {

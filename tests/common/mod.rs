@@ -139,6 +139,7 @@ pub fn settings(
         ),
         ("SYNC_QUEUE_URL".into(), resources.sync_queue_url.clone()),
         ("UPSERT_DLQ_URL".into(), resources.upsert_dlq_url.clone()),
+        ("SYNC_DLQ_URL".into(), resources.sync_dlq_url.clone()),
     ];
     if let Some(url) = brevo_url {
         pairs.push(("BREVO_API_KEY".into(), "test-brevo-key".into()));

@@ -528,13 +528,13 @@ pub async fn handle_batch<S: StreamStore, Q: Queue>(
         };
         let reason = e.to_string();
         let settled = match &syncer.redelivery {
-            Some(r) => r.retry(message, &reason, false).await,
+            Some(r) => r.retry(message, &reason, false, Vec::new()).await,
             None => Settled::Redeliver("no retry queue configured".into()),
         };
         match settled {
             Settled::Later(delay) => {
                 warn!(message_id = %message.message_id, %reason, ?delay,
-                    attempts = message.retry.map_or(1, |r| r.attempts + 1),
+                    attempts = message.retry.as_ref().map_or(1, |r| r.attempts + 1),
                     "sync job failed; it is tried again after the delay");
             }
             Settled::DeadLettered => {

@@ -176,7 +176,12 @@ impl Gate {
 
     /// Takes in what Brevo answered during a batch that ran at `now`. Returns what changed, for
     /// the log: `Some(true)` an outage began, `Some(false)` it ended.
-    pub fn observe(&mut self, answers: Answers, now: DateTime<Utc>, probe: Duration) -> Option<bool> {
+    pub fn observe(
+        &mut self,
+        answers: Answers,
+        now: DateTime<Utc>,
+        probe: Duration,
+    ) -> Option<bool> {
         if answers.ok > 0 {
             return self.outage.take().map(|_| false);
         }
@@ -223,7 +228,10 @@ mod tests {
         let mut gate = Gate::default();
         assert_eq!(gate.pass(t(0), PROBE), Pass::Go);
         assert_eq!(gate.observe(DOWN, t(0), PROBE), Some(true));
-        assert!(matches!(gate.pass(t(1), PROBE), Pass::Hold { auth: false, .. }));
+        assert!(matches!(
+            gate.pass(t(1), PROBE),
+            Pass::Hold { auth: false, .. }
+        ));
         assert!(matches!(gate.pass(t(29), PROBE), Pass::Hold { .. }));
         // The probe goes through; the next batch is held again while it runs.
         assert_eq!(gate.pass(t(30), PROBE), Pass::Go);

@@ -37,11 +37,11 @@ use deskbridge_shared::brevo::{
     BrevoApi, BrevoError, ContactKey, ContactUpsert, EventIdentifiers, EventRequest, UpsertOutcome,
     redact,
 };
+use deskbridge_shared::clock::{Clock, SystemClock};
 use deskbridge_shared::identity::mask;
 use deskbridge_shared::mapping::{Mapping, SourceMapping, Transform};
 use deskbridge_shared::model::{Job, Origin, Person, Record, Source, SupportEvent};
 pub use deskbridge_shared::queue::{Message, messages_from_sqs};
-use deskbridge_shared::clock::{Clock, SystemClock};
 use deskbridge_shared::queue::{Queue, Redelivery, Settled};
 use deskbridge_shared::sources::PersonLookup;
 use deskbridge_shared::state::{self, Claim, StateError, StateStore};
@@ -301,7 +301,13 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         if let Pass::Hold { reason, auth } = pass {
             for message in messages {
                 report.stats.held += 1;
-                self.retry_later(message, &reason, auth, &mut report).await;
+                let sent = message
+                    .retry
+                    .as_ref()
+                    .map(|r| r.sent.clone())
+                    .unwrap_or_default();
+                self.retry_later(message, &reason, auth, sent, &mut report)
+                    .await;
             }
             report.stats.messages = messages.len();
             tracing::info!(held = messages.len(), %reason, "upsert: batch held during a Brevo outage");
@@ -317,9 +323,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 parsed => single.push((message, parsed)),
             }
         }
-        // Event ids already taken by a message of this batch: SQS may deliver the same message
-        // twice in one batch, and the two copies would otherwise both see the claim in flight.
-        let taken = Mutex::new(HashSet::new());
+        let taken = Batch::new(messages);
         let (results, sync_run) = futures::join!(
             self.process_all(single, deadline, &taken),
             self.sync_before(&sync, deadline, &taken)
@@ -355,8 +359,10 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         let auth = answers.auth > 0;
         if auth {
             report.stats.brevo_auth_failures += answers.auth as usize;
-            tracing::error!(calls = answers.auth,
-                "upsert: Brevo refused the API key (401); delivery is paused and retried until the key works. Check BREVO_API_KEY");
+            tracing::error!(
+                calls = answers.auth,
+                "upsert: Brevo refused the API key (401); delivery is paused and retried until the key works. Check BREVO_API_KEY"
+            );
         }
         match lock(&self.gate).observe(answers, self.clock.now(), probe) {
             Some(true) => tracing::warn!(probe_every = ?probe,
@@ -365,13 +371,32 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             None => {}
         }
 
+        // A message whose events Brevo accepted but the state store could not mark is not done:
+        // it goes back to the queue carrying them, and the next attempt marks them.
+        let unsettled: HashSet<&str> = retries
+            .iter()
+            .map(|(m, _)| m.message_id.as_str())
+            .chain(finals.iter().map(|(m, _)| m.message_id.as_str()))
+            .collect();
+        for message in messages {
+            if !unsettled.contains(message.message_id.as_str())
+                && !taken.unmarked_for(message).is_empty()
+            {
+                retries.push((
+                    message,
+                    Retry("events sent to Brevo but not marked sent yet".into()),
+                ));
+            }
+        }
         for (message, reasons) in finals {
             if let Err(retry) = self.dead_letter(message, &reasons, &mut report.stats).await {
                 retries.push((message, retry));
             }
         }
         for (message, Retry(reason)) in retries {
-            self.retry_later(message, &reason, auth, &mut report).await;
+            let sent = taken.unmarked_for(message);
+            self.retry_later(message, &reason, auth, sent, &mut report)
+                .await;
         }
         report.stats.finals.clear();
         report.stats.messages = messages.len();
@@ -387,24 +412,25 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         message: &Message,
         reason: &str,
         pause: bool,
+        sent: Vec<String>,
         report: &mut BatchReport,
     ) {
         let settled = match &self.redelivery {
-            Some(r) => r.retry(message, reason, pause).await,
+            Some(r) => r.retry(message, reason, pause, sent).await,
             None => Settled::Redeliver("no retry queue configured".into()),
         };
         match settled {
             Settled::Later(delay) => {
                 report.stats.retried_later += 1;
                 tracing::debug!(message_id = %message.message_id, ?delay,
-                    attempts = message.retry.map_or(1, |r| r.attempts + 1), %reason,
+                    attempts = message.retry.as_ref().map_or(1, |r| r.attempts + 1), %reason,
                     "upsert: message sent back to be tried again");
             }
             Settled::DeadLettered => {
                 report.stats.dead_lettered += 1;
                 report.stats.gave_up += 1;
                 tracing::error!(message_id = %message.message_id, %reason,
-                    retry = ?message.retry.map(|r| r.to_string()),
+                    retry = ?message.retry.as_ref().map(|r| r.to_string()),
                     "upsert: message failing past the retry horizon; moved to the dead-letter queue");
             }
             Settled::Redeliver(why) => {
@@ -448,7 +474,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         &self,
         messages: Vec<(&'m Message, Result<Job, serde_json::Error>)>,
         deadline: Option<Instant>,
-        taken: &Mutex<HashSet<String>>,
+        taken: &Batch,
     ) -> Vec<(&'m Message, Stats, Result<(), Retry>)> {
         // The futures are built into a Vec first: a stream `map` closure here would make the
         // returned future's `Send` proof higher-ranked, which rustc cannot do for generic callers.
@@ -468,7 +494,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         message: &'m Message,
         parsed: Result<Job, serde_json::Error>,
         deadline: Option<Instant>,
-        taken: &Mutex<HashSet<String>>,
+        taken: &Batch,
     ) -> (&'m Message, Stats, Result<(), Retry>) {
         let late = |what: &str| {
             let reason = format!("{what}: invocation deadline reached");
@@ -489,7 +515,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         &self,
         message: &Message,
         parsed: Result<Job, serde_json::Error>,
-        taken: &Mutex<HashSet<String>>,
+        taken: &Batch,
     ) -> (Stats, Result<(), Retry>) {
         let span = tracing::info_span!("upsert_message",
             message_id = %message.message_id,
@@ -528,12 +554,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     }
 
     /// Every record of a job, in order (the per-record path of webhook jobs).
-    async fn process_job(
-        &self,
-        job: &Job,
-        taken: &Mutex<HashSet<String>>,
-        stats: &mut Stats,
-    ) -> Result<(), Retry> {
+    async fn process_job(&self, job: &Job, taken: &Batch, stats: &mut Stats) -> Result<(), Retry> {
         let mut found: HashMap<String, Found> = HashMap::new();
         for record in &job.records {
             let record = self
@@ -604,7 +625,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         &self,
         source: &Source,
         record: &Record,
-        taken: &Mutex<HashSet<String>>,
+        taken: &Batch,
         stats: &mut Stats,
     ) -> Result<(), Retry> {
         let contact = match self.mapping.contact(source, record) {
@@ -750,20 +771,26 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         event: &SupportEvent,
         request: &EventRequest,
         subject: &str,
-        taken: &Mutex<HashSet<String>>,
+        taken: &Batch,
         stats: &mut Stats,
     ) -> Result<(), Retry> {
-        if !lock(taken).insert(event.id.clone()) {
+        if !taken.take(&event.id) {
             stats.events_skipped_duplicate += 1;
             return Ok(());
         }
         let key = state::event_key(&event.id);
+        if taken.carried.contains(&event.id) {
+            // Sent by an earlier attempt that could not mark it: mark it now, never resend.
+            stats.events_skipped_duplicate += 1;
+            self.complete_sent(&key, &event.id, taken).await;
+            return Ok(());
+        }
         let claim = self
             .state
             .claim(&key, EVENT_DEDUPE_TTL)
             .await
             .map_err(|e| {
-                lock(taken).remove(&event.id);
+                taken.untake(&event.id);
                 Retry(format!("claiming event {}: {e}", event.id))
             })?;
         match claim {
@@ -776,7 +803,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 tracing::info!(event_id = %event.id, "upsert: event claimed before but not completed; sending it");
             }
             Claim::Busy => {
-                lock(taken).remove(&event.id);
+                taken.untake(&event.id);
                 return Err(Retry(format!(
                     "event {} is being sent by another worker; checking again later",
                     event.id
@@ -786,7 +813,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         match self.brevo().send_event(request).await {
             Ok(()) => {
                 stats.events += 1;
-                self.complete_sent(&key, &event.id).await;
+                self.complete_sent(&key, &event.id, taken).await;
                 Ok(())
             }
             Err(err) => {
@@ -802,14 +829,19 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
 }
 
 impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
-    /// Marks a sent event done. Brevo has accepted it, so failing the message now would send
-    /// it again on redelivery: the write is retried here a few times, and if the state store
-    /// still refuses, the failure is logged and the message goes on (the claim stays pending;
-    /// after [`state::CLAIM_LEASE`] a redelivery of the same event could send it once more).
-    async fn complete_sent(&self, key: &str, event_id: &str) {
-        if let Err(e) = with_retries(|| self.state.complete(key, EVENT_DEDUPE_TTL)).await {
-            tracing::error!(event_id, error = %e,
-                "upsert: event sent but not marked done; a late redelivery could send it again");
+    /// Marks a sent event done, retried here a few times. If the state store still refuses,
+    /// the event is noted in `batch`: its message goes back to the queue carrying the event id
+    /// ([`RetryRecord::sent`]), and the next attempt marks it instead of sending it again.
+    ///
+    /// [`RetryRecord::sent`]: deskbridge_shared::queue::RetryRecord::sent
+    async fn complete_sent(&self, key: &str, event_id: &str, batch: &Batch) {
+        match with_retries(|| self.state.complete(key, EVENT_DEDUPE_TTL)).await {
+            Ok(()) => batch.confirmed(event_id),
+            Err(e) => {
+                tracing::warn!(event_id, error = %e,
+                    "upsert: event sent but not marked done; its message carries it to the next attempt");
+                batch.unconfirmed(event_id);
+            }
         }
     }
 
@@ -845,6 +877,78 @@ where
 
 /// Tries at marking a sent event done before giving up (50 ms, 200 ms, 800 ms apart).
 const COMPLETE_ATTEMPTS: u32 = 4;
+
+/// What the messages of one batch share while they are handled.
+struct Batch {
+    /// Event ids already taken by a message of this batch: SQS may deliver the same message
+    /// twice in one batch, and the two copies would otherwise both see the claim in flight.
+    taken: Mutex<HashSet<String>>,
+    /// Event ids the batch's messages carry as sent by an earlier attempt but not marked.
+    carried: HashSet<String>,
+    /// Sent events not marked in the state store (`false`), or carried ones marked now (`true`).
+    marks: Mutex<HashMap<String, bool>>,
+}
+
+impl Batch {
+    fn new(messages: &[Message]) -> Self {
+        Batch {
+            taken: Mutex::new(HashSet::new()),
+            carried: messages
+                .iter()
+                .filter_map(|m| m.retry.as_ref())
+                .flat_map(|r| r.sent.iter().cloned())
+                .collect(),
+            marks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes `event_id` for this batch; false when a message of the batch took it already.
+    fn take(&self, event_id: &str) -> bool {
+        lock(&self.taken).insert(event_id.to_string())
+    }
+
+    fn untake(&self, event_id: &str) {
+        lock(&self.taken).remove(event_id);
+    }
+
+    fn unconfirmed(&self, event_id: &str) {
+        lock(&self.marks).insert(event_id.to_string(), false);
+    }
+
+    fn confirmed(&self, event_id: &str) {
+        lock(&self.marks).insert(event_id.to_string(), true);
+    }
+
+    /// The events of `message` that were sent but are not marked: those it carried and that
+    /// were not marked now, and those sent now and left unmarked.
+    fn unmarked_for(&self, message: &Message) -> Vec<String> {
+        let carries = message.retry.as_ref().is_some_and(|r| !r.sent.is_empty());
+        if !carries && lock(&self.marks).values().all(|marked| *marked) {
+            return Vec::new();
+        }
+        let job = serde_json::from_str::<Job>(&message.body).ok();
+        self.unmarked(message, job.as_ref())
+    }
+
+    fn unmarked(&self, message: &Message, job: Option<&Job>) -> Vec<String> {
+        let marks = lock(&self.marks);
+        let mut out: Vec<String> = message
+            .retry
+            .iter()
+            .flat_map(|r| r.sent.iter())
+            .filter(|id| marks.get(*id) != Some(&true))
+            .cloned()
+            .collect();
+        for record in job.iter().flat_map(|j| j.records.iter()) {
+            for event in &record.events {
+                if marks.get(&event.id) == Some(&false) && !out.contains(&event.id) {
+                    out.push(event.id.clone());
+                }
+            }
+        }
+        out
+    }
+}
 
 /// What the sync path did to the messages of one batch: stats, and per message (in the order
 /// given) the reason it must be retried, if any.
@@ -965,7 +1069,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         &self,
         jobs: &[(&Message, Job)],
         deadline: Option<Instant>,
-        taken: &Mutex<HashSet<String>>,
+        taken: &Batch,
     ) -> SyncRun {
         if jobs.is_empty() {
             return SyncRun::default();
@@ -1000,11 +1104,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     ///
     /// A retryable failure fails the messages that contributed to the failed call; the others
     /// go on. Redelivery is safe: imports and upserts are idempotent, events deduped.
-    async fn process_sync(
-        &self,
-        jobs: &[(&Message, Job)],
-        taken: &Mutex<HashSet<String>>,
-    ) -> SyncRun {
+    async fn process_sync(&self, jobs: &[(&Message, Job)], taken: &Batch) -> SyncRun {
         let mut run = SyncRun::new(jobs.len());
         tracing::debug!(job_ids = ?jobs.iter().map(|(_, j)| j.id.as_str()).collect::<Vec<_>>(),
             "upsert: sync jobs");
@@ -1450,10 +1550,12 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     async fn send_sync_events<'a>(
         &self,
         targets: &'a [Target<'a>],
-        taken: &Mutex<HashSet<String>>,
+        taken: &Batch,
         run: &mut SyncRun,
     ) {
         let mut candidates: Vec<(Claimed<'a>, EventRequest)> = Vec::new();
+        let mut carried = Vec::new();
+        let mut carried_ids = Vec::new();
         for target in targets {
             if !run.ok(target.job) {
                 continue;
@@ -1469,8 +1571,14 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                     continue;
                 };
                 self.enrich(target.source, target.entry.as_ref(), event, &mut request);
-                if !lock(taken).insert(event.id.clone()) {
+                if !taken.take(&event.id) {
                     run.stats.events_skipped_duplicate += 1;
+                    continue;
+                }
+                if taken.carried.contains(&event.id) {
+                    run.stats.events_skipped_duplicate += 1;
+                    carried.push(state::event_key(&event.id));
+                    carried_ids.push(&event.id);
                     continue;
                 }
                 let claimed = Claimed {
@@ -1480,6 +1588,10 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 };
                 candidates.push((claimed, request));
             }
+        }
+        // Sent by an earlier attempt that could not mark them: mark them now, never resend.
+        for (key, id) in carried.iter().zip(carried_ids) {
+            self.complete_sent(key, id, taken).await;
         }
         if candidates.is_empty() {
             return;
@@ -1499,7 +1611,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             match claim {
                 Ok(Claim::Done) => run.stats.events_skipped_duplicate += 1,
                 Ok(Claim::Busy) => {
-                    lock(taken).remove(c.event_id);
+                    taken.untake(c.event_id);
                     run.fail(
                         c.job,
                         &format!(
@@ -1516,7 +1628,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                     requests.push(request);
                 }
                 Err(e) => {
-                    lock(taken).remove(c.event_id);
+                    taken.untake(c.event_id);
                     run.fail(c.job, &format!("claiming event {}: {e}", c.event_id));
                 }
             }
@@ -1551,7 +1663,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                             }
                         }
                     }
-                    self.complete_claims(&sent).await;
+                    self.complete_claims(&sent, taken).await;
                     self.release_claims(&dropped).await;
                 }
                 Err(e) if e.is_worth_retrying() => {
@@ -1567,7 +1679,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                     tracing::warn!(events = requests.len(), error = %e,
                         "upsert: Brevo refused an events batch; sending its events one by one");
                     for (c, request) in chunk.iter().zip(requests) {
-                        self.send_claimed(c, request, run).await;
+                        self.send_claimed(c, request, taken, run).await;
                     }
                 }
                 Err(e) => {
@@ -1583,11 +1695,17 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     }
 
     /// One claimed event through `POST /v3/events` (fallback of a refused batch).
-    async fn send_claimed(&self, c: &Claimed<'_>, request: &EventRequest, run: &mut SyncRun) {
+    async fn send_claimed(
+        &self,
+        c: &Claimed<'_>,
+        request: &EventRequest,
+        batch: &Batch,
+        run: &mut SyncRun,
+    ) {
         match self.brevo().send_event(request).await {
             Ok(()) => {
                 run.stats.events += 1;
-                self.complete_claims(&[c]).await;
+                self.complete_claims(&[c], batch).await;
             }
             Err(e) => {
                 self.release_claims(&[c]).await;
@@ -1602,10 +1720,10 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     }
 
     /// Marks sent events done (see [`Upserter::complete_sent`]: never fails the message).
-    async fn complete_claims(&self, claimed: &[&Claimed<'_>]) {
+    async fn complete_claims(&self, claimed: &[&Claimed<'_>], batch: &Batch) {
         let work: Vec<_> = claimed
             .iter()
-            .map(|c| self.complete_sent(&c.state_key, c.event_id))
+            .map(|c| self.complete_sent(&c.state_key, c.event_id, batch))
             .collect();
         futures::stream::iter(work)
             .buffered(STATE_CONCURRENCY)
@@ -1765,7 +1883,7 @@ mod tests {
             {"messageId": "m1", "body": "{}", "attributes": {"ApproximateReceiveCount": "3"}},
             {"body": "no id"},
             {"messageId": "m2", "messageAttributes": {"deskbridge_retry": {
-                "stringValue": "2026-12-04T10:00:00+00:00;7", "dataType": "String",
+                "stringValue": "{\"first\":\"2026-12-04T10:00:00Z\",\"attempts\":7}", "dataType": "String",
                 "stringListValues": [], "binaryListValues": []}}}
         ]}))
         .expect("an SQS event");
@@ -1788,7 +1906,8 @@ mod tests {
                     receive_count: 1,
                     retry: Some(deskbridge_shared::queue::RetryRecord {
                         first_failed_at,
-                        attempts: 7
+                        attempts: 7,
+                        sent: Vec::new(),
                     }),
                 },
             ]

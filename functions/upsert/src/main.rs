@@ -41,13 +41,14 @@ async fn main() -> Result<(), Error> {
         tracing::info!("{line}");
     }
     let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk)));
-    let upserter = Upserter::new(brevo, state, lookup, settings.mapping.clone())
-        .with_redelivery(Redelivery::configured(
+    let upserter = Upserter::new(brevo, state, lookup, settings.mapping.clone()).with_redelivery(
+        Redelivery::configured(
             queue,
             settings.upsert_queue_url.as_deref(),
             settings.upsert_dlq_url.as_deref(),
             settings.retry,
-        ));
+        ),
+    );
     let (upserter, governor, metrics) = (&upserter, &governor, &metrics);
 
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {

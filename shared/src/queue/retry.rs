@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::{Message, Queue, QueueError};
 use crate::clock::{Clock, SystemClock};
@@ -36,28 +37,29 @@ pub const DEFAULT_FIRST_DELAY: Duration = Duration::from_secs(2);
 pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(300);
 
 /// What a message carries about its earlier failed attempts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetryRecord {
     /// When the first attempt failed.
+    #[serde(rename = "first")]
     pub first_failed_at: DateTime<Utc>,
     /// Failed attempts so far.
     pub attempts: u32,
+    /// Events of the message that Brevo accepted but that could not be marked sent in the
+    /// state store (it was failing): the next attempt marks them instead of sending them again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sent: Vec<String>,
 }
 
 impl RetryRecord {
-    /// The attribute value: `<first failure, RFC 3339>;<attempts>`.
+    /// The attribute value (JSON).
     pub fn encode(&self) -> String {
-        format!("{};{}", self.first_failed_at.to_rfc3339(), self.attempts)
+        serde_json::to_string(self).unwrap_or_default()
     }
 
     /// Reads an attribute value written by [`RetryRecord::encode`]; `None` for anything else
     /// (the message is then treated as failing for the first time).
     pub fn parse(value: &str) -> Option<Self> {
-        let (at, attempts) = value.split_once(';')?;
-        Some(RetryRecord {
-            first_failed_at: DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc),
-            attempts: attempts.parse().ok()?,
-        })
+        serde_json::from_str(value).ok()
     }
 
     /// How long the message has been failing at `now`.
@@ -99,7 +101,7 @@ impl Default for RetryPolicy {
 }
 
 /// What [`RetryPolicy::next`] decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
     /// Send the message again after `delay`, carrying `record`.
     Later {
@@ -122,7 +124,7 @@ impl RetryPolicy {
     /// every message, since the attempt count travels with the message.
     pub fn next(
         &self,
-        previous: Option<RetryRecord>,
+        previous: Option<&RetryRecord>,
         now: DateTime<Utc>,
         pause: bool,
         jitter: f64,
@@ -130,6 +132,7 @@ impl RetryPolicy {
         let record = RetryRecord {
             first_failed_at: previous.map_or(now, |p| p.first_failed_at.min(now)),
             attempts: previous.map_or(0, |p| p.attempts).saturating_add(1),
+            sent: Vec::new(),
         };
         if record.failing_for(now) >= self.horizon {
             return Next::GiveUp { record };
@@ -255,27 +258,48 @@ impl Redelivery {
     }
 
     /// Settles a message that failed transiently (`reason`): back on its queue after a delay,
-    /// or on the dead-letter queue once it has been failing past the horizon.
-    pub async fn retry(&self, message: &Message, reason: &str, pause: bool) -> Settled {
+    /// or on the dead-letter queue once it has been failing past the horizon. `sent` lists its
+    /// events that Brevo accepted but that are not marked sent yet (see [`RetryRecord::sent`]).
+    pub async fn retry(
+        &self,
+        message: &Message,
+        reason: &str,
+        pause: bool,
+        sent: Vec<String>,
+    ) -> Settled {
         let Some(url) = &self.retry_url else {
             return Settled::Redeliver("no retry queue configured".into());
         };
         let now = self.clock.now();
-        match self.policy.next(message.retry, now, pause, fastrand::f64()) {
-            Next::Later { delay, record } => {
-                match self.queue.send_later(url, &message.body, delay, &record).await {
+        match self
+            .policy
+            .next(message.retry.as_ref(), now, pause, fastrand::f64())
+        {
+            Next::Later { delay, mut record } => {
+                record.sent = sent;
+                match self
+                    .queue
+                    .send_later(url, &message.body, delay, &record)
+                    .await
+                {
                     Ok(()) => Settled::Later(delay),
                     Err(e) => Settled::Redeliver(format!("could not send it back: {e}")),
                 }
             }
             Next::GiveUp { record } => {
                 let failing = record.failing_for(now);
-                let reason = format!(
+                let mut reason = format!(
                     "still failing after {} attempts over {} (retry horizon {}): {reason}",
                     record.attempts,
                     human(failing),
                     human(self.policy.horizon)
                 );
+                if !sent.is_empty() {
+                    reason.push_str(&format!(
+                        "; already sent to Brevo, drop them before a replay: {}",
+                        sent.join(", ")
+                    ));
+                }
                 match self.dead_letter(&message.body, &reason).await {
                     Ok(()) => Settled::DeadLettered,
                     Err(e) => Settled::Redeliver(format!("could not dead-letter it: {e}")),
@@ -322,9 +346,21 @@ mod tests {
         let r = RetryRecord {
             first_failed_at: t(5),
             attempts: 7,
+            sent: vec!["zendesk:ticket:1:created".into()],
         };
-        assert_eq!(RetryRecord::parse(&r.encode()), Some(r));
-        for bad in ["", "7", "x;1", "2026-01-01T00:00:00Z;-1", "2026-01-01T00:00:00Z"] {
+        assert_eq!(RetryRecord::parse(&r.encode()), Some(r.clone()));
+        let bare = RetryRecord {
+            sent: Vec::new(),
+            ..r
+        };
+        assert!(!bare.encode().contains("sent"), "{}", bare.encode());
+        assert_eq!(RetryRecord::parse(&bare.encode()), Some(bare));
+        for bad in [
+            "",
+            "7",
+            "x;1",
+            r#"{"first":"2026-01-01T00:00:00Z","attempts":-1}"#,
+        ] {
             assert_eq!(RetryRecord::parse(bad), None, "{bad}");
         }
     }
@@ -337,13 +373,10 @@ mod tests {
         for i in 0..12 {
             let now = t(i * 10);
             let (low, high) = match (
-                p.next(previous, now, false, 0.0),
-                p.next(previous, now, false, 0.999_999),
+                p.next(previous.as_ref(), now, false, 0.0),
+                p.next(previous.as_ref(), now, false, 0.999_999),
             ) {
-                (
-                    Next::Later { delay: low, record },
-                    Next::Later { delay: high, .. },
-                ) => {
+                (Next::Later { delay: low, record }, Next::Later { delay: high, .. }) => {
                     previous = Some(record);
                     (low, high)
                 }
@@ -356,8 +389,11 @@ mod tests {
         assert_eq!(steps[1].as_secs(), 3);
         assert_eq!(steps[2].as_secs(), 7);
         assert!(steps.iter().all(|d| *d <= p.max_delay));
-        assert!(steps[11] >= p.max_delay / 2, "capped, never below half the cap");
-        assert_eq!(previous.map(|r| r.attempts), Some(12));
+        assert!(
+            steps[11] >= p.max_delay / 2,
+            "capped, never below half the cap"
+        );
+        assert_eq!(previous.as_ref().map(|r| r.attempts), Some(12));
         assert_eq!(previous.map(|r| r.first_failed_at), Some(t(0)));
     }
 
@@ -367,19 +403,21 @@ mod tests {
         let first = RetryRecord {
             first_failed_at: t(0),
             attempts: 10_000,
+            sent: Vec::new(),
         };
         let just_before = t(p.horizon.as_secs() as i64 - 1);
         assert!(matches!(
-            p.next(Some(first), just_before, false, 0.5),
+            p.next(Some(&first), just_before, false, 0.5),
             Next::Later { .. }
         ));
         let at = t(p.horizon.as_secs() as i64);
         assert_eq!(
-            p.next(Some(first), at, false, 0.5),
+            p.next(Some(&first), at, false, 0.5),
             Next::GiveUp {
                 record: RetryRecord {
                     first_failed_at: t(0),
-                    attempts: 10_001
+                    attempts: 10_001,
+                    sent: Vec::new(),
                 }
             }
         );
@@ -406,8 +444,9 @@ mod tests {
         let r = RetryRecord {
             first_failed_at: t(0),
             attempts: 40,
+            sent: Vec::new(),
         };
-        match p.next(Some(r), t(60), false, 0.999) {
+        match p.next(Some(&r), t(60), false, 0.999) {
             Next::Later { delay, .. } => assert!(delay <= MAX_QUEUE_DELAY),
             other => panic!("{other:?}"),
         }
