@@ -129,13 +129,14 @@ pub fn signed_request(file: &Path, settings: &Settings) -> anyhow::Result<Sample
     })
 }
 
-/// Messages in a queue, visible and in flight.
+/// Messages in a queue: visible, in flight, and delayed (waiting to be retried).
 pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<u64> {
     let out = sqs
         .get_queue_attributes()
         .queue_url(url)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
         .send()
         .await
         .context("reading the upsert queue depth")?;
@@ -146,8 +147,10 @@ pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
+    // Delayed messages are those waiting to be retried: the queue is not drained while any is.
     Ok(get(QueueAttributeName::ApproximateNumberOfMessages)
-        + get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+        + get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        + get(QueueAttributeName::ApproximateNumberOfMessagesDelayed))
 }
 
 /// Sends every file, then waits for the upsert queue to drain.

@@ -105,6 +105,10 @@ fn alarms_and_dashboard_read_the_metrics_the_functions_emit() {
         "SyncRecordsWritten",
         "SyncLag",
         "SyncProgress",
+        "UpsertMessagesDelayed",
+        "UpsertMessagesHeld",
+        "UpsertDeadLettered",
+        "BrevoAuthFailures",
     ] {
         assert!(t.contains(name), "template.yaml does not read {name}");
     }
@@ -118,6 +122,8 @@ fn alarms_and_dashboard_read_the_metrics_the_functions_emit() {
         "UpsertErrorRateAlarm",
         "SyncErrorRateAlarm",
         "BrevoThrottleAlarm",
+        "BrevoOutageAlarm",
+        "BrevoKeyRefusedAlarm",
         "SyncStalledAlarm",
     ] {
         let text = resource(&t, alarm);
@@ -126,4 +132,45 @@ fn alarms_and_dashboard_read_the_metrics_the_functions_emit() {
             "{alarm} does not notify the alarm topic"
         );
     }
+}
+
+#[test]
+fn functions_retry_on_their_own_queue_and_dead_letter_past_the_horizon() {
+    let t = template();
+    // Every function gets the retry policy and both dead-letter queues.
+    for var in [
+        "SYNC_DLQ_URL: !Ref SyncDeadLetterQueue",
+        "UPSERT_DLQ_URL: !Ref UpsertDeadLetterQueue",
+        "RETRY_HORIZON_SECONDS: !Ref RetryHorizonSeconds",
+        "RETRY_MAX_DELAY_SECONDS: !Ref RetryMaxDelaySeconds",
+    ] {
+        assert!(t.contains(var), "template.yaml does not set {var}");
+    }
+    // The upsert function sends failing messages back to its own queue, or to its DLQ.
+    let upsert = resource(&t, "UpsertFunction");
+    let retry = upsert
+        .split("Sid: RetryLaterOrDeadLetter")
+        .nth(1)
+        .expect("the upsert function's retry statement");
+    let retry: String = retry.lines().take(6).collect::<Vec<_>>().join("\n");
+    assert!(
+        retry.contains("sqs:SendMessage")
+            && retry.contains("UpsertQueue.Arn")
+            && retry.contains("UpsertDeadLetterQueue.Arn"),
+        "{retry}"
+    );
+    let sync = resource(&t, "SyncFunction");
+    assert!(sync.contains("SyncDeadLetterQueue.Arn"), "{sync}");
+    // The defaults are the code's.
+    let policy = deskbridge_shared::queue::RetryPolicy::default();
+    let horizon = resource(&t, "RetryHorizonSeconds");
+    assert!(
+        horizon.contains(&format!("Default: {}", policy.horizon.as_secs())),
+        "{horizon}"
+    );
+    let delay = resource(&t, "RetryMaxDelaySeconds");
+    assert!(
+        delay.contains(&format!("Default: {}", policy.max_delay.as_secs())),
+        "{delay}"
+    );
 }

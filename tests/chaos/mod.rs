@@ -14,6 +14,7 @@
 
 pub mod net;
 pub mod sims;
+pub mod time;
 pub mod verdict;
 pub mod world;
 
@@ -247,6 +248,7 @@ pub struct Runner {
     pub base: String,
     sdk: aws_config::SdkConfig,
     settings: Settings,
+    tune: Option<Tune>,
     upsert_queue_url: String,
     stop: watch::Sender<bool>,
     http: JoinHandle<()>,
@@ -257,8 +259,20 @@ pub struct Runner {
 /// Upsert workers of a [`Runner`].
 pub const UPSERT_WORKERS: usize = 4;
 
+/// Changes each upsert worker's handler (made from the runner's settings) before it starts: a
+/// clock, a queue adapter.
+pub type Tune = Arc<dyn Fn(serve::LocalUpserter, &Settings) -> serve::LocalUpserter + Send + Sync>;
+
 impl Runner {
     pub async fn start(sdk: &aws_config::SdkConfig, settings: Settings) -> Runner {
+        Self::start_tuned(sdk, settings, None).await
+    }
+
+    pub async fn start_tuned(
+        sdk: &aws_config::SdkConfig,
+        settings: Settings,
+        tune: Option<Tune>,
+    ) -> Runner {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the runner");
@@ -290,12 +304,21 @@ impl Runner {
             .expect("upsert queue")
             .to_string();
         let upsert = (0..UPSERT_WORKERS)
-            .map(|_| Self::upsert_worker(sdk, &settings, &upsert_queue_url, stop_rx.clone()))
+            .map(|_| {
+                Self::upsert_worker(
+                    sdk,
+                    &settings,
+                    &upsert_queue_url,
+                    stop_rx.clone(),
+                    tune.as_ref(),
+                )
+            })
             .collect();
         Runner {
             base,
             sdk: sdk.clone(),
             settings,
+            tune,
             upsert_queue_url,
             stop,
             http,
@@ -309,8 +332,12 @@ impl Runner {
         settings: &Settings,
         url: &str,
         stop: watch::Receiver<bool>,
+        tune: Option<&Tune>,
     ) -> JoinHandle<()> {
-        let upserter = serve::local_upserter(sdk, settings).expect("upsert handler");
+        let mut upserter = serve::local_upserter(sdk, settings).expect("upsert handler");
+        if let Some(tune) = tune {
+            upserter = tune(upserter, settings);
+        }
         let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk));
         tokio::spawn(serve::worker(queue, url.to_string(), upserter, stop))
     }
@@ -324,6 +351,7 @@ impl Runner {
             &self.settings,
             &self.upsert_queue_url,
             self.stop.subscribe(),
+            self.tune.as_ref(),
         );
     }
 
@@ -607,6 +635,8 @@ pub struct Rig {
     pub faults: Arc<Faults>,
     pub brevo: sims::BrevoSim,
     pub runner: Runner,
+    /// The fault proxy in front of moto that the runner talks to.
+    pub aws: net::AwsProxy,
     _servers: (wiremock::MockServer, wiremock::MockServer),
 }
 
@@ -625,6 +655,19 @@ pub struct Run {
 
 impl Rig {
     pub async fn start(name: &str, world: &world::World, plan: &Plan, seed: u64) -> Rig {
+        Self::start_with(name, world, plan, seed, |_| {}, None).await
+    }
+
+    /// As [`Rig::start`], with the runner's settings changed by `adjust` and its upsert
+    /// handlers by `tune`.
+    pub async fn start_with(
+        name: &str,
+        world: &world::World,
+        plan: &Plan,
+        seed: u64,
+        adjust: impl FnOnce(&mut Settings),
+        tune: Option<Tune>,
+    ) -> Rig {
         let faults = Arc::new(Faults::default());
         let rng = SharedRng::new(seed ^ 0xFA17_FA17);
         let direct = common::sdk().await;
@@ -657,14 +700,16 @@ impl Rig {
             rng,
         )
         .await;
-        let settings = settings(&res, &brevo_proxy.url, &helpdesk_proxy.url, plan);
-        let runner = Runner::start(&sdk_through(&aws).await, settings).await;
+        let mut settings = settings(&res, &brevo_proxy.url, &helpdesk_proxy.url, plan);
+        adjust(&mut settings);
+        let runner = Runner::start_tuned(&sdk_through(&aws).await, settings, tune).await;
         Rig {
             direct,
             res,
             faults,
             brevo,
             runner,
+            aws,
             _servers: (brevo_server, helpdesk),
         }
     }

@@ -89,6 +89,7 @@ async fn pipe(
 /// errors, a conditional-check failure on a dedupe claim, or SQS's 500/503.
 pub struct AwsProxy {
     pub url: String,
+    shared: Arc<Shared>,
 }
 
 struct Shared {
@@ -99,6 +100,8 @@ struct Shared {
     rng: SharedRng,
     /// SQS sends still to fail in the current outage.
     outage: AtomicU32,
+    /// A throttling storm: every DynamoDB call is answered ThrottlingException while set.
+    storm: std::sync::atomic::AtomicBool,
 }
 
 impl AwsProxy {
@@ -119,12 +122,20 @@ impl AwsProxy {
             faults,
             rng,
             outage: AtomicU32::new(0),
+            storm: std::sync::atomic::AtomicBool::new(false),
         });
-        let app = axum::Router::new().fallback(forward).with_state(shared);
+        let app = axum::Router::new()
+            .fallback(forward)
+            .with_state(shared.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        AwsProxy { url }
+        AwsProxy { url, shared }
+    }
+
+    /// Starts (true) or ends (false) a storm in which DynamoDB throttles every call.
+    pub fn set_storm(&self, on: bool) {
+        self.shared.storm.store(on, Ordering::SeqCst);
     }
 }
 
@@ -184,6 +195,13 @@ impl Shared {
     fn fault(&self, target: &str, item: &PutItem) -> Option<Response> {
         if target.starts_with("DynamoDB_20120810.") {
             self.faults.op("dynamodb");
+            if self.storm.load(Ordering::SeqCst) {
+                self.faults.inject("dynamodb throttling storm");
+                return Some(dynamo_error(
+                    "ThrottlingException",
+                    "Rate of requests exceeds the allowed throughput.",
+                ));
+            }
             if item.is_claim() && self.rng.chance(self.plan.claim_conflict) {
                 self.faults.inject("dynamodb conditional-check conflict");
                 return Some(dynamo_error(

@@ -35,6 +35,8 @@ struct BrevoInner {
     contacts: Mutex<HashSet<String>>,
     requests: AtomicU64,
     ids: AtomicU64,
+    /// An outage: every request is answered 503 while set.
+    down: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -51,6 +53,7 @@ impl BrevoSim {
             contacts: Mutex::new(HashSet::new()),
             requests: AtomicU64::new(0),
             ids: AtomicU64::new(1),
+            down: std::sync::atomic::AtomicBool::new(false),
         }));
         let server = MockServer::start().await;
         Mock::given(any())
@@ -58,6 +61,11 @@ impl BrevoSim {
             .mount(&server)
             .await;
         (server, sim)
+    }
+
+    /// Starts (true) or ends (false) an outage: every request answered 503.
+    pub fn set_down(&self, down: bool) {
+        self.0.down.store(down, Ordering::SeqCst);
     }
 
     /// Requests received (accepted or not).
@@ -142,6 +150,14 @@ impl Respond for BrevoSim {
         self.0.requests.fetch_add(1, Ordering::Relaxed);
         let (plan, faults) = (&self.0.plan, &self.0.faults);
         faults.op("brevo");
+        if self.0.down.load(Ordering::SeqCst) {
+            faults.inject("brevo outage 503");
+            return Self::error(
+                503,
+                "service_unavailable",
+                "Service temporarily unavailable",
+            );
+        }
         let roll = self.0.rng.unit();
         let mut edge = plan.brevo_429;
         if roll < edge {

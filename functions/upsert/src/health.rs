@@ -3,8 +3,8 @@
 //! Every Brevo call of the handler goes through [`Watched`], which counts answers by kind. A
 //! batch in which Brevo answered nothing but outages (5xx, timeouts, resets, a 429 the client
 //! could not wait out) or refused the API key (401) opens the gate: the next batches are not
-//! tried at all, only sent back to the queue with their backoff, except one batch per probe
-//! interval, which goes through as the probe. The first batch Brevo answers closes the gate.
+//! tried at all, only sent back to the queue with their backoff, except one message per probe
+//! interval, which goes through as the probe. The first answer from Brevo closes the gate.
 //! So a long outage costs one probe every half minute instead of a Brevo call, a ledger read and
 //! a claim per message, and the catch-up starts with the first probe that succeeds.
 
@@ -137,8 +137,10 @@ pub struct Gate {
 /// What the gate says about a batch about to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pass {
-    /// Process it (no outage, or this batch is the probe).
+    /// Process it: no outage.
     Go,
+    /// Process one message as the probe, and hold the others (as with [`Pass::Hold`]).
+    Probe { reason: String, auth: bool },
     /// Send every message back untried, for this reason; `auth` when the key was refused.
     Hold { reason: String, auth: bool },
 }
@@ -148,29 +150,29 @@ impl Gate {
         self.outage
     }
 
-    /// Whether a batch starting at `now` may run; a batch let through during an outage is the
-    /// probe, and the next one is due `probe` later.
+    /// Whether a batch starting at `now` may run; during an outage, one message of the first
+    /// batch after `next_probe` is the probe, and the next probe is due `probe` later.
     pub fn pass(&mut self, now: DateTime<Utc>, probe: Duration) -> Pass {
-        match &mut self.outage {
-            None => Pass::Go,
-            Some(o) if now >= o.next_probe => {
-                o.next_probe = now + probe;
-                Pass::Go
-            }
-            Some(o) => Pass::Hold {
-                reason: if o.auth {
-                    format!(
-                        "Brevo refused the API key (401) since {}; delivery paused until a probe succeeds",
-                        o.since.to_rfc3339()
-                    )
-                } else {
-                    format!(
-                        "Brevo unavailable since {}; held until a probe succeeds",
-                        o.since.to_rfc3339()
-                    )
-                },
-                auth: o.auth,
-            },
+        let Some(o) = &mut self.outage else {
+            return Pass::Go;
+        };
+        let reason = if o.auth {
+            format!(
+                "Brevo refused the API key (401) since {}; delivery paused until a probe succeeds",
+                o.since.to_rfc3339()
+            )
+        } else {
+            format!(
+                "Brevo unavailable since {}; held until a probe succeeds",
+                o.since.to_rfc3339()
+            )
+        };
+        let auth = o.auth;
+        if now >= o.next_probe {
+            o.next_probe = now + probe;
+            Pass::Probe { reason, auth }
+        } else {
+            Pass::Hold { reason, auth }
         }
     }
 
@@ -234,11 +236,11 @@ mod tests {
         ));
         assert!(matches!(gate.pass(t(29), PROBE), Pass::Hold { .. }));
         // The probe goes through; the next batch is held again while it runs.
-        assert_eq!(gate.pass(t(30), PROBE), Pass::Go);
+        assert!(matches!(gate.pass(t(30), PROBE), Pass::Probe { .. }));
         assert!(matches!(gate.pass(t(31), PROBE), Pass::Hold { .. }));
         assert_eq!(gate.observe(DOWN, t(31), PROBE), None);
         assert!(matches!(gate.pass(t(60), PROBE), Pass::Hold { .. }));
-        assert_eq!(gate.pass(t(61), PROBE), Pass::Go);
+        assert!(matches!(gate.pass(t(61), PROBE), Pass::Probe { .. }));
         let up = Answers {
             ok: 1,
             unavailable: 1,
@@ -273,7 +275,7 @@ mod tests {
                 assert!(auth);
                 assert!(reason.contains("401"), "{reason}");
             }
-            Pass::Go => panic!("not held"),
+            other => panic!("not held: {other:?}"),
         }
     }
 }

@@ -297,9 +297,18 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         let started = self.clock.now();
         let probe = self.probe_interval();
         let mut report = BatchReport::default();
+        let all = messages;
         let pass = lock(&self.gate).pass(started, probe);
-        if let Pass::Hold { reason, auth } = pass {
-            for message in messages {
+        let (messages, held) = match pass {
+            Pass::Go => (all, None),
+            Pass::Probe { reason, auth } => {
+                let (probe, rest) = all.split_at(all.len().min(1));
+                (probe, Some((rest, reason, auth)))
+            }
+            Pass::Hold { reason, auth } => (&all[..0], Some((all, reason, auth))),
+        };
+        if let Some((held, reason, auth)) = held {
+            for message in held {
                 report.stats.held += 1;
                 let sent = message
                     .retry
@@ -309,8 +318,13 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 self.retry_later(message, &reason, auth, sent, &mut report)
                     .await;
             }
-            report.stats.messages = messages.len();
-            tracing::info!(held = messages.len(), %reason, "upsert: batch held during a Brevo outage");
+            if !held.is_empty() {
+                tracing::info!(held = held.len(), probe = messages.len(), %reason,
+                    "upsert: messages held during a Brevo outage");
+            }
+        }
+        if messages.is_empty() {
+            report.stats.messages = all.len();
             return report;
         }
         let before = self.health.answers();
@@ -399,7 +413,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 .await;
         }
         report.stats.finals.clear();
-        report.stats.messages = messages.len();
+        report.stats.messages = all.len();
         tracing::info!(stats = ?report.stats, failed = report.failed.len(), "upsert: batch done");
         report
     }

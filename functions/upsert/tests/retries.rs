@@ -221,14 +221,20 @@ async fn batches_are_held_untried_between_probes_and_delivery_resumes_with_the_f
         "no Brevo call while held"
     );
 
+    // The probe is one message of the first batch after the interval; Brevo is still down.
+    clock.advance(PROBE_INTERVAL);
+    let probe = upserter.handle(&batch).await;
+    assert_eq!((probe.stats.held, probe.stats.retried_later), (4, 5));
+    assert!(server.received_requests().await.unwrap_or_default().len() > tried);
+
     // Brevo is back; the next probe goes through and closes the gate.
     brevo(&server, "/v3/contacts", 201).await;
     clock.advance(PROBE_INTERVAL);
     let probe = upserter.handle(&batch).await;
-    assert_eq!((probe.stats.contacts, probe.stats.held), (5, 0));
-    let after = upserter.handle(&[delivery("d7", false)]).await;
-    assert_eq!(after.stats.contacts, 1);
-    assert_eq!(requeued(&queue, QUEUE).len(), 6);
+    assert_eq!((probe.stats.contacts, probe.stats.held), (1, 4));
+    let after = upserter.handle(&batch).await;
+    assert_eq!((after.stats.contacts, after.stats.held), (5, 0));
+    assert_eq!(requeued(&queue, QUEUE).len(), 1 + 5 + 5 + 4);
     assert!(queue.dead_letter_reasons(DLQ).is_empty());
 }
 
