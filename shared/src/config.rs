@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::mapping::Mapping;
 use crate::model::Source;
+use crate::sources::zendesk_auth::{TokenCache, ZendeskAuth, ZendeskCredentials};
 
 /// Where setting values come from: the process environment, overlaid on the secret's keys.
 #[derive(Debug, Clone, Default)]
@@ -66,13 +67,63 @@ pub enum ConfigError {
     File(String),
 }
 
-/// Zendesk settings. API access needs subdomain (or base URL), email and token.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Zendesk settings. API access needs the subdomain (or base URL) and one set of credentials.
+#[derive(Debug, Clone, Default)]
 pub struct ZendeskSettings {
     pub base_url: Option<String>,
-    pub email: Option<String>,
-    pub api_token: Option<String>,
+    /// The API credentials, the first set present of: OAuth client
+    /// (`ZENDESK_OAUTH_CLIENT_ID`, `ZENDESK_OAUTH_CLIENT_SECRET`, `ZENDESK_OAUTH_SCOPE`), ready
+    /// OAuth token (`ZENDESK_OAUTH_TOKEN`), legacy `ZENDESK_EMAIL` + `ZENDESK_API_TOKEN`.
+    pub credentials: Option<ZendeskCredentials>,
+    /// When only one half of the OAuth client pair is set: the variable that is missing.
+    pub incomplete_oauth_client: Option<&'static str>,
     pub webhook_secret: Option<String>,
+    /// The process's OAuth token, shared by every client built with [`ZendeskSettings::auth`].
+    pub tokens: TokenCache,
+}
+
+impl ZendeskSettings {
+    /// The API authentication, when the base URL and credentials are set. Every one returned
+    /// shares this settings' token.
+    pub fn auth(&self) -> Option<ZendeskAuth> {
+        Some(ZendeskAuth::with_tokens(
+            self.base_url.as_deref()?,
+            self.credentials.clone()?,
+            self.tokens.clone(),
+        ))
+    }
+
+    /// Why the API is off, or how it authenticates, for the start-up line.
+    fn api_state(&self) -> String {
+        let incomplete = self
+            .incomplete_oauth_client
+            .map(|missing| format!("{missing} not set, so the OAuth client is not used"));
+        match (&self.base_url, &self.credentials) {
+            (None, _) => "off (ZENDESK_SUBDOMAIN or ZENDESK_BASE_URL not set)".to_string(),
+            (Some(_), None) => format!(
+                "off ({})",
+                incomplete.unwrap_or_else(|| {
+                    "no API credentials: set ZENDESK_OAUTH_CLIENT_ID and \
+                     ZENDESK_OAUTH_CLIENT_SECRET"
+                        .to_string()
+                })
+            ),
+            (Some(_), Some(credentials)) => {
+                let method = match credentials {
+                    ZendeskCredentials::ApiToken { .. } => format!(
+                        "legacy API token, which Zendesk stops accepting on {}: set \
+                         ZENDESK_OAUTH_CLIENT_ID and ZENDESK_OAUTH_CLIENT_SECRET",
+                        crate::sources::zendesk_auth::API_TOKEN_END
+                    ),
+                    other => other.method().to_string(),
+                };
+                match incomplete {
+                    Some(note) => format!("on ({method}; {note})"),
+                    None => format!("on ({method})"),
+                }
+            }
+        }
+    }
 }
 
 /// Intercom settings.
@@ -211,11 +262,13 @@ impl Settings {
             )),
             (None, None) => None,
         };
+        let zendesk_credentials = ZendeskCredentials::from_vars(vars)?;
         let zendesk = ZendeskSettings {
             base_url: zendesk_base,
-            email: vars.get("ZENDESK_EMAIL"),
-            api_token: vars.get("ZENDESK_API_TOKEN"),
+            credentials: zendesk_credentials.credentials,
+            incomplete_oauth_client: zendesk_credentials.incomplete_client,
             webhook_secret: vars.get("ZENDESK_WEBHOOK_SECRET"),
+            tokens: TokenCache::default(),
         };
 
         let intercom = IntercomSettings {
@@ -320,9 +373,7 @@ impl Settings {
         }
         match source {
             Source::Zendesk => {
-                self.zendesk.base_url.is_some()
-                    && self.zendesk.email.is_some()
-                    && self.zendesk.api_token.is_some()
+                self.zendesk.base_url.is_some() && self.zendesk.credentials.is_some()
             }
             Source::Intercom => self.intercom.access_token.is_some(),
             Source::Gorgias => {
@@ -375,10 +426,10 @@ impl Settings {
                 } else {
                     "off (no secret set)"
                 };
-                let api = if self.api_enabled(s) {
-                    "on"
-                } else {
-                    "off (no API credentials)"
+                let api = match s {
+                    Source::Zendesk if self.file.source_enabled(s) => self.zendesk.api_state(),
+                    _ if self.api_enabled(s) => "on".to_string(),
+                    _ => "off (no API credentials)".to_string(),
                 };
                 format!("{s}: webhooks {webhook}, API {api}")
             })

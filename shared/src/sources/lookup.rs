@@ -1,8 +1,8 @@
 //! Looking people up through the helpdesk APIs, for deliveries that name a person only by id
 //! (Zendesk ticket events carry just `requester_id`).
 //!
-//! - Zendesk: `GET {base}/api/v2/users/{id}.json`, Basic `{email}/token:{api_token}`,
-//!   answer `{"user":{…}}`.
+//! - Zendesk: `GET {base}/api/v2/users/{id}.json` with a [`ZendeskAuth`] (OAuth bearer token,
+//!   renewed once after a 401; or the legacy API token), answer `{"user":{…}}`.
 //! - Intercom: `GET {base}/contacts/{id}`, Bearer token, `Intercom-Version`, answer: the contact.
 //! - Gorgias: `GET {base}/api/customers/{id}`, Basic `email:api_key`, answer: the customer.
 //!
@@ -20,8 +20,9 @@ use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::Value;
 
-use super::http::{self as helpdesk_http, StatusClass};
+use super::http::{self as helpdesk_http, StatusClass, StatusCode};
 use super::intercom;
+use super::zendesk_auth::{SendError, ZendeskAuth, ZendeskAuthError};
 use crate::config::Settings;
 use crate::model::{Person, Record, Source};
 
@@ -86,9 +87,7 @@ pub const CACHE_CAPACITY: usize = 10_000;
 #[derive(Debug, Clone)]
 enum Endpoint {
     Zendesk {
-        base: String,
-        email: String,
-        token: String,
+        auth: ZendeskAuth,
     },
     Intercom {
         base: String,
@@ -116,6 +115,7 @@ pub struct HelpdeskLookup {
 
 impl HelpdeskLookup {
     /// Builds the client once, with the credentials of every source whose API is configured.
+    /// Zendesk look-ups share the settings' OAuth token ([`crate::config::ZendeskSettings::auth`]).
     pub fn new(settings: &Settings) -> Self {
         Self::with_cache(settings, CACHE_TTL, CACHE_CAPACITY)
     }
@@ -123,15 +123,10 @@ impl HelpdeskLookup {
     /// [`HelpdeskLookup::new`] with another cache lifetime and size (0 disables the cache).
     pub fn with_cache(settings: &Settings, ttl: Duration, capacity: usize) -> Self {
         let trim = |s: &str| s.trim_end_matches('/').to_string();
-        let z = &settings.zendesk;
-        let zendesk = match (&z.base_url, &z.email, &z.api_token) {
-            (Some(base), Some(email), Some(token)) => Some(Endpoint::Zendesk {
-                base: trim(base),
-                email: email.clone(),
-                token: token.clone(),
-            }),
-            _ => None,
-        };
+        let zendesk = settings
+            .zendesk
+            .auth()
+            .map(|auth| Endpoint::Zendesk { auth });
         let i = &settings.intercom;
         let intercom = i.access_token.as_ref().map(|token| Endpoint::Intercom {
             base: trim(&i.base_url),
@@ -187,9 +182,26 @@ impl HelpdeskLookup {
             .as_ref()
             .map_err(|e| LookupError::Transient(e.clone()))?;
         let request = match endpoint {
-            Endpoint::Zendesk { base, email, token } => client
-                .get(format!("{base}{path}"))
-                .basic_auth(format!("{email}/token"), Some(token)),
+            Endpoint::Zendesk { auth } => {
+                let url = format!("{}{path}", auth.base_url());
+                let response = auth
+                    .send(client, || {
+                        client.get(&url).header("Accept", "application/json")
+                    })
+                    .await
+                    .map_err(|e| match e {
+                        SendError::Auth(e) => LookupError::from(e),
+                        SendError::Http(e) => transport_error(e),
+                    })?;
+                if response.status() == StatusCode::UNAUTHORIZED {
+                    return Err(LookupError::Rejected(format!(
+                        "HTTP {}: {}",
+                        response.status(),
+                        auth.unauthorized_hint()
+                    )));
+                }
+                return Self::read(response).await;
+            }
             Endpoint::Intercom {
                 base,
                 token,
@@ -211,6 +223,11 @@ impl HelpdeskLookup {
             .send()
             .await
             .map_err(transport_error)?;
+        Self::read(response).await
+    }
+
+    /// A look-up answer: the JSON body, `None` on 404, or the error its status means.
+    async fn read(response: reqwest::Response) -> Result<Option<Value>, LookupError> {
         let status = response.status();
         match helpdesk_http::classify(status, response.headers(), Utc::now()) {
             StatusClass::Success => {}
@@ -245,6 +262,18 @@ impl HelpdeskLookup {
                     "intercom company look-up failed; the contact is written without company attributes");
                 self.companies.put_for(id.to_string(), None, FAILURE_TTL);
                 None
+            }
+        }
+    }
+}
+
+impl From<ZendeskAuthError> for LookupError {
+    fn from(err: ZendeskAuthError) -> Self {
+        match err {
+            ZendeskAuthError::RateLimited(retry_after) => LookupError::RateLimited { retry_after },
+            ZendeskAuthError::Unavailable(_) => LookupError::Transient(err.to_string()),
+            ZendeskAuthError::Refused { .. } | ZendeskAuthError::WrongEndpoint(_) => {
+                LookupError::Rejected(err.to_string())
             }
         }
     }
