@@ -487,6 +487,101 @@ mod tests {
     }
 
     #[test]
+    fn zendesk_api_is_on_with_a_subdomain_and_any_one_credentials_set() {
+        let zendesk_line = |pairs: &[(&str, &str)]| {
+            let s = Settings::from_vars(&Vars::from_pairs(pairs.iter().copied())).expect("valid");
+            let line = s
+                .describe_sources()
+                .into_iter()
+                .find(|l| l.starts_with("zendesk:"))
+                .expect("a zendesk line");
+            assert!(
+                !line.contains("zd-client-secret") && !line.contains("ready-token"),
+                "{line}"
+            );
+            (
+                s.api_enabled(&Source::Zendesk),
+                s.zendesk.auth().is_some(),
+                line,
+            )
+        };
+        let sub = ("ZENDESK_SUBDOMAIN", "yourco");
+        let id = ("ZENDESK_OAUTH_CLIENT_ID", "deskbridge");
+        let secret = ("ZENDESK_OAUTH_CLIENT_SECRET", "zd-client-secret");
+        let ready = ("ZENDESK_OAUTH_TOKEN", "ready-token");
+        let (email, token) = (
+            ("ZENDESK_EMAIL", "ops@yourco.com"),
+            ("ZENDESK_API_TOKEN", "zd-token"),
+        );
+
+        let (on, auth, line) = zendesk_line(&[sub, id, secret]);
+        assert!(on && auth, "{line}");
+        assert!(
+            line.ends_with("API on (OAuth client credentials)"),
+            "{line}"
+        );
+        let (on, _, line) = zendesk_line(&[sub, ready]);
+        assert!(
+            on && line.ends_with("API on (ready OAuth access token)"),
+            "{line}"
+        );
+        let (on, _, line) = zendesk_line(&[sub, email, token]);
+        assert!(on, "{line}");
+        assert!(
+            line.contains("legacy API token") && line.contains("2027-04-30"),
+            "{line}"
+        );
+        // Half an OAuth client: said so, whether another set is used or not.
+        let (on, _, line) = zendesk_line(&[sub, id, email, token]);
+        assert!(on, "{line}");
+        assert!(
+            line.contains("ZENDESK_OAUTH_CLIENT_SECRET not set, so the OAuth client is not used"),
+            "{line}"
+        );
+        let (on, auth, line) = zendesk_line(&[sub, id]);
+        assert!(!on && !auth, "{line}");
+        assert!(
+            line.ends_with(
+                "API off (ZENDESK_OAUTH_CLIENT_SECRET not set, so the OAuth client is not used)"
+            ),
+            "{line}"
+        );
+        // Credentials without an account, an account without credentials.
+        let (on, auth, line) = zendesk_line(&[id, secret]);
+        assert!(!on && !auth, "{line}");
+        assert!(
+            line.contains("ZENDESK_SUBDOMAIN or ZENDESK_BASE_URL not set"),
+            "{line}"
+        );
+        let (on, _, line) = zendesk_line(&[sub]);
+        assert!(!on, "{line}");
+        assert!(
+            line.contains("no API credentials: set ZENDESK_OAUTH_CLIENT_ID"),
+            "{line}"
+        );
+        // The scope is validated only with an OAuth client to use it.
+        let err = Settings::from_vars(&Vars::from_pairs([
+            sub,
+            id,
+            secret,
+            ("ZENDESK_OAUTH_SCOPE", "read;"),
+        ]))
+        .expect_err("invalid");
+        assert!(err.to_string().contains("ZENDESK_OAUTH_SCOPE"), "{err}");
+        let (on, _, _) = zendesk_line(&[sub, email, token, ("ZENDESK_OAUTH_SCOPE", "read;")]);
+        assert!(on);
+        // The client pair may come from the secret, like every other credential.
+        let s = Settings::from_vars(&Vars::from_pairs([sub, email, token]).with_fallback(
+            HashMap::from([id, secret].map(|(k, v)| (k.to_string(), v.to_string()))),
+        ))
+        .expect("valid");
+        assert_eq!(
+            s.zendesk.credentials.as_ref().map(|c| c.method()),
+            Some("OAuth client credentials")
+        );
+    }
+
+    #[test]
     fn the_configuration_file_switches_sources_and_replaces_the_mapping() {
         let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/deskbridge.yaml");
         let s = Settings::from_vars(&Vars::from_pairs([

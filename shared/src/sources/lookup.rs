@@ -497,6 +497,129 @@ mod tests {
         // `expect(1)`: the second call came from the cache (checked when the server drops).
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn zendesk_users_are_fetched_with_one_oauth_token_renewed_after_a_401() {
+        let server = MockServer::start().await;
+        let grants = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = grants.clone();
+        Mock::given(method("POST"))
+            .and(path("/oauth/tokens"))
+            .and(wiremock::matchers::body_json(serde_json::json!({
+                "grant_type": "client_credentials", "client_id": "deskbridge",
+                "client_secret": "zd-client-secret", "scope": "read"
+            })))
+            .respond_with(move |_: &wiremock::Request| {
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({
+                        "access_token": format!("tok-{n}"), "token_type": "bearer",
+                        "scope": "read", "expires_in": 172_800
+                    }))
+                    .set_delay(Duration::from_millis(100))
+            })
+            .mount(&server)
+            .await;
+        // User 21 is asked for after the first token was revoked.
+        Mock::given(method("GET"))
+            .and(path("/api/v2/users/21.json"))
+            .and(header("authorization", "Bearer tok-1"))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .set_body_json(serde_json::json!({"error": "Couldn't authenticate you"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/users/21.json"))
+            .and(header("authorization", "Bearer tok-2"))
+            .respond_with(json(ZENDESK_USER))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(wiremock::matchers::path_regex(r"^/api/v2/users/\d+\.json$"))
+            .and(header("authorization", "Bearer tok-1"))
+            .respond_with(json(ZENDESK_USER))
+            .expect(20)
+            .mount(&server)
+            .await;
+        let uri = server.uri();
+        // Only the OAuth client: no API token.
+        let settings = Settings::from_vars(&Vars::from_pairs([
+            ("ZENDESK_BASE_URL", uri.as_str()),
+            ("ZENDESK_OAUTH_CLIENT_ID", "deskbridge"),
+            ("ZENDESK_OAUTH_CLIENT_SECRET", "zd-client-secret"),
+        ]))
+        .expect("settings");
+        let lookup = std::sync::Arc::new(HelpdeskLookup::new(&settings));
+        let mut tasks = tokio::task::JoinSet::new();
+        for id in 1..=20 {
+            let lookup = lookup.clone();
+            tasks.spawn(async move { lookup.lookup(&Source::Zendesk, &id.to_string()).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let (person, _) = done.expect("task").expect("ok").expect("found");
+            assert_eq!(person.email.as_deref(), Some("jane.doe@example.com"));
+        }
+        assert_eq!(grants.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let (person, _) = lookup
+            .lookup(&Source::Zendesk, "21")
+            .await
+            .expect("ok after one renewal")
+            .expect("found");
+        assert_eq!(person.email.as_deref(), Some("jane.doe@example.com"));
+        assert_eq!(grants.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn zendesk_oauth_failures_are_classified() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/tokens"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+                "error": "invalid_client",
+                "error_description": "Client authentication failed."
+            })))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/users/1.json"))
+            .respond_with(ResponseTemplate::new(401))
+            .mount(&server)
+            .await;
+        let uri = server.uri();
+        let settings = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("ZENDESK_BASE_URL", uri.as_str())];
+            all.extend_from_slice(pairs);
+            Settings::from_vars(&Vars::from_pairs(all)).expect("settings")
+        };
+        // The grant is refused: not retryable, and the message names the client variables.
+        let lookup = HelpdeskLookup::new(&settings(&[
+            ("ZENDESK_OAUTH_CLIENT_ID", "deskbridge"),
+            ("ZENDESK_OAUTH_CLIENT_SECRET", "wrong"),
+        ]));
+        let err = lookup
+            .lookup(&Source::Zendesk, "1")
+            .await
+            .expect_err("refused");
+        assert!(!err.is_retryable(), "{err}");
+        assert!(
+            err.to_string().contains("ZENDESK_OAUTH_CLIENT_SECRET"),
+            "{err}"
+        );
+        // A ready token that Zendesk refuses cannot be renewed: said so.
+        let lookup = HelpdeskLookup::new(&settings(&[("ZENDESK_OAUTH_TOKEN", "stale")]));
+        let err = lookup
+            .lookup(&Source::Zendesk, "1")
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&err, LookupError::Rejected(m) if m.contains("401") && m.contains("ZENDESK_OAUTH_TOKEN")),
+            "{err}"
+        );
+    }
+
     #[tokio::test]
     async fn intercom_contact_is_fetched_with_version_header() {
         let server = MockServer::start().await;

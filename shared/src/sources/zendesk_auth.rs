@@ -719,3 +719,527 @@ fn transport_failure(err: reqwest::Error) -> String {
         err.without_url().to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use tokio::task::JoinSet;
+    use wiremock::matchers::{body_json, header, method, path};
+    use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+    fn client() -> reqwest::Client {
+        helpdesk_http::client().expect("client")
+    }
+
+    fn oauth_client(scope: &str) -> ZendeskCredentials {
+        ZendeskCredentials::OAuthClient {
+            client_id: "deskbridge".into(),
+            client_secret: "zd-client-secret".into(),
+            scope: scope.into(),
+        }
+    }
+
+    /// The token endpoint as Zendesk documents it: `tok-1`, `tok-2`… with `expires_in` when
+    /// given, after `delay`.
+    fn token_endpoint(
+        expires_in: Option<u64>,
+        delay: Duration,
+    ) -> (Arc<AtomicUsize>, impl Fn(&Request) -> ResponseTemplate) {
+        let grants = Arc::new(AtomicUsize::new(0));
+        let counter = grants.clone();
+        let respond = move |_: &Request| {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            let mut body = serde_json::json!({
+                "access_token": format!("tok-{n}"), "token_type": "bearer", "scope": "read"
+            });
+            if let Some(secs) = expires_in {
+                body["expires_in"] = secs.into();
+            }
+            ResponseTemplate::new(200)
+                .set_body_json(body)
+                .set_delay(delay)
+        };
+        (grants, respond)
+    }
+
+    async fn mount_tokens(
+        server: &MockServer,
+        expires_in: Option<u64>,
+        delay: Duration,
+    ) -> Arc<AtomicUsize> {
+        let (grants, respond) = token_endpoint(expires_in, delay);
+        Mock::given(method("POST"))
+            .and(path(TOKEN_PATH))
+            .and(header("content-type", "application/json"))
+            .and(body_json(serde_json::json!({
+                "grant_type": "client_credentials", "client_id": "deskbridge",
+                "client_secret": "zd-client-secret", "scope": "read"
+            })))
+            .respond_with(respond)
+            .mount(server)
+            .await;
+        grants
+    }
+
+    fn header_of(a: &Authorization) -> &str {
+        a.value.to_str().expect("ascii header")
+    }
+
+    /// A clock that tests move forward by hand.
+    fn manual_clock() -> (Arc<AtomicU64>, impl Fn() -> Instant + Send + Sync + 'static) {
+        let start = Instant::now();
+        let offset = Arc::new(AtomicU64::new(0));
+        let read = offset.clone();
+        (offset, move || {
+            start + Duration::from_secs(read.load(Ordering::SeqCst))
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn one_grant_serves_many_concurrent_requests() {
+        let server = MockServer::start().await;
+        let grants = mount_tokens(&server, Some(7200), Duration::from_millis(200)).await;
+        let auth = ZendeskAuth::new(&server.uri(), oauth_client("read"));
+        let mut tasks = JoinSet::new();
+        for _ in 0..20 {
+            let auth = auth.clone();
+            tasks.spawn(async move { auth.authorization(&client()).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let authorization = done.expect("task").expect("token");
+            assert_eq!(header_of(&authorization), "Bearer tok-1");
+            assert_eq!(authorization.scheme(), "Bearer");
+        }
+        assert_eq!(grants.load(Ordering::SeqCst), 1);
+        // Later requests reuse it too.
+        auth.authorization(&client()).await.expect("token");
+        assert_eq!(grants.load(Ordering::SeqCst), 1);
+        // Nothing secret in debug output.
+        let debug = format!("{auth:?} {:?}", auth.authorization(&client()).await);
+        assert!(
+            !debug.contains("zd-client-secret") && !debug.contains("tok-1"),
+            "{debug}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_is_replaced_shortly_before_it_expires() {
+        let server = MockServer::start().await;
+        let grants = mount_tokens(&server, Some(300), Duration::ZERO).await;
+        let (now, clock) = manual_clock();
+        let auth = ZendeskAuth::new(&server.uri(), oauth_client("read")).with_clock(clock);
+        let token = |a: Authorization| header_of(&a).to_string();
+        assert_eq!(
+            token(auth.authorization(&client()).await.expect("t")),
+            "Bearer tok-1"
+        );
+        now.store(200, Ordering::SeqCst);
+        assert_eq!(
+            token(auth.authorization(&client()).await.expect("t")),
+            "Bearer tok-1"
+        );
+        // 60 s before the 300 s are up, a new one is asked for.
+        now.store(241, Ordering::SeqCst);
+        assert_eq!(
+            token(auth.authorization(&client()).await.expect("t")),
+            "Bearer tok-2"
+        );
+        now.store(400, Ordering::SeqCst);
+        assert_eq!(
+            token(auth.authorization(&client()).await.expect("t")),
+            "Bearer tok-2"
+        );
+        assert_eq!(grants.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn short_lifetimes_are_renewed_halfway_and_tokens_without_one_are_kept() {
+        let server = MockServer::start().await;
+        let grants = mount_tokens(&server, Some(2), Duration::ZERO).await;
+        let auth = ZendeskAuth::new(&server.uri(), oauth_client("read"));
+        let first = auth.authorization(&client()).await.expect("token");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let second = auth.authorization(&client()).await.expect("token");
+        assert_eq!(
+            (header_of(&first), header_of(&second)),
+            ("Bearer tok-1", "Bearer tok-2")
+        );
+        assert_eq!(grants.load(Ordering::SeqCst), 2);
+
+        // Without `expires_in`: kept however long, until a 401.
+        let server = MockServer::start().await;
+        let grants = mount_tokens(&server, None, Duration::ZERO).await;
+        let (now, clock) = manual_clock();
+        let auth = ZendeskAuth::new(&server.uri(), oauth_client("read")).with_clock(clock);
+        auth.authorization(&client()).await.expect("token");
+        now.store(30 * 86_400, Ordering::SeqCst);
+        let still = auth.authorization(&client()).await.expect("token");
+        assert_eq!(header_of(&still), "Bearer tok-1");
+        assert_eq!(grants.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_401_renews_the_token_once_and_retries() {
+        let server = MockServer::start().await;
+        let grants = mount_tokens(&server, None, Duration::ZERO).await;
+        // The first token has been revoked; the second works.
+        Mock::given(method("GET"))
+            .and(path("/api/v2/users/1.json"))
+            .and(header("authorization", "Bearer tok-1"))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .set_body_json(serde_json::json!({"error": "Couldn't authenticate you"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/users/1.json"))
+            .and(header("authorization", "Bearer tok-2"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({"user": {"id": 1}})),
+            )
+            .expect(2)
+            .mount(&server)
+            .await;
+        let auth = ZendeskAuth::new(&server.uri(), oauth_client("read"));
+        let c = client();
+        let url = format!("{}/api/v2/users/1.json", server.uri());
+        for _ in 0..2 {
+            let response = auth.send(&c, || c.get(&url)).await.expect("sent");
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        assert_eq!(grants.load(Ordering::SeqCst), 2);
+
+        // Refused whatever the token: one renewal, one retry, and the 401 is handed back.
+        let server = MockServer::start().await;
+        let grants = mount_tokens(&server, None, Duration::ZERO).await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/users/1.json"))
+            .respond_with(ResponseTemplate::new(401))
+            .expect(2)
+            .mount(&server)
+            .await;
+        let auth = ZendeskAuth::new(&server.uri(), oauth_client("read"));
+        let url = format!("{}/api/v2/users/1.json", server.uri());
+        let response = auth.send(&c, || c.get(&url)).await.expect("sent");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(grants.load(Ordering::SeqCst), 2);
+        assert!(auth.unauthorized_hint().contains("ZENDESK_OAUTH_CLIENT_ID"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn requests_refused_together_share_one_renewal() {
+        let server = MockServer::start().await;
+        let grants = mount_tokens(&server, None, Duration::from_millis(100)).await;
+        let auth = ZendeskAuth::new(&server.uri(), oauth_client("read"));
+        let old = auth.authorization(&client()).await.expect("token");
+        let mut tasks = JoinSet::new();
+        for _ in 0..20 {
+            let (auth, old) = (auth.clone(), old.clone());
+            tasks.spawn(async move { auth.renew(&client(), &old).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let renewed = done.expect("task").expect("granted").expect("renewable");
+            assert_eq!(header_of(&renewed), "Bearer tok-2");
+        }
+        assert_eq!(grants.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_refused_grant_names_the_client_variables() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(TOKEN_PATH))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .set_body_json(serde_json::json!({
+                        "error": "invalid_client",
+                        "error_description": "Client authentication failed due to unknown client, \
+                            no client authentication included, or unsupported authentication method."
+                    }))
+                    .set_delay(Duration::from_millis(200)),
+            )
+            .expect(2)
+            .mount(&server)
+            .await;
+        let auth = ZendeskAuth::new(&server.uri(), oauth_client("read"));
+        // Callers waiting for the same grant share its answer: one request for all of them.
+        let mut tasks = JoinSet::new();
+        for _ in 0..10 {
+            let auth = auth.clone();
+            tasks.spawn(async move { auth.authorization(&client()).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let err = done.expect("task").expect_err("refused");
+            assert!(matches!(err, ZendeskAuthError::Refused { .. }) && !err.is_retryable());
+            let msg = err.to_string();
+            assert!(
+                msg.contains("ZENDESK_OAUTH_CLIENT_ID")
+                    && msg.contains("ZENDESK_OAUTH_CLIENT_SECRET")
+                    && msg.contains("HTTP 401")
+                    && msg.contains("invalid_client"),
+                "{msg}"
+            );
+            assert!(!msg.contains("zd-client-secret"), "{msg}");
+        }
+        // A later call asks again (the second of the two expected requests).
+        auth.authorization(&client()).await.expect_err("refused");
+
+        // 400 (an unknown scope, a malformed request) is refused the same way.
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(TOKEN_PATH))
+            .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+                "error": "invalid_scope",
+                "error_description": "The requested scope is invalid, unknown, or malformed."
+            })))
+            .mount(&server)
+            .await;
+        let err = ZendeskAuth::new(&server.uri(), oauth_client("read"))
+            .authorization(&client())
+            .await
+            .expect_err("refused");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("HTTP 400")
+                && msg.contains("invalid_scope")
+                && msg.contains("ZENDESK_OAUTH_CLIENT_SECRET"),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn other_grant_failures_are_classified() {
+        let server = MockServer::start().await;
+        let grant = |status: u16| {
+            let uri = server.uri();
+            async move {
+                let base = format!("{uri}/{status}");
+                ZendeskAuth::new(&base, oauth_client("read"))
+                    .authorization(&client())
+                    .await
+                    .expect_err("fails")
+            }
+        };
+        for (status, response) in [
+            (503, ResponseTemplate::new(503)),
+            (
+                429,
+                ResponseTemplate::new(429).insert_header("Retry-After", "30"),
+            ),
+            (404, ResponseTemplate::new(404)),
+            (
+                200,
+                ResponseTemplate::new(200).set_body_string("<html>Help Center</html>"),
+            ),
+        ] {
+            Mock::given(method("POST"))
+                .and(path(format!("/{status}{TOKEN_PATH}")))
+                .respond_with(response)
+                .mount(&server)
+                .await;
+        }
+        assert!(matches!(grant(503).await, ZendeskAuthError::Unavailable(_)));
+        assert_eq!(
+            grant(429).await,
+            ZendeskAuthError::RateLimited(Some(Duration::from_secs(30)))
+        );
+        for status in [404, 200] {
+            let err = grant(status).await;
+            assert!(matches!(err, ZendeskAuthError::WrongEndpoint(_)), "{err}");
+            assert!(err.to_string().contains("ZENDESK_SUBDOMAIN"), "{err}");
+        }
+        // Nobody listening.
+        let err = ZendeskAuth::new("http://127.0.0.1:9", oauth_client("read"))
+            .authorization(&client())
+            .await
+            .expect_err("fails");
+        assert!(err.is_retryable(), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_ready_token_is_sent_as_it_is_and_never_renewed() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(TOKEN_PATH))
+            .respond_with(ResponseTemplate::new(500))
+            .expect(0)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/users/1.json"))
+            .and(header("authorization", "Bearer ready-token"))
+            .respond_with(ResponseTemplate::new(401))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let auth = ZendeskAuth::new(
+            &server.uri(),
+            ZendeskCredentials::OAuthToken("ready-token".into()),
+        );
+        assert!(!auth.can_renew());
+        let c = client();
+        let url = format!("{}/api/v2/users/1.json", server.uri());
+        let response = auth.send(&c, || c.get(&url)).await.expect("sent");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let hint = auth.unauthorized_hint();
+        assert!(
+            hint.contains("ZENDESK_OAUTH_TOKEN") && hint.contains("cannot be renewed"),
+            "{hint}"
+        );
+        assert_eq!(auth.grant_now(&c).await, Ok(None));
+    }
+
+    #[tokio::test]
+    async fn the_legacy_api_token_still_works() {
+        let server = MockServer::start().await;
+        // base64("ops@example.com/token:zd-token")
+        Mock::given(method("GET"))
+            .and(path("/api/v2/users/1.json"))
+            .and(header(
+                "authorization",
+                "Basic b3BzQGV4YW1wbGUuY29tL3Rva2VuOnpkLXRva2Vu",
+            ))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let auth = ZendeskAuth::new(
+            &server.uri(),
+            ZendeskCredentials::ApiToken {
+                email: "ops@example.com".into(),
+                api_token: "zd-token".into(),
+            },
+        );
+        let c = client();
+        let url = format!("{}/api/v2/users/1.json", server.uri());
+        let response = auth.send(&c, || c.get(&url)).await.expect("sent");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(API_TOKEN_WARNED.load(Ordering::Relaxed), "warned");
+        assert!(auth.unauthorized_hint().contains(API_TOKEN_END));
+    }
+
+    #[test]
+    fn the_api_token_warning_is_logged_once_and_names_the_cut_off() {
+        let (dispatch, logs) = crate::telemetry::capture_json("warn");
+        let warned = AtomicBool::new(false);
+        tracing::dispatcher::with_default(&dispatch, || {
+            warn_api_token_once(&warned);
+            warn_api_token_once(&warned);
+        });
+        let lines = logs.json_lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["level"], "WARN");
+        let message = lines[0]["fields"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("2027-04-30") && message.contains("ZENDESK_OAUTH_CLIENT_ID"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn credentials_are_read_in_order_of_preference() {
+        let read = |pairs: &[(&str, &str)]| {
+            ZendeskCredentials::from_vars(&Vars::from_pairs(pairs.iter().copied()))
+        };
+        let client = [
+            ("ZENDESK_OAUTH_CLIENT_ID", "deskbridge"),
+            ("ZENDESK_OAUTH_CLIENT_SECRET", "zd-client-secret"),
+        ];
+        let ready = [("ZENDESK_OAUTH_TOKEN", "ready-token")];
+        let legacy = [
+            ("ZENDESK_EMAIL", "ops@example.com"),
+            ("ZENDESK_API_TOKEN", "zd-token"),
+        ];
+        let all: Vec<_> = [&client[..], &ready, &legacy].concat();
+        let found = read(&all).expect("valid");
+        assert_eq!(found.credentials, Some(oauth_client("read")));
+        assert_eq!(found.incomplete_client, None);
+        let found = read(&[&ready[..], &legacy].concat()).expect("valid");
+        assert_eq!(
+            found.credentials,
+            Some(ZendeskCredentials::OAuthToken("ready-token".into()))
+        );
+        let found = read(&legacy).expect("valid");
+        assert_eq!(
+            found.credentials.map(|c| c.method()),
+            Some("legacy API token")
+        );
+        assert_eq!(read(&[]).expect("valid"), CredentialVars::default());
+
+        // Half a client pair is named, and the next set is used.
+        let found = read(&[&client[..1], &legacy].concat()).expect("valid");
+        assert_eq!(found.incomplete_client, Some("ZENDESK_OAUTH_CLIENT_SECRET"));
+        assert_eq!(
+            found.credentials.map(|c| c.method()),
+            Some("legacy API token")
+        );
+        let found = read(&client[1..]).expect("valid");
+        assert_eq!(found.incomplete_client, Some("ZENDESK_OAUTH_CLIENT_ID"));
+        assert_eq!(found.credentials, None);
+
+        // The scope: whitespace normalised, validated.
+        let scoped = read(
+            &[
+                &client[..],
+                &[("ZENDESK_OAUTH_SCOPE", " tickets:read   users:read ")],
+            ]
+            .concat(),
+        )
+        .expect("valid");
+        assert_eq!(
+            scoped.credentials,
+            Some(oauth_client("tickets:read users:read"))
+        );
+        let err = read(&[&client[..], &[("ZENDESK_OAUTH_SCOPE", "read,write")]].concat())
+            .expect_err("invalid");
+        assert!(err.to_string().contains("ZENDESK_OAUTH_SCOPE"), "{err}");
+        let err = read(&[("ZENDESK_OAUTH_TOKEN", "bad\u{7f}token")]).expect_err("invalid");
+        assert!(err.to_string().contains("ZENDESK_OAUTH_TOKEN"), "{err}");
+
+        // Debug output holds no secret.
+        let debug = format!("{:?}", read(&all).expect("valid"));
+        assert!(
+            debug.contains("deskbridge") && !debug.contains("zd-client-secret"),
+            "{debug}"
+        );
+        for credentials in [
+            ZendeskCredentials::OAuthToken("ready-token".into()),
+            ZendeskCredentials::ApiToken {
+                email: "ops@example.com".into(),
+                api_token: "zd-token".into(),
+            },
+        ] {
+            let debug = format!("{credentials:?}");
+            assert!(
+                !debug.contains("ready-token") && !debug.contains("zd-token"),
+                "{debug}"
+            );
+        }
+    }
+
+    #[test]
+    fn lifetimes_are_read_leniently() {
+        assert_eq!(
+            lifetime(&serde_json::json!(172800)),
+            Some(Duration::from_secs(172_800))
+        );
+        assert_eq!(
+            lifetime(&serde_json::json!("300")),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            lifetime(&serde_json::json!(0)),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(lifetime(&serde_json::json!(-5)), None);
+        assert_eq!(lifetime(&serde_json::json!(null)), None);
+        assert_eq!(grant_error(b"<html>"), None);
+        assert_eq!(
+            grant_error(br#"{"error":"invalid_client"}"#).as_deref(),
+            Some("invalid_client")
+        );
+    }
+}
