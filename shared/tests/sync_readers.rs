@@ -461,9 +461,10 @@ async fn an_oauth_backfill_outlives_several_short_lived_tokens() {
     *stream.items.lock().expect("lock") = (0..1_200)
         .map(|i| zendesk_user(1_000 + i, DAY + i as i64))
         .collect();
-    // Tokens live a second; pages take a quarter of one: the run needs several tokens.
+    // Tokens live two seconds (deskbridge replaces them after one); pages take 300 ms: the
+    // run needs several tokens.
     let oauth = ZendeskOAuth {
-        lifetime: Some(Duration::from_secs(1)),
+        lifetime: Some(Duration::from_secs(2)),
         ..Default::default()
     };
     mount_zendesk_oauth(
@@ -471,7 +472,7 @@ async fn an_oauth_backfill_outlives_several_short_lived_tokens() {
         "users",
         &stream,
         &oauth,
-        Duration::from_millis(250),
+        Duration::from_millis(300),
     )
     .await;
     let settings = oauth_settings(&server);

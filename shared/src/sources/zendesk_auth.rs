@@ -155,8 +155,8 @@ impl ZendeskCredentials {
         match self {
             ZendeskCredentials::OAuthClient { .. } => {
                 "Zendesk refused a newly granted OAuth token: check that the OAuth client \
-                 (ZENDESK_OAUTH_CLIENT_ID) belongs to this account and that the admin who \
-                 created it is still active"
+                 (ZENDESK_OAUTH_CLIENT_ID) belongs to this account (ZENDESK_SUBDOMAIN) and is \
+                 still active"
                     .to_string()
             }
             ZendeskCredentials::OAuthToken(_) => {

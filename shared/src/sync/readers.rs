@@ -350,8 +350,8 @@ fn rejection(source: &Source, status: StatusCode, path: &str) -> String {
              ZENDESK_OAUTH_TOKEN, or the legacy ZENDESK_EMAIL and ZENDESK_API_TOKEN)"
         }
         (Source::Zendesk, 403) => {
-            "forbidden: incremental exports and satisfaction ratings need an admin (the user \
-             of the API token, or the admin who created the OAuth client) and the `read` scope \
+            "forbidden: incremental exports and satisfaction ratings need admin access (an \
+             OAuth client created by an admin, or an admin's API token) and the `read` scope \
              (ZENDESK_OAUTH_SCOPE)"
         }
         (Source::Zendesk, 404) => {

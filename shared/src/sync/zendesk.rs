@@ -30,6 +30,7 @@ use super::readers::{Api, CallError, RetryPolicy, url_with_query};
 use super::{FetchError, Page, PageRequest, SourceReader};
 use crate::model::{EventKind, Person, Record, Source, SupportEvent};
 use crate::sources::ParseError;
+use crate::sources::http::StatusCode;
 use crate::sources::zendesk::{person_from_user, tag_list, text, ticket_event, time};
 use crate::sources::zendesk_auth::{ZendeskAuth, ZendeskAuthError, ZendeskCredentials};
 
@@ -137,8 +138,9 @@ impl ZendeskReader {
                         continue;
                     }
                     return Err(FetchError::Rejected(format!(
-                        "{} answered HTTP 401 to {path}: {}",
+                        "{} answered HTTP {} to {path}: {}",
                         Source::Zendesk,
+                        StatusCode::UNAUTHORIZED,
                         self.auth.unauthorized_hint()
                     )));
                 }
