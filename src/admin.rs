@@ -16,6 +16,9 @@ use deskbridge_shared::mapping::{SourceMapping, Transform};
 use deskbridge_shared::model::Source;
 use deskbridge_shared::queue::{InMessage, Queue};
 use deskbridge_shared::sources::http as helpdesk_http;
+use deskbridge_shared::sources::zendesk_auth::{
+    API_TOKEN_END, SendError, ZendeskAuth, ZendeskCredentials,
+};
 use deskbridge_shared::sync::{FetchError, PageRequest, reader_for};
 use serde::Deserialize;
 use serde_json::Value;
@@ -542,11 +545,13 @@ pub fn missing_api_variables(settings: &Settings, source: &Source) -> Vec<&'stat
             if z.base_url.is_none() {
                 missing.push("ZENDESK_SUBDOMAIN (or ZENDESK_BASE_URL)");
             }
-            if z.email.is_none() {
-                missing.push("ZENDESK_EMAIL");
-            }
-            if z.api_token.is_none() {
-                missing.push("ZENDESK_API_TOKEN");
+            match (&z.credentials, z.incomplete_oauth_client) {
+                (Some(_), _) => {}
+                (None, Some(half)) => missing.push(half),
+                (None, None) => missing.push(
+                    "ZENDESK_OAUTH_CLIENT_ID and ZENDESK_OAUTH_CLIENT_SECRET (or \
+                     ZENDESK_OAUTH_TOKEN, or the legacy ZENDESK_EMAIL and ZENDESK_API_TOKEN)",
+                ),
             }
         }
         Source::Intercom => {
@@ -587,18 +592,21 @@ async fn list_tags(settings: &Settings, source: &Source) -> Result<usize, String
     let client = helpdesk_http::client().map_err(|e| e.to_string())?;
     let request = match source {
         Source::Zendesk => {
-            let z = &settings.zendesk;
-            let (Some(base), Some(email), Some(token)) = (&z.base_url, &z.email, &z.api_token)
-            else {
+            let Some(auth) = settings.zendesk.auth() else {
                 return Err("not configured".into());
             };
-            client
-                // `page[size]=1`: the first tag is enough.
-                .get(format!(
-                    "{}/api/v2/tags.json?page%5Bsize%5D=1",
-                    base.trim_end_matches('/')
-                ))
-                .basic_auth(format!("{email}/token"), Some(token))
+            // `page[size]=1`: the first tag is enough.
+            let url = format!("{}/api/v2/tags.json?page%5Bsize%5D=1", auth.base_url());
+            let response = auth
+                .send(&client, || {
+                    client.get(&url).header("Accept", "application/json")
+                })
+                .await
+                .map_err(|e| match e {
+                    SendError::Auth(e) => e.to_string(),
+                    SendError::Http(e) => transport_failure(e),
+                })?;
+            return tag_count(response).await;
         }
         Source::Intercom => {
             let i = &settings.intercom;
@@ -625,15 +633,23 @@ async fn list_tags(settings: &Settings, source: &Source) -> Result<usize, String
         .header("Accept", "application/json")
         .send()
         .await
-        .map_err(|e| {
-            if e.is_timeout() {
-                "timed out".to_string()
-            } else if e.is_connect() {
-                "connection failed".to_string()
-            } else {
-                e.without_url().to_string()
-            }
-        })?;
+        .map_err(transport_failure)?;
+    tag_count(response).await
+}
+
+/// A transport failure in a few words (the URL is left out).
+fn transport_failure(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else {
+        e.without_url().to_string()
+    }
+}
+
+/// The number of tags on a tag listing's first page, or why the listing failed.
+async fn tag_count(response: reqwest::Response) -> Result<usize, String> {
     let status = response.status();
     if !status.is_success() {
         let why = match status.as_u16() {
@@ -654,6 +670,79 @@ async fn list_tags(settings: &Settings, source: &Source) -> Result<usize, String
         .iter()
         .find_map(|k| body.get(*k).and_then(Value::as_array))
         .map_or(0, Vec::len))
+}
+
+/// Says which Zendesk authentication is in use and, for an OAuth client, checks that the token
+/// grant works (the token is kept for the checks that follow). `false` when it does not.
+async fn check_zendesk_auth(
+    settings: &Settings,
+    auth: &ZendeskAuth,
+    out: &mut impl Write,
+    s: &mut CheckSummary,
+) -> anyhow::Result<bool> {
+    let credentials = auth.credentials();
+    let note = match credentials {
+        ZendeskCredentials::OAuthClient { scope, .. } => format!(", scope `{scope}`"),
+        ZendeskCredentials::OAuthToken(_) => "; it cannot be renewed, an OAuth client \
+            (ZENDESK_OAUTH_CLIENT_ID, ZENDESK_OAUTH_CLIENT_SECRET) can"
+            .to_string(),
+        ZendeskCredentials::ApiToken { .. } => format!(
+            "; Zendesk stops accepting API tokens on {API_TOKEN_END}: create an OAuth client \
+             and set ZENDESK_OAUTH_CLIENT_ID and ZENDESK_OAUTH_CLIENT_SECRET"
+        ),
+    };
+    writeln!(
+        out,
+        "- zendesk: authentication method: {} ({}){note}",
+        credentials.method(),
+        credentials.variables()
+    )?;
+    if let Some(missing) = settings.zendesk.incomplete_oauth_client {
+        writeln!(
+            out,
+            "- zendesk: {missing} is not set, so the OAuth client is not used"
+        )?;
+    }
+    if !auth.can_renew() {
+        return Ok(true);
+    }
+    let client = helpdesk_http::client()?;
+    match auth.grant_now(&client).await {
+        Ok(grant) => {
+            let scope = grant
+                .as_ref()
+                .and_then(|g| g.scope.as_deref())
+                .map(|scope| format!("scope `{scope}`, "))
+                .unwrap_or_default();
+            let lifetime = grant
+                .and_then(|g| g.expires_in)
+                .map_or("no expiry given".to_string(), |d| {
+                    format!("valid for {}", duration_words(d))
+                });
+            s.line(
+                out,
+                true,
+                &format!("zendesk: OAuth token grant ({scope}{lifetime})"),
+            )?;
+            Ok(true)
+        }
+        Err(e) => {
+            s.line(out, false, &format!("zendesk: OAuth token grant — {e}"))?;
+            Ok(false)
+        }
+    }
+}
+
+/// `48 h`, `5 min`, `40 s`.
+fn duration_words(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 7200 {
+        format!("{} h", secs / 3600)
+    } else if secs >= 120 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
+    }
 }
 
 /// The checks of one helpdesk: authentication with the people stream, tickets, CSAT, tags.
@@ -687,6 +776,24 @@ pub async fn check_source(
         return Ok(s);
     };
     let (people, tickets, csat) = check_streams(source);
+    if let (Source::Zendesk, Some(auth)) = (source, settings.zendesk.auth())
+        && !check_zendesk_auth(settings, &auth, out, &mut s).await?
+    {
+        // No token: every API call would fail the same way.
+        for what in [
+            format!("authentication, {people} readable"),
+            format!("{tickets} readable"),
+            "CSAT available".to_string(),
+            "tags listable".to_string(),
+        ] {
+            s.line(
+                out,
+                false,
+                &format!("{source}: {what} — not tried (no OAuth token)"),
+            )?;
+        }
+        return Ok(s);
+    }
     let fetch = |stream: &str| PageRequest {
         stream: stream.to_string(),
         cursor: None,

@@ -581,3 +581,213 @@ async fn check_of_an_unconfigured_source_names_the_missing_variables() {
     assert!(text(out).contains("BREVO_API_KEY not set"));
     assert!("generic:cinnox".parse::<CheckTarget>().is_err());
 }
+
+// ---------------------------------------------------------------------------------------------
+// check: Zendesk authentication
+
+/// A Zendesk account whose API answers requests carrying `authorization` (empty pages in the
+/// documented shapes, one tag), and whose token endpoint grants `zd-oauth-token` to the
+/// `deskbridge` client or refuses it with `token_status`.
+async fn zendesk_answering(authorization: &str, token_status: u16) -> MockServer {
+    let server = MockServer::start().await;
+    let token = if token_status == 200 {
+        ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "zd-oauth-token", "token_type": "bearer", "scope": "read",
+            "expires_in": 172_800}))
+    } else {
+        ResponseTemplate::new(token_status).set_body_json(json!({
+            "error": "invalid_client",
+            "error_description": "Client authentication failed due to unknown client, no client \
+                authentication included, or unsupported authentication method."}))
+    };
+    Mock::given(method("POST"))
+        .and(path("/oauth/tokens"))
+        .respond_with(token)
+        .mount(&server)
+        .await;
+    for (route, body) in [
+        (
+            "/api/v2/incremental/users/cursor.json",
+            json!({"users": [], "after_cursor": null, "end_of_stream": true}),
+        ),
+        (
+            "/api/v2/incremental/tickets/cursor.json",
+            json!({"tickets": [], "users": [], "metric_sets": [], "after_cursor": null,
+                "end_of_stream": true}),
+        ),
+        (
+            "/api/v2/satisfaction_ratings",
+            json!({"satisfaction_ratings": [], "meta": {"has_more": false, "after_cursor": null,
+                "before_cursor": null}, "links": {"prev": null, "next": null}}),
+        ),
+        (
+            "/api/v2/tags.json",
+            json!({"tags": [{"name": "vip", "count": 3}], "meta": {"has_more": false}}),
+        ),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(route))
+            .and(header("authorization", authorization))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"error": "Couldn't authenticate you"})),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+fn zendesk_settings(server: &MockServer, credentials: &[(&str, &str)]) -> Settings {
+    let uri = server.uri();
+    let mut pairs = vec![("ZENDESK_BASE_URL", uri.as_str())];
+    pairs.extend_from_slice(credentials);
+    Settings::from_vars(&Vars::from_pairs(pairs)).expect("valid settings")
+}
+
+const OAUTH_CLIENT: [(&str, &str); 2] = [
+    ("ZENDESK_OAUTH_CLIENT_ID", "deskbridge"),
+    ("ZENDESK_OAUTH_CLIENT_SECRET", "zd-client-secret"),
+];
+
+async fn token_requests(server: &MockServer) -> usize {
+    server
+        .received_requests()
+        .await
+        .expect("recorded")
+        .iter()
+        .filter(|r| r.url.path() == "/oauth/tokens")
+        .count()
+}
+
+#[tokio::test]
+async fn check_zendesk_names_the_oauth_client_and_checks_the_grant() {
+    let server = zendesk_answering("Bearer zd-oauth-token", 200).await;
+    let settings = zendesk_settings(&server, &OAUTH_CLIENT);
+    let mut out = Vec::new();
+    let summary = check(&settings, &CheckTarget::Source(Source::Zendesk), &mut out)
+        .await
+        .expect("check runs");
+    let printed = text(out);
+    assert_eq!(summary.failed, 0, "{printed}");
+    assert_eq!(summary.passed, 5, "{printed}");
+    for expected in [
+        "- zendesk: authentication method: OAuth client credentials \
+         (ZENDESK_OAUTH_CLIENT_ID, ZENDESK_OAUTH_CLIENT_SECRET), scope `read`",
+        "✓ zendesk: OAuth token grant (scope `read`, valid for 48 h)",
+        "✓ zendesk: authentication, users readable",
+        "✓ zendesk: tickets readable",
+        "✓ zendesk: CSAT available (satisfaction_ratings)",
+        "✓ zendesk: tags listable",
+    ] {
+        assert!(printed.contains(expected), "`{expected}` in:\n{printed}");
+    }
+    // One token for every check, and no secret printed.
+    assert_eq!(token_requests(&server).await, 1);
+    assert!(
+        !printed.contains("zd-client-secret") && !printed.contains("zd-oauth-token"),
+        "{printed}"
+    );
+}
+
+#[tokio::test]
+async fn check_zendesk_fails_when_the_grant_is_refused() {
+    let server = zendesk_answering("Bearer zd-oauth-token", 401).await;
+    let settings = zendesk_settings(&server, &OAUTH_CLIENT);
+    let mut out = Vec::new();
+    let summary = check(&settings, &"zendesk".parse().expect("target"), &mut out)
+        .await
+        .expect("check runs");
+    let printed = text(out);
+    assert_eq!((summary.passed, summary.failed), (0, 5), "{printed}");
+    let grant = line(&printed, "✗ zendesk: OAuth token grant");
+    assert!(
+        grant.contains("HTTP 401")
+            && grant.contains("invalid_client")
+            && grant.contains("ZENDESK_OAUTH_CLIENT_ID")
+            && grant.contains("ZENDESK_OAUTH_CLIENT_SECRET"),
+        "{printed}"
+    );
+    assert!(
+        line(&printed, "✗ zendesk: authentication, users readable").contains("not tried"),
+        "{printed}"
+    );
+    // Nothing but the grant was asked for.
+    let asked = server.received_requests().await.expect("recorded");
+    assert!(
+        asked.iter().all(|r| r.url.path() == "/oauth/tokens"),
+        "{asked:?}"
+    );
+}
+
+#[tokio::test]
+async fn check_zendesk_names_a_ready_token() {
+    let server = zendesk_answering("Bearer ready-token", 500).await;
+    let settings = zendesk_settings(&server, &[("ZENDESK_OAUTH_TOKEN", "ready-token")]);
+    let mut out = Vec::new();
+    let summary = check(&settings, &CheckTarget::Source(Source::Zendesk), &mut out)
+        .await
+        .expect("check runs");
+    let printed = text(out);
+    assert_eq!((summary.passed, summary.failed), (4, 0), "{printed}");
+    assert!(
+        line(
+            &printed,
+            "- zendesk: authentication method: ready OAuth access token"
+        )
+        .contains("cannot be renewed"),
+        "{printed}"
+    );
+    assert_eq!(token_requests(&server).await, 0);
+
+    // A ready token Zendesk refuses: the reason says it cannot be renewed.
+    let server = zendesk_answering("Bearer another-token", 500).await;
+    let settings = zendesk_settings(&server, &[("ZENDESK_OAUTH_TOKEN", "ready-token")]);
+    let mut out = Vec::new();
+    let summary = check(&settings, &CheckTarget::Source(Source::Zendesk), &mut out)
+        .await
+        .expect("check runs");
+    let printed = text(out);
+    assert!(summary.failed > 0, "{printed}");
+    assert!(
+        line(&printed, "✗ zendesk: authentication, users readable").contains("ZENDESK_OAUTH_TOKEN"),
+        "{printed}"
+    );
+}
+
+#[tokio::test]
+async fn check_zendesk_names_the_legacy_api_token_and_its_end() {
+    // base64("ops@example.com/token:zd-token")
+    let server = zendesk_answering("Basic b3BzQGV4YW1wbGUuY29tL3Rva2VuOnpkLXRva2Vu", 500).await;
+    let settings = zendesk_settings(
+        &server,
+        &[
+            ("ZENDESK_EMAIL", "ops@example.com"),
+            ("ZENDESK_API_TOKEN", "zd-token"),
+            ("ZENDESK_OAUTH_CLIENT_ID", "deskbridge"),
+        ],
+    );
+    let mut out = Vec::new();
+    let summary = check(&settings, &CheckTarget::Source(Source::Zendesk), &mut out)
+        .await
+        .expect("check runs");
+    let printed = text(out);
+    assert_eq!((summary.passed, summary.failed), (4, 0), "{printed}");
+    let method = line(
+        &printed,
+        "- zendesk: authentication method: legacy API token",
+    );
+    assert!(
+        method.contains("2027-04-30") && method.contains("ZENDESK_OAUTH_CLIENT_SECRET"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(
+            "- zendesk: ZENDESK_OAUTH_CLIENT_SECRET is not set, so the OAuth client is not used"
+        ),
+        "{printed}"
+    );
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::mapping::Mapping;
 use crate::model::Source;
+use crate::sources::zendesk_auth::{TokenCache, ZendeskAuth, ZendeskCredentials};
 
 /// Where setting values come from: the process environment, overlaid on the secret's keys.
 #[derive(Debug, Clone, Default)]
@@ -66,13 +67,63 @@ pub enum ConfigError {
     File(String),
 }
 
-/// Zendesk settings. API access needs subdomain (or base URL), email and token.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Zendesk settings. API access needs the subdomain (or base URL) and one set of credentials.
+#[derive(Debug, Clone, Default)]
 pub struct ZendeskSettings {
     pub base_url: Option<String>,
-    pub email: Option<String>,
-    pub api_token: Option<String>,
+    /// The API credentials, the first set present of: OAuth client
+    /// (`ZENDESK_OAUTH_CLIENT_ID`, `ZENDESK_OAUTH_CLIENT_SECRET`, `ZENDESK_OAUTH_SCOPE`), ready
+    /// OAuth token (`ZENDESK_OAUTH_TOKEN`), legacy `ZENDESK_EMAIL` + `ZENDESK_API_TOKEN`.
+    pub credentials: Option<ZendeskCredentials>,
+    /// When only one half of the OAuth client pair is set: the variable that is missing.
+    pub incomplete_oauth_client: Option<&'static str>,
     pub webhook_secret: Option<String>,
+    /// The process's OAuth token, shared by every client built with [`ZendeskSettings::auth`].
+    pub tokens: TokenCache,
+}
+
+impl ZendeskSettings {
+    /// The API authentication, when the base URL and credentials are set. Every one returned
+    /// shares this settings' token.
+    pub fn auth(&self) -> Option<ZendeskAuth> {
+        Some(ZendeskAuth::with_tokens(
+            self.base_url.as_deref()?,
+            self.credentials.clone()?,
+            self.tokens.clone(),
+        ))
+    }
+
+    /// Why the API is off, or how it authenticates, for the start-up line.
+    fn api_state(&self) -> String {
+        let incomplete = self
+            .incomplete_oauth_client
+            .map(|missing| format!("{missing} not set, so the OAuth client is not used"));
+        match (&self.base_url, &self.credentials) {
+            (None, _) => "off (ZENDESK_SUBDOMAIN or ZENDESK_BASE_URL not set)".to_string(),
+            (Some(_), None) => format!(
+                "off ({})",
+                incomplete.unwrap_or_else(|| {
+                    "no API credentials: set ZENDESK_OAUTH_CLIENT_ID and \
+                     ZENDESK_OAUTH_CLIENT_SECRET"
+                        .to_string()
+                })
+            ),
+            (Some(_), Some(credentials)) => {
+                let method = match credentials {
+                    ZendeskCredentials::ApiToken { .. } => format!(
+                        "legacy API token, which Zendesk stops accepting on {}: set \
+                         ZENDESK_OAUTH_CLIENT_ID and ZENDESK_OAUTH_CLIENT_SECRET",
+                        crate::sources::zendesk_auth::API_TOKEN_END
+                    ),
+                    other => other.method().to_string(),
+                };
+                match incomplete {
+                    Some(note) => format!("on ({method}; {note})"),
+                    None => format!("on ({method})"),
+                }
+            }
+        }
+    }
 }
 
 /// Intercom settings.
@@ -247,11 +298,13 @@ impl Settings {
             )),
             (None, None) => None,
         };
+        let zendesk_credentials = ZendeskCredentials::from_vars(vars)?;
         let zendesk = ZendeskSettings {
             base_url: zendesk_base,
-            email: vars.get("ZENDESK_EMAIL"),
-            api_token: vars.get("ZENDESK_API_TOKEN"),
+            credentials: zendesk_credentials.credentials,
+            incomplete_oauth_client: zendesk_credentials.incomplete_client,
             webhook_secret: vars.get("ZENDESK_WEBHOOK_SECRET"),
+            tokens: TokenCache::default(),
         };
 
         let intercom = IntercomSettings {
@@ -360,9 +413,7 @@ impl Settings {
         }
         match source {
             Source::Zendesk => {
-                self.zendesk.base_url.is_some()
-                    && self.zendesk.email.is_some()
-                    && self.zendesk.api_token.is_some()
+                self.zendesk.base_url.is_some() && self.zendesk.credentials.is_some()
             }
             Source::Intercom => self.intercom.access_token.is_some(),
             Source::Gorgias => {
@@ -415,10 +466,10 @@ impl Settings {
                 } else {
                     "off (no secret set)"
                 };
-                let api = if self.api_enabled(s) {
-                    "on"
-                } else {
-                    "off (no API credentials)"
+                let api = match s {
+                    Source::Zendesk if self.file.source_enabled(s) => self.zendesk.api_state(),
+                    _ if self.api_enabled(s) => "on".to_string(),
+                    _ => "off (no API credentials)".to_string(),
                 };
                 format!("{s}: webhooks {webhook}, API {api}")
             })
@@ -473,6 +524,101 @@ mod tests {
         assert_eq!(s.zendesk.webhook_secret.as_deref(), Some("from-env"));
         assert!(s.api_enabled(&Source::Zendesk));
         assert!(s.webhook_enabled(&Source::Zendesk));
+    }
+
+    #[test]
+    fn zendesk_api_is_on_with_a_subdomain_and_any_one_credentials_set() {
+        let zendesk_line = |pairs: &[(&str, &str)]| {
+            let s = Settings::from_vars(&Vars::from_pairs(pairs.iter().copied())).expect("valid");
+            let line = s
+                .describe_sources()
+                .into_iter()
+                .find(|l| l.starts_with("zendesk:"))
+                .expect("a zendesk line");
+            assert!(
+                !line.contains("zd-client-secret") && !line.contains("ready-token"),
+                "{line}"
+            );
+            (
+                s.api_enabled(&Source::Zendesk),
+                s.zendesk.auth().is_some(),
+                line,
+            )
+        };
+        let sub = ("ZENDESK_SUBDOMAIN", "yourco");
+        let id = ("ZENDESK_OAUTH_CLIENT_ID", "deskbridge");
+        let secret = ("ZENDESK_OAUTH_CLIENT_SECRET", "zd-client-secret");
+        let ready = ("ZENDESK_OAUTH_TOKEN", "ready-token");
+        let (email, token) = (
+            ("ZENDESK_EMAIL", "ops@yourco.com"),
+            ("ZENDESK_API_TOKEN", "zd-token"),
+        );
+
+        let (on, auth, line) = zendesk_line(&[sub, id, secret]);
+        assert!(on && auth, "{line}");
+        assert!(
+            line.ends_with("API on (OAuth client credentials)"),
+            "{line}"
+        );
+        let (on, _, line) = zendesk_line(&[sub, ready]);
+        assert!(
+            on && line.ends_with("API on (ready OAuth access token)"),
+            "{line}"
+        );
+        let (on, _, line) = zendesk_line(&[sub, email, token]);
+        assert!(on, "{line}");
+        assert!(
+            line.contains("legacy API token") && line.contains("2027-04-30"),
+            "{line}"
+        );
+        // Half an OAuth client: said so, whether another set is used or not.
+        let (on, _, line) = zendesk_line(&[sub, id, email, token]);
+        assert!(on, "{line}");
+        assert!(
+            line.contains("ZENDESK_OAUTH_CLIENT_SECRET not set, so the OAuth client is not used"),
+            "{line}"
+        );
+        let (on, auth, line) = zendesk_line(&[sub, id]);
+        assert!(!on && !auth, "{line}");
+        assert!(
+            line.ends_with(
+                "API off (ZENDESK_OAUTH_CLIENT_SECRET not set, so the OAuth client is not used)"
+            ),
+            "{line}"
+        );
+        // Credentials without an account, an account without credentials.
+        let (on, auth, line) = zendesk_line(&[id, secret]);
+        assert!(!on && !auth, "{line}");
+        assert!(
+            line.contains("ZENDESK_SUBDOMAIN or ZENDESK_BASE_URL not set"),
+            "{line}"
+        );
+        let (on, _, line) = zendesk_line(&[sub]);
+        assert!(!on, "{line}");
+        assert!(
+            line.contains("no API credentials: set ZENDESK_OAUTH_CLIENT_ID"),
+            "{line}"
+        );
+        // The scope is validated only with an OAuth client to use it.
+        let err = Settings::from_vars(&Vars::from_pairs([
+            sub,
+            id,
+            secret,
+            ("ZENDESK_OAUTH_SCOPE", "read;"),
+        ]))
+        .expect_err("invalid");
+        assert!(err.to_string().contains("ZENDESK_OAUTH_SCOPE"), "{err}");
+        let (on, _, _) = zendesk_line(&[sub, email, token, ("ZENDESK_OAUTH_SCOPE", "read;")]);
+        assert!(on);
+        // The client pair may come from the secret, like every other credential.
+        let s = Settings::from_vars(&Vars::from_pairs([sub, email, token]).with_fallback(
+            HashMap::from([id, secret].map(|(k, v)| (k.to_string(), v.to_string()))),
+        ))
+        .expect("valid");
+        assert_eq!(
+            s.zendesk.credentials.as_ref().map(|c| c.method()),
+            Some("OAuth client credentials")
+        );
     }
 
     #[test]

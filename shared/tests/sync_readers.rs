@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use deskbridge_shared::config::{Settings, Vars};
 use deskbridge_shared::model::{EventKind, Record, Source, SupportEvent};
+use deskbridge_shared::sources::{HelpdeskLookup, PersonLookup};
 use deskbridge_shared::sync::{
     FetchError, GorgiasReader, IntercomReader, Page, PageRequest, Rate, RetryPolicy, SourceReader,
-    ZendeskReader, sync_client,
+    ZendeskReader, reader_for, sync_client,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
@@ -321,6 +323,309 @@ async fn zendesk_users_are_read_once_each_and_the_next_run_resumes_from_after_cu
     };
     let first = reader.fetch_page(&full).await.expect("page");
     assert_eq!(first.records[0].person.source_id.as_deref(), Some("1000"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Zendesk: OAuth client credentials
+
+/// Zendesk's OAuth side: `POST /oauth/tokens` grants `zd-oauth-1`, `zd-oauth-2`… to the right
+/// client (with `expires_in` when `lifetime` is set), and the API admits a bearer token it
+/// granted while that token lives (`lifetime` from its grant) and has served fewer than
+/// `uses_per_token` requests (a revocation, as an admin would do).
+#[derive(Clone, Default)]
+struct ZendeskOAuth {
+    lifetime: Option<Duration>,
+    uses_per_token: Option<usize>,
+    /// Token → when it was granted, requests it served.
+    granted: Arc<Mutex<std::collections::HashMap<String, (Instant, usize)>>>,
+    grants: Arc<Mutex<usize>>,
+    /// API requests answered 401.
+    refused: Arc<Mutex<usize>>,
+}
+
+impl ZendeskOAuth {
+    fn grant(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        if body
+            != json!({"grant_type": "client_credentials", "client_id": "deskbridge",
+                "client_secret": "zd-client-secret", "scope": "read"})
+        {
+            return ResponseTemplate::new(401).set_body_json(json!({
+                "error": "invalid_client",
+                "error_description": "Client authentication failed due to unknown client, no \
+                    client authentication included, or unsupported authentication method."}));
+        }
+        let mut grants = self.grants.lock().expect("lock");
+        *grants += 1;
+        let token = format!("zd-oauth-{grants}");
+        self.granted
+            .lock()
+            .expect("lock")
+            .insert(token.clone(), (Instant::now(), 0));
+        let mut answer = json!({"access_token": token, "token_type": "bearer", "scope": "read"});
+        if let Some(lifetime) = self.lifetime {
+            answer["expires_in"] = lifetime.as_secs().into();
+        }
+        ResponseTemplate::new(200).set_body_json(answer)
+    }
+
+    /// Whether `request` carries a live token (counting the request against it).
+    fn admit(&self, request: &Request) -> bool {
+        let token = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let mut granted = self.granted.lock().expect("lock");
+        let live = match token.and_then(|t| granted.get_mut(t)) {
+            Some((at, uses)) => {
+                let expired = self.lifetime.is_some_and(|l| at.elapsed() >= l);
+                let revoked = self.uses_per_token.is_some_and(|n| *uses >= n);
+                *uses += 1;
+                !expired && !revoked
+            }
+            None => false,
+        };
+        if !live {
+            *self.refused.lock().expect("lock") += 1;
+        }
+        live
+    }
+
+    fn grants(&self) -> usize {
+        *self.grants.lock().expect("lock")
+    }
+
+    fn refused(&self) -> usize {
+        *self.refused.lock().expect("lock")
+    }
+
+    async fn mount(&self, server: &MockServer) {
+        let desk = self.clone();
+        Mock::given(method("POST"))
+            .and(path("/oauth/tokens"))
+            .and(header("content-type", "application/json"))
+            .respond_with(move |r: &Request| desk.grant(r))
+            .mount(server)
+            .await;
+    }
+}
+
+/// The export `stream` behind `oauth`'s bearer check; every page takes `delay`.
+async fn mount_zendesk_oauth(
+    server: &MockServer,
+    resource: &'static str,
+    stream: &ZendeskStream,
+    oauth: &ZendeskOAuth,
+    delay: Duration,
+) {
+    oauth.mount(server).await;
+    let (s, desk) = (stream.clone(), oauth.clone());
+    Mock::given(method("GET"))
+        .and(path(format!("/api/v2/incremental/{resource}/cursor.json")))
+        .respond_with(move |r: &Request| {
+            if desk.admit(r) {
+                s.respond(resource, r).set_delay(delay)
+            } else {
+                ResponseTemplate::new(401)
+                    .set_body_json(json!({"error": "Couldn't authenticate you"}))
+            }
+        })
+        .mount(server)
+        .await;
+}
+
+/// Settings with only the OAuth client pair for Zendesk (no API token anywhere).
+fn oauth_settings(server: &MockServer) -> Settings {
+    let uri = server.uri();
+    Settings::from_vars(&Vars::from_pairs([
+        ("ZENDESK_BASE_URL", uri.as_str()),
+        ("ZENDESK_OAUTH_CLIENT_ID", "deskbridge"),
+        ("ZENDESK_OAUTH_CLIENT_SECRET", "zd-client-secret"),
+    ]))
+    .expect("settings")
+}
+
+/// The reader those settings give, at unlimited rates.
+fn oauth_reader(settings: &Settings) -> ZendeskReader {
+    let auth = settings.zendesk.auth().expect("zendesk API configured");
+    ZendeskReader::from_auth(sync_client().expect("client"), auth)
+        .with_rates(unlimited(), unlimited())
+        .with_retry(quick_retries())
+}
+
+#[tokio::test]
+async fn an_oauth_backfill_outlives_several_short_lived_tokens() {
+    let server = MockServer::start().await;
+    let stream = ZendeskStream::default();
+    *stream.items.lock().expect("lock") = (0..1_200)
+        .map(|i| zendesk_user(1_000 + i, DAY + i as i64))
+        .collect();
+    // Tokens live two seconds (deskbridge replaces them after one); pages take 300 ms: the
+    // run needs several tokens.
+    let oauth = ZendeskOAuth {
+        lifetime: Some(Duration::from_secs(2)),
+        ..Default::default()
+    };
+    mount_zendesk_oauth(
+        &server,
+        "users",
+        &stream,
+        &oauth,
+        Duration::from_millis(300),
+    )
+    .await;
+    let settings = oauth_settings(&server);
+    assert!(
+        settings
+            .zendesk
+            .credentials
+            .as_ref()
+            .is_some_and(|c| c.method() == "OAuth client credentials")
+    );
+    let reader = oauth_reader(&settings);
+
+    let pages = read_run(&reader, "users", None, at(DAY + 90_000), 100).await;
+    assert_eq!(pages.len(), 12);
+    assert_eq!(unique_ids(&pages).len(), 1_200);
+    assert_eq!(last_bookmark(&pages).as_deref(), Some("p1200"));
+    // Each token was replaced before it expired: every page request carried a live one.
+    assert_eq!(oauth.refused(), 0);
+    assert!(oauth.grants() >= 3, "{} tokens", oauth.grants());
+    assert!(oauth.grants() <= 12, "{} tokens", oauth.grants());
+}
+
+#[tokio::test]
+async fn a_revoked_oauth_token_is_replaced_once_and_the_page_retried() {
+    let server = MockServer::start().await;
+    let stream = ZendeskStream::default();
+    *stream.items.lock().expect("lock") = (0..1_000)
+        .map(|i| zendesk_user(1_000 + i, DAY + i as i64))
+        .collect();
+    // Tokens without `expires_in` (kept until a 401), each revoked after three pages.
+    let oauth = ZendeskOAuth {
+        uses_per_token: Some(3),
+        ..Default::default()
+    };
+    mount_zendesk_oauth(&server, "users", &stream, &oauth, Duration::ZERO).await;
+    let reader = oauth_reader(&oauth_settings(&server));
+
+    let pages = read_run(&reader, "users", None, at(DAY + 90_000), 100).await;
+    assert_eq!(pages.len(), 10);
+    assert_eq!(unique_ids(&pages).len(), 1_000);
+    // 10 pages at 3 per token: 4 tokens, and each of the 3 revocations cost one refused try.
+    assert_eq!(oauth.grants(), 4);
+    assert_eq!(oauth.refused(), 3);
+
+    // A token refused even when new (the client lost its access): one renewal, then a clear
+    // refusal instead of a loop.
+    let server = MockServer::start().await;
+    let oauth = ZendeskOAuth {
+        uses_per_token: Some(0),
+        ..Default::default()
+    };
+    mount_zendesk_oauth(&server, "users", &stream, &oauth, Duration::ZERO).await;
+    let err = oauth_reader(&oauth_settings(&server))
+        .fetch_page(&first_page("users"))
+        .await
+        .expect_err("refused");
+    let FetchError::Rejected(msg) = err else {
+        panic!("rejected, got {err:?}")
+    };
+    assert!(
+        msg.contains("401") && msg.contains("ZENDESK_OAUTH_CLIENT_ID"),
+        "{msg}"
+    );
+    assert_eq!((oauth.grants(), oauth.refused()), (2, 2));
+}
+
+#[tokio::test]
+async fn a_refused_oauth_grant_stops_the_reader_with_the_variables_to_check() {
+    let server = MockServer::start().await;
+    let stream = ZendeskStream::default();
+    let oauth = ZendeskOAuth::default();
+    mount_zendesk_oauth(&server, "users", &stream, &oauth, Duration::ZERO).await;
+    let uri = server.uri();
+    let settings = Settings::from_vars(&Vars::from_pairs([
+        ("ZENDESK_BASE_URL", uri.as_str()),
+        ("ZENDESK_OAUTH_CLIENT_ID", "deskbridge"),
+        ("ZENDESK_OAUTH_CLIENT_SECRET", "not-the-secret"),
+    ]))
+    .expect("settings");
+    let err = oauth_reader(&settings)
+        .fetch_page(&first_page("users"))
+        .await
+        .expect_err("refused");
+    let FetchError::Rejected(msg) = err else {
+        panic!("rejected, got {err:?}")
+    };
+    assert!(
+        msg.contains("ZENDESK_OAUTH_CLIENT_ID")
+            && msg.contains("ZENDESK_OAUTH_CLIENT_SECRET")
+            && msg.contains("invalid_client"),
+        "{msg}"
+    );
+    assert!(!msg.contains("not-the-secret"), "{msg}");
+    assert_eq!(
+        (oauth.grants(), oauth.refused()),
+        (0, 0),
+        "no API call without a token"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_pages_and_look_ups_share_one_oauth_token() {
+    let server = MockServer::start().await;
+    let stream = ZendeskStream::default();
+    *stream.items.lock().expect("lock") = (0..100)
+        .map(|i| zendesk_user(1_000 + i, DAY + i as i64))
+        .collect();
+    let oauth = ZendeskOAuth {
+        lifetime: Some(Duration::from_secs(7_200)),
+        ..Default::default()
+    };
+    mount_zendesk_oauth(&server, "users", &stream, &oauth, Duration::ZERO).await;
+    let desk = oauth.clone();
+    Mock::given(method("GET"))
+        .and(path("/api/v2/users/1000.json"))
+        .respond_with(move |r: &Request| {
+            if desk.admit(r) {
+                ResponseTemplate::new(200).set_body_json(json!({"user": zendesk_user(1_000, DAY)}))
+            } else {
+                ResponseTemplate::new(401)
+            }
+        })
+        .mount(&server)
+        .await;
+    let settings = oauth_settings(&server);
+    // Built from the same settings, as `deskbridge serve` does: one token for both.
+    let reader = Arc::new(oauth_reader(&settings));
+    let lookup = Arc::new(HelpdeskLookup::new(&settings));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (reader, lookup) = (reader.clone(), lookup.clone());
+        tasks.spawn(async move {
+            if i % 2 == 0 {
+                let page = reader.fetch_page(&first_page("users")).await.expect("page");
+                assert_eq!(page.read, 100);
+            } else {
+                let found = lookup
+                    .lookup(&Source::Zendesk, "1000")
+                    .await
+                    .expect("look-up");
+                assert!(found.is_some());
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("task");
+    }
+    assert_eq!(oauth.grants(), 1);
+    assert_eq!(oauth.refused(), 0);
+    // So does the reader the sync function builds.
+    let built = reader_for(&settings, &Source::Zendesk).expect("zendesk reader");
+    built.fetch_page(&first_page("users")).await.expect("page");
+    assert_eq!(oauth.grants(), 1);
 }
 
 fn zendesk_ticket(id: u64, requester: Option<u64>, status: &str, updated: i64) -> Value {

@@ -1,8 +1,8 @@
 //! Looking people up through the helpdesk APIs, for deliveries that name a person only by id
 //! (Zendesk ticket events carry just `requester_id`).
 //!
-//! - Zendesk: `GET {base}/api/v2/users/{id}.json`, Basic `{email}/token:{api_token}`,
-//!   answer `{"user":{…}}`.
+//! - Zendesk: `GET {base}/api/v2/users/{id}.json` with a [`ZendeskAuth`] (OAuth bearer token,
+//!   renewed once after a 401; or the legacy API token), answer `{"user":{…}}`.
 //! - Intercom: `GET {base}/contacts/{id}`, Bearer token, `Intercom-Version`, answer: the contact.
 //! - Gorgias: `GET {base}/api/customers/{id}`, Basic `email:api_key`, answer: the customer.
 //!
@@ -20,8 +20,9 @@ use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::Value;
 
-use super::http::{self as helpdesk_http, StatusClass};
+use super::http::{self as helpdesk_http, StatusClass, StatusCode};
 use super::intercom;
+use super::zendesk_auth::{SendError, ZendeskAuth, ZendeskAuthError};
 use crate::config::Settings;
 use crate::model::{Person, Record, Source};
 
@@ -86,9 +87,7 @@ pub const CACHE_CAPACITY: usize = 10_000;
 #[derive(Debug, Clone)]
 enum Endpoint {
     Zendesk {
-        base: String,
-        email: String,
-        token: String,
+        auth: ZendeskAuth,
     },
     Intercom {
         base: String,
@@ -116,6 +115,7 @@ pub struct HelpdeskLookup {
 
 impl HelpdeskLookup {
     /// Builds the client once, with the credentials of every source whose API is configured.
+    /// Zendesk look-ups share the settings' OAuth token ([`crate::config::ZendeskSettings::auth`]).
     pub fn new(settings: &Settings) -> Self {
         Self::with_cache(settings, CACHE_TTL, CACHE_CAPACITY)
     }
@@ -123,15 +123,10 @@ impl HelpdeskLookup {
     /// [`HelpdeskLookup::new`] with another cache lifetime and size (0 disables the cache).
     pub fn with_cache(settings: &Settings, ttl: Duration, capacity: usize) -> Self {
         let trim = |s: &str| s.trim_end_matches('/').to_string();
-        let z = &settings.zendesk;
-        let zendesk = match (&z.base_url, &z.email, &z.api_token) {
-            (Some(base), Some(email), Some(token)) => Some(Endpoint::Zendesk {
-                base: trim(base),
-                email: email.clone(),
-                token: token.clone(),
-            }),
-            _ => None,
-        };
+        let zendesk = settings
+            .zendesk
+            .auth()
+            .map(|auth| Endpoint::Zendesk { auth });
         let i = &settings.intercom;
         let intercom = i.access_token.as_ref().map(|token| Endpoint::Intercom {
             base: trim(&i.base_url),
@@ -187,9 +182,26 @@ impl HelpdeskLookup {
             .as_ref()
             .map_err(|e| LookupError::Transient(e.clone()))?;
         let request = match endpoint {
-            Endpoint::Zendesk { base, email, token } => client
-                .get(format!("{base}{path}"))
-                .basic_auth(format!("{email}/token"), Some(token)),
+            Endpoint::Zendesk { auth } => {
+                let url = format!("{}{path}", auth.base_url());
+                let response = auth
+                    .send(client, || {
+                        client.get(&url).header("Accept", "application/json")
+                    })
+                    .await
+                    .map_err(|e| match e {
+                        SendError::Auth(e) => LookupError::from(e),
+                        SendError::Http(e) => transport_error(e),
+                    })?;
+                if response.status() == StatusCode::UNAUTHORIZED {
+                    return Err(LookupError::Rejected(format!(
+                        "HTTP {}: {}",
+                        response.status(),
+                        auth.unauthorized_hint()
+                    )));
+                }
+                return Self::read(response).await;
+            }
             Endpoint::Intercom {
                 base,
                 token,
@@ -211,6 +223,11 @@ impl HelpdeskLookup {
             .send()
             .await
             .map_err(transport_error)?;
+        Self::read(response).await
+    }
+
+    /// A look-up answer: the JSON body, `None` on 404, or the error its status means.
+    async fn read(response: reqwest::Response) -> Result<Option<Value>, LookupError> {
         let status = response.status();
         match helpdesk_http::classify(status, response.headers(), Utc::now()) {
             StatusClass::Success => {}
@@ -245,6 +262,18 @@ impl HelpdeskLookup {
                     "intercom company look-up failed; the contact is written without company attributes");
                 self.companies.put_for(id.to_string(), None, FAILURE_TTL);
                 None
+            }
+        }
+    }
+}
+
+impl From<ZendeskAuthError> for LookupError {
+    fn from(err: ZendeskAuthError) -> Self {
+        match err {
+            ZendeskAuthError::RateLimited(retry_after) => LookupError::RateLimited { retry_after },
+            ZendeskAuthError::Unavailable(_) => LookupError::Transient(err.to_string()),
+            ZendeskAuthError::Refused { .. } | ZendeskAuthError::WrongEndpoint(_) => {
+                LookupError::Rejected(err.to_string())
             }
         }
     }
@@ -466,6 +495,129 @@ mod tests {
             assert_eq!(profile["role"], "end-user");
         }
         // `expect(1)`: the second call came from the cache (checked when the server drops).
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn zendesk_users_are_fetched_with_one_oauth_token_renewed_after_a_401() {
+        let server = MockServer::start().await;
+        let grants = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = grants.clone();
+        Mock::given(method("POST"))
+            .and(path("/oauth/tokens"))
+            .and(wiremock::matchers::body_json(serde_json::json!({
+                "grant_type": "client_credentials", "client_id": "deskbridge",
+                "client_secret": "zd-client-secret", "scope": "read"
+            })))
+            .respond_with(move |_: &wiremock::Request| {
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({
+                        "access_token": format!("tok-{n}"), "token_type": "bearer",
+                        "scope": "read", "expires_in": 172_800
+                    }))
+                    .set_delay(Duration::from_millis(100))
+            })
+            .mount(&server)
+            .await;
+        // User 21 is asked for after the first token was revoked.
+        Mock::given(method("GET"))
+            .and(path("/api/v2/users/21.json"))
+            .and(header("authorization", "Bearer tok-1"))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .set_body_json(serde_json::json!({"error": "Couldn't authenticate you"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/users/21.json"))
+            .and(header("authorization", "Bearer tok-2"))
+            .respond_with(json(ZENDESK_USER))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(wiremock::matchers::path_regex(r"^/api/v2/users/\d+\.json$"))
+            .and(header("authorization", "Bearer tok-1"))
+            .respond_with(json(ZENDESK_USER))
+            .expect(20)
+            .mount(&server)
+            .await;
+        let uri = server.uri();
+        // Only the OAuth client: no API token.
+        let settings = Settings::from_vars(&Vars::from_pairs([
+            ("ZENDESK_BASE_URL", uri.as_str()),
+            ("ZENDESK_OAUTH_CLIENT_ID", "deskbridge"),
+            ("ZENDESK_OAUTH_CLIENT_SECRET", "zd-client-secret"),
+        ]))
+        .expect("settings");
+        let lookup = std::sync::Arc::new(HelpdeskLookup::new(&settings));
+        let mut tasks = tokio::task::JoinSet::new();
+        for id in 1..=20 {
+            let lookup = lookup.clone();
+            tasks.spawn(async move { lookup.lookup(&Source::Zendesk, &id.to_string()).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let (person, _) = done.expect("task").expect("ok").expect("found");
+            assert_eq!(person.email.as_deref(), Some("jane.doe@example.com"));
+        }
+        assert_eq!(grants.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let (person, _) = lookup
+            .lookup(&Source::Zendesk, "21")
+            .await
+            .expect("ok after one renewal")
+            .expect("found");
+        assert_eq!(person.email.as_deref(), Some("jane.doe@example.com"));
+        assert_eq!(grants.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn zendesk_oauth_failures_are_classified() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/tokens"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+                "error": "invalid_client",
+                "error_description": "Client authentication failed."
+            })))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/users/1.json"))
+            .respond_with(ResponseTemplate::new(401))
+            .mount(&server)
+            .await;
+        let uri = server.uri();
+        let settings = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("ZENDESK_BASE_URL", uri.as_str())];
+            all.extend_from_slice(pairs);
+            Settings::from_vars(&Vars::from_pairs(all)).expect("settings")
+        };
+        // The grant is refused: not retryable, and the message names the client variables.
+        let lookup = HelpdeskLookup::new(&settings(&[
+            ("ZENDESK_OAUTH_CLIENT_ID", "deskbridge"),
+            ("ZENDESK_OAUTH_CLIENT_SECRET", "wrong"),
+        ]));
+        let err = lookup
+            .lookup(&Source::Zendesk, "1")
+            .await
+            .expect_err("refused");
+        assert!(!err.is_retryable(), "{err}");
+        assert!(
+            err.to_string().contains("ZENDESK_OAUTH_CLIENT_SECRET"),
+            "{err}"
+        );
+        // A ready token that Zendesk refuses cannot be renewed: said so.
+        let lookup = HelpdeskLookup::new(&settings(&[("ZENDESK_OAUTH_TOKEN", "stale")]));
+        let err = lookup
+            .lookup(&Source::Zendesk, "1")
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&err, LookupError::Rejected(m) if m.contains("401") && m.contains("ZENDESK_OAUTH_TOKEN")),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ pub mod intercom;
 pub mod lookup;
 pub mod signature;
 pub mod zendesk;
+pub mod zendesk_auth;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -17,6 +18,7 @@ use crate::model::{Person, Record, Source};
 
 pub use lookup::{HelpdeskLookup, LookupError, PersonLookup};
 pub use signature::AuthError;
+pub use zendesk_auth::{ZendeskAuth, ZendeskCredentials};
 
 /// A webhook delivery the connector acts on.
 #[derive(Debug, Clone, PartialEq)]

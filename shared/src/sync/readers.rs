@@ -100,21 +100,13 @@ fn build(
     // Sync instances that may run at once each take this share of the account's limits.
     let share = settings.sync_instances;
     match source {
-        Source::Zendesk => {
-            let z = &settings.zendesk;
-            Some(Box::new(
-                ZendeskReader::new(
-                    client,
-                    z.base_url.as_deref()?,
-                    z.email.as_deref()?,
-                    z.api_token.as_deref()?,
-                )
-                .with_rates(
-                    Rate::zendesk_exports().share(share),
-                    Rate::zendesk_account().share(share),
-                ),
-            ))
-        }
+        Source::Zendesk => Some(Box::new(
+            // The settings' token cache: look-ups built from the same settings share the token.
+            ZendeskReader::from_auth(client, settings.zendesk.auth()?).with_rates(
+                Rate::zendesk_exports().share(share),
+                Rate::zendesk_account().share(share),
+            ),
+        )),
         Source::Intercom => {
             let i = &settings.intercom;
             Some(Box::new(
@@ -152,6 +144,14 @@ pub(crate) fn url_with_query(
     })
 }
 
+/// How [`Api::send`] failed.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// HTTP 401: the credentials were refused. A caller that can renew them may try once more.
+    Unauthorized,
+    Failed(FetchError),
+}
+
 /// One helpdesk account's HTTP access: client, account limiter, retry policy.
 #[derive(Debug, Clone)]
 pub(crate) struct Api {
@@ -181,6 +181,22 @@ impl Api {
         path: &str,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<T, FetchError> {
+        self.send(lane, path, build).await.map_err(|e| match e {
+            CallError::Unauthorized => {
+                FetchError::Rejected(rejection(&self.source, StatusCode::UNAUTHORIZED, path))
+            }
+            CallError::Failed(e) => e,
+        })
+    }
+
+    /// [`Api::call`], with a 401 handed back as [`CallError::Unauthorized`] for a caller that
+    /// can renew its credentials.
+    pub(crate) async fn send<T: DeserializeOwned>(
+        &self,
+        lane: Option<&Limiter>,
+        path: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<T, CallError> {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.retry.backoff)
             .with_max_times(usize::try_from(self.retry.transient_retries).unwrap_or(usize::MAX))
@@ -195,7 +211,7 @@ impl Api {
             if let Some(until) = self.limiter.paused_until() {
                 let left = until.saturating_duration_since(tokio::time::Instant::now());
                 if left > self.retry.rate_limited_budget.saturating_sub(waited) {
-                    return Err(FetchError::RateLimited(left));
+                    return Err(CallError::Failed(FetchError::RateLimited(left)));
                 }
             }
             if let Some(lane) = lane {
@@ -209,11 +225,11 @@ impl Api {
                     (transport_failure(err), None)
                 }
                 Err(err) => {
-                    return Err(FetchError::Rejected(format!(
+                    return Err(CallError::Failed(FetchError::Rejected(format!(
                         "{} request to {path} could not be sent: {}",
                         self.source,
                         err.without_url()
-                    )));
+                    ))));
                 }
                 Ok(response) => {
                     let now = Utc::now();
@@ -224,7 +240,7 @@ impl Api {
                         StatusClass::Success => match self.decode(path, response).await {
                             Ok(Some(value)) => return Ok(value),
                             Ok(None) => ("truncated or malformed JSON body".to_string(), None),
-                            Err(err) => return Err(err),
+                            Err(err) => return Err(CallError::Failed(err)),
                         },
                         StatusClass::RateLimited(asked) => {
                             // Without `Retry-After`, wait a whole window of the modelled limit.
@@ -235,7 +251,7 @@ impl Api {
                             if rate_limited > self.retry.rate_limited_retries
                                 || waited + wait > self.retry.rate_limited_budget
                             {
-                                return Err(FetchError::RateLimited(wait));
+                                return Err(CallError::Failed(FetchError::RateLimited(wait)));
                             }
                             waited += wait;
                             tracing::warn!(
@@ -249,21 +265,24 @@ impl Api {
                         StatusClass::Transient => {
                             (format!("HTTP {status}"), retry_after(&headers, now))
                         }
+                        StatusClass::Rejected if status == StatusCode::UNAUTHORIZED => {
+                            return Err(CallError::Unauthorized);
+                        }
                         StatusClass::NotFound | StatusClass::Rejected => {
-                            return Err(FetchError::Rejected(rejection(
+                            return Err(CallError::Failed(FetchError::Rejected(rejection(
                                 &self.source,
                                 status,
                                 path,
-                            )));
+                            ))));
                         }
                     }
                 }
             };
             let Some(delay) = backoff.next() else {
-                return Err(FetchError::Transient(format!(
+                return Err(CallError::Failed(FetchError::Transient(format!(
                     "{} {path}: {failure}",
                     self.source
-                )));
+                ))));
             };
             let delay = asked_wait.map_or(delay, |asked| asked.max(delay));
             tracing::warn!(
@@ -327,11 +346,13 @@ fn transport_failure(err: reqwest::Error) -> String {
 fn rejection(source: &Source, status: StatusCode, path: &str) -> String {
     let cause = match (source, status.as_u16()) {
         (Source::Zendesk, 401) => {
-            "bad credentials: check ZENDESK_EMAIL and ZENDESK_API_TOKEN, and that token access \
-             is enabled (Admin Center > Apps and integrations > Zendesk API)"
+            "bad credentials: check ZENDESK_OAUTH_CLIENT_ID and ZENDESK_OAUTH_CLIENT_SECRET (or \
+             ZENDESK_OAUTH_TOKEN, or the legacy ZENDESK_EMAIL and ZENDESK_API_TOKEN)"
         }
         (Source::Zendesk, 403) => {
-            "forbidden: incremental exports and satisfaction ratings need an admin API user"
+            "forbidden: incremental exports and satisfaction ratings need admin access (an \
+             OAuth client created by an admin, or an admin's API token) and the `read` scope \
+             (ZENDESK_OAUTH_SCOPE)"
         }
         (Source::Zendesk, 404) => {
             "not found: wrong subdomain? check ZENDESK_SUBDOMAIN or ZENDESK_BASE_URL"

@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration as TimeDelta, Utc};
@@ -25,11 +26,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::limiter::{Limiter, Rate};
-use super::readers::{Api, RetryPolicy, url_with_query};
+use super::readers::{Api, CallError, RetryPolicy, url_with_query};
 use super::{FetchError, Page, PageRequest, SourceReader};
 use crate::model::{EventKind, Person, Record, Source, SupportEvent};
 use crate::sources::ParseError;
+use crate::sources::http::StatusCode;
 use crate::sources::zendesk::{person_from_user, tag_list, text, ticket_event, time};
+use crate::sources::zendesk_auth::{ZendeskAuth, ZendeskAuthError, ZendeskCredentials};
 
 /// The streams, in the order a run starts them.
 pub const STREAMS: [&str; 3] = ["users", "tickets", "satisfaction_ratings"];
@@ -42,21 +45,30 @@ pub const MAX_LIST_PAGE: u32 = 100;
 /// How far back every satisfaction-ratings run re-reads.
 pub const RATINGS_LOOKBACK: TimeDelta = TimeDelta::days(7);
 
-/// Reads a Zendesk account. Auth: Basic `{email}/token:{api_token}`.
+/// Reads a Zendesk account, authenticated by a [`ZendeskAuth`]: an OAuth bearer token (renewed
+/// when it expires, and once after a 401), or the legacy Basic `{email}/token:{api_token}`.
 #[derive(Debug, Clone)]
 pub struct ZendeskReader {
     api: Api,
     /// The incremental-export limit (10 per minute), taken before the account limit.
     exports: Arc<Limiter>,
-    base: String,
-    email: String,
-    token: String,
+    auth: ZendeskAuth,
 }
 
 impl ZendeskReader {
-    /// A reader of the account at `base_url` (`https://acme.zendesk.com`), with the default
-    /// rates ([`Rate::zendesk_exports`], [`Rate::zendesk_account`]) and [`RetryPolicy`].
+    /// A reader of the account at `base_url` (`https://acme.zendesk.com`) with the legacy
+    /// email + API token; [`ZendeskReader::from_auth`] takes any credentials.
     pub fn new(client: reqwest::Client, base_url: &str, email: &str, api_token: &str) -> Self {
+        let credentials = ZendeskCredentials::ApiToken {
+            email: email.to_string(),
+            api_token: api_token.to_string(),
+        };
+        Self::from_auth(client, ZendeskAuth::new(base_url, credentials))
+    }
+
+    /// A reader of the account `auth` is for, with the default rates
+    /// ([`Rate::zendesk_exports`], [`Rate::zendesk_account`]) and [`RetryPolicy`].
+    pub fn from_auth(client: reqwest::Client, auth: ZendeskAuth) -> Self {
         ZendeskReader {
             api: Api::new(
                 Source::Zendesk,
@@ -64,9 +76,7 @@ impl ZendeskReader {
                 Limiter::new("zendesk", Rate::zendesk_account()),
             ),
             exports: Arc::new(Limiter::new("zendesk-exports", Rate::zendesk_exports())),
-            base: base_url.trim_end_matches('/').to_string(),
-            email: email.to_string(),
-            token: api_token.to_string(),
+            auth,
         }
     }
 
@@ -101,16 +111,41 @@ impl ZendeskReader {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, FetchError> {
-        let url = url_with_query(&Source::Zendesk, &self.base, path, query)?;
+        let url = url_with_query(&Source::Zendesk, self.auth.base_url(), path, query)?;
         let lane = export.then_some(self.exports.as_ref());
-        self.api
-            .call(lane, path, |client| {
-                client
-                    .get(url.clone())
-                    .basic_auth(format!("{}/token", self.email), Some(&self.token))
-                    .header(reqwest::header::ACCEPT, "application/json")
-            })
-            .await
+        let mut authorization = self.auth.authorization(&self.api.client).await?;
+        let mut renewed = false;
+        loop {
+            let answer = self
+                .api
+                .send(lane, path, |client| {
+                    authorization
+                        .apply(client.get(url.clone()))
+                        .header(reqwest::header::ACCEPT, "application/json")
+                })
+                .await;
+            match answer {
+                Ok(value) => return Ok(value),
+                Err(CallError::Failed(err)) => return Err(err),
+                Err(CallError::Unauthorized) => {
+                    // An expired or revoked OAuth token: one new token, one more try.
+                    if !renewed
+                        && let Some(next) =
+                            self.auth.renew(&self.api.client, &authorization).await?
+                    {
+                        authorization = next;
+                        renewed = true;
+                        continue;
+                    }
+                    return Err(FetchError::Rejected(format!(
+                        "{} answered HTTP {} to {path}: {}",
+                        Source::Zendesk,
+                        StatusCode::UNAUTHORIZED,
+                        self.auth.unauthorized_hint()
+                    )));
+                }
+            }
+        }
     }
 
     /// One page of an incremental cursor export.
@@ -473,6 +508,20 @@ fn rating_record(rating: &Value) -> Result<Option<Record>, String> {
         }],
         ..Default::default()
     }))
+}
+
+impl From<ZendeskAuthError> for FetchError {
+    fn from(err: ZendeskAuthError) -> Self {
+        match err {
+            ZendeskAuthError::RateLimited(wait) => {
+                FetchError::RateLimited(wait.unwrap_or(Duration::from_secs(60)))
+            }
+            ZendeskAuthError::Unavailable(_) => FetchError::Transient(err.to_string()),
+            ZendeskAuthError::Refused { .. } | ZendeskAuthError::WrongEndpoint(_) => {
+                FetchError::Rejected(err.to_string())
+            }
+        }
+    }
 }
 
 #[cfg(test)]
