@@ -66,6 +66,11 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         }
     }
 
+    /// The revision of the ledger under `key` (0 when there is none).
+    pub(crate) async fn ledger_rev(&self, key: &str) -> Result<u64, Retry> {
+        Ok(self.load_ledger(key).await?.0.unwrap_or(0))
+    }
+
     /// Applies `change` to the ledger under `key` until a conditional write lands (or nothing
     /// changes). Returns the entry as stored and what `change` returned on the winning attempt.
     async fn update_ledger<T>(

@@ -1041,6 +1041,8 @@ struct ImportRow<'a> {
     newest: &'a Record,
     /// The ledger revision its contact was built from (a later one knows more).
     rev: u64,
+    /// That ledger, to check after the import that nothing newer arrived meanwhile.
+    entry: Option<LedgerEntry>,
     /// Messages that asked for this contact.
     jobs: Vec<usize>,
 }
@@ -1049,6 +1051,7 @@ struct ImportRow<'a> {
 #[derive(Default)]
 struct ImportGroup {
     contacts: Vec<ContactUpsert>,
+    entries: Vec<Option<LedgerEntry>>,
     jobs: Vec<Vec<usize>>,
 }
 
@@ -1289,6 +1292,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                         contact: routed.contact,
                         newest: routed.record,
                         rev: routed.entry.as_ref().map_or(0, |e| e.rev),
+                        entry: routed.entry,
                         jobs: vec![routed.job],
                     });
                 }
@@ -1301,6 +1305,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                         row.rev = rev;
                         row.contact = routed.contact;
                         row.newest = routed.record;
+                        row.entry = routed.entry;
                     }
                     lists.sort_unstable();
                     lists.dedup();
@@ -1319,6 +1324,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 .entry((source, row.contact.list_ids.clone()))
                 .or_default();
             group.contacts.push(row.contact);
+            group.entries.push(row.entry);
             group.jobs.push(row.jobs);
         }
 
@@ -1346,12 +1352,14 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 serde_json::to_vec(c).map_or(0, |v| v.len() + 1)
             });
             for range in chunk_ranges(sizes, IMPORT_MAX_CONTACTS, IMPORT_MAX_BYTES) {
-                let (Some(contacts), Some(jobs)) =
-                    (group.contacts.get(range.clone()), group.jobs.get(range))
-                else {
+                let (Some(contacts), Some(entries), Some(jobs)) = (
+                    group.contacts.get(range.clone()),
+                    group.entries.get(range.clone()),
+                    group.jobs.get(range),
+                ) else {
                     continue;
                 };
-                self.import_chunk(source, &list_ids, contacts, jobs, run)
+                self.import_chunk(source, &list_ids, contacts, entries, jobs, run)
                     .await;
             }
         }
@@ -1364,6 +1372,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         source: &Source,
         list_ids: &[i64],
         contacts: &[ContactUpsert],
+        entries: &[Option<LedgerEntry>],
         jobs: &[Vec<usize>],
         run: &mut SyncRun,
     ) {
@@ -1373,6 +1382,8 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 run.stats.contacts_imported += contacts.len();
                 tracing::info!(%source, process_id, contacts = contacts.len(), ?list_ids,
                     "upsert: contacts import accepted by Brevo");
+                self.confirm_imported(source, contacts, entries, jobs, run)
+                    .await;
             }
             Err(e) if e.is_worth_retrying() => {
                 let reason = format!(
@@ -1392,6 +1403,54 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                     contacts.len()
                 );
                 run.reject(jobs.iter().flatten().copied(), &reason);
+            }
+        }
+    }
+
+    /// After an import: a contact whose ledger another worker changed since its row was built
+    /// (a webhook with a newer observation, written while the import was on its way) is sent
+    /// again with the ledger's newest view, so the import does not leave older values last.
+    /// The revisions are read side by side; only changed contacts cost a Brevo call.
+    async fn confirm_imported(
+        &self,
+        source: &Source,
+        contacts: &[ContactUpsert],
+        entries: &[Option<LedgerEntry>],
+        jobs: &[Vec<usize>],
+        run: &mut SyncRun,
+    ) {
+        let reads: Vec<_> = entries
+            .iter()
+            .map(|entry| async move {
+                match entry {
+                    Some(e) => self.ledger_rev(&e.key).await.map(|rev| rev != e.rev),
+                    None => Ok(false),
+                }
+            })
+            .collect();
+        let changed: Vec<Result<bool, Retry>> = futures::stream::iter(reads)
+            .buffered(STATE_CONCURRENCY)
+            .collect()
+            .await;
+        for (i, changed) in changed.into_iter().enumerate() {
+            let (Some(contact), Some(Some(entry)), Some(jobs)) =
+                (contacts.get(i), entries.get(i), jobs.get(i))
+            else {
+                continue;
+            };
+            let outcome = match changed {
+                Ok(false) => Ok(()),
+                Ok(true) => {
+                    let subject = describe(contact.key().as_ref());
+                    self.confirm(source, entry, contact, &subject, &mut run.stats)
+                        .await
+                }
+                Err(retry) => Err(retry),
+            };
+            if let Err(Retry(reason)) = outcome {
+                for job in jobs {
+                    run.fail(*job, &reason);
+                }
             }
         }
     }
