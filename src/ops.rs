@@ -30,6 +30,19 @@ pub async fn sync(
             known_streams(&source).join(", ")
         );
     }
+    if !settings.api_enabled(&source) {
+        bail!(
+            "{source}'s API is off here ({}), so a sync would read nothing: {}",
+            api_state(settings, &source),
+            match source {
+                Source::Zendesk =>
+                    "set ZENDESK_SUBDOMAIN and ZENDESK_OAUTH_CLIENT_ID/ZENDESK_OAUTH_CLIENT_SECRET (or ZENDESK_OAUTH_TOKEN)",
+                Source::Intercom => "set INTERCOM_ACCESS_TOKEN",
+                Source::Gorgias => "set GORGIAS_DOMAIN, GORGIAS_EMAIL and GORGIAS_API_KEY",
+                Source::Generic(_) => "generic sources only receive webhooks",
+            }
+        );
+    }
     let url = settings
         .sync_queue_url
         .as_deref()
@@ -93,6 +106,17 @@ pub async fn sync(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// What the start-up line says of `source`'s API (e.g. `off (no API credentials)`).
+fn api_state(settings: &Settings, source: &Source) -> String {
+    let prefix = format!("{source}: ");
+    settings
+        .describe_sources()
+        .into_iter()
+        .filter_map(|line| line.strip_prefix(&prefix).map(str::to_string))
+        .find_map(|rest| rest.split_once("API ").map(|(_, api)| api.to_string()))
+        .unwrap_or_else(|| "off".into())
 }
 
 fn store(sdk: &aws_config::SdkConfig, settings: &Settings) -> anyhow::Result<DynamoStateStore> {

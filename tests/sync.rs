@@ -361,3 +361,20 @@ async fn a_runner_killed_mid_batch_loses_nothing() {
     let sent = interrupted_run(false, "killed").await;
     assert!(sent.len() >= 1_200);
 }
+
+#[tokio::test]
+async fn a_sync_without_api_credentials_says_why_and_queues_nothing() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "nocreds").await;
+    // Webhook secrets only: no helpdesk API credentials.
+    let settings = common::settings(&res, None, &[]);
+    let err = deskbridge::ops::sync(&sdk, &settings, "intercom", None, true, None)
+        .await
+        .expect_err("nothing to sync");
+    let message = err.to_string();
+    assert!(
+        message.contains("API is off") && message.contains("INTERCOM_ACCESS_TOKEN"),
+        "{message}"
+    );
+    assert_eq!(queue_depth(&sdk, &res.sync_queue_url).await, 0);
+}
