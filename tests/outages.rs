@@ -52,7 +52,7 @@ fn fast_handlers(clock: Arc<FastClock>, sqs: aws_sdk_sqs::Client) -> Tune {
 }
 
 /// One run at a time: each takes moto and both cores for itself.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Sends the deliveries spread evenly over `span` of wall-clock time, 32 at most in flight;
 /// each retries (as the helpdesks do) until deskbridge answers. Returns the answers.
@@ -170,7 +170,7 @@ fn rates(times: &[Instant], window: Duration) -> (usize, f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_six_hour_brevo_outage_delays_every_delivery_and_loses_none() {
-    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = ONE_AT_A_TIME.lock().await;
     let outage = Duration::from_secs(6 * 3600);
     let clock = FastClock::new(240.0);
     let direct = common::sdk().await;
@@ -250,7 +250,7 @@ async fn a_six_hour_brevo_outage_delays_every_delivery_and_loses_none() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ten_minute_dynamodb_throttling_storm_loses_nothing() {
-    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = ONE_AT_A_TIME.lock().await;
     let storm = Duration::from_secs(600);
     let clock = FastClock::new(20.0);
     let direct = common::sdk().await;

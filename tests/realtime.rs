@@ -746,3 +746,97 @@ async fn an_unavailable_queue_or_table_answers_503_so_the_vendor_retries() {
     assert_eq!((status, reply["status"].as_str()), (200, Some("queued")));
     runner.stop().await;
 }
+
+#[tokio::test]
+async fn a_refusal_no_retry_can_fix_is_dead_lettered_at_once_and_replay_after_the_fix_delivers_it()
+{
+    use deskbridge::admin::{ReplayOptions, ReplayTarget, replay};
+    use deskbridge_shared::queue::SqsQueue;
+
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "refused").await;
+    let brevo = MockServer::start().await;
+    // The account lacks something the request needs: Brevo refuses it for good.
+    Mock::given(method("POST"))
+        .and(path("/v3/events"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "code": "invalid_parameter",
+            "message": "event_name is not enabled for this account"
+        })))
+        .mount(&brevo)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/contacts"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&brevo)
+        .await;
+    let runner = Runner::start(&sdk, common::settings(&res, Some(&brevo.uri()), &[])).await;
+    let body = intercom_rating_body("notif_refused");
+    let sig = signature::sign_intercom(common::INTERCOM_SECRET, body.as_bytes());
+    let (status, _) = runner
+        .post("/webhooks/intercom", &[("x-hub-signature", sig)], body)
+        .await;
+    assert_eq!(status, 200);
+
+    // At once (one attempt, no backoff): in the dead-letter queue, with the reason.
+    common::eventually(Duration::from_secs(20), || async {
+        (queue_depth(&sdk, &res.upsert_dlq_url).await == 1).then_some(())
+    })
+    .await
+    .expect("dead-lettered");
+    let refused = requests_to(&received(&brevo).await, "/v3/events");
+    assert_eq!(refused.len(), 1, "not retried: {refused:?}");
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk));
+    let targets = vec![ReplayTarget {
+        name: "upsert",
+        dlq_url: res.upsert_dlq_url.clone(),
+        queue_url: res.upsert_queue_url.clone(),
+    }];
+    let mut out = Vec::new();
+    let dry = ReplayOptions {
+        dry_run: true,
+        wait_seconds: 1,
+    };
+    replay(&queue, &targets, &dry, &mut out)
+        .await
+        .expect("dry run");
+    let printed = String::from_utf8(out).expect("utf-8");
+    assert!(
+        printed.contains("invalid_parameter") && printed.contains("CSAT_SUBMITTED"),
+        "{printed}"
+    );
+
+    // The fix (here: Brevo accepts the event now), then the replay delivers it once.
+    brevo.reset().await;
+    for route in ["/v3/contacts", "/v3/events"] {
+        Mock::given(method("POST"))
+            .and(path(route))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&brevo)
+            .await;
+    }
+    let mut out = Vec::new();
+    let moved = replay(
+        &queue,
+        &targets,
+        &ReplayOptions {
+            dry_run: false,
+            wait_seconds: 1,
+        },
+        &mut out,
+    )
+    .await
+    .expect("replay");
+    assert_eq!(moved[0].messages, 1);
+    let events = common::eventually(Duration::from_secs(20), || async {
+        let events = requests_to(&received(&brevo).await, "/v3/events");
+        (!events.is_empty() && queue_depth(&sdk, &res.upsert_queue_url).await == 0)
+            .then_some(events)
+    })
+    .await
+    .expect("delivered after the replay");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event_name"], "CSAT_SUBMITTED");
+    assert_eq!(queue_depth(&sdk, &res.upsert_dlq_url).await, 0);
+    runner.stop().await;
+}

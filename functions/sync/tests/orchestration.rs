@@ -472,3 +472,69 @@ async fn streams_start_side_by_side_and_report_in_order() {
     // queued-job note): 80 ms. One after the other, the four would take 320 ms.
     assert!(elapsed < Duration::from_millis(240), "{elapsed:?}");
 }
+
+#[tokio::test]
+async fn a_helpdesk_outage_pauses_the_chain_keeps_the_cursor_and_resumes() {
+    use deskbridge_shared::clock::ManualClock;
+    use deskbridge_shared::queue::{Message, Queue, Redelivery, RetryPolicy};
+
+    let (mut s, reader) = syncer(450, 100);
+    let clock = Arc::new(ManualClock::new(at(10_000)));
+    let policy = RetryPolicy::default();
+    // Retries go back to the sync queue (the syncer's own queue, a separate handle here since
+    // the syncer owns it), final failures to the DLQ.
+    let retries = Arc::new(MemoryQueue::new());
+    s.redelivery = Some(
+        Redelivery::new(retries.clone())
+            .retrying_on(SYNC, policy)
+            .dead_letters_to("memory://sync-dlq")
+            .with_clock(clock.clone()),
+    );
+    s.start(None, None, false, at(10_000)).await.expect("start");
+    // Two pages go through, then the helpdesk is down for 60 attempts (hours of backoff).
+    for _ in 0..2 {
+        let m = s
+            .queue
+            .receive(SYNC, 1, 0)
+            .await
+            .expect("receive")
+            .remove(0);
+        let failed = deskbridge_sync::handle_batch(&s, &[Message::from(&m)], at(10_000)).await;
+        assert!(failed.is_empty());
+    }
+    let id = StreamId::new(Source::Gorgias, "customers");
+    let cursor = s.store.load(&id).await.expect("load").state.cursor;
+    assert_eq!(cursor.as_deref(), Some("200"));
+
+    reader.fail_next.store(60, Ordering::SeqCst);
+    let mut message = Message::from(&s.queue.receive(SYNC, 1, 0).await.expect("receive")[0]);
+    for attempt in 1..=60u32 {
+        let failed =
+            deskbridge_sync::handle_batch(&s, std::slice::from_ref(&message), at(10_000)).await;
+        assert!(failed.is_empty(), "never left for SQS to count");
+        let body = retries.messages(SYNC).pop().expect("sent back");
+        let (_, record) = retries.sent_later(SYNC).pop().expect("with a record");
+        assert_eq!(record.attempts, attempt);
+        message = Message {
+            body,
+            retry: Some(record),
+            ..message
+        };
+        clock.advance(Duration::from_secs(300));
+        let state = s.store.load(&id).await.expect("load").state;
+        assert_eq!(state.cursor.as_deref(), Some("200"), "the cursor stays");
+    }
+    assert!(retries.dead_letter_reasons("memory://sync-dlq").is_empty());
+
+    // The helpdesk is back: the waiting page job goes on, and the chain runs to the end.
+    let failed = deskbridge_sync::handle_batch(&s, &[message], at(10_000)).await;
+    assert!(failed.is_empty());
+    drain(&s, at(10_000)).await;
+    let state = s.store.load(&id).await.expect("load").state;
+    assert_eq!(state.status, RunStatus::Idle);
+    assert_eq!(state.bookmark.as_deref(), Some("450"));
+    let mut ids = upserted_ids(&s.queue);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 450, "every record, none skipped");
+}

@@ -160,7 +160,7 @@ async fn an_outage_sends_the_message_back_with_a_growing_delay_never_to_the_dead
     let mut message = delivery("d1", false);
     // Far more attempts than any redrive limit, over 23 hours of outage.
     for attempt in 1..=40u32 {
-        let report = upserter.handle(&[message.clone()]).await;
+        let report = upserter.handle(std::slice::from_ref(&message)).await;
         assert!(report.failed.is_empty(), "never left for SQS: {report:?}");
         assert_eq!(report.stats.dead_lettered, 0);
         let (delay, record) = requeued(&queue, QUEUE).pop().expect("sent back");
@@ -185,7 +185,7 @@ async fn an_outage_sends_the_message_back_with_a_growing_delay_never_to_the_dead
 
     // Past the 24-hour horizon: dead-lettered with the reason, not sent back.
     clock.advance(Duration::from_secs(3600));
-    let report = upserter.handle(&[message.clone()]).await;
+    let report = upserter.handle(std::slice::from_ref(&message)).await;
     assert_eq!((report.stats.dead_lettered, report.stats.gave_up), (1, 1));
     let reasons = queue.dead_letter_reasons(DLQ);
     assert_eq!(reasons.len(), 1);
@@ -307,7 +307,7 @@ async fn an_event_sent_but_not_marked_travels_with_its_message_and_is_never_sent
 
     // Brevo took the event, the state store would not mark it: the message is not done.
     let message = delivery("d1", true);
-    let first = upserter.handle(&[message.clone()]).await;
+    let first = upserter.handle(std::slice::from_ref(&message)).await;
     assert_eq!(first.stats.events, 1);
     assert!(first.failed.is_empty());
     let (_, record) = requeued(&queue, QUEUE).pop().expect("sent back");
@@ -318,7 +318,7 @@ async fn an_event_sent_but_not_marked_travels_with_its_message_and_is_never_sent
         retry: Some(record),
         ..message.clone()
     };
-    let second = upserter.handle(&[again.clone()]).await;
+    let second = upserter.handle(std::slice::from_ref(&again)).await;
     assert_eq!(second.stats.events, 0);
     let (_, record) = requeued(&queue, QUEUE).pop().expect("sent back");
     assert_eq!(record.sent.len(), 1);
