@@ -57,13 +57,25 @@ fn functions_time_out_within_their_queue_visibility() {
         upsert.contains(&format!("Timeout: {}", infra::UPSERT_TIMEOUT_SECONDS)),
         "{upsert}"
     );
-    assert!(upsert.contains("ReportBatchItemFailures"));
     let sync = resource(&t, "SyncFunction");
     assert!(
         sync.contains(&format!("Timeout: {}", infra::SYNC_TIMEOUT_SECONDS)),
         "{sync}"
     );
-    assert!(sync.contains("ReportBatchItemFailures"));
+    // Their queues reach them through plain event source mappings with partial batch answers.
+    for (mapping, queue, function) in [
+        ("UpsertFunctionJobs", "UpsertQueue", "UpsertFunction"),
+        ("SyncFunctionPages", "SyncQueue", "SyncFunction"),
+    ] {
+        let text = resource(&t, mapping);
+        assert!(
+            text.contains("Type: AWS::Lambda::EventSourceMapping")
+                && text.contains(&format!("EventSourceArn: !GetAtt {queue}.Arn"))
+                && text.contains(&format!("FunctionName: !Ref {function}"))
+                && text.contains("ReportBatchItemFailures"),
+            "{text}"
+        );
+    }
 }
 
 #[test]
@@ -109,15 +121,20 @@ fn alarms_and_dashboard_read_the_metrics_the_functions_emit() {
         "UpsertMessagesHeld",
         "UpsertDeadLettered",
         "BrevoAuthFailures",
+        "DeliveriesRejected",
     ] {
         assert!(t.contains(name), "template.yaml does not read {name}");
     }
     let stalled = resource(&t, "SyncStalledAlarm");
     assert!(stalled.contains("MetricName: SyncProgress"), "{stalled}");
     assert!(stalled.contains("TreatMissingData: breaching"), "{stalled}");
+    let alarms = resources_of_type(&t, "AWS::CloudWatch::Alarm");
     for alarm in [
         "SyncDeadLetterAlarm",
         "UpsertDeadLetterAlarm",
+        "UpsertQueueStuckAlarm",
+        "WebhookApi5xxAlarm",
+        "WebhookAuthRejectedAlarm",
         "WebhookErrorRateAlarm",
         "UpsertErrorRateAlarm",
         "SyncErrorRateAlarm",
@@ -126,12 +143,244 @@ fn alarms_and_dashboard_read_the_metrics_the_functions_emit() {
         "BrevoKeyRefusedAlarm",
         "SyncStalledAlarm",
     ] {
+        assert!(alarms.iter().any(|a| a == alarm), "no alarm {alarm}");
+    }
+    // Every alarm, these and any added later, notifies the topic when it fires and recovers.
+    for alarm in &alarms {
         let text = resource(&t, alarm);
+        for actions in ["AlarmActions", "OKActions"] {
+            assert!(
+                text.contains(&format!(
+                    "{actions}: !If [HasAlarmEmail, [!Ref AlarmTopic], !Ref AWS::NoValue]"
+                )),
+                "{alarm} does not notify the alarm topic ({actions})"
+            );
+        }
+    }
+}
+
+#[test]
+fn new_alarms_read_the_metrics_that_mean_what_they_say() {
+    let t = template();
+    // HTTP API metrics: `5xx` and `Count` in AWS/ApiGateway by ApiId and Stage.
+    let api = resource(&t, "WebhookApi5xxAlarm");
+    for needle in [
+        "Namespace: AWS/ApiGateway",
+        "MetricName: 5xx",
+        "MetricName: Count",
+        "Name: ApiId",
+        "Value: !Ref WebhookApi",
+        "Name: Stage",
+        "Value: $default",
+    ] {
+        assert!(api.contains(needle), "{needle} in {api}");
+    }
+    // The webhook's 401s: DeliveriesRejected published under [Function, Reason] (the rollup of
+    // `Reply::metrics`), Reason `auth`.
+    let auth = resource(&t, "WebhookAuthRejectedAlarm");
+    for needle in [
+        "Namespace: deskbridge",
+        "MetricName: DeliveriesRejected",
+        "Name: Function",
+        "Value: !Ref WebhookFunction",
+        "Name: Reason",
+        "Value: auth",
+        "Threshold: !Ref AuthRejectedAlarmThreshold",
+    ] {
+        assert!(auth.contains(needle), "{needle} in {auth}");
+    }
+    let dimensions = auth.matches("- Name: ").count();
+    assert_eq!(dimensions, 2, "exactly the rollup's dimension set: {auth}");
+    // The upsert queue read by nobody.
+    let stuck = resource(&t, "UpsertQueueStuckAlarm");
+    for needle in [
+        "Namespace: AWS/SQS",
+        "MetricName: ApproximateAgeOfOldestMessage",
+        "Value: !GetAtt UpsertQueue.QueueName",
+        "Threshold: !Ref UpsertQueueAgeAlarmSeconds",
+        "new message",
+    ] {
+        assert!(stuck.contains(needle), "{needle} in {stuck}");
+    }
+    // Its threshold can never be reached by a message waiting for its retry while the queue is
+    // read: the longest retry delay plus the visibility timeout.
+    let age = resource(&t, "UpsertQueueAgeAlarmSeconds");
+    let min_age = number_after(&age, "MinValue: ");
+    let max_delay = number_after(&resource(&t, "RetryMaxDelaySeconds"), "MaxValue: ");
+    assert!(
+        min_age >= max_delay + u64::from(infra::UPSERT_VISIBILITY_SECONDS),
+        "{age}"
+    );
+}
+
+#[test]
+fn each_function_logs_to_its_own_group_with_a_retention() {
+    let t = template();
+    let retention = resource(&t, "LogRetentionDays");
+    assert!(retention.contains("Default: 30"), "{retention}");
+    for (function, group, suffix) in [
+        ("WebhookFunction", "WebhookLogGroup", "webhook"),
+        ("UpsertFunction", "UpsertLogGroup", "upsert"),
+        ("SyncFunction", "SyncLogGroup", "sync"),
+    ] {
+        let text = resource(&t, group);
+        assert!(text.contains("Type: AWS::Logs::LogGroup"), "{text}");
         assert!(
-            text.contains("AlarmActions: !If [HasAlarmEmail, [!Ref AlarmTopic]"),
-            "{alarm} does not notify the alarm topic"
+            text.contains(&format!(
+                "LogGroupName: !Sub /aws/lambda/${{AWS::StackName}}-{suffix}"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("RetentionInDays: !Ref LogRetentionDays"),
+            "{text}"
+        );
+        let f = resource(&t, function);
+        assert!(
+            f.contains(&format!("LoggingConfig:\n        LogGroup: !Ref {group}")),
+            "{function} does not log to {group}"
         );
     }
+    // The JSON format and the level stay global.
+    assert!(t.contains("LogFormat: JSON") && t.contains("ApplicationLogLevel: !Ref LogLevel"));
+}
+
+#[test]
+fn no_log_level_can_drop_the_metric_lines() {
+    use std::str::FromStr;
+    use tracing::Level;
+    use tracing::level_filters::LevelFilter;
+
+    let t = template();
+    let param = resource(&t, "LogLevel");
+    let allowed = param
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("AllowedValues: "))
+        .unwrap_or_else(|| panic!("LogLevel has allowed values: {param}"));
+    let values: Vec<&str> = allowed
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .map(str::trim)
+        .collect();
+    assert!(!values.is_empty());
+    let metric_level = Level::from_str(deskbridge_shared::metrics::LEVEL).expect("a level");
+    for value in values {
+        let filter = LevelFilter::from_str(value).unwrap_or_else(|_| panic!("{value}"));
+        // Lambda keeps a line whose level is at or above the function's log level.
+        assert!(
+            filter >= metric_level,
+            "LogLevel {value} would drop the metric lines ({metric_level})"
+        );
+    }
+    assert!(param.contains("Default: INFO"), "{param}");
+}
+
+#[test]
+fn roles_allow_only_what_the_code_does() {
+    let t = template();
+    // No state-store code updates an item.
+    assert!(!t.contains("dynamodb:UpdateItem"), "UpdateItem is granted");
+    let state = concat!(env!("CARGO_MANIFEST_DIR"), "/shared/src/state");
+    for entry in std::fs::read_dir(state).expect("shared/src/state") {
+        let path = entry.expect("an entry").path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let code = std::fs::read_to_string(&path).expect("source");
+            assert!(
+                !code.contains("update_item"),
+                "{} calls UpdateItem",
+                path.display()
+            );
+        }
+    }
+    // No SAM `SQS` event: SAM would add AWSLambdaSQSQueueExecutionRole (Resource: *).
+    assert!(!t.contains("Type: SQS"), "a SAM SQS event");
+    assert!(
+        !t.lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .any(|l| l.contains("AWSLambdaSQSQueueExecutionRole")),
+        "the SQS managed policy is attached"
+    );
+    // Each function consumes only its own queue.
+    let upsert = resource(&t, "UpsertFunction");
+    let consume = upsert
+        .split("Sid: ConsumeJobs")
+        .nth(1)
+        .expect("the upsert function's consume statement");
+    let consume: String = consume.lines().take(8).collect::<Vec<_>>().join("\n");
+    assert!(
+        consume.contains("sqs:ReceiveMessage")
+            && consume.contains("sqs:DeleteMessage")
+            && consume.contains("sqs:GetQueueAttributes")
+            && consume.contains("Resource: !GetAtt UpsertQueue.Arn"),
+        "{consume}"
+    );
+    let sync = resource(&t, "SyncFunction");
+    let pages = sync
+        .split("Sid: PageJobs")
+        .nth(1)
+        .expect("the sync function's page statement");
+    let pages: String = pages.lines().take(9).collect::<Vec<_>>().join("\n");
+    assert!(
+        pages.contains("sqs:ReceiveMessage") && pages.contains("Resource: !GetAtt SyncQueue.Arn"),
+        "{pages}"
+    );
+}
+
+#[test]
+fn the_default_brevo_budget_stays_under_brevos_limit() {
+    let t = template();
+    let per_instance = number_after(&resource(&t, "BrevoRequestsPerSecond"), "Default: ");
+    let instances = number_after(&resource(&t, "UpsertMaxConcurrency"), "Default: ");
+    // Brevo allows 10 requests/s on the contact and event endpoints.
+    assert!(
+        per_instance * instances < 10,
+        "{per_instance}/s × {instances} instances"
+    );
+    // Reserved concurrency caps the instances whatever invokes the function.
+    assert!(
+        resource(&t, "UpsertFunction")
+            .contains("ReservedConcurrentExecutions: !Ref UpsertMaxConcurrency")
+    );
+}
+
+#[test]
+fn outputs_name_every_queue_and_the_table() {
+    let t = template();
+    let outputs = t.split("\nOutputs:\n").nth(1).expect("an Outputs section");
+    for (output, value) in [
+        ("StateTableName", "!Ref StateTable"),
+        ("UpsertQueueUrl", "!Ref UpsertQueue"),
+        ("UpsertDeadLetterQueueUrl", "!Ref UpsertDeadLetterQueue"),
+        ("SyncQueueUrl", "!Ref SyncQueue"),
+        ("SyncDeadLetterQueueUrl", "!Ref SyncDeadLetterQueue"),
+        ("SecretArn", "!Ref Secrets"),
+    ] {
+        let text = resource(outputs, output);
+        assert!(text.contains(&format!("Value: {value}")), "{text}");
+    }
+}
+
+/// The names of the top-level resources of type `kind`.
+fn resources_of_type(text: &str, kind: &str) -> Vec<String> {
+    let marker = format!("    Type: {kind}");
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .windows(2)
+        .filter(|w| w[1] == marker)
+        .filter_map(|w| {
+            w[0].strip_prefix("  ")
+                .and_then(|l| l.strip_suffix(':'))
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// The whole number after `prefix` on a line of `text`.
+fn number_after(text: &str, prefix: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{prefix}<number> in {text}"))
 }
 
 #[test]

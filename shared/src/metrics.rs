@@ -11,6 +11,12 @@
 //! smaller sets too ([`Document::rollup`]): `[Function]` alone gives the per-function totals the
 //! alarms use.
 //!
+//! Every line also carries `"level":"INFO"` and an RFC 3339 `timestamp`. Lambda's JSON log format
+//! filters application lines by their `level` (a JSON line without one counts as INFO, and one
+//! without a valid `timestamp` is stamped INFO too), so a metric line is kept at every log level
+//! up to INFO; the template allows no level above it (`LogLevel`: TRACE, DEBUG or INFO), since
+//! WARN or ERROR would drop every metric line and leave the alarms without data.
+//!
 //! Where lines go is chosen once per process ([`Metrics::from_env`]): stdout in Lambda, a
 //! `debug` log line in the local runner (so they do not flood the console), nowhere, or memory
 //! for tests. `DESKBRIDGE_METRICS=emf|log|off` overrides the choice.
@@ -31,6 +37,9 @@ pub const NAMESPACE: &str = "deskbridge";
 pub const FUNCTION: &str = "Function";
 /// The variable that chooses where metric lines go.
 pub const METRICS_VAR: &str = "DESKBRIDGE_METRICS";
+/// The log level of every metric line: the highest that Lambda's log-level filter keeps at the
+/// log levels the template allows.
+pub const LEVEL: &str = "INFO";
 
 /// EMF limits: metrics per directive, dimensions per set, values per metric.
 const MAX_METRICS: usize = 100;
@@ -181,6 +190,9 @@ impl Document {
             };
             root.insert(name.clone(), value);
         }
+        // Last: the keys Lambda's log-level filter reads are never a property's.
+        root.insert("level".into(), json!(LEVEL));
+        root.insert("timestamp".into(), json!(rfc3339(timestamp_ms)));
         root.insert(
             "_aws".into(),
             json!({
@@ -200,6 +212,13 @@ impl Document {
         self.to_json(chrono::Utc::now().timestamp_millis())
             .to_string()
     }
+}
+
+/// `timestamp_ms` (milliseconds since the Unix epoch) in RFC 3339, UTC, to the millisecond.
+fn rfc3339(timestamp_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(timestamp_ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Where metric lines go.
@@ -408,8 +427,9 @@ mod tests {
         assert_eq!(json["DeliveriesAccepted"], 1.0);
         assert_eq!(json["HandleTime"], 1.5);
         assert_eq!(json["request_id"], "r-1");
-        // No `level` key: Lambda's log-level filter leaves the line alone.
-        assert!(json.get("level").is_none());
+        // Lambda's log-level filter files the line as INFO, at its own time.
+        assert_eq!(json["level"], "INFO");
+        assert!(json["timestamp"].is_string());
     }
 
     #[test]
@@ -424,6 +444,8 @@ mod tests {
         assert_eq!(json["Calls"].as_array().map(Vec::len), Some(MAX_VALUES));
         assert!(json.get("NotANumber").is_none());
         assert_eq!(json["_aws"]["Timestamp"], 1_700_000_000_000i64);
+        assert_eq!(json["timestamp"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(json["level"], "INFO");
     }
 
     #[test]

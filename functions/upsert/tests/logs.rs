@@ -71,11 +71,11 @@ async fn every_brevo_call_line_carries_the_jobs_correlation_id() {
     let lines = logs.json_lines();
     let calls: Vec<&Value> = lines
         .iter()
-        .filter(|l| l["fields"]["message"] == "brevo call")
+        .filter(|l| l["message"] == "brevo call")
         .collect();
     assert_eq!(calls.len(), 2, "one line per request: {lines:#?}");
     for call in &calls {
-        assert_eq!(call["fields"]["path"], "/contacts");
+        assert_eq!(call["path"], "/contacts");
         let spans = call["spans"].as_array().expect("the span list");
         assert!(
             spans
@@ -89,6 +89,6 @@ async fn every_brevo_call_line_carries_the_jobs_correlation_id() {
             "{call}"
         );
     }
-    assert_eq!(calls[0]["fields"]["status"], 500);
-    assert_eq!(calls[1]["fields"]["status"], 201);
+    assert_eq!(calls[0]["status"], 500);
+    assert_eq!(calls[1]["status"], 201);
 }

@@ -1132,7 +1132,7 @@ mod tests {
         let lines = logs.json_lines();
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert_eq!(lines[0]["level"], "WARN");
-        let message = lines[0]["fields"]["message"].as_str().unwrap_or_default();
+        let message = lines[0]["message"].as_str().unwrap_or_default();
         assert!(
             message.contains("2027-04-30") && message.contains("ZENDESK_OAUTH_CLIENT_ID"),
             "{message}"
