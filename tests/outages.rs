@@ -51,6 +51,25 @@ fn fast_handlers(clock: Arc<FastClock>, sqs: aws_sdk_sqs::Client) -> Tune {
     })
 }
 
+/// A rig without random faults whose upsert handlers run on `clock`, configured as a new user
+/// has it: 24 h retry horizon, backoff to 5 min, [`RATE`] Brevo requests/s per instance.
+async fn fast_rig(name: &str, world: &World, seed: u64, clock: &Arc<FastClock>) -> Rig {
+    let direct = common::sdk().await;
+    let tune = fast_handlers(clock.clone(), aws_sdk_sqs::Client::new(&direct));
+    Rig::start_with(
+        name,
+        world,
+        &Plan::at_rate(0.0),
+        seed,
+        |s| {
+            s.retry = RetryPolicy::default();
+            s.brevo.requests_per_second = RATE;
+        },
+        Some(tune),
+    )
+    .await
+}
+
 /// One run at a time: each takes moto and both cores for itself.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -173,22 +192,8 @@ async fn a_six_hour_brevo_outage_delays_every_delivery_and_loses_none() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let outage = Duration::from_secs(6 * 3600);
     let clock = FastClock::new(240.0);
-    let direct = common::sdk().await;
     let world = World::generate(0x0B7A_6E00, 1_000, chrono::Utc::now());
-    let tune = fast_handlers(clock.clone(), aws_sdk_sqs::Client::new(&direct));
-    let rig = Rig::start_with(
-        "brevo-outage",
-        &world,
-        &Plan::at_rate(0.0),
-        1,
-        |s| {
-            // As a new user has it: 24 h horizon, backoff to 5 min, 4 Brevo requests/s each.
-            s.retry = RetryPolicy::default();
-            s.brevo.requests_per_second = RATE;
-        },
-        Some(tune),
-    )
-    .await;
+    let rig = fast_rig("brevo-outage", &world, 1, &clock).await;
     rig.brevo.set_down(true);
     let vendor = Arc::new(Vendor::new(&rig.runner.base, rig.faults.clone(), 7));
 
@@ -253,21 +258,8 @@ async fn a_ten_minute_dynamodb_throttling_storm_loses_nothing() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let storm = Duration::from_secs(600);
     let clock = FastClock::new(20.0);
-    let direct = common::sdk().await;
     let world = World::generate(0x0B7A_6E01, 300, chrono::Utc::now());
-    let tune = fast_handlers(clock.clone(), aws_sdk_sqs::Client::new(&direct));
-    let rig = Rig::start_with(
-        "dynamo-storm",
-        &world,
-        &Plan::at_rate(0.0),
-        2,
-        |s| {
-            s.retry = RetryPolicy::default();
-            s.brevo.requests_per_second = RATE;
-        },
-        Some(tune),
-    )
-    .await;
+    let rig = fast_rig("dynamo-storm", &world, 2, &clock).await;
     let vendor = Arc::new(Vendor::new(&rig.runner.base, rig.faults.clone(), 8));
     let accepted = Arc::new(AtomicUsize::new(0));
 
