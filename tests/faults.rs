@@ -88,8 +88,26 @@ async fn deliveries_under_faults_reach_brevo_once_and_never_stale() {
     let causes = match verdict.duplicated() {
         0 => String::new(),
         _ => format!(
-            "; duplicated: {}",
-            verdict.duplicate_causes(&faults, Some(run.killed_at))
+            "; duplicated: {} ({})",
+            verdict.duplicate_causes(&faults, Some(run.killed_at)),
+            verdict
+                .duplicated_events
+                .iter()
+                .map(|d| {
+                    let at = |t: std::time::Instant| {
+                        t.saturating_duration_since(run.killed_at).as_secs_f64()
+                            - run.killed_at.saturating_duration_since(t).as_secs_f64()
+                    };
+                    format!(
+                        "{} accepted {}x, {:+.1} s to {:+.1} s from the kill",
+                        d.event.1,
+                        d.times,
+                        at(d.first),
+                        at(d.last)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
         ),
     };
     report(&format!(

@@ -49,12 +49,25 @@ impl DynamoStateStore {
     }
 }
 
-#[async_trait]
-impl StateStore for DynamoStateStore {
-    async fn claim(&self, key: &str, ttl: Duration) -> Result<Claim, StateError> {
-        let now = chrono::Utc::now().timestamp();
-        let put = self
-            .client
+/// Rounds of put, read and take-over before a claim that keeps changing counts as busy.
+const CLAIM_ATTEMPTS: usize = 3;
+
+fn is_condition_failure<R>(
+    e: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R>,
+) -> bool {
+    e.as_service_error()
+        .is_some_and(|s| s.is_conditional_check_failed_exception())
+}
+
+impl DynamoStateStore {
+    /// A put of a pending claim on `key` taken at `now`, without its condition.
+    fn pending(
+        &self,
+        key: &str,
+        ttl: Duration,
+        now: i64,
+    ) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+        self.client
             .put_item()
             .table_name(&self.table)
             .item(PK, AttributeValue::S(key.to_string()))
@@ -64,47 +77,82 @@ impl StateStore for DynamoStateStore {
                 TTL_ATTRIBUTE,
                 AttributeValue::N(epoch_after(ttl).to_string()),
             )
-            // TTL deletion is lazy: an expired record counts as absent.
-            .condition_expression("attribute_not_exists(#pk) OR #exp < :now")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#exp", TTL_ATTRIBUTE)
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(Claim::New),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                let got = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key(PK, AttributeValue::S(key.to_string()))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                let item = got.item();
-                let status = item
-                    .and_then(|i| i.get("status"))
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str);
-                let claimed_at = item
-                    .and_then(|i| i.get("claimed_at"))
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse::<i64>().ok());
-                let lease = i64::try_from(super::CLAIM_LEASE.as_secs()).unwrap_or(i64::MAX);
-                Ok(match (status, claimed_at) {
-                    (Some("done"), _) => Claim::Done,
-                    (Some("pending"), Some(at)) if now.saturating_sub(at) < lease => Claim::Busy,
-                    // Gone between the two calls, or pending past its lease.
-                    _ => Claim::InFlight,
-                })
+    }
+}
+
+#[async_trait]
+impl StateStore for DynamoStateStore {
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<Claim, StateError> {
+        // A claim is only ever taken by a conditional write: a fresh one where none is (or the
+        // stored one expired), or a take-over of the very pending claim that was read and found
+        // past its lease. Whoever sends holds the claim, so two workers never both send.
+        for _ in 0..CLAIM_ATTEMPTS {
+            let now = chrono::Utc::now().timestamp();
+            let put = self
+                .pending(key, ttl, now)
+                // TTL deletion is lazy: an expired record counts as absent.
+                .condition_expression("attribute_not_exists(#pk) OR #exp < :now")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#exp", TTL_ATTRIBUTE)
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .send()
+                .await;
+            match put {
+                Ok(_) => return Ok(Claim::New),
+                Err(e) if is_condition_failure(&e) => {}
+                Err(e) => return Err(unavailable(e)),
             }
-            Err(e) => Err(unavailable(e)),
+            let got = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key(PK, AttributeValue::S(key.to_string()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            let item = got.item();
+            let status = item
+                .and_then(|i| i.get("status"))
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str);
+            let claimed_at = item
+                .and_then(|i| i.get("claimed_at"))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<i64>().ok());
+            let lease = i64::try_from(super::CLAIM_LEASE.as_secs()).unwrap_or(i64::MAX);
+            match (status, claimed_at) {
+                (Some("done"), _) => return Ok(Claim::Done),
+                (Some("pending"), Some(at)) if now.saturating_sub(at) < lease => {
+                    return Ok(Claim::Busy);
+                }
+                // Pending past its lease (its worker died or could not release it): take it
+                // over, as long as it is still that same claim.
+                (Some("pending"), Some(at)) => {
+                    let takeover = self
+                        .pending(key, ttl, now)
+                        .condition_expression("#status = :pending AND #at = :at")
+                        .expression_attribute_names("#status", "status")
+                        .expression_attribute_names("#at", "claimed_at")
+                        .expression_attribute_values(
+                            ":pending",
+                            AttributeValue::S("pending".into()),
+                        )
+                        .expression_attribute_values(":at", AttributeValue::N(at.to_string()))
+                        .send()
+                        .await;
+                    match takeover {
+                        Ok(_) => return Ok(Claim::InFlight),
+                        Err(e) if is_condition_failure(&e) => {}
+                        Err(e) => return Err(unavailable(e)),
+                    }
+                }
+                // Gone between the two calls (released), or unreadable: try again from the top.
+                _ => {}
+            }
         }
+        // Changing under our feet every time: another worker is at it.
+        Ok(Claim::Busy)
     }
 
     async fn complete(&self, key: &str, ttl: Duration) -> Result<(), StateError> {
