@@ -1024,9 +1024,9 @@ pub async fn replay_targets(
         if !selected {
             continue;
         }
-        let queue_url = (*queue_url)
-            .cloned()
-            .with_context(|| format!("{queue_var} must be set"))?;
+        let queue_url = (*queue_url).cloned().with_context(|| {
+            format!("{queue_var} must be set (or name the deployed stack with --stack-name)")
+        })?;
         let from_env = env(dlq_var)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty());

@@ -6,3 +6,4 @@ pub mod demo;
 pub mod ops;
 pub mod serve;
 pub mod settings;
+pub mod stack;

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use deskbridge::{demo, ops, serve, settings};
 use deskbridge_shared::infra;
 
@@ -11,6 +11,15 @@ use deskbridge_shared::infra;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// The deployed stack whose resources a command uses.
+#[derive(Debug, Args)]
+struct Stack {
+    /// CloudFormation stack whose outputs (state table, queues, secret) to use; a variable set in
+    /// the environment wins over the output.
+    #[arg(long = "stack-name", env = "DESKBRIDGE_STACK", value_name = "STACK")]
+    name: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,12 +49,16 @@ enum Command {
         /// Follow the run until it finishes, at most this many seconds.
         #[arg(long)]
         wait: Option<u64>,
+        #[command(flatten)]
+        stack: Stack,
     },
     /// Per stream: state, cursor, last run, records read, contacts and events written, skipped, failed.
     Status {
         /// Refresh every 2 seconds.
         #[arg(long)]
         watch: bool,
+        #[command(flatten)]
+        stack: Stack,
     },
     /// Send the sample webhook events (API Gateway v2 request files), freshly signed with the
     /// secrets in the environment, to a running `deskbridge serve`, and wait until they are handled.
@@ -65,11 +78,15 @@ enum Command {
         /// Create the missing attributes (lists are only reported).
         #[arg(long)]
         apply: bool,
+        #[command(flatten)]
+        stack: Stack,
     },
     /// Connection test, one line per check; exits non-zero when a check fails.
     Check {
         /// zendesk, intercom, gorgias or brevo; all of them when omitted.
         target: Option<String>,
+        #[command(flatten)]
+        stack: Stack,
     },
     /// Move dead-lettered messages back to their queue (DLQs from UPSERT_DLQ_URL / SYNC_DLQ_URL,
     /// else from the queues' redrive policies).
@@ -80,6 +97,8 @@ enum Command {
         /// Which dead-letter queue(s).
         #[arg(long, value_enum, default_value = "both")]
         queue: deskbridge::admin::ReplayQueue,
+        #[command(flatten)]
+        stack: Stack,
     },
 }
 
@@ -110,8 +129,15 @@ async fn main() -> anyhow::Result<()> {
             full,
             stream,
             wait,
+            stack,
         } => {
-            let (sdk, settings) = settings::load().await?;
+            let needed: &[&str] = if wait.is_some() {
+                &["SYNC_QUEUE_URL", "STATE_TABLE"]
+            } else {
+                &["SYNC_QUEUE_URL"]
+            };
+            let (sdk, settings, _) =
+                settings::load_for(stack.name.as_deref(), "sync", needed).await?;
             ops::sync(
                 &sdk,
                 &settings,
@@ -122,8 +148,9 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
         }
-        Command::Status { watch } => {
-            let (sdk, settings) = settings::load().await?;
+        Command::Status { watch, stack } => {
+            let (sdk, settings, _) =
+                settings::load_for(stack.name.as_deref(), "status", &["STATE_TABLE"]).await?;
             ops::status(&sdk, &settings, watch).await?;
         }
         Command::Demo { url, wait, files } => {
@@ -142,8 +169,9 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
         }
-        Command::Plan { apply } => {
-            let (_sdk, settings) = settings::load().await?;
+        Command::Plan { apply, stack } => {
+            let (_sdk, settings, _) =
+                settings::load_for(stack.name.as_deref(), "plan", &[]).await?;
             let Some(brevo) = deskbridge::admin::brevo_client(&settings)? else {
                 anyhow::bail!(deskbridge::admin::PLAN_NEEDS_KEY);
             };
@@ -153,10 +181,11 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::bail!("{} attributes could not be created", summary.failed);
             }
         }
-        Command::Check { target } => {
+        Command::Check { target, stack } => {
             let target: deskbridge::admin::CheckTarget =
                 target.as_deref().unwrap_or("all").parse()?;
-            let (_sdk, settings) = settings::load().await?;
+            let (_sdk, settings, _) =
+                settings::load_for(stack.name.as_deref(), "check", &[]).await?;
             let summary =
                 deskbridge::admin::check(&settings, &target, &mut std::io::stdout()).await?;
             if summary.failed > 0 {
@@ -167,13 +196,23 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Replay { dry_run, queue } => {
-            let (sdk, settings) = settings::load().await?;
+        Command::Replay {
+            dry_run,
+            queue,
+            stack,
+        } => {
+            let needed: &[&str] = match queue {
+                deskbridge::admin::ReplayQueue::Both => &["UPSERT_QUEUE_URL", "SYNC_QUEUE_URL"],
+                deskbridge::admin::ReplayQueue::Upsert => &["UPSERT_QUEUE_URL"],
+                deskbridge::admin::ReplayQueue::Sync => &["SYNC_QUEUE_URL"],
+            };
+            let (sdk, settings, vars) =
+                settings::load_for(stack.name.as_deref(), "replay", needed).await?;
             let sqs = aws_sdk_sqs::Client::new(&sdk);
             let targets = deskbridge::admin::replay_targets(
                 &settings,
                 queue,
-                |name| std::env::var(name).ok(),
+                |name| vars.get(name),
                 Some(&sqs),
             )
             .await?;

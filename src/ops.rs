@@ -46,7 +46,7 @@ pub async fn sync(
     let url = settings
         .sync_queue_url
         .as_deref()
-        .context("SYNC_QUEUE_URL must be set")?;
+        .context("SYNC_QUEUE_URL must be set (or name the deployed stack with --stack-name)")?;
     let message = SyncMessage::Start {
         source: Some(source.clone()),
         stream: stream.clone(),

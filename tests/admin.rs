@@ -791,3 +791,173 @@ async fn check_zendesk_names_the_legacy_api_token_and_its_end() {
         "{printed}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// --stack-name: the deployed stack's outputs in place of exported variables
+
+/// Creates, in moto, a stand-in for a deployed stack: a queue of its own (CloudFormation needs
+/// one resource) and the template's outputs, carrying the names and URLs of `res` as literals,
+/// and `secret_arn` as `SecretArn` when given. `without` outputs are left out.
+async fn create_stack(
+    sdk: &aws_config::SdkConfig,
+    res: &deskbridge_shared::infra::Bootstrapped,
+    secret_arn: Option<&str>,
+    without: &[&str],
+) -> String {
+    let name = common::unique_prefix("stack");
+    let mut outputs = serde_json::Map::new();
+    let mut values = vec![
+        ("StateTableName", res.table.as_str()),
+        ("UpsertQueueUrl", res.upsert_queue_url.as_str()),
+        ("UpsertDeadLetterQueueUrl", res.upsert_dlq_url.as_str()),
+        ("SyncQueueUrl", res.sync_queue_url.as_str()),
+        ("SyncDeadLetterQueueUrl", res.sync_dlq_url.as_str()),
+        (
+            "WebhookBaseUrl",
+            "https://example.execute-api.us-east-1.amazonaws.com",
+        ),
+    ];
+    if let Some(arn) = secret_arn {
+        values.push(("SecretArn", arn));
+    }
+    for (key, value) in values {
+        if !without.contains(&key) {
+            outputs.insert(key.into(), json!({ "Value": value }));
+        }
+    }
+    let template = json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {
+            "Marker": {
+                "Type": "AWS::SQS::Queue",
+                "Properties": { "QueueName": format!("{name}-marker") }
+            }
+        },
+        "Outputs": outputs,
+    });
+    aws_sdk_cloudformation::Client::new(sdk)
+        .create_stack()
+        .stack_name(&name)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .expect("stack created in moto");
+    name
+}
+
+/// Runs the `deskbridge` binary against moto with only the AWS variables and `env` set (no
+/// STATE_TABLE, no queue URLs).
+async fn deskbridge_cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_deskbridge"));
+    command
+        .args(args)
+        .env_clear()
+        .env("AWS_ENDPOINT_URL", common::moto_url())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env.iter().copied());
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("join")
+        .expect("running deskbridge")
+}
+
+#[tokio::test]
+async fn status_and_sync_reach_the_stacks_resources_by_its_name() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "stack-cli").await;
+    // The Zendesk API credentials come from the stack's secret, as they do deployed.
+    let secret = aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name(common::unique_prefix("stack-secret"))
+        .secret_string(
+            json!({"ZENDESK_SUBDOMAIN": "acme", "ZENDESK_OAUTH_TOKEN": "zd-token"}).to_string(),
+        )
+        .send()
+        .await
+        .expect("secret created");
+    let stack = create_stack(&sdk, &res, secret.arn(), &[]).await;
+
+    // DESKBRIDGE_STACK means the same as --stack-name.
+    let out = deskbridge_cli(&["status"], &[("DESKBRIDGE_STACK", &stack)]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("zendesk/tickets"), "{stdout}");
+    assert!(stdout.contains("never run"), "{stdout}");
+
+    let out = deskbridge_cli(&["sync", "zendesk", "--full", "--stack-name", &stack], &[]).await;
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk));
+    let bodies = drain(&queue, &res.sync_queue_url).await;
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let start: Value = serde_json::from_str(&bodies[0]).expect("json");
+    let expected = serde_json::to_value(deskbridge_sync::SyncMessage::Start {
+        source: Some(Source::Zendesk),
+        stream: None,
+        full: true,
+    })
+    .expect("json");
+    assert_eq!(start, expected);
+
+    // A variable set in the environment wins over the stack's output, and the CLI says so.
+    let out = deskbridge_cli(
+        &["sync", "zendesk", "--stack-name", &stack],
+        &[("SYNC_QUEUE_URL", &res.upsert_queue_url)],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SYNC_QUEUE_URL") && stderr.contains("wins"),
+        "{stderr}"
+    );
+    assert_eq!(drain(&queue, &res.upsert_queue_url).await.len(), 1);
+    assert_eq!(
+        visible_messages(&aws_sdk_sqs::Client::new(&sdk), &res.sync_queue_url).await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_stack_or_a_missing_output_is_named() {
+    let sdk = common::sdk().await;
+    let out = deskbridge_cli(&["status", "--stack-name", "deskbridge-no-such-stack"], &[]).await;
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("deskbridge-no-such-stack") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+
+    let res = common::bootstrap(&sdk, "stack-missing").await;
+    let stack = create_stack(&sdk, &res, None, &["SyncQueueUrl"]).await;
+    let out = deskbridge_cli(
+        &["sync", "zendesk", "--stack-name", &stack],
+        &[
+            ("ZENDESK_SUBDOMAIN", "acme"),
+            ("ZENDESK_OAUTH_TOKEN", "zd-token"),
+        ],
+    )
+    .await;
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&stack) && stderr.contains("SyncQueueUrl"),
+        "{stderr}"
+    );
+    assert_eq!(
+        visible_messages(&aws_sdk_sqs::Client::new(&sdk), &res.sync_queue_url).await,
+        0
+    );
+}

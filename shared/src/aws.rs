@@ -14,7 +14,12 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 
 /// Reads the JSON object of `DESKBRIDGE_SECRET_ARN` (when set) and lays the environment over it.
 pub async fn load_vars(sdk: &aws_config::SdkConfig) -> Result<Vars, ConfigError> {
-    let vars = Vars::from_env();
+    load_vars_over(sdk, Vars::from_env()).await
+}
+
+/// As [`load_vars`], with `vars` in place of the environment (the CLI adds a stack's outputs
+/// under it).
+pub async fn load_vars_over(sdk: &aws_config::SdkConfig, vars: Vars) -> Result<Vars, ConfigError> {
     let Some(arn) = vars.get("DESKBRIDGE_SECRET_ARN") else {
         return Ok(vars);
     };
