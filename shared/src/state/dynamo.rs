@@ -60,6 +60,21 @@ fn is_condition_failure<R>(
 }
 
 impl DynamoStateStore {
+    /// The item under `key`, read consistently.
+    async fn read(
+        &self,
+        key: &str,
+    ) -> Result<aws_sdk_dynamodb::operation::get_item::GetItemOutput, StateError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(key.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)
+    }
+
     /// A put of a pending claim on `key` taken at `now`, without its condition.
     fn pending(
         &self,
@@ -102,15 +117,7 @@ impl StateStore for DynamoStateStore {
                 Err(e) if is_condition_failure(&e) => {}
                 Err(e) => return Err(unavailable(e)),
             }
-            let got = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .key(PK, AttributeValue::S(key.to_string()))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(unavailable)?;
+            let got = self.read(key).await?;
             let item = got.item();
             let status = item
                 .and_then(|i| i.get("status"))
@@ -183,15 +190,7 @@ impl StateStore for DynamoStateStore {
     }
 
     async fn load_doc(&self, key: &str) -> Result<Option<Doc>, StateError> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(key.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
+        let got = self.read(key).await?;
         let Some(item) = got.item() else {
             return Ok(None);
         };
