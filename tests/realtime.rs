@@ -91,22 +91,27 @@ fn sample_files() -> Vec<PathBuf> {
 
 async fn brevo_ok() -> MockServer {
     let brevo = MockServer::start().await;
+    mount_ok(&brevo).await;
+    brevo
+}
+
+/// Brevo accepting contacts, events and event batches.
+async fn mount_ok(brevo: &MockServer) {
     Mock::given(method("POST"))
         .and(path("/v3/contacts"))
         .respond_with(ResponseTemplate::new(204))
-        .mount(&brevo)
+        .mount(brevo)
         .await;
     Mock::given(method("POST"))
         .and(path("/v3/events"))
         .respond_with(ResponseTemplate::new(204))
-        .mount(&brevo)
+        .mount(brevo)
         .await;
     Mock::given(method("POST"))
         .and(path("/v3/events/batch"))
         .respond_with(ResponseTemplate::new(204))
-        .mount(&brevo)
+        .mount(brevo)
         .await;
-    brevo
 }
 
 fn requests_to(all: &[Request], p: &str) -> Vec<Value> {
@@ -808,13 +813,7 @@ async fn a_refusal_no_retry_can_fix_is_dead_lettered_at_once_and_replay_after_th
 
     // The fix (here: Brevo accepts the event now), then the replay delivers it once.
     brevo.reset().await;
-    for route in ["/v3/contacts", "/v3/events"] {
-        Mock::given(method("POST"))
-            .and(path(route))
-            .respond_with(ResponseTemplate::new(204))
-            .mount(&brevo)
-            .await;
-    }
+    mount_ok(&brevo).await;
     let mut out = Vec::new();
     let moved = replay(
         &queue,
