@@ -584,28 +584,61 @@ pub async fn wait_until_settled(
     let mut last = (brevo.requests(), tokio::time::Instant::now());
     loop {
         let now = tokio::time::Instant::now();
-        if now > deadline {
-            return false;
-        }
         let seen = brevo.requests();
         if seen != last.0 {
             last = (seen, now);
         }
+        let sync_state = store.load(&stream).await;
         let synced = match after {
             None => true,
-            Some(after) => store.load(&stream).await.is_ok_and(|s| {
+            Some(after) => sync_state.as_ref().is_ok_and(|s| {
                 s.state.status == RunStatus::Idle
                     && s.state.last_run_started_at.is_some_and(|t| t >= after)
             }),
         };
-        if synced
-            && now.duration_since(last.1) >= quiet
-            && depth(sdk, &res.upsert_queue_url).await == 0
-            && depth(sdk, &res.sync_queue_url).await == 0
-        {
+        let upsert_depth = depth(sdk, &res.upsert_queue_url).await;
+        let sync_depth = depth(sdk, &res.sync_queue_url).await;
+        if synced && now.duration_since(last.1) >= quiet && upsert_depth == 0 && sync_depth == 0 {
             return true;
         }
+        if now > deadline {
+            // Say what held it up, so that a run that does not settle can be diagnosed.
+            eprintln!(
+                "not settled: backfill finished {synced} (stream state {:?}), upsert queue {upsert_depth}, \
+                 sync queue {sync_depth}, last Brevo request {:.0} s ago",
+                sync_state.map(|s| s.state),
+                now.duration_since(last.1).as_secs_f64()
+            );
+            for url in [&res.upsert_queue_url, &res.sync_queue_url] {
+                peek(sdk, url).await;
+            }
+            return false;
+        }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Prints up to ten visible messages of `url` (body and attributes) without taking them.
+async fn peek(sdk: &aws_config::SdkConfig, url: &str) {
+    let Ok(out) = aws_sdk_sqs::Client::new(sdk)
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .message_attribute_names("All")
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+    else {
+        return;
+    };
+    for m in out.messages() {
+        let body: String = m.body().unwrap_or_default().chars().take(400).collect();
+        eprintln!(
+            "  left in {url}: {body} | attributes {:?} | {:?}",
+            m.attributes(),
+            m.message_attributes()
+        );
     }
 }
 
