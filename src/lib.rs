@@ -2,6 +2,7 @@
 //! calls the same handler code as the Lambda functions.
 
 pub mod admin;
+pub mod config_cmd;
 pub mod demo;
 pub mod ops;
 pub mod serve;

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use deskbridge::{demo, ops, serve, settings};
+use deskbridge::{config_cmd, demo, ops, serve, settings, stack};
 use deskbridge_shared::infra;
 
 /// deskbridge: helpdesk → Brevo connector. Runs the Lambda handlers locally and operates a deployment.
@@ -81,6 +81,11 @@ enum Command {
         #[command(flatten)]
         stack: Stack,
     },
+    /// The configuration file of a deployed stack.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Connection test, one line per check; exits non-zero when a check fails.
     Check {
         /// zendesk, intercom, gorgias or brevo; all of them when omitted.
@@ -97,6 +102,23 @@ enum Command {
         /// Which dead-letter queue(s).
         #[arg(long, value_enum, default_value = "both")]
         queue: deskbridge::admin::ReplayQueue,
+        #[command(flatten)]
+        stack: Stack,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Check a configuration file and make it the one the deployed functions read (they pick it
+    /// up within five minutes). Nothing is written when the file has a problem.
+    Push {
+        /// The file; default: DESKBRIDGE_CONFIG when it is a path.
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        stack: Stack,
+    },
+    /// Print the configuration the deployed functions read.
+    Show {
         #[command(flatten)]
         stack: Stack,
     },
@@ -170,8 +192,32 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         }
         Command::Plan { apply, stack } => {
-            let (_sdk, settings, _) =
-                settings::load_for(stack.name.as_deref(), "plan", &[]).await?;
+            let (sdk, settings, _) = settings::load_for(stack.name.as_deref(), "plan", &[]).await?;
+            // With a stack: the deployed configuration is checked and compared with the local
+            // file (DESKBRIDGE_CONFIG as a path), which is what the plan below then uses.
+            let mut drift = false;
+            if let Some(name) = stack.name.as_deref().filter(|n| !n.trim().is_empty()) {
+                let env = deskbridge_shared::config::Vars::from_env();
+                let from_stack = stack::variables(&sdk, name).await?;
+                let arn = config_cmd::target_secret(Some(name), &from_stack, &env)?;
+                let deployed = config_cmd::deployed_text(&sdk, &arn).await?;
+                let local = match config_cmd::local_file(None, &env) {
+                    Some(path) => Some((
+                        std::fs::read_to_string(&path)
+                            .with_context(|| format!("reading {}", path.display()))?,
+                        path,
+                    )),
+                    None => None,
+                };
+                drift = config_cmd::report(
+                    name,
+                    local
+                        .as_ref()
+                        .map(|(text, path)| (path.as_path(), text.as_str())),
+                    &deployed,
+                    &mut std::io::stdout(),
+                )?;
+            }
             let Some(brevo) = deskbridge::admin::brevo_client(&settings)? else {
                 anyhow::bail!(deskbridge::admin::PLAN_NEEDS_KEY);
             };
@@ -179,6 +225,38 @@ async fn main() -> anyhow::Result<()> {
                 deskbridge::admin::plan(&settings, &brevo, apply, &mut std::io::stdout()).await?;
             if summary.failed > 0 {
                 anyhow::bail!("{} attributes could not be created", summary.failed);
+            }
+            if drift {
+                anyhow::bail!(
+                    "the local configuration differs from the deployed one (deskbridge config push deploys it)"
+                );
+            }
+        }
+        Command::Config { action } => {
+            let sdk = deskbridge_shared::aws::sdk_config().await;
+            let env = deskbridge_shared::config::Vars::from_env();
+            let (file, stack) = match &action {
+                ConfigAction::Push { file, stack } => (file.as_deref(), stack),
+                ConfigAction::Show { stack } => (None, stack),
+            };
+            let name = stack.name.as_deref().filter(|n| !n.trim().is_empty());
+            let from_stack = match name {
+                Some(name) => stack::variables(&sdk, name).await?,
+                None => Default::default(),
+            };
+            let arn = config_cmd::target_secret(name, &from_stack, &env)?;
+            match action {
+                ConfigAction::Push { .. } => {
+                    let Some(path) = config_cmd::local_file(file, &env) else {
+                        anyhow::bail!(
+                            "name the file to push (or set DESKBRIDGE_CONFIG to its path)"
+                        );
+                    };
+                    config_cmd::push(&sdk, &path, &arn, &mut std::io::stdout()).await?;
+                }
+                ConfigAction::Show { .. } => {
+                    print!("{}", config_cmd::deployed_text(&sdk, &arn).await?);
+                }
             }
         }
         Command::Check { target, stack } => {

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use anyhow::bail;
+use deskbridge_shared::config_file::{CONFIG_VAR, SECRET_PREFIX};
 
 /// Stack output → settings variable (template.yaml `Outputs:`).
 pub const OUTPUT_VARIABLES: &[(&str, &str)] = &[
@@ -16,6 +17,8 @@ pub const OUTPUT_VARIABLES: &[(&str, &str)] = &[
     ("SyncQueueUrl", "SYNC_QUEUE_URL"),
     ("SyncDeadLetterQueueUrl", "SYNC_DLQ_URL"),
     ("SecretArn", "DESKBRIDGE_SECRET_ARN"),
+    // The value becomes `secretsmanager:<ARN>`: the functions' own DESKBRIDGE_CONFIG.
+    ("ConfigSecretArn", "DESKBRIDGE_CONFIG"),
 ];
 
 /// The stack output that carries `variable`, if any.
@@ -36,7 +39,15 @@ pub fn variables_from_outputs<'a>(
         .filter_map(|(key, value)| {
             let value = value.trim();
             let (_, variable) = OUTPUT_VARIABLES.iter().find(|(o, _)| *o == key)?;
-            (!value.is_empty()).then(|| ((*variable).to_string(), value.to_string()))
+            if value.is_empty() {
+                return None;
+            }
+            let value = if *variable == CONFIG_VAR {
+                format!("{SECRET_PREFIX}{value}")
+            } else {
+                value.to_string()
+            };
+            Some(((*variable).to_string(), value))
         })
         .collect()
 }
@@ -125,6 +136,10 @@ mod tests {
             ("UpsertDeadLetterQueueUrl", "https://sqs/1/upsert-dlq"),
             ("SyncQueueUrl", "https://sqs/1/sync"),
             ("SyncDeadLetterQueueUrl", "https://sqs/1/sync-dlq"),
+            (
+                "ConfigSecretArn",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:config",
+            ),
             ("DashboardUrl", "https://console"),
         ];
         let vars = variables_from_outputs(outputs);
@@ -138,6 +153,10 @@ mod tests {
             ("UPSERT_DLQ_URL", "https://sqs/1/upsert-dlq"),
             ("SYNC_QUEUE_URL", "https://sqs/1/sync"),
             ("SYNC_DLQ_URL", "https://sqs/1/sync-dlq"),
+            (
+                "DESKBRIDGE_CONFIG",
+                "secretsmanager:arn:aws:secretsmanager:eu-west-1:1:secret:config",
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -147,7 +166,11 @@ mod tests {
 
     #[test]
     fn empty_and_unknown_outputs_are_left_out() {
-        let vars = variables_from_outputs([("StateTableName", "  "), ("Other", "x")]);
+        let vars = variables_from_outputs([
+            ("StateTableName", "  "),
+            ("ConfigSecretArn", ""),
+            ("Other", "x"),
+        ]);
         assert!(vars.is_empty(), "{vars:?}");
     }
 

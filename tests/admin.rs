@@ -797,11 +797,11 @@ async fn check_zendesk_names_the_legacy_api_token_and_its_end() {
 
 /// Creates, in moto, a stand-in for a deployed stack: a queue of its own (CloudFormation needs
 /// one resource) and the template's outputs, carrying the names and URLs of `res` as literals,
-/// and `secret_arn` as `SecretArn` when given. `without` outputs are left out.
+/// and `extra` outputs (such as `SecretArn`). `without` outputs are left out.
 async fn create_stack(
     sdk: &aws_config::SdkConfig,
     res: &deskbridge_shared::infra::Bootstrapped,
-    secret_arn: Option<&str>,
+    extra: &[(&str, &str)],
     without: &[&str],
 ) -> String {
     let name = common::unique_prefix("stack");
@@ -817,9 +817,7 @@ async fn create_stack(
             "https://example.execute-api.us-east-1.amazonaws.com",
         ),
     ];
-    if let Some(arn) = secret_arn {
-        values.push(("SecretArn", arn));
-    }
+    values.extend(extra.iter().copied());
     for (key, value) in values {
         if !without.contains(&key) {
             outputs.insert(key.into(), json!({ "Value": value }));
@@ -878,7 +876,8 @@ async fn status_and_sync_reach_the_stacks_resources_by_its_name() {
         .send()
         .await
         .expect("secret created");
-    let stack = create_stack(&sdk, &res, secret.arn(), &[]).await;
+    let secret_arn = secret.arn().expect("arn");
+    let stack = create_stack(&sdk, &res, &[("SecretArn", secret_arn)], &[]).await;
 
     // DESKBRIDGE_STACK means the same as --stack-name.
     let out = deskbridge_cli(&["status"], &[("DESKBRIDGE_STACK", &stack)]).await;
@@ -941,7 +940,7 @@ async fn an_unknown_stack_or_a_missing_output_is_named() {
     );
 
     let res = common::bootstrap(&sdk, "stack-missing").await;
-    let stack = create_stack(&sdk, &res, None, &["SyncQueueUrl"]).await;
+    let stack = create_stack(&sdk, &res, &[], &["SyncQueueUrl"]).await;
     let out = deskbridge_cli(
         &["sync", "zendesk", "--stack-name", &stack],
         &[
@@ -960,4 +959,162 @@ async fn an_unknown_stack_or_a_missing_output_is_named() {
         visible_messages(&aws_sdk_sqs::Client::new(&sdk), &res.sync_queue_url).await,
         0
     );
+}
+
+/// A file under the system's temporary directory holding `text`, removed by the caller.
+fn temp_config(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("{}-{name}", common::unique_prefix("config")));
+    std::fs::write(&path, text).expect("writing a config file");
+    path
+}
+
+#[tokio::test]
+async fn config_push_checks_the_file_and_plan_says_when_the_deployed_copy_differs() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "stack-config").await;
+    let brevo = MockServer::start().await;
+    brevo_account(&brevo).await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let credentials = secrets
+        .create_secret()
+        .name(common::unique_prefix("stack-credentials"))
+        .secret_string(
+            json!({"BREVO_API_KEY": "xkeysib-test", "BREVO_BASE_URL": format!("{}/v3", brevo.uri())})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("secret created");
+    // As template.yaml creates it: only a comment, which means the built-in defaults.
+    let placeholder = "# deskbridge configuration: the built-in defaults until `deskbridge config push` writes your file here.\n";
+    let configuration = secrets
+        .create_secret()
+        .name(common::unique_prefix("stack-configuration"))
+        .secret_string(placeholder)
+        .send()
+        .await
+        .expect("secret created");
+    let config_arn = configuration.arn().expect("arn").to_string();
+    let stack = create_stack(
+        &sdk,
+        &res,
+        &[
+            ("SecretArn", credentials.arn().expect("arn")),
+            ("ConfigSecretArn", &config_arn),
+        ],
+        &[],
+    )
+    .await;
+    let deployed = || async {
+        secrets
+            .get_secret_value()
+            .secret_id(&config_arn)
+            .send()
+            .await
+            .expect("read")
+            .secret_string()
+            .unwrap_or_default()
+            .to_string()
+    };
+
+    // An invalid file is refused with its lines, and nothing is written.
+    let bad = temp_config("bad.yaml", "connectors:\n  zendesk:\n    enabled: maybe\n");
+    let out = deskbridge_cli(
+        &[
+            "config",
+            "push",
+            bad.to_str().expect("utf-8"),
+            "--stack-name",
+            &stack,
+        ],
+        &[],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml:3:") && stderr.contains("not pushed"),
+        "{stderr}"
+    );
+    assert_eq!(deployed().await, placeholder);
+
+    // A valid file becomes the secret's text, which `config show` prints.
+    let cinnox = std::fs::read_to_string(common::CINNOX_CONFIG).expect("example");
+    let good = temp_config("cinnox.yaml", &cinnox);
+    let good_arg = good.to_str().expect("utf-8");
+    let out = deskbridge_cli(
+        &["config", "push", good_arg],
+        &[("DESKBRIDGE_STACK", &stack)],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fingerprint = deskbridge_shared::config_file::fingerprint(&cinnox);
+    assert!(
+        stdout.contains(&format!("fingerprint {fingerprint}")),
+        "{stdout}"
+    );
+    assert_eq!(deployed().await, cinnox);
+    let out = deskbridge_cli(&["config", "show", "--stack-name", &stack], &[]).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), cinnox);
+    // Pushing the same text again writes nothing.
+    let out = deskbridge_cli(&["config", "push", good_arg, "--stack-name", &stack], &[]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing written"));
+
+    // plan --stack-name without a local file plans the deployed copy: the CINNOX source's
+    // CINNOX_ID attribute is one the mapping needs.
+    let out = deskbridge_cli(&["plan", "--stack-name", &stack], &[]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "planning the deployed copy (fingerprint {fingerprint})"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("CINNOX_ID"), "{stdout}");
+
+    // The same local file: no drift. A changed one: named, with the line, and exit non-zero.
+    let out = deskbridge_cli(
+        &["plan", "--stack-name", &stack],
+        &[("DESKBRIDGE_CONFIG", good_arg)],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("is what stack `{stack}` reads")),
+        "{stdout}"
+    );
+    let changed = temp_config("changed.yaml", &format!("{cinnox}default_region: FR\n"));
+    let out = deskbridge_cli(
+        &["plan", "--stack-name", &stack],
+        &[("DESKBRIDGE_CONFIG", changed.to_str().expect("utf-8"))],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    let last_line = cinnox.lines().count() + 1;
+    assert!(
+        stdout.contains("differs from what stack")
+            && stdout.contains(&format!("from line {last_line}")),
+        "{stdout}"
+    );
+    assert!(stderr.contains("config push"), "{stderr}");
+    for path in [bad, good, changed] {
+        let _ = std::fs::remove_file(path);
+    }
 }

@@ -12,6 +12,9 @@ use crate::sources::zendesk_auth::{TokenCache, ZendeskAuth, ZendeskCredentials};
 #[derive(Debug, Clone, Default)]
 pub struct Vars {
     values: HashMap<String, String>,
+    /// The configuration text when `DESKBRIDGE_CONFIG` names a Secrets Manager secret
+    /// (`secretsmanager:ARN`), read by [`crate::aws::load_vars`]; `None` when it does not.
+    config_text: Option<String>,
 }
 
 impl Vars {
@@ -19,6 +22,7 @@ impl Vars {
     pub fn from_env() -> Self {
         Vars {
             values: std::env::vars().collect(),
+            config_text: None,
         }
     }
 
@@ -34,6 +38,7 @@ impl Vars {
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
+            config_text: None,
         }
     }
 
@@ -43,6 +48,17 @@ impl Vars {
             self.values.entry(k).or_insert(v);
         }
         self
+    }
+
+    /// With the configuration text that `DESKBRIDGE_CONFIG` (`secretsmanager:ARN`) names.
+    pub fn with_config_text(mut self, text: impl Into<String>) -> Self {
+        self.config_text = Some(text.into());
+        self
+    }
+
+    /// The configuration text read from the secret `DESKBRIDGE_CONFIG` names, if it was read.
+    pub fn config_text(&self) -> Option<&str> {
+        self.config_text.as_deref()
     }
 
     /// A non-empty value.

@@ -178,12 +178,66 @@ pub fn load(path: &Path) -> Result<FileConfig, ConfigFileError> {
     }
 }
 
-/// The file named by `DESKBRIDGE_CONFIG`; `None` when the variable is unset.
-pub fn load_from_vars(vars: &Vars) -> Result<Option<FileConfig>, ConfigFileError> {
-    match vars.get(CONFIG_VAR) {
-        None => Ok(None),
-        Some(path) => load(Path::new(&path)).map(Some),
+/// The prefix of a `DESKBRIDGE_CONFIG` value that names a Secrets Manager secret holding the
+/// file's text (how the deployed stack delivers it): `secretsmanager:ARN`.
+pub const SECRET_PREFIX: &str = "secretsmanager:";
+
+/// Where `DESKBRIDGE_CONFIG` says the configuration comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOrigin {
+    /// A file on disk (local runs, tests).
+    Path(String),
+    /// The whole text of a Secrets Manager secret (the deployed stack).
+    Secret(String),
+}
+
+impl ConfigOrigin {
+    /// The origin `value` (a `DESKBRIDGE_CONFIG` value) names.
+    pub fn of(value: &str) -> Self {
+        match value.strip_prefix(SECRET_PREFIX) {
+            Some(arn) => ConfigOrigin::Secret(arn.trim().to_string()),
+            None => ConfigOrigin::Path(value.to_string()),
+        }
     }
+
+    /// The origin `vars` name; `None` when `DESKBRIDGE_CONFIG` is unset.
+    pub fn from_vars(vars: &Vars) -> Option<Self> {
+        vars.get(CONFIG_VAR).map(|v| Self::of(&v))
+    }
+}
+
+/// The configuration `DESKBRIDGE_CONFIG` names; `None` when the variable is unset. A
+/// `secretsmanager:` value is read from the text [`crate::aws::load_vars`] fetched; an empty
+/// secret means the built-in defaults (the stack creates it empty).
+pub fn load_from_vars(vars: &Vars) -> Result<Option<FileConfig>, ConfigFileError> {
+    let Some(value) = vars.get(CONFIG_VAR) else {
+        return Ok(None);
+    };
+    match ConfigOrigin::of(&value) {
+        ConfigOrigin::Path(path) => load(Path::new(&path)).map(Some),
+        ConfigOrigin::Secret(arn) => match vars.config_text() {
+            Some(text) => parse(&value, text).map(Some),
+            None => Err(ConfigFileError {
+                path: value.clone(),
+                problems: vec![Problem {
+                    line: None,
+                    message: format!(
+                        "the secret {arn} was not read (it is read where AWS is reachable, by the \
+                         functions and by the CLI)"
+                    ),
+                }],
+            }),
+        },
+    }
+}
+
+/// A short fingerprint of a configuration text (the first 12 hex digits of its SHA-256), logged
+/// by the functions at start-up and shown by `deskbridge plan`, so that the copy a function runs
+/// can be told from another.
+pub fn fingerprint(text: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    hex::encode(&digest[..6])
 }
 
 /// Checks `text`; `path_for_messages` names the file in problems.

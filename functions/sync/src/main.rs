@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use deskbridge_shared::config::Vars;
 use deskbridge_shared::metrics::Metrics;
 use deskbridge_shared::queue::{Redelivery, SqsQueue, messages_from_sqs};
 use deskbridge_shared::state::DynamoStateStore;
@@ -18,34 +19,41 @@ use tracing::Instrument;
 async fn main() -> Result<(), Error> {
     telemetry::init(true);
     let sdk = aws::sdk_config().await;
-    let settings = config::Settings::from_vars(&aws::load_vars(&sdk).await?)?;
-    for line in settings.describe_sources() {
-        tracing::info!("{line}");
-    }
-    let readers: Vec<Arc<_>> = readers_from_settings(&settings)
-        .into_iter()
-        .map(Arc::from)
-        .collect();
-    let mut syncer = Syncer::from_settings(
-        readers,
-        DynamoStateStore::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            settings.require_state_table()?,
-        ),
-        SqsQueue::new(aws_sdk_sqs::Client::new(&sdk)),
-        &settings,
-    )?;
-    syncer.metrics = Metrics::from_env("deskbridge-sync");
-    syncer.redelivery = Some(Redelivery::configured(
-        Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk))),
-        settings.sync_queue_url.as_deref(),
-        settings.sync_dlq_url.as_deref(),
-        settings.retry,
-    ));
-    let syncer = &syncer;
+    let clients = (
+        aws_sdk_dynamodb::Client::new(&sdk),
+        aws_sdk_sqs::Client::new(&sdk),
+    );
+    // Built again when a secret (credentials or configuration) has a new version.
+    let live = aws::Live::start(&sdk, Vars::from_env(), move |vars| {
+        let settings = config::Settings::from_vars(vars)?;
+        for line in settings.describe_sources() {
+            tracing::info!("{line}");
+        }
+        let readers: Vec<Arc<_>> = readers_from_settings(&settings)
+            .into_iter()
+            .map(Arc::from)
+            .collect();
+        let mut syncer = Syncer::from_settings(
+            readers,
+            DynamoStateStore::new(clients.0.clone(), settings.require_state_table()?),
+            SqsQueue::new(clients.1.clone()),
+            &settings,
+        )?;
+        syncer.metrics = Metrics::from_env("deskbridge-sync");
+        syncer.redelivery = Some(Redelivery::configured(
+            Arc::new(SqsQueue::new(clients.1.clone())),
+            settings.sync_queue_url.as_deref(),
+            settings.sync_dlq_url.as_deref(),
+            settings.retry,
+        ));
+        Ok(syncer)
+    })
+    .await?;
+    let live = &live;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
+        let syncer = live.get().await;
         let span = tracing::info_span!("sync_invocation", request_id = %event.context.request_id);
-        handle(syncer, event.payload).instrument(span).await
+        handle(&syncer, event.payload).instrument(span).await
     }))
     .await
 }

@@ -20,6 +20,12 @@ use tracing::Instrument;
 /// then are reported failed and redelivered).
 const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
+/// What the upsert function builds from its settings.
+struct Worker<U> {
+    upserter: U,
+    governor: Option<Arc<brevo::RateGovernor>>,
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     // First: the phone metadata loads while the rest of init runs (see the function's docs).
@@ -27,32 +33,37 @@ async fn main() -> Result<(), Error> {
     telemetry::init(true);
     let metrics = Metrics::from_env("deskbridge-upsert");
     let sdk = aws::sdk_config().await;
-    let vars = aws::load_vars(&sdk).await?;
-    let settings = config::Settings::from_vars(&vars)?;
-    // Without BREVO_API_KEY: dry-run, lines masked because stdout is CloudWatch here.
-    let brevo = brevo::from_settings_with(&settings.brevo, DryRunOutput::Masked)?;
-    let governor = brevo.governor().cloned();
-    let state = DynamoStateStore::new(
+    let clients = (
         aws_sdk_dynamodb::Client::new(&sdk),
-        settings.require_state_table()?,
+        aws_sdk_sqs::Client::new(&sdk),
     );
-    let lookup = HelpdeskLookup::new(&settings);
-    for line in settings.describe_sources() {
-        tracing::info!("{line}");
-    }
-    let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk)));
-    let upserter = Upserter::new(brevo, state, lookup, settings.mapping.clone()).with_redelivery(
-        Redelivery::configured(
-            queue,
-            settings.upsert_queue_url.as_deref(),
-            settings.upsert_dlq_url.as_deref(),
-            settings.retry,
-        ),
-    );
-    let (upserter, governor, metrics) = (&upserter, &governor, &metrics);
+    // Built again when a secret (credentials or configuration) has a new version.
+    let live = aws::Live::start(&sdk, config::Vars::from_env(), move |vars| {
+        let settings = config::Settings::from_vars(vars)?;
+        // Without BREVO_API_KEY: dry-run, lines masked because stdout is CloudWatch here.
+        let brevo = brevo::from_settings_with(&settings.brevo, DryRunOutput::Masked)?;
+        let governor = brevo.governor().cloned();
+        let state = DynamoStateStore::new(clients.0.clone(), settings.require_state_table()?);
+        let lookup = HelpdeskLookup::new(&settings);
+        for line in settings.describe_sources() {
+            tracing::info!("{line}");
+        }
+        let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(clients.1.clone()));
+        let upserter = Upserter::new(brevo, state, lookup, settings.mapping.clone())
+            .with_redelivery(Redelivery::configured(
+                queue,
+                settings.upsert_queue_url.as_deref(),
+                settings.upsert_dlq_url.as_deref(),
+                settings.retry,
+            ));
+        Ok(Worker { upserter, governor })
+    })
+    .await?;
+    let (live, metrics) = (&live, &metrics);
 
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
         let started = Instant::now();
+        let worker = live.get().await;
         let remaining = event
             .context
             .deadline()
@@ -61,11 +72,13 @@ async fn main() -> Result<(), Error> {
         let deadline = tokio::time::Instant::now() + remaining.saturating_sub(DEADLINE_MARGIN);
         let span = tracing::info_span!("upsert_invocation", request_id = %event.context.request_id);
         let messages = messages_from_sqs(&event.payload);
-        let report = upserter
+        let report = worker
+            .upserter
             .handle_until(&messages, Some(deadline))
             .instrument(span)
             .await;
-        let usage = governor
+        let usage = worker
+            .governor
             .as_ref()
             .map(|g| g.usage().take())
             .unwrap_or_default();
