@@ -423,3 +423,129 @@ fn functions_retry_on_their_own_queue_and_dead_letter_past_the_horizon() {
         "{delay}"
     );
 }
+
+/// `NAME` of every `vars.get("NAME")` / `env::var("NAME")` / `const …_VAR: &str = "NAME"` in the
+/// product's sources (not its tests).
+fn variables_read_by_the_code() -> std::collections::BTreeSet<String> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("source dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in [
+        "src",
+        "shared/src",
+        "functions/webhook/src",
+        "functions/upsert/src",
+        "functions/sync/src",
+    ] {
+        walk(&root.join(dir), &mut files);
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("source");
+        // Only the code before a file's unit tests.
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for marker in [
+            "vars.get(\"",
+            "env::var(\"",
+            "env::var_os(\"",
+            "_VAR: &str = \"",
+        ] {
+            for (at, _) in text.match_indices(marker) {
+                let rest = &text[at + marker.len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if rest[name.len()..].starts_with('"') && name.len() > 2 {
+                    names.insert(name);
+                }
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn every_variable_the_code_reads_is_set_by_the_template_held_in_the_secret_or_documented() {
+    let t = template();
+    // Set by the template: the keys of every `Variables:` block.
+    let mut set = std::collections::BTreeSet::new();
+    let lines: Vec<&str> = t.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim() != "Variables:" {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        for l in lines[i + 1..]
+            .iter()
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .take_while(|l| l.len() - l.trim_start().len() > indent)
+        {
+            if let Some((k, _)) = l.trim().split_once(':') {
+                set.insert(k.to_string());
+            }
+        }
+    }
+    // Held in the secret: the names the Secrets resource's comment lists.
+    let secrets_at = lines
+        .iter()
+        .position(|l| *l == "  Secrets:")
+        .expect("the Secrets resource");
+    let secret_comment: String = lines[..secrets_at]
+        .iter()
+        .rev()
+        .take_while(|l| l.trim_start().starts_with('#'))
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    // Documented (and so optional where neither sets it): the README's configuration tables.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let documented = |name: &str| {
+        readme.lines().filter(|l| l.starts_with("| `")).any(|l| {
+            l.split('|')
+                .nth(1)
+                .is_some_and(|cell| cell.contains(&format!("`{name}`")))
+        })
+    };
+    // Set by Lambda itself in every execution environment.
+    let lambda = ["AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_FUNCTION_NAME"];
+    let read = variables_read_by_the_code();
+    assert!(
+        read.contains("STATE_TABLE") && read.contains("DESKBRIDGE_CONFIG"),
+        "{read:?}"
+    );
+    // Every variable is in the README's tables (a user can look any of them up); one that the
+    // template neither sets nor lists among the secret's keys must be optional, which is what
+    // its row says (the deployed proof, tests/deployed.rs, fails when a needed one is missing).
+    let unaccounted: Vec<String> = read
+        .iter()
+        .filter(|name| !lambda.contains(&name.as_str()) && !documented(name))
+        .map(|name| {
+            let origin = if set.contains(name) {
+                "set by the template"
+            } else if secret_comment.contains(name.as_str()) {
+                "held in the secret"
+            } else {
+                "optional"
+            };
+            format!("{name} ({origin}): not in the README's configuration table")
+        })
+        .collect();
+    assert!(unaccounted.is_empty(), "{unaccounted:#?}");
+    // And the template sets nothing the code never reads.
+    let unread: Vec<&String> = set.iter().filter(|n| !read.contains(*n)).collect();
+    assert!(
+        unread.is_empty(),
+        "template variables no code reads: {unread:?}"
+    );
+}
