@@ -869,3 +869,68 @@ async fn a_function_whose_deployed_configuration_is_invalid_fails_its_init_namin
         );
     }
 }
+
+#[tokio::test]
+async fn a_running_function_takes_up_a_new_configuration_version_and_refuses_an_invalid_one() {
+    use deskbridge_shared::aws::Live;
+    use deskbridge_shared::config::{Settings, Vars};
+    let sdk = common::sdk().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let arn = secrets
+        .create_secret()
+        .name(common::unique_prefix("live-configuration"))
+        .secret_string("# defaults\n")
+        .send()
+        .await
+        .expect("configuration secret")
+        .arn()
+        .expect("arn")
+        .to_string();
+    let env = Vars::from_pairs([
+        ("DESKBRIDGE_CONFIG", format!("secretsmanager:{arn}")),
+        ("DESKBRIDGE_SECRET_REFRESH_SECONDS", "1".to_string()),
+    ]);
+    let builds = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = builds.clone();
+    let live = Live::start(&sdk, env, move |vars| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Settings::from_vars(vars)?)
+    })
+    .await
+    .expect("starts on the defaults");
+    let zendesk = deskbridge_shared::model::Source::Zendesk;
+    assert!(live.get().await.file.source_enabled(&zendesk));
+
+    // Within the refresh period nothing is read again.
+    let put = |text: &'static str| {
+        let secrets = secrets.clone();
+        let arn = arn.clone();
+        async move {
+            secrets
+                .put_secret_value()
+                .secret_id(arn)
+                .secret_string(text)
+                .send()
+                .await
+                .expect("new version");
+        }
+    };
+    put("connectors:\n  zendesk:\n    enabled: false\n").await;
+    assert!(live.get().await.file.source_enabled(&zendesk));
+    assert_eq!(builds.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // After it, the new version is built and used.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(!live.get().await.file.source_enabled(&zendesk));
+    assert_eq!(builds.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    // An invalid version is refused and the running settings stay.
+    put("connectors:\n  zendesk:\n    enabled: maybe\n").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(!live.get().await.file.source_enabled(&zendesk));
+    assert_eq!(builds.load(std::sync::atomic::Ordering::SeqCst), 3);
+    // …and is not tried again until another version arrives.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let _ = live.get().await;
+    assert_eq!(builds.load(std::sync::atomic::Ordering::SeqCst), 3);
+}

@@ -454,12 +454,19 @@ fn variables_read_by_the_code() -> std::collections::BTreeSet<String> {
         // Only the code before a file's unit tests.
         let text = text.split("#[cfg(test)]").next().unwrap_or_default();
         for marker in [
-            "vars.get(\"",
+            ".get(\"",
             "env::var(\"",
             "env::var_os(\"",
             "_VAR: &str = \"",
         ] {
             for (at, _) in text.match_indices(marker) {
+                // `.get(` reads a variable when called on the settings variables (`vars`, `env`),
+                // possibly on the next line of a chain.
+                let receiver = text[..at].trim_end();
+                if marker == ".get(\"" && !(receiver.ends_with("vars") || receiver.ends_with("env"))
+                {
+                    continue;
+                }
                 let rest = &text[at + marker.len()..];
                 let name: String = rest
                     .chars()
