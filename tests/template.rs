@@ -300,8 +300,37 @@ fn roles_allow_only_what_the_code_does() {
             .any(|l| l.contains("AWSLambdaSQSQueueExecutionRole")),
         "the SQS managed policy is attached"
     );
+    // Each function has a role of its own, declared here: SAM's `Policies` would attach
+    // AWSLambdaBasicExecutionRole and AWSXrayWriteOnlyAccess (`Resource: *`) besides.
+    for function in ["WebhookFunction", "UpsertFunction", "SyncFunction"] {
+        let body = resource(&t, function);
+        assert!(
+            body.contains(&format!("Role: !GetAtt {function}Role.Arn")),
+            "{function} has its own role"
+        );
+        assert!(!body.contains("Policies:"), "{function} has SAM policies");
+        let role = resource(&t, &format!("{function}Role"));
+        assert!(role.contains("Sid: WriteLogs"), "{role}");
+    }
+    assert!(!t.contains("ManagedPolicyArns"), "a managed policy is attached");
+    // `*` only where the service has no resource-level permissions (X-Ray's write actions).
+    let lines: Vec<&str> = t.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim() == "Resource: \"*\"" {
+            let statement: Vec<&str> = lines[i.saturating_sub(6)..i].to_vec();
+            assert!(
+                statement.iter().any(|l| l.contains("Sid: WriteTraces"))
+                    && statement
+                        .iter()
+                        .filter(|l| l.trim_start().starts_with("- ") && l.contains(':'))
+                        .filter(|l| !l.contains("Sid:"))
+                        .all(|l| l.contains("xray:")),
+                "a `Resource: *` grant other than X-Ray's: {statement:#?}"
+            );
+        }
+    }
     // Each function consumes only its own queue.
-    let upsert = resource(&t, "UpsertFunction");
+    let upsert = resource(&t, "UpsertFunctionRole");
     let consume = upsert
         .split("Sid: ConsumeJobs")
         .nth(1)
@@ -314,7 +343,7 @@ fn roles_allow_only_what_the_code_does() {
             && consume.contains("Resource: !GetAtt UpsertQueue.Arn"),
         "{consume}"
     );
-    let sync = resource(&t, "SyncFunction");
+    let sync = resource(&t, "SyncFunctionRole");
     let pages = sync
         .split("Sid: PageJobs")
         .nth(1)
@@ -396,7 +425,7 @@ fn functions_retry_on_their_own_queue_and_dead_letter_past_the_horizon() {
         assert!(t.contains(var), "template.yaml does not set {var}");
     }
     // The upsert function sends failing messages back to its own queue, or to its DLQ.
-    let upsert = resource(&t, "UpsertFunction");
+    let upsert = resource(&t, "UpsertFunctionRole");
     let retry = upsert
         .split("Sid: RetryLaterOrDeadLetter")
         .nth(1)
@@ -408,7 +437,7 @@ fn functions_retry_on_their_own_queue_and_dead_letter_past_the_horizon() {
             && retry.contains("UpsertDeadLetterQueue.Arn"),
         "{retry}"
     );
-    let sync = resource(&t, "SyncFunction");
+    let sync = resource(&t, "SyncFunctionRole");
     assert!(sync.contains("SyncDeadLetterQueue.Arn"), "{sync}");
     // The defaults are the code's.
     let policy = deskbridge_shared::queue::RetryPolicy::default();
