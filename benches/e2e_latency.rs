@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deskbridge::serve;
-use deskbridge_shared::sources::signature;
+use deskbridge_shared::helpdesk::signature;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use wiremock::matchers::{method, path};

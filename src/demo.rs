@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use aws_sdk_sqs::types::QueueAttributeName;
 use deskbridge_shared::config::Settings;
+use deskbridge_shared::helpdesk::generic::GenericAuth;
+use deskbridge_shared::helpdesk::signature;
 use deskbridge_shared::model::Source;
-use deskbridge_shared::sources::generic::GenericAuth;
-use deskbridge_shared::sources::signature;
 use serde_json::Value;
 
 /// The sample webhook files shipped in `events/`.

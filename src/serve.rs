@@ -16,11 +16,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use deskbridge_shared::brevo;
 use deskbridge_shared::config::Settings;
+use deskbridge_shared::helpdesk::HelpdeskLookup;
+use deskbridge_shared::helpdesk::readers_from_settings;
 use deskbridge_shared::metrics::Metrics;
 use deskbridge_shared::queue::{Queue, Redelivery, SqsQueue};
-use deskbridge_shared::sources::HelpdeskLookup;
 use deskbridge_shared::state::DynamoStateStore;
-use deskbridge_shared::sync::readers::readers_from_settings;
 use deskbridge_sync::Syncer;
 use deskbridge_upsert::{Message, Upserter};
 use deskbridge_webhook::Webhook;
@@ -150,7 +150,7 @@ impl<B, S, L> BatchHandler for Upserter<B, S, L>
 where
     B: brevo::BrevoApi,
     S: deskbridge_shared::state::StateStore,
-    L: deskbridge_shared::sources::PersonLookup,
+    L: deskbridge_shared::helpdesk::PersonLookup,
 {
     async fn handle_batch(&self, messages: &[Message]) -> Vec<String> {
         self.handle(messages).await.failed

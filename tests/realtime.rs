@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use deskbridge::{demo, serve};
 use deskbridge_shared::config::Settings;
-use deskbridge_shared::sources::generic::GenericAuth;
-use deskbridge_shared::sources::signature;
+use deskbridge_shared::helpdesk::generic::GenericAuth;
+use deskbridge_shared::helpdesk::signature;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use wiremock::matchers::{method, path};

@@ -312,7 +312,10 @@ fn roles_allow_only_what_the_code_does() {
         let role = resource(&t, &format!("{function}Role"));
         assert!(role.contains("Sid: WriteLogs"), "{role}");
     }
-    assert!(!t.contains("ManagedPolicyArns"), "a managed policy is attached");
+    assert!(
+        !t.contains("ManagedPolicyArns"),
+        "a managed policy is attached"
+    );
     // `*` only where the service has no resource-level permissions (X-Ray's write actions).
     let lines: Vec<&str> = t.lines().collect();
     for (i, line) in lines.iter().enumerate() {

@@ -45,7 +45,7 @@
 //! - Booleans are `true`/`false` only (YAML 1.2), so `default_region: NO` means Norway.
 //! - A `generic:<name>` source receives webhooks only with both `auth` and `fields` (neither is a
 //!   warning, one without the other an error); its name must be `[a-z0-9_-]+` (it is in the URL).
-//!   `auth` names the variable holding the secret, never the secret. See [`crate::sources::generic`].
+//!   `auth` names the variable holding the secret, never the secret. See [`crate::helpdesk::generic`].
 //!
 //! Everything is checked at load, and every problem is reported at once with its line.
 //! Sync streams that the source does not have (the Gorgias seed's `tags`) are accepted but
@@ -59,12 +59,12 @@ use std::path::Path;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use crate::config::{ConfigError, Vars};
+use crate::config::vars::{ConfigError, Vars};
+use crate::helpdesk::generic::{self, GenericAuth, GenericFields, GenericSource};
+use crate::helpdesk::signature::{HmacSha256Scheme, SignatureEncoding};
 use crate::identity::parse_region;
 use crate::mapping::{FieldRule, Lists, Mapping, SourceMapping, Transform};
 use crate::model::{EventKind, Source};
-use crate::sources::generic::{self, GenericAuth, GenericFields, GenericSource};
-use crate::sources::signature::{HmacSha256Scheme, SignatureEncoding};
 
 /// The environment variable holding the file's path.
 pub const CONFIG_VAR: &str = "DESKBRIDGE_CONFIG";
@@ -1195,9 +1195,9 @@ impl Checker {
     fn streams(&mut self, source: &Source, f: &Entry, at: &str) -> BTreeMap<String, bool> {
         let where_ = format!("{at}.sync");
         let known: &[&str] = match source {
-            Source::Zendesk => &crate::sync::zendesk::STREAMS,
-            Source::Intercom => &crate::sync::intercom::STREAMS,
-            Source::Gorgias => &crate::sync::gorgias::STREAMS,
+            Source::Zendesk => &crate::helpdesk::zendesk::STREAMS,
+            Source::Intercom => &crate::helpdesk::intercom::STREAMS,
+            Source::Gorgias => &crate::helpdesk::gorgias::STREAMS,
             Source::Generic(_) => &[],
         };
         let mut streams = BTreeMap::new();

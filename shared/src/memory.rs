@@ -310,12 +310,12 @@ impl crate::state::streams::StreamStore for MemoryStreamStore {
 pub struct NoLookup;
 
 #[async_trait]
-impl crate::sources::PersonLookup for NoLookup {
+impl crate::helpdesk::PersonLookup for NoLookup {
     async fn lookup(
         &self,
         _source: &crate::model::Source,
         _id: &str,
-    ) -> Result<Option<(crate::model::Person, serde_json::Value)>, crate::sources::LookupError>
+    ) -> Result<Option<(crate::model::Person, serde_json::Value)>, crate::helpdesk::LookupError>
     {
         Ok(None)
     }

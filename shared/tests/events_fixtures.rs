@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use deskbridge_shared::config::{Settings, Vars};
+use deskbridge_shared::helpdesk::{self, Parsed, signature};
 use deskbridge_shared::model::Source;
-use deskbridge_shared::sources::{self, Parsed, signature};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
@@ -128,12 +128,12 @@ fn every_webhook_event_is_signed_and_parses() {
         }
         assert!(settings.webhook_enabled(&source), "{name}");
         assert_eq!(
-            sources::verify_webhook(&settings, &source, &headers, body, Utc::now()),
+            helpdesk::verify_webhook(&settings, &source, &headers, body, Utc::now()),
             Ok(()),
             "{name}"
         );
 
-        match sources::parse_webhook(&settings, &source, &headers, body, Utc::now()) {
+        match helpdesk::parse_webhook(&settings, &source, &headers, body, Utc::now()) {
             Ok(Parsed::Accepted(delivery)) => {
                 assert!(!delivery.records.is_empty(), "{name}");
                 assert!(

@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use deskbridge_shared::config::{Settings, Vars};
+use deskbridge_shared::helpdesk::gorgias::sync::GorgiasReader;
+use deskbridge_shared::helpdesk::intercom::sync::IntercomReader;
+use deskbridge_shared::helpdesk::reader_for;
+use deskbridge_shared::helpdesk::zendesk::sync::ZendeskReader;
+use deskbridge_shared::helpdesk::{HelpdeskLookup, PersonLookup};
 use deskbridge_shared::model::{EventKind, Record, Source, SupportEvent};
-use deskbridge_shared::sources::{HelpdeskLookup, PersonLookup};
 use deskbridge_shared::sync::{
-    FetchError, GorgiasReader, IntercomReader, Page, PageRequest, Rate, RetryPolicy, SourceReader,
-    ZendeskReader, reader_for, sync_client,
+    FetchError, Page, PageRequest, Rate, RetryPolicy, SourceReader, sync_client,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};

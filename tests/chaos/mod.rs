@@ -25,10 +25,10 @@ use std::time::Duration;
 
 use deskbridge::serve;
 use deskbridge_shared::config::Settings;
+use deskbridge_shared::helpdesk::signature;
 use deskbridge_shared::infra::Bootstrapped;
 use deskbridge_shared::model::Source;
 use deskbridge_shared::queue::SqsQueue;
-use deskbridge_shared::sources::signature;
 use deskbridge_shared::state::DynamoStateStore;
 use deskbridge_shared::state::streams::{RunStatus, StreamId, StreamStore};
 use tokio::sync::watch;

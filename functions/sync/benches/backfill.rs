@@ -27,14 +27,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use deskbridge_shared::brevo::BrevoClient;
+use deskbridge_shared::helpdesk::gorgias::sync::GorgiasReader;
+use deskbridge_shared::helpdesk::intercom::sync::IntercomReader;
+use deskbridge_shared::helpdesk::zendesk::sync::ZendeskReader;
+use deskbridge_shared::helpdesk::{LookupError, PersonLookup};
 use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::memory::{MemoryQueue, MemoryStateStore, MemoryStreamStore};
 use deskbridge_shared::model::{Person, Source};
 use deskbridge_shared::queue::Queue;
-use deskbridge_shared::sources::{LookupError, PersonLookup};
-use deskbridge_shared::sync::{
-    GorgiasReader, IntercomReader, Rate, SourceReader, ZendeskReader, sync_client,
-};
+use deskbridge_shared::sync::{Rate, SourceReader, sync_client};
 use deskbridge_sync::Syncer;
 use deskbridge_upsert::{Message, Stats, Upserter};
 use serde_json::{Value, json};

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use deskbridge_shared::config::Vars;
+use deskbridge_shared::helpdesk::readers_from_settings;
 use deskbridge_shared::metrics::Metrics;
 use deskbridge_shared::queue::{Redelivery, SqsQueue, messages_from_sqs};
 use deskbridge_shared::state::DynamoStateStore;
-use deskbridge_shared::sync::readers::readers_from_settings;
 use deskbridge_shared::{aws, config, telemetry};
 use deskbridge_sync::{Syncer, handle_batch};
 use lambda_runtime::{Error, LambdaEvent, service_fn};

@@ -11,9 +11,9 @@
 use std::collections::BTreeMap;
 
 use deskbridge_shared::brevo::{BrevoApi, ContactKey, ContactUpsert, EventRequest};
+use deskbridge_shared::helpdesk::PersonLookup;
 use deskbridge_shared::ledger::{LEDGER_TTL, Ledger, ledger_key};
 use deskbridge_shared::model::{EventKind, Record, Source, SupportEvent};
-use deskbridge_shared::sources::PersonLookup;
 use deskbridge_shared::state::StateStore;
 use serde_json::Value;
 

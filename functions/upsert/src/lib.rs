@@ -38,12 +38,12 @@ use deskbridge_shared::brevo::{
     redact,
 };
 use deskbridge_shared::clock::{Clock, SystemClock};
+use deskbridge_shared::helpdesk::PersonLookup;
 use deskbridge_shared::identity::mask;
 use deskbridge_shared::mapping::{Mapping, SourceMapping, Transform};
 use deskbridge_shared::model::{Job, Origin, Person, Record, Source, SupportEvent};
 pub use deskbridge_shared::queue::{Message, messages_from_sqs};
 use deskbridge_shared::queue::{Queue, Redelivery, Settled};
-use deskbridge_shared::sources::PersonLookup;
 use deskbridge_shared::state::{self, Claim, StateError, StateStore};
 use futures::StreamExt;
 use serde_json::Value;

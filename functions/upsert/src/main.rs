@@ -7,9 +7,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use deskbridge_shared::brevo::{self, DryRunOutput, UsageFigures};
+use deskbridge_shared::helpdesk::HelpdeskLookup;
 use deskbridge_shared::metrics::{Document, Metrics};
 use deskbridge_shared::queue::{Queue, Redelivery, SqsQueue};
-use deskbridge_shared::sources::HelpdeskLookup;
 use deskbridge_shared::state::DynamoStateStore;
 use deskbridge_shared::{aws, config, identity, telemetry};
 use deskbridge_upsert::{BatchReport, Upserter, messages_from_sqs, sqs_response};

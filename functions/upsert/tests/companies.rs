@@ -7,9 +7,9 @@ use std::time::Duration;
 use chrono::Utc;
 use deskbridge_shared::brevo::{BrevoClient, RetryPolicy};
 use deskbridge_shared::config::{Settings, Vars};
+use deskbridge_shared::helpdesk::{self, HelpdeskLookup, Parsed};
 use deskbridge_shared::memory::MemoryStateStore;
 use deskbridge_shared::model::{Job, Origin, Source};
-use deskbridge_shared::sources::{self, HelpdeskLookup, Parsed};
 use deskbridge_upsert::{Message, Upserter};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
@@ -31,10 +31,10 @@ fn notification_with_company() -> String {
 
 /// The queue message the webhook function makes of `body`.
 fn message(settings: &Settings, body: &str) -> Message {
-    let parsed = sources::parse_webhook(
+    let parsed = helpdesk::parse_webhook(
         settings,
         &Source::Intercom,
-        &sources::http::HeaderMap::new(),
+        &helpdesk::http::HeaderMap::new(),
         body.as_bytes(),
         Utc::now(),
     );

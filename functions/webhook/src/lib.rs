@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deskbridge_shared::config::Settings;
+use deskbridge_shared::helpdesk::{self, AuthError, Parsed};
 use deskbridge_shared::metrics::Document;
 use deskbridge_shared::model::{Job, Origin, Source};
 use deskbridge_shared::queue::Queue;
-use deskbridge_shared::sources::{self, AuthError, Parsed};
 use deskbridge_shared::state::{self, Claim, StateStore};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
@@ -143,7 +143,7 @@ pub fn source_segment(path: &str) -> Option<Cow<'_, str>> {
     let (_, rest) = trimmed.rsplit_once("/webhooks/")?;
     match rest.split_once('/') {
         None => (!rest.is_empty() && !rest.contains(':')).then_some(Cow::Borrowed(rest)),
-        Some(("generic", name)) if sources::generic::valid_name(name) => {
+        Some(("generic", name)) if helpdesk::generic::valid_name(name) => {
             Some(Cow::Owned(format!("generic:{name}")))
         }
         Some(_) => None,
@@ -201,7 +201,7 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
                 Rejection::TooLarge,
             );
         }
-        if let Err(e) = sources::verify_webhook(&self.settings, &source, headers, body, now) {
+        if let Err(e) = helpdesk::verify_webhook(&self.settings, &source, headers, body, now) {
             warn!(%source, reason = %e, "webhook refused");
             return match e {
                 AuthError::NotConfigured => Reply::error(
@@ -216,7 +216,7 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
                 ),
             };
         }
-        let delivery = match sources::parse_webhook(&self.settings, &source, headers, body, now) {
+        let delivery = match helpdesk::parse_webhook(&self.settings, &source, headers, body, now) {
             Ok(Parsed::Accepted(d)) => d,
             Ok(Parsed::Ignored { topic }) => {
                 info!(%source, %topic, "webhook ignored: not an event deskbridge acts on");

@@ -2,9 +2,9 @@
 
 use chrono::Utc;
 use deskbridge_shared::config::{Settings, Vars};
+use deskbridge_shared::helpdesk::signature;
 use deskbridge_shared::memory::{MemoryQueue, MemoryStateStore};
 use deskbridge_shared::model::Job;
-use deskbridge_shared::sources::signature;
 use deskbridge_webhook::{Reply, Webhook, lambda_handler};
 use http::{HeaderMap, HeaderValue, StatusCode};
 

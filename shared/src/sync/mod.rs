@@ -5,17 +5,11 @@
 //! comes in the [`PageRequest`] (the stream state kept in DynamoDB by the sync function), and where
 //! to go next goes out in the [`Page`].
 
-pub mod gorgias;
-pub mod intercom;
 pub mod limiter;
 pub mod readers;
-pub mod zendesk;
 
-pub use gorgias::GorgiasReader;
-pub use intercom::IntercomReader;
 pub use limiter::{Limiter, Rate};
-pub use readers::{RetryPolicy, reader_for, readers_from_settings, sync_client};
-pub use zendesk::ZendeskReader;
+pub use readers::{RetryPolicy, sync_client};
 
 use std::time::Duration;
 

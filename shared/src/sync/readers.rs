@@ -1,4 +1,4 @@
-//! Building the enabled readers from [`Settings`], and the HTTP core every reader shares: one
+//! The HTTP core every sync reader shares: one
 //! request within the account's rate limit, with 429s waited out (never sooner than the helpdesk
 //! asked), 5xx and timeouts retried with back-off, and refusals turned into operator-readable
 //! [`FetchError::Rejected`] messages.
@@ -10,16 +10,12 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::Utc;
 use serde::de::DeserializeOwned;
 
-use super::gorgias::GorgiasReader;
-use super::intercom::IntercomReader;
-use super::limiter::{Limiter, Rate};
-use super::zendesk::ZendeskReader;
-use super::{FetchError, SourceReader};
-use crate::config::Settings;
-use crate::model::Source;
-use crate::sources::http::{
+use super::FetchError;
+use super::limiter::Limiter;
+use crate::helpdesk::http::{
     self as helpdesk_http, ClientBuildError, StatusClass, StatusCode, retry_after,
 };
+use crate::model::Source;
 
 /// Whole-request timeout of a sync page request (pages are bigger than look-ups: Zendesk
 /// exports can hold 1,000 tickets with their sideloaded users).
@@ -54,79 +50,6 @@ impl Default for RetryPolicy {
             transient_retries: 2,
             backoff: Duration::from_millis(500),
         }
-    }
-}
-
-/// The readers of every helpdesk whose API credentials are set, in [`Source::BUILT_IN`] order,
-/// sharing one HTTP client. Each has its own account limiter at the default rates.
-///
-/// If the HTTP client cannot be built (the TLS back-end failed to initialise, which does not
-/// happen in practice), the error is logged and no reader is returned.
-pub fn readers_from_settings(settings: &Settings) -> Vec<Box<dyn SourceReader>> {
-    let Some(client) = client_or_log() else {
-        return Vec::new();
-    };
-    Source::BUILT_IN
-        .iter()
-        .filter_map(|source| build(settings, source, &client))
-        .collect()
-}
-
-/// The reader of `source`, when its API credentials are set (and the HTTP client builds).
-pub fn reader_for(settings: &Settings, source: &Source) -> Option<Box<dyn SourceReader>> {
-    if !settings.api_enabled(source) {
-        return None;
-    }
-    build(settings, source, &client_or_log()?)
-}
-
-fn client_or_log() -> Option<reqwest::Client> {
-    sync_client()
-        .map_err(
-            |e| tracing::error!(error = %e, "helpdesk HTTP client unavailable; no sync readers"),
-        )
-        .ok()
-}
-
-fn build(
-    settings: &Settings,
-    source: &Source,
-    client: &reqwest::Client,
-) -> Option<Box<dyn SourceReader>> {
-    if !settings.api_enabled(source) {
-        return None;
-    }
-    let client = client.clone();
-    // Sync instances that may run at once each take this share of the account's limits.
-    let share = settings.sync_instances;
-    match source {
-        Source::Zendesk => Some(Box::new(
-            // The settings' token cache: look-ups built from the same settings share the token.
-            ZendeskReader::from_auth(client, settings.zendesk.auth()?).with_rates(
-                Rate::zendesk_exports().share(share),
-                Rate::zendesk_account().share(share),
-            ),
-        )),
-        Source::Intercom => {
-            let i = &settings.intercom;
-            Some(Box::new(
-                IntercomReader::new(client, &i.base_url, i.access_token.as_deref()?, &i.version)
-                    .with_rate(Rate::intercom().share(share)),
-            ))
-        }
-        Source::Gorgias => {
-            let g = &settings.gorgias;
-            Some(Box::new(
-                GorgiasReader::new(
-                    client,
-                    g.base_url.as_deref()?,
-                    g.email.as_deref()?,
-                    g.api_key.as_deref()?,
-                )
-                .with_rate(Rate::gorgias().share(share)),
-            ))
-        }
-        Source::Generic(_) => None,
     }
 }
 
@@ -378,36 +301,6 @@ fn rejection(source: &Source, status: StatusCode, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Vars;
-
-    fn settings(pairs: &[(&str, &str)]) -> Settings {
-        Settings::from_vars(&Vars::from_pairs(pairs.iter().copied())).expect("settings")
-    }
-
-    #[test]
-    fn only_sources_with_api_credentials_get_a_reader() {
-        let s = settings(&[]);
-        assert!(readers_from_settings(&s).is_empty());
-        let s = settings(&[
-            ("ZENDESK_SUBDOMAIN", "acme"),
-            ("ZENDESK_EMAIL", "ops@acme.test"),
-            ("ZENDESK_API_TOKEN", "t"),
-            ("GORGIAS_DOMAIN", "acme"),
-            ("GORGIAS_EMAIL", "ops@acme.test"),
-        ]);
-        let readers = readers_from_settings(&s);
-        let sources: Vec<Source> = readers.iter().map(|r| r.source()).collect();
-        assert_eq!(sources, vec![Source::Zendesk]);
-        assert_eq!(
-            readers[0].streams(),
-            &["users", "tickets", "satisfaction_ratings"]
-        );
-        assert!(reader_for(&s, &Source::Gorgias).is_none());
-        let s = settings(&[("INTERCOM_ACCESS_TOKEN", "tok")]);
-        let intercom = reader_for(&s, &Source::Intercom).expect("reader");
-        assert_eq!(intercom.streams(), &["contacts", "conversations"]);
-        assert!(reader_for(&s, &Source::Generic("x".into())).is_none());
-    }
 
     #[test]
     fn rejections_name_the_likely_cause() {

@@ -29,18 +29,17 @@ use chrono::Duration as TimeDelta;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::limiter::{Limiter, Rate};
-use super::readers::{Api, RetryPolicy};
-use super::{FetchError, Page, PageRequest, SourceReader};
-use crate::model::{EventKind, Record, Source};
-use crate::sources::intercom::{
+use crate::helpdesk::intercom::webhook::{
     contact_record, conversation_record, event, first_company_id, lacks_company, text, time,
     with_company,
 };
-use crate::sources::lookup::{Cache, valid_id};
+use crate::helpdesk::lookup::{Cache, valid_id};
+use crate::model::{EventKind, Record, Source};
+use crate::sync::limiter::{Limiter, Rate};
+use crate::sync::readers::{Api, RetryPolicy};
+use crate::sync::{FetchError, Page, PageRequest, SourceReader};
 
-/// The streams, in the order a run starts them.
-pub const STREAMS: [&str; 2] = ["contacts", "conversations"];
+use super::STREAMS;
 /// Largest `per_page` of the search endpoints.
 pub const MAX_PAGE: u32 = 150;
 /// Search-index lag: the next run re-reads from this long before this run started.

@@ -11,8 +11,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::{Delivery, ParseError, Parsed, body_hash};
-pub(crate) use super::{clean, text, time};
+use crate::helpdesk::parse::{Delivery, ParseError, Parsed, body_hash};
+pub(crate) use crate::helpdesk::parse::{clean, text, time};
 use crate::model::{EventKind, Person, Record, Source, SupportEvent};
 
 /// Header Zendesk sets on every webhook invocation; the dedupe key of trigger deliveries.
@@ -428,24 +428,25 @@ mod tests {
     use http::{HeaderMap, HeaderValue};
 
     const TICKET_CREATED: &str =
-        include_str!("../../tests/fixtures/zendesk/event-ticket-created.json");
+        include_str!("../../../tests/fixtures/zendesk/event-ticket-created.json");
     const STATUS_SOLVED: &str =
-        include_str!("../../tests/fixtures/zendesk/event-ticket-status-solved.json");
+        include_str!("../../../tests/fixtures/zendesk/event-ticket-status-solved.json");
     const STATUS_REOPENED: &str =
-        include_str!("../../tests/fixtures/zendesk/event-ticket-status-reopened.json");
+        include_str!("../../../tests/fixtures/zendesk/event-ticket-status-reopened.json");
     const TAGS_CHANGED: &str =
-        include_str!("../../tests/fixtures/zendesk/event-ticket-tags-changed.json");
-    const USER_CREATED: &str = include_str!("../../tests/fixtures/zendesk/event-user-created.json");
+        include_str!("../../../tests/fixtures/zendesk/event-ticket-tags-changed.json");
+    const USER_CREATED: &str =
+        include_str!("../../../tests/fixtures/zendesk/event-user-created.json");
     const USER_ACTIVE: &str =
-        include_str!("../../tests/fixtures/zendesk/event-user-active-changed.json");
+        include_str!("../../../tests/fixtures/zendesk/event-user-active-changed.json");
     const ORG_CREATED: &str =
-        include_str!("../../tests/fixtures/zendesk/event-organization-created.json");
+        include_str!("../../../tests/fixtures/zendesk/event-organization-created.json");
     const TRIGGER_CREATED: &str =
-        include_str!("../../tests/fixtures/zendesk/trigger-ticket-created.json");
+        include_str!("../../../tests/fixtures/zendesk/trigger-ticket-created.json");
     const TRIGGER_SOLVED: &str =
-        include_str!("../../tests/fixtures/zendesk/trigger-ticket-solved.json");
+        include_str!("../../../tests/fixtures/zendesk/trigger-ticket-solved.json");
     const TRIGGER_RATED: &str =
-        include_str!("../../tests/fixtures/zendesk/trigger-satisfaction-rated.json");
+        include_str!("../../../tests/fixtures/zendesk/trigger-satisfaction-rated.json");
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 1, 8, 10, 15, 0)
@@ -454,7 +455,7 @@ mod tests {
     }
 
     fn parse_with(body: &str, headers: &HeaderMap) -> Result<Parsed, ParseError> {
-        let value = super::super::parse_json(body.as_bytes())?;
+        let value = crate::helpdesk::parse::parse_json(body.as_bytes())?;
         parse_webhook(&value, headers, body.as_bytes(), now())
     }
 
@@ -737,7 +738,7 @@ mod tests {
     #[test]
     fn the_setup_guide_shows_the_trigger_template() {
         // docs/helpdesk-setup.md is what users paste: it must be exactly what we parse.
-        let guide = include_str!("../../../docs/helpdesk-setup.md");
+        let guide = include_str!("../../../../docs/helpdesk-setup.md");
         assert!(guide.contains(TRIGGER_TEMPLATE));
     }
 

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use super::http::{self as helpdesk_http, StatusClass, StatusCode};
 use super::intercom;
-use super::zendesk_auth::{SendError, ZendeskAuth, ZendeskAuthError};
+use super::zendesk::auth::{SendError, ZendeskAuth, ZendeskAuthError};
 use crate::config::Settings;
 use crate::model::{Person, Record, Source};
 
@@ -355,15 +355,15 @@ impl PersonLookup for HelpdeskLookup {
         let Some(profile) = record
             .profile
             .as_mut()
-            .filter(|p| intercom::lacks_company(p))
+            .filter(|p| intercom::webhook::lacks_company(p))
         else {
             return;
         };
-        let Some(id) = intercom::first_company_id(profile) else {
+        let Some(id) = intercom::webhook::first_company_id(profile) else {
             return;
         };
         if let Some(company) = self.company(endpoint, &id).await {
-            intercom::with_company(profile, &company);
+            intercom::webhook::with_company(profile, &company);
         }
     }
 }
@@ -784,7 +784,7 @@ mod tests {
             .and(path("/companies/6762f0f21bb69f9f2193bb83"))
             .and(header("authorization", "Bearer ic-token"))
             .and(header("intercom-version", "2.11"))
-            .respond_with(json(super::super::intercom::tests::COMPANY))
+            .respond_with(json(crate::helpdesk::intercom::webhook::tests::COMPANY))
             .expect(1)
             .mount(&server)
             .await;

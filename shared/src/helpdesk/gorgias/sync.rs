@@ -18,14 +18,15 @@ use chrono::{DateTime, Duration as TimeDelta, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::limiter::{Limiter, Rate};
-use super::readers::{Api, RetryPolicy, url_with_query};
-use super::{FetchError, Page, PageRequest, SourceReader};
+use crate::helpdesk::gorgias::webhook::{
+    clean, person_from_customer, survey_score, tags, text, time,
+};
 use crate::model::{EventKind, Person, Record, Source, SupportEvent};
-use crate::sources::gorgias::{clean, person_from_customer, survey_score, tags, text, time};
+use crate::sync::limiter::{Limiter, Rate};
+use crate::sync::readers::{Api, RetryPolicy, url_with_query};
+use crate::sync::{FetchError, Page, PageRequest, SourceReader};
 
-/// The streams, in the order a run starts them.
-pub const STREAMS: [&str; 3] = ["customers", "tickets", "satisfaction_surveys"];
+use super::STREAMS;
 /// Largest `limit` of the list endpoints.
 pub const MAX_PAGE: u32 = 100;
 /// How far before the bookmark an incremental run still reads (clock skew, slow writes).
@@ -369,7 +370,7 @@ fn new_event(subject: &str, kind: EventKind, at: DateTime<Utc>) -> SupportEvent 
 mod tests {
     use super::*;
 
-    const TICKET: &str = include_str!("../../tests/fixtures/gorgias/ticket-object.json");
+    const TICKET: &str = include_str!("../../../tests/fixtures/gorgias/ticket-object.json");
 
     #[test]
     fn an_api_ticket_matches_the_webhook_ids() {
@@ -388,8 +389,9 @@ mod tests {
         );
         // What the webhook parser makes of the same ticket.
         let body = serde_json::to_vec(&ticket).expect("json");
-        let crate::sources::Parsed::Accepted(delivery) =
-            crate::sources::gorgias::parse_webhook(&ticket, &body, Utc::now()).expect("parsed")
+        let crate::helpdesk::Parsed::Accepted(delivery) =
+            crate::helpdesk::gorgias::webhook::parse_webhook(&ticket, &body, Utc::now())
+                .expect("parsed")
         else {
             panic!("accepted")
         };

@@ -25,17 +25,16 @@ use chrono::{DateTime, Duration as TimeDelta, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::limiter::{Limiter, Rate};
-use super::readers::{Api, CallError, RetryPolicy, url_with_query};
-use super::{FetchError, Page, PageRequest, SourceReader};
+use crate::helpdesk::ParseError;
+use crate::helpdesk::http::StatusCode;
+use crate::helpdesk::zendesk::auth::{ZendeskAuth, ZendeskAuthError, ZendeskCredentials};
+use crate::helpdesk::zendesk::webhook::{person_from_user, tag_list, text, ticket_event, time};
 use crate::model::{EventKind, Person, Record, Source, SupportEvent};
-use crate::sources::ParseError;
-use crate::sources::http::StatusCode;
-use crate::sources::zendesk::{person_from_user, tag_list, text, ticket_event, time};
-use crate::sources::zendesk_auth::{ZendeskAuth, ZendeskAuthError, ZendeskCredentials};
+use crate::sync::limiter::{Limiter, Rate};
+use crate::sync::readers::{Api, CallError, RetryPolicy, url_with_query};
+use crate::sync::{FetchError, Page, PageRequest, SourceReader};
 
-/// The streams, in the order a run starts them.
-pub const STREAMS: [&str; 3] = ["users", "tickets", "satisfaction_ratings"];
+use super::STREAMS;
 
 /// Largest `per_page` asked of the exports (Zendesk documents no maximum; 1,000 is what other
 /// connectors allow).

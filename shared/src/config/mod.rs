@@ -1,87 +1,16 @@
 //! Settings from the environment (and, in AWS, one Secrets Manager secret). Names are the
 //! contract in the README's configuration table.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub mod vars;
+
+pub use vars::{ConfigError, Vars};
+
+use crate::helpdesk::zendesk::auth::{TokenCache, ZendeskAuth, ZendeskCredentials};
 use crate::mapping::Mapping;
 use crate::model::Source;
-use crate::sources::zendesk_auth::{TokenCache, ZendeskAuth, ZendeskCredentials};
-
-/// Where setting values come from: the process environment, overlaid on the secret's keys.
-#[derive(Debug, Clone, Default)]
-pub struct Vars {
-    values: HashMap<String, String>,
-    /// The configuration text when `DESKBRIDGE_CONFIG` names a Secrets Manager secret
-    /// (`secretsmanager:ARN`), read by [`crate::aws::load_vars`]; `None` when it does not.
-    config_text: Option<String>,
-}
-
-impl Vars {
-    /// The process environment only.
-    pub fn from_env() -> Self {
-        Vars {
-            values: std::env::vars().collect(),
-            config_text: None,
-        }
-    }
-
-    /// Explicit values (tests, and the secret merged under the environment).
-    pub fn from_pairs<I, K, V>(pairs: I) -> Self
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: Into<String>,
-        V: Into<String>,
-    {
-        Vars {
-            values: pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-            config_text: None,
-        }
-    }
-
-    /// Adds `secret` values for keys the environment does not set (the environment wins).
-    pub fn with_fallback(mut self, secret: HashMap<String, String>) -> Self {
-        for (k, v) in secret {
-            self.values.entry(k).or_insert(v);
-        }
-        self
-    }
-
-    /// With the configuration text that `DESKBRIDGE_CONFIG` (`secretsmanager:ARN`) names.
-    pub fn with_config_text(mut self, text: impl Into<String>) -> Self {
-        self.config_text = Some(text.into());
-        self
-    }
-
-    /// The configuration text read from the secret `DESKBRIDGE_CONFIG` names, if it was read.
-    pub fn config_text(&self) -> Option<&str> {
-        self.config_text.as_deref()
-    }
-
-    /// A non-empty value.
-    pub fn get(&self, name: &str) -> Option<String> {
-        self.values
-            .get(name)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    }
-}
-
-/// An invalid setting.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ConfigError {
-    #[error("{name} is not valid: {reason}")]
-    Invalid { name: &'static str, reason: String },
-    #[error("{0} must be set")]
-    Missing(&'static str),
-    #[error("reading the secret {arn}: {reason}")]
-    Secret { arn: String, reason: String },
-    #[error("configuration file: {0}")]
-    File(String),
-}
 
 /// Zendesk settings. API access needs the subdomain (or base URL) and one set of credentials.
 #[derive(Debug, Clone, Default)]
@@ -129,7 +58,7 @@ impl ZendeskSettings {
                     ZendeskCredentials::ApiToken { .. } => format!(
                         "legacy API token, which Zendesk stops accepting on {}: set \
                          ZENDESK_OAUTH_CLIENT_ID and ZENDESK_OAUTH_CLIENT_SECRET",
-                        crate::sources::zendesk_auth::API_TOKEN_END
+                        crate::helpdesk::zendesk::auth::API_TOKEN_END
                     ),
                     other => other.method().to_string(),
                 };
@@ -497,6 +426,8 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     #[test]

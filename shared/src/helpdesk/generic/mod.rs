@@ -15,7 +15,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 
 use super::signature::{self, AuthError, HmacSha256Scheme};
-use super::{Delivery, ParseError, Parsed, body_hash, clean, text};
+use crate::helpdesk::parse::{Delivery, ParseError, Parsed, body_hash, clean, text};
 use crate::model::{EventKind, Person, Record, Source, SupportEvent};
 
 /// How a generic source's deliveries prove where they come from. Only the name of the variable
@@ -250,7 +250,7 @@ pub fn parse_webhook(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::signature::SignatureEncoding;
+    use crate::helpdesk::signature::SignatureEncoding;
 
     /// A CINNOX enquiry as a Zapier "Webhooks by Zapier" POST action sends it (JSON payload,
     /// `contact__email`-style keys unflattened into objects).
@@ -303,7 +303,7 @@ mod tests {
     }
 
     fn parse_with(config: &GenericSource, body: &str) -> Result<Parsed, ParseError> {
-        let value = super::super::parse_json(body.as_bytes())?;
+        let value = crate::helpdesk::parse::parse_json(body.as_bytes())?;
         parse_webhook("cinnox", config, &value, body.as_bytes(), now())
     }
 

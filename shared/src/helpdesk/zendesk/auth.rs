@@ -31,8 +31,8 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::http::{self as helpdesk_http, HeaderValue, StatusClass, StatusCode};
-use crate::config::{ConfigError, Vars};
+use crate::config::vars::{ConfigError, Vars};
+use crate::helpdesk::http::{self as helpdesk_http, HeaderValue, StatusClass, StatusCode};
 
 /// Path of the token endpoint, under the account's base URL.
 pub const TOKEN_PATH: &str = "/oauth/tokens";

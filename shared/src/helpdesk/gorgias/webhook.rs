@@ -19,8 +19,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::{Delivery, ParseError, Parsed, body_hash};
-pub(crate) use super::{clean, text, time};
+use crate::helpdesk::parse::{Delivery, ParseError, Parsed, body_hash};
+pub(crate) use crate::helpdesk::parse::{clean, text, time};
 use crate::model::{EventKind, Person, Record, Source, SupportEvent};
 
 /// The JSON body to paste into a Gorgias HTTP integration. Use one integration per
@@ -226,11 +226,11 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    const CREATED: &str = include_str!("../../tests/fixtures/gorgias/http-ticket-created.json");
-    const CLOSED: &str = include_str!("../../tests/fixtures/gorgias/http-ticket-closed.json");
+    const CREATED: &str = include_str!("../../../tests/fixtures/gorgias/http-ticket-created.json");
+    const CLOSED: &str = include_str!("../../../tests/fixtures/gorgias/http-ticket-closed.json");
     const SURVEYED: &str =
-        include_str!("../../tests/fixtures/gorgias/http-ticket-survey-scored.json");
-    const WHOLE_TICKET: &str = include_str!("../../tests/fixtures/gorgias/ticket-object.json");
+        include_str!("../../../tests/fixtures/gorgias/http-ticket-survey-scored.json");
+    const WHOLE_TICKET: &str = include_str!("../../../tests/fixtures/gorgias/ticket-object.json");
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 1, 8, 12, 0, 0)
@@ -239,7 +239,7 @@ mod tests {
     }
 
     fn parse(body: &str) -> Result<Parsed, ParseError> {
-        let value = super::super::parse_json(body.as_bytes())?;
+        let value = crate::helpdesk::parse::parse_json(body.as_bytes())?;
         parse_webhook(&value, body.as_bytes(), now())
     }
 
@@ -382,7 +382,7 @@ mod tests {
     #[test]
     fn the_setup_guide_shows_the_http_template() {
         // docs/helpdesk-setup.md is what users paste: it must be exactly what we parse.
-        let guide = include_str!("../../../docs/helpdesk-setup.md");
+        let guide = include_str!("../../../../docs/helpdesk-setup.md");
         assert!(guide.contains(HTTP_TEMPLATE));
     }
 

@@ -13,7 +13,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::{Delivery, ParseError, Parsed};
+use crate::helpdesk::parse::{Delivery, ParseError, Parsed};
 use crate::mapping::parse_time;
 use crate::model::{EventKind, Person, Record, Source, SupportEvent};
 
@@ -389,21 +389,21 @@ pub(crate) mod tests {
     use chrono::TimeZone;
 
     const USER_CREATED: &str =
-        include_str!("../../tests/fixtures/intercom/contact-user-created.json");
+        include_str!("../../../tests/fixtures/intercom/contact-user-created.json");
     const LEAD_UPDATED: &str =
-        include_str!("../../tests/fixtures/intercom/contact-lead-updated.json");
+        include_str!("../../../tests/fixtures/intercom/contact-lead-updated.json");
     const TAG_CREATED: &str =
-        include_str!("../../tests/fixtures/intercom/contact-user-tag-created.json");
+        include_str!("../../../tests/fixtures/intercom/contact-user-tag-created.json");
     const UNSUBSCRIBED: &str =
-        include_str!("../../tests/fixtures/intercom/contact-unsubscribed.json");
-    const DELETED: &str = include_str!("../../tests/fixtures/intercom/contact-deleted.json");
+        include_str!("../../../tests/fixtures/intercom/contact-unsubscribed.json");
+    const DELETED: &str = include_str!("../../../tests/fixtures/intercom/contact-deleted.json");
     const CONV_CREATED: &str =
-        include_str!("../../tests/fixtures/intercom/conversation-user-created.json");
+        include_str!("../../../tests/fixtures/intercom/conversation-user-created.json");
     const CONV_CLOSED: &str =
-        include_str!("../../tests/fixtures/intercom/conversation-admin-closed.json");
+        include_str!("../../../tests/fixtures/intercom/conversation-admin-closed.json");
     const CONV_RATED: &str =
-        include_str!("../../tests/fixtures/intercom/conversation-rating-added.json");
-    const PING: &str = include_str!("../../tests/fixtures/intercom/ping.json");
+        include_str!("../../../tests/fixtures/intercom/conversation-rating-added.json");
+    const PING: &str = include_str!("../../../tests/fixtures/intercom/ping.json");
 
     const CONTACT_ID: &str = "6762f0d91bb69f9f2193bb7e";
 
@@ -414,7 +414,7 @@ pub(crate) mod tests {
     }
 
     fn parse(body: &str) -> Result<Parsed, ParseError> {
-        let value = super::super::parse_json(body.as_bytes())?;
+        let value = crate::helpdesk::parse::parse_json(body.as_bytes())?;
         parse_webhook(&value, now())
     }
 
@@ -665,7 +665,8 @@ pub(crate) mod tests {
     }
 
     /// `GET /companies/{id}` as documented for API 2.x.
-    pub(crate) const COMPANY: &str = include_str!("../../tests/fixtures/intercom/api-company.json");
+    pub(crate) const COMPANY: &str =
+        include_str!("../../../tests/fixtures/intercom/api-company.json");
 
     #[test]
     fn companies_are_referenced_by_contacts_and_attached_as_company() {

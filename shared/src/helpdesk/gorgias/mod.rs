@@ -1,0 +1,11 @@
+//! Gorgias: HTTP-integration webhooks (`webhook`) and the batch sync of customers, tickets and
+//! satisfaction surveys (`sync`).
+//!
+//! Everything about this helpdesk lives in this folder; this file holds only what other
+//! modules need without the rest (the stream names the configuration file checks).
+
+pub mod sync;
+pub mod webhook;
+
+/// The streams, in the order a run starts them.
+pub const STREAMS: [&str; 3] = ["customers", "tickets", "satisfaction_surveys"];

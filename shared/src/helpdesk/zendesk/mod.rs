@@ -1,0 +1,12 @@
+//! Zendesk: signed webhooks (`webhook`), OAuth and API-token authentication (`auth`), and the
+//! batch sync of users, tickets and satisfaction ratings (`sync`).
+//!
+//! Everything about this helpdesk lives in this folder; this file holds only what other
+//! modules need without the rest (the stream names the configuration file checks).
+
+pub mod auth;
+pub mod sync;
+pub mod webhook;
+
+/// The streams, in the order a run starts them.
+pub const STREAMS: [&str; 3] = ["users", "tickets", "satisfaction_ratings"];
