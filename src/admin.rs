@@ -12,11 +12,11 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use deskbridge_shared::brevo::{AttributeInfo, BrevoApi, BrevoClient, BrevoError, RetryPolicy};
 use deskbridge_shared::config::Settings;
-use deskbridge_shared::helpdesk::http as helpdesk_http;
 use deskbridge_shared::helpdesk::reader_for;
 use deskbridge_shared::helpdesk::zendesk::auth::{
     API_TOKEN_END, SendError, ZendeskAuth, ZendeskCredentials,
 };
+use deskbridge_shared::http as helpdesk_http;
 use deskbridge_shared::mapping::{SourceMapping, Transform};
 use deskbridge_shared::model::Source;
 use deskbridge_shared::queue::{InMessage, Queue};

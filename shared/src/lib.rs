@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod config_file;
 pub mod helpdesk;
+pub mod http;
 pub mod identity;
 pub mod infra;
 pub mod ledger;

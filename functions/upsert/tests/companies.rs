@@ -34,7 +34,7 @@ fn message(settings: &Settings, body: &str) -> Message {
     let parsed = helpdesk::parse_webhook(
         settings,
         &Source::Intercom,
-        &helpdesk::http::HeaderMap::new(),
+        &http::HeaderMap::new(),
         body.as_bytes(),
         Utc::now(),
     );

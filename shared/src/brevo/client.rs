@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -340,23 +340,13 @@ fn header_duration(headers: &HeaderMap, name: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(secs))
 }
 
-/// `Retry-After`: delta-seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = header_str(headers, RETRY_AFTER.as_str())?;
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .ok()
-}
-
 /// Sorts a non-2xx answer into what the caller should do about it.
 fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> BrevoError {
     if status == StatusCode::TOO_MANY_REQUESTS {
         let wait = header_duration(headers, "x-sib-ratelimit-reset")
-            .or_else(|| retry_after(headers))
+            .or_else(|| {
+                crate::http::retry_after(headers, chrono::Utc::now()).filter(|d| !d.is_zero())
+            })
             .unwrap_or(Duration::from_secs(1));
         return BrevoError::RateLimited(wait);
     }
@@ -704,7 +694,7 @@ mod tests {
             classify(StatusCode::TOO_MANY_REQUESTS, &h, b""),
             BrevoError::RateLimited(Duration::from_secs(1))
         );
-        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(
             classify(StatusCode::TOO_MANY_REQUESTS, &h, b""),
             BrevoError::RateLimited(Duration::from_secs(7))

@@ -20,10 +20,10 @@ use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::Value;
 
-use super::http::{self as helpdesk_http, StatusClass, StatusCode};
 use super::intercom;
 use super::zendesk::auth::{SendError, ZendeskAuth, ZendeskAuthError};
 use crate::config::Settings;
+use crate::http::{self as helpdesk_http, StatusClass, StatusCode};
 use crate::model::{Person, Record, Source};
 
 /// Why a look-up failed.

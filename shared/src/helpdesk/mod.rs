@@ -3,7 +3,6 @@
 
 pub mod generic;
 pub mod gorgias;
-pub mod http;
 pub mod intercom;
 pub mod lookup;
 pub mod parse;

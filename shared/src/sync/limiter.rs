@@ -23,7 +23,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use tokio::time::Instant;
 
-use crate::helpdesk::http::{HeaderMap, MAX_RETRY_AFTER};
+use crate::http::{HeaderMap, MAX_RETRY_AFTER};
 
 /// "At most `limit` requests in any window of `window`", with up to `burst` sent back to back.
 ///
@@ -306,7 +306,7 @@ fn read_budget(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Budget> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::helpdesk::http::HeaderValue;
+    use crate::http::HeaderValue;
     use std::sync::Arc;
 
     /// Most requests seen in any `window`-long span of `times` (sorted).

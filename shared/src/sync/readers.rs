@@ -12,9 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::FetchError;
 use super::limiter::Limiter;
-use crate::helpdesk::http::{
-    self as helpdesk_http, ClientBuildError, StatusClass, StatusCode, retry_after,
-};
+use crate::http::{self as helpdesk_http, ClientBuildError, StatusClass, StatusCode, retry_after};
 use crate::model::Source;
 
 /// Whole-request timeout of a sync page request (pages are bigger than look-ups: Zendesk

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::vars::{ConfigError, Vars};
-use crate::helpdesk::http::{self as helpdesk_http, HeaderValue, StatusClass, StatusCode};
+use crate::http::{self as helpdesk_http, HeaderValue, StatusClass, StatusCode};
 
 /// Path of the token endpoint, under the account's base URL.
 pub const TOKEN_PATH: &str = "/oauth/tokens";

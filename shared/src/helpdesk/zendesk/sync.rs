@@ -26,9 +26,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::helpdesk::ParseError;
-use crate::helpdesk::http::StatusCode;
 use crate::helpdesk::zendesk::auth::{ZendeskAuth, ZendeskAuthError, ZendeskCredentials};
 use crate::helpdesk::zendesk::webhook::{person_from_user, tag_list, text, ticket_event, time};
+use crate::http::StatusCode;
 use crate::model::{EventKind, Person, Record, Source, SupportEvent};
 use crate::sync::limiter::{Limiter, Rate};
 use crate::sync::readers::{Api, CallError, RetryPolicy, url_with_query};
