@@ -21,7 +21,7 @@ use deskbridge_shared::mapping::{SourceMapping, Transform};
 use deskbridge_shared::model::Source;
 use deskbridge_shared::queue::{InMessage, Queue};
 use deskbridge_shared::sync::{FetchError, PageRequest};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 // =============================================================================================
@@ -228,7 +228,7 @@ pub async fn brevo_lists(base_url: &str, api_key: &str) -> anyhow::Result<Vec<Br
 }
 
 /// What `plan` found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct PlanSummary {
     pub ok: usize,
     pub missing: usize,
@@ -239,6 +239,100 @@ pub struct PlanSummary {
     pub failed: usize,
     /// Lists whose existence could not be checked.
     pub unchecked: usize,
+}
+
+impl PlanSummary {
+    /// Attributes and lists that still do not match the mapping: missing ones not created by
+    /// `--apply`, and wrong types (never changed automatically). Lists that could not be
+    /// checked are not counted.
+    pub fn drift(&self) -> usize {
+        self.missing.saturating_sub(self.created) + self.wrong_type
+    }
+}
+
+/// One attribute or list of a plan and what the account has of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanItem {
+    /// The attribute's name, or the list's id as text.
+    pub name: String,
+    /// The Brevo types the mapping writes the attribute as (more than one is a conflict);
+    /// empty for a list.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<&'static str>,
+    /// The sources that write the attribute, or what the list is used for.
+    pub used_by: Vec<String>,
+    /// `ok`, `built_in`, `missing`, `wrong_type`, `created`, `create_failed` or `unchecked`.
+    pub status: &'static str,
+    /// What the account has or why, in words (the end of the plain line).
+    pub detail: Option<String>,
+    /// The plain line.
+    #[serde(skip)]
+    line: String,
+}
+
+/// Everything `plan` found, for the plain lines or `--json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanReport {
+    /// The sources whose mapping was planned.
+    pub sources: Vec<String>,
+    pub note: Option<String>,
+    pub attributes: Vec<PlanItem>,
+    pub lists: Vec<PlanItem>,
+    /// Whether `--apply` was given.
+    pub apply: bool,
+    pub summary: PlanSummary,
+    /// No drift left (see [`PlanSummary::drift`]).
+    pub in_sync: bool,
+}
+
+impl PlanReport {
+    /// The plain lines: the sources, one line per attribute and list, the counts and what to
+    /// do next.
+    pub fn write_plain(&self, out: &mut impl Write) -> std::io::Result<()> {
+        writeln!(out, "mapping of: {}", self.sources.join(", "))?;
+        if let Some(note) = &self.note {
+            writeln!(out, "note: {note}")?;
+        }
+        for item in self.attributes.iter().chain(&self.lists) {
+            writeln!(out, "{}", item.line)?;
+        }
+        let summary = &self.summary;
+        writeln!(
+            out,
+            "{} ok, {} missing, {} wrong type{}{}",
+            summary.ok,
+            summary.missing,
+            summary.wrong_type,
+            if self.apply {
+                format!(", {} created, {} failed", summary.created, summary.failed)
+            } else {
+                String::new()
+            },
+            if summary.unchecked > 0 {
+                format!(", {} not checked", count(summary.unchecked, "list"))
+            } else {
+                String::new()
+            }
+        )?;
+        let missing_attributes = self
+            .attributes
+            .iter()
+            .filter(|a| a.status == "missing")
+            .count();
+        if !self.apply && missing_attributes > 0 {
+            writeln!(
+                out,
+                "run `deskbridge plan --apply` to create the missing attributes"
+            )?;
+        }
+        if summary.wrong_type > 0 {
+            writeln!(
+                out,
+                "a wrong type is not changed automatically: Brevo cannot change an attribute's type without deleting it (and its values); fix the mapping's transform or recreate the attribute in Brevo"
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Why `plan` cannot run without a key.
@@ -264,15 +358,22 @@ pub async fn plan(
     apply: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<PlanSummary> {
+    let report = plan_report(settings, brevo, apply).await?;
+    report.write_plain(out)?;
+    Ok(report.summary)
+}
+
+/// What [`plan`] prints, as data (for `--json`).
+pub async fn plan_report(
+    settings: &Settings,
+    brevo: &dyn BrevoApi,
+    apply: bool,
+) -> anyhow::Result<PlanReport> {
     let Some(api_key) = settings.brevo.api_key.as_deref() else {
         bail!(PLAN_NEEDS_KEY);
     };
     let (sources, note) = plan_sources(settings);
     let names: Vec<String> = sources.iter().map(ToString::to_string).collect();
-    writeln!(out, "mapping of: {}", names.join(", "))?;
-    if let Some(note) = note {
-        writeln!(out, "note: {note}")?;
-    }
     let needs = needs(settings, &sources);
     let existing: BTreeMap<String, AttributeInfo> = brevo
         .list_attributes()
@@ -283,31 +384,48 @@ pub async fn plan(
         .collect();
 
     let mut summary = PlanSummary::default();
-    let mut missing_attributes = 0;
+    let mut attributes = Vec::new();
     for need in needs.attributes.values() {
-        let from = need.sources.iter().cloned().collect::<Vec<_>>().join(", ");
-        let kinds: Vec<&str> = need.kinds.iter().copied().collect();
-        let label = format!("attribute {} ({}; {from})", need.name, kinds.join("/"));
+        let used_by: Vec<String> = need.sources.iter().cloned().collect();
+        let kinds: Vec<&'static str> = need.kinds.iter().copied().collect();
+        let label = format!(
+            "attribute {} ({}; {})",
+            need.name,
+            kinds.join("/"),
+            used_by.join(", ")
+        );
+        let item = |status: &'static str, detail: Option<String>, rest: &str| PlanItem {
+            name: need.name.clone(),
+            types: kinds.clone(),
+            used_by: used_by.clone(),
+            status,
+            detail,
+            line: format!("{label}: {rest}"),
+        };
         if kinds.len() > 1 {
             // Two sources write the same attribute as different types: one of them loses.
             summary.wrong_type += 1;
-            writeln!(
-                out,
-                "{label}: wrong type (the mapping writes it as {}; make the sources agree)",
+            let detail = format!(
+                "the mapping writes it as {}; make the sources agree",
                 kinds.join(" and ")
-            )?;
+            );
+            attributes.push(item(
+                "wrong_type",
+                Some(detail.clone()),
+                &format!("wrong type ({detail})"),
+            ));
             continue;
         }
         let kind = kinds.first().copied().unwrap_or("text");
         let built_in = BUILT_IN_ATTRIBUTES.contains(&need.name.as_str());
-        match existing.get(&need.name) {
+        let entry = match existing.get(&need.name) {
             _ if built_in => {
                 summary.ok += 1;
-                writeln!(out, "{label}: ok (built in)")?;
+                item("built_in", None, "ok (built in)")
             }
             Some(found) if same_kind(found, kind) => {
                 summary.ok += 1;
-                writeln!(out, "{label}: ok")?;
+                item("ok", None, "ok")
             }
             Some(found) => {
                 summary.wrong_type += 1;
@@ -317,101 +435,98 @@ pub async fn plan(
                     (None, "") => "no type".to_string(),
                     (None, category) => format!("a {category} attribute"),
                 };
-                writeln!(
-                    out,
-                    "{label}: wrong type (Brevo has {has}, mapping writes {kind})"
-                )?;
+                let detail = format!("Brevo has {has}, mapping writes {kind}");
+                item(
+                    "wrong_type",
+                    Some(detail.clone()),
+                    &format!("wrong type ({detail})"),
+                )
             }
             None if !apply => {
                 summary.missing += 1;
-                missing_attributes += 1;
-                writeln!(
-                    out,
-                    "{label}: missing (Brevo would silently drop it on import)"
-                )?;
+                let detail = "Brevo would silently drop it on import".to_string();
+                item(
+                    "missing",
+                    Some(detail.clone()),
+                    &format!("missing ({detail})"),
+                )
             }
             None => {
                 summary.missing += 1;
                 match brevo.create_attribute(&need.name, kind).await {
                     Ok(()) => {
                         summary.created += 1;
-                        writeln!(out, "{label}: missing, created as {kind}")?;
+                        item(
+                            "created",
+                            Some(format!("created as {kind}")),
+                            &format!("missing, created as {kind}"),
+                        )
                     }
                     Err(e) => {
                         summary.failed += 1;
-                        writeln!(out, "{label}: missing, creating it failed: {e}")?;
+                        item(
+                            "create_failed",
+                            Some(format!("creating it failed: {e}")),
+                            &format!("missing, creating it failed: {e}"),
+                        )
                     }
                 }
             }
-        }
+        };
+        attributes.push(entry);
     }
 
+    let mut lists = Vec::new();
     if !needs.lists.is_empty() {
-        match brevo_lists(&settings.brevo.base_url, api_key).await {
-            Ok(found) => {
-                let found: BTreeMap<i64, String> =
-                    found.into_iter().map(|l| (l.id, l.name)).collect();
-                for list in needs.lists.values() {
-                    let label = format!("list {} ({})", list.id, list.uses.join(", "));
-                    match found.get(&list.id) {
-                        Some(name) => {
-                            summary.ok += 1;
-                            writeln!(out, "{label}: ok \"{name}\"")?;
-                        }
-                        None => {
-                            summary.missing += 1;
-                            writeln!(
-                                out,
-                                "{label}: missing (create it in Brevo and put its id in the configuration; --apply does not create lists)"
-                            )?;
-                        }
+        let found = brevo_lists(&settings.brevo.base_url, api_key).await;
+        for list in needs.lists.values() {
+            let label = format!("list {} ({})", list.id, list.uses.join(", "));
+            let item = |status: &'static str, detail: Option<String>, rest: String| PlanItem {
+                name: list.id.to_string(),
+                types: Vec::new(),
+                used_by: list.uses.clone(),
+                status,
+                detail,
+                line: format!("{label}: {rest}"),
+            };
+            let entry = match &found {
+                Ok(found) => match found.iter().find(|l| l.id == list.id) {
+                    Some(l) => {
+                        summary.ok += 1;
+                        item("ok", Some(l.name.clone()), format!("ok \"{}\"", l.name))
                     }
-                }
-            }
-            Err(e) => {
-                for list in needs.lists.values() {
+                    None => {
+                        summary.missing += 1;
+                        let detail = "create it in Brevo and put its id in the configuration; --apply does not create lists".to_string();
+                        item(
+                            "missing",
+                            Some(detail.clone()),
+                            format!("missing ({detail})"),
+                        )
+                    }
+                },
+                Err(e) => {
                     summary.unchecked += 1;
-                    writeln!(
-                        out,
-                        "list {} ({}): not checked ({e})",
-                        list.id,
-                        list.uses.join(", ")
-                    )?;
+                    item(
+                        "unchecked",
+                        Some(e.to_string()),
+                        format!("not checked ({e})"),
+                    )
                 }
-            }
+            };
+            lists.push(entry);
         }
     }
 
-    writeln!(
-        out,
-        "{} ok, {} missing, {} wrong type{}{}",
-        summary.ok,
-        summary.missing,
-        summary.wrong_type,
-        if apply {
-            format!(", {} created, {} failed", summary.created, summary.failed)
-        } else {
-            String::new()
-        },
-        if summary.unchecked > 0 {
-            format!(", {} not checked", count(summary.unchecked, "list"))
-        } else {
-            String::new()
-        }
-    )?;
-    if !apply && missing_attributes > 0 {
-        writeln!(
-            out,
-            "run `deskbridge plan --apply` to create the missing attributes"
-        )?;
-    }
-    if summary.wrong_type > 0 {
-        writeln!(
-            out,
-            "a wrong type is not changed automatically: Brevo cannot change an attribute's type without deleting it (and its values); fix the mapping's transform or recreate the attribute in Brevo"
-        )?;
-    }
-    Ok(summary)
+    Ok(PlanReport {
+        sources: names,
+        note,
+        attributes,
+        lists,
+        apply,
+        in_sync: summary.drift() == 0,
+        summary,
+    })
 }
 
 /// The live Brevo client for `plan` and `check` (no retries: an operator is waiting and a
@@ -454,22 +569,59 @@ impl std::str::FromStr for CheckTarget {
     }
 }
 
-/// Counts of a `check` run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// One line of a `check` run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckLine {
+    /// `pass`, `fail`, or `note` (said, neither passed nor failed).
+    pub result: &'static str,
+    /// `brevo`, `zendesk`, `intercom` or `gorgias`.
+    pub target: String,
+    /// What was checked and, on a failure, why (without the target).
+    pub check: String,
+}
+
+impl CheckLine {
+    fn new(result: &'static str, what: &str) -> Self {
+        let (target, check) = what.split_once(": ").unwrap_or(("", what));
+        CheckLine {
+            result,
+            target: target.to_string(),
+            check: check.to_string(),
+        }
+    }
+}
+
+/// Counts and lines of a `check` run.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct CheckSummary {
     pub passed: usize,
     pub failed: usize,
+    /// Every line, in order.
+    pub checks: Vec<CheckLine>,
 }
 
 impl CheckSummary {
     fn line(&mut self, out: &mut impl Write, ok: bool, what: &str) -> std::io::Result<()> {
         if ok {
             self.passed += 1;
+            self.checks.push(CheckLine::new("pass", what));
             writeln!(out, "✓ {what}")
         } else {
             self.failed += 1;
+            self.checks.push(CheckLine::new("fail", what));
             writeln!(out, "✗ {what}")
         }
+    }
+
+    fn note(&mut self, out: &mut impl Write, what: &str) -> std::io::Result<()> {
+        self.checks.push(CheckLine::new("note", what));
+        writeln!(out, "- {what}")
+    }
+
+    fn add(&mut self, other: CheckSummary) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.checks.extend(other.checks);
     }
 }
 
@@ -692,16 +844,18 @@ async fn check_zendesk_auth(
              and set ZENDESK_OAUTH_CLIENT_ID and ZENDESK_OAUTH_CLIENT_SECRET"
         ),
     };
-    writeln!(
+    s.note(
         out,
-        "- zendesk: authentication method: {} ({}){note}",
-        credentials.method(),
-        credentials.variables()
+        &format!(
+            "zendesk: authentication method: {} ({}){note}",
+            credentials.method(),
+            credentials.variables()
+        ),
     )?;
     if let Some(missing) = settings.zendesk.incomplete_oauth_client {
-        writeln!(
+        s.note(
             out,
-            "- zendesk: {missing} is not set, so the OAuth client is not used"
+            &format!("zendesk: {missing} is not set, so the OAuth client is not used"),
         )?;
     }
     if !auth.can_renew() {
@@ -756,9 +910,9 @@ pub async fn check_source(
 ) -> anyhow::Result<CheckSummary> {
     let mut s = CheckSummary::default();
     if !settings.file.source_enabled(source) {
-        writeln!(
+        s.note(
             out,
-            "- {source}: disabled in the configuration file (DESKBRIDGE_CONFIG)"
+            &format!("{source}: disabled in the configuration file (DESKBRIDGE_CONFIG)"),
         )?;
         return Ok(s);
     }
@@ -772,7 +926,7 @@ pub async fn check_source(
         if explicit {
             s.line(out, false, &format!("{source}: {what}"))?;
         } else {
-            writeln!(out, "- {source}: {what}")?;
+            s.note(out, &format!("{source}: {what}"))?;
         }
         return Ok(s);
     };
@@ -874,13 +1028,9 @@ pub async fn check(
     out: &mut impl Write,
 ) -> anyhow::Result<CheckSummary> {
     let mut total = CheckSummary::default();
-    let mut add = |s: CheckSummary| {
-        total.passed += s.passed;
-        total.failed += s.failed;
-    };
     if matches!(target, CheckTarget::All | CheckTarget::Brevo) {
         match brevo_client(settings)? {
-            Some(client) => add(check_brevo(&client, out).await?),
+            Some(client) => total.add(check_brevo(&client, out).await?),
             None => {
                 let mut s = CheckSummary::default();
                 s.line(
@@ -888,17 +1038,17 @@ pub async fn check(
                     false,
                     "brevo: BREVO_API_KEY not set (dry-run: nothing is sent to Brevo)",
                 )?;
-                add(s);
+                total.add(s);
             }
         }
     }
     match target {
         CheckTarget::All => {
             for source in Source::BUILT_IN {
-                add(check_source(settings, &source, false, out).await?);
+                total.add(check_source(settings, &source, false, out).await?);
             }
         }
-        CheckTarget::Source(source) => add(check_source(settings, source, true, out).await?),
+        CheckTarget::Source(source) => total.add(check_source(settings, source, true, out).await?),
         CheckTarget::Brevo => {}
     }
     Ok(total)
@@ -944,10 +1094,27 @@ impl Default for ReplayOptions {
 }
 
 /// Messages moved (or, in a dry run, that would move) from one DLQ.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReplayCount {
+    /// `upsert` or `sync`.
+    #[serde(rename = "queue")]
     pub name: &'static str,
+    pub dlq_url: String,
+    pub queue_url: String,
     pub messages: usize,
+    /// In a dry run: the messages that would move, in the order read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_move: Vec<ReplayMessage>,
+}
+
+/// A dead letter a dry run saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplayMessage {
+    pub message_id: String,
+    pub receive_count: u32,
+    pub body: String,
+    /// Why deskbridge dead-lettered it, when it did.
+    pub reason: Option<String>,
 }
 
 /// The DLQ URL of a work queue from its redrive policy (`deadLetterTargetArn`), for when
@@ -1070,7 +1237,7 @@ async fn replay_dry_run(
     target: &ReplayTarget,
     options: &ReplayOptions,
     out: &mut impl Write,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<Vec<ReplayMessage>> {
     let mut held: Vec<InMessage> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     let scanned = loop {
@@ -1123,7 +1290,15 @@ async fn replay_dry_run(
         )?;
     }
     scanned.with_context(|| format!("reading {}", target.dlq_url))?;
-    Ok(seen.len())
+    Ok(held
+        .into_iter()
+        .map(|m| ReplayMessage {
+            message_id: m.message_id,
+            receive_count: m.receive_count,
+            body: m.body,
+            reason: m.reason,
+        })
+        .collect())
 }
 
 /// Moves every message of `target`'s DLQ to its work queue. Each batch is sent first and deleted
@@ -1185,17 +1360,20 @@ pub async fn replay(
     for target in targets {
         if options.dry_run {
             writeln!(out, "{}: reading {}", target.name, target.dlq_url)?;
-            let n = replay_dry_run(queue, target, options, out).await?;
+            let would_move = replay_dry_run(queue, target, options, out).await?;
             writeln!(
                 out,
                 "{}: {} would move to {} (dry run: nothing moved)",
                 target.name,
-                count(n, "message"),
+                count(would_move.len(), "message"),
                 target.queue_url
             )?;
             counts.push(ReplayCount {
                 name: target.name,
-                messages: n,
+                dlq_url: target.dlq_url.clone(),
+                queue_url: target.queue_url.clone(),
+                messages: would_move.len(),
+                would_move,
             });
         } else {
             let n = replay_move(queue, target, options).await?;
@@ -1209,7 +1387,10 @@ pub async fn replay(
             )?;
             counts.push(ReplayCount {
                 name: target.name,
+                dlq_url: target.dlq_url.clone(),
+                queue_url: target.queue_url.clone(),
                 messages: n,
+                would_move: Vec::new(),
             });
         }
     }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod config_cmd;
 pub mod demo;
 pub mod ops;
+pub mod output;
 pub mod serve;
 pub mod settings;
 pub mod stack;

@@ -1,7 +1,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use deskbridge::output::{self, Format, FormatArgs};
 use deskbridge::{config_cmd, demo, ops, serve, settings, stack};
 use deskbridge_shared::infra;
 
@@ -22,6 +23,38 @@ struct Stack {
     name: Option<String>,
 }
 
+/// A helpdesk with an API to sync from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SyncSource {
+    Zendesk,
+    Intercom,
+    Gorgias,
+}
+
+/// What `check` tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CheckArg {
+    Zendesk,
+    Intercom,
+    Gorgias,
+    Brevo,
+    All,
+}
+
+impl CheckArg {
+    fn target(self) -> deskbridge::admin::CheckTarget {
+        use deskbridge::admin::CheckTarget;
+        use deskbridge_shared::model::Source;
+        match self {
+            CheckArg::Zendesk => CheckTarget::Source(Source::Zendesk),
+            CheckArg::Intercom => CheckTarget::Source(Source::Intercom),
+            CheckArg::Gorgias => CheckTarget::Source(Source::Gorgias),
+            CheckArg::Brevo => CheckTarget::Brevo,
+            CheckArg::All => CheckTarget::All,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create the state table and the queues with their DLQs where missing (at AWS_ENDPOINT_URL
@@ -33,13 +66,15 @@ enum Command {
     },
     /// Local runner: the webhook handler on 127.0.0.1 and a worker polling the upsert queue.
     Serve {
-        #[arg(long, default_value_t = 3000)]
+        /// Port of the webhook handler on 127.0.0.1.
+        #[arg(long, default_value_t = 3000, env = "DESKBRIDGE_PORT")]
         port: u16,
     },
     /// Start a sync run, as the schedule does (the sync function, or `deskbridge serve`, runs it).
     Sync {
-        /// zendesk, intercom or gorgias.
-        source: String,
+        /// The helpdesk to read.
+        #[arg(value_enum)]
+        source: SyncSource,
         /// Read everything again instead of continuing from the bookmark.
         #[arg(long)]
         full: bool,
@@ -55,8 +90,10 @@ enum Command {
     /// Per stream: state, cursor, last run, records read, contacts and events written, skipped, failed.
     Status {
         /// Refresh every 2 seconds.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "json")]
         watch: bool,
+        #[command(flatten)]
+        format: FormatArgs,
         #[command(flatten)]
         stack: Stack,
     },
@@ -79,6 +116,8 @@ enum Command {
         #[arg(long)]
         apply: bool,
         #[command(flatten)]
+        format: FormatArgs,
+        #[command(flatten)]
         stack: Stack,
     },
     /// The configuration file of a deployed stack.
@@ -88,8 +127,11 @@ enum Command {
     },
     /// Connection test, one line per check; exits non-zero when a check fails.
     Check {
-        /// zendesk, intercom, gorgias or brevo; all of them when omitted.
-        target: Option<String>,
+        /// What to check; all of them when omitted.
+        #[arg(value_enum, default_value = "all")]
+        target: CheckArg,
+        #[command(flatten)]
+        format: FormatArgs,
         #[command(flatten)]
         stack: Stack,
     },
@@ -103,7 +145,14 @@ enum Command {
         #[arg(long, value_enum, default_value = "both")]
         queue: deskbridge::admin::ReplayQueue,
         #[command(flatten)]
+        format: FormatArgs,
+        #[command(flatten)]
         stack: Stack,
+    },
+    /// Print a shell completion script (e.g. `deskbridge completions bash > /etc/bash_completion.d/deskbridge`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -129,7 +178,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Bootstrap { prefix } => {
-            deskbridge_shared::telemetry::init(false);
+            output::init_logs();
             let sdk = deskbridge_shared::aws::sdk_config().await;
             let created = infra::bootstrap(
                 &aws_sdk_dynamodb::Client::new(&sdk),
@@ -142,7 +191,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Serve { port } => {
-            deskbridge_shared::telemetry::init(false);
+            output::init_logs();
             let (sdk, settings) = settings::load().await?;
             serve::run(&sdk, settings, port, serve::shutdown_signal()).await?;
         }
@@ -160,20 +209,41 @@ async fn main() -> anyhow::Result<()> {
             };
             let (sdk, settings, _) =
                 settings::load_for(stack.name.as_deref(), "sync", needed).await?;
+            let source = match source {
+                SyncSource::Zendesk => "zendesk",
+                SyncSource::Intercom => "intercom",
+                SyncSource::Gorgias => "gorgias",
+            };
             ops::sync(
                 &sdk,
                 &settings,
-                &source,
+                source,
                 stream,
                 full,
                 wait.map(std::time::Duration::from_secs),
             )
             .await?;
         }
-        Command::Status { watch, stack } => {
+        Command::Status {
+            watch,
+            format,
+            stack,
+        } => {
+            let format = format.resolve();
+            if watch && format == Format::Json {
+                anyhow::bail!("--watch refreshes a view; --format json prints one document");
+            }
             let (sdk, settings, _) =
                 settings::load_for(stack.name.as_deref(), "status", &["STATE_TABLE"]).await?;
-            ops::status(&sdk, &settings, watch).await?;
+            ops::status(&sdk, &settings, watch, format).await?;
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "deskbridge",
+                &mut std::io::stdout(),
+            );
         }
         Command::Demo { url, wait, files } => {
             let files = if files.is_empty() {
@@ -191,11 +261,17 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
         }
-        Command::Plan { apply, stack } => {
+        Command::Plan {
+            apply,
+            format,
+            stack,
+        } => {
+            let format = format.resolve();
             let (sdk, settings, _) = settings::load_for(stack.name.as_deref(), "plan", &[]).await?;
             // With a stack: the deployed configuration is checked and compared with the local
             // file (DESKBRIDGE_CONFIG as a path), which is what the plan below then uses.
             let mut drift = false;
+            let mut configuration = serde_json::Value::Null;
             if let Some(name) = stack.name.as_deref().filter(|n| !n.trim().is_empty()) {
                 let env = deskbridge_shared::config::Vars::from_env();
                 let from_stack = stack::variables(&sdk, name).await?;
@@ -209,26 +285,61 @@ async fn main() -> anyhow::Result<()> {
                     )),
                     None => None,
                 };
+                let mut said = Vec::new();
                 drift = config_cmd::report(
                     name,
                     local
                         .as_ref()
                         .map(|(text, path)| (path.as_path(), text.as_str())),
                     &deployed,
-                    &mut std::io::stdout(),
+                    &mut said,
                 )?;
+                let said = String::from_utf8_lossy(&said).into_owned();
+                if format == Format::Json {
+                    configuration = serde_json::json!({
+                        "stack": name,
+                        "local_file": local.as_ref().map(|(_, path)| path.display().to_string()),
+                        "differs": drift,
+                        "report": said.lines().collect::<Vec<_>>(),
+                    });
+                } else {
+                    print!("{said}");
+                }
             }
             let Some(brevo) = deskbridge::admin::brevo_client(&settings)? else {
                 anyhow::bail!(deskbridge::admin::PLAN_NEEDS_KEY);
             };
-            let summary =
-                deskbridge::admin::plan(&settings, &brevo, apply, &mut std::io::stdout()).await?;
+            let report = deskbridge::admin::plan_report(&settings, &brevo, apply).await?;
+            let mut stdout = std::io::stdout().lock();
+            if format == Format::Json {
+                let mut document = serde_json::to_value(&report)?;
+                if let Some(fields) = document.as_object_mut() {
+                    fields.insert("configuration".into(), configuration);
+                }
+                output::write_json(&mut stdout, &document)?;
+            } else {
+                report.write_plain(&mut stdout)?;
+            }
+            drop(stdout);
+            let summary = report.summary;
             if summary.failed > 0 {
                 anyhow::bail!("{} attributes could not be created", summary.failed);
             }
             if drift {
                 anyhow::bail!(
                     "the local configuration differs from the deployed one (deskbridge config push deploys it)"
+                );
+            }
+            if summary.drift() > 0 {
+                anyhow::bail!(
+                    "Brevo does not match the mapping: {} missing, {} wrong type{}",
+                    summary.missing.saturating_sub(summary.created),
+                    summary.wrong_type,
+                    if apply {
+                        ""
+                    } else {
+                        " (deskbridge plan --apply creates missing attributes)"
+                    }
                 );
             }
         }
@@ -259,13 +370,27 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Check { target, stack } => {
-            let target: deskbridge::admin::CheckTarget =
-                target.as_deref().unwrap_or("all").parse()?;
+        Command::Check {
+            target,
+            format,
+            stack,
+        } => {
+            let format = format.resolve();
             let (_sdk, settings, _) =
                 settings::load_for(stack.name.as_deref(), "check", &[]).await?;
-            let summary =
-                deskbridge::admin::check(&settings, &target, &mut std::io::stdout()).await?;
+            let summary = if format == Format::Json {
+                let summary =
+                    deskbridge::admin::check(&settings, &target.target(), &mut std::io::sink())
+                        .await?;
+                output::write_json(
+                    &mut std::io::stdout().lock(),
+                    &serde_json::to_value(&summary)?,
+                )?;
+                summary
+            } else {
+                deskbridge::admin::check(&settings, &target.target(), &mut std::io::stdout())
+                    .await?
+            };
             if summary.failed > 0 {
                 anyhow::bail!(
                     "{} of {} checks failed",
@@ -277,8 +402,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Replay {
             dry_run,
             queue,
+            format,
             stack,
         } => {
+            let format = format.resolve();
             let needed: &[&str] = match queue {
                 deskbridge::admin::ReplayQueue::Both => &["UPSERT_QUEUE_URL", "SYNC_QUEUE_URL"],
                 deskbridge::admin::ReplayQueue::Upsert => &["UPSERT_QUEUE_URL"],
@@ -298,13 +425,19 @@ async fn main() -> anyhow::Result<()> {
                 dry_run,
                 ..Default::default()
             };
-            deskbridge::admin::replay(
-                &deskbridge_shared::queue::SqsQueue::new(sqs),
-                &targets,
-                &options,
-                &mut std::io::stdout(),
-            )
-            .await?;
+            let queue = deskbridge_shared::queue::SqsQueue::new(sqs);
+            if format == Format::Json {
+                let counts =
+                    deskbridge::admin::replay(&queue, &targets, &options, &mut std::io::sink())
+                        .await?;
+                output::write_json(
+                    &mut std::io::stdout().lock(),
+                    &serde_json::json!({ "dry_run": dry_run, "queues": counts }),
+                )?;
+            } else {
+                deskbridge::admin::replay(&queue, &targets, &options, &mut std::io::stdout())
+                    .await?;
+            }
         }
     }
     Ok(())

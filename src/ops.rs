@@ -1,5 +1,6 @@
 //! Operator commands against a deployment (or the local moto): `sync` and `status`.
 
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -10,6 +11,9 @@ use deskbridge_shared::queue::{Queue, SqsQueue};
 use deskbridge_shared::state::DynamoStateStore;
 use deskbridge_shared::state::streams::{RunStatus, StreamState};
 use deskbridge_sync::{SyncMessage, all_stream_states, known_streams};
+use serde::Serialize;
+
+use crate::output::{self, Format};
 
 /// Queues a start request, as the schedule does; the sync function (or `deskbridge serve`)
 /// runs it. With `wait`, follows the streams until they are idle.
@@ -95,7 +99,7 @@ pub async fn sync(
         );
         if finished_since_request || (seen_running && !running) {
             eprintln!();
-            print_status(&states, Some(&source));
+            print_status(&states, Some(&source))?;
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
@@ -138,7 +142,166 @@ fn short(s: Option<&str>) -> String {
     }
 }
 
-/// Prints one block per stream.
+/// One stream as `deskbridge status` shows it (and `--json` prints it): the running run's
+/// figures while one runs, else the last run's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamStatus {
+    /// `zendesk/tickets`.
+    pub stream: String,
+    pub source: String,
+    /// `never_run`, `idle` or `running`.
+    pub state: &'static str,
+    /// Where the running run continues, else where the next run starts.
+    pub cursor: Option<String>,
+    pub run_started_at: Option<DateTime<Utc>>,
+    /// `None` while the run goes on.
+    pub run_ended_at: Option<DateTime<Utc>>,
+    pub records_read: u64,
+    pub contacts: u64,
+    pub events: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub last_error: Option<String>,
+}
+
+/// The streams of `states` (those of `only` when given), as `status` shows them.
+pub fn stream_statuses(
+    states: &[(
+        deskbridge_shared::state::streams::StreamId,
+        StreamState,
+        bool,
+    )],
+    only: Option<&Source>,
+) -> Vec<StreamStatus> {
+    states
+        .iter()
+        .filter(|(id, _, _)| only.is_none_or(|s| &id.source == s))
+        .map(|(id, st, stored)| {
+            let (state, figures, start, end) = match (stored, st.status) {
+                (false, _) => ("never_run", Default::default(), None, None),
+                (true, RunStatus::Running) => ("running", st.run, st.run_started_at, None),
+                (true, RunStatus::Idle) => (
+                    "idle",
+                    st.last_run,
+                    st.last_run_started_at,
+                    st.last_run_ended_at,
+                ),
+            };
+            let figures: deskbridge_shared::state::streams::RunStats = figures;
+            StreamStatus {
+                stream: id.to_string(),
+                source: id.source.to_string(),
+                state,
+                cursor: if *stored {
+                    st.cursor.clone().or_else(|| st.bookmark.clone())
+                } else {
+                    None
+                },
+                run_started_at: start,
+                run_ended_at: end,
+                records_read: figures.records_read,
+                contacts: figures.contacts,
+                events: figures.events,
+                skipped: figures.skipped,
+                failed: figures.failed,
+                last_error: if *stored { st.last_error.clone() } else { None },
+            }
+        })
+        .collect()
+}
+
+const STATUS_HEADER: [&str; 10] = [
+    "stream",
+    "state",
+    "cursor",
+    "last run start",
+    "last run end",
+    "read",
+    "contacts",
+    "events",
+    "skipped",
+    "failed",
+];
+
+/// Writes `streams` in `format`: plain lines (one per stream, aligned, and a `last error:` line
+/// under a stream that has one), a table, or `{"streams": […]}`.
+pub fn write_status(
+    streams: &[StreamStatus],
+    format: Format,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    match format {
+        Format::Json => output::write_json(out, &serde_json::json!({ "streams": streams })),
+        Format::Table => {
+            let with_errors = streams.iter().any(|s| s.last_error.is_some());
+            let mut header = STATUS_HEADER.to_vec();
+            if with_errors {
+                header.push("last error");
+            }
+            let mut table = output::table(&header);
+            for s in streams {
+                let mut row = if s.state == "never_run" {
+                    let mut row = vec![s.stream.clone(), "never run".to_string()];
+                    row.extend(std::iter::repeat_n("-".to_string(), 8));
+                    row
+                } else {
+                    vec![
+                        s.stream.clone(),
+                        s.state.to_string(),
+                        short(s.cursor.as_deref()),
+                        when(s.run_started_at),
+                        when(s.run_ended_at),
+                        s.records_read.to_string(),
+                        s.contacts.to_string(),
+                        s.events.to_string(),
+                        s.skipped.to_string(),
+                        s.failed.to_string(),
+                    ]
+                };
+                if with_errors {
+                    row.push(s.last_error.clone().unwrap_or_default());
+                }
+                table.add_row(row);
+            }
+            output::align_right(&mut table, &[5, 6, 7, 8, 9]);
+            writeln!(out, "{table}")?;
+            Ok(())
+        }
+        Format::Plain => {
+            let [a, b, c, d, e, f, g, h, i, j] = STATUS_HEADER;
+            writeln!(
+                out,
+                "{a:<32} {b:<8} {c:<25} {d:<19} {e:<19} {f:>8} {g:>8} {h:>7} {i:>7} {j:>6}"
+            )?;
+            for s in streams {
+                if s.state == "never_run" {
+                    writeln!(out, "{:<32} never run", s.stream)?;
+                    continue;
+                }
+                writeln!(
+                    out,
+                    "{:<32} {:<8} {:<25} {:<19} {:<19} {:>8} {:>8} {:>7} {:>7} {:>6}",
+                    s.stream,
+                    s.state,
+                    short(s.cursor.as_deref()),
+                    when(s.run_started_at),
+                    when(s.run_ended_at),
+                    s.records_read,
+                    s.contacts,
+                    s.events,
+                    s.skipped,
+                    s.failed,
+                )?;
+                if let Some(e) = &s.last_error {
+                    writeln!(out, "{:<32} last error: {e}", "")?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Prints the streams (of `only` when given) on stdout: a table on a terminal, else lines.
 pub fn print_status(
     states: &[(
         deskbridge_shared::state::streams::StreamId,
@@ -146,69 +309,38 @@ pub fn print_status(
         bool,
     )],
     only: Option<&Source>,
-) {
-    println!(
-        "{:<32} {:<8} {:<25} {:<19} {:<19} {:>8} {:>8} {:>7} {:>7} {:>6}",
-        "stream",
-        "state",
-        "cursor",
-        "last run start",
-        "last run end",
-        "read",
-        "contacts",
-        "events",
-        "skipped",
-        "failed"
-    );
-    for (id, st, stored) in states {
-        if only.is_some_and(|s| &id.source != s) {
-            continue;
-        }
-        if !stored {
-            println!("{:<32} never run", id.to_string());
-            continue;
-        }
-        let (state, figures, start, end) = match st.status {
-            RunStatus::Running => ("running", st.run, st.run_started_at, None),
-            RunStatus::Idle => (
-                "idle",
-                st.last_run,
-                st.last_run_started_at,
-                st.last_run_ended_at,
-            ),
-        };
-        println!(
-            "{:<32} {:<8} {:<25} {:<19} {:<19} {:>8} {:>8} {:>7} {:>7} {:>6}",
-            id.to_string(),
-            state,
-            short(st.cursor.as_deref().or(st.bookmark.as_deref())),
-            when(start),
-            when(end),
-            figures.records_read,
-            figures.contacts,
-            figures.events,
-            figures.skipped,
-            figures.failed,
-        );
-        if let Some(e) = &st.last_error {
-            println!("{:<32} last error: {e}", "");
-        }
-    }
+) -> anyhow::Result<()> {
+    let format = output::FormatArgs::default().resolve();
+    write_status(
+        &stream_statuses(states, only),
+        format,
+        &mut std::io::stdout().lock(),
+    )
 }
 
-/// `deskbridge status`.
+/// `deskbridge status`: once, or every 2 seconds with `watch` (clearing a terminal first).
 pub async fn status(
     sdk: &aws_config::SdkConfig,
     settings: &Settings,
     watch: bool,
+    format: Format,
 ) -> anyhow::Result<()> {
     let store = store(sdk, settings)?;
+    let terminal = std::io::stdout().is_terminal();
     loop {
         let states = all_stream_states(&store).await?;
         if watch {
-            print!("\x1b[2J\x1b[H");
+            if terminal {
+                print!("\x1b[2J\x1b[H");
+            } else {
+                println!();
+            }
         }
-        print_status(&states, None);
+        write_status(
+            &stream_statuses(&states, None),
+            format,
+            &mut std::io::stdout().lock(),
+        )?;
         if !watch {
             return Ok(());
         }

@@ -427,6 +427,97 @@ async fn plan_without_a_brevo_key_says_it_needs_one() {
     assert!(dry_run.requests().is_empty());
 }
 
+/// A Brevo account holding the attributes Intercom's default mapping writes, with their types,
+/// except `leave_out`; `retype` is listed as text whatever the mapping writes. Creating an
+/// attribute succeeds.
+async fn brevo_holding(leave_out: &[&str], retype: &[&str]) -> MockServer {
+    let server = MockServer::start().await;
+    let needed = admin::needs(
+        &intercom_settings(Some(&server.uri()), None),
+        &[Source::Intercom],
+    );
+    assert!(needed.lists.is_empty(), "{needed:?}");
+    let attributes: Vec<Value> = needed
+        .attributes
+        .values()
+        .filter(|a| !leave_out.contains(&a.name.as_str()))
+        .map(|a| {
+            let kind = if retype.contains(&a.name.as_str()) {
+                "text"
+            } else {
+                a.kinds.first().copied().unwrap_or("text")
+            };
+            json!({"name": a.name, "category": "normal", "type": kind})
+        })
+        .collect();
+    Mock::given(method("GET"))
+        .and(path("/v3/contacts/attributes"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "attributes": attributes })))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/v3/contacts/attributes/normal/[A-Z_]+$"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn plan_exits_non_zero_while_brevo_differs_from_the_mapping() {
+    let run = |server: &MockServer, args: &'static [&'static str]| {
+        let base = format!("{}/v3", server.uri());
+        async move {
+            deskbridge_cli(
+                args,
+                &[
+                    ("BREVO_API_KEY", "xkeysib-test"),
+                    ("BREVO_BASE_URL", &base),
+                    ("INTERCOM_ACCESS_TOKEN", "ic-token"),
+                ],
+            )
+            .await
+        }
+    };
+    let said = |out: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+
+    // Everything in place: exit 0.
+    let complete = brevo_holding(&[], &[]).await;
+    let out = run(&complete, &["plan"]).await;
+    assert!(out.status.success(), "{}", said(&out));
+
+    // A missing attribute: non-zero, until --apply creates it.
+    let lacking = brevo_holding(&["LAST_ACTIVE"], &[]).await;
+    let out = run(&lacking, &["plan"]).await;
+    assert!(!out.status.success(), "{}", said(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Brevo does not match the mapping: 1 missing, 0 wrong type"),
+        "{stderr}"
+    );
+    let out = run(&lacking, &["plan", "--apply"]).await;
+    assert!(out.status.success(), "{}", said(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("LAST_ACTIVE (date; intercom): missing, created as date"),
+        "{}",
+        said(&out)
+    );
+
+    // A wrong type: --apply does not change it, so plan stays non-zero.
+    let mistyped = brevo_holding(&[], &["LAST_ACTIVE"]).await;
+    let out = run(&mistyped, &["plan", "--apply"]).await;
+    assert!(!out.status.success(), "{}", said(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("0 missing, 1 wrong type"), "{stderr}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // check
 
@@ -1066,13 +1157,15 @@ async fn config_push_checks_the_file_and_plan_says_when_the_deployed_copy_differ
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing written"));
 
     // plan --stack-name without a local file plans the deployed copy: the CINNOX source's
-    // CINNOX_ID attribute is one the mapping needs.
+    // CINNOX_ID attribute is one the mapping needs. This Brevo account lacks attributes, so
+    // plan exits non-zero for that, not for the configuration.
     let out = deskbridge_cli(&["plan", "--stack-name", &stack], &[]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}{stderr}");
     assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("Brevo does not match the mapping") && !stderr.contains("config push"),
+        "{stderr}"
     );
     assert!(
         stdout.contains(&format!(
@@ -1089,10 +1182,10 @@ async fn config_push_checks_the_file_and_plan_says_when_the_deployed_copy_differ
     )
     .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("Brevo does not match the mapping") && !stderr.contains("config push"),
+        "{stdout}{stderr}"
     );
     assert!(
         stdout.contains(&format!("is what stack `{stack}` reads")),

@@ -394,16 +394,16 @@ fn is_sms_conflict(body: &ErrorBody) -> bool {
     by_metadata || (names_sms && says_taken)
 }
 
+/// Every byte but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`).
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes one path segment (attribute names are `[A-Z0-9_]`, but never trust that).
 fn path_segment(raw: &str) -> String {
-    raw.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(raw, PATH_SEGMENT).to_string()
 }
 
 /// Body of `POST /contacts/lists/{id}/contacts/{add,remove}` for one contact.
@@ -735,5 +735,7 @@ mod tests {
     fn path_segments_are_encoded() {
         assert_eq!(path_segment("ZENDESK_ID"), "ZENDESK_ID");
         assert_eq!(path_segment("A B/C"), "A%20B%2FC");
+        assert_eq!(path_segment("a-b.c_d~e%"), "a-b.c_d~e%25");
+        assert_eq!(path_segment("É"), "%C3%89");
     }
 }

@@ -1,0 +1,494 @@
+//! The `deskbridge` binary's output conventions: `--json` documents of a known shape, the table
+//! and the plain lines of `status`, closed sets of arguments, shell completions, and log lines
+//! without terminal colours when stderr is not a terminal.
+
+mod common;
+
+use chrono::{DateTime, TimeZone, Utc};
+use deskbridge_shared::model::Source;
+use deskbridge_shared::queue::{Queue, SqsQueue};
+use deskbridge_shared::state::DynamoStateStore;
+use deskbridge_shared::state::streams::{RunStats, RunStatus, StreamId, StreamState, StreamStore};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Runs the binary against moto with only the AWS variables and `env` set.
+async fn deskbridge(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_deskbridge"));
+    command
+        .args(args)
+        .env_clear()
+        .env("AWS_ENDPOINT_URL", common::moto_url())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env.iter().copied());
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("join")
+        .expect("running deskbridge")
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn both(out: &std::process::Output) -> String {
+    format!("{}{}", stdout(out), String::from_utf8_lossy(&out.stderr))
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().expect("an RFC 3339 time")
+}
+
+/// A table with two stored streams: zendesk/tickets idle after a run that ended with an error,
+/// intercom/contacts running.
+async fn known_state(name: &str) -> deskbridge_shared::infra::Bootstrapped {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, name).await;
+    let store = DynamoStateStore::new(aws_sdk_dynamodb::Client::new(&sdk), res.table.clone());
+    let idle = StreamState {
+        status: RunStatus::Idle,
+        version: 4,
+        bookmark: Some("1764800000".into()),
+        last_run_started_at: Some(at("2026-12-01T10:00:00Z")),
+        last_run_ended_at: Some(at("2026-12-01T10:05:30Z")),
+        last_run: RunStats {
+            pages: 3,
+            records_read: 250,
+            contacts: 120,
+            events: 90,
+            skipped: 30,
+            failed: 10,
+        },
+        last_error: Some("HTTP 429 from Zendesk".into()),
+        ..Default::default()
+    };
+    store
+        .save(&StreamId::new(Source::Zendesk, "tickets"), None, &idle)
+        .await
+        .expect("saved");
+    let running = StreamState {
+        status: RunStatus::Running,
+        version: 2,
+        run_id: Some("run-1".into()),
+        lease_until: Some(
+            Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0)
+                .single()
+                .expect("a time"),
+        ),
+        cursor: Some("a-rather-long-cursor-value-from-intercom".into()),
+        run_started_at: Some(at("2026-12-02T08:00:00Z")),
+        run: RunStats {
+            pages: 1,
+            records_read: 50,
+            contacts: 50,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    store
+        .save(&StreamId::new(Source::Intercom, "contacts"), None, &running)
+        .await
+        .expect("saved");
+    res
+}
+
+fn never_run(stream: &str) -> Value {
+    let source = stream.split('/').next().unwrap_or_default();
+    json!({
+        "stream": stream, "source": source, "state": "never_run", "cursor": null,
+        "run_started_at": null, "run_ended_at": null, "records_read": 0, "contacts": 0,
+        "events": 0, "skipped": 0, "failed": 0, "last_error": null
+    })
+}
+
+#[tokio::test]
+async fn status_json_is_one_document_of_a_known_shape() {
+    let res = known_state("cli-status-json").await;
+    for args in [
+        &["status", "--json"][..],
+        &["status", "--format", "json"][..],
+    ] {
+        let out = deskbridge(args, &[("STATE_TABLE", &res.table)]).await;
+        assert!(out.status.success(), "{}", both(&out));
+        let document: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+        let expected = json!({"streams": [
+            never_run("zendesk/users"),
+            {
+                "stream": "zendesk/tickets", "source": "zendesk", "state": "idle",
+                "cursor": "1764800000",
+                "run_started_at": "2026-12-01T10:00:00Z", "run_ended_at": "2026-12-01T10:05:30Z",
+                "records_read": 250, "contacts": 120, "events": 90, "skipped": 30, "failed": 10,
+                "last_error": "HTTP 429 from Zendesk"
+            },
+            never_run("zendesk/satisfaction_ratings"),
+            {
+                "stream": "intercom/contacts", "source": "intercom", "state": "running",
+                "cursor": "a-rather-long-cursor-value-from-intercom",
+                "run_started_at": "2026-12-02T08:00:00Z", "run_ended_at": null,
+                "records_read": 50, "contacts": 50, "events": 0, "skipped": 0, "failed": 0,
+                "last_error": null
+            },
+            never_run("intercom/conversations"),
+            never_run("gorgias/customers"),
+            never_run("gorgias/tickets"),
+            never_run("gorgias/satisfaction_surveys"),
+        ]});
+        assert_eq!(document, expected, "{}", stdout(&out));
+    }
+}
+
+#[tokio::test]
+async fn status_prints_plain_lines_off_a_terminal_and_a_table_when_asked() {
+    let res = known_state("cli-status-table").await;
+    let env = [("STATE_TABLE", res.table.as_str())];
+
+    // Not a terminal here: the plain lines, the same as `--format plain`.
+    let default = deskbridge(&["status"], &env).await;
+    let plain = deskbridge(&["status", "--format", "plain"], &env).await;
+    assert!(default.status.success(), "{}", both(&default));
+    assert_eq!(stdout(&default), stdout(&plain));
+    let printed = stdout(&plain);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert!(lines[0].starts_with("stream "), "{printed}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("zendesk/users") && l.ends_with("never run")),
+        "{printed}"
+    );
+    let tickets = lines
+        .iter()
+        .find(|l| l.starts_with("zendesk/tickets"))
+        .expect("a tickets line");
+    let fields: Vec<&str> = tickets.split_whitespace().collect();
+    assert_eq!(
+        fields,
+        [
+            "zendesk/tickets",
+            "idle",
+            "1764800000",
+            "2026-12-01",
+            "10:00:00",
+            "2026-12-01",
+            "10:05:30",
+            "250",
+            "120",
+            "90",
+            "30",
+            "10"
+        ],
+        "{printed}"
+    );
+    assert!(
+        printed.contains("last error: HTTP 429 from Zendesk"),
+        "{printed}"
+    );
+    assert!(!printed.contains('│'), "{printed}");
+
+    // The table: a header row, one row per stream, the error in a column of its own (cells
+    // between `│` borders and `┆` separators).
+    let table = deskbridge(&["status", "--format", "table"], &env).await;
+    assert!(table.status.success(), "{}", both(&table));
+    let printed = stdout(&table);
+    assert!(!printed.contains('\u{1b}'), "no colour codes: {printed:?}");
+    let cells = |start: &str| -> Vec<String> {
+        printed
+            .lines()
+            .find(|l| l.trim_start_matches('│').trim_start().starts_with(start))
+            .unwrap_or_else(|| panic!("no row `{start}` in:\n{printed}"))
+            .split(['│', '┆'])
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect()
+    };
+    assert_eq!(
+        cells("stream"),
+        [
+            "stream",
+            "state",
+            "cursor",
+            "last run start",
+            "last run end",
+            "read",
+            "contacts",
+            "events",
+            "skipped",
+            "failed",
+            "last error"
+        ],
+        "{printed}"
+    );
+    assert_eq!(
+        cells("zendesk/tickets"),
+        [
+            "zendesk/tickets",
+            "idle",
+            "1764800000",
+            "2026-12-01 10:00:00",
+            "2026-12-01 10:05:30",
+            "250",
+            "120",
+            "90",
+            "30",
+            "10",
+            "HTTP 429 from Zendesk"
+        ],
+        "{printed}"
+    );
+    // A long cursor is shortened, as in the plain lines.
+    assert_eq!(
+        cells("intercom/contacts")[2],
+        "a-rather-long-cursor-va…",
+        "{printed}"
+    );
+    assert_eq!(cells("gorgias/tickets")[1], "never run", "{printed}");
+
+    // --watch refreshes a view; it does not go with one JSON document.
+    let out = deskbridge(&["status", "--watch", "--json"], &env).await;
+    assert!(!out.status.success());
+}
+
+/// Brevo answering `GET /account` and `GET /contacts/attributes`.
+async fn brevo() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v3/account"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"companyName": "Acme", "email": "ops@acme.test"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v3/contacts/attributes"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"attributes": [
+                {"name": "FIRSTNAME", "category": "normal", "type": "text"},
+                {"name": "INTERCOM_ID", "category": "normal", "type": "text"},
+            ]})),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn check_json_lists_every_check_with_its_result() {
+    let server = brevo().await;
+    let base = format!("{}/v3", server.uri());
+    let env = [
+        ("BREVO_API_KEY", "xkeysib-test"),
+        ("BREVO_BASE_URL", base.as_str()),
+    ];
+    let out = deskbridge(&["check", "brevo", "--json"], &env).await;
+    assert!(out.status.success(), "{}", both(&out));
+    let document: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(
+        document,
+        json!({
+            "passed": 2,
+            "failed": 0,
+            "checks": [
+                {"result": "pass", "target": "brevo", "check": "authentication (account: Acme)"},
+                {"result": "pass", "target": "brevo", "check": "attributes listable (2 attributes)"},
+            ]
+        })
+    );
+
+    // A source without credentials, named: a failure, and the document still printed.
+    let out = deskbridge(&["check", "gorgias", "--json"], &env).await;
+    assert!(!out.status.success());
+    let document: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(document["failed"], 1, "{document}");
+    assert_eq!(document["checks"][0]["result"], "fail", "{document}");
+    assert_eq!(document["checks"][0]["target"], "gorgias", "{document}");
+}
+
+#[tokio::test]
+async fn plan_json_has_the_attributes_lists_and_counts() {
+    let server = brevo().await;
+    let base = format!("{}/v3", server.uri());
+    let env = [
+        ("BREVO_API_KEY", "xkeysib-test"),
+        ("BREVO_BASE_URL", base.as_str()),
+        ("INTERCOM_ACCESS_TOKEN", "ic-token"),
+    ];
+    let out = deskbridge(&["plan", "--json"], &env).await;
+    // Attributes are missing: Brevo differs from the mapping.
+    assert!(!out.status.success(), "{}", both(&out));
+    let document: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let mut keys: Vec<&str> = document
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "apply",
+            "attributes",
+            "configuration",
+            "in_sync",
+            "lists",
+            "note",
+            "sources",
+            "summary"
+        ]
+    );
+    assert_eq!(document["sources"], json!(["intercom"]));
+    assert_eq!(document["apply"], false);
+    assert_eq!(document["in_sync"], false);
+    assert_eq!(document["configuration"], Value::Null);
+    let attribute = |name: &str| {
+        document["attributes"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .find(|a| a["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no attribute {name} in {document}"))
+    };
+    assert_eq!(
+        attribute("INTERCOM_ID"),
+        json!({"name": "INTERCOM_ID", "types": ["text"], "used_by": ["intercom"], "status": "ok", "detail": null})
+    );
+    assert_eq!(
+        attribute("FIRSTNAME"),
+        json!({"name": "FIRSTNAME", "types": ["text"], "used_by": ["intercom"], "status": "built_in", "detail": null})
+    );
+    assert_eq!(
+        attribute("LAST_ACTIVE"),
+        json!({
+            "name": "LAST_ACTIVE", "types": ["date"], "used_by": ["intercom"], "status": "missing",
+            "detail": "Brevo would silently drop it on import"
+        })
+    );
+    let summary = &document["summary"];
+    let attributes = document["attributes"].as_array().expect("a list").len();
+    assert_eq!(
+        summary["ok"].as_u64().unwrap_or_default() + summary["missing"].as_u64().unwrap_or(0),
+        attributes as u64,
+        "{document}"
+    );
+    assert_eq!(
+        (
+            &summary["wrong_type"],
+            &summary["created"],
+            &summary["failed"],
+            &summary["unchecked"]
+        ),
+        (&json!(0), &json!(0), &json!(0), &json!(0)),
+        "{document}"
+    );
+    assert!(stderr_says(&out, "Brevo does not match the mapping"));
+}
+
+fn stderr_says(out: &std::process::Output, what: &str) -> bool {
+    String::from_utf8_lossy(&out.stderr).contains(what)
+}
+
+#[tokio::test]
+async fn replay_dry_run_json_shows_what_would_move() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "cli-replay-json").await;
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk));
+    queue
+        .send(&res.upsert_dlq_url, r#"{"job":1}"#)
+        .await
+        .expect("sent");
+    let env = [
+        ("UPSERT_QUEUE_URL", res.upsert_queue_url.as_str()),
+        ("UPSERT_DLQ_URL", res.upsert_dlq_url.as_str()),
+    ];
+    let out = deskbridge(
+        &["replay", "--dry-run", "--queue", "upsert", "--json"],
+        &env,
+    )
+    .await;
+    assert!(out.status.success(), "{}", both(&out));
+    let mut document: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    // The message id is SQS's.
+    let id = document["queues"][0]["would_move"][0]
+        .as_object_mut()
+        .and_then(|m| m.remove("message_id"));
+    assert!(id.is_some_and(|id| id.is_string()), "{document}");
+    assert_eq!(
+        document,
+        json!({
+            "dry_run": true,
+            "queues": [{
+                "queue": "upsert",
+                "dlq_url": res.upsert_dlq_url,
+                "queue_url": res.upsert_queue_url,
+                "messages": 1,
+                "would_move": [{"receive_count": 1, "body": "{\"job\":1}", "reason": null}]
+            }]
+        })
+    );
+}
+
+#[tokio::test]
+async fn closed_sets_of_arguments_name_their_values() {
+    let out = deskbridge(&["sync", "freshdesk"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let said = both(&out);
+    assert!(
+        said.contains("freshdesk")
+            && said.contains("[possible values: zendesk, intercom, gorgias]"),
+        "{said}"
+    );
+    let out = deskbridge(&["check", "hubspot"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let said = both(&out);
+    assert!(
+        said.contains("[possible values: zendesk, intercom, gorgias, brevo, all]"),
+        "{said}"
+    );
+    // `serve --port` can come from DESKBRIDGE_PORT.
+    let out = deskbridge(&["serve", "--help"], &[]).await;
+    assert!(
+        stdout(&out).contains("[env: DESKBRIDGE_PORT="),
+        "{}",
+        both(&out)
+    );
+}
+
+#[tokio::test]
+async fn completions_are_printed_for_a_shell() {
+    let out = deskbridge(&["completions", "bash"], &[]).await;
+    assert!(out.status.success(), "{}", both(&out));
+    let script = stdout(&out);
+    assert!(script.contains("deskbridge"), "{script}");
+    for subcommand in ["status", "replay", "completions"] {
+        assert!(script.contains(subcommand), "{subcommand}: {script}");
+    }
+    let out = deskbridge(&["completions", "tcsh"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn logs_go_to_stderr_without_colour_codes_off_a_terminal() {
+    let prefix = common::unique_prefix("cli-logs");
+    for env in [
+        &[("RUST_LOG", "debug")][..],
+        &[("RUST_LOG", "debug"), ("NO_COLOR", "1")][..],
+    ] {
+        let out = deskbridge(&["bootstrap", "--prefix", &prefix], env).await;
+        assert!(out.status.success(), "{}", both(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.is_empty(), "debug logs expected on stderr");
+        assert!(!stderr.contains('\u{1b}'), "colour codes in {stderr:?}");
+        // stdout holds only the variables to eval.
+        let printed = stdout(&out);
+        assert!(
+            printed.lines().all(|l| l.contains('=') && !l.contains(' ')),
+            "{printed}"
+        );
+    }
+}
