@@ -95,7 +95,7 @@ def main() -> None:
     write("config_file", "seed-example.yaml", example)
     cinnox = (ROOT / "examples" / "cinnox-zapier.yaml").read_bytes()
     write("config_file", "seed-cinnox-zapier.yaml", cinnox)
-    source = (ROOT / "shared" / "src" / "config_file.rs").read_text()
+    source = (ROOT / "shared" / "src" / "config" / "file" / "tests.rs").read_text()
     m = re.search(r'const GORGIAS_SEED: &str = r#"\n(.*?)"#;', source, re.S)
     if m:
         write("config_file", "seed-gorgias.yaml", m.group(1).encode())

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use deskbridge_shared::config::Vars;
-use deskbridge_shared::config_file::{self, CONFIG_VAR, ConfigOrigin};
+use deskbridge_shared::config::file::{self as config_file, CONFIG_VAR, ConfigOrigin};
 
 /// The secret the deployed functions read their configuration from: the stack's
 /// `ConfigSecretArn` output, else a `secretsmanager:` `DESKBRIDGE_CONFIG` in the environment.

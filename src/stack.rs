@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use anyhow::bail;
-use deskbridge_shared::config_file::{CONFIG_VAR, SECRET_PREFIX};
+use deskbridge_shared::config::file::{CONFIG_VAR, SECRET_PREFIX};
 
 /// Stack output → settings variable (template.yaml `Outputs:`).
 pub const OUTPUT_VARIABLES: &[(&str, &str)] = &[

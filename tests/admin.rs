@@ -1144,7 +1144,7 @@ async fn config_push_checks_the_file_and_plan_says_when_the_deployed_copy_differ
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let fingerprint = deskbridge_shared::config_file::fingerprint(&cinnox);
+    let fingerprint = deskbridge_shared::config::file::fingerprint(&cinnox);
     assert!(
         stdout.contains(&format!("fingerprint {fingerprint}")),
         "{stdout}"

@@ -742,7 +742,7 @@ async fn the_stack_as_the_template_declares_it_delivers_a_webhook_and_a_sync_pag
     }
 
     // Each function read the pushed configuration from its secret.
-    let fingerprint = deskbridge_shared::config_file::fingerprint(&text);
+    let fingerprint = deskbridge_shared::config::file::fingerprint(&text);
     for f in [&webhook, &upsert, &sync] {
         let logs = f.logs();
         assert!(

@@ -26,15 +26,15 @@ use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use deskbridge_shared::config::file as config_file;
 use deskbridge_shared::config::{Settings, Vars};
-use deskbridge_shared::config_file;
-use deskbridge_shared::model::{Record, Source};
 use deskbridge_shared::helpdesk::signature::{
     AUTHORIZATION_HEADER, AuthError, INTERCOM_SIGNATURE_HEADER, ZENDESK_SIGNATURE_HEADER,
     ZENDESK_TIMESTAMP_HEADER, sign_intercom, sign_zendesk, verify_bearer, verify_intercom,
     verify_zendesk,
 };
 use deskbridge_shared::helpdesk::{Parsed, parse_json, parse_webhook, verify_webhook};
+use deskbridge_shared::model::{Record, Source};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// The test secrets of `scripts/run-local.sh`; the `events/webhook-*.json` deliveries (and so

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
 
+use crate::config::file::{self as config_file, ConfigOrigin};
 use crate::config::{ConfigError, Vars};
-use crate::config_file::{self, ConfigOrigin};
 
 /// Loads the SDK configuration from the standard variables (`AWS_REGION`, `AWS_ENDPOINT_URL`,
 /// credentials chain). Local runs point `AWS_ENDPOINT_URL` at a moto server.

@@ -5,7 +5,6 @@ pub mod aws;
 pub mod brevo;
 pub mod clock;
 pub mod config;
-pub mod config_file;
 pub mod helpdesk;
 pub mod http;
 pub mod identity;

@@ -9,8 +9,8 @@ use common::bodies;
 
 use chrono::{TimeZone, Utc};
 use deskbridge_shared::brevo::BrevoClient;
+use deskbridge_shared::config::file as config_file;
 use deskbridge_shared::config::{Settings, Vars};
-use deskbridge_shared::config_file;
 use deskbridge_shared::helpdesk::{Parsed, parse_webhook};
 use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::memory::{MemoryStateStore, NoLookup};

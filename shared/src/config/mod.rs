@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub mod file;
 pub mod vars;
 
 pub use vars::{ConfigError, Vars};
@@ -127,7 +128,7 @@ pub struct Settings {
     pub signature_tolerance: Duration,
     pub mapping: Mapping,
     /// The `DESKBRIDGE_CONFIG` file (defaults when unset): source and stream switches, event policy.
-    pub file: crate::config_file::FileConfig,
+    pub file: crate::config::file::FileConfig,
     /// Secrets of the file's generic sources, by source name, read from the variables their
     /// `auth` block names (`secret_env`, `token_env`); a source whose variable is unset is absent.
     pub generic_secrets: BTreeMap<String, String>,
@@ -289,7 +290,7 @@ impl Settings {
         };
 
         // The mapping file, validated as a whole: a bad file stops start-up with every problem.
-        let file = crate::config_file::load_from_vars(vars)?.unwrap_or_default();
+        let file = crate::config::file::load_from_vars(vars)?.unwrap_or_default();
         let mapping = file.mapping.clone();
         let generic_secrets = file
             .generic

@@ -1,0 +1,804 @@
+//! The configuration file end to end: the examples and seeds load into the expected settings,
+//! and every problem is reported with its line.
+
+use super::check::generic_defaults;
+use super::*;
+use crate::helpdesk::generic::{GenericAuth, GenericFields};
+use crate::helpdesk::signature::{HmacSha256Scheme, SignatureEncoding};
+use crate::mapping::{FieldRule, Lists, SourceMapping, Transform};
+use crate::model::EventKind;
+
+const EXAMPLE: &str = include_str!("../../../../examples/deskbridge.yaml");
+
+/// The Gorgias section of the seeds, as written there.
+const GORGIAS_SEED: &str = r#"
+connectors:
+  gorgias:
+    enabled: true
+    domain: "yourstore.gorgias.com"
+    sync: { customers: true, tickets: true, satisfaction_surveys: true, tags: true }
+    lists: { all_support_contacts: 35, satisfied_customers: 36, dissatisfied_customers: 37 }
+field_mapping:
+  id: GORGIAS_ID
+  email: email
+  name: FIRSTNAME
+  phone: SMS
+  nb_tickets: TICKET_COUNT
+  last_ticket_date: LAST_SUPPORT_DATE
+  last_ticket_channel: LAST_SUPPORT_CHANNEL
+  avg_response_time: AVG_RESPONSE_TIME
+  last_satisfaction_score: CSAT_SCORE
+  satisfaction_count: CSAT_RESPONSES
+  customer_type: CUSTOMER_TYPE
+  vip_status: VIP_STATUS
+event_mapping:
+  ticket.created: SUPPORT_TICKET_OPENED
+  ticket.closed: SUPPORT_TICKET_RESOLVED
+  ticket.reopened: SUPPORT_TICKET_REOPENED
+  satisfaction_survey.created: CSAT_SURVEY_SENT
+  satisfaction_survey.responded: CSAT_SUBMITTED
+  customer.created: SUPPORT_CUSTOMER_CREATED
+"#;
+
+fn rules(rows: &[(&str, &str, Transform)]) -> Vec<FieldRule> {
+    rows.iter()
+        .map(|(p, a, t)| FieldRule::new(p, a, *t))
+        .collect()
+}
+
+fn problems(text: &str) -> Vec<(Option<usize>, String)> {
+    parse("test.yaml", text)
+        .expect_err("invalid")
+        .problems
+        .into_iter()
+        .map(|p| (p.line, p.message))
+        .collect()
+}
+
+#[test]
+fn the_example_file_parses_into_the_expected_mapping() {
+    use Transform::*;
+    assert!(
+        include_str!("../../../../README.md").contains(EXAMPLE),
+        "the README shows examples/deskbridge.yaml as it is"
+    );
+    let cfg = parse("examples/deskbridge.yaml", EXAMPLE).expect("valid");
+
+    let mut expected = Mapping {
+        default_region: Some("US".into()),
+        ..Mapping::default()
+    };
+    let gorgias = expected.sources.get_mut("gorgias").expect("gorgias");
+    gorgias.field_mapping = rules(&[
+        ("id", "GORGIAS_ID", Auto),
+        ("name", "FIRSTNAME", SplitName),
+        ("phone", "SMS", Phone),
+        ("nb_tickets", "TICKET_COUNT", Number),
+        ("last_ticket_date", "LAST_SUPPORT_DATE", Date),
+        ("last_ticket_channel", "LAST_SUPPORT_CHANNEL", Text),
+        ("avg_response_time", "AVG_RESPONSE_TIME", Number),
+        ("last_satisfaction_score", "CSAT_SCORE", Number),
+        ("satisfaction_count", "CSAT_RESPONSES", Number),
+        ("customer_type", "CUSTOMER_TYPE", Auto),
+        ("vip_status", "VIP_STATUS", Boolean),
+        ("meta.plan_tier", "PLAN_TIER", Auto),
+    ]);
+    gorgias.event_mapping =
+        BTreeMap::from([("ticket.closed".into(), "GORGIAS_TICKET_RESOLVED".into())]);
+    gorgias.lists = Lists {
+        all_contacts: Some(35),
+        satisfied: Some(36),
+        dissatisfied: Some(37),
+    };
+    gorgias.tag_lists = BTreeMap::from([("vip".into(), 40), ("churn-risk".into(), 41)]);
+    let intercom = expected.sources.get_mut("intercom").expect("intercom");
+    intercom.field_mapping = rules(&[
+        ("id", "INTERCOM_ID", Auto),
+        ("name", "FIRSTNAME", SplitName),
+        ("phone", "SMS", Phone),
+        ("role", "INTERCOM_ROLE", Auto),
+        ("signed_up_at", "SIGNUP_DATE", Date),
+        ("last_seen_at", "LAST_ACTIVE", Date),
+        ("session_count", "SESSION_COUNT", Number),
+        ("unsubscribed_from_emails", "UNSUBSCRIBED", Boolean),
+        ("company.name", "COMPANY_NAME", Auto),
+        ("company.plan", "COMPANY_PLAN", Auto),
+        ("company.size", "COMPANY_SIZE", Number),
+        ("custom_attributes.plan_tier", "PLAN_TIER", Auto),
+        ("custom_attributes.feature_usage", "FEATURE_USAGE", Auto),
+    ]);
+    intercom.event_mapping =
+        BTreeMap::from([("satisfaction_survey.created".into(), String::new())]);
+    intercom.lists = Lists {
+        all_contacts: Some(38),
+        satisfied: Some(39),
+        dissatisfied: None,
+    };
+    expected.sources.insert(
+        "generic:cinnox".into(),
+        SourceMapping {
+            field_mapping: rules(&[
+                ("id", "CINNOX_ID", Auto),
+                ("name", "FIRSTNAME", SplitName),
+                ("phone", "SMS", Phone),
+                ("contact.company", "COMPANY_NAME", Auto),
+            ]),
+            event_mapping: BTreeMap::from([("ticket.created".into(), "CINNOX_ENQUIRY_NEW".into())]),
+            ..Default::default()
+        },
+    );
+    assert_eq!(cfg.mapping, expected);
+
+    let pointer = |p: &str| Some(p.to_string());
+    assert_eq!(
+        cfg.generic,
+        BTreeMap::from([(
+            "cinnox".to_string(),
+            GenericSource {
+                auth: GenericAuth::HmacSha256 {
+                    scheme: HmacSha256Scheme {
+                        header: "X-Signature".into(),
+                        encoding: SignatureEncoding::Hex,
+                        prefix: Some("sha256=".into()),
+                    },
+                    secret_env: "CINNOX_WEBHOOK_SECRET".into(),
+                },
+                fields: GenericFields {
+                    email: pointer("/contact/email"),
+                    phone: pointer("/contact/phone"),
+                    name: pointer("/contact/name"),
+                    first_name: None,
+                    last_name: None,
+                    external_id: pointer("/contact/id"),
+                    event_type: pointer("/event"),
+                    event_time: pointer("/occurred_at"),
+                    delivery_id: pointer("/delivery_id"),
+                    subject: pointer("/enquiry/id"),
+                    channel: pointer("/enquiry/channel"),
+                },
+                events: BTreeMap::from([
+                    ("enquiry.new".into(), Some(EventKind::TicketCreated)),
+                    ("enquiry.closed".into(), Some(EventKind::TicketClosed)),
+                    ("contact.created".into(), Some(EventKind::CustomerCreated)),
+                    ("contact.edited".into(), None),
+                ]),
+            }
+        )])
+    );
+
+    let streams = |pairs: &[&str]| pairs.iter().map(|s| (s.to_string(), true)).collect();
+    assert_eq!(
+        cfg.sources,
+        BTreeMap::from([
+            ("generic:cinnox".to_string(), SourceFileSettings::default()),
+            (
+                "gorgias".to_string(),
+                SourceFileSettings {
+                    enabled: true,
+                    domain: Some("yourstore.gorgias.com".into()),
+                    streams: streams(&["customers", "tickets", "satisfaction_surveys"]),
+                }
+            ),
+            (
+                "intercom".to_string(),
+                SourceFileSettings {
+                    enabled: true,
+                    domain: None,
+                    streams: streams(&["contacts", "conversations"]),
+                }
+            ),
+            (
+                "zendesk".to_string(),
+                SourceFileSettings {
+                    enabled: false,
+                    ..Default::default()
+                }
+            ),
+        ])
+    );
+    assert!(!cfg.historical_events);
+    assert_eq!(cfg.warnings, vec![]);
+
+    // What the mapping then does with it.
+    assert_eq!(
+        cfg.mapping
+            .event_name(&Source::Gorgias, EventKind::TicketClosed)
+            .as_deref(),
+        Some("GORGIAS_TICKET_RESOLVED")
+    );
+    assert_eq!(
+        cfg.mapping
+            .event_name(&Source::Intercom, EventKind::SurveySent),
+        None
+    );
+    assert_eq!(
+        cfg.mapping
+            .event_name(&Source::Intercom, EventKind::TicketClosed)
+            .as_deref(),
+        Some("SUPPORT_TICKET_RESOLVED")
+    );
+    assert!(!cfg.source_enabled(&Source::Zendesk));
+    assert!(!cfg.stream_enabled(&Source::Zendesk, "tickets"));
+    assert!(cfg.stream_enabled(&Source::Gorgias, "tickets"));
+}
+
+#[test]
+fn an_empty_file_gives_the_defaults() {
+    for text in ["", "\n", "# nothing yet\n", "~\n", "---\n"] {
+        let cfg = parse("empty.yaml", text).expect("valid");
+        assert_eq!(cfg, FileConfig::default(), "{text:?}");
+        assert!(cfg.source_enabled(&Source::Gorgias));
+        assert!(cfg.stream_enabled(&Source::Intercom, "contacts"));
+    }
+}
+
+#[test]
+fn the_gorgias_seed_loads_with_its_aggregate_rows() {
+    use Transform::*;
+    let cfg = parse("seed.yaml", GORGIAS_SEED).expect("valid");
+    let g = cfg.mapping.source(&Source::Gorgias);
+    assert_eq!(
+        g.field_mapping,
+        rules(&[
+            ("id", "GORGIAS_ID", Auto),
+            ("name", "FIRSTNAME", SplitName),
+            ("phone", "SMS", Phone),
+            ("nb_tickets", "TICKET_COUNT", Number),
+            ("last_ticket_date", "LAST_SUPPORT_DATE", Date),
+            ("last_ticket_channel", "LAST_SUPPORT_CHANNEL", Text),
+            ("avg_response_time", "AVG_RESPONSE_TIME", Number),
+            ("last_satisfaction_score", "CSAT_SCORE", Number),
+            ("satisfaction_count", "CSAT_RESPONSES", Number),
+            ("customer_type", "CUSTOMER_TYPE", Auto),
+            ("vip_status", "VIP_STATUS", Auto),
+        ])
+    );
+    assert_eq!(
+        g.lists,
+        Lists {
+            all_contacts: Some(35),
+            satisfied: Some(36),
+            dissatisfied: Some(37),
+        }
+    );
+    assert_eq!(cfg.mapping.event_mapping, Mapping::default().event_mapping);
+    // The other sources keep their defaults.
+    let defaults = Mapping::default();
+    assert_eq!(cfg.mapping.sources["zendesk"], defaults.sources["zendesk"]);
+    assert_eq!(
+        cfg.mapping.sources["intercom"],
+        defaults.sources["intercom"]
+    );
+    let settings = &cfg.sources["gorgias"];
+    assert_eq!(settings.domain.as_deref(), Some("yourstore.gorgias.com"));
+    assert_eq!(settings.streams.get("tags"), Some(&true));
+    // Gorgias has no `tags` stream: accepted, with a warning.
+    assert_eq!(
+        cfg.warnings,
+        vec![Problem {
+            line: Some(6),
+            message: "connectors.gorgias.sync.tags: gorgias has no `tags` stream, so this \
+                      has no effect (streams: customers, tickets, satisfaction_surveys)"
+                .into()
+        }]
+    );
+}
+
+#[test]
+fn the_intercom_seed_mapping_loads_and_warns_about_the_missing_id() {
+    use Transform::*;
+    let text = "\
+connectors:
+  intercom:
+    lists: { all_users: 35 }
+    field_mapping:
+      email: email
+      name: FULLNAME
+      phone: SMS
+      signed_up_at: SIGNUP_DATE
+      last_seen_at: LAST_ACTIVE
+      unsubscribed_from_emails: UNSUBSCRIBED
+      custom_attributes.plan_tier: PLAN_TIER
+";
+    let cfg = parse("intercom.yaml", text).expect("valid");
+    let i = cfg.mapping.source(&Source::Intercom);
+    assert_eq!(
+        i.field_mapping,
+        rules(&[
+            ("name", "FULLNAME", Auto),
+            ("phone", "SMS", Phone),
+            ("signed_up_at", "SIGNUP_DATE", Date),
+            ("last_seen_at", "LAST_ACTIVE", Date),
+            ("unsubscribed_from_emails", "UNSUBSCRIBED", Auto),
+            ("custom_attributes.plan_tier", "PLAN_TIER", Auto),
+        ])
+    );
+    assert_eq!(i.lists.all_contacts, Some(35));
+    assert_eq!(
+        cfg.warnings,
+        vec![Problem {
+            line: Some(4),
+            message: "the field_mapping of intercom has no `id` row, so INTERCOM_ID is not \
+                      written (it replaces the default rules)"
+                .into()
+        }]
+    );
+}
+
+#[test]
+fn every_problem_is_reported_with_its_line() {
+    let text = "\
+feild_mapping: {}
+default_region: Narnia
+event_mapping:
+  ticket.solved: SUPPORT_TICKET_SOLVED
+  ticket.closed: support.ticket.closed
+connectors:
+  freshdesk: { enabled: true }
+  gorgias:
+    enabled: yes
+    lists: { all_support_contacts: 0, satisfied_customers: \"36\", leads: 37 }
+    tag_lists: { vip: -4, VIP: 5 }
+    field_mapping:
+      name: firstname
+      phone: { attribute: SMS, transform: e164 }
+      nb_tickets: TICKET_COUNT
+      ticket_count: TICKET_COUNT
+      company: { transform: text }
+      tags: [a, b]
+    event_mapping:
+      customer.created: SUPPORT CUSTOMER
+  zendesk:
+    lsts: { all_contacts: 5 }
+  generic:cinnox: {}
+historical_events: 1
+";
+    let expected: Vec<(Option<usize>, String)> = vec![
+        (
+            1,
+            "unknown key `feild_mapping` at the top level (did you mean `field_mapping`?); \
+             known keys: default_region, historical_events, event_mapping, connectors, \
+             field_mapping",
+        ),
+        (
+            2,
+            "default_region: `Narnia` is not a region code; use a two-letter ISO 3166 code \
+             such as US, GB or DE",
+        ),
+        (
+            4,
+            "event_mapping: `ticket.solved` is not an event deskbridge knows (did you mean \
+             `ticket.closed`?); known events: ticket.created, ticket.closed, \
+             ticket.reopened, satisfaction_survey.created, satisfaction_survey.responded, \
+             customer.created",
+        ),
+        (
+            5,
+            "event_mapping.ticket.closed: Brevo would reject the event name \
+             `support.ticket.closed`; event names are letters, digits, _ and - only, at \
+             most 255 characters",
+        ),
+        (
+            7,
+            "unknown source `freshdesk` under connectors; known: zendesk, intercom, \
+             gorgias, generic:<name>",
+        ),
+        (
+            9,
+            "connectors.gorgias.enabled must be true or false, not `yes`",
+        ),
+        (
+            10,
+            "connectors.gorgias.lists.all_support_contacts: Brevo list ids are positive \
+              whole numbers, not `0`",
+        ),
+        (
+            10,
+            "connectors.gorgias.lists.satisfied_customers: write the list id 36 without \
+              quotes",
+        ),
+        (
+            10,
+            "unknown key `leads` in connectors.gorgias.lists; known keys: all_contacts, \
+              all_support_contacts, all_users, satisfied, satisfied_customers, \
+              dissatisfied, dissatisfied_customers",
+        ),
+        (
+            11,
+            "connectors.gorgias.tag_lists.vip: Brevo list ids are positive whole \
+              numbers, not `-4`",
+        ),
+        (
+            11,
+            "tag `VIP` is given twice in connectors.gorgias.tag_lists; tags match \
+              whatever their case (first on line 11)",
+        ),
+        (
+            13,
+            "connectors.gorgias.field_mapping.name: `firstname` is not a valid attribute \
+              name; Brevo attribute names are UPPERCASE letters, digits and _ (did you \
+              mean `FIRSTNAME`?)",
+        ),
+        (
+            14,
+            "connectors.gorgias.field_mapping.phone: unknown transform `e164`; known: \
+              auto, text, number, boolean, date, phone, split_name, email, tags",
+        ),
+        (
+            16,
+            "connectors.gorgias.field_mapping: `nb_tickets` (line 15) and \
+              `ticket_count` both map to TICKET_COUNT; each attribute can come from one \
+              path only",
+        ),
+        (
+            17,
+            "connectors.gorgias.field_mapping.company needs an `attribute`",
+        ),
+        (
+            18,
+            "connectors.gorgias.field_mapping.tags must be a Brevo attribute name or { \
+              attribute: NAME, transform: KIND }, not a list",
+        ),
+        (
+            20,
+            "connectors.gorgias.event_mapping.customer.created: Brevo would reject the \
+              event name `SUPPORT CUSTOMER`; event names are letters, digits, _ and - \
+              only, at most 255 characters",
+        ),
+        (
+            22,
+            "unknown key `lsts` in connectors.zendesk (did you mean `lists`?); known \
+              keys: enabled, domain, subdomain, sync, lists, tag_lists, field_mapping, \
+              event_mapping",
+        ),
+        (24, "historical_events must be true or false, not `1`"),
+    ]
+    .into_iter()
+    .map(|(l, m)| (Some(l), m.to_string()))
+    .collect();
+    let got = problems(text);
+    for (g, e) in got.iter().zip(&expected) {
+        assert_eq!(g, e);
+    }
+    assert_eq!(got.len(), expected.len(), "{got:#?}");
+}
+
+#[test]
+fn repeated_keys_and_misplaced_top_level_rules_are_reported() {
+    let text = "\
+connectors:
+  gorgias: {}
+  intercom: {}
+field_mapping:
+  id: X_ID
+  id: Y_ID
+";
+    assert_eq!(
+        problems(text),
+        vec![
+            (
+                Some(4),
+                "a top-level field_mapping belongs to the one source listed under \
+                 connectors, but 2 are listed; move the rules to \
+                 connectors.<source>.field_mapping"
+                    .to_string()
+            ),
+            (
+                Some(6),
+                "`id` is given twice in field_mapping (first on line 5)".to_string()
+            ),
+        ]
+    );
+
+    let both = "\
+connectors:
+  gorgias:
+    field_mapping: { id: GORGIAS_ID }
+field_mapping: { id: GORGIAS_ID }
+";
+    assert_eq!(
+        problems(both),
+        vec![(
+            Some(4),
+            "field_mapping is given both at the top level and under connectors.gorgias; \
+             keep one"
+                .to_string()
+        )]
+    );
+    let none = "field_mapping: { id: GORGIAS_ID }\n";
+    assert_eq!(problems(none).len(), 1);
+    assert_eq!(problems(none)[0].0, Some(1));
+}
+
+#[test]
+fn yaml_syntax_errors_name_the_line() {
+    let err = parse("bad.yaml", "connectors:\n  gorgias: { enabled: true\n").expect_err("invalid");
+    assert_eq!(
+        err.to_string(),
+        "bad.yaml:2: not valid YAML: unclosed bracket '{'"
+    );
+    let err = parse("bad.yaml", "- just\n- a list\n").expect_err("invalid");
+    assert_eq!(
+        err.to_string(),
+        "bad.yaml:1: the top level must be a mapping of `key: value` entries, not a list"
+    );
+}
+
+#[test]
+fn display_prints_one_problem_per_line() {
+    let err = parse("deskbridge.yaml", "historical_events: maybe\nfoo: 1\n").expect_err("invalid");
+    assert_eq!(
+        err.to_string(),
+        "deskbridge.yaml:1: historical_events must be true or false, not `maybe`\n\
+         deskbridge.yaml:2: unknown key `foo` at the top level; known keys: \
+         default_region, historical_events, event_mapping, connectors, field_mapping"
+    );
+    let as_config_error: ConfigError = err.into();
+    assert!(
+        as_config_error
+            .to_string()
+            .starts_with("configuration file: deskbridge.yaml:1:")
+    );
+}
+
+#[test]
+fn generic_sources_and_norway() {
+    let text = "\
+default_region: NO
+connectors:
+  generic:cinnox:
+    tag_lists: { 2024: 7 }
+    event_mapping: { ticket.created: CINNOX_ENQUIRY_NEW }
+";
+    let cfg = parse("g.yaml", text).expect("valid");
+    assert_eq!(cfg.mapping.default_region.as_deref(), Some("NO"));
+    let cinnox = Source::Generic("cinnox".into());
+    let sm = cfg.mapping.source(&cinnox);
+    assert_eq!(sm.field_mapping, generic_defaults(&cinnox).field_mapping);
+    assert_eq!(sm.field_mapping[0].attribute, "CINNOX_ID");
+    assert_eq!(sm.tag_lists, BTreeMap::from([("2024".to_string(), 7)]));
+    assert_eq!(
+        cfg.mapping
+            .event_name(&cinnox, EventKind::TicketCreated)
+            .as_deref(),
+        Some("CINNOX_ENQUIRY_NEW")
+    );
+    assert!(cfg.source_enabled(&cinnox));
+}
+
+#[test]
+fn streams_can_be_switched_off() {
+    let text = "connectors:\n  zendesk:\n    sync: { tickets: false }\n";
+    let cfg = parse("s.yaml", text).expect("valid");
+    assert!(!cfg.stream_enabled(&Source::Zendesk, "tickets"));
+    assert!(cfg.stream_enabled(&Source::Zendesk, "users"));
+    assert!(cfg.stream_enabled(&Source::Gorgias, "tickets"));
+    assert!(cfg.source_enabled(&Source::Zendesk));
+}
+
+#[test]
+fn files_are_read_from_the_variable() {
+    assert_eq!(load_from_vars(&Vars::default()), Ok(None));
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/deskbridge.yaml");
+    let cfg = load_from_vars(&Vars::from_pairs([(CONFIG_VAR, example)]))
+        .expect("valid")
+        .expect("configured");
+    assert_eq!(cfg.mapping.default_region.as_deref(), Some("US"));
+
+    let missing = "/nonexistent/deskbridge.yaml";
+    let err = load_from_vars(&Vars::from_pairs([(CONFIG_VAR, missing)])).expect_err("missing");
+    assert_eq!(err.path, missing);
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/deskbridge.yaml: cannot read the configuration file")
+    );
+}
+
+#[test]
+fn the_cinnox_zapier_example_loads() {
+    let text = include_str!("../../../../examples/cinnox-zapier.yaml");
+    // The README shows this file: it must be exactly what is tested here.
+    assert!(include_str!("../../../../README.md").contains(text));
+    let cfg = parse("examples/cinnox-zapier.yaml", text).expect("valid");
+    assert_eq!(cfg.warnings, vec![]);
+    let g = &cfg.generic["cinnox"];
+    assert_eq!(
+        g.auth,
+        GenericAuth::Bearer {
+            token_env: "CINNOX_WEBHOOK_TOKEN".into()
+        }
+    );
+    assert_eq!(g.fields.email.as_deref(), Some("/email"));
+    assert_eq!(g.events.len(), 4);
+    assert_eq!(g.events["contact.edited"], None);
+    let cinnox = Source::Generic("cinnox".into());
+    assert_eq!(
+        cfg.mapping.source(&cinnox).field_mapping.last(),
+        Some(&FieldRule::new("company", "COMPANY_NAME", Transform::Auto))
+    );
+    // The built-in sources keep their defaults.
+    assert_eq!(
+        cfg.mapping.sources["zendesk"],
+        Mapping::default().sources["zendesk"]
+    );
+    assert!(cfg.source_enabled(&Source::Zendesk));
+}
+
+#[test]
+fn generic_webhook_blocks_are_checked_with_their_lines() {
+    let text = r#"connectors:
+  generic:cinnox:
+    auth:
+      type: hmac_sha265
+  generic:helpscout:
+    auth: { type: hmac_sha256, encoding: b64, secret: "s3cr3t", prefix: "sha256=" }
+    fields: { email: contact.email, phone: "/a~2", mail: /x, name: 5 }
+    events:
+      conversation.created: ticket.opened
+      conversation.closed: [ticket.closed]
+  generic:freshdesk:
+    auth: { type: bearer, token_env: "my token", header: X-Token }
+    fields: { event_type: /event, email: /requester/email }
+    events: {}
+  generic:Gladly:
+    auth: { type: bearer, token_env: GLADLY_TOKEN }
+    fields: { external_id: /customer/id }
+    events: { conversation.new: ticket.created }
+  generic:kayako:
+    fields: { name: "" }
+  generic:front:
+    auth: { type: bearer, token_env: FRONT_TOKEN }
+  zendesk:
+    fields: { email: /email }
+"#;
+    let expected: Vec<(usize, &str)> = vec![
+        (
+            2,
+            "connectors.generic:cinnox has `auth` but no `fields`: add JSON pointers to \
+             the email, phone or external id of the person a delivery is about",
+        ),
+        (
+            4,
+            "connectors.generic:cinnox.auth.type: unknown auth type `hmac_sha265` (did you \
+             mean `hmac_sha256`?); known: hmac_sha256, bearer",
+        ),
+        (
+            6,
+            "connectors.generic:helpscout.auth.encoding must be hex or base64, not `b64`",
+        ),
+        (
+            6,
+            "connectors.generic:helpscout.auth.secret: secrets never go in this file; put \
+             the value in an environment variable (or the DESKBRIDGE_SECRET_ARN secret) and \
+             name it with `secret_env`",
+        ),
+        (
+            6,
+            "connectors.generic:helpscout.auth (hmac_sha256) needs `header`: the request \
+             header that carries the signature",
+        ),
+        (
+            6,
+            "connectors.generic:helpscout.auth (hmac_sha256) needs `secret_env`: the \
+             environment variable (or secret key) holding the signing secret",
+        ),
+        (
+            7,
+            "connectors.generic:helpscout.fields.email: `contact.email` is not a JSON \
+             pointer (RFC 6901); pointers start with / (did you mean `/contact/email`?)",
+        ),
+        (
+            7,
+            "connectors.generic:helpscout.fields.phone: `/a~2` is not a JSON pointer (RFC \
+             6901); `~` must be followed by 0 (for ~) or 1 (for /)",
+        ),
+        (
+            7,
+            "unknown key `mail` in connectors.generic:helpscout.fields (did you mean \
+             `email`?); known keys: email, phone, name, first_name, last_name, \
+             external_id, event_type, event_time, delivery_id, subject, channel",
+        ),
+        (
+            7,
+            "connectors.generic:helpscout.fields.name must be a JSON pointer such as \
+             /contact/email, not `5`",
+        ),
+        (
+            9,
+            "connectors.generic:helpscout.events.conversation.created: `ticket.opened` is \
+             not an event deskbridge knows (did you mean `ticket.reopened`?); known events: \
+             ticket.created, ticket.closed, ticket.reopened, satisfaction_survey.created, \
+             satisfaction_survey.responded, customer.created, or ~ to update the contact \
+             without an event",
+        ),
+        (
+            10,
+            "connectors.generic:helpscout.events.conversation.closed must be an event key \
+             such as ticket.created, or ~, not a list",
+        ),
+        (
+            11,
+            "connectors.generic:freshdesk.fields.event_type is set but \
+             connectors.generic:freshdesk.events maps no value, so every delivery would be \
+             ignored; list the values (`contact.edited: ~` updates the contact without an \
+             event)",
+        ),
+        (
+            12,
+            "connectors.generic:freshdesk.auth.token_env: `my token` is not a variable name \
+             (letters, digits and _, such as CINNOX_WEBHOOK_SECRET); the file names the \
+             variable, the variable holds the secret",
+        ),
+        (
+            12,
+            "unknown key `header` in connectors.generic:freshdesk.auth (bearer); known \
+             keys: type, token_env",
+        ),
+        (
+            15,
+            "`Gladly` cannot name a generic source: it appears in the webhook URL \
+             /webhooks/generic/<name>, so use lower-case letters, digits, - and _ only",
+        ),
+        (
+            15,
+            "connectors.generic:Gladly.events needs connectors.generic:Gladly.fields.event_type: \
+             the pointer to the value its keys are matched against",
+        ),
+        (
+            19,
+            "connectors.generic:kayako has `fields` but no `auth`: deliveries must be signed \
+             (type: hmac_sha256) or carry a bearer token (type: bearer)",
+        ),
+        (
+            20,
+            "connectors.generic:kayako.fields needs at least one of email, phone, \
+             external_id: the pointers that say who a delivery is about",
+        ),
+        (
+            21,
+            "connectors.generic:front has `auth` but no `fields`: add JSON pointers to the \
+             email, phone or external id of the person a delivery is about",
+        ),
+        (
+            24,
+            "connectors.zendesk.fields: `auth`, `fields` and `events` are settings of \
+             generic:<name> sources; zendesk has its own webhook format and secret variable",
+        ),
+    ];
+    let got = problems(text);
+    for (g, (line, message)) in got.iter().zip(&expected) {
+        assert_eq!(g, &(Some(*line), message.to_string()));
+    }
+    assert_eq!(got.len(), expected.len(), "{got:#?}");
+}
+
+#[test]
+fn generic_sources_without_webhook_blocks_only_warn() {
+    let cfg = parse(
+        "g.yaml",
+        "connectors:\n  generic:cinnox:\n    tag_lists: { vip: 7 }\n",
+    )
+    .expect("valid");
+    assert!(cfg.generic.is_empty());
+    assert_eq!(
+        cfg.warnings,
+        vec![Problem {
+            line: Some(2),
+            message: "connectors.generic:cinnox has no `auth` and `fields`, so POST \
+                      /webhooks/generic/cinnox answers 404 (its mapping applies to nothing)"
+                .into()
+        }]
+    );
+    // A minimal webhook source: a bearer token and an email, every delivery an update.
+    let minimal = "\
+connectors:
+  generic:forms:
+    auth: { type: bearer, token_env: FORMS_TOKEN }
+    fields: { email: /email }
+";
+    let cfg = parse("m.yaml", minimal).expect("valid");
+    let forms = &cfg.generic["forms"];
+    assert_eq!(forms.fields.email.as_deref(), Some("/email"));
+    assert!(forms.events.is_empty());
+    assert_eq!(cfg.warnings, vec![]);
+}
