@@ -139,7 +139,7 @@ fn references(text: &str) -> Vec<(String, Vec<String>)> {
             starts_word
                 && text_at(&bytes, i, r)
                 && text_at(&bytes, i + r.len(), "::")
-                && !bytes.get(i + r.len() + 2).is_some_and(|c| *c == ':')
+                && bytes.get(i + r.len() + 2).is_none_or(|c| *c != ':')
         });
         let Some(root) = root else {
             i += 1;

@@ -128,8 +128,6 @@ impl Checker {
         Some(c)
     }
 
-    /// A generic source from its blocks, when they are complete and valid; reports what is
-
     fn streams(&mut self, source: &Source, f: &Entry, at: &str) -> BTreeMap<String, bool> {
         let where_ = format!("{at}.sync");
         let known: &[&str] = match source {

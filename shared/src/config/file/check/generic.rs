@@ -24,6 +24,7 @@ pub(super) struct GenericBlocks {
 }
 
 impl Checker {
+    /// A generic source from its blocks, when they are complete and valid; reports what is
     /// missing or inconsistent.
     pub(super) fn generic_source(
         &mut self,
