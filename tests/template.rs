@@ -483,8 +483,15 @@ fn variables_read_by_the_code() -> std::collections::BTreeSet<String> {
     let mut names = std::collections::BTreeSet::new();
     for file in files {
         let text = std::fs::read_to_string(&file).expect("source");
-        // Only the code before a file's unit tests.
-        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        // Only the code before a file's inline unit tests (`#[cfg(test)] mod tests;` naming a
+        // file of its own is skipped by name: such files are called tests.rs).
+        if file.file_name().is_some_and(|n| n == "tests.rs") {
+            continue;
+        }
+        let text = text
+            .split("#[cfg(test)]\nmod tests {")
+            .next()
+            .unwrap_or_default();
         for marker in [
             ".get(\"",
             "env::var(\"",
