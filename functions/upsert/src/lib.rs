@@ -209,6 +209,9 @@ pub struct Upserter<B: BrevoApi, S: StateStore, L: PersonLookup> {
     /// Brevo's answers to this container, and the outage gate built on them.
     health: Health,
     gate: Mutex<Gate>,
+    /// How long before an invocation's deadline the last event send may start (see
+    /// [`Upserter::with_send_reserve`]).
+    send_reserve: Duration,
 }
 
 /// What this container learnt about the account's contact attributes.
@@ -233,7 +236,18 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             clock: Arc::new(SystemClock),
             health: Health::default(),
             gate: Mutex::new(Gate::default()),
+            send_reserve: send_reserve_for(deskbridge_shared::brevo::REQUEST_TIMEOUT),
         }
+    }
+
+    /// No event send starts later than `reserve` before an invocation's deadline, so that every
+    /// send that starts has the time to get Brevo's answer and be marked sent before the
+    /// deadline stops the batch. A send cut between Brevo accepting the event and the mark
+    /// would leave it in doubt, and a redelivery would send it a second time. Defaults to
+    /// [`send_reserve_for`] the default Brevo request timeout.
+    pub fn with_send_reserve(mut self, reserve: Duration) -> Self {
+        self.send_reserve = reserve;
+        self
     }
 
     /// Transiently failing messages go back to their queue with a delay until the policy's
@@ -337,7 +351,13 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 parsed => single.push((message, parsed)),
             }
         }
-        let taken = Batch::new(messages);
+        // A quarter of the invocation's time at least stays open to sends, whatever the reserve.
+        let sends_until = deadline.map(|d| {
+            let now = Instant::now();
+            let span = d.saturating_duration_since(now);
+            now + span.saturating_sub(self.send_reserve).max(span / 4)
+        });
+        let taken = Batch::new(messages).sending_until(sends_until);
         let (results, sync_run) = futures::join!(
             self.process_all(single, deadline, &taken),
             self.sync_before(&sync, deadline, &taken)
@@ -799,6 +819,10 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             self.complete_sent(&key, &event.id, taken).await;
             return Ok(());
         }
+        if let Some(why) = taken.too_late_to_send() {
+            taken.untake(&event.id);
+            return Err(Retry(format!("event {} not sent: {why}", event.id)));
+        }
         let claim = self
             .state
             .claim(&key, EVENT_DEDUPE_TTL)
@@ -892,6 +916,15 @@ where
 /// Tries at marking a sent event done before giving up (50 ms, 200 ms, 800 ms apart).
 const COMPLETE_ATTEMPTS: u32 = 4;
 
+/// The time an event send may take from its start to its mark: Brevo's retry budget plus one
+/// last attempt of `brevo_timeout`, then the mark's retries with room for their calls.
+pub fn send_reserve_for(brevo_timeout: Duration) -> Duration {
+    deskbridge_shared::brevo::RetryPolicy::default().budget + brevo_timeout + MARK_ALLOWANCE
+}
+
+/// The mark's share of [`send_reserve_for`]: its retries (about 1 s of waits) and calls.
+const MARK_ALLOWANCE: Duration = Duration::from_secs(3);
+
 /// What the messages of one batch share while they are handled.
 struct Batch {
     /// Event ids already taken by a message of this batch: SQS may deliver the same message
@@ -901,6 +934,8 @@ struct Batch {
     carried: HashSet<String>,
     /// Sent events not marked in the state store (`false`), or carried ones marked now (`true`).
     marks: Mutex<HashMap<String, bool>>,
+    /// No event send starts after this instant (see [`Upserter::with_send_reserve`]).
+    sends_until: Option<Instant>,
 }
 
 impl Batch {
@@ -913,7 +948,21 @@ impl Batch {
                 .flat_map(|r| r.sent.iter().cloned())
                 .collect(),
             marks: Mutex::new(HashMap::new()),
+            sends_until: None,
         }
+    }
+
+    fn sending_until(mut self, until: Option<Instant>) -> Self {
+        self.sends_until = until;
+        self
+    }
+
+    /// Whether an event send may still start: one that starts now has the time to finish and be
+    /// marked before the invocation's deadline. `None` when it may, else the reason it may not.
+    fn too_late_to_send(&self) -> Option<&'static str> {
+        self.sends_until
+            .filter(|until| Instant::now() >= *until)
+            .map(|_| "too close to the invocation deadline to send and mark it")
     }
 
     /// Takes `event_id` for this batch; false when a message of the batch took it already.
@@ -1669,6 +1718,13 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         if candidates.is_empty() {
             return;
         }
+        if let Some(why) = taken.too_late_to_send() {
+            for (c, _) in &candidates {
+                taken.untake(c.event_id);
+                run.fail(c.job, &format!("event {} not sent: {why}", c.event_id));
+            }
+            return;
+        }
 
         let claims: Vec<_> = candidates
             .iter()
@@ -1711,6 +1767,10 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             .chunks(EVENTS_PER_BATCH)
             .zip(requests.chunks(EVENTS_PER_BATCH))
         {
+            if let Some(why) = taken.too_late_to_send() {
+                self.unsent(chunk, why, taken, run).await;
+                continue;
+            }
             match self.brevo().send_events(requests).await {
                 Ok(refused) => {
                     run.stats.event_batches += 1;
@@ -1775,6 +1835,10 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         batch: &Batch,
         run: &mut SyncRun,
     ) {
+        if let Some(why) = batch.too_late_to_send() {
+            self.unsent(std::slice::from_ref(c), why, batch, run).await;
+            return;
+        }
         match self.brevo().send_event(request).await {
             Ok(()) => {
                 run.stats.events += 1;
@@ -1790,6 +1854,17 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 run.reject_since(c.job, before);
             }
         }
+    }
+
+    /// Claimed events not sent because the deadline is near: their claims are dropped and their
+    /// messages retried.
+    async fn unsent(&self, claimed: &[Claimed<'_>], why: &str, batch: &Batch, run: &mut SyncRun) {
+        for c in claimed {
+            batch.untake(c.event_id);
+            run.fail(c.job, &format!("event {} not sent: {why}", c.event_id));
+        }
+        self.release_claims(&claimed.iter().collect::<Vec<_>>())
+            .await;
     }
 
     /// Marks sent events done (see [`Upserter::complete_sent`]: never fails the message).

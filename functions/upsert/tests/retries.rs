@@ -350,3 +350,68 @@ async fn an_event_sent_but_not_marked_travels_with_its_message_and_is_never_sent
     let sent = server.received_requests().await.unwrap_or_default();
     assert_eq!(count(&sent, "/v3/events"), 1);
 }
+
+/// Brevo answering contacts after `contacts` and events after `events`.
+async fn slow_brevo(server: &MockServer, contacts: Duration, events: Duration) {
+    server.reset().await;
+    for (route, delay) in [("/v3/contacts", contacts), ("/v3/events", events)] {
+        Mock::given(method("POST"))
+            .and(path(route))
+            .respond_with(ResponseTemplate::new(204).set_delay(delay))
+            .mount(server)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn an_event_send_that_starts_before_the_deadline_is_marked_and_none_starts_too_close_to_it() {
+    let server = MockServer::start().await;
+    let Rig {
+        upserter, queue, ..
+    } = rig(&server);
+    let upserter = upserter.with_send_reserve(Duration::from_secs(1));
+    let message = delivery("d1", true);
+    let Some(event_id) = serde_json::from_str::<Job>(&message.body)
+        .ok()
+        .and_then(|j| j.records.first()?.events.first().map(|e| e.id.clone()))
+    else {
+        panic!("the delivery carries an event");
+    };
+    let key = deskbridge_shared::state::event_key(&event_id);
+
+    // The contact is slow to answer: by the time the event could go, fewer than the reserve's
+    // 1 s are left before the deadline. The event is not started, its claim is not left behind,
+    // and the message comes back later.
+    slow_brevo(&server, Duration::from_millis(700), Duration::ZERO).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    let report = upserter
+        .handle_until(std::slice::from_ref(&message), Some(deadline))
+        .await;
+    assert_eq!(report.stats.events, 0, "{report:?}");
+    assert_eq!(report.stats.retried_later, 1, "{report:?}");
+    assert_eq!(requeued(&queue, QUEUE).len(), 1);
+    let sent = server.received_requests().await.unwrap_or_default();
+    assert_eq!(count(&sent, "/v3/events"), 0);
+    assert_eq!(
+        upserter.state.claim(&key, Duration::from_secs(60)).await,
+        Ok(Claim::New),
+        "no claim left pending"
+    );
+    upserter.state.release(&key).await.expect("release");
+
+    // The event goes at once and Brevo takes 600 ms to answer, past the moment the last send
+    // may start: the send that started finishes and is marked before the deadline.
+    slow_brevo(&server, Duration::ZERO, Duration::from_millis(600)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    let report = upserter
+        .handle_until(std::slice::from_ref(&message), Some(deadline))
+        .await;
+    assert_eq!(report.stats.events, 1, "{report:?}");
+    assert_eq!(report.stats.retried_later, 0, "{report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(
+        upserter.state.claim(&key, Duration::from_secs(60)).await,
+        Ok(Claim::Done),
+        "marked sent"
+    );
+}
