@@ -114,7 +114,7 @@ async fn deliveries_under_faults_reach_brevo_once_and_never_stale() {
         "faults: seed {seed:#x} (DESKBRIDGE_FAULTS_SEED), {ops} requests at the fault points, \
          {:.1}% failed: {}; inputs: {} customers, {} redeliveries, {} re-sent under a new id, \
          {} late observations; answered duplicate {duplicates}; {}; dead-lettered {}; \
-         unexpected events {}, contacts {}{causes}; sent in {:.0} s, settled {} after {:.0} s",
+         unexpected events {}, contacts {}{causes}; {}; sent in {:.0} s, settled {} after {:.0} s",
         100.0 * injected as f64 / ops.max(1) as f64,
         Counts::list(&counts.injected),
         world.customers.len(),
@@ -125,6 +125,7 @@ async fn deliveries_under_faults_reach_brevo_once_and_never_stale() {
         run.dead_letters,
         verdict.unexpected_events.len(),
         verdict.unexpected_contacts.len(),
+        run.kill,
         run.sent_in.as_secs_f64(),
         if run.settled { "yes" } else { "NO" },
         run.took.as_secs_f64(),

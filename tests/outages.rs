@@ -144,6 +144,7 @@ async fn settle(rig: Rig, world: &World, answers: &[Answer], limit: Duration) ->
         None,
         Duration::from_secs(3),
         limit,
+        limit,
     )
     .await;
     let dead_letters = chaos::depth(&rig.direct, &rig.res.upsert_dlq_url).await

@@ -263,6 +263,12 @@ pub struct Runner {
 /// Upsert workers of a [`Runner`].
 pub const UPSERT_WORKERS: usize = 4;
 
+/// How long a fault run may go without progress before it is declared stuck.
+pub const STALL: Duration = Duration::from_secs(180);
+
+/// The Brevo API key of upsert worker 0, the one that gets killed.
+pub const VICTIM_KEY: &str = "test-brevo-key-of-worker-0";
+
 /// Changes each upsert worker's handler (made from the runner's settings) before it starts: a
 /// clock, a queue adapter.
 pub type Tune = Arc<dyn Fn(serve::LocalUpserter, &Settings) -> serve::LocalUpserter + Send + Sync>;
@@ -308,10 +314,10 @@ impl Runner {
             .expect("upsert queue")
             .to_string();
         let upsert = (0..UPSERT_WORKERS)
-            .map(|_| {
+            .map(|i| {
                 Self::upsert_worker(
                     sdk,
-                    &settings,
+                    &Self::worker_settings(&settings, i),
                     &upsert_queue_url,
                     stop_rx.clone(),
                     tune.as_ref(),
@@ -329,6 +335,16 @@ impl Runner {
             upsert,
             sync,
         }
+    }
+
+    /// Worker 0, the one [`Runner::kill_upsert_worker`] kills, calls Brevo with its own API key
+    /// ([`VICTIM_KEY`]), so Brevo can tell its requests apart.
+    fn worker_settings(settings: &Settings, worker: usize) -> Settings {
+        let mut settings = settings.clone();
+        if worker == 0 {
+            settings.brevo.api_key = Some(VICTIM_KEY.to_string());
+        }
+        settings
     }
 
     fn upsert_worker(
@@ -352,7 +368,7 @@ impl Runner {
         self.upsert[0].abort();
         self.upsert[0] = Self::upsert_worker(
             &self.sdk,
-            &self.settings,
+            &Self::worker_settings(&self.settings, 0),
             &self.upsert_queue_url,
             self.stop.subscribe(),
             self.tune.as_ref(),
@@ -569,19 +585,23 @@ pub async fn depth(sdk: &aws_config::SdkConfig, url: &str) -> u64 {
 }
 
 /// Waits until the backfill run started at or after `after` is finished, both queues are empty
-/// and Brevo has received nothing for `quiet`; false after `timeout`.
+/// and Brevo has received nothing for `quiet`; false once nothing moved (Brevo's accepted
+/// requests, the queues' depths) for `stall`, or after `cap` in all. Progress, not the wall
+/// clock, decides: a slower machine settles later, a stuck message still fails the run.
 pub async fn wait_until_settled(
     sdk: &aws_config::SdkConfig,
     res: &Bootstrapped,
     brevo: &sims::BrevoSim,
     after: Option<chrono::DateTime<chrono::Utc>>,
     quiet: Duration,
-    timeout: Duration,
+    stall: Duration,
+    cap: Duration,
 ) -> bool {
     let store = DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), res.table.clone());
     let stream = StreamId::new(Source::Intercom, "contacts");
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut last = (brevo.requests(), tokio::time::Instant::now());
+    let started = tokio::time::Instant::now();
+    let mut last = (brevo.requests(), started);
+    let mut moved = ((0, 0, 0), started);
     loop {
         let now = tokio::time::Instant::now();
         let seen = brevo.requests();
@@ -601,7 +621,11 @@ pub async fn wait_until_settled(
         if synced && now.duration_since(last.1) >= quiet && upsert_depth == 0 && sync_depth == 0 {
             return true;
         }
-        if now > deadline {
+        let state = (brevo.accepted_count(), upsert_depth, sync_depth);
+        if state != moved.0 {
+            moved = (state, now);
+        }
+        if now.duration_since(moved.1) > stall || now.duration_since(started) > cap {
             // Say what held it up, so that a run that does not settle can be diagnosed.
             eprintln!(
                 "not settled: backfill finished {synced} (stream state {:?}), upsert queue {upsert_depth}, \
@@ -682,6 +706,8 @@ pub struct Run {
     /// The final answer to each delivery, in input order.
     pub answers: Vec<Answer>,
     pub killed_at: std::time::Instant,
+    /// Where the kill landed.
+    pub kill: String,
     /// Whether the queues drained and Brevo went quiet in time.
     pub settled: bool,
     pub sent_in: Duration,
@@ -753,7 +779,8 @@ impl Rig {
 
     /// Sends every delivery (16 at a time, the upsert queue kept under 60 messages), starts the
     /// Intercom backfill a quarter in, kills an upsert worker while it writes to Brevo two
-    /// fifths in, then waits until everything settled (at most `limit`) and stops the runner.
+    /// fifths in, then waits until everything settled (at most `limit` after the last delivery,
+    /// and never longer than [`STALL`] without progress) and stops the runner.
     pub async fn run(mut self, world: &world::World, seed: u64, limit: Duration) -> (Run, Self) {
         let started = std::time::Instant::now();
         let vendor = Arc::new(Vendor::new(&self.runner.base, self.faults.clone(), seed));
@@ -768,9 +795,7 @@ impl Rig {
         let backfill_from = chrono::Utc::now();
         common::request_intercom_sync(&self.direct, &self.res, false).await;
         wait_for(|| done.load(Ordering::Relaxed) >= total * 2 / 5).await;
-        let before = self.brevo.requests();
-        wait_for(|| self.brevo.requests() > before).await;
-        self.runner.kill_upsert_worker();
+        let kill = self.kill_mid_write(world).await;
         let killed_at = std::time::Instant::now();
         self.faults.inject("upsert worker killed mid-batch");
 
@@ -783,7 +808,8 @@ impl Rig {
             &self.brevo,
             Some(backfill_from),
             Duration::from_secs(3),
-            limit.saturating_sub(sent_in),
+            STALL.min(limit),
+            limit,
         )
         .await;
         let dead_letters = depth(&self.direct, &self.res.upsert_dlq_url).await
@@ -791,6 +817,7 @@ impl Rig {
         let run = Run {
             answers,
             killed_at,
+            kill,
             settled,
             sent_in,
             took: started.elapsed(),
@@ -799,7 +826,75 @@ impl Rig {
         (run, self)
     }
 
+    /// Kills upsert worker 0 while a request of its to Brevo is on the wire and not applied
+    /// (Brevo holds it), once every event Brevo applied for it before is marked sent: the kill
+    /// strands the worker's claims and messages at any stage but the one no connector can make
+    /// safe — between Brevo applying an event and the connector noting it — since Brevo's events
+    /// API takes no idempotency key (the README's reliability section states that limit, and
+    /// the upsert function keeps its own deadline out of that window).
+    async fn kill_mid_write(&mut self, world: &world::World) -> String {
+        self.brevo.hold_requests_of(VICTIM_KEY);
+        let on_wire = within(Duration::from_secs(60), || self.brevo.held() > 0).await;
+        let table = aws_sdk_dynamodb::Client::new(&self.direct);
+        let mut unmarked: Vec<String> =
+            verdict::event_ids_from(world, &self.brevo.accepted(), VICTIM_KEY);
+        let applied = unmarked.len();
+        let started = std::time::Instant::now();
+        while !unmarked.is_empty() && started.elapsed() < Duration::from_secs(30) {
+            let mut still = Vec::new();
+            for id in unmarked {
+                if !marked_sent(&table, &self.res.table, &id).await {
+                    still.push(id);
+                }
+            }
+            unmarked = still;
+            if !unmarked.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        self.runner.kill_upsert_worker();
+        self.brevo.stop_holding();
+        format!(
+            "killed {} request(s) on the wire{}, after {} of its {applied} applied events were marked sent",
+            self.brevo.held(),
+            if on_wire {
+                ""
+            } else {
+                " (none came within 60 s)"
+            },
+            applied - unmarked.len(),
+        )
+    }
+
     pub async fn stop(self) {
         self.runner.stop().await;
     }
+}
+
+/// Waits until `ready` (true) or `limit` passes (false).
+async fn within(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    while !ready() {
+        if started.elapsed() >= limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// Whether the state table says event `id` was sent.
+async fn marked_sent(table: &aws_sdk_dynamodb::Client, name: &str, id: &str) -> bool {
+    let key = deskbridge_shared::state::event_key(id);
+    table
+        .get_item()
+        .table_name(name)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .ok()
+        .and_then(|out| out.item)
+        .and_then(|item| item.get("status")?.as_s().ok().cloned())
+        .is_some_and(|status| status == "done")
 }

@@ -21,6 +21,8 @@ pub struct Accepted {
     pub path: String,
     pub body: Value,
     pub at: std::time::Instant,
+    /// The `api-key` the request came with.
+    pub key: String,
 }
 
 /// Brevo v3: contacts, imports, events, attributes, list removals.
@@ -37,6 +39,17 @@ struct BrevoInner {
     ids: AtomicU64,
     /// An outage: every request is answered 503 while set.
     down: std::sync::atomic::AtomicBool,
+    /// Requests made with this API key are held: never applied, never answered in time.
+    hold: Mutex<Option<String>>,
+    held: AtomicU64,
+}
+
+fn api_key(request: &Request) -> &str {
+    request
+        .headers
+        .get("api-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -54,6 +67,8 @@ impl BrevoSim {
             requests: AtomicU64::new(0),
             ids: AtomicU64::new(1),
             down: std::sync::atomic::AtomicBool::new(false),
+            hold: Mutex::new(None),
+            held: AtomicU64::new(0),
         }));
         let server = MockServer::start().await;
         Mock::given(any())
@@ -68,9 +83,31 @@ impl BrevoSim {
         self.0.down.store(down, Ordering::SeqCst);
     }
 
+    /// From now on, every request made with API key `key` is held on the wire: Brevo never
+    /// applies it and answers only after minutes, like a request whose sender died before
+    /// Brevo read it.
+    pub fn hold_requests_of(&self, key: &str) {
+        *lock(&self.0.hold) = Some(key.to_string());
+    }
+
+    /// Ends [`BrevoSim::hold_requests_of`] (requests held so far stay unanswered).
+    pub fn stop_holding(&self) {
+        *lock(&self.0.hold) = None;
+    }
+
+    /// Requests held so far (see [`BrevoSim::hold_requests_of`]).
+    pub fn held(&self) -> u64 {
+        self.0.held.load(Ordering::SeqCst)
+    }
+
     /// Requests received (accepted or not).
     pub fn requests(&self) -> u64 {
         self.0.requests.load(Ordering::Relaxed)
+    }
+
+    /// How many state-changing requests Brevo accepted so far.
+    pub fn accepted_count(&self) -> usize {
+        lock(&self.0.accepted).len()
     }
 
     /// The state-changing requests accepted, in the order Brevo applied them.
@@ -82,11 +119,12 @@ impl BrevoSim {
         self.0.ids.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn accept(&self, path: &str, body: Value) {
+    fn accept(&self, request: &Request, body: Value) {
         lock(&self.0.accepted).push(Accepted {
-            path: path.to_string(),
+            path: request.url.path().to_string(),
             body,
             at: std::time::Instant::now(),
+            key: api_key(request).to_string(),
         });
     }
 
@@ -113,7 +151,7 @@ impl BrevoSim {
                     .unwrap_or_default()
                     .to_lowercase();
                 let created = lock(&self.0.contacts).insert(key);
-                self.accept(&path, body);
+                self.accept(request, body);
                 if created {
                     Self::ok(201).set_body_json(json!({"id": self.next_id()}))
                 } else {
@@ -121,11 +159,11 @@ impl BrevoSim {
                 }
             }
             ("POST", "/v3/contacts/import") => {
-                self.accept(&path, body);
+                self.accept(request, body);
                 Self::ok(202).set_body_json(json!({"processId": self.next_id()}))
             }
             ("POST", "/v3/events" | "/v3/events/batch") => {
-                self.accept(&path, body);
+                self.accept(request, body);
                 Self::ok(204)
             }
             ("GET", "/v3/contacts/attributes") => Self::ok(200).set_body_json(json!({
@@ -148,6 +186,11 @@ impl BrevoSim {
 impl Respond for BrevoSim {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         self.0.requests.fetch_add(1, Ordering::Relaxed);
+        if lock(&self.0.hold).as_deref() == Some(api_key(request)) {
+            self.0.held.fetch_add(1, Ordering::SeqCst);
+            return Self::error(504, "gateway_timeout", "Gateway timeout")
+                .set_delay(Duration::from_secs(600));
+        }
         let (plan, faults) = (&self.0.plan, &self.0.faults);
         faults.op("brevo");
         if self.0.down.load(Ordering::SeqCst) {

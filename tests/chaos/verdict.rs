@@ -162,6 +162,20 @@ impl Verdict {
 }
 
 /// Compares what Brevo accepted with what `world` calls for.
+/// deskbridge's ids of the events in the requests Brevo accepted with API key `key`.
+pub fn event_ids_from(world: &World, accepted: &[Accepted], key: &str) -> Vec<String> {
+    let identify = Identify::new(world);
+    accepted
+        .iter()
+        .filter(|a| a.key == key && a.path.starts_with("/v3/events"))
+        .flat_map(|a| match a.body["events"].as_array() {
+            Some(items) => items.clone(),
+            None => vec![a.body.clone()],
+        })
+        .filter_map(|e| identify.event(&e).map(|(_, id)| id))
+        .collect()
+}
+
 pub fn judge(world: &World, accepted: &[Accepted]) -> Verdict {
     let (contacts, events) = brevo_state(world, accepted);
     let mut verdict = Verdict::default();
