@@ -268,7 +268,7 @@ async fn a_helpdesk_defined_in_a_test_plugs_in_through_the_registry_and_reaches_
     let contacts = requests_to(&all, "/v3/contacts");
     assert_eq!(contacts.len(), 1, "{contacts:?}");
     assert_eq!(contacts[0]["email"], "ada@example.com");
-    assert_eq!(contacts[0]["attributes"]["ACME_ID"], "a-42");
+    assert_eq!(contacts[0]["updateEnabled"], true);
     let events = requests_to(&all, "/v3/events");
     assert_eq!(events.len(), 1, "{events:?}");
     let e = &events[0];
