@@ -59,9 +59,9 @@ pub async fn all_stream_states(
     store: &impl StreamStore,
 ) -> Result<Vec<(StreamId, StreamState, bool)>, StateError> {
     let mut out = Vec::new();
-    for source in Source::BUILT_IN {
-        for stream in known_streams(&source) {
-            let id = StreamId::new(source.clone(), *stream);
+    for helpdesk in Registry::built_in().listed() {
+        for stream in helpdesk.streams() {
+            let id = StreamId::new(helpdesk.source(), *stream);
             let stored = store.load(&id).await?;
             out.push((id, stored.state, stored.rev.is_some()));
         }
