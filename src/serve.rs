@@ -16,8 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use deskbridge_shared::brevo;
 use deskbridge_shared::config::Settings;
-use deskbridge_shared::helpdesk::HelpdeskLookup;
-use deskbridge_shared::helpdesk::readers_from_settings;
+use deskbridge_shared::helpdesk::{CachePolicy, HelpdeskLookup, Registry};
 use deskbridge_shared::metrics::Metrics;
 use deskbridge_shared::queue::{Queue, Redelivery, SqsQueue};
 use deskbridge_shared::state::DynamoStateStore;
@@ -190,10 +189,20 @@ pub fn local_webhook(
     sdk: &aws_config::SdkConfig,
     settings: Settings,
 ) -> anyhow::Result<LocalWebhook> {
+    local_webhook_for(sdk, settings, Registry::built_in())
+}
+
+/// [`local_webhook`] serving the helpdesks of `helpdesks`.
+pub fn local_webhook_for(
+    sdk: &aws_config::SdkConfig,
+    settings: Settings,
+    helpdesks: Registry,
+) -> anyhow::Result<LocalWebhook> {
     let table = settings.require_state_table()?.to_string();
     let upsert_queue_url = settings.require_upsert_queue()?.to_string();
     Ok(Webhook {
         settings,
+        helpdesks,
         state: DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), table),
         queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk)),
         upsert_queue_url,
@@ -207,11 +216,20 @@ pub fn local_upserter(
     sdk: &aws_config::SdkConfig,
     settings: &Settings,
 ) -> anyhow::Result<LocalUpserter> {
+    local_upserter_for(sdk, settings, &Registry::built_in())
+}
+
+/// [`local_upserter`] looking people up through the helpdesks of `helpdesks`.
+pub fn local_upserter_for(
+    sdk: &aws_config::SdkConfig,
+    settings: &Settings,
+    helpdesks: &Registry,
+) -> anyhow::Result<LocalUpserter> {
     let table = settings.require_state_table()?.to_string();
     let upserter = Upserter::new(
         brevo::from_settings(&settings.brevo)?,
         DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), table),
-        HelpdeskLookup::new(settings),
+        HelpdeskLookup::from_registry(settings, helpdesks, CachePolicy::default()),
         settings.mapping.clone(),
     );
     let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk)));
@@ -228,12 +246,22 @@ pub fn local_syncer(
     sdk: &aws_config::SdkConfig,
     settings: &Settings,
 ) -> anyhow::Result<Option<(String, LocalSyncer)>> {
+    local_syncer_for(sdk, settings, &Registry::built_in())
+}
+
+/// [`local_syncer`] with the readers of the helpdesks of `helpdesks`.
+pub fn local_syncer_for(
+    sdk: &aws_config::SdkConfig,
+    settings: &Settings,
+    helpdesks: &Registry,
+) -> anyhow::Result<Option<(String, LocalSyncer)>> {
     let Some(sync_url) = settings.sync_queue_url.clone() else {
         return Ok(None);
     };
     let table = settings.require_state_table()?.to_string();
     let mut syncer = Syncer::from_settings(
-        readers_from_settings(settings)
+        helpdesks
+            .readers(settings)
             .into_iter()
             .map(Arc::from)
             .collect(),
@@ -258,14 +286,26 @@ pub async fn serve_on(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with(listener, sdk, settings, Registry::built_in(), shutdown).await
+}
+
+/// [`serve_on`] for the helpdesks of `helpdesks` (the built-in ones and any added).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    sdk: &aws_config::SdkConfig,
+    settings: Settings,
+    helpdesks: Registry,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let upsert_queue_url = settings.require_upsert_queue()?.to_string();
     for line in settings.describe_sources() {
         info!("{line}");
     }
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let upserter = local_upserter(sdk, &settings)?;
-    let syncer = local_syncer(sdk, &settings)?;
-    let webhook = local_webhook(sdk, settings)?;
+    let upserter = local_upserter_for(sdk, &settings, &helpdesks)?;
+    let syncer = local_syncer_for(sdk, &settings, &helpdesks)?;
+    let names: Vec<String> = helpdesks.listed().map(|h| h.source().to_string()).collect();
+    let webhook = local_webhook_for(sdk, settings, helpdesks)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = vec![tokio::spawn(worker(
@@ -288,8 +328,8 @@ pub async fn serve_on(
     }
     let addr = listener.local_addr()?;
     info!(
-        "deskbridge serve: POST http://{addr}/webhooks/{{zendesk|intercom|gorgias}} or \
-         /webhooks/generic/{{name}}"
+        "deskbridge serve: POST http://{addr}/webhooks/{{{}}} or /webhooks/generic/{{name}}",
+        names.join("|")
     );
     // Metric lines go to the log at debug level here (`DESKBRIDGE_METRICS` changes that).
     let webhook_metrics = Metrics::from_env("deskbridge-webhook");

@@ -349,6 +349,8 @@ impl Settings {
             Source::Generic(name) => {
                 self.file.generic.contains_key(name) && self.generic_secrets.contains_key(name)
             }
+            // An added helpdesk says itself (`Helpdesk::webhook_enabled`).
+            Source::Added(_) => false,
         }
     }
 
@@ -367,7 +369,7 @@ impl Settings {
                     && self.gorgias.email.is_some()
                     && self.gorgias.api_key.is_some()
             }
-            Source::Generic(_) => false,
+            Source::Generic(_) | Source::Added(_) => false,
         }
     }
 
