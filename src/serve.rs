@@ -241,6 +241,35 @@ pub fn local_upserter_for(
     )))
 }
 
+/// The upsert handler of the backfill lane and its queue, when `BACKFILL_QUEUE_URL` is set: the
+/// upsert handler wired as the deployed backfill instances are, with the backfill queue as its
+/// own queue (failing messages go back to it, not to the webhook jobs' queue).
+pub fn local_backfill_upserter_for(
+    sdk: &aws_config::SdkConfig,
+    settings: &Settings,
+    helpdesks: &Registry,
+) -> anyhow::Result<Option<(String, LocalUpserter)>> {
+    let Some(url) = settings.backfill_queue_url.clone() else {
+        return Ok(None);
+    };
+    let mut lane = settings.clone();
+    lane.upsert_queue_url = Some(url.clone());
+    lane.brevo.requests_per_second = lane_rates(settings).1;
+    Ok(Some((url, local_upserter_for(sdk, &lane, helpdesks)?)))
+}
+
+/// `BREVO_REQUESTS_PER_SECOND` split between the webhook lane and the backfill lane of one local
+/// runner (the backfill's share is half, rounded down, at least 1), so that together they stay
+/// within it. Deployed, each function's instances have their own rate in the template.
+pub fn lane_rates(settings: &Settings) -> (u32, u32) {
+    let total = settings.brevo.requests_per_second;
+    if settings.backfill_queue_url.is_none() {
+        return (total, 0);
+    }
+    let backfill = (total / 2).max(1);
+    (total.saturating_sub(backfill).max(1), backfill)
+}
+
 /// The sync handler of the local runner and its queue, when `SYNC_QUEUE_URL` is set.
 pub fn local_syncer(
     sdk: &aws_config::SdkConfig,
@@ -302,7 +331,10 @@ pub async fn serve_with(
         info!("{line}");
     }
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let upserter = local_upserter_for(sdk, &settings, &helpdesks)?;
+    let mut webhook_lane = settings.clone();
+    webhook_lane.brevo.requests_per_second = lane_rates(&settings).0;
+    let upserter = local_upserter_for(sdk, &webhook_lane, &helpdesks)?;
+    let backfill = local_backfill_upserter_for(sdk, &settings, &helpdesks)?;
     let syncer = local_syncer_for(sdk, &settings, &helpdesks)?;
     let names: Vec<String> = helpdesks.listed().map(|h| h.source().to_string()).collect();
     let webhook = local_webhook_for(sdk, settings, helpdesks)?;
@@ -314,6 +346,15 @@ pub async fn serve_with(
         upserter,
         stop_rx.clone(),
     ))];
+    if let Some((backfill_url, backfill)) = backfill {
+        info!("backfill lane on: records read by the sync drain here, beside the webhook jobs");
+        workers.push(tokio::spawn(worker(
+            SqsQueue::new(sqs.clone()),
+            backfill_url,
+            backfill,
+            stop_rx.clone(),
+        )));
+    }
     if let Some((sync_url, syncer)) = syncer {
         info!(
             streams = syncer.streams(None, None).len(),

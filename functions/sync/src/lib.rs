@@ -132,6 +132,8 @@ pub struct Syncer<S, Q> {
     pub store: S,
     pub queue: Q,
     pub sync_queue_url: String,
+    /// Where the records of a page go: the backfill lane (`BACKFILL_QUEUE_URL`) when there is
+    /// one, else the upsert queue.
     pub upsert_queue_url: String,
     pub lease: Duration,
     pub page_size: u32,
@@ -185,7 +187,8 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
             .sync_queue_url
             .clone()
             .ok_or(ConfigError::Missing("SYNC_QUEUE_URL"))?;
-        let upsert_url = settings.require_upsert_queue()?.to_string();
+        // Records read by the sync take the backfill lane when the deployment has one.
+        let upsert_url = settings.require_backfill_queue()?.to_string();
         let mut syncer = Syncer::new(readers, store, queue, sync_url, upsert_url);
         syncer.historical_events = settings.file.historical_events;
         syncer.disabled = syncer
