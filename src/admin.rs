@@ -724,7 +724,7 @@ pub fn missing_api_variables(settings: &Settings, source: &Source) -> Vec<&'stat
                 missing.push("GORGIAS_API_KEY");
             }
         }
-        Source::Generic(_) => {}
+        Source::Generic(_) | Source::Added(_) => {}
     }
     missing
 }
@@ -780,7 +780,7 @@ async fn list_tags(settings: &Settings, source: &Source) -> Result<usize, String
                 .get(format!("{}/api/tags?limit=1", base.trim_end_matches('/')))
                 .basic_auth(email, Some(key))
         }
-        Source::Generic(_) => return Err("no API".into()),
+        Source::Generic(_) | Source::Added(_) => return Err("no API".into()),
     };
     let response = request
         .header("Accept", "application/json")

@@ -121,6 +121,9 @@ pub fn signed_request(file: &Path, settings: &Settings) -> anyhow::Result<Sample
                 }
             }
         }
+        Source::Added(_) => {
+            bail!("{source}: samples are signed for the built-in and generic sources only")
+        }
     }
     Ok(SampleRequest {
         path,

@@ -44,6 +44,7 @@ pub async fn sync(
                 Source::Intercom => "set INTERCOM_ACCESS_TOKEN",
                 Source::Gorgias => "set GORGIAS_DOMAIN, GORGIAS_EMAIL and GORGIAS_API_KEY",
                 Source::Generic(_) => "generic sources only receive webhooks",
+                Source::Added(_) => "this helpdesk's API is not configured",
             }
         );
     }

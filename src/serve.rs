@@ -16,8 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use deskbridge_shared::brevo;
 use deskbridge_shared::config::Settings;
-use deskbridge_shared::helpdesk::HelpdeskLookup;
-use deskbridge_shared::helpdesk::readers_from_settings;
+use deskbridge_shared::helpdesk::{CachePolicy, HelpdeskLookup, Registry};
 use deskbridge_shared::metrics::Metrics;
 use deskbridge_shared::queue::{Queue, Redelivery, SqsQueue};
 use deskbridge_shared::state::DynamoStateStore;
@@ -190,10 +189,20 @@ pub fn local_webhook(
     sdk: &aws_config::SdkConfig,
     settings: Settings,
 ) -> anyhow::Result<LocalWebhook> {
+    local_webhook_for(sdk, settings, Registry::built_in())
+}
+
+/// [`local_webhook`] serving the helpdesks of `helpdesks`.
+pub fn local_webhook_for(
+    sdk: &aws_config::SdkConfig,
+    settings: Settings,
+    helpdesks: Registry,
+) -> anyhow::Result<LocalWebhook> {
     let table = settings.require_state_table()?.to_string();
     let upsert_queue_url = settings.require_upsert_queue()?.to_string();
     Ok(Webhook {
         settings,
+        helpdesks,
         state: DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), table),
         queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk)),
         upsert_queue_url,
@@ -207,11 +216,20 @@ pub fn local_upserter(
     sdk: &aws_config::SdkConfig,
     settings: &Settings,
 ) -> anyhow::Result<LocalUpserter> {
+    local_upserter_for(sdk, settings, &Registry::built_in())
+}
+
+/// [`local_upserter`] looking people up through the helpdesks of `helpdesks`.
+pub fn local_upserter_for(
+    sdk: &aws_config::SdkConfig,
+    settings: &Settings,
+    helpdesks: &Registry,
+) -> anyhow::Result<LocalUpserter> {
     let table = settings.require_state_table()?.to_string();
     let upserter = Upserter::new(
         brevo::from_settings(&settings.brevo)?,
         DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), table),
-        HelpdeskLookup::new(settings),
+        HelpdeskLookup::from_registry(settings, helpdesks, CachePolicy::default()),
         settings.mapping.clone(),
     );
     let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk)));
@@ -223,17 +241,56 @@ pub fn local_upserter(
     )))
 }
 
+/// The upsert handler of the backfill lane and its queue, when `BACKFILL_QUEUE_URL` is set: the
+/// upsert handler wired as the deployed backfill instances are, with the backfill queue as its
+/// own queue (failing messages go back to it, not to the webhook jobs' queue).
+pub fn local_backfill_upserter_for(
+    sdk: &aws_config::SdkConfig,
+    settings: &Settings,
+    helpdesks: &Registry,
+) -> anyhow::Result<Option<(String, LocalUpserter)>> {
+    let Some(url) = settings.backfill_queue_url.clone() else {
+        return Ok(None);
+    };
+    let mut lane = settings.clone();
+    lane.upsert_queue_url = Some(url.clone());
+    lane.brevo.requests_per_second = lane_rates(settings).1;
+    Ok(Some((url, local_upserter_for(sdk, &lane, helpdesks)?)))
+}
+
+/// `BREVO_REQUESTS_PER_SECOND` split between the webhook lane and the backfill lane of one local
+/// runner (the backfill's share is half, rounded down, at least 1), so that together they stay
+/// within it. Deployed, each function's instances have their own rate in the template.
+pub fn lane_rates(settings: &Settings) -> (u32, u32) {
+    let total = settings.brevo.requests_per_second;
+    if settings.backfill_queue_url.is_none() {
+        return (total, 0);
+    }
+    let backfill = (total / 2).max(1);
+    (total.saturating_sub(backfill).max(1), backfill)
+}
+
 /// The sync handler of the local runner and its queue, when `SYNC_QUEUE_URL` is set.
 pub fn local_syncer(
     sdk: &aws_config::SdkConfig,
     settings: &Settings,
+) -> anyhow::Result<Option<(String, LocalSyncer)>> {
+    local_syncer_for(sdk, settings, &Registry::built_in())
+}
+
+/// [`local_syncer`] with the readers of the helpdesks of `helpdesks`.
+pub fn local_syncer_for(
+    sdk: &aws_config::SdkConfig,
+    settings: &Settings,
+    helpdesks: &Registry,
 ) -> anyhow::Result<Option<(String, LocalSyncer)>> {
     let Some(sync_url) = settings.sync_queue_url.clone() else {
         return Ok(None);
     };
     let table = settings.require_state_table()?.to_string();
     let mut syncer = Syncer::from_settings(
-        readers_from_settings(settings)
+        helpdesks
+            .readers(settings)
             .into_iter()
             .map(Arc::from)
             .collect(),
@@ -258,14 +315,29 @@ pub async fn serve_on(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with(listener, sdk, settings, Registry::built_in(), shutdown).await
+}
+
+/// [`serve_on`] for the helpdesks of `helpdesks` (the built-in ones and any added).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    sdk: &aws_config::SdkConfig,
+    settings: Settings,
+    helpdesks: Registry,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let upsert_queue_url = settings.require_upsert_queue()?.to_string();
     for line in settings.describe_sources() {
         info!("{line}");
     }
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let upserter = local_upserter(sdk, &settings)?;
-    let syncer = local_syncer(sdk, &settings)?;
-    let webhook = local_webhook(sdk, settings)?;
+    let mut webhook_lane = settings.clone();
+    webhook_lane.brevo.requests_per_second = lane_rates(&settings).0;
+    let upserter = local_upserter_for(sdk, &webhook_lane, &helpdesks)?;
+    let backfill = local_backfill_upserter_for(sdk, &settings, &helpdesks)?;
+    let syncer = local_syncer_for(sdk, &settings, &helpdesks)?;
+    let names: Vec<String> = helpdesks.listed().map(|h| h.source().to_string()).collect();
+    let webhook = local_webhook_for(sdk, settings, helpdesks)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = vec![tokio::spawn(worker(
@@ -274,6 +346,15 @@ pub async fn serve_on(
         upserter,
         stop_rx.clone(),
     ))];
+    if let Some((backfill_url, backfill)) = backfill {
+        info!("backfill lane on: records read by the sync drain here, beside the webhook jobs");
+        workers.push(tokio::spawn(worker(
+            SqsQueue::new(sqs.clone()),
+            backfill_url,
+            backfill,
+            stop_rx.clone(),
+        )));
+    }
     if let Some((sync_url, syncer)) = syncer {
         info!(
             streams = syncer.streams(None, None).len(),
@@ -288,8 +369,8 @@ pub async fn serve_on(
     }
     let addr = listener.local_addr()?;
     info!(
-        "deskbridge serve: POST http://{addr}/webhooks/{{zendesk|intercom|gorgias}} or \
-         /webhooks/generic/{{name}}"
+        "deskbridge serve: POST http://{addr}/webhooks/{{{}}} or /webhooks/generic/{{name}}",
+        names.join("|")
     );
     // Metric lines go to the log at debug level here (`DESKBRIDGE_METRICS` changes that).
     let webhook_metrics = Metrics::from_env("deskbridge-webhook");

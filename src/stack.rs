@@ -14,6 +14,7 @@ pub const OUTPUT_VARIABLES: &[(&str, &str)] = &[
     ("StateTableName", "STATE_TABLE"),
     ("UpsertQueueUrl", "UPSERT_QUEUE_URL"),
     ("UpsertDeadLetterQueueUrl", "UPSERT_DLQ_URL"),
+    ("BackfillQueueUrl", "BACKFILL_QUEUE_URL"),
     ("SyncQueueUrl", "SYNC_QUEUE_URL"),
     ("SyncDeadLetterQueueUrl", "SYNC_DLQ_URL"),
     ("SecretArn", "DESKBRIDGE_SECRET_ARN"),

@@ -11,6 +11,7 @@
 
 mod common;
 
+use deskbridge_shared::infra::Bootstrapped;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -138,6 +139,30 @@ fn parameter_defaults(text: &str) -> HashMap<String, String> {
 
 /// Resolves a template value: a literal, `!Ref Name` or `!Sub "…${Name}…"`, with `refs` for
 /// resources and parameters. Anything else fails the test: the stand-in must learn it first.
+/// Every `!Ref` the functions' environment holds, resolved to its local stand-in: the template's
+/// parameter defaults, then the resources bootstrap created and the two secrets.
+fn stand_ins(
+    template: &str,
+    res: &Bootstrapped,
+    secrets_arn: &str,
+    config_arn: &str,
+) -> HashMap<String, String> {
+    let mut refs = parameter_defaults(template);
+    for (logical_id, value) in [
+        ("StateTable", res.table.as_str()),
+        ("UpsertQueue", res.upsert_queue_url.as_str()),
+        ("UpsertDeadLetterQueue", res.upsert_dlq_url.as_str()),
+        ("BackfillQueue", res.backfill_queue_url.as_str()),
+        ("SyncQueue", res.sync_queue_url.as_str()),
+        ("SyncDeadLetterQueue", res.sync_dlq_url.as_str()),
+        ("Secrets", secrets_arn),
+        ("Configuration", config_arn),
+    ] {
+        refs.insert(logical_id.into(), value.to_string());
+    }
+    refs
+}
+
 fn resolve(value: &str, refs: &HashMap<String, String>) -> String {
     let lookup = |name: &str| {
         refs.get(name).cloned().unwrap_or_else(|| {
@@ -662,19 +687,13 @@ async fn the_stack_as_the_template_declares_it_delivers_a_webhook_and_a_sync_pag
     assert!(pushed.status.success(), "{pushed:?}");
 
     // Every `!Ref` the functions' environment holds, resolved to its stand-in.
-    let mut refs = parameter_defaults(&template);
+    let mut refs = stand_ins(
+        &template,
+        &res,
+        credentials.arn().expect("arn"),
+        &config_arn,
+    );
     refs.insert("BrevoBaseUrl".into(), format!("{}/v3", brevo.uri()));
-    for (logical_id, value) in [
-        ("StateTable", res.table.as_str()),
-        ("UpsertQueue", res.upsert_queue_url.as_str()),
-        ("UpsertDeadLetterQueue", res.upsert_dlq_url.as_str()),
-        ("SyncQueue", res.sync_queue_url.as_str()),
-        ("SyncDeadLetterQueue", res.sync_dlq_url.as_str()),
-        ("Secrets", credentials.arn().expect("arn")),
-        ("Configuration", config_arn.as_str()),
-    ] {
-        refs.insert(logical_id.into(), value.to_string());
-    }
     let start = |logical_id: &'static str| {
         let spec = function_spec(&template, logical_id);
         let env: Vec<(String, String)> = spec
@@ -686,8 +705,10 @@ async fn the_stack_as_the_template_declares_it_delivers_a_webhook_and_a_sync_pag
     };
     let mut webhook = start("WebhookFunction").await;
     let mut upsert = start("UpsertFunction").await;
+    let mut backfill = start("BackfillFunction").await;
     let mut sync = start("SyncFunction").await;
     let upsert_batch = batch_size(&template, "UpsertFunctionJobs");
+    let backfill_batch = batch_size(&template, "BackfillFunctionJobs");
     let sync_batch = batch_size(&template, "SyncFunctionPages");
 
     // 1. A CINNOX delivery through the API: accepted and queued.
@@ -719,22 +740,29 @@ async fn the_stack_as_the_template_declares_it_delivers_a_webhook_and_a_sync_pag
         Outcome::Error(e) => panic!("sync schedule failed: {e}\n{}", sync.logs()),
     }
 
-    // 3. The event source mappings run until both queues are empty.
+    // 3. The event source mappings run until the queues are empty: the webhook's job on the
+    // upsert queue, the sync's records on the backfill lane.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut backfilled = 0;
     loop {
+        let drained = poll_once(&sqs, &res.backfill_queue_url, &mut backfill, backfill_batch).await;
+        backfilled += drained;
         let moved = poll_once(&sqs, &res.sync_queue_url, &mut sync, sync_batch).await
-            + poll_once(&sqs, &res.upsert_queue_url, &mut upsert, upsert_batch).await;
+            + poll_once(&sqs, &res.upsert_queue_url, &mut upsert, upsert_batch).await
+            + drained;
         if moved == 0
             && backlog(&sqs, &res.sync_queue_url).await == 0
             && backlog(&sqs, &res.upsert_queue_url).await == 0
+            && backlog(&sqs, &res.backfill_queue_url).await == 0
         {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the queues did not drain:\nsync:\n{}\nupsert:\n{}",
+            "the queues did not drain:\nsync:\n{}\nupsert:\n{}\nbackfill:\n{}",
             sync.logs(),
-            upsert.logs()
+            upsert.logs(),
+            backfill.logs()
         );
         if moved == 0 {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -743,7 +771,8 @@ async fn the_stack_as_the_template_declares_it_delivers_a_webhook_and_a_sync_pag
 
     // Each function read the pushed configuration from its secret.
     let fingerprint = deskbridge_shared::config::file::fingerprint(&text);
-    for f in [&webhook, &upsert, &sync] {
+    assert!(backfilled > 0, "the sync's records took the backfill lane");
+    for f in [&webhook, &upsert, &backfill, &sync] {
         let logs = f.logs();
         assert!(
             logs.contains(&format!("fingerprint {fingerprint}")),
@@ -827,18 +856,12 @@ async fn a_function_whose_deployed_configuration_is_invalid_fails_its_init_namin
         .await
         .expect("configuration secret");
     let template = template();
-    let mut refs = parameter_defaults(&template);
-    for (logical_id, value) in [
-        ("StateTable", res.table.as_str()),
-        ("UpsertQueue", res.upsert_queue_url.as_str()),
-        ("UpsertDeadLetterQueue", res.upsert_dlq_url.as_str()),
-        ("SyncQueue", res.sync_queue_url.as_str()),
-        ("SyncDeadLetterQueue", res.sync_dlq_url.as_str()),
-        ("Secrets", credentials.arn().expect("arn")),
-        ("Configuration", configuration.arn().expect("arn")),
-    ] {
-        refs.insert(logical_id.into(), value.to_string());
-    }
+    let refs = stand_ins(
+        &template,
+        &res,
+        credentials.arn().expect("arn"),
+        configuration.arn().expect("arn"),
+    );
     let spec = function_spec(&template, "WebhookFunction");
     let env: Vec<(String, String)> = spec
         .env

@@ -146,7 +146,10 @@ async fn wait_idle(
         let st = store.load(&id).await.ok()?.state;
         let finished =
             st.status == RunStatus::Idle && st.last_run_started_at.is_some_and(|t| t >= after);
-        (finished && queue_depth(sdk, &res.upsert_queue_url).await == 0).then_some(())
+        (finished
+            && queue_depth(sdk, &res.upsert_queue_url).await == 0
+            && queue_depth(sdk, &res.backfill_queue_url).await == 0)
+            .then_some(())
     })
     .await
     .unwrap_or_else(|| {
@@ -287,7 +290,11 @@ async fn interrupted_run(graceful: bool, name: &str) -> Vec<(String, String)> {
     let res = common::bootstrap(&sdk, name).await;
     // Redeliver in-flight messages of the killed runner quickly.
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    for url in [&res.sync_queue_url, &res.upsert_queue_url] {
+    for url in [
+        &res.sync_queue_url,
+        &res.upsert_queue_url,
+        &res.backfill_queue_url,
+    ] {
         sqs.set_queue_attributes()
             .queue_url(url)
             .attributes(QueueAttributeName::VisibilityTimeout, "3")

@@ -32,6 +32,16 @@ fn queues_match_the_bootstrap_definitions() {
         "{upsert}"
     );
     assert!(upsert.contains(&format!("maxReceiveCount: {}", infra::MAX_RECEIVE_COUNT)));
+    // The backfill lane: the same visibility, its dead letters in the upsert dead-letter queue.
+    let backfill = resource(&t, "BackfillQueue");
+    assert!(
+        backfill.contains(&format!(
+            "VisibilityTimeout: {}",
+            infra::UPSERT_VISIBILITY_SECONDS
+        )) && backfill.contains("deadLetterTargetArn: !GetAtt UpsertDeadLetterQueue.Arn")
+            && backfill.contains(&format!("maxReceiveCount: {}", infra::MAX_RECEIVE_COUNT)),
+        "{backfill}"
+    );
     let sync = resource(&t, "SyncQueue");
     assert!(
         sync.contains(&format!(
@@ -52,11 +62,14 @@ fn queues_match_the_bootstrap_definitions() {
 #[test]
 fn functions_time_out_within_their_queue_visibility() {
     let t = template();
-    let upsert = resource(&t, "UpsertFunction");
-    assert!(
-        upsert.contains(&format!("Timeout: {}", infra::UPSERT_TIMEOUT_SECONDS)),
-        "{upsert}"
-    );
+    for function in ["UpsertFunction", "BackfillFunction"] {
+        let upsert = resource(&t, function);
+        assert!(
+            upsert.contains(&format!("Timeout: {}", infra::UPSERT_TIMEOUT_SECONDS))
+                && upsert.contains("Binary: deskbridge-upsert"),
+            "{upsert}"
+        );
+    }
     let sync = resource(&t, "SyncFunction");
     assert!(
         sync.contains(&format!("Timeout: {}", infra::SYNC_TIMEOUT_SECONDS)),
@@ -65,6 +78,7 @@ fn functions_time_out_within_their_queue_visibility() {
     // Their queues reach them through plain event source mappings with partial batch answers.
     for (mapping, queue, function) in [
         ("UpsertFunctionJobs", "UpsertQueue", "UpsertFunction"),
+        ("BackfillFunctionJobs", "BackfillQueue", "BackfillFunction"),
         ("SyncFunctionPages", "SyncQueue", "SyncFunction"),
     ] {
         let text = resource(&t, mapping);
@@ -137,6 +151,7 @@ fn alarms_and_dashboard_read_the_metrics_the_functions_emit() {
         "WebhookAuthRejectedAlarm",
         "WebhookErrorRateAlarm",
         "UpsertErrorRateAlarm",
+        "BackfillErrorRateAlarm",
         "SyncErrorRateAlarm",
         "BrevoThrottleAlarm",
         "BrevoOutageAlarm",
@@ -221,6 +236,7 @@ fn each_function_logs_to_its_own_group_with_a_retention() {
     for (function, group, suffix) in [
         ("WebhookFunction", "WebhookLogGroup", "webhook"),
         ("UpsertFunction", "UpsertLogGroup", "upsert"),
+        ("BackfillFunction", "BackfillLogGroup", "backfill"),
         ("SyncFunction", "SyncLogGroup", "sync"),
     ] {
         let text = resource(&t, group);
@@ -302,7 +318,12 @@ fn roles_allow_only_what_the_code_does() {
     );
     // Each function has a role of its own, declared here: SAM's `Policies` would attach
     // AWSLambdaBasicExecutionRole and AWSXrayWriteOnlyAccess (`Resource: *`) besides.
-    for function in ["WebhookFunction", "UpsertFunction", "SyncFunction"] {
+    for function in [
+        "WebhookFunction",
+        "UpsertFunction",
+        "BackfillFunction",
+        "SyncFunction",
+    ] {
         let body = resource(&t, function);
         assert!(
             body.contains(&format!("Role: !GetAtt {function}Role.Arn")),
@@ -346,6 +367,16 @@ fn roles_allow_only_what_the_code_does() {
             && consume.contains("Resource: !GetAtt UpsertQueue.Arn"),
         "{consume}"
     );
+    let backfill = resource(&t, "BackfillFunctionRole");
+    let consume = backfill
+        .split("Sid: ConsumeJobs")
+        .nth(1)
+        .expect("the backfill function's consume statement");
+    let consume: String = consume.lines().take(8).collect::<Vec<_>>().join("\n");
+    assert!(
+        consume.contains("Resource: !GetAtt BackfillQueue.Arn"),
+        "{consume}"
+    );
     let sync = resource(&t, "SyncFunctionRole");
     let pages = sync
         .split("Sid: PageJobs")
@@ -362,11 +393,16 @@ fn roles_allow_only_what_the_code_does() {
 fn the_default_brevo_budget_stays_under_brevos_limit() {
     let t = template();
     let per_instance = number_after(&resource(&t, "BrevoRequestsPerSecond"), "Default: ");
-    let instances = number_after(&resource(&t, "UpsertMaxConcurrency"), "Default: ");
-    // Brevo allows 10 requests/s on the contact and event endpoints.
+    let instances = number_after(&resource(&t, "UpsertMaxConcurrency"), "Default: ")
+        + number_after(&resource(&t, "BackfillMaxConcurrency"), "Default: ");
+    // Brevo allows 10 requests/s on the contact and event endpoints; both lanes call it.
     assert!(
         per_instance * instances < 10,
         "{per_instance}/s × {instances} instances"
+    );
+    assert!(
+        resource(&t, "BackfillFunction")
+            .contains("ReservedConcurrentExecutions: !Ref BackfillMaxConcurrency")
     );
     // Reserved concurrency caps the instances whatever invokes the function.
     assert!(
@@ -383,6 +419,7 @@ fn outputs_name_every_queue_and_the_table() {
         ("StateTableName", "!Ref StateTable"),
         ("UpsertQueueUrl", "!Ref UpsertQueue"),
         ("UpsertDeadLetterQueueUrl", "!Ref UpsertDeadLetterQueue"),
+        ("BackfillQueueUrl", "!Ref BackfillQueue"),
         ("SyncQueueUrl", "!Ref SyncQueue"),
         ("SyncDeadLetterQueueUrl", "!Ref SyncDeadLetterQueue"),
         ("SecretArn", "!Ref Secrets"),

@@ -30,6 +30,7 @@ pub struct Names {
     pub table: String,
     pub upsert_queue: String,
     pub upsert_dlq: String,
+    pub backfill_queue: String,
     pub sync_queue: String,
     pub sync_dlq: String,
 }
@@ -40,6 +41,7 @@ impl Names {
             table: format!("{prefix}-state"),
             upsert_queue: format!("{prefix}-upsert"),
             upsert_dlq: format!("{prefix}-upsert-dlq"),
+            backfill_queue: format!("{prefix}-backfill"),
             sync_queue: format!("{prefix}-sync"),
             sync_dlq: format!("{prefix}-sync-dlq"),
         }
@@ -52,6 +54,8 @@ pub struct Bootstrapped {
     pub table: String,
     pub upsert_queue_url: String,
     pub upsert_dlq_url: String,
+    /// The backfill lane; its dead letters go to the upsert dead-letter queue.
+    pub backfill_queue_url: String,
     pub sync_queue_url: String,
     pub sync_dlq_url: String,
 }
@@ -63,6 +67,7 @@ impl Bootstrapped {
             format!("STATE_TABLE={}", self.table),
             format!("UPSERT_QUEUE_URL={}", self.upsert_queue_url),
             format!("UPSERT_DLQ_URL={}", self.upsert_dlq_url),
+            format!("BACKFILL_QUEUE_URL={}", self.backfill_queue_url),
             format!("SYNC_QUEUE_URL={}", self.sync_queue_url),
             format!("SYNC_DLQ_URL={}", self.sync_dlq_url),
         ]
@@ -202,13 +207,24 @@ async fn ensure_queue_pair(
         )],
     )
     .await?;
-    let dlq_arn = queue_arn(client, &dlq_url).await?;
+    let url = ensure_queue_into(client, name, &dlq_url, visibility).await?;
+    Ok((url, dlq_url))
+}
+
+/// A work queue whose dead letters go to the existing queue `dlq_url`.
+async fn ensure_queue_into(
+    client: &aws_sdk_sqs::Client,
+    name: &str,
+    dlq_url: &str,
+    visibility: u32,
+) -> Result<String, BootstrapError> {
+    let dlq_arn = queue_arn(client, dlq_url).await?;
     let redrive = serde_json::json!({
         "deadLetterTargetArn": dlq_arn,
         "maxReceiveCount": MAX_RECEIVE_COUNT,
     })
     .to_string();
-    let url = ensure_queue(
+    ensure_queue(
         client,
         name,
         vec![
@@ -219,8 +235,7 @@ async fn ensure_queue_pair(
             (QueueAttributeName::RedrivePolicy, redrive),
         ],
     )
-    .await?;
-    Ok((url, dlq_url))
+    .await
 }
 
 /// Creates everything for `names` where it does not exist yet.
@@ -237,6 +252,13 @@ pub async fn bootstrap(
         UPSERT_VISIBILITY_SECONDS,
     )
     .await?;
+    let backfill_queue_url = ensure_queue_into(
+        sqs,
+        &names.backfill_queue,
+        &upsert_dlq_url,
+        UPSERT_VISIBILITY_SECONDS,
+    )
+    .await?;
     let (sync_queue_url, sync_dlq_url) = ensure_queue_pair(
         sqs,
         &names.sync_queue,
@@ -248,6 +270,7 @@ pub async fn bootstrap(
         table: names.table.clone(),
         upsert_queue_url,
         upsert_dlq_url,
+        backfill_queue_url,
         sync_queue_url,
         sync_dlq_url,
     })

@@ -21,6 +21,10 @@ pub enum Source {
     Gorgias,
     /// A generic webhook source, configured by name.
     Generic(String),
+    /// A helpdesk added to the registry beside the built-in ones, by its name (lower-case
+    /// letters, digits, `-` and `_`; never a built-in name). It is written as the bare name,
+    /// like the built-in ones: `/webhooks/<name>`, `<name>:<delivery id>`.
+    Added(String),
 }
 
 impl Source {
@@ -33,8 +37,20 @@ impl Source {
             Source::Zendesk => "zendesk",
             Source::Intercom => "intercom",
             Source::Gorgias => "gorgias",
-            Source::Generic(name) => name,
+            Source::Generic(name) | Source::Added(name) => name,
         }
+    }
+
+    /// The source an added helpdesk called `name` is known by, when `name` is a valid name for
+    /// one: lower-case letters, digits, `-` and `_`, and neither a built-in name nor `generic`.
+    pub fn added(name: &str) -> Option<Source> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        let reserved = name == "generic" || name.parse::<Source>().is_ok();
+        (valid && !reserved).then(|| Source::Added(name.to_string()))
     }
 
     /// Brevo attribute that holds the helpdesk's own id of the person.
@@ -43,7 +59,7 @@ impl Source {
             Source::Zendesk => "ZENDESK_ID".into(),
             Source::Intercom => "INTERCOM_ID".into(),
             Source::Gorgias => "GORGIAS_ID".into(),
-            Source::Generic(name) => format!(
+            Source::Generic(name) | Source::Added(name) => format!(
                 "{}_ID",
                 name.to_ascii_uppercase()
                     .chars()
@@ -90,10 +106,13 @@ impl FromStr for Source {
     }
 }
 
+/// Reading a source back from a job or a state record: the names [`Source::from_str`] knows,
+/// and any other valid helpdesk name as an added helpdesk (whether one is registered under it
+/// is the registry's business, not the wire format's).
 impl TryFrom<String> for Source {
     type Error = UnknownSource;
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        value.parse()
+        value.parse().or_else(|e| Source::added(&value).ok_or(e))
     }
 }
 
@@ -275,6 +294,15 @@ mod tests {
         }
         assert!("generic:".parse::<Source>().is_err());
         assert!("freshdesk".parse::<Source>().is_err());
+        // Only the wire format reads other names, as added helpdesks.
+        let added = Source::try_from("acme".to_string()).expect("added");
+        assert_eq!(added, Source::Added("acme".into()));
+        assert_eq!(added.to_string(), "acme");
+        assert_eq!(added.id_attribute(), "ACME_ID");
+        assert_eq!(Source::added("zendesk"), None);
+        assert_eq!(Source::added("generic"), None);
+        assert_eq!(Source::added("Acme"), None);
+        assert!(Source::try_from("generic:".to_string()).is_err());
         assert_eq!(
             Source::Generic("cin-nox".into()).id_attribute(),
             "CIN_NOX_ID"

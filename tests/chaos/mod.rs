@@ -257,6 +257,8 @@ pub struct Runner {
     stop: watch::Sender<bool>,
     http: JoinHandle<()>,
     upsert: Vec<JoinHandle<()>>,
+    /// The backfill lane's worker, when the settings have one.
+    backfill: Option<JoinHandle<()>>,
     sync: Option<JoinHandle<()>>,
 }
 
@@ -313,6 +315,12 @@ impl Runner {
             .require_upsert_queue()
             .expect("upsert queue")
             .to_string();
+        let backfill = settings.backfill_queue_url.clone().map(|url| {
+            // Wired as the deployed backfill function: the backfill queue is its own queue.
+            let mut lane = settings.clone();
+            lane.upsert_queue_url = Some(url.clone());
+            Self::upsert_worker(sdk, &lane, &url, stop_rx.clone(), tune.as_ref())
+        });
         let upsert = (0..UPSERT_WORKERS)
             .map(|i| {
                 Self::upsert_worker(
@@ -333,6 +341,7 @@ impl Runner {
             stop,
             http,
             upsert,
+            backfill,
             sync,
         }
     }
@@ -379,7 +388,7 @@ impl Runner {
         let _ = self.stop.send(true);
         let wait = Duration::from_secs(30);
         let _ = tokio::time::timeout(wait, self.http).await;
-        for worker in self.upsert {
+        for worker in self.upsert.into_iter().chain(self.backfill) {
             let _ = tokio::time::timeout(wait, worker).await;
         }
         if let Some(sync) = self.sync {
@@ -616,7 +625,8 @@ pub async fn wait_until_settled(
                     && s.state.last_run_started_at.is_some_and(|t| t >= after)
             }),
         };
-        let upsert_depth = depth(sdk, &res.upsert_queue_url).await;
+        let upsert_depth =
+            depth(sdk, &res.upsert_queue_url).await + depth(sdk, &res.backfill_queue_url).await;
         let sync_depth = depth(sdk, &res.sync_queue_url).await;
         if synced && now.duration_since(last.1) >= quiet && upsert_depth == 0 && sync_depth == 0 {
             return true;
@@ -633,7 +643,11 @@ pub async fn wait_until_settled(
                 sync_state.map(|s| s.state),
                 now.duration_since(last.1).as_secs_f64()
             );
-            for url in [&res.upsert_queue_url, &res.sync_queue_url] {
+            for url in [
+                &res.upsert_queue_url,
+                &res.backfill_queue_url,
+                &res.sync_queue_url,
+            ] {
                 peek(sdk, url).await;
             }
             return false;
@@ -670,7 +684,11 @@ async fn peek(sdk: &aws_config::SdkConfig, url: &str) {
 pub async fn short_visibility(sdk: &aws_config::SdkConfig, res: &Bootstrapped, seconds: u32) {
     use aws_sdk_sqs::types::QueueAttributeName;
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    for url in [&res.sync_queue_url, &res.upsert_queue_url] {
+    for url in [
+        &res.sync_queue_url,
+        &res.upsert_queue_url,
+        &res.backfill_queue_url,
+    ] {
         sqs.set_queue_attributes()
             .queue_url(url)
             .attributes(QueueAttributeName::VisibilityTimeout, seconds.to_string())

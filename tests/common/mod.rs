@@ -137,6 +137,10 @@ pub fn settings(
             "UPSERT_QUEUE_URL".into(),
             resources.upsert_queue_url.clone(),
         ),
+        (
+            "BACKFILL_QUEUE_URL".into(),
+            resources.backfill_queue_url.clone(),
+        ),
         ("SYNC_QUEUE_URL".into(), resources.sync_queue_url.clone()),
         ("UPSERT_DLQ_URL".into(), resources.upsert_dlq_url.clone()),
         ("SYNC_DLQ_URL".into(), resources.sync_dlq_url.clone()),

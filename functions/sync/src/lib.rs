@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use deskbridge_shared::helpdesk::Registry;
 use deskbridge_shared::metrics::{Document, FUNCTION, Metrics};
 use deskbridge_shared::model::{Job, Origin, Record, Source};
 use deskbridge_shared::queue::{Message, Queue, Redelivery, Settled};
@@ -48,14 +49,9 @@ pub const MAX_JOB_BYTES: usize = 200 * 1024;
 /// scheduled start takes about one stream's round trips, not the sum of all of them.
 pub const START_CONCURRENCY: usize = 8;
 
-/// The streams of each helpdesk, in the order a run starts them.
+/// The streams of each built-in helpdesk, in the order a run starts them.
 pub fn known_streams(source: &Source) -> &'static [&'static str] {
-    match source {
-        Source::Zendesk => &["users", "tickets", "satisfaction_ratings"],
-        Source::Intercom => &["contacts", "conversations"],
-        Source::Gorgias => &["customers", "tickets", "satisfaction_surveys"],
-        Source::Generic(_) => &[],
-    }
+    Registry::built_in().streams(source)
 }
 
 /// The stored state of every known stream (never-run streams included, as defaults).
@@ -63,9 +59,9 @@ pub async fn all_stream_states(
     store: &impl StreamStore,
 ) -> Result<Vec<(StreamId, StreamState, bool)>, StateError> {
     let mut out = Vec::new();
-    for source in Source::BUILT_IN {
-        for stream in known_streams(&source) {
-            let id = StreamId::new(source.clone(), *stream);
+    for helpdesk in Registry::built_in().listed() {
+        for stream in helpdesk.streams() {
+            let id = StreamId::new(helpdesk.source(), *stream);
             let stored = store.load(&id).await?;
             out.push((id, stored.state, stored.rev.is_some()));
         }
@@ -136,6 +132,8 @@ pub struct Syncer<S, Q> {
     pub store: S,
     pub queue: Q,
     pub sync_queue_url: String,
+    /// Where the records of a page go: the backfill lane (`BACKFILL_QUEUE_URL`) when there is
+    /// one, else the upsert queue.
     pub upsert_queue_url: String,
     pub lease: Duration,
     pub page_size: u32,
@@ -189,7 +187,8 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
             .sync_queue_url
             .clone()
             .ok_or(ConfigError::Missing("SYNC_QUEUE_URL"))?;
-        let upsert_url = settings.require_upsert_queue()?.to_string();
+        // Records read by the sync take the backfill lane when the deployment has one.
+        let upsert_url = settings.require_backfill_queue()?.to_string();
         let mut syncer = Syncer::new(readers, store, queue, sync_url, upsert_url);
         syncer.historical_events = settings.file.historical_events;
         syncer.disabled = syncer

@@ -25,7 +25,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use deskbridge_shared::config::{Settings, Vars};
-use deskbridge_shared::helpdesk::signature;
+use deskbridge_shared::helpdesk::{Registry, signature};
 use deskbridge_shared::memory::{MemoryQueue, MemoryStateStore};
 use deskbridge_webhook::{Webhook, lambda_handler};
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -275,6 +275,7 @@ fn now() -> DateTime<Utc> {
 fn fresh(settings: &Settings) -> Webhook<MemoryStateStore, MemoryQueue> {
     Webhook {
         settings: settings.clone(),
+        helpdesks: Registry::built_in(),
         state: MemoryStateStore::new(),
         queue: MemoryQueue::new(),
         upsert_queue_url: QUEUE.into(),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deskbridge_shared::config::Settings;
-use deskbridge_shared::helpdesk::{self, AuthError, Parsed};
+use deskbridge_shared::helpdesk::{self, AuthError, Parsed, Registry};
 use deskbridge_shared::metrics::Document;
 use deskbridge_shared::model::{Job, Origin, Source};
 use deskbridge_shared::queue::Queue;
@@ -33,6 +33,8 @@ pub const CLAIM_TTL: Duration = Duration::from_secs(300);
 /// What the webhook function needs.
 pub struct Webhook<S, Q> {
     pub settings: Settings,
+    /// The helpdesks served ([`Registry::built_in`] unless some are added).
+    pub helpdesks: Registry,
     pub state: S,
     pub queue: Q,
     pub upsert_queue_url: String,
@@ -160,21 +162,28 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
         now: DateTime<Utc>,
         correlation_id: Option<String>,
     ) -> Reply {
-        let Ok(source) = source_name.parse::<Source>() else {
+        let Some(helpdesk) = self
+            .helpdesks
+            .source(source_name)
+            .and_then(|source| self.helpdesks.get(&source))
+        else {
             return Reply::error(
                 StatusCode::NOT_FOUND,
                 format!("unknown source `{source_name}`"),
                 Rejection::UnknownSource,
             );
         };
-        if !self.settings.webhook_enabled(&source) {
+        let source = helpdesk.source();
+        if !helpdesk.webhook_enabled(&self.settings) {
             let mut reply = Reply::error(
                 StatusCode::NOT_FOUND,
                 format!("source `{source}` is not configured"),
                 Rejection::UnknownSource,
             );
-            // Only the built-in names become a metric dimension; any other name stays `unknown`.
-            reply.source = Source::BUILT_IN.contains(&source).then_some(source);
+            // Only the listed helpdesks' names become a metric dimension; any other name (a
+            // generic source that is not configured) stays `unknown`.
+            let listed = !matches!(source, Source::Generic(_));
+            reply.source = listed.then_some(source);
             return reply;
         }
         let mut reply = self
@@ -201,7 +210,10 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
                 Rejection::TooLarge,
             );
         }
-        if let Err(e) = helpdesk::verify_webhook(&self.settings, &source, headers, body, now) {
+        if let Err(e) = self
+            .helpdesks
+            .verify_webhook(&self.settings, &source, headers, body, now)
+        {
             warn!(%source, reason = %e, "webhook refused");
             return match e {
                 AuthError::NotConfigured => Reply::error(
@@ -216,7 +228,10 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
                 ),
             };
         }
-        let delivery = match helpdesk::parse_webhook(&self.settings, &source, headers, body, now) {
+        let parsed = self
+            .helpdesks
+            .parse_webhook(&self.settings, &source, headers, body, now);
+        let delivery = match parsed {
             Ok(Parsed::Accepted(d)) => d,
             Ok(Parsed::Ignored { topic }) => {
                 info!(%source, %topic, "webhook ignored: not an event deskbridge acts on");
@@ -326,7 +341,7 @@ pub async fn lambda_reply<S: StateStore, Q: Queue>(
         // The raw segment is logged only when it names a source deskbridge knows.
         source = segment
             .as_deref()
-            .filter(|s| s.parse::<Source>().is_ok())
+            .filter(|s| webhook.helpdesks.source(s).is_some())
             .unwrap_or("unknown"),
     );
     if request.method() != http::Method::POST {

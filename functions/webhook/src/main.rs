@@ -1,6 +1,7 @@
 //! Lambda entry point of the webhook function: read settings, build clients once, serve.
 
 use deskbridge_shared::config::{Settings, Vars};
+use deskbridge_shared::helpdesk::Registry;
 use deskbridge_shared::metrics::Metrics;
 use deskbridge_shared::queue::SqsQueue;
 use deskbridge_shared::state::DynamoStateStore;
@@ -27,6 +28,7 @@ async fn main() -> Result<(), Error> {
         let upsert_queue_url = settings.require_upsert_queue()?.to_string();
         Ok(Webhook {
             settings,
+            helpdesks: Registry::built_in(),
             state: DynamoStateStore::new(clients.0.clone(), table),
             queue: SqsQueue::new(clients.1.clone()),
             upsert_queue_url,

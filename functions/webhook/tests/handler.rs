@@ -2,6 +2,7 @@
 
 use chrono::Utc;
 use deskbridge_shared::config::{Settings, Vars};
+use deskbridge_shared::helpdesk::Registry;
 use deskbridge_shared::helpdesk::signature;
 use deskbridge_shared::memory::{MemoryQueue, MemoryStateStore};
 use deskbridge_shared::model::Job;
@@ -33,6 +34,7 @@ fn webhook() -> Webhook<MemoryStateStore, MemoryQueue> {
     .expect("settings");
     Webhook {
         settings,
+        helpdesks: Registry::built_in(),
         state: MemoryStateStore::new(),
         queue: MemoryQueue::new(),
         upsert_queue_url: QUEUE.into(),

@@ -111,6 +111,10 @@ pub struct Settings {
     pub gorgias: GorgiasSettings,
     pub state_table: Option<String>,
     pub upsert_queue_url: Option<String>,
+    /// The backfill lane (`BACKFILL_QUEUE_URL`): where the sync puts the records it reads, drained
+    /// by upsert instances of their own so that webhook jobs on the upsert queue never wait
+    /// behind a backfill. Unset, the sync uses the upsert queue (one lane).
+    pub backfill_queue_url: Option<String>,
     /// Where the upsert function puts messages that failed for good, with the reason
     /// (`UPSERT_DLQ_URL`, the upsert queue's dead-letter queue).
     pub upsert_dlq_url: Option<String>,
@@ -322,6 +326,7 @@ impl Settings {
             gorgias,
             state_table: vars.get("STATE_TABLE"),
             upsert_queue_url: vars.get("UPSERT_QUEUE_URL"),
+            backfill_queue_url: vars.get("BACKFILL_QUEUE_URL"),
             upsert_dlq_url: vars.get("UPSERT_DLQ_URL"),
             sync_queue_url: vars.get("SYNC_QUEUE_URL"),
             signature_tolerance,
@@ -349,6 +354,8 @@ impl Settings {
             Source::Generic(name) => {
                 self.file.generic.contains_key(name) && self.generic_secrets.contains_key(name)
             }
+            // An added helpdesk says itself (`Helpdesk::webhook_enabled`).
+            Source::Added(_) => false,
         }
     }
 
@@ -367,7 +374,7 @@ impl Settings {
                     && self.gorgias.email.is_some()
                     && self.gorgias.api_key.is_some()
             }
-            Source::Generic(_) => false,
+            Source::Generic(_) | Source::Added(_) => false,
         }
     }
 
@@ -379,6 +386,14 @@ impl Settings {
     }
 
     /// The upsert queue URL, or an error naming the variable.
+    /// Where sync jobs go: the backfill lane, or the upsert queue when there is none.
+    pub fn require_backfill_queue(&self) -> Result<&str, ConfigError> {
+        match self.backfill_queue_url.as_deref() {
+            Some(url) => Ok(url),
+            None => self.require_upsert_queue(),
+        }
+    }
+
     pub fn require_upsert_queue(&self) -> Result<&str, ConfigError> {
         self.upsert_queue_url
             .as_deref()

@@ -1,62 +1,32 @@
 //! Looking people up through the helpdesk APIs, for deliveries that name a person only by id
 //! (Zendesk ticket events carry just `requester_id`).
 //!
-//! - Zendesk: `GET {base}/api/v2/users/{id}.json` with a [`ZendeskAuth`] (OAuth bearer token,
-//!   renewed once after a 401; or the legacy API token), answer `{"user":{…}}`.
-//! - Intercom: `GET {base}/contacts/{id}`, Bearer token, `Intercom-Version`, answer: the contact.
-//! - Gorgias: `GET {base}/api/customers/{id}`, Basic `email:api_key`, answer: the customer.
+//! Each helpdesk with an API says how in its folder ([`PersonApi`]): Zendesk
+//! `GET {base}/api/v2/users/{id}.json`, Intercom `GET {base}/contacts/{id}`, Gorgias
+//! `GET {base}/api/customers/{id}`. [`HelpdeskLookup`] calls them for every helpdesk of a
+//! [`Registry`] whose credentials are set.
 //!
 //! Found people are cached for a few minutes (webhook bursts often name the same requester).
 //!
-//! [`PersonLookup::complete_profile`] then adds what a person object only references: an
-//! Intercom contact's first company (`GET {base}/companies/{id}`, cached the same way), under
-//! `company`. A company that cannot be fetched never holds the contact back.
+//! [`PersonLookup::complete_profile`] then adds what a person object only references (an
+//! Intercom contact's first company, cached the same way). A company that cannot be fetched
+//! never holds the contact back.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use serde_json::Value;
 
-use super::intercom;
-use super::zendesk::auth::{SendError, ZendeskAuth, ZendeskAuthError};
+use super::contract::{Helpdesk, PersonApi};
+use super::registry::Registry;
 use crate::config::Settings;
-use crate::http::{self as helpdesk_http, StatusClass, StatusCode};
+use crate::http as helpdesk_http;
 use crate::model::{Person, Record, Source};
 
-/// Why a look-up failed.
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-pub enum LookupError {
-    /// 5xx, timeout, connection failure: try again later.
-    #[error("helpdesk API unavailable: {0}")]
-    Transient(String),
-    /// 429: try again after `retry_after` (when the helpdesk said).
-    #[error("helpdesk API rate limit reached; retry after {retry_after:?}")]
-    RateLimited { retry_after: Option<Duration> },
-    /// A 4xx other than 404/429 (bad credentials, forbidden, invalid id): retrying won't help.
-    #[error("helpdesk API refused the request: {0}")]
-    Rejected(String),
-}
-
-impl LookupError {
-    /// Whether trying again later can succeed.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            LookupError::Transient(_) | LookupError::RateLimited { .. }
-        )
-    }
-
-    /// How long the helpdesk asked us to wait, if it did.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            LookupError::RateLimited { retry_after } => *retry_after,
-            _ => None,
-        }
-    }
-}
+pub use super::api::{CACHE_CAPACITY, CACHE_TTL, CachePolicy, FAILURE_TTL, LookupError};
+use super::api::{Cache, valid_id};
 
 #[async_trait]
 pub trait PersonLookup: Send + Sync {
@@ -74,237 +44,60 @@ pub trait PersonLookup: Send + Sync {
     async fn complete_profile(&self, _source: &Source, _record: &mut Record) {}
 }
 
-/// How long a found person or company is reused.
-pub const CACHE_TTL: Duration = Duration::from_secs(300);
-/// How long a company that could not be fetched is not asked for again: during an Intercom
-/// outage contacts keep flowing, without company attributes, instead of each waiting out a
-/// timeout.
-pub const FAILURE_TTL: Duration = Duration::from_secs(60);
-/// Most people kept in the cache.
-pub const CACHE_CAPACITY: usize = 10_000;
-
-/// How one helpdesk is called.
-#[derive(Debug, Clone)]
-enum Endpoint {
-    Zendesk {
-        auth: ZendeskAuth,
-    },
-    Intercom {
-        base: String,
-        token: String,
-        version: String,
-    },
-    Gorgias {
-        base: String,
-        email: String,
-        api_key: String,
-    },
+/// One helpdesk whose API answers look-ups.
+struct Api {
+    helpdesk: Arc<dyn Helpdesk>,
+    people: Arc<dyn PersonApi>,
 }
 
 /// [`PersonLookup`] over the helpdesk REST APIs configured in [`Settings`].
 pub struct HelpdeskLookup {
     /// `Err` keeps the reason the client could not be built; every call then fails as transient.
     client: Result<reqwest::Client, String>,
-    zendesk: Option<Endpoint>,
-    intercom: Option<Endpoint>,
-    gorgias: Option<Endpoint>,
+    apis: HashMap<Source, Api>,
     cache: Cache<(Source, String), Found>,
-    /// Intercom companies by id; `None` for one that does not exist or could not be fetched.
-    companies: Cache<String, Option<Value>>,
 }
 
 impl HelpdeskLookup {
-    /// Builds the client once, with the credentials of every source whose API is configured.
-    /// Zendesk look-ups share the settings' OAuth token ([`crate::config::ZendeskSettings::auth`]).
+    /// Builds the client once, with the credentials of every built-in helpdesk whose API is
+    /// configured. Zendesk look-ups share the settings' OAuth token
+    /// ([`crate::config::ZendeskSettings::auth`]).
     pub fn new(settings: &Settings) -> Self {
         Self::with_cache(settings, CACHE_TTL, CACHE_CAPACITY)
     }
 
     /// [`HelpdeskLookup::new`] with another cache lifetime and size (0 disables the cache).
     pub fn with_cache(settings: &Settings, ttl: Duration, capacity: usize) -> Self {
-        let trim = |s: &str| s.trim_end_matches('/').to_string();
-        let zendesk = settings
-            .zendesk
-            .auth()
-            .map(|auth| Endpoint::Zendesk { auth });
-        let i = &settings.intercom;
-        let intercom = i.access_token.as_ref().map(|token| Endpoint::Intercom {
-            base: trim(&i.base_url),
-            token: token.clone(),
-            version: i.version.clone(),
-        });
-        let g = &settings.gorgias;
-        let gorgias = match (&g.base_url, &g.email, &g.api_key) {
-            (Some(base), Some(email), Some(key)) => Some(Endpoint::Gorgias {
-                base: trim(base),
-                email: email.clone(),
-                api_key: key.clone(),
-            }),
-            _ => None,
-        };
+        Self::from_registry(
+            settings,
+            &Registry::built_in(),
+            CachePolicy { ttl, capacity },
+        )
+    }
+
+    /// Look-ups through every helpdesk of `registry` whose API credentials are set.
+    pub fn from_registry(settings: &Settings, registry: &Registry, cache: CachePolicy) -> Self {
+        let apis = registry
+            .listed()
+            .filter_map(|helpdesk| {
+                let people = helpdesk.person_api(settings, cache)?;
+                let api = Api {
+                    helpdesk: helpdesk.clone(),
+                    people,
+                };
+                Some((helpdesk.source(), api))
+            })
+            .collect();
         let client = helpdesk_http::client().map_err(|e| {
             tracing::error!(error = %e, "helpdesk HTTP client unavailable; look-ups will fail");
             e.to_string()
         });
         HelpdeskLookup {
             client,
-            zendesk,
-            intercom,
-            gorgias,
-            cache: Cache::new(ttl, capacity),
-            companies: Cache::new(ttl, capacity),
+            apis,
+            cache: Cache::new(cache.ttl, cache.capacity),
         }
     }
-
-    fn endpoint(&self, source: &Source) -> Option<&Endpoint> {
-        match source {
-            Source::Zendesk => self.zendesk.as_ref(),
-            Source::Intercom => self.intercom.as_ref(),
-            Source::Gorgias => self.gorgias.as_ref(),
-            Source::Generic(_) => None,
-        }
-    }
-
-    /// The API path of person `id`.
-    fn person_path(endpoint: &Endpoint, id: &str) -> String {
-        match endpoint {
-            Endpoint::Zendesk { .. } => format!("/api/v2/users/{id}.json"),
-            Endpoint::Intercom { .. } => format!("/contacts/{id}"),
-            Endpoint::Gorgias { .. } => format!("/api/customers/{id}"),
-        }
-    }
-
-    /// `GET` of `path` (already holding a checked id) with the endpoint's credentials; `None`
-    /// on 404.
-    async fn fetch(&self, endpoint: &Endpoint, path: &str) -> Result<Option<Value>, LookupError> {
-        let client = self
-            .client
-            .as_ref()
-            .map_err(|e| LookupError::Transient(e.clone()))?;
-        let request = match endpoint {
-            Endpoint::Zendesk { auth } => {
-                let url = format!("{}{path}", auth.base_url());
-                let response = auth
-                    .send(client, || {
-                        client.get(&url).header("Accept", "application/json")
-                    })
-                    .await
-                    .map_err(|e| match e {
-                        SendError::Auth(e) => LookupError::from(e),
-                        SendError::Http(e) => transport_error(e),
-                    })?;
-                if response.status() == StatusCode::UNAUTHORIZED {
-                    return Err(LookupError::Rejected(format!(
-                        "HTTP {}: {}",
-                        response.status(),
-                        auth.unauthorized_hint()
-                    )));
-                }
-                return Self::read(response).await;
-            }
-            Endpoint::Intercom {
-                base,
-                token,
-                version,
-            } => client
-                .get(format!("{base}{path}"))
-                .bearer_auth(token)
-                .header("Intercom-Version", version),
-            Endpoint::Gorgias {
-                base,
-                email,
-                api_key,
-            } => client
-                .get(format!("{base}{path}"))
-                .basic_auth(email, Some(api_key)),
-        };
-        let response = request
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .map_err(transport_error)?;
-        Self::read(response).await
-    }
-
-    /// A look-up answer: the JSON body, `None` on 404, or the error its status means.
-    async fn read(response: reqwest::Response) -> Result<Option<Value>, LookupError> {
-        let status = response.status();
-        match helpdesk_http::classify(status, response.headers(), Utc::now()) {
-            StatusClass::Success => {}
-            StatusClass::NotFound => return Ok(None),
-            StatusClass::RateLimited(retry_after) => {
-                return Err(LookupError::RateLimited { retry_after });
-            }
-            StatusClass::Transient => return Err(LookupError::Transient(format!("HTTP {status}"))),
-            StatusClass::Rejected => return Err(LookupError::Rejected(format!("HTTP {status}"))),
-        }
-        let body: Value = response.json().await.map_err(transport_error)?;
-        Ok(Some(body))
-    }
-
-    /// The Intercom company `id`, from the cache or the API; `None` when Intercom has no such
-    /// company, or it could not be fetched (logged, and not asked for again for a minute).
-    async fn company(&self, endpoint: &Endpoint, id: &str) -> Option<Value> {
-        if let Some(hit) = self.companies.get(&id.to_string()) {
-            return hit;
-        }
-        if !valid_id(id) {
-            return None;
-        }
-        match self.fetch(endpoint, &format!("/companies/{id}")).await {
-            Ok(found) => {
-                let company = found.filter(Value::is_object);
-                self.companies.put(id.to_string(), company.clone());
-                company
-            }
-            Err(e) => {
-                tracing::warn!(company = %id, reason = %e,
-                    "intercom company look-up failed; the contact is written without company attributes");
-                self.companies.put_for(id.to_string(), None, FAILURE_TTL);
-                None
-            }
-        }
-    }
-}
-
-impl From<ZendeskAuthError> for LookupError {
-    fn from(err: ZendeskAuthError) -> Self {
-        match err {
-            ZendeskAuthError::RateLimited(retry_after) => LookupError::RateLimited { retry_after },
-            ZendeskAuthError::Unavailable(_) => LookupError::Transient(err.to_string()),
-            ZendeskAuthError::Refused { .. } | ZendeskAuthError::WrongEndpoint(_) => {
-                LookupError::Rejected(err.to_string())
-            }
-        }
-    }
-}
-
-/// A transport failure as a look-up error (the URL, which holds the id, is left out).
-fn transport_error(err: reqwest::Error) -> LookupError {
-    let transient = helpdesk_http::is_transient_error(&err);
-    let what = if err.is_timeout() {
-        "timed out".to_string()
-    } else if err.is_connect() {
-        "connection failed".to_string()
-    } else if err.is_decode() {
-        "unreadable response body".to_string()
-    } else {
-        err.without_url().to_string()
-    };
-    if transient {
-        LookupError::Transient(what)
-    } else {
-        LookupError::Rejected(what)
-    }
-}
-
-/// Helpdesk ids are digits, letters, `-` and `_`; anything else could escape the URL path.
-pub(crate) fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[async_trait]
@@ -314,7 +107,7 @@ impl PersonLookup for HelpdeskLookup {
         source: &Source,
         id: &str,
     ) -> Result<Option<(Person, Value)>, LookupError> {
-        let Some(endpoint) = self.endpoint(source) else {
+        let Some(api) = self.apis.get(source) else {
             return Ok(None);
         };
         let id = id.trim();
@@ -327,120 +120,39 @@ impl PersonLookup for HelpdeskLookup {
         if let Some(hit) = self.cache.get(&key) {
             return Ok(Some(hit));
         }
-        let Some(body) = self
-            .fetch(endpoint, &Self::person_path(endpoint, id))
-            .await?
-        else {
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|e| LookupError::Transient(e.clone()))?;
+        let Some(profile) = api.people.person(client, id).await? else {
             return Ok(None);
-        };
-        // Zendesk wraps the user; Intercom and Gorgias answer with the object itself.
-        let profile = match endpoint {
-            Endpoint::Zendesk { .. } => body.get("user").cloned().unwrap_or(Value::Null),
-            _ => body,
         };
         if !profile.is_object() {
             return Err(LookupError::Transient(format!(
                 "{source} answered without a person object"
             )));
         }
-        let person = super::person_from_profile(source, &profile);
+        let person = api.helpdesk.person_from_profile(&profile);
         self.cache.put(key, (person.clone(), profile.clone()));
         Ok(Some((person, profile)))
     }
 
     async fn complete_profile(&self, source: &Source, record: &mut Record) {
-        let (Source::Intercom, Some(endpoint)) = (source, self.intercom.as_ref()) else {
+        let (Some(api), Ok(client)) = (self.apis.get(source), self.client.as_ref()) else {
             return;
         };
-        let Some(profile) = record
-            .profile
-            .as_mut()
-            .filter(|p| intercom::webhook::lacks_company(p))
-        else {
-            return;
-        };
-        let Some(id) = intercom::webhook::first_company_id(profile) else {
-            return;
-        };
-        if let Some(company) = self.company(endpoint, &id).await {
-            intercom::webhook::with_company(profile, &company);
-        }
+        api.people.complete_profile(client, record).await;
     }
 }
 
 /// A found person and the helpdesk object it came from.
 type Found = (Person, Value);
 
-/// A small expiring map, shared by the look-ups here and the sync readers' caches. On overflow,
-/// expired entries go first, then the one closest to expiry.
-#[derive(Debug)]
-pub(crate) struct Cache<K, V> {
-    ttl: Duration,
-    capacity: usize,
-    /// Each value with the instant it expires.
-    entries: Mutex<HashMap<K, (Instant, V)>>,
-}
-
-impl<K: Eq + std::hash::Hash + Clone, V: Clone> Cache<K, V> {
-    /// Entries live `ttl`; at most `capacity` are kept (0 disables the cache).
-    pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
-        Cache {
-            ttl,
-            capacity,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub(crate) fn get(&self, key: &K) -> Option<V> {
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match entries.get(key) {
-            Some((expires, hit)) if Instant::now() < *expires => Some(hit.clone()),
-            Some(_) => {
-                entries.remove(key);
-                None
-            }
-            None => None,
-        }
-    }
-
-    /// Keeps `value` for the cache's lifetime.
-    pub(crate) fn put(&self, key: K, value: V) {
-        self.put_for(key, value, self.ttl);
-    }
-
-    /// Keeps `value` for `ttl` (never longer than the cache's lifetime).
-    pub(crate) fn put_for(&self, key: K, value: V, ttl: Duration) {
-        let ttl = ttl.min(self.ttl);
-        if self.capacity == 0 || ttl.is_zero() {
-            return;
-        }
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = Instant::now();
-        if entries.len() >= self.capacity {
-            entries.retain(|_, (expires, _)| now < *expires);
-        }
-        if entries.len() >= self.capacity
-            && let Some(soonest) = entries
-                .iter()
-                .min_by_key(|(_, (expires, _))| *expires)
-                .map(|(k, _)| k.clone())
-        {
-            entries.remove(&soonest);
-        }
-        entries.insert(key, (now + ttl, value));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Vars;
+    use chrono::Utc;
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -832,42 +544,5 @@ mod tests {
                 .await;
             assert_eq!(record, before, "{id}");
         }
-    }
-
-    #[test]
-    fn the_cache_expires_and_stays_bounded() {
-        let key = |s: Source, id: &str| (s, id.to_string());
-        let c = Cache::new(Duration::from_secs(60), 2);
-        let v = (Person::default(), Value::Null);
-        c.put(key(Source::Zendesk, "1"), v.clone());
-        c.put(key(Source::Zendesk, "2"), v.clone());
-        c.put(key(Source::Zendesk, "3"), v.clone());
-        assert_eq!(c.entries.lock().expect("lock").len(), 2);
-        assert!(
-            c.get(&key(Source::Zendesk, "1")).is_none(),
-            "oldest evicted"
-        );
-        assert!(c.get(&key(Source::Zendesk, "3")).is_some());
-        assert!(
-            c.get(&key(Source::Intercom, "3")).is_none(),
-            "keyed by source too"
-        );
-
-        let expired = Cache::new(Duration::from_millis(1), 10);
-        expired.put(key(Source::Zendesk, "1"), v.clone());
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(expired.get(&key(Source::Zendesk, "1")).is_none());
-
-        // A shorter life for one entry (failures), never a longer one.
-        let c = Cache::new(Duration::from_secs(60), 10);
-        c.put_for(
-            key(Source::Zendesk, "short"),
-            v.clone(),
-            Duration::from_millis(1),
-        );
-        c.put_for(key(Source::Zendesk, "long"), v, Duration::from_secs(3600));
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(c.get(&key(Source::Zendesk, "short")).is_none());
-        assert!(c.get(&key(Source::Zendesk, "long")).is_some());
     }
 }

@@ -1,11 +1,17 @@
 //! Helpdesk sources: webhook authentication and parsing into canonical records, and the
 //! helpdesk API clients used to look people up (and, for batch sync, to read pages).
+//!
+//! Each helpdesk lives in its own folder and implements [`Helpdesk`] there; the [`Registry`]
+//! lists them. The free functions here serve the built-in registry.
 
+pub mod api;
+pub mod contract;
 pub mod generic;
 pub mod gorgias;
 pub mod intercom;
 pub mod lookup;
 pub mod parse;
+pub mod registry;
 pub mod signature;
 pub mod zendesk;
 
@@ -15,16 +21,18 @@ use serde_json::Value;
 use crate::config::Settings;
 use crate::model::{Person, Source};
 use crate::sync::SourceReader;
-use crate::sync::limiter::Rate;
-use crate::sync::readers::sync_client;
 
 pub use parse::{Delivery, MAX_JSON_DEPTH, ParseError, Parsed, body_hash, parse_json};
 
-pub use lookup::{HelpdeskLookup, LookupError, PersonLookup};
+pub use api::{CachePolicy, LookupError};
+pub use contract::{Helpdesk, PersonApi};
+pub use lookup::{HelpdeskLookup, PersonLookup};
+pub use registry::Registry;
 pub use signature::AuthError;
 pub use zendesk::auth::{ZendeskAuth, ZendeskCredentials};
 
-/// Checks that a request really comes from `source`'s helpdesk (signature or token).
+/// Checks that a request really comes from `source`'s helpdesk (signature or token), among the
+/// built-in helpdesks and the generic sources.
 pub fn verify_webhook(
     settings: &Settings,
     source: &Source,
@@ -32,48 +40,7 @@ pub fn verify_webhook(
     body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<(), AuthError> {
-    match source {
-        Source::Zendesk => signature::verify_zendesk(
-            settings
-                .zendesk
-                .webhook_secret
-                .as_deref()
-                .ok_or(AuthError::NotConfigured)?,
-            headers,
-            body,
-            now,
-            settings.signature_tolerance,
-        ),
-        Source::Intercom => signature::verify_intercom(
-            settings
-                .intercom
-                .client_secret
-                .as_deref()
-                .ok_or(AuthError::NotConfigured)?,
-            headers,
-            body,
-        ),
-        Source::Gorgias => signature::verify_bearer(
-            settings
-                .gorgias
-                .webhook_token
-                .as_deref()
-                .ok_or(AuthError::NotConfigured)?,
-            headers,
-        ),
-        Source::Generic(name) => {
-            let config = settings
-                .file
-                .generic
-                .get(name)
-                .ok_or(AuthError::NotConfigured)?;
-            let secret = settings
-                .generic_secrets
-                .get(name)
-                .ok_or(AuthError::NotConfigured)?;
-            config.auth.verify(secret, headers, body)
-        }
-    }
+    Registry::built_in().verify_webhook(settings, source, headers, body, now)
 }
 
 /// Parses a verified webhook body of `source` into canonical records. Generic sources are read
@@ -85,110 +52,24 @@ pub fn parse_webhook(
     body: &[u8],
     received_at: DateTime<Utc>,
 ) -> Result<Parsed, ParseError> {
-    let value = parse_json(body)?;
-    match source {
-        Source::Zendesk => zendesk::webhook::parse_webhook(&value, headers, body, received_at),
-        Source::Intercom => intercom::webhook::parse_webhook(&value, received_at),
-        Source::Gorgias => gorgias::webhook::parse_webhook(&value, body, received_at),
-        Source::Generic(name) => match settings.file.generic.get(name) {
-            Some(config) => generic::parse_webhook(name, config, &value, body, received_at),
-            None => Err(ParseError::Invalid(format!(
-                "generic source `{name}` is not configured"
-            ))),
-        },
-    }
+    Registry::built_in().parse_webhook(settings, source, headers, body, received_at)
 }
 
 /// The canonical person of a helpdesk's own person object (Zendesk user, Intercom contact,
 /// Gorgias customer), as returned by its API.
 pub fn person_from_profile(source: &Source, profile: &Value) -> Person {
-    match source {
-        Source::Zendesk => zendesk::webhook::person_from_user(profile),
-        Source::Intercom => intercom::webhook::person_from_contact(profile),
-        Source::Gorgias => gorgias::webhook::person_from_customer(profile),
-        Source::Generic(_) => Person::default(),
-    }
+    Registry::built_in().person_from_profile(source, profile)
 }
 
-// ---------------------------------------------------------------------------------------------
-// The registry of helpdesk API readers for the batch sync
-
-/// The readers of every helpdesk whose API credentials are set, in [`Source::BUILT_IN`] order,
-/// sharing one HTTP client. Each has its own account limiter at the default rates.
-///
-/// If the HTTP client cannot be built (the TLS back-end failed to initialise, which does not
-/// happen in practice), the error is logged and no reader is returned.
+/// The readers of every built-in helpdesk whose API credentials are set, in
+/// [`Source::BUILT_IN`] order ([`Registry::readers`]).
 pub fn readers_from_settings(settings: &Settings) -> Vec<Box<dyn SourceReader>> {
-    let Some(client) = client_or_log() else {
-        return Vec::new();
-    };
-    Source::BUILT_IN
-        .iter()
-        .filter_map(|source| build(settings, source, &client))
-        .collect()
+    Registry::built_in().readers(settings)
 }
 
 /// The reader of `source`, when its API credentials are set (and the HTTP client builds).
 pub fn reader_for(settings: &Settings, source: &Source) -> Option<Box<dyn SourceReader>> {
-    if !settings.api_enabled(source) {
-        return None;
-    }
-    build(settings, source, &client_or_log()?)
-}
-
-fn client_or_log() -> Option<reqwest::Client> {
-    sync_client()
-        .map_err(
-            |e| tracing::error!(error = %e, "helpdesk HTTP client unavailable; no sync readers"),
-        )
-        .ok()
-}
-
-fn build(
-    settings: &Settings,
-    source: &Source,
-    client: &reqwest::Client,
-) -> Option<Box<dyn SourceReader>> {
-    if !settings.api_enabled(source) {
-        return None;
-    }
-    let client = client.clone();
-    // Sync instances that may run at once each take this share of the account's limits.
-    let share = settings.sync_instances;
-    match source {
-        Source::Zendesk => Some(Box::new(
-            // The settings' token cache: look-ups built from the same settings share the token.
-            zendesk::sync::ZendeskReader::from_auth(client, settings.zendesk.auth()?).with_rates(
-                Rate::zendesk_exports().share(share),
-                Rate::zendesk_account().share(share),
-            ),
-        )),
-        Source::Intercom => {
-            let i = &settings.intercom;
-            Some(Box::new(
-                intercom::sync::IntercomReader::new(
-                    client,
-                    &i.base_url,
-                    i.access_token.as_deref()?,
-                    &i.version,
-                )
-                .with_rate(Rate::intercom().share(share)),
-            ))
-        }
-        Source::Gorgias => {
-            let g = &settings.gorgias;
-            Some(Box::new(
-                gorgias::sync::GorgiasReader::new(
-                    client,
-                    g.base_url.as_deref()?,
-                    g.email.as_deref()?,
-                    g.api_key.as_deref()?,
-                )
-                .with_rate(Rate::gorgias().share(share)),
-            ))
-        }
-        Source::Generic(_) => None,
-    }
+    Registry::built_in().reader_for(settings, source)
 }
 
 #[cfg(test)]

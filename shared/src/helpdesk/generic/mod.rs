@@ -9,6 +9,8 @@
 //! canonical events (`events`). The whole body is the record's profile, so the source's own
 //! `field_mapping` reads any other field by its dotted path.
 
+pub mod vendor;
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};

@@ -5,6 +5,7 @@
 //! modules need without the rest (the stream names the configuration file checks).
 
 pub mod sync;
+pub mod vendor;
 pub mod webhook;
 
 /// The streams, in the order a run starts them.

@@ -389,7 +389,7 @@ mod tests {
         );
         // What the webhook parser makes of the same ticket.
         let body = serde_json::to_vec(&ticket).expect("json");
-        let crate::helpdesk::Parsed::Accepted(delivery) =
+        let crate::helpdesk::parse::Parsed::Accepted(delivery) =
             crate::helpdesk::gorgias::webhook::parse_webhook(&ticket, &body, Utc::now())
                 .expect("parsed")
         else {

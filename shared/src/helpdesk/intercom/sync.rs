@@ -29,11 +29,11 @@ use chrono::Duration as TimeDelta;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::helpdesk::api::{Cache, valid_id};
 use crate::helpdesk::intercom::webhook::{
     contact_record, conversation_record, event, first_company_id, lacks_company, text, time,
     with_company,
 };
-use crate::helpdesk::lookup::{Cache, valid_id};
 use crate::model::{EventKind, Record, Source};
 use crate::sync::limiter::{Limiter, Rate};
 use crate::sync::readers::{Api, RetryPolicy};

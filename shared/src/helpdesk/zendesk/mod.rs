@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod sync;
+pub mod vendor;
 pub mod webhook;
 
 /// The streams, in the order a run starts them.

@@ -25,7 +25,7 @@ use chrono::{DateTime, Duration as TimeDelta, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::helpdesk::ParseError;
+use crate::helpdesk::parse::ParseError;
 use crate::helpdesk::zendesk::auth::{ZendeskAuth, ZendeskAuthError, ZendeskCredentials};
 use crate::helpdesk::zendesk::webhook::{person_from_user, tag_list, text, ticket_event, time};
 use crate::http::StatusCode;

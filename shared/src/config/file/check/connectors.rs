@@ -134,7 +134,7 @@ impl Checker {
             Source::Zendesk => &crate::helpdesk::zendesk::STREAMS,
             Source::Intercom => &crate::helpdesk::intercom::STREAMS,
             Source::Gorgias => &crate::helpdesk::gorgias::STREAMS,
-            Source::Generic(_) => &[],
+            Source::Generic(_) | Source::Added(_) => &[],
         };
         let mut streams = BTreeMap::new();
         for s in self.entries(f.value, &where_) {

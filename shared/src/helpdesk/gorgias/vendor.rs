@@ -1,0 +1,119 @@
+//! Gorgias as a [`Helpdesk`]: HTTP-integration webhooks with a bearer token, customers looked
+//! up by id, and the batch sync.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{STREAMS, sync, webhook};
+use crate::config::Settings;
+use crate::helpdesk::api::{CachePolicy, LookupError, get_json};
+use crate::helpdesk::contract::{Helpdesk, PersonApi};
+use crate::helpdesk::parse::{ParseError, Parsed};
+use crate::helpdesk::signature::{self, AuthError};
+use crate::model::{Person, Source};
+use crate::sync::SourceReader;
+use crate::sync::limiter::Rate;
+
+/// Gorgias.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gorgias;
+
+impl Helpdesk for Gorgias {
+    fn source(&self) -> Source {
+        Source::Gorgias
+    }
+
+    fn webhook_enabled(&self, settings: &Settings) -> bool {
+        settings.webhook_enabled(&Source::Gorgias)
+    }
+
+    fn verify_webhook(
+        &self,
+        settings: &Settings,
+        headers: &http::HeaderMap,
+        _body: &[u8],
+        _now: DateTime<Utc>,
+    ) -> Result<(), AuthError> {
+        let token = settings
+            .gorgias
+            .webhook_token
+            .as_deref()
+            .ok_or(AuthError::NotConfigured)?;
+        signature::verify_bearer(token, headers)
+    }
+
+    fn parse_webhook(
+        &self,
+        _settings: &Settings,
+        value: &Value,
+        _headers: &http::HeaderMap,
+        body: &[u8],
+        received_at: DateTime<Utc>,
+    ) -> Result<Parsed, ParseError> {
+        webhook::parse_webhook(value, body, received_at)
+    }
+
+    fn person_from_profile(&self, profile: &Value) -> Person {
+        webhook::person_from_customer(profile)
+    }
+
+    fn api_enabled(&self, settings: &Settings) -> bool {
+        settings.api_enabled(&Source::Gorgias)
+    }
+
+    fn person_api(&self, settings: &Settings, _cache: CachePolicy) -> Option<Arc<dyn PersonApi>> {
+        let g = &settings.gorgias;
+        Some(Arc::new(GorgiasCustomers {
+            base: g.base_url.as_deref()?.trim_end_matches('/').to_string(),
+            email: g.email.clone()?,
+            api_key: g.api_key.clone()?,
+        }))
+    }
+
+    fn streams(&self) -> &'static [&'static str] {
+        &STREAMS
+    }
+
+    fn reader(
+        &self,
+        settings: &Settings,
+        client: &reqwest::Client,
+    ) -> Option<Box<dyn SourceReader>> {
+        let g = &settings.gorgias;
+        Some(Box::new(
+            sync::GorgiasReader::new(
+                client.clone(),
+                g.base_url.as_deref()?,
+                g.email.as_deref()?,
+                g.api_key.as_deref()?,
+            )
+            .with_rate(Rate::gorgias().share(settings.sync_instances)),
+        ))
+    }
+}
+
+/// `GET {base}/api/customers/{id}`, Basic `email:api_key`; the answer is the customer.
+struct GorgiasCustomers {
+    base: String,
+    email: String,
+    api_key: String,
+}
+
+#[async_trait]
+impl PersonApi for GorgiasCustomers {
+    async fn person(
+        &self,
+        client: &reqwest::Client,
+        id: &str,
+    ) -> Result<Option<Value>, LookupError> {
+        get_json(
+            client
+                .get(format!("{}/api/customers/{id}", self.base))
+                .basic_auth(&self.email, Some(&self.api_key)),
+        )
+        .await
+    }
+}

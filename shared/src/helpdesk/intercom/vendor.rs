@@ -1,0 +1,174 @@
+//! Intercom as a [`Helpdesk`]: signed webhooks, contacts looked up by id (with their first
+//! company), and the batch sync.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{STREAMS, sync, webhook};
+use crate::config::Settings;
+use crate::helpdesk::api::{Cache, CachePolicy, FAILURE_TTL, LookupError, get_json, valid_id};
+use crate::helpdesk::contract::{Helpdesk, PersonApi};
+use crate::helpdesk::parse::{ParseError, Parsed};
+use crate::helpdesk::signature::{self, AuthError};
+use crate::model::{Person, Record, Source};
+use crate::sync::SourceReader;
+use crate::sync::limiter::Rate;
+
+/// Intercom.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Intercom;
+
+impl Helpdesk for Intercom {
+    fn source(&self) -> Source {
+        Source::Intercom
+    }
+
+    fn webhook_enabled(&self, settings: &Settings) -> bool {
+        settings.webhook_enabled(&Source::Intercom)
+    }
+
+    fn verify_webhook(
+        &self,
+        settings: &Settings,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        _now: DateTime<Utc>,
+    ) -> Result<(), AuthError> {
+        let secret = settings
+            .intercom
+            .client_secret
+            .as_deref()
+            .ok_or(AuthError::NotConfigured)?;
+        signature::verify_intercom(secret, headers, body)
+    }
+
+    fn parse_webhook(
+        &self,
+        _settings: &Settings,
+        value: &Value,
+        _headers: &http::HeaderMap,
+        _body: &[u8],
+        received_at: DateTime<Utc>,
+    ) -> Result<Parsed, ParseError> {
+        webhook::parse_webhook(value, received_at)
+    }
+
+    fn person_from_profile(&self, profile: &Value) -> Person {
+        webhook::person_from_contact(profile)
+    }
+
+    fn api_enabled(&self, settings: &Settings) -> bool {
+        settings.api_enabled(&Source::Intercom)
+    }
+
+    fn person_api(&self, settings: &Settings, cache: CachePolicy) -> Option<Arc<dyn PersonApi>> {
+        let i = &settings.intercom;
+        Some(Arc::new(IntercomContacts {
+            base: i.base_url.trim_end_matches('/').to_string(),
+            token: i.access_token.clone()?,
+            version: i.version.clone(),
+            companies: Cache::new(cache.ttl, cache.capacity),
+        }))
+    }
+
+    fn streams(&self) -> &'static [&'static str] {
+        &STREAMS
+    }
+
+    fn reader(
+        &self,
+        settings: &Settings,
+        client: &reqwest::Client,
+    ) -> Option<Box<dyn SourceReader>> {
+        let i = &settings.intercom;
+        Some(Box::new(
+            sync::IntercomReader::new(
+                client.clone(),
+                &i.base_url,
+                i.access_token.as_deref()?,
+                &i.version,
+            )
+            .with_rate(Rate::intercom().share(settings.sync_instances)),
+        ))
+    }
+}
+
+/// `GET {base}/contacts/{id}` (the answer is the contact) and `GET {base}/companies/{id}`,
+/// Bearer token and `Intercom-Version`.
+struct IntercomContacts {
+    base: String,
+    token: String,
+    version: String,
+    /// Companies by id; `None` for one that does not exist or could not be fetched.
+    companies: Cache<String, Option<Value>>,
+}
+
+impl IntercomContacts {
+    async fn get(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+    ) -> Result<Option<Value>, LookupError> {
+        get_json(
+            client
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(&self.token)
+                .header("Intercom-Version", &self.version),
+        )
+        .await
+    }
+
+    /// The company `id`, from the cache or the API; `None` when Intercom has no such company,
+    /// or it could not be fetched (logged, and not asked for again for a minute).
+    async fn company(&self, client: &reqwest::Client, id: &str) -> Option<Value> {
+        if let Some(hit) = self.companies.get(&id.to_string()) {
+            return hit;
+        }
+        if !valid_id(id) {
+            return None;
+        }
+        match self.get(client, &format!("/companies/{id}")).await {
+            Ok(found) => {
+                let company = found.filter(Value::is_object);
+                self.companies.put(id.to_string(), company.clone());
+                company
+            }
+            Err(e) => {
+                tracing::warn!(company = %id, reason = %e,
+                    "intercom company look-up failed; the contact is written without company attributes");
+                self.companies.put_for(id.to_string(), None, FAILURE_TTL);
+                None
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl PersonApi for IntercomContacts {
+    async fn person(
+        &self,
+        client: &reqwest::Client,
+        id: &str,
+    ) -> Result<Option<Value>, LookupError> {
+        self.get(client, &format!("/contacts/{id}")).await
+    }
+
+    async fn complete_profile(&self, client: &reqwest::Client, record: &mut Record) {
+        let Some(profile) = record
+            .profile
+            .as_mut()
+            .filter(|p| webhook::lacks_company(p))
+        else {
+            return;
+        };
+        let Some(id) = webhook::first_company_id(profile) else {
+            return;
+        };
+        if let Some(company) = self.company(client, &id).await {
+            webhook::with_company(profile, &company);
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The helpdesks deskbridge serves: the built-in ones, listed once in [`Registry::built_in`],
+//! and any added with [`Registry::with`]. The webhook handler, the person look-ups, the batch
+//! sync readers and the local runner all find a source's [`Helpdesk`] here.
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::contract::Helpdesk;
+use super::generic::vendor::Generic;
+use super::gorgias::vendor::Gorgias;
+use super::intercom::vendor::Intercom;
+use super::parse::{ParseError, Parsed, parse_json};
+use super::signature::AuthError;
+use super::zendesk::vendor::Zendesk;
+use crate::config::Settings;
+use crate::model::{Person, Source};
+use crate::sync::SourceReader;
+use crate::sync::readers::sync_client;
+
+/// The helpdesks by source. Generic sources are not listed: each configured one is served by
+/// a [`Generic`] made on demand from the settings.
+#[derive(Clone)]
+pub struct Registry {
+    helpdesks: Vec<Arc<dyn Helpdesk>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.helpdesks.iter().map(|h| h.source()))
+            .finish()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::built_in()
+    }
+}
+
+impl Registry {
+    /// The built-in helpdesks, in the order their sync streams are listed.
+    pub fn built_in() -> Self {
+        Registry {
+            helpdesks: vec![Arc::new(Zendesk), Arc::new(Intercom), Arc::new(Gorgias)],
+        }
+    }
+
+    /// This registry with `helpdesk` added (or in place of the one of the same source). An
+    /// added helpdesk's source is a [`Source::Added`] name (see [`Source::added`]).
+    pub fn with(mut self, helpdesk: Arc<dyn Helpdesk>) -> Self {
+        let source = helpdesk.source();
+        match self.helpdesks.iter_mut().find(|h| h.source() == source) {
+            Some(slot) => *slot = helpdesk,
+            None => self.helpdesks.push(helpdesk),
+        }
+        self
+    }
+
+    /// The listed helpdesks (built-in first, then the added ones in the order they were added).
+    pub fn listed(&self) -> impl Iterator<Item = &Arc<dyn Helpdesk>> {
+        self.helpdesks.iter()
+    }
+
+    /// The source a webhook path segment names (`zendesk`, `generic:cinnox`, an added
+    /// helpdesk's name), when this registry serves one by that name.
+    pub fn source(&self, name: &str) -> Option<Source> {
+        let source = match name.parse::<Source>() {
+            Ok(source) => source,
+            Err(_) => Source::added(name)?,
+        };
+        self.get(&source).map(|_| source)
+    }
+
+    /// The helpdesk of `source`.
+    pub fn get(&self, source: &Source) -> Option<Arc<dyn Helpdesk>> {
+        if let Source::Generic(name) = source {
+            return Some(Arc::new(Generic { name: name.clone() }));
+        }
+        self.helpdesks
+            .iter()
+            .find(|h| h.source() == *source)
+            .cloned()
+    }
+
+    /// Checks that a request really comes from `source`'s helpdesk (signature or token).
+    pub fn verify_webhook(
+        &self,
+        settings: &Settings,
+        source: &Source,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<(), AuthError> {
+        self.get(source)
+            .ok_or(AuthError::NotConfigured)?
+            .verify_webhook(settings, headers, body, now)
+    }
+
+    /// Parses a verified webhook body of `source` into canonical records.
+    pub fn parse_webhook(
+        &self,
+        settings: &Settings,
+        source: &Source,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        received_at: DateTime<Utc>,
+    ) -> Result<Parsed, ParseError> {
+        let value = parse_json(body)?;
+        match self.get(source) {
+            Some(helpdesk) => helpdesk.parse_webhook(settings, &value, headers, body, received_at),
+            None => Err(ParseError::Invalid(format!(
+                "source `{source}` is not served here"
+            ))),
+        }
+    }
+
+    /// The canonical person of one of `source`'s person objects.
+    pub fn person_from_profile(&self, source: &Source, profile: &Value) -> Person {
+        self.get(source)
+            .map(|h| h.person_from_profile(profile))
+            .unwrap_or_default()
+    }
+
+    /// The sync streams of `source` (none for a source without a sync).
+    pub fn streams(&self, source: &Source) -> &'static [&'static str] {
+        self.get(source).map_or(&[], |h| h.streams())
+    }
+
+    /// The readers of every listed helpdesk whose API credentials are set, in the registry's
+    /// order, sharing one HTTP client. Each has its own account limiter at the default rates.
+    ///
+    /// If the HTTP client cannot be built (the TLS back-end failed to initialise, which does
+    /// not happen in practice), the error is logged and no reader is returned.
+    pub fn readers(&self, settings: &Settings) -> Vec<Box<dyn SourceReader>> {
+        let Some(client) = client_or_log() else {
+            return Vec::new();
+        };
+        self.helpdesks
+            .iter()
+            .filter(|h| h.api_enabled(settings))
+            .filter_map(|h| h.reader(settings, &client))
+            .collect()
+    }
+
+    /// The reader of `source`, when its API credentials are set (and the HTTP client builds).
+    pub fn reader_for(
+        &self,
+        settings: &Settings,
+        source: &Source,
+    ) -> Option<Box<dyn SourceReader>> {
+        let helpdesk = self.get(source).filter(|h| h.api_enabled(settings))?;
+        helpdesk.reader(settings, &client_or_log()?)
+    }
+}
+
+fn client_or_log() -> Option<reqwest::Client> {
+    sync_client()
+        .map_err(
+            |e| tracing::error!(error = %e, "helpdesk HTTP client unavailable; no sync readers"),
+        )
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_helpdesks_are_listed_in_order_with_their_streams() {
+        let r = Registry::built_in();
+        let sources: Vec<Source> = r.listed().map(|h| h.source()).collect();
+        assert_eq!(sources, Source::BUILT_IN.to_vec());
+        assert_eq!(
+            r.streams(&Source::Zendesk),
+            &["users", "tickets", "satisfaction_ratings"]
+        );
+        assert_eq!(r.streams(&Source::Intercom), &["contacts", "conversations"]);
+        assert_eq!(
+            r.streams(&Source::Gorgias),
+            &["customers", "tickets", "satisfaction_surveys"]
+        );
+        assert!(r.streams(&Source::Generic("cinnox".into())).is_empty());
+        assert_eq!(
+            r.source("generic:cinnox"),
+            Some(Source::Generic("cinnox".into()))
+        );
+        assert_eq!(r.source("gorgias"), Some(Source::Gorgias));
+        // Names nobody registered are not served.
+        assert_eq!(r.source("acme"), None);
+        assert!(r.get(&Source::Added("acme".into())).is_none());
+    }
+}
