@@ -14,6 +14,7 @@ pub mod mapping;
 pub mod memory;
 pub mod metrics;
 pub mod model;
+pub mod plan;
 pub mod queue;
 pub mod state;
 pub mod sync;

@@ -1,23 +1,23 @@
 //! The upserter's side of the per-contact ledger ([`deskbridge_shared::ledger`]).
 //!
 //! Before a contact is written, the record is merged into the contact's ledger (a conditional
-//! write on its revision, retried on conflict), and the contact sent to Brevo is rebuilt from
-//! the ledger: the newest value of every attribute (an older observation never overwrites a
-//! newer one) plus the support aggregates, and the satisfied or dissatisfied list by the latest
-//! CSAT score. After a single upsert, [`Upserter::confirm`] reads the ledger again: when another
-//! worker changed it meanwhile and its view differs from what was sent, the newest view is sent
-//! again, so whichever write reaches Brevo last carries the newest state.
+//! write on its revision, retried on conflict), and the record is planned from the ledger as
+//! stored ([`deskbridge_shared::plan`]): the newest value of every attribute (an older
+//! observation never overwrites a newer one) plus the support aggregates, the satisfied or
+//! dissatisfied list by the latest CSAT score, enriched resolution events. After a single
+//! upsert, [`Upserter::confirm`] reads the ledger again: when another worker changed it
+//! meanwhile and its view differs from what was sent, the newest view is sent again, so
+//! whichever write reaches Brevo last carries the newest state.
 
-use std::collections::BTreeMap;
-
-use deskbridge_shared::brevo::{BrevoApi, ContactKey, ContactUpsert, EventRequest};
+use deskbridge_shared::brevo::{BrevoApi, ContactUpsert};
 use deskbridge_shared::helpdesk::PersonLookup;
-use deskbridge_shared::ledger::{LEDGER_TTL, Ledger, ledger_key};
-use deskbridge_shared::model::{EventKind, Record, Source, SupportEvent};
+use deskbridge_shared::ledger::{LEDGER_TTL, Ledger};
+use deskbridge_shared::model::{Record, Source};
+use deskbridge_shared::plan::{self, BrevoWrites, Observed, SMS};
 use deskbridge_shared::state::StateStore;
-use serde_json::Value;
 
-use crate::{Retry, Stats, Upserter};
+use crate::stats::{Retry, Stats};
+use crate::upserter::Upserter;
 
 /// Conditional writes tried before giving up on a contact for this delivery (it is retried).
 const MAX_LEDGER_ATTEMPTS: usize = 8;
@@ -31,19 +31,6 @@ pub(crate) struct LedgerEntry {
     pub key: String,
     pub rev: u64,
     pub ledger: Ledger,
-}
-
-/// What identifies a contact's ledger: its Brevo key, else its SMS.
-fn identity(contact: &ContactUpsert) -> Option<String> {
-    match contact.key() {
-        Some(ContactKey::Email(e)) => Some(format!("email:{e}")),
-        Some(ContactKey::ExtId(x)) => Some(format!("ext:{x}")),
-        None => contact
-            .attributes
-            .get("SMS")
-            .and_then(Value::as_str)
-            .map(|s| format!("sms:{s}")),
-    }
 }
 
 fn unreadable(key: &str, e: &serde_json::Error) -> Retry {
@@ -112,44 +99,30 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         ))
     }
 
-    /// Merges `record` into its contact's ledger and rebuilds `contact` from it. `None` entry
-    /// for a contact nothing identifies (it is then written as mapped).
+    /// Merges `record` into its contact's ledger and plans its writes from the ledger as
+    /// stored. `None` entry for a contact nothing identifies (it is then written as mapped).
     pub(crate) async fn reconcile(
         &self,
         source: &Source,
         record: &Record,
-        mut contact: ContactUpsert,
+        observed: &Observed,
         stats: &mut Stats,
-    ) -> Result<(ContactUpsert, Option<LedgerEntry>), Retry> {
-        let Some(id) = identity(&contact) else {
-            return Ok((contact, None));
+    ) -> Result<(BrevoWrites, Option<LedgerEntry>), Retry> {
+        let Some(key) = &observed.ledger_key else {
+            let writes = plan::plan(&self.mapping, source, record, observed, None);
+            return Ok((writes, None));
         };
-        let key = ledger_key(&id);
-        let attributes = contact.attributes.clone();
+        let attributes = observed.attributes();
         let (entry, stale) = self
-            .update_ledger(&key, stats, |l| l.observe(source, record, &attributes))
+            .update_ledger(key, stats, |l| l.observe(source, record, attributes))
             .await?;
         if !stale.is_empty() {
             stats.stale_attributes += stale.len();
             tracing::info!(attributes = ?stale, observed_at = %record.observed_at,
                 "upsert: newer values known for some attributes; the older observation does not overwrite them");
         }
-        self.apply_view(source, &entry.ledger, &mut contact);
-        Ok((contact, Some(entry)))
-    }
-
-    /// Writes the ledger's view onto `contact`: newest attributes, aggregates, CSAT list.
-    fn apply_view(&self, source: &Source, ledger: &Ledger, contact: &mut ContactUpsert) {
-        let aggregates = ledger.aggregates();
-        let mut attributes = ledger.attribute_values();
-        attributes.extend(self.mapping.aggregate_attributes(source, &aggregates));
-        contact.attributes = attributes;
-        if let Some((Some(join), _)) = self.mapping.csat_lists(source, &aggregates)
-            && !contact.list_ids.contains(&join)
-        {
-            contact.list_ids.push(join);
-            contact.list_ids.sort_unstable();
-        }
+        let writes = plan::plan(&self.mapping, source, record, observed, Some(&entry.ledger));
+        Ok((writes, Some(entry)))
     }
 
     /// After a single upsert of `sent`: when the ledger changed meanwhile and its view is not
@@ -171,9 +144,9 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 return Ok(());
             }
             let mut newest = sent.clone();
-            self.apply_view(source, &ledger, &mut newest);
+            plan::view(&self.mapping, source, &ledger, &mut newest);
             if sms_dropped(&sent, &newest) {
-                newest.attributes.remove("SMS");
+                newest.attributes.remove(SMS);
             }
             rev = now.unwrap_or(0);
             if newest == sent {
@@ -187,58 +160,25 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         Ok(())
     }
 
-    /// The list a contact leaves by its latest CSAT score, when its placement is not written
-    /// yet.
-    pub(crate) fn csat_list_to_leave(&self, source: &Source, entry: &LedgerEntry) -> Option<i64> {
-        let latest = entry.ledger.latest_rating()?;
-        if entry.ledger.csat_placed.as_deref() == Some(latest.id.as_str()) {
-            return None;
-        }
-        let (_, leave) = self
-            .mapping
-            .csat_lists(source, &entry.ledger.aggregates())?;
-        leave
-    }
-
-    /// Notes that the placement by the latest rating is written (as far as the ledger still
-    /// has that rating as its latest).
+    /// Notes that the placement by `rating` (the latest when the record was planned) is written,
+    /// as far as the ledger still has that rating as its latest.
     pub(crate) async fn csat_placed(
         &self,
-        entry: &LedgerEntry,
+        key: &str,
+        rating: &str,
         stats: &mut Stats,
     ) -> Result<(), Retry> {
-        let Some(id) = entry.ledger.latest_rating().map(|r| r.id.clone()) else {
-            return Ok(());
-        };
-        self.update_ledger(&entry.key, stats, |l| {
-            if l.latest_rating().is_some_and(|r| r.id == id) {
-                l.csat_placed = Some(id.clone());
+        self.update_ledger(key, stats, |l| {
+            if l.latest_rating().is_some_and(|r| r.id == rating) {
+                l.csat_placed = Some(rating.to_string());
             }
         })
         .await?;
         Ok(())
     }
-
-    /// Adds what the ledger knows to a resolution event (resolution time, satisfaction).
-    pub(crate) fn enrich(
-        &self,
-        source: &Source,
-        entry: Option<&LedgerEntry>,
-        event: &SupportEvent,
-        request: &mut EventRequest,
-    ) {
-        let Some(entry) = entry else { return };
-        if event.kind != EventKind::TicketClosed {
-            return;
-        }
-        let extra: BTreeMap<&str, Value> = entry.ledger.resolution_properties(source, event);
-        for (k, v) in extra {
-            request.event_properties.entry(k.to_string()).or_insert(v);
-        }
-    }
 }
 
 /// Whether the first upsert went out without SMS (the number belongs to another contact).
 fn sms_dropped(sent: &ContactUpsert, newest: &ContactUpsert) -> bool {
-    !sent.attributes.contains_key("SMS") && newest.attributes.contains_key("SMS")
+    !sent.attributes.contains_key(SMS) && newest.attributes.contains_key(SMS)
 }

@@ -1,0 +1,110 @@
+//! What a batch did ([`Stats`]), and how a failure is told apart: [`Retry`] for what a later
+//! delivery can get past, a final refusal counted and kept as a reason for the dead letter.
+
+use std::ops::AddAssign;
+
+use deskbridge_shared::brevo::BrevoError;
+
+/// What a batch did, for logs, the local runner and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages handled (including failed and poison ones).
+    pub messages: usize,
+    /// Contact upserts Brevo accepted.
+    pub contacts: usize,
+    /// Of those, contacts Brevo created (201) rather than updated (204).
+    pub contacts_created: usize,
+    /// Upserts sent again without SMS because the number belongs to another contact.
+    pub sms_dropped: usize,
+    /// Events sent to Brevo.
+    pub events: usize,
+    /// Events not sent because they were sent before (state store) or earlier in the batch.
+    pub events_skipped_duplicate: usize,
+    /// Events whose kind the mapping does not send.
+    pub events_unmapped: usize,
+    /// Contacts taken off a list.
+    pub list_removals: usize,
+    /// Final failures: Brevo refused a request for good, or a message was not a job.
+    pub rejected: usize,
+    /// Of the rejected, messages whose body is not a job.
+    pub poison: usize,
+    /// Records without any identifier Brevo accepts.
+    pub skipped_no_identifier: usize,
+    /// Helpdesk look-ups made for people named only by id.
+    pub lookups: usize,
+    /// Look-ups that found nobody (no credentials, unknown id): addressed by ext_id.
+    pub lookups_unresolved: usize,
+    /// `/v3/contacts/import` calls Brevo accepted (sync path).
+    pub imports: usize,
+    /// Contacts in those imports. Imports run asynchronously in Brevo: accepted, not yet written.
+    pub contacts_imported: usize,
+    /// `/v3/events/batch` calls Brevo answered with success (sync path).
+    pub event_batches: usize,
+    /// Attribute values not written because the contact's ledger holds a newer observation.
+    pub stale_attributes: usize,
+    /// Contact-ledger writes that lost a race with another worker (and were retried).
+    pub ledger_conflicts: usize,
+    /// Contacts sent again because another delivery changed them while they were written.
+    pub resent_newer: usize,
+    /// Messages put on the dead-letter queue with their reason (failed for good, or failing
+    /// past the retry horizon).
+    pub dead_lettered: usize,
+    /// Of those, messages that were failing transiently for longer than the retry horizon.
+    pub gave_up: usize,
+    /// Messages that failed transiently and were sent back to the queue with a delay.
+    pub retried_later: usize,
+    /// Of those, messages not tried at all because Brevo was known to be down (outage gate).
+    pub held: usize,
+    /// Brevo calls refused with 401 (the API key): delivery pauses and the alarm fires.
+    pub brevo_auth_failures: usize,
+    /// Why things failed for good (masked), attributed to messages for their dead letters.
+    pub finals: Vec<String>,
+}
+
+impl AddAssign for Stats {
+    fn add_assign(&mut self, o: Stats) {
+        self.messages += o.messages;
+        self.contacts += o.contacts;
+        self.contacts_created += o.contacts_created;
+        self.sms_dropped += o.sms_dropped;
+        self.events += o.events;
+        self.events_skipped_duplicate += o.events_skipped_duplicate;
+        self.events_unmapped += o.events_unmapped;
+        self.list_removals += o.list_removals;
+        self.rejected += o.rejected;
+        self.poison += o.poison;
+        self.skipped_no_identifier += o.skipped_no_identifier;
+        self.lookups += o.lookups;
+        self.lookups_unresolved += o.lookups_unresolved;
+        self.imports += o.imports;
+        self.contacts_imported += o.contacts_imported;
+        self.event_batches += o.event_batches;
+        self.stale_attributes += o.stale_attributes;
+        self.ledger_conflicts += o.ledger_conflicts;
+        self.resent_newer += o.resent_newer;
+        self.dead_lettered += o.dead_lettered;
+        self.gave_up += o.gave_up;
+        self.retried_later += o.retried_later;
+        self.held += o.held;
+        self.brevo_auth_failures += o.brevo_auth_failures;
+        self.finals.extend(o.finals);
+    }
+}
+
+/// A failure that a later delivery can get past: the message must be retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Retry(pub(crate) String);
+
+/// A retryable Brevo error (or a refused key) fails the message for a later retry; a final
+/// one is logged and counted.
+pub(crate) fn final_or_retry(err: BrevoError, what: &str, stats: &mut Stats) -> Result<(), Retry> {
+    if err.is_worth_retrying() {
+        return Err(Retry(format!("{what}: {err}")));
+    }
+    stats.rejected += 1;
+    // `what` names the contact masked; Brevo's messages are redacted by the client.
+    tracing::warn!(error = %err, "upsert: Brevo refused {what}; not retried");
+    stats.finals.push(format!("Brevo refused {what}: {err}"));
+    Ok(())
+}
