@@ -24,7 +24,7 @@ async fn a_claim_is_held_by_one_worker_at_a_time_and_a_stale_one_is_taken_over_o
     // Released (the send failed): the next claim is a new one.
     a.release("event#e1").await.expect("release");
     assert_eq!(b.claim("event#e1", TTL).await.expect("claim"), Claim::New);
-    b.complete("event#e1", TTL).await.expect("complete");
+    b.complete("event#e1", None).await.expect("complete");
     assert_eq!(a.claim("event#e1", TTL).await.expect("claim"), Claim::Done);
 
     // A claim left pending past its lease (its worker died): exactly one worker takes it over,

@@ -222,7 +222,7 @@ impl StateStore for MemoryStateStore {
         })
     }
 
-    async fn complete(&self, key: &str, _ttl: Duration) -> Result<(), StateError> {
+    async fn complete(&self, key: &str, _ttl: Option<Duration>) -> Result<(), StateError> {
         self.check()?;
         self.lock().insert(key.to_string(), true);
         Ok(())

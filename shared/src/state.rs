@@ -40,8 +40,9 @@ pub struct StateError(pub String);
 pub trait StateStore: Send + Sync {
     /// Claims `key` (e.g. `delivery#zendesk#<id>`) for `ttl`; see [`Claim`].
     async fn claim(&self, key: &str, ttl: Duration) -> Result<Claim, StateError>;
-    /// Marks a claimed key done, to be remembered for `ttl`.
-    async fn complete(&self, key: &str, ttl: Duration) -> Result<(), StateError>;
+    /// Marks a claimed key done, to be remembered for `ttl`; `None`: for good (see
+    /// [`is_permanent`]).
+    async fn complete(&self, key: &str, ttl: Option<Duration>) -> Result<(), StateError>;
     /// Drops a claim whose work failed, so a retry starts fresh.
     async fn release(&self, key: &str) -> Result<(), StateError>;
     /// A JSON document stored under `key` (a contact's ledger), with its revision.
@@ -72,5 +73,14 @@ pub fn delivery_key(source: &crate::model::Source, delivery_id: &str) -> String 
 
 /// Key of a timeline event's dedupe record.
 pub fn event_key(event_id: &str) -> String {
-    format!("event#{event_id}")
+    format!("{EVENT_PREFIX}{event_id}")
+}
+
+const EVENT_PREFIX: &str = "event#";
+
+/// Whether the done record under `key` is kept for good: a timeline event that reached Brevo
+/// is never sent again, however long after a path reports it again. Records written before
+/// (with the 30-day expiry of the time) lose their expiry when next read.
+pub fn is_permanent(key: &str) -> bool {
+    key.starts_with(EVENT_PREFIX)
 }

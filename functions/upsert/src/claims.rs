@@ -20,8 +20,13 @@ use tokio::time::Instant;
 
 use crate::upserter::{Upserter, lock};
 
-/// How long a sent event is remembered, so a redelivery does not send it again.
-pub const EVENT_DEDUPE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long the record of an event claim is kept while the event is being sent (a claim left
+/// pending by a worker that died expires then). Once the event is sent its record is kept for
+/// good ([`state::is_permanent`]): a path that reports it again, however much later, never
+/// sends it twice.
+///
+/// [`state::is_permanent`]: deskbridge_shared::state::is_permanent
+pub const EVENT_CLAIM_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// State-store calls (event claims, completions, releases) in flight at once on the sync path.
 pub(crate) const STATE_CONCURRENCY: usize = 16;
@@ -33,7 +38,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     ///
     /// [`RetryRecord::sent`]: deskbridge_shared::queue::RetryRecord::sent
     pub(crate) async fn complete_sent(&self, key: &str, event_id: &str, batch: &Batch) {
-        match with_retries(|| self.state.complete(key, EVENT_DEDUPE_TTL)).await {
+        match with_retries(|| self.state.complete(key, None)).await {
             Ok(()) => batch.confirmed(event_id),
             Err(e) => {
                 tracing::warn!(event_id, error = %e,

@@ -15,7 +15,7 @@ use deskbridge_shared::plan::{self, BrevoWrites, SMS};
 use deskbridge_shared::state::{self, Claim, StateStore};
 use serde_json::Value;
 
-use crate::claims::{Batch, EVENT_DEDUPE_TTL};
+use crate::claims::{Batch, EVENT_CLAIM_TTL};
 use crate::contact_ledger::LedgerEntry;
 use crate::resolve::Found;
 use crate::stats::{Retry, Stats, final_or_retry};
@@ -191,14 +191,10 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             taken.untake(event_id);
             return Err(Retry(format!("event {} not sent: {why}", event_id)));
         }
-        let claim = self
-            .state
-            .claim(&key, EVENT_DEDUPE_TTL)
-            .await
-            .map_err(|e| {
-                taken.untake(event_id);
-                Retry(format!("claiming event {}: {e}", event_id))
-            })?;
+        let claim = self.state.claim(&key, EVENT_CLAIM_TTL).await.map_err(|e| {
+            taken.untake(event_id);
+            Retry(format!("claiming event {}: {e}", event_id))
+        })?;
         match claim {
             Claim::Done => {
                 stats.events_skipped_duplicate += 1;

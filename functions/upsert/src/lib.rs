@@ -46,7 +46,7 @@ mod resolve;
 mod stats;
 mod upserter;
 
-pub use claims::EVENT_DEDUPE_TTL;
+pub use claims::EVENT_CLAIM_TTL;
 pub use deskbridge_shared::queue::{Message, messages_from_sqs};
 pub use import::{EVENTS_PER_BATCH, IMPORT_MAX_BYTES, IMPORT_MAX_CONTACTS};
 pub use message::{BatchReport, sqs_response};

@@ -37,7 +37,7 @@ impl StateStore for Store {
     async fn claim(&self, key: &str, ttl: Duration) -> Result<Claim, StateError> {
         self.inner.claim(key, ttl).await
     }
-    async fn complete(&self, key: &str, ttl: Duration) -> Result<(), StateError> {
+    async fn complete(&self, key: &str, ttl: Option<Duration>) -> Result<(), StateError> {
         if self.refuse_complete.load(Ordering::SeqCst) {
             return Err(StateError("ThrottlingException (injected)".into()));
         }

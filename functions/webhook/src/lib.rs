@@ -300,7 +300,7 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
                 Rejection::Unavailable,
             );
         }
-        if let Err(e) = self.state.complete(&key, DEDUPE_TTL).await {
+        if let Err(e) = self.state.complete(&key, Some(DEDUPE_TTL)).await {
             // The job is queued; a retry of this delivery would be queued again and deduped downstream.
             warn!(%source, reason = %e, "could not mark the delivery done");
         }

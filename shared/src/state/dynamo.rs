@@ -1,5 +1,6 @@
 //! [`StateStore`] on DynamoDB: one table, string partition key `pk`, TTL attribute `expires_at`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -8,6 +9,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{Claim, Doc, StateError, StateStore};
+use crate::clock::{Clock, SystemClock};
 
 /// Name of the partition key attribute.
 pub const PK: &str = "pk";
@@ -19,6 +21,8 @@ pub const TTL_ATTRIBUTE: &str = "expires_at";
 pub struct DynamoStateStore {
     client: Client,
     table: String,
+    /// What expiries and claim leases are reckoned from (the system clock but in tests).
+    clock: Arc<dyn Clock>,
 }
 
 fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
@@ -27,17 +31,28 @@ fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
     StateError(DisplayErrorContext(&e).to_string())
 }
 
-fn epoch_after(ttl: Duration) -> i64 {
-    let now = chrono::Utc::now().timestamp();
-    now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX))
-}
-
 impl DynamoStateStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoStateStore {
             client,
             table: table.into(),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same store reckoning expiries and leases from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now().timestamp()
+    }
+
+    fn epoch_after(&self, ttl: Duration) -> i64 {
+        self.now()
+            .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX))
     }
 
     pub fn client(&self) -> &Client {
@@ -75,6 +90,27 @@ impl DynamoStateStore {
             .map_err(unavailable)
     }
 
+    /// Drops the expiry of the done record under `key`: an event record written before event
+    /// records were permanent still carries the 30-day expiry of the time. Best effort: the
+    /// next read tries again.
+    async fn keep(&self, key: &str) {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(key.to_string()))
+            .update_expression("REMOVE #exp")
+            .condition_expression("#status = :done")
+            .expression_attribute_names("#exp", TTL_ATTRIBUTE)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":done", AttributeValue::S("done".into()))
+            .send()
+            .await;
+        if let Err(e) = update {
+            tracing::warn!(key, error = %DisplayErrorContext(&e), "state: could not make a sent event's record permanent; trying again when it is next read");
+        }
+    }
+
     /// A put of a pending claim on `key` taken at `now`, without its condition.
     fn pending(
         &self,
@@ -90,7 +126,7 @@ impl DynamoStateStore {
             .item("claimed_at", AttributeValue::N(now.to_string()))
             .item(
                 TTL_ATTRIBUTE,
-                AttributeValue::N(epoch_after(ttl).to_string()),
+                AttributeValue::N(self.epoch_after(ttl).to_string()),
             )
     }
 }
@@ -102,7 +138,7 @@ impl StateStore for DynamoStateStore {
         // stored one expired), or a take-over of the very pending claim that was read and found
         // past its lease. Whoever sends holds the claim, so two workers never both send.
         for _ in 0..CLAIM_ATTEMPTS {
-            let now = chrono::Utc::now().timestamp();
+            let now = self.now();
             let put = self
                 .pending(key, ttl, now)
                 // TTL deletion is lazy: an expired record counts as absent.
@@ -129,7 +165,14 @@ impl StateStore for DynamoStateStore {
                 .and_then(|n| n.parse::<i64>().ok());
             let lease = i64::try_from(super::CLAIM_LEASE.as_secs()).unwrap_or(i64::MAX);
             match (status, claimed_at) {
-                (Some("done"), _) => return Ok(Claim::Done),
+                (Some("done"), _) => {
+                    if item.is_some_and(|i| i.contains_key(TTL_ATTRIBUTE))
+                        && super::is_permanent(key)
+                    {
+                        self.keep(key).await;
+                    }
+                    return Ok(Claim::Done);
+                }
                 (Some("pending"), Some(at)) if now.saturating_sub(at) < lease => {
                     return Ok(Claim::Busy);
                 }
@@ -162,19 +205,20 @@ impl StateStore for DynamoStateStore {
         Ok(Claim::Busy)
     }
 
-    async fn complete(&self, key: &str, ttl: Duration) -> Result<(), StateError> {
-        self.client
+    async fn complete(&self, key: &str, ttl: Option<Duration>) -> Result<(), StateError> {
+        let mut put = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item(PK, AttributeValue::S(key.to_string()))
-            .item("status", AttributeValue::S("done".into()))
-            .item(
+            .item("status", AttributeValue::S("done".into()));
+        if let Some(ttl) = ttl {
+            put = put.item(
                 TTL_ATTRIBUTE,
-                AttributeValue::N(epoch_after(ttl).to_string()),
-            )
-            .send()
-            .await
-            .map_err(unavailable)?;
+                AttributeValue::N(self.epoch_after(ttl).to_string()),
+            );
+        }
+        put.send().await.map_err(unavailable)?;
         Ok(())
     }
 
@@ -227,7 +271,7 @@ impl StateStore for DynamoStateStore {
         if let Some(ttl) = ttl {
             put = put.item(
                 TTL_ATTRIBUTE,
-                AttributeValue::N(epoch_after(ttl).to_string()),
+                AttributeValue::N(self.epoch_after(ttl).to_string()),
             );
         }
         put = match rev {

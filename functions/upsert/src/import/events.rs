@@ -10,7 +10,7 @@ use deskbridge_shared::state::{self, Claim, StateError, StateStore};
 use futures::StreamExt;
 
 use super::{SyncRun, Target};
-use crate::claims::{Batch, Claimed, EVENT_DEDUPE_TTL, STATE_CONCURRENCY};
+use crate::claims::{Batch, Claimed, EVENT_CLAIM_TTL, STATE_CONCURRENCY};
 use crate::stats::{Retry, final_or_retry};
 use crate::upserter::Upserter;
 
@@ -74,7 +74,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
 
         let claims: Vec<_> = candidates
             .iter()
-            .map(|(c, _)| self.state.claim(&c.state_key, EVENT_DEDUPE_TTL))
+            .map(|(c, _)| self.state.claim(&c.state_key, EVENT_CLAIM_TTL))
             .collect();
         let claims: Vec<Result<Claim, StateError>> = futures::stream::iter(claims)
             .buffered(STATE_CONCURRENCY)

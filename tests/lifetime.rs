@@ -1,0 +1,276 @@
+//! Exactly once for the life of a ticket: a solved ticket's timeline events reach Brevo once,
+//! also when the sync re-reads the ticket or the helpdesk redelivers its webhook after every
+//! expiry has passed. The state table is DynamoDB in moto with its clock injected; DynamoDB's
+//! TTL sweep is played by deleting every item whose `expires_at` is past, as AWS would.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{TimeZone, Utc};
+use deskbridge_shared::brevo::{BrevoClient, RateGovernor, RetryPolicy};
+use deskbridge_shared::clock::{Clock, ManualClock};
+use deskbridge_shared::mapping::Mapping;
+use deskbridge_shared::memory::NoLookup;
+use deskbridge_shared::model::{EventKind, Job, Origin, Person, Record, Source, SupportEvent};
+use deskbridge_shared::state::{Claim, DynamoStateStore, StateStore};
+use deskbridge_upsert::{Message, Upserter};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+async fn brevo() -> MockServer {
+    let server = MockServer::start().await;
+    let routes: [(&str, &str, u16, Value); 5] = [
+        ("POST", "/v3/contacts", 201, json!({"id": 1})),
+        ("POST", "/v3/contacts/import", 202, json!({"processId": 7})),
+        ("POST", "/v3/events", 204, Value::Null),
+        ("POST", "/v3/events/batch", 204, Value::Null),
+        (
+            "GET",
+            "/v3/contacts/attributes",
+            200,
+            json!({"attributes": [
+                {"name": "FIRSTNAME", "category": "normal", "type": "text"},
+                {"name": "LASTNAME", "category": "normal", "type": "text"},
+                {"name": "TICKET_COUNT", "category": "normal", "type": "float"},
+                {"name": "OPEN_TICKETS", "category": "normal", "type": "float"},
+                {"name": "LAST_SUPPORT_DATE", "category": "normal", "type": "date"},
+                {"name": "LAST_SUPPORT_CHANNEL", "category": "normal", "type": "text"}
+            ]}),
+        ),
+    ];
+    for (verb, route, status, body) in routes {
+        let mut answer = ResponseTemplate::new(status);
+        if !body.is_null() {
+            answer = answer.set_body_json(body);
+        }
+        Mock::given(method(verb))
+            .and(path(route))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
+/// The `event_name`s of every event Brevo received, one by one or in batches.
+async fn events_received(server: &MockServer) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in server.received_requests().await.unwrap_or_default() {
+        let Ok(body) = r.body_json::<Value>() else {
+            continue;
+        };
+        let items = match r.url.path() {
+            "/v3/events" => vec![body],
+            "/v3/events/batch" => body
+                .get("events")
+                .unwrap_or(&body)
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+            _ => continue,
+        };
+        out.extend(
+            items
+                .iter()
+                .filter_map(|e| e["event_name"].as_str().map(str::to_string)),
+        );
+    }
+    out.sort();
+    out
+}
+
+fn event(kind: EventKind, at: chrono::DateTime<Utc>) -> SupportEvent {
+    SupportEvent {
+        id: SupportEvent::stable_id(&Source::Zendesk, "ticket:77", kind, at),
+        kind,
+        occurred_at: at,
+        ticket_id: Some("77".into()),
+        channel: Some("email".into()),
+        properties: serde_json::Map::new(),
+    }
+}
+
+/// The solved ticket as a path reports it at `seen`.
+fn message(n: usize, origin: Origin, seen: chrono::DateTime<Utc>) -> Message {
+    let created = Utc
+        .with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
+        .single()
+        .expect("time");
+    let solved = Utc
+        .with_ymd_and_hms(2026, 3, 3, 16, 30, 0)
+        .single()
+        .expect("time");
+    let job = Job {
+        id: format!("zendesk:lifetime-{n}"),
+        source: Source::Zendesk,
+        origin,
+        received_at: seen,
+        correlation_id: None,
+        records: vec![Record {
+            person: Person {
+                source_id: Some("501".into()),
+                email: Some("pat@example.com".into()),
+                name: Some("Pat Lee".into()),
+                ..Default::default()
+            },
+            observed_at: seen,
+            events: vec![
+                event(EventKind::TicketCreated, created),
+                event(EventKind::TicketClosed, solved),
+            ],
+            ..Default::default()
+        }],
+    };
+    Message {
+        message_id: format!("m-{n}"),
+        body: serde_json::to_string(&job).expect("job serialises"),
+        receive_count: 1,
+        retry: None,
+    }
+}
+
+/// What DynamoDB's TTL sweep does once `now` is past an item's `expires_at`: deletes it.
+async fn sweep(client: &aws_sdk_dynamodb::Client, table: &str, now: i64) -> usize {
+    let items = client
+        .scan()
+        .table_name(table)
+        .send()
+        .await
+        .expect("scan")
+        .items
+        .unwrap_or_default();
+    let mut swept = 0;
+    for item in items {
+        let expired = item
+            .get("expires_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .is_some_and(|at| at < now);
+        if let (true, Some(pk)) = (expired, item.get("pk")) {
+            client
+                .delete_item()
+                .table_name(table)
+                .key("pk", pk.clone())
+                .send()
+                .await
+                .expect("delete");
+            swept += 1;
+        }
+    }
+    swept
+}
+
+#[tokio::test]
+async fn a_solved_tickets_events_are_sent_once_whatever_reports_them_months_later() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "lifetime").await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 3, 17, 0, 0)
+            .single()
+            .expect("time"),
+    ));
+    let server = brevo().await;
+    let brevo = BrevoClient::new("xkeysib-test", &format!("{}/v3", server.uri()))
+        .expect("client")
+        .with_governor(Arc::new(RateGovernor::new(1000, 1_000_000)))
+        .with_retry(RetryPolicy {
+            min_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(20),
+            ..RetryPolicy::default()
+        });
+    let state = DynamoStateStore::new(client.clone(), res.table.clone()).with_clock(clock.clone());
+    let upserter =
+        Upserter::new(brevo, state.clone(), NoLookup, Mapping::default()).with_clock(clock.clone());
+
+    // A record written before event records were permanent: done, with the 30-day expiry.
+    let legacy = "event#zendesk:ticket:12:ticket.closed:2026-03-01";
+    client
+        .put_item()
+        .table_name(&res.table)
+        .item("pk", AttributeValue::S(legacy.into()))
+        .item("status", AttributeValue::S("done".into()))
+        .item(
+            "expires_at",
+            AttributeValue::N((clock.now().timestamp() + 30 * 86_400).to_string()),
+        )
+        .send()
+        .await
+        .expect("legacy record");
+    // A webhook delivery's dedupe record, which rightly expires after 7 days.
+    client
+        .put_item()
+        .table_name(&res.table)
+        .item("pk", AttributeValue::S("delivery#zendesk#old".into()))
+        .item("status", AttributeValue::S("done".into()))
+        .item(
+            "expires_at",
+            AttributeValue::N((clock.now().timestamp() + 7 * 86_400).to_string()),
+        )
+        .send()
+        .await
+        .expect("delivery record");
+
+    // The webhook reports the solve (nothing reads the ticket again for a month).
+    let report = upserter
+        .handle(&[message(1, Origin::Webhook, clock.now())])
+        .await;
+    assert!(report.failed.is_empty(), "{report:?}");
+    let first = events_received(&server).await;
+    assert_eq!(
+        first,
+        ["SUPPORT_TICKET_OPENED", "SUPPORT_TICKET_RESOLVED"],
+        "each milestone once"
+    );
+    // The legacy record is read again within its 30 days and loses its expiry.
+    assert_eq!(state.claim(legacy, DAY).await.expect("claim"), Claim::Done);
+
+    // 31 days on, everything that expires has expired and been swept…
+    clock.advance(31 * DAY);
+    let swept = sweep(&client, &res.table, clock.now().timestamp()).await;
+    assert!(swept >= 1, "the sweep removed the expired delivery record");
+    assert_eq!(
+        state
+            .claim("delivery#zendesk#old", DAY)
+            .await
+            .expect("claim"),
+        Claim::New,
+        "an expired record is gone"
+    );
+
+    // …and an agent's comment makes the sync read the ticket again, and the helpdesk
+    // redelivers the old webhook: neither sends its events again.
+    let report = upserter
+        .handle(&[message(3, Origin::Sync, clock.now())])
+        .await;
+    assert!(report.failed.is_empty(), "{report:?}");
+    let report = upserter
+        .handle(&[message(4, Origin::Webhook, clock.now())])
+        .await;
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(
+        events_received(&server).await,
+        first,
+        "no event sent twice, 31 days later"
+    );
+    assert_eq!(state.claim(legacy, DAY).await.expect("claim"), Claim::Done);
+
+    // A year on, the same.
+    clock.advance(365 * DAY);
+    sweep(&client, &res.table, clock.now().timestamp()).await;
+    let report = upserter
+        .handle(&[message(5, Origin::Sync, clock.now())])
+        .await;
+    assert!(report.failed.is_empty(), "{report:?}");
+    let report = upserter
+        .handle(&[message(6, Origin::Webhook, clock.now())])
+        .await;
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(events_received(&server).await, first);
+}
