@@ -251,6 +251,41 @@ async fn mount_zendesk(server: &MockServer, resource: &'static str, stream: &Zen
 }
 
 #[tokio::test]
+async fn zendesk_agents_and_admins_are_left_out_of_the_user_stream_unless_asked_for() {
+    let server = MockServer::start().await;
+    let stream = ZendeskStream::default();
+    let role = |id: u64, role: &str| {
+        let mut user = zendesk_user(id, DAY + id as i64);
+        user["role"] = json!(role);
+        user
+    };
+    *stream.items.lock().expect("lock") = vec![
+        role(1, "end-user"),
+        role(2, "agent"),
+        role(3, "admin"),
+        role(4, "Agent"),
+        role(5, "end-user"),
+    ];
+    mount_zendesk(&server, "users", &stream).await;
+
+    let customers = read_run(&zendesk(&server), "users", None, at(DAY + 90_000), 100).await;
+    let ids = unique_ids(&customers);
+    assert_eq!(ids, ["1", "5"].into_iter().map(String::from).collect());
+    assert_eq!(read_count(&customers), 5, "staff are read, not synced");
+    assert!(customers.iter().all(|p| p.skipped.is_empty()));
+
+    let everyone = read_run(
+        &zendesk(&server).with_staff(true),
+        "users",
+        None,
+        at(DAY + 90_000),
+        100,
+    )
+    .await;
+    assert_eq!(unique_ids(&everyone).len(), 5);
+}
+
+#[tokio::test]
 async fn zendesk_users_are_read_once_each_and_the_next_run_resumes_from_after_cursor() {
     let server = MockServer::start().await;
     let stream = ZendeskStream {

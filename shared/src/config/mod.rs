@@ -24,6 +24,9 @@ pub struct ZendeskSettings {
     /// When only one half of the OAuth client pair is set: the variable that is missing.
     pub incomplete_oauth_client: Option<&'static str>,
     pub webhook_secret: Option<String>,
+    /// Whether the user stream also syncs agents and admins (`ZENDESK_SYNC_STAFF`, default
+    /// false: end users only).
+    pub sync_staff: bool,
     /// The process's OAuth token, shared by every client built with [`ZendeskSettings::auth`].
     pub tokens: TokenCache,
 }
@@ -254,6 +257,16 @@ impl Settings {
             credentials: zendesk_credentials.credentials,
             incomplete_oauth_client: zendesk_credentials.incomplete_client,
             webhook_secret: vars.get("ZENDESK_WEBHOOK_SECRET"),
+            sync_staff: match vars.get("ZENDESK_SYNC_STAFF").as_deref().map(str::trim) {
+                None | Some("" | "false" | "0") => false,
+                Some("true" | "1") => true,
+                Some(_) => {
+                    return Err(ConfigError::Invalid {
+                        name: "ZENDESK_SYNC_STAFF",
+                        reason: "expected true or false".into(),
+                    });
+                }
+            },
             tokens: TokenCache::default(),
         };
 
@@ -582,6 +595,20 @@ mod tests {
             s.zendesk.credentials.as_ref().map(|c| c.method()),
             Some("OAuth client credentials")
         );
+    }
+
+    #[test]
+    fn zendesk_staff_are_synced_only_when_asked_for() {
+        let staff = |v: Option<&str>| {
+            let mut pairs = vec![("ZENDESK_SUBDOMAIN", "acme")];
+            pairs.extend(v.map(|v| ("ZENDESK_SYNC_STAFF", v)));
+            Settings::from_vars(&Vars::from_pairs(pairs)).map(|s| s.zendesk.sync_staff)
+        };
+        assert!(!staff(None).expect("valid"));
+        assert!(!staff(Some("false")).expect("valid"));
+        assert!(staff(Some("true")).expect("valid"));
+        let err = staff(Some("yes please")).expect_err("invalid");
+        assert!(err.to_string().contains("ZENDESK_SYNC_STAFF"), "{err}");
     }
 
     #[test]

@@ -52,6 +52,16 @@ pub struct ZendeskReader {
     /// The incremental-export limit (10 per minute), taken before the account limit.
     exports: Arc<Limiter>,
     auth: ZendeskAuth,
+    /// Whether agents and admins are synced with the end users (`ZENDESK_SYNC_STAFF`).
+    staff: bool,
+}
+
+/// The Zendesk roles of the people who answer tickets rather than raise them.
+const STAFF_ROLES: [&str; 2] = ["agent", "admin"];
+
+/// Whether a Zendesk user is an agent or an admin (`role`), not a customer.
+pub fn is_staff(user: &Value) -> bool {
+    text(user.get("role")).is_some_and(|r| STAFF_ROLES.contains(&r.to_ascii_lowercase().as_str()))
 }
 
 impl ZendeskReader {
@@ -76,7 +86,15 @@ impl ZendeskReader {
             ),
             exports: Arc::new(Limiter::new("zendesk-exports", Rate::zendesk_exports())),
             auth,
+            staff: false,
         }
+    }
+
+    /// Also syncs agents and admins as contacts (by default only end users are: the people
+    /// who answer tickets are not the customers marketing writes to).
+    pub fn with_staff(mut self, staff: bool) -> Self {
+        self.staff = staff;
+        self
     }
 
     /// Other rates (tests, benchmarks, plans with higher limits).
@@ -180,6 +198,9 @@ impl ZendeskReader {
         let mut page = export.paging(resume);
         page.read = export.users.len() as u64;
         for user in &export.users {
+            if !self.staff && is_staff(user) {
+                continue;
+            }
             match user_record(user) {
                 Ok(record) => page.records.push(record),
                 Err(reason) => page.skipped.push(reason),

@@ -83,10 +83,12 @@ impl Helpdesk for Zendesk {
     ) -> Option<Box<dyn SourceReader>> {
         let share = settings.sync_instances;
         Some(Box::new(
-            sync::ZendeskReader::from_auth(client.clone(), settings.zendesk.auth()?).with_rates(
-                Rate::zendesk_exports().share(share),
-                Rate::zendesk_account().share(share),
-            ),
+            sync::ZendeskReader::from_auth(client.clone(), settings.zendesk.auth()?)
+                .with_rates(
+                    Rate::zendesk_exports().share(share),
+                    Rate::zendesk_account().share(share),
+                )
+                .with_staff(settings.zendesk.sync_staff),
         ))
     }
 }
