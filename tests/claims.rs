@@ -48,7 +48,7 @@ async fn a_claim_is_held_by_one_worker_at_a_time_and_a_stale_one_is_taken_over_o
     outcomes.sort_by_key(|c| format!("{c:?}"));
     assert_eq!(
         outcomes,
-        [Claim::Busy, Claim::InFlight],
+        [Claim::Abandoned, Claim::Busy],
         "one takes it over"
     );
     assert_eq!(a.claim("event#e2", TTL).await.expect("claim"), Claim::Busy);

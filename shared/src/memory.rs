@@ -217,7 +217,7 @@ impl StateStore for MemoryStateStore {
                 claims.insert(key.to_string(), false);
                 Claim::New
             }
-            Some(false) => Claim::InFlight,
+            Some(false) => Claim::Abandoned,
             Some(true) => Claim::Done,
         })
     }

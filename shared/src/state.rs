@@ -18,7 +18,7 @@ pub enum Claim {
     /// Claimed before but never completed, longer ago than [`CLAIM_LEASE`] (its worker
     /// crashed or was stopped): the caller may redo the work, which must be idempotent
     /// downstream.
-    InFlight,
+    Abandoned,
     /// Claimed less than [`CLAIM_LEASE`] ago and not completed: another worker is doing the work
     /// right now. The caller should retry later rather than do it too.
     Busy,

@@ -201,7 +201,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 return Ok(());
             }
             Claim::New => {}
-            Claim::InFlight => {
+            Claim::Abandoned => {
                 tracing::info!(event_id = %event_id, "upsert: event claimed before but not completed; sending it");
             }
             Claim::Busy => {

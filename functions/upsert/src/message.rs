@@ -176,7 +176,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         }
         report.stats.finals.clear();
         report.stats.messages = all.len();
-        tracing::info!(stats = ?report.stats, failed = report.failed.len(), "upsert: batch done");
+        tracing::info!(stats = %report.stats, failed = report.failed.len(), "upsert: batch done");
         report
     }
 

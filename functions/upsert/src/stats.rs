@@ -61,6 +61,58 @@ pub struct Stats {
     pub finals: Vec<String>,
 }
 
+impl Stats {
+    /// The counters by name, in declaration order.
+    fn counters(&self) -> [(&'static str, usize); 25] {
+        [
+            ("messages", self.messages),
+            ("contacts", self.contacts),
+            ("contacts_created", self.contacts_created),
+            ("sms_dropped", self.sms_dropped),
+            ("events", self.events),
+            ("events_skipped_duplicate", self.events_skipped_duplicate),
+            ("events_unmapped", self.events_unmapped),
+            ("list_removals", self.list_removals),
+            ("rejected", self.rejected),
+            ("poison", self.poison),
+            ("skipped_no_identifier", self.skipped_no_identifier),
+            ("lookups", self.lookups),
+            ("lookups_unresolved", self.lookups_unresolved),
+            ("imports", self.imports),
+            ("contacts_imported", self.contacts_imported),
+            ("event_batches", self.event_batches),
+            ("stale_attributes", self.stale_attributes),
+            ("ledger_conflicts", self.ledger_conflicts),
+            ("resent_newer", self.resent_newer),
+            ("dead_lettered", self.dead_lettered),
+            ("gave_up", self.gave_up),
+            ("retried_later", self.retried_later),
+            ("held", self.held),
+            ("brevo_auth_failures", self.brevo_auth_failures),
+            ("finals", self.finals.len()),
+        ]
+    }
+}
+
+/// The counters that are not zero, as `name=value` pairs (`messages=10 contacts=10 events=4`);
+/// the reasons in [`Stats::finals`] are logged where they happen, not here.
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for (name, value) in self.counters().into_iter().filter(|(_, v)| *v > 0) {
+            if !first {
+                f.write_str(" ")?;
+            }
+            write!(f, "{name}={value}")?;
+            first = false;
+        }
+        if first {
+            f.write_str("nothing")?;
+        }
+        Ok(())
+    }
+}
+
 impl AddAssign for Stats {
     fn add_assign(&mut self, o: Stats) {
         self.messages += o.messages;
@@ -107,4 +159,25 @@ pub(crate) fn final_or_retry(err: BrevoError, what: &str, stats: &mut Stats) -> 
     tracing::warn!(error = %err, "upsert: Brevo refused {what}; not retried");
     stats.finals.push(format!("Brevo refused {what}: {err}"));
     Ok(())
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::Stats;
+
+    #[test]
+    fn stats_read_as_the_counters_that_moved() {
+        assert_eq!(Stats::default().to_string(), "nothing");
+        let stats = Stats {
+            messages: 10,
+            contacts: 9,
+            events_skipped_duplicate: 2,
+            finals: vec!["Brevo refused contact j***@example.com: invalid email".into()],
+            ..Stats::default()
+        };
+        assert_eq!(
+            stats.to_string(),
+            "messages=10 contacts=9 events_skipped_duplicate=2 finals=1"
+        );
+    }
 }

@@ -257,10 +257,10 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
                     Outcome::Deduplicated,
                 );
             }
-            // InFlight: an earlier attempt never confirmed; queue again, the upsert side dedupes.
+            // Abandoned: an earlier attempt never confirmed; queue again, the upsert side dedupes.
             // Busy: the same delivery is being queued by another request right now; queuing it again
             // is safe (events are deduplicated downstream) and loses nothing if that one fails.
-            Ok(Claim::New | Claim::InFlight | Claim::Busy) => {}
+            Ok(Claim::New | Claim::Abandoned | Claim::Busy) => {}
             Err(e) => {
                 warn!(%source, reason = %e, "state store unavailable");
                 return Reply::error(

@@ -30,7 +30,11 @@ pub trait Helpdesk: Send + Sync {
     fn source(&self) -> Source;
 
     /// Whether its webhooks are accepted: the source is enabled and its secret or token is set.
-    fn webhook_enabled(&self, settings: &Settings) -> bool;
+    /// The built-in helpdesks keep theirs in [`Settings`]; an added one whose secret lives
+    /// elsewhere says so by overriding this.
+    fn webhook_enabled(&self, settings: &Settings) -> bool {
+        settings.webhook_enabled(&self.source())
+    }
 
     /// Checks that a request really comes from this helpdesk (signature or token) over the raw
     /// body bytes. [`AuthError::NotConfigured`] when the secret is missing.

@@ -192,7 +192,7 @@ impl StateStore for DynamoStateStore {
                         .send()
                         .await;
                     match takeover {
-                        Ok(_) => return Ok(Claim::InFlight),
+                        Ok(_) => return Ok(Claim::Abandoned),
                         Err(e) if is_condition_failure(&e) => {}
                         Err(e) => return Err(unavailable(e)),
                     }

@@ -96,7 +96,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                     );
                 }
                 Ok(claim) => {
-                    if claim == Claim::InFlight {
+                    if claim == Claim::Abandoned {
                         tracing::info!(event_id = %c.event_id, "upsert: event claimed before but not completed; sending it");
                     }
                     claimed.push(c);

@@ -22,10 +22,6 @@ impl Helpdesk for Generic {
         Source::Generic(self.name.clone())
     }
 
-    fn webhook_enabled(&self, settings: &Settings) -> bool {
-        settings.webhook_enabled(&self.source())
-    }
-
     fn verify_webhook(
         &self,
         settings: &Settings,

@@ -26,10 +26,6 @@ impl Helpdesk for Gorgias {
         Source::Gorgias
     }
 
-    fn webhook_enabled(&self, settings: &Settings) -> bool {
-        settings.webhook_enabled(&Source::Gorgias)
-    }
-
     fn verify_webhook(
         &self,
         settings: &Settings,

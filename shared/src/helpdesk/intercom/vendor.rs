@@ -26,10 +26,6 @@ impl Helpdesk for Intercom {
         Source::Intercom
     }
 
-    fn webhook_enabled(&self, settings: &Settings) -> bool {
-        settings.webhook_enabled(&Source::Intercom)
-    }
-
     fn verify_webhook(
         &self,
         settings: &Settings,

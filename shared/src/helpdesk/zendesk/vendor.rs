@@ -27,10 +27,6 @@ impl Helpdesk for Zendesk {
         Source::Zendesk
     }
 
-    fn webhook_enabled(&self, settings: &Settings) -> bool {
-        settings.webhook_enabled(&Source::Zendesk)
-    }
-
     fn verify_webhook(
         &self,
         settings: &Settings,
