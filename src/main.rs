@@ -149,6 +149,13 @@ enum Command {
         #[command(flatten)]
         stack: Stack,
     },
+    /// Bring the state table up to this version's layout: makes sent-event records written by
+    /// earlier versions permanent (they carried a 30-day expiry). Safe to run while the
+    /// stack runs, and again.
+    Migrate {
+        #[command(flatten)]
+        stack: Stack,
+    },
     /// Print a shell completion script (e.g. `deskbridge completions bash > /etc/bash_completion.d/deskbridge`).
     Completions {
         #[arg(value_enum)]
@@ -236,6 +243,11 @@ async fn main() -> anyhow::Result<()> {
             let (sdk, settings, _) =
                 settings::load_for(stack.name.as_deref(), "status", &["STATE_TABLE"]).await?;
             ops::status(&sdk, &settings, watch, format).await?;
+        }
+        Command::Migrate { stack } => {
+            let (sdk, settings, _) =
+                settings::load_for(stack.name.as_deref(), "migrate", &["STATE_TABLE"]).await?;
+            ops::migrate(&sdk, &settings).await?;
         }
         Command::Completions { shell } => {
             clap_complete::generate(

@@ -124,6 +124,20 @@ fn api_state(settings: &Settings, source: &Source) -> String {
         .unwrap_or_else(|| "off".into())
 }
 
+/// `deskbridge migrate`: makes the sent-event records of earlier versions permanent.
+pub async fn migrate(sdk: &aws_config::SdkConfig, settings: &Settings) -> anyhow::Result<()> {
+    let store = store(sdk, settings)?;
+    let kept = store
+        .keep_sent_events()
+        .await
+        .context("making sent-event records permanent")?;
+    println!(
+        "{kept} sent-event record(s) in {} made permanent",
+        store.table()
+    );
+    Ok(())
+}
+
 fn store(sdk: &aws_config::SdkConfig, settings: &Settings) -> anyhow::Result<DynamoStateStore> {
     Ok(DynamoStateStore::new(
         aws_sdk_dynamodb::Client::new(sdk),

@@ -492,3 +492,95 @@ async fn logs_go_to_stderr_without_colour_codes_off_a_terminal() {
         );
     }
 }
+
+/// The item under `key` in `table`, as DynamoDB holds it.
+async fn item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &str,
+) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    client
+        .get_item()
+        .table_name(table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(key.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("read")
+        .item
+}
+
+#[tokio::test]
+async fn migrate_makes_earlier_sent_event_records_permanent_and_nothing_else() {
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "cli-migrate").await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let expiry = (Utc::now().timestamp() + 86_400).to_string();
+    let put = |pk: &str, status: &str, expires: bool| {
+        let mut put = client
+            .put_item()
+            .table_name(&res.table)
+            .item("pk", Av::S(pk.into()))
+            .item("status", Av::S(status.into()));
+        if expires {
+            put = put.item("expires_at", Av::N(expiry.clone()));
+        }
+        if status == "pending" {
+            put = put.item("claimed_at", Av::N(Utc::now().timestamp().to_string()));
+        }
+        put.send()
+    };
+    // Two sent events as earlier versions left them, one as this version writes it, one event
+    // being sent, and a webhook delivery record (which is meant to expire).
+    let legacy = [
+        "event#zendesk:ticket:1:ticket.created",
+        "event#gorgias:ticket:9:ticket.closed:2026-11-02",
+    ];
+    for key in legacy {
+        put(key, "done", true).await.expect("put");
+    }
+    put("event#zendesk:ticket:2:ticket.created", "done", false)
+        .await
+        .expect("put");
+    put("event#zendesk:ticket:3:ticket.created", "pending", true)
+        .await
+        .expect("put");
+    put("delivery#zendesk#abc", "done", true)
+        .await
+        .expect("put");
+
+    let env = [("STATE_TABLE", res.table.as_str())];
+    let out = deskbridge(&["migrate"], &env).await;
+    assert!(out.status.success(), "{}", both(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("2 sent-event record(s) in {} made permanent", res.table)
+    );
+    for key in legacy {
+        let got = item(&client, &res.table, key).await.expect("kept");
+        assert!(!got.contains_key("expires_at"), "{key}: {got:?}");
+        assert_eq!(got.get("status"), Some(&Av::S("done".into())), "{key}");
+    }
+    // The claim in flight and the delivery record keep their expiry.
+    for key in [
+        "event#zendesk:ticket:3:ticket.created",
+        "delivery#zendesk#abc",
+    ] {
+        let got = item(&client, &res.table, key).await.expect("there");
+        assert_eq!(got.get("expires_at"), Some(&Av::N(expiry.clone())), "{key}");
+    }
+    let pending = item(&client, &res.table, "event#zendesk:ticket:3:ticket.created")
+        .await
+        .expect("there");
+    assert_eq!(pending.get("status"), Some(&Av::S("pending".into())));
+
+    // Run again: nothing left to change.
+    let again = deskbridge(&["migrate"], &env).await;
+    assert!(again.status.success(), "{}", both(&again));
+    assert!(
+        stdout(&again).starts_with("0 sent-event record(s)"),
+        "{}",
+        both(&again)
+    );
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{Claim, Doc, StateError, StateStore};
@@ -67,9 +68,7 @@ impl DynamoStateStore {
 /// Rounds of put, read and take-over before a claim that keeps changing counts as busy.
 const CLAIM_ATTEMPTS: usize = 3;
 
-fn is_condition_failure<R>(
-    e: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R>,
-) -> bool {
+fn is_condition_failure<R>(e: &SdkError<PutItemError, R>) -> bool {
     e.as_service_error()
         .is_some_and(|s| s.is_conditional_check_failed_exception())
 }
@@ -90,24 +89,76 @@ impl DynamoStateStore {
             .map_err(unavailable)
     }
 
+    /// Makes every sent-event record of the table permanent: drops the 30-day expiry that
+    /// records written by earlier versions carry (see [`super::is_permanent`]). One paged scan
+    /// for done `event#` records with an `expires_at`, one conditional update each; safe to run
+    /// while the stack runs, and again (it finds nothing the second time). Returns how many
+    /// records it changed.
+    pub async fn keep_sent_events(&self) -> Result<u64, StateError> {
+        let mut changed = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression(
+                    "begins_with(#pk, :event) AND #status = :done AND attribute_exists(#exp)",
+                )
+                .projection_expression("#pk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_names("#exp", TTL_ATTRIBUTE)
+                .expression_attribute_values(":event", AttributeValue::S("event#".into()))
+                .expression_attribute_values(":done", AttributeValue::S("done".into()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                if let Some(Ok(key)) = item.get(PK).map(|v| v.as_s()) {
+                    self.remove_expiry(key)
+                        .await
+                        .map_err(|e| StateError(format!("{key}: {}", DisplayErrorContext(&e))))?;
+                    changed += 1;
+                }
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(changed);
+            }
+        }
+    }
+
     /// Drops the expiry of the done record under `key`: an event record written before event
     /// records were permanent still carries the 30-day expiry of the time. Best effort: the
     /// next read tries again.
     async fn keep(&self, key: &str) {
-        let update = self
+        if let Err(e) = self.remove_expiry(key).await {
+            tracing::warn!(key, error = %DisplayErrorContext(&e), "state: could not make a sent event's record permanent; trying again when it is next read");
+        }
+    }
+
+    /// Writes the done record under `key` again without its expiry, if it is still done. A done
+    /// record holds only its key and status, so the put is the record minus `expires_at`; a put
+    /// rather than an `UpdateItem` keeps the functions' roles to the writes they already have.
+    async fn remove_expiry(&self, key: &str) -> Result<(), SdkError<PutItemError>> {
+        let put = self
             .client
-            .update_item()
+            .put_item()
             .table_name(&self.table)
-            .key(PK, AttributeValue::S(key.to_string()))
-            .update_expression("REMOVE #exp")
+            .item(PK, AttributeValue::S(key.to_string()))
+            .item("status", AttributeValue::S("done".into()))
             .condition_expression("#status = :done")
-            .expression_attribute_names("#exp", TTL_ATTRIBUTE)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":done", AttributeValue::S("done".into()))
             .send()
             .await;
-        if let Err(e) = update {
-            tracing::warn!(key, error = %DisplayErrorContext(&e), "state: could not make a sent event's record permanent; trying again when it is next read");
+        match put {
+            Ok(_) => Ok(()),
+            // No longer done (released and claimed again meanwhile): nothing to keep.
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
