@@ -106,6 +106,24 @@ fn message(n: usize, origin: Origin, seen: chrono::DateTime<Utc>) -> Message {
         .with_ymd_and_hms(2026, 3, 3, 16, 30, 0)
         .single()
         .expect("time");
+    reporting(
+        n,
+        origin,
+        seen,
+        vec![
+            event(EventKind::TicketCreated, created),
+            event(EventKind::TicketClosed, solved),
+        ],
+    )
+}
+
+/// Ticket 77's `events` as a path reports them at `seen`.
+fn reporting(
+    n: usize,
+    origin: Origin,
+    seen: chrono::DateTime<Utc>,
+    events: Vec<SupportEvent>,
+) -> Message {
     let job = Job {
         id: format!("zendesk:lifetime-{n}"),
         source: Source::Zendesk,
@@ -120,10 +138,7 @@ fn message(n: usize, origin: Origin, seen: chrono::DateTime<Utc>) -> Message {
                 ..Default::default()
             },
             observed_at: seen,
-            events: vec![
-                event(EventKind::TicketCreated, created),
-                event(EventKind::TicketClosed, solved),
-            ],
+            events,
             ..Default::default()
         }],
     };
@@ -273,4 +288,87 @@ async fn a_solved_tickets_events_are_sent_once_whatever_reports_them_months_late
         .await;
     assert!(report.failed.is_empty(), "{report:?}");
     assert_eq!(events_received(&server).await, first);
+}
+
+/// One solve is one event whichever path reports it and at whatever second (the webhook just
+/// before midnight, the sync's `solved_at` just after); a solve, a reopen and a second solve on
+/// one day are three; a solve sent by an earlier version under its day-keyed id is not sent
+/// again when reported under its instant.
+#[tokio::test]
+async fn a_solve_is_one_event_at_any_hour_and_two_solves_are_two() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "milestones").await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let time = |d, h, m, s| {
+        Utc.with_ymd_and_hms(2026, 3, d, h, m, s)
+            .single()
+            .expect("time")
+    };
+    let clock = Arc::new(ManualClock::new(time(2, 0, 5, 0)));
+    let server = brevo().await;
+    let brevo = BrevoClient::new("xkeysib-test", &format!("{}/v3", server.uri()))
+        .expect("client")
+        .with_governor(Arc::new(RateGovernor::new(1000, 1_000_000)));
+    let state = DynamoStateStore::new(client.clone(), res.table.clone()).with_clock(clock.clone());
+    let upserter =
+        Upserter::new(brevo, state.clone(), NoLookup, Mapping::default()).with_clock(clock.clone());
+    let deliver = |n, origin, events: Vec<SupportEvent>| {
+        let message = reporting(n, origin, clock.now(), events);
+        let upserter = &upserter;
+        async move {
+            let report = upserter.handle(&[message]).await;
+            assert!(report.failed.is_empty(), "{report:?}");
+        }
+    };
+    let closed = |t| event(EventKind::TicketClosed, t);
+    let reopened = |t| event(EventKind::TicketReopened, t);
+
+    // An earlier version sent the solve of 20 February under its day-keyed id.
+    let old_solve = Utc
+        .with_ymd_and_hms(2026, 2, 20, 14, 0, 0)
+        .single()
+        .expect("time");
+    let legacy = SupportEvent::day_id("zendesk:ticket:77", EventKind::TicketClosed, old_solve);
+    state
+        .complete(&format!("event#{legacy}"), None)
+        .await
+        .expect("legacy record");
+    deliver(1, Origin::Sync, vec![closed(old_solve)]).await;
+    assert!(
+        events_received(&server).await.is_empty(),
+        "sent before, not again"
+    );
+
+    // The webhook sees the solve at 23:59:59, the sync reads `solved_at` as 00:00:01.
+    deliver(2, Origin::Webhook, vec![closed(time(1, 23, 59, 59))]).await;
+    deliver(3, Origin::Sync, vec![closed(time(2, 0, 0, 1))]).await;
+    assert_eq!(events_received(&server).await, ["SUPPORT_TICKET_RESOLVED"]);
+
+    // Reopened and solved again that morning, as the webhook reports it.
+    deliver(4, Origin::Webhook, vec![reopened(time(2, 9, 0, 0))]).await;
+    deliver(5, Origin::Webhook, vec![closed(time(2, 9, 1, 0))]).await;
+    let expected = [
+        "SUPPORT_TICKET_REOPENED",
+        "SUPPORT_TICKET_RESOLVED",
+        "SUPPORT_TICKET_RESOLVED",
+    ];
+    assert_eq!(events_received(&server).await, expected);
+
+    // The sync reads the ticket's whole history, each instant a second off, and a month later
+    // (after every expiry) the webhook deliveries come again: nothing new.
+    clock.advance(31 * DAY);
+    deliver(
+        6,
+        Origin::Sync,
+        vec![
+            closed(old_solve),
+            closed(time(2, 0, 0, 2)),
+            reopened(time(2, 9, 0, 1)),
+            closed(time(2, 9, 1, 1)),
+        ],
+    )
+    .await;
+    deliver(7, Origin::Webhook, vec![closed(time(1, 23, 59, 59))]).await;
+    deliver(8, Origin::Webhook, vec![closed(time(2, 9, 1, 0))]).await;
+    assert_eq!(events_received(&server).await, expected);
 }

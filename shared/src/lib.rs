@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod mapping;
 pub mod memory;
 pub mod metrics;
+pub mod milestones;
 pub mod model;
 pub mod plan;
 pub mod queue;

@@ -234,6 +234,11 @@ impl StateStore for MemoryStateStore {
         Ok(())
     }
 
+    async fn is_done(&self, key: &str) -> Result<bool, StateError> {
+        self.check()?;
+        Ok(self.lock().get(key) == Some(&true))
+    }
+
     async fn load_doc(&self, key: &str) -> Result<Option<Doc>, StateError> {
         self.check()?;
         let docs = self.docs.lock().unwrap_or_else(|e| e.into_inner());

@@ -235,6 +235,21 @@ impl EventKind {
     pub fn from_key(key: &str) -> Option<EventKind> {
         EventKind::ALL.into_iter().find(|k| k.key() == key)
     }
+
+    /// Whether the kind happens once per subject (a ticket or a customer is created once);
+    /// the others can happen again (a second solve, a new rating).
+    pub fn is_once(self) -> bool {
+        matches!(self, EventKind::TicketCreated | EventKind::CustomerCreated)
+    }
+
+    /// The milestone that undoes this one: a reopen between two solves makes them two.
+    pub fn opposite(self) -> Option<EventKind> {
+        match self {
+            EventKind::TicketClosed => Some(EventKind::TicketReopened),
+            EventKind::TicketReopened => Some(EventKind::TicketClosed),
+            _ => None,
+        }
+    }
 }
 
 /// A ticket or conversation milestone for the person's Brevo timeline.
@@ -257,28 +272,47 @@ pub struct SupportEvent {
 impl SupportEvent {
     /// Builds the stable id of a happening about `subject` (e.g. `ticket:5158`).
     ///
-    /// The id must come out the same whichever path reports the happening (a webhook, a vendor
-    /// retry with a new delivery id, or the batch sync reading the ticket later), and those paths
-    /// disagree on the exact second. So creations are keyed by subject alone (a ticket or a
-    /// customer is created once), and other milestones by subject and UTC day: a ticket solved
-    /// twice on one day reaches the timeline once, which also keeps follow-up automations from
-    /// firing twice.
+    /// Creations are keyed by subject alone (a ticket or a customer is created once). Other
+    /// milestones are keyed by subject, kind and the instant the helpdesk gives for them (the
+    /// solve's `solved_at`, the close part's `created_at`, `closed_datetime`, …), in epoch
+    /// seconds, so two solves of one ticket are two events at any hour and in any time zone.
+    /// The webhook and the sync can see one happening a second or two apart: the upsert
+    /// function matches such ids to the one it registered first (see
+    /// [`crate::milestones`]).
     pub fn stable_id(
         source: &Source,
         subject: &str,
         kind: EventKind,
         occurred_at: DateTime<Utc>,
     ) -> String {
-        match kind {
-            EventKind::TicketCreated | EventKind::CustomerCreated => {
-                format!("{source}:{subject}:{}", kind.key())
-            }
-            _ => format!(
-                "{source}:{subject}:{}:{}",
-                kind.key(),
-                occurred_at.format("%Y-%m-%d")
-            ),
+        let thread = format!("{source}:{subject}");
+        if kind.is_once() {
+            format!("{thread}:{}", kind.key())
+        } else {
+            format!("{thread}:{}:{}", kind.key(), occurred_at.timestamp())
         }
+    }
+
+    /// The id earlier versions gave a milestone: keyed by UTC day (`…:ticket.closed:2025-01-08`).
+    /// Sent events keep these ids in the ledger; [`crate::milestones`] reuses them.
+    pub fn day_id(thread: &str, kind: EventKind, occurred_at: DateTime<Utc>) -> String {
+        format!("{thread}:{}:{}", kind.key(), occurred_at.format("%Y-%m-%d"))
+    }
+
+    /// Splits an instant-keyed [`stable_id`](Self::stable_id) of a repeatable `kind` into its
+    /// thread (`zendesk:ticket:5158`) and instant; `None` for creations and any other id
+    /// (a day-keyed id of an earlier version, an id a helpdesk integration made up).
+    pub fn milestone_of(id: &str, kind: EventKind) -> Option<(&str, DateTime<Utc>)> {
+        if kind.is_once() {
+            return None;
+        }
+        let (head, seconds) = id.rsplit_once(':')?;
+        let thread = head.strip_suffix(kind.key())?.strip_suffix(':')?;
+        if seconds.is_empty() || !seconds.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let at = DateTime::from_timestamp(seconds.parse().ok()?, 0)?;
+        (!thread.is_empty()).then_some((thread, at))
     }
 }
 
@@ -310,27 +344,49 @@ mod tests {
     }
 
     #[test]
-    fn stable_ids_ignore_the_exact_second() {
+    fn stable_ids_are_keyed_by_the_instant_and_parse_back() {
         use chrono::TimeZone;
         let a = Utc
-            .with_ymd_and_hms(2025, 1, 8, 10, 12, 7)
+            .with_ymd_and_hms(2025, 1, 8, 23, 59, 59)
             .single()
             .expect("time");
         let b = Utc
-            .with_ymd_and_hms(2025, 1, 8, 10, 12, 9)
-            .single()
-            .expect("time");
-        let next_day = Utc
-            .with_ymd_and_hms(2025, 1, 9, 8, 0, 0)
+            .with_ymd_and_hms(2025, 1, 9, 0, 0, 1)
             .single()
             .expect("time");
         let z = Source::Zendesk;
         let closed = |t| SupportEvent::stable_id(&z, "ticket:1", EventKind::TicketClosed, t);
-        assert_eq!(closed(a), closed(b));
-        assert_ne!(closed(a), closed(next_day));
+        assert_eq!(closed(a), "zendesk:ticket:1:ticket.closed:1736380799");
+        assert_ne!(closed(a), closed(b));
+        assert_eq!(
+            SupportEvent::milestone_of(&closed(a), EventKind::TicketClosed),
+            Some(("zendesk:ticket:1", a))
+        );
+        // Not the kind named, a creation, a day-keyed id: no milestone.
+        assert_eq!(
+            SupportEvent::milestone_of(&closed(a), EventKind::TicketReopened),
+            None
+        );
         let created = |t| SupportEvent::stable_id(&z, "ticket:1", EventKind::TicketCreated, t);
-        assert_eq!(created(a), created(next_day));
+        assert_eq!(created(a), created(b));
         assert_eq!(created(a), "zendesk:ticket:1:ticket.created");
+        assert_eq!(
+            SupportEvent::milestone_of(&created(a), EventKind::TicketCreated),
+            None
+        );
+        let day = SupportEvent::day_id("zendesk:ticket:1", EventKind::TicketClosed, a);
+        assert_eq!(day, "zendesk:ticket:1:ticket.closed:2025-01-08");
+        assert_eq!(
+            SupportEvent::milestone_of(&day, EventKind::TicketClosed),
+            None
+        );
+        // A source with a colon in its name.
+        let g = Source::Generic("cinnox".into());
+        let id = SupportEvent::stable_id(&g, "ticket:E-1", EventKind::SurveyResponded, a);
+        assert_eq!(
+            SupportEvent::milestone_of(&id, EventKind::SurveyResponded),
+            Some(("generic:cinnox:ticket:E-1", a))
+        );
     }
 
     #[test]

@@ -77,8 +77,11 @@ impl BrevoWrites {
 /// One support event of a record, as Brevo gets it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventWrite {
-    /// The canonical event id (what dedupes it).
+    /// The canonical event id (what dedupes it); for a repeatable milestone, the id its path
+    /// gave it, which the upsert function identifies before sending (see
+    /// [`crate::milestones`]).
     pub id: String,
+    pub kind: EventKind,
     /// The Brevo event; `None` when the mapping does not send this kind.
     pub request: Option<EventRequest>,
 }
@@ -131,6 +134,7 @@ pub fn plan(
         .iter()
         .map(|event| EventWrite {
             id: event.id.clone(),
+            kind: event.kind,
             request: event_request(mapping, source, key.as_ref(), sms, ledger, event),
         })
         .collect();

@@ -45,6 +45,8 @@ pub trait StateStore: Send + Sync {
     async fn complete(&self, key: &str, ttl: Option<Duration>) -> Result<(), StateError>;
     /// Drops a claim whose work failed, so a retry starts fresh.
     async fn release(&self, key: &str) -> Result<(), StateError>;
+    /// Whether `key` is claimed and done (and not expired): a read, no claim taken.
+    async fn is_done(&self, key: &str) -> Result<bool, StateError>;
     /// A JSON document stored under `key` (a contact's ledger), with its revision.
     async fn load_doc(&self, key: &str) -> Result<Option<Doc>, StateError>;
     /// Stores `text` under `key` if the stored revision is still `rev` (`None`: only if nothing

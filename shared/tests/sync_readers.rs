@@ -1593,7 +1593,10 @@ async fn gorgias_surveys_reread_a_two_week_window() {
             .expect("survey of day 0")
             .events[0]
             .id,
-        "gorgias:ticket:98000:satisfaction_survey.responded:2025-01-10"
+        format!(
+            "gorgias:ticket:98000:satisfaction_survey.responded:{}",
+            at(DAY + 2 * 86_400).timestamp()
+        )
     );
 
     // A day later, with the bookmark: only surveys created in the last 14 days are read again.

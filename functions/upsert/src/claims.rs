@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use deskbridge_shared::brevo::BrevoApi;
 use deskbridge_shared::helpdesk::PersonLookup;
+use deskbridge_shared::milestones::{self, Report};
 use deskbridge_shared::model::Job;
+use deskbridge_shared::plan::EventWrite;
 use deskbridge_shared::queue::Message;
 use deskbridge_shared::state::{StateError, StateStore};
 use futures::StreamExt;
@@ -32,6 +34,54 @@ pub const EVENT_CLAIM_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 pub(crate) const STATE_CONCURRENCY: usize = 16;
 
 impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
+    /// Gives each repeatable milestone among `events` (solves, reopens, ratings) the id of the
+    /// happening it is, registering new happenings ([`milestones`]): the webhook and the sync
+    /// name one solve the same way, and two solves stay two. Threads are done concurrently, the
+    /// events of one thread together. Returns the threads that could not be identified (the
+    /// state store failed), as the indexes of their events with the error; those events keep
+    /// their ids and must not be sent now.
+    pub(crate) async fn identify(
+        &self,
+        events: &mut [&mut EventWrite],
+    ) -> Vec<(Vec<usize>, StateError)> {
+        let reports: Vec<Report> = events
+            .iter()
+            .map(|e| Report {
+                kind: e.kind,
+                id: e.id.clone(),
+            })
+            .collect();
+        let groups = milestones::threads(&reports);
+        if groups.is_empty() {
+            return Vec::new();
+        }
+        let work = groups.into_iter().map(|(thread, members)| {
+            let these: Vec<Report> = members.iter().map(|&i| reports[i].clone()).collect();
+            async move {
+                let ids = milestones::identify_thread(&self.state, &thread, &these).await;
+                (members, ids)
+            }
+        });
+        let done: Vec<_> = futures::stream::iter(work)
+            .buffer_unordered(STATE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut failed = Vec::new();
+        for (members, ids) in done {
+            match ids {
+                Ok(ids) => {
+                    for (i, id) in members.into_iter().zip(ids) {
+                        if let Some(event) = events.get_mut(i) {
+                            event.id = id;
+                        }
+                    }
+                }
+                Err(e) => failed.push((members, e)),
+            }
+        }
+        failed
+    }
+
     /// Marks a sent event done, retried here a few times. If the state store still refuses,
     /// the event is noted in `batch`: its message goes back to the queue carrying the event id
     /// ([`RetryRecord::sent`]), and the next attempt marks it instead of sending it again.

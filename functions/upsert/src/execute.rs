@@ -11,7 +11,7 @@ use deskbridge_shared::brevo::{
 use deskbridge_shared::helpdesk::PersonLookup;
 use deskbridge_shared::identity::mask;
 use deskbridge_shared::model::{Job, Record, Source};
-use deskbridge_shared::plan::{self, BrevoWrites, SMS};
+use deskbridge_shared::plan::{self, BrevoWrites, EventWrite, SMS};
 use deskbridge_shared::state::{self, Claim, StateStore};
 use serde_json::Value;
 
@@ -96,7 +96,12 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             }
         }
 
-        for event in &writes.events {
+        let mut events = writes.events.clone();
+        let mut refs: Vec<&mut EventWrite> = events.iter_mut().collect();
+        if let Some((_, e)) = self.identify(&mut refs).await.into_iter().next() {
+            return Err(Retry(format!("identifying the events of {subject}: {e}")));
+        }
+        for event in &events {
             let Some(request) = &event.request else {
                 stats.events_unmapped += 1;
                 continue;

@@ -46,6 +46,9 @@ impl StateStore for Store {
     async fn release(&self, key: &str) -> Result<(), StateError> {
         self.inner.release(key).await
     }
+    async fn is_done(&self, key: &str) -> Result<bool, StateError> {
+        self.inner.is_done(key).await
+    }
     async fn load_doc(&self, key: &str) -> Result<Option<Doc>, StateError> {
         self.inner.load_doc(key).await
     }

@@ -284,6 +284,25 @@ impl StateStore for DynamoStateStore {
         Ok(())
     }
 
+    async fn is_done(&self, key: &str) -> Result<bool, StateError> {
+        let got = self.read(key).await?;
+        let Some(item) = got.item() else {
+            return Ok(false);
+        };
+        let done = item
+            .get("status")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+            == Some("done");
+        // TTL deletion is lazy: an expired record counts as absent, as in `claim`.
+        let expired = item
+            .get(TTL_ATTRIBUTE)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .is_some_and(|at| at < self.now());
+        Ok(done && !expired)
+    }
+
     async fn load_doc(&self, key: &str) -> Result<Option<Doc>, StateError> {
         let got = self.read(key).await?;
         let Some(item) = got.item() else {

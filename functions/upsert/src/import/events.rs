@@ -18,6 +18,30 @@ use crate::upserter::Upserter;
 pub const EVENTS_PER_BATCH: usize = 100;
 
 impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
+    /// Before step 6: the repeatable milestones of the written contacts get the ids of the
+    /// happenings they are ([`Upserter::identify`]); a job whose events could not be identified
+    /// fails (its message is retried) and sends none of them now.
+    pub(super) async fn identify_sync_events(&self, targets: &mut [Target], run: &mut SyncRun) {
+        let mut jobs = Vec::new();
+        let mut events = Vec::new();
+        for target in targets.iter_mut() {
+            if !run.ok(target.job) {
+                continue;
+            }
+            for event in &mut target.writes.events {
+                jobs.push(target.job);
+                events.push(event);
+            }
+        }
+        for (members, e) in self.identify(&mut events).await {
+            for i in members {
+                if let Some(&job) = jobs.get(i) {
+                    run.fail(job, &format!("identifying events: {e}"));
+                }
+            }
+        }
+    }
+
     /// Step 6: claims the events of the written contacts, sends the new ones in batches,
     /// completes the claims of those sent and releases the others.
     pub(super) async fn send_sync_events<'a>(

@@ -238,6 +238,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         let mut targets = self.import_all(imports, &mut run).await;
         targets.extend(self.upsert_singles(singles, &mut run).await);
         self.leave_lists(&targets, &mut run).await;
+        self.identify_sync_events(&mut targets, &mut run).await;
         self.send_sync_events(&targets, taken, &mut run).await;
         run
     }

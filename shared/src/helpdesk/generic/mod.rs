@@ -365,7 +365,7 @@ mod tests {
         assert_eq!(r.events[0].kind, EventKind::TicketClosed);
         assert_eq!(
             r.events[0].id,
-            "generic:cinnox:ticket:ENQ-20250108-0042:ticket.closed:2025-01-08"
+            "generic:cinnox:ticket:ENQ-20250108-0042:ticket.closed:1736354400"
         );
 
         let created = ENQUIRY_NEW.replace("enquiry.new", "contact.created");

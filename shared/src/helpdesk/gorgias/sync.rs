@@ -422,7 +422,7 @@ mod tests {
         assert_eq!(e.properties["score"], 5);
         assert_eq!(
             e.id,
-            "gorgias:ticket:98765:satisfaction_survey.responded:2025-01-09"
+            "gorgias:ticket:98765:satisfaction_survey.responded:1736409600"
         );
 
         let sent = serde_json::json!({"id": 7002, "ticket_id": 1, "customer_id": 2, "score": null,

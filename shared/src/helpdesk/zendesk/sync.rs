@@ -601,7 +601,10 @@ mod tests {
         assert_eq!(e.properties["score"], "good");
         assert_eq!(e.properties["remark"], "Thanks!");
         assert_eq!(e.ticket_id.as_deref(), Some("42"));
-        assert!(e.id.starts_with("zendesk:ticket:42:satisfaction_survey.responded:2025-01-09"));
+        assert_eq!(
+            e.id,
+            "zendesk:ticket:42:satisfaction_survey.responded:1736416800"
+        );
 
         let offered = json!({"id": 1, "score": "offered", "ticket_id": 42, "requester_id": 7,
             "created_at": "2025-01-08T10:00:00Z", "updated_at": "2025-01-08T10:00:00Z"});
