@@ -12,7 +12,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use deskbridge::serve;
+use deskbridge::commands::serve;
 use deskbridge_shared::helpdesk::signature;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;

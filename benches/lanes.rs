@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use deskbridge::serve;
+use deskbridge::commands::serve;
 use deskbridge_shared::helpdesk::signature;
 use deskbridge_shared::model::{Job, Origin, Person, Record, Source};
 use serde_json::{Value, json};

@@ -3,8 +3,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use deskbridge::output::{self, Format, FormatArgs};
-use deskbridge::{config_cmd, demo, ops, serve, settings, stack};
-use deskbridge_shared::infra;
+use deskbridge::{commands, settings};
 
 /// deskbridge: helpdesk → Brevo connector. Runs the Lambda handlers locally and operates a deployment.
 #[derive(Debug, Parser)]
@@ -42,8 +41,8 @@ enum CheckArg {
 }
 
 impl CheckArg {
-    fn target(self) -> deskbridge::admin::CheckTarget {
-        use deskbridge::admin::CheckTarget;
+    fn target(self) -> commands::check::CheckTarget {
+        use commands::check::CheckTarget;
         use deskbridge_shared::model::Source;
         match self {
             CheckArg::Zendesk => CheckTarget::Source(Source::Zendesk),
@@ -143,7 +142,7 @@ enum Command {
         dry_run: bool,
         /// Which dead-letter queue(s).
         #[arg(long, value_enum, default_value = "both")]
-        queue: deskbridge::admin::ReplayQueue,
+        queue: commands::replay::ReplayQueue,
         #[command(flatten)]
         format: FormatArgs,
         #[command(flatten)]
@@ -187,20 +186,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Bootstrap { prefix } => {
             output::init_logs();
             let sdk = deskbridge_shared::aws::sdk_config().await;
-            let created = infra::bootstrap(
-                &aws_sdk_dynamodb::Client::new(&sdk),
-                &aws_sdk_sqs::Client::new(&sdk),
-                &infra::Names::new(&prefix),
-            )
-            .await?;
-            for line in created.env_lines() {
-                println!("{line}");
-            }
+            commands::bootstrap::run(&sdk, &prefix).await?;
         }
         Command::Serve { port } => {
             output::init_logs();
             let (sdk, settings) = settings::load().await?;
-            serve::run(&sdk, settings, port, serve::shutdown_signal()).await?;
+            commands::serve::run(&sdk, settings, port, commands::serve::shutdown_signal()).await?;
         }
         Command::Sync {
             source,
@@ -221,7 +212,7 @@ async fn main() -> anyhow::Result<()> {
                 SyncSource::Intercom => "intercom",
                 SyncSource::Gorgias => "gorgias",
             };
-            ops::sync(
+            commands::sync::sync(
                 &sdk,
                 &settings,
                 source,
@@ -242,12 +233,12 @@ async fn main() -> anyhow::Result<()> {
             }
             let (sdk, settings, _) =
                 settings::load_for(stack.name.as_deref(), "status", &["STATE_TABLE"]).await?;
-            ops::status(&sdk, &settings, watch, format).await?;
+            commands::status::status(&sdk, &settings, watch, format).await?;
         }
         Command::Migrate { stack } => {
             let (sdk, settings, _) =
                 settings::load_for(stack.name.as_deref(), "migrate", &["STATE_TABLE"]).await?;
-            ops::migrate(&sdk, &settings).await?;
+            commands::migrate::migrate(&sdk, &settings).await?;
         }
         Command::Completions { shell } => {
             clap_complete::generate(
@@ -259,12 +250,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Demo { url, wait, files } => {
             let files = if files.is_empty() {
-                demo::default_files().context("listing events/")?
+                commands::demo::default_files().context("listing events/")?
             } else {
                 files
             };
             let (sdk, settings) = settings::load().await?;
-            demo::run(
+            commands::demo::run(
                 &sdk,
                 &settings,
                 &url,
@@ -277,180 +268,28 @@ async fn main() -> anyhow::Result<()> {
             apply,
             format,
             stack,
-        } => {
-            let format = format.resolve();
-            let (sdk, settings, _) = settings::load_for(stack.name.as_deref(), "plan", &[]).await?;
-            // With a stack: the deployed configuration is checked and compared with the local
-            // file (DESKBRIDGE_CONFIG as a path), which is what the plan below then uses.
-            let mut drift = false;
-            let mut configuration = serde_json::Value::Null;
-            if let Some(name) = stack.name.as_deref().filter(|n| !n.trim().is_empty()) {
-                let env = deskbridge_shared::config::Vars::from_env();
-                let from_stack = stack::variables(&sdk, name).await?;
-                let arn = config_cmd::target_secret(Some(name), &from_stack, &env)?;
-                let deployed = config_cmd::deployed_text(&sdk, &arn).await?;
-                let local = match config_cmd::local_file(None, &env) {
-                    Some(path) => Some((
-                        std::fs::read_to_string(&path)
-                            .with_context(|| format!("reading {}", path.display()))?,
-                        path,
-                    )),
-                    None => None,
-                };
-                let mut said = Vec::new();
-                drift = config_cmd::report(
-                    name,
-                    local
-                        .as_ref()
-                        .map(|(text, path)| (path.as_path(), text.as_str())),
-                    &deployed,
-                    &mut said,
-                )?;
-                let said = String::from_utf8_lossy(&said).into_owned();
-                if format == Format::Json {
-                    configuration = serde_json::json!({
-                        "stack": name,
-                        "local_file": local.as_ref().map(|(_, path)| path.display().to_string()),
-                        "differs": drift,
-                        "report": said.lines().collect::<Vec<_>>(),
-                    });
-                } else {
-                    print!("{said}");
-                }
+        } => commands::plan::run(stack.name.as_deref(), apply, format.resolve()).await?,
+        Command::Config { action } => match action {
+            ConfigAction::Push { file, stack } => {
+                commands::config::run_push(stack.name.as_deref(), file.as_deref()).await?;
             }
-            let Some(brevo) = deskbridge::admin::brevo_client(&settings)? else {
-                anyhow::bail!(deskbridge::admin::PLAN_NEEDS_KEY);
-            };
-            let report = deskbridge::admin::plan_report(&settings, &brevo, apply).await?;
-            let mut stdout = std::io::stdout().lock();
-            if format == Format::Json {
-                let mut document = serde_json::to_value(&report)?;
-                if let Some(fields) = document.as_object_mut() {
-                    fields.insert("configuration".into(), configuration);
-                }
-                output::write_json(&mut stdout, &document)?;
-            } else {
-                report.write_plain(&mut stdout)?;
+            ConfigAction::Show { stack } => {
+                commands::config::run_show(stack.name.as_deref()).await?;
             }
-            drop(stdout);
-            let summary = report.summary;
-            if summary.failed > 0 {
-                anyhow::bail!("{} attributes could not be created", summary.failed);
-            }
-            if drift {
-                anyhow::bail!(
-                    "the local configuration differs from the deployed one (deskbridge config push deploys it)"
-                );
-            }
-            if summary.drift() > 0 {
-                anyhow::bail!(
-                    "Brevo does not match the mapping: {} missing, {} wrong type{}",
-                    summary.missing.saturating_sub(summary.created),
-                    summary.wrong_type,
-                    if apply {
-                        ""
-                    } else {
-                        " (deskbridge plan --apply creates missing attributes)"
-                    }
-                );
-            }
-        }
-        Command::Config { action } => {
-            let sdk = deskbridge_shared::aws::sdk_config().await;
-            let env = deskbridge_shared::config::Vars::from_env();
-            let (file, stack) = match &action {
-                ConfigAction::Push { file, stack } => (file.as_deref(), stack),
-                ConfigAction::Show { stack } => (None, stack),
-            };
-            let name = stack.name.as_deref().filter(|n| !n.trim().is_empty());
-            let from_stack = match name {
-                Some(name) => stack::variables(&sdk, name).await?,
-                None => Default::default(),
-            };
-            let arn = config_cmd::target_secret(name, &from_stack, &env)?;
-            match action {
-                ConfigAction::Push { .. } => {
-                    let Some(path) = config_cmd::local_file(file, &env) else {
-                        anyhow::bail!(
-                            "name the file to push (or set DESKBRIDGE_CONFIG to its path)"
-                        );
-                    };
-                    config_cmd::push(&sdk, &path, &arn, &mut std::io::stdout()).await?;
-                }
-                ConfigAction::Show { .. } => {
-                    print!("{}", config_cmd::deployed_text(&sdk, &arn).await?);
-                }
-            }
-        }
+        },
         Command::Check {
             target,
             format,
             stack,
         } => {
-            let format = format.resolve();
-            let (_sdk, settings, _) =
-                settings::load_for(stack.name.as_deref(), "check", &[]).await?;
-            let summary = if format == Format::Json {
-                let summary =
-                    deskbridge::admin::check(&settings, &target.target(), &mut std::io::sink())
-                        .await?;
-                output::write_json(
-                    &mut std::io::stdout().lock(),
-                    &serde_json::to_value(&summary)?,
-                )?;
-                summary
-            } else {
-                deskbridge::admin::check(&settings, &target.target(), &mut std::io::stdout())
-                    .await?
-            };
-            if summary.failed > 0 {
-                anyhow::bail!(
-                    "{} of {} checks failed",
-                    summary.failed,
-                    summary.failed + summary.passed
-                );
-            }
+            commands::check::run(stack.name.as_deref(), &target.target(), format.resolve()).await?;
         }
         Command::Replay {
             dry_run,
             queue,
             format,
             stack,
-        } => {
-            let format = format.resolve();
-            let needed: &[&str] = match queue {
-                deskbridge::admin::ReplayQueue::Both => &["UPSERT_QUEUE_URL", "SYNC_QUEUE_URL"],
-                deskbridge::admin::ReplayQueue::Upsert => &["UPSERT_QUEUE_URL"],
-                deskbridge::admin::ReplayQueue::Sync => &["SYNC_QUEUE_URL"],
-            };
-            let (sdk, settings, vars) =
-                settings::load_for(stack.name.as_deref(), "replay", needed).await?;
-            let sqs = aws_sdk_sqs::Client::new(&sdk);
-            let targets = deskbridge::admin::replay_targets(
-                &settings,
-                queue,
-                |name| vars.get(name),
-                Some(&sqs),
-            )
-            .await?;
-            let options = deskbridge::admin::ReplayOptions {
-                dry_run,
-                ..Default::default()
-            };
-            let queue = deskbridge_shared::queue::SqsQueue::new(sqs);
-            if format == Format::Json {
-                let counts =
-                    deskbridge::admin::replay(&queue, &targets, &options, &mut std::io::sink())
-                        .await?;
-                output::write_json(
-                    &mut std::io::stdout().lock(),
-                    &serde_json::json!({ "dry_run": dry_run, "queues": counts }),
-                )?;
-            } else {
-                deskbridge::admin::replay(&queue, &targets, &options, &mut std::io::stdout())
-                    .await?;
-            }
-        }
+        } => commands::replay::run(stack.name.as_deref(), queue, dry_run, format.resolve()).await?,
     }
     Ok(())
 }

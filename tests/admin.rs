@@ -4,10 +4,12 @@
 mod common;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use deskbridge::admin::{
-    self, CheckTarget, ReplayOptions, ReplayQueue, ReplayTarget, check, plan, replay,
-    replay_targets,
+use deskbridge::commands::check::{CheckTarget, check};
+use deskbridge::commands::plan::{self, plan};
+use deskbridge::commands::replay::{
+    ReplayOptions, ReplayQueue, ReplayTarget, replay, replay_targets,
 };
+use deskbridge::commands::{self};
 use deskbridge_shared::brevo::{BrevoClient, DryRunBrevo, DryRunOutput, RetryPolicy};
 use deskbridge_shared::config::{Settings, Vars};
 use deskbridge_shared::mapping::{FieldRule, Transform};
@@ -236,7 +238,7 @@ fn plan_settings(brevo: &str) -> Settings {
 }
 
 fn client(settings: &Settings) -> BrevoClient {
-    admin::brevo_client(settings)
+    commands::brevo_client(settings)
         .expect("client builds")
         .expect("a key is set")
         .with_retry(RetryPolicy::none())
@@ -432,7 +434,7 @@ async fn plan_without_a_brevo_key_says_it_needs_one() {
 /// attribute succeeds.
 async fn brevo_holding(leave_out: &[&str], retype: &[&str]) -> MockServer {
     let server = MockServer::start().await;
-    let needed = admin::needs(
+    let needed = plan::needs(
         &intercom_settings(Some(&server.uri()), None),
         &[Source::Intercom],
     );

@@ -549,7 +549,7 @@ async fn poll_once(
 
 /// Messages visible, in flight and delayed in `url`.
 async fn backlog(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
-    deskbridge::demo::queue_depth(sqs, url)
+    deskbridge::commands::demo::queue_depth(sqs, url)
         .await
         .unwrap_or(u64::MAX)
 }

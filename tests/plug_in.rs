@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use deskbridge::serve;
+use deskbridge::commands::serve;
 use deskbridge_shared::config::Settings;
 use deskbridge_shared::helpdesk::signature::AuthError;
 use deskbridge_shared::helpdesk::{Delivery, Helpdesk, ParseError, Parsed, Registry};
@@ -165,7 +165,7 @@ fn requests_to(all: &[Request], p: &str) -> Vec<Value> {
 }
 
 async fn queue_depth(sdk: &aws_config::SdkConfig, url: &str) -> u64 {
-    deskbridge::demo::queue_depth(&aws_sdk_sqs::Client::new(sdk), url)
+    deskbridge::commands::demo::queue_depth(&aws_sdk_sqs::Client::new(sdk), url)
         .await
         .expect("queue attributes")
 }

@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use deskbridge::{demo, serve};
+use deskbridge::commands::{demo, serve};
 use deskbridge_shared::config::Settings;
 use deskbridge_shared::helpdesk::generic::GenericAuth;
 use deskbridge_shared::helpdesk::signature;
@@ -126,7 +126,7 @@ async fn received(brevo: &MockServer) -> Vec<Request> {
 }
 
 async fn queue_depth(sdk: &aws_config::SdkConfig, url: &str) -> u64 {
-    deskbridge::demo::queue_depth(&aws_sdk_sqs::Client::new(sdk), url)
+    deskbridge::commands::demo::queue_depth(&aws_sdk_sqs::Client::new(sdk), url)
         .await
         .expect("queue attributes")
 }
@@ -755,7 +755,7 @@ async fn an_unavailable_queue_or_table_answers_503_so_the_vendor_retries() {
 #[tokio::test]
 async fn a_refusal_no_retry_can_fix_is_dead_lettered_at_once_and_replay_after_the_fix_delivers_it()
 {
-    use deskbridge::admin::{ReplayOptions, ReplayTarget, replay};
+    use deskbridge::commands::replay::{ReplayOptions, ReplayTarget, replay};
     use deskbridge_shared::queue::SqsQueue;
 
     let sdk = common::sdk().await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use common::IntercomContacts;
-use deskbridge::serve;
+use deskbridge::commands::serve;
 use deskbridge_shared::config::Settings;
 use deskbridge_shared::infra::Bootstrapped;
 use deskbridge_shared::model::Source;
@@ -172,7 +172,7 @@ fn futures_state(store: &DynamoStateStore, id: &StreamId) -> String {
 }
 
 async fn queue_depth(sdk: &aws_config::SdkConfig, url: &str) -> u64 {
-    deskbridge::demo::queue_depth(&aws_sdk_sqs::Client::new(sdk), url)
+    deskbridge::commands::demo::queue_depth(&aws_sdk_sqs::Client::new(sdk), url)
         .await
         .expect("queue attributes")
 }
@@ -375,7 +375,7 @@ async fn a_sync_without_api_credentials_says_why_and_queues_nothing() {
     let res = common::bootstrap(&sdk, "nocreds").await;
     // Webhook secrets only: no helpdesk API credentials.
     let settings = common::settings(&res, None, &[]);
-    let err = deskbridge::ops::sync(&sdk, &settings, "intercom", None, true, None)
+    let err = deskbridge::commands::sync::sync(&sdk, &settings, "intercom", None, true, None)
         .await
         .expect_err("nothing to sync");
     let message = err.to_string();

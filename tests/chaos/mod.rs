@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deskbridge::serve;
+use deskbridge::commands::serve;
 use deskbridge_shared::config::Settings;
 use deskbridge_shared::helpdesk::signature;
 use deskbridge_shared::infra::Bootstrapped;
@@ -578,7 +578,7 @@ pub fn watch_depth(
     let (sqs, url) = (aws_sdk_sqs::Client::new(sdk), url.to_string());
     tokio::spawn(async move {
         loop {
-            if let Ok(d) = deskbridge::demo::queue_depth(&sqs, &url).await {
+            if let Ok(d) = deskbridge::commands::demo::queue_depth(&sqs, &url).await {
                 gauge.store(d, Ordering::Relaxed);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -588,7 +588,7 @@ pub fn watch_depth(
 
 /// Messages visible and in flight in `url`.
 pub async fn depth(sdk: &aws_config::SdkConfig, url: &str) -> u64 {
-    deskbridge::demo::queue_depth(&aws_sdk_sqs::Client::new(sdk), url)
+    deskbridge::commands::demo::queue_depth(&aws_sdk_sqs::Client::new(sdk), url)
         .await
         .unwrap_or(u64::MAX)
 }

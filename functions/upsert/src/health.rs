@@ -14,7 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deskbridge_shared::brevo::{
-    AttributeInfo, BrevoApi, BrevoError, ContactKey, ContactUpsert, EventRequest, UpsertOutcome,
+    AttributeInfo, BrevoApi, BrevoError, ContactKey, ContactUpsert, EventRequest, ListInfo,
+    UpsertOutcome,
 };
 use serde_json::Value;
 
@@ -115,6 +116,9 @@ impl<B: BrevoApi> BrevoApi for Watched<'_, B> {
     }
     async fn account(&self) -> Result<Value, BrevoError> {
         self.note(self.inner.account().await)
+    }
+    async fn contact_lists(&self) -> Result<Vec<ListInfo>, BrevoError> {
+        self.note(self.inner.contact_lists().await)
     }
 }
 

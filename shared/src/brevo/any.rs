@@ -8,7 +8,8 @@ use serde_json::Value;
 use super::client::{BrevoClient, ClientBuildError};
 use super::dry_run::{DryRunBrevo, DryRunOutput, DryRunRequest};
 use super::{
-    AttributeInfo, BrevoApi, BrevoError, ContactKey, ContactUpsert, EventRequest, UpsertOutcome,
+    AttributeInfo, BrevoApi, BrevoError, ContactKey, ContactUpsert, EventRequest, ListInfo,
+    UpsertOutcome,
 };
 use crate::config::BrevoSettings;
 
@@ -116,6 +117,9 @@ impl BrevoApi for AnyBrevo {
     async fn account(&self) -> Result<Value, BrevoError> {
         forward!(self, c => c.account())
     }
+    async fn contact_lists(&self) -> Result<Vec<ListInfo>, BrevoError> {
+        forward!(self, c => c.contact_lists())
+    }
 }
 
 /// Lets one client be shared (`Arc<AnyBrevo>`, `Arc<DryRunBrevo>`) between handlers.
@@ -151,6 +155,9 @@ impl<T: BrevoApi + ?Sized> BrevoApi for Arc<T> {
     }
     async fn account(&self) -> Result<Value, BrevoError> {
         (**self).account().await
+    }
+    async fn contact_lists(&self) -> Result<Vec<ListInfo>, BrevoError> {
+        (**self).contact_lists().await
     }
 }
 

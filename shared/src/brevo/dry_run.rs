@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::client::{import_body, list_body};
 use super::redact::redact;
+use super::wire::{import_body, list_body};
 use super::{
-    AttributeInfo, BrevoApi, BrevoError, ContactKey, ContactUpsert, EventRequest, UpsertOutcome,
+    AttributeInfo, BrevoApi, BrevoError, ContactKey, ContactUpsert, EventRequest, ListInfo,
+    UpsertOutcome,
 };
 use crate::identity::mask;
 
@@ -201,6 +202,11 @@ impl BrevoApi for DryRunBrevo {
             });
         }
         Ok(())
+    }
+
+    async fn contact_lists(&self) -> Result<Vec<ListInfo>, BrevoError> {
+        self.record("GET", "/contacts/lists", None, "lists");
+        Ok(Vec::new())
     }
 
     async fn account(&self) -> Result<Value, BrevoError> {

@@ -7,6 +7,7 @@ mod client_tests;
 mod dry_run;
 mod governor;
 mod redact;
+mod wire;
 
 pub use any::{AnyBrevo, from_settings, from_settings_with};
 pub use client::{BrevoClient, CONNECT_TIMEOUT, ClientBuildError, REQUEST_TIMEOUT, RetryPolicy};
@@ -123,6 +124,14 @@ pub struct AttributeInfo {
     pub kind: Option<String>,
 }
 
+/// A Brevo contact list as listed by `GET /v3/contacts/lists`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListInfo {
+    pub id: i64,
+    #[serde(default)]
+    pub name: String,
+}
+
 /// What went wrong talking to Brevo, classified by what the caller should do.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum BrevoError {
@@ -195,4 +204,7 @@ pub trait BrevoApi: Send + Sync {
     async fn create_attribute(&self, name: &str, kind: &str) -> Result<(), BrevoError>;
     /// `GET /v3/account` — used by `deskbridge check brevo`.
     async fn account(&self) -> Result<Value, BrevoError>;
+    /// Every contact list of the account: `GET /v3/contacts/lists`, page by page (at most
+    /// 10,000 lists) — used by `deskbridge plan`.
+    async fn contact_lists(&self) -> Result<Vec<ListInfo>, BrevoError>;
 }

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::api::{CachePolicy, LookupError};
+use super::check::{CheckApi, CheckStreams};
 use super::parse::{ParseError, Parsed};
 use super::signature::AuthError;
 use crate::config::Settings;
@@ -88,6 +89,22 @@ pub trait Helpdesk: Send + Sync {
         _settings: &Settings,
         _client: &reqwest::Client,
     ) -> Option<Box<dyn SourceReader>> {
+        None
+    }
+
+    /// The variables its API access lacks here, as an operator would set them (empty when the
+    /// API is configured, and for a helpdesk without an API).
+    fn missing_api_variables(&self, _settings: &Settings) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    /// The streams `deskbridge check` reads one item of; `None` for a helpdesk without an API.
+    fn check_streams(&self) -> Option<CheckStreams> {
+        None
+    }
+
+    /// What `deskbridge check` calls besides the streams, when its API credentials are set.
+    fn check_api(&self, _settings: &Settings) -> Option<Arc<dyn CheckApi>> {
         None
     }
 }

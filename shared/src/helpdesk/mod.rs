@@ -5,6 +5,7 @@
 //! lists them. The free functions here serve the built-in registry.
 
 pub mod api;
+pub mod check;
 pub mod contract;
 pub mod generic;
 pub mod gorgias;
@@ -25,6 +26,7 @@ use crate::sync::SourceReader;
 pub use parse::{Delivery, MAX_JSON_DEPTH, ParseError, Parsed, body_hash, parse_json};
 
 pub use api::{CachePolicy, LookupError};
+pub use check::{CheckApi, CheckStreams, Finding};
 pub use contract::{Helpdesk, PersonApi};
 pub use lookup::{HelpdeskLookup, PersonLookup};
 pub use registry::Registry;

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::{STREAMS, sync, webhook};
 use crate::config::Settings;
 use crate::helpdesk::api::{CachePolicy, LookupError, get_json};
+use crate::helpdesk::check::{self, CheckApi, CheckStreams};
 use crate::helpdesk::contract::{Helpdesk, PersonApi};
 use crate::helpdesk::parse::{ParseError, Parsed};
 use crate::helpdesk::signature::{self, AuthError};
@@ -61,12 +62,7 @@ impl Helpdesk for Gorgias {
     }
 
     fn person_api(&self, settings: &Settings, _cache: CachePolicy) -> Option<Arc<dyn PersonApi>> {
-        let g = &settings.gorgias;
-        Some(Arc::new(GorgiasCustomers {
-            base: g.base_url.as_deref()?.trim_end_matches('/').to_string(),
-            email: g.email.clone()?,
-            api_key: g.api_key.clone()?,
-        }))
+        Some(Arc::new(GorgiasCustomers::from_settings(settings)?))
     }
 
     fn streams(&self) -> &'static [&'static str] {
@@ -88,6 +84,57 @@ impl Helpdesk for Gorgias {
             )
             .with_rate(Rate::gorgias().share(settings.sync_instances)),
         ))
+    }
+
+    fn missing_api_variables(&self, settings: &Settings) -> Vec<&'static str> {
+        let g = &settings.gorgias;
+        let mut missing = Vec::new();
+        if g.base_url.is_none() {
+            missing.push("GORGIAS_DOMAIN (or GORGIAS_BASE_URL)");
+        }
+        if g.email.is_none() {
+            missing.push("GORGIAS_EMAIL");
+        }
+        if g.api_key.is_none() {
+            missing.push("GORGIAS_API_KEY");
+        }
+        missing
+    }
+
+    fn check_streams(&self) -> Option<CheckStreams> {
+        Some(CheckStreams {
+            people: "customers",
+            tickets: "tickets",
+            csat: Some("satisfaction_surveys"),
+        })
+    }
+
+    fn check_api(&self, settings: &Settings) -> Option<Arc<dyn CheckApi>> {
+        Some(Arc::new(GorgiasCustomers::from_settings(settings)?))
+    }
+}
+
+impl GorgiasCustomers {
+    fn from_settings(settings: &Settings) -> Option<Self> {
+        let g = &settings.gorgias;
+        Some(GorgiasCustomers {
+            base: g.base_url.as_deref()?.trim_end_matches('/').to_string(),
+            email: g.email.clone()?,
+            api_key: g.api_key.clone()?,
+        })
+    }
+}
+
+/// `GET {base}/api/tags?limit=1`.
+#[async_trait]
+impl CheckApi for GorgiasCustomers {
+    async fn count_tags(&self, client: &reqwest::Client) -> Result<usize, String> {
+        check::count_tags_with(
+            client
+                .get(format!("{}/api/tags?limit=1", self.base))
+                .basic_auth(&self.email, Some(&self.api_key)),
+        )
+        .await
     }
 }
 

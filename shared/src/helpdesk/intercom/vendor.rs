@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::{STREAMS, sync, webhook};
 use crate::config::Settings;
 use crate::helpdesk::api::{Cache, CachePolicy, FAILURE_TTL, LookupError, get_json, valid_id};
+use crate::helpdesk::check::{self, CheckApi, CheckStreams};
 use crate::helpdesk::contract::{Helpdesk, PersonApi};
 use crate::helpdesk::parse::{ParseError, Parsed};
 use crate::helpdesk::signature::{self, AuthError};
@@ -61,13 +62,7 @@ impl Helpdesk for Intercom {
     }
 
     fn person_api(&self, settings: &Settings, cache: CachePolicy) -> Option<Arc<dyn PersonApi>> {
-        let i = &settings.intercom;
-        Some(Arc::new(IntercomContacts {
-            base: i.base_url.trim_end_matches('/').to_string(),
-            token: i.access_token.clone()?,
-            version: i.version.clone(),
-            companies: Cache::new(cache.ttl, cache.capacity),
-        }))
+        Some(Arc::new(IntercomContacts::from_settings(settings, cache)?))
     }
 
     fn streams(&self) -> &'static [&'static str] {
@@ -89,6 +84,56 @@ impl Helpdesk for Intercom {
             )
             .with_rate(Rate::intercom().share(settings.sync_instances)),
         ))
+    }
+
+    fn missing_api_variables(&self, settings: &Settings) -> Vec<&'static str> {
+        if settings.intercom.access_token.is_none() {
+            vec!["INTERCOM_ACCESS_TOKEN"]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn check_streams(&self) -> Option<CheckStreams> {
+        // Intercom has no ratings endpoint: `conversation_rating` comes on each conversation.
+        Some(CheckStreams {
+            people: "contacts",
+            tickets: "conversations",
+            csat: None,
+        })
+    }
+
+    fn check_api(&self, settings: &Settings) -> Option<Arc<dyn CheckApi>> {
+        Some(Arc::new(IntercomContacts::from_settings(
+            settings,
+            CachePolicy::default(),
+        )?))
+    }
+}
+
+impl IntercomContacts {
+    fn from_settings(settings: &Settings, cache: CachePolicy) -> Option<Self> {
+        let i = &settings.intercom;
+        Some(IntercomContacts {
+            base: i.base_url.trim_end_matches('/').to_string(),
+            token: i.access_token.clone()?,
+            version: i.version.clone(),
+            companies: Cache::new(cache.ttl, cache.capacity),
+        })
+    }
+}
+
+/// `GET {base}/tags`: Intercom lists every tag in one answer (`data`).
+#[async_trait]
+impl CheckApi for IntercomContacts {
+    async fn count_tags(&self, client: &reqwest::Client) -> Result<usize, String> {
+        check::count_tags_with(
+            client
+                .get(format!("{}/tags", self.base))
+                .bearer_auth(&self.token)
+                .header("Intercom-Version", &self.version),
+        )
+        .await
     }
 }
 

@@ -6,10 +6,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::auth::{SendError, ZendeskAuth, ZendeskAuthError};
+use super::auth::{API_TOKEN_END, SendError, ZendeskAuth, ZendeskAuthError, ZendeskCredentials};
 use super::{STREAMS, sync, webhook};
 use crate::config::Settings;
 use crate::helpdesk::api::{CachePolicy, LookupError, read, transport_error};
+use crate::helpdesk::check::{self, CheckApi, CheckStreams, Finding};
 use crate::helpdesk::contract::{Helpdesk, PersonApi};
 use crate::helpdesk::parse::{ParseError, Parsed};
 use crate::helpdesk::signature::{self, AuthError};
@@ -86,6 +87,120 @@ impl Helpdesk for Zendesk {
                 )
                 .with_staff(settings.zendesk.sync_staff),
         ))
+    }
+
+    fn missing_api_variables(&self, settings: &Settings) -> Vec<&'static str> {
+        let z = &settings.zendesk;
+        let mut missing = Vec::new();
+        if z.base_url.is_none() {
+            missing.push("ZENDESK_SUBDOMAIN (or ZENDESK_BASE_URL)");
+        }
+        match (&z.credentials, z.incomplete_oauth_client) {
+            (Some(_), _) => {}
+            (None, Some(half)) => missing.push(half),
+            (None, None) => missing.push(
+                "ZENDESK_OAUTH_CLIENT_ID and ZENDESK_OAUTH_CLIENT_SECRET (or \
+                 ZENDESK_OAUTH_TOKEN, or the legacy ZENDESK_EMAIL and ZENDESK_API_TOKEN)",
+            ),
+        }
+        missing
+    }
+
+    fn check_streams(&self) -> Option<CheckStreams> {
+        Some(CheckStreams {
+            people: "users",
+            tickets: "tickets",
+            csat: Some("satisfaction_ratings"),
+        })
+    }
+
+    fn check_api(&self, settings: &Settings) -> Option<Arc<dyn CheckApi>> {
+        Some(Arc::new(ZendeskCheck {
+            auth: settings.zendesk.auth()?,
+            incomplete_oauth_client: settings.zendesk.incomplete_oauth_client,
+        }))
+    }
+}
+
+/// What `deskbridge check zendesk` asks beyond the streams: which authentication is in use
+/// (and, for an OAuth client, whether the token grant works), and the tag listing.
+struct ZendeskCheck {
+    auth: ZendeskAuth,
+    incomplete_oauth_client: Option<&'static str>,
+}
+
+#[async_trait]
+impl CheckApi for ZendeskCheck {
+    async fn authentication(&self, client: &reqwest::Client) -> Vec<Finding> {
+        let credentials = self.auth.credentials();
+        let advice = match credentials {
+            ZendeskCredentials::OAuthClient { scope, .. } => format!(", scope `{scope}`"),
+            ZendeskCredentials::OAuthToken(_) => "; it cannot be renewed, an OAuth client \
+                (ZENDESK_OAUTH_CLIENT_ID, ZENDESK_OAUTH_CLIENT_SECRET) can"
+                .to_string(),
+            ZendeskCredentials::ApiToken { .. } => format!(
+                "; Zendesk stops accepting API tokens on {API_TOKEN_END}: create an OAuth client \
+                 and set ZENDESK_OAUTH_CLIENT_ID and ZENDESK_OAUTH_CLIENT_SECRET"
+            ),
+        };
+        let mut found = vec![Finding::Note(format!(
+            "authentication method: {} ({}){advice}",
+            credentials.method(),
+            credentials.variables()
+        ))];
+        if let Some(missing) = self.incomplete_oauth_client {
+            found.push(Finding::Note(format!(
+                "{missing} is not set, so the OAuth client is not used"
+            )));
+        }
+        if !self.auth.can_renew() {
+            return found;
+        }
+        found.push(match self.auth.grant_now(client).await {
+            Ok(grant) => {
+                let scope = grant
+                    .as_ref()
+                    .and_then(|g| g.scope.as_deref())
+                    .map(|scope| format!("scope `{scope}`, "))
+                    .unwrap_or_default();
+                let lifetime = grant
+                    .and_then(|g| g.expires_in)
+                    .map_or("no expiry given".to_string(), |d| {
+                        format!("valid for {}", duration_words(d))
+                    });
+                Finding::Pass(format!("OAuth token grant ({scope}{lifetime})"))
+            }
+            Err(e) => Finding::Fail(format!("OAuth token grant — {e}")),
+        });
+        found
+    }
+
+    async fn count_tags(&self, client: &reqwest::Client) -> Result<usize, String> {
+        // `page[size]=1`: the first tag is enough.
+        let url = format!("{}/api/v2/tags.json?page%5Bsize%5D=1", self.auth.base_url());
+        let response = self
+            .auth
+            .send(client, || {
+                client.get(&url).header("Accept", "application/json")
+            })
+            .await
+            .map_err(|e| match e {
+                SendError::Auth(e) => e.to_string(),
+                SendError::Http(e) => check::transport_failure(e),
+            })?;
+        check::tags_on_page(response).await
+    }
+}
+
+/// `48 h`, `5 min`, `40 s`.
+fn duration_words(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 7200 {
+        format!("{} h", secs / 3600)
+    } else if secs >= 120 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
     }
 }
 

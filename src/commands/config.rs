@@ -202,6 +202,40 @@ pub fn report(
     }
 }
 
+/// The secret a command works on: the stack's config secret, or DESKBRIDGE_CONFIG's.
+async fn secret_of(
+    sdk: &aws_config::SdkConfig,
+    stack_name: Option<&str>,
+    env: &Vars,
+) -> anyhow::Result<String> {
+    let name = stack_name.filter(|n| !n.trim().is_empty());
+    let from_stack = match name {
+        Some(name) => crate::stack::variables(sdk, name).await?,
+        None => Default::default(),
+    };
+    target_secret(name, &from_stack, env)
+}
+
+/// `deskbridge config push [FILE] [--stack-name S]`.
+pub async fn run_push(stack_name: Option<&str>, file: Option<&Path>) -> anyhow::Result<()> {
+    let sdk = deskbridge_shared::aws::sdk_config().await;
+    let env = Vars::from_env();
+    let arn = secret_of(&sdk, stack_name, &env).await?;
+    let Some(path) = local_file(file, &env) else {
+        bail!("name the file to push (or set DESKBRIDGE_CONFIG to its path)");
+    };
+    push(&sdk, &path, &arn, &mut std::io::stdout()).await
+}
+
+/// `deskbridge config show [--stack-name S]`.
+pub async fn run_show(stack_name: Option<&str>) -> anyhow::Result<()> {
+    let sdk = deskbridge_shared::aws::sdk_config().await;
+    let env = Vars::from_env();
+    let arn = secret_of(&sdk, stack_name, &env).await?;
+    print!("{}", deployed_text(&sdk, &arn).await?);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

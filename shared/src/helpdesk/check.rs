@@ -1,0 +1,100 @@
+//! What `deskbridge check` asks of a helpdesk beyond its sync streams: the variables its API
+//! access lacks, the streams that prove each capability, how it authenticates, and its tag
+//! listing. Each vendor folder answers for itself; the command only prints.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+/// The streams a check reads one item of: people (which also proves authentication), tickets,
+/// and the CSAT stream (`None` when ratings come on the tickets, as Intercom's do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckStreams {
+    pub people: &'static str,
+    pub tickets: &'static str,
+    pub csat: Option<&'static str>,
+}
+
+/// One thing a helpdesk found about its own authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// Said, neither passed nor failed (which method is in use, what to change).
+    Note(String),
+    Pass(String),
+    /// Authentication cannot work: the calls that follow are not tried.
+    Fail(String),
+}
+
+/// The calls `check` makes of a helpdesk's API besides reading its streams.
+#[async_trait]
+pub trait CheckApi: Send + Sync {
+    /// Notes and checks on authentication before anything is read (the method in use, an OAuth
+    /// token grant). Nothing to say by default.
+    async fn authentication(&self, _client: &reqwest::Client) -> Vec<Finding> {
+        Vec::new()
+    }
+
+    /// The number of tags on the first page of the tag listing, or why it failed, in a few
+    /// words.
+    async fn count_tags(&self, client: &reqwest::Client) -> Result<usize, String>;
+}
+
+/// A transport failure in a few words (the URL is left out).
+pub fn transport_failure(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else {
+        e.without_url().to_string()
+    }
+}
+
+/// The number of tags on a tag listing's first page (under `tags` or `data`), or why the
+/// listing failed.
+pub async fn tags_on_page(response: reqwest::Response) -> Result<usize, String> {
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("HTTP {status}: {}", status_words(status.as_u16())));
+    }
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|_| "the answer is not JSON: check the base URL".to_string())?;
+    Ok(["tags", "data"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(Value::as_array))
+        .map_or(0, Vec::len))
+}
+
+/// What an operator should make of a refusal of the tag listing.
+fn status_words(status: u16) -> &'static str {
+    match status {
+        401 => "bad credentials",
+        403 => "forbidden: the credentials may not read tags",
+        404 => "not found: check the base URL / subdomain",
+        429 => "rate limited: try again in a minute",
+        _ => "refused",
+    }
+}
+
+/// Sends `request` (auth already on it) and counts the tags on the answer.
+pub async fn count_tags_with(request: reqwest::RequestBuilder) -> Result<usize, String> {
+    let response = request
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(transport_failure)?;
+    tags_on_page(response).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_name_the_likely_fix() {
+        assert_eq!(status_words(401), "bad credentials");
+        assert!(status_words(404).contains("base URL"));
+        assert_eq!(status_words(500), "refused");
+    }
+}
