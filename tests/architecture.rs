@@ -1,5 +1,6 @@
 //! The house rules a reader relies on: no import cycle between the module files of any crate of
-//! the workspace, and each helpdesk in one folder of `shared/src/helpdesk/`.
+//! the workspace, each helpdesk in one folder of `shared/src/helpdesk/`, and no source file
+//! longer than [`MAX_LINES`] lines of non-test code unless its opening comment says why.
 //!
 //! An import is any `crate::…`, `super::…` or `self::…` path in a file (in `use` lines or inline,
 //! including `use crate::a::{b, c::d}` groups), resolved to the longest module path that is a
@@ -313,6 +314,7 @@ fn crates() -> Vec<PathBuf> {
         "functions/webhook/src",
         "functions/upsert/src",
         "functions/sync/src",
+        "tools/coldstart/src",
     ]
     .iter()
     .map(|d| Path::new(ROOT).join(d))
@@ -329,6 +331,82 @@ fn no_crate_has_an_import_cycle() {
         }
     }
     assert!(found.is_empty(), "import cycles:\n{}", found.join("\n"));
+}
+
+/// Lines of non-test code a file may hold without saying why.
+const MAX_LINES: usize = 600;
+/// What a longer file's opening comment says, followed by its reason.
+const REASON: &str = "Longer than 600 lines because";
+
+/// The lines of `text` before its test module (`#[cfg(test)]` at the start of a line).
+fn code_lines(text: &str) -> usize {
+    text.lines()
+        .take_while(|l| !l.starts_with("#[cfg(test)]"))
+        .count()
+}
+
+/// Whether a file is test code by its name (`tests.rs`, `*_tests.rs`).
+fn is_test_file(path: &Path) -> bool {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .is_some_and(|s| s == "tests" || s.ends_with("_tests"))
+}
+
+/// The files of `src` over the limit whose opening comment gives no reason.
+fn oversized(src: &Path) -> Vec<String> {
+    modules(src)
+        .into_values()
+        .filter(|file| !is_test_file(file))
+        .filter_map(|file| {
+            let text = std::fs::read_to_string(&file).expect("source file");
+            let lines = code_lines(&text);
+            let opening: String = text
+                .lines()
+                .take_while(|l| l.starts_with("//!") || l.trim().is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            (lines > MAX_LINES && !opening.contains(REASON))
+                .then(|| format!("{} ({lines} lines)", file.display()))
+        })
+        .collect()
+}
+
+#[test]
+fn no_source_file_is_longer_than_the_limit_without_a_reason() {
+    let found: Vec<String> = crates().iter().flat_map(|src| oversized(src)).collect();
+    assert!(
+        found.is_empty(),
+        "files over {MAX_LINES} lines of non-test code; split them or say `{REASON} …` at the top:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_size_rule_counts_code_before_the_tests_and_reads_the_reason() {
+    let dir = std::env::temp_dir().join(format!("deskbridge-sizes-{}", std::process::id()));
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).expect("temp src");
+    let long = "fn f() {}\n".repeat(MAX_LINES + 1);
+    std::fs::write(
+        src.join("lib.rs"),
+        "mod big;\nmod explained;\nmod tested;\n",
+    )
+    .expect("write");
+    std::fs::write(src.join("big.rs"), &long).expect("write");
+    std::fs::write(
+        src.join("explained.rs"),
+        format!("//! Parser.\n//! {REASON} the grammar is one table.\n\n{long}"),
+    )
+    .expect("write");
+    std::fs::write(
+        src.join("tested.rs"),
+        format!("fn f() {{}}\n#[cfg(test)]\nmod tests {{\n{long}}}\n"),
+    )
+    .expect("write");
+    let found = oversized(&src);
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("big.rs"), "{found:?}");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! modules need without the rest (the stream names the configuration file checks).
 
 pub mod auth;
+mod credentials;
 pub mod sync;
 pub mod vendor;
 pub mod webhook;
