@@ -119,6 +119,22 @@ enum Command {
         #[command(flatten)]
         stack: Stack,
     },
+    /// Print, without sending, the Brevo requests a webhook delivery (an events/ request file or
+    /// a bare body with --source) or a queued job would produce under the current configuration.
+    Preview {
+        /// The delivery or job, as JSON.
+        file: PathBuf,
+        /// The source of a bare webhook body (zendesk, intercom, gorgias, generic:<name>).
+        #[arg(long)]
+        source: Option<String>,
+        /// Look people named by id only up in the helpdesk's API (needs its credentials).
+        #[arg(long)]
+        lookup: bool,
+        #[command(flatten)]
+        format: FormatArgs,
+        #[command(flatten)]
+        stack: Stack,
+    },
     /// The configuration file of a deployed stack.
     Config {
         #[command(subcommand)]
@@ -269,6 +285,22 @@ async fn main() -> anyhow::Result<()> {
             format,
             stack,
         } => commands::plan::run(stack.name.as_deref(), apply, format.resolve()).await?,
+        Command::Preview {
+            file,
+            source,
+            lookup,
+            format,
+            stack,
+        } => {
+            commands::preview::run(
+                stack.name.as_deref(),
+                &file,
+                source.as_deref(),
+                lookup,
+                format.resolve(),
+            )
+            .await?;
+        }
         Command::Config { action } => match action {
             ConfigAction::Push { file, stack } => {
                 commands::config::run_push(stack.name.as_deref(), file.as_deref()).await?;

@@ -584,3 +584,158 @@ async fn migrate_makes_earlier_sent_event_records_permanent_and_nothing_else() {
         both(&again)
     );
 }
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("deskbridge-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).expect("writing a temporary file");
+    path
+}
+
+#[tokio::test]
+async fn preview_prints_the_brevo_requests_of_a_sample_delivery_under_the_configuration() {
+    // The configuration renames the solve event for Zendesk and sends its tickets' requesters to
+    // a list: both must show in what would be sent.
+    let config = temp_file(
+        "preview.yaml",
+        "connectors:\n  zendesk:\n    lists: { all_contacts: 12 }\n    event_mapping:\n      ticket.closed: ZD_SOLVED\n",
+    );
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/events/webhook-zendesk-ticket-solved.json"
+    );
+    let env = [("DESKBRIDGE_CONFIG", config.to_str().expect("utf-8 path"))];
+    let out = deskbridge(&["preview", sample, "--json"], &env).await;
+    assert!(out.status.success(), "{}", both(&out));
+    let document: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let expected = json!({
+        "source": "zendesk",
+        "topic": "ticket.solved",
+        "outcome": "accepted",
+        "records": 1,
+        "requests": [
+            {"method": "POST", "path": "/v3/contacts", "body": {
+                "attributes": {
+                    "CSAT_RESPONSES": 0, "FIRSTNAME": "Jane", "LASTNAME": "Doe",
+                    "LAST_SUPPORT_CHANNEL": "web_form", "LAST_SUPPORT_DATE": "2025-01-08",
+                    "OPEN_TICKETS": 0, "SMS": "+14155550123", "TICKET_COUNT": 1,
+                    "ZENDESK_ID": "8447388090494"
+                },
+                "email": "jane.doe@example.com",
+                "listIds": [12],
+                "updateEnabled": true
+            }},
+            {"method": "POST", "path": "/v3/events", "body": {
+                "event_date": "2025-01-08T10:12:07Z",
+                "event_name": "ZD_SOLVED",
+                "event_properties": {
+                    "agent_name": "Sam Agent", "channel": "web_form", "priority": "low",
+                    "source": "zendesk", "status": "solved", "subject": "Refund for order 1042",
+                    "ticket_id": "5158"
+                },
+                "identifiers": {"email_id": "jane.doe@example.com"}
+            }}
+        ],
+        "counters": "messages=1 contacts=1 contacts_created=1 events=1",
+        "notes": []
+    });
+    assert_eq!(document, expected);
+
+    // The plain form: a heading, each request with its body, the counters.
+    let plain = deskbridge(&["preview", sample], &env).await;
+    assert!(plain.status.success(), "{}", both(&plain));
+    let printed = stdout(&plain);
+    assert!(
+        printed.starts_with("zendesk ticket.solved: accepted, 1 record(s), 2 Brevo request(s)\n"),
+        "{printed}"
+    );
+    assert!(printed.contains("\nPOST /v3/events\n{\n"), "{printed}");
+    assert!(
+        printed.contains("\"event_name\": \"ZD_SOLVED\""),
+        "{printed}"
+    );
+    std::fs::remove_file(config).ok();
+}
+
+#[tokio::test]
+async fn preview_reads_a_bare_body_names_what_it_ignores_and_refuses_what_it_cannot_read() {
+    let sample: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/events/webhook-intercom-contact-created.json"
+        ))
+        .expect("sample"),
+    )
+    .expect("JSON sample");
+    let body = sample["body"].as_str().expect("a body");
+
+    // A bare body needs its source…
+    let bare = temp_file("bare.json", body);
+    let out = deskbridge(&["preview", bare.to_str().expect("utf-8")], &[]).await;
+    assert!(!out.status.success());
+    assert!(both(&out).contains("needs --source"), "{}", both(&out));
+    // …and with it gives what the request file gives.
+    let out = deskbridge(
+        &[
+            "preview",
+            bare.to_str().expect("utf-8"),
+            "--source",
+            "intercom",
+            "--json",
+        ],
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "{}", both(&out));
+    let document: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(document["topic"], "contact.user.created");
+    let paths: Vec<&str> = document["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .filter_map(|r| r["path"].as_str())
+        .collect();
+    assert_eq!(paths, ["/v3/contacts", "/v3/events"]);
+    assert_eq!(
+        document["requests"][0]["body"]["attributes"]["INTERCOM_ID"],
+        "6762f0d91bb69f9f2193bb7e"
+    );
+
+    // A topic deskbridge does not act on: said, nothing would be sent.
+    let ignored = temp_file(
+        "ignored.json",
+        r#"{"type":"notification_event","topic":"ping","id":"notif_1","created_at":1736330000,"data":{"item":{}}}"#,
+    );
+    let out = deskbridge(
+        &[
+            "preview",
+            ignored.to_str().expect("utf-8"),
+            "--source",
+            "intercom",
+            "--json",
+        ],
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "{}", both(&out));
+    let document: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(document["outcome"], "ignored");
+    assert_eq!(document["requests"], json!([]));
+
+    // A body the parser refuses: the webhook's 400 reason, non-zero exit.
+    let broken = temp_file("broken.json", r#"{"topic": 5}"#);
+    let out = deskbridge(
+        &[
+            "preview",
+            broken.to_str().expect("utf-8"),
+            "--source",
+            "zendesk",
+        ],
+        &[],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(both(&out).contains("would answer 400"), "{}", both(&out));
+    for file in [bare, ignored, broken] {
+        std::fs::remove_file(file).ok();
+    }
+}

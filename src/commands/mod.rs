@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod migrate;
 pub mod plan;
+pub mod preview;
 pub mod replay;
 pub mod serve;
 pub mod status;

@@ -231,4 +231,3 @@ fn suggest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
 }
-
