@@ -83,3 +83,48 @@ pub fn init_logs() {
         .with_ansi(colour(&std::io::stderr()))
         .try_init();
 }
+
+/// Progress of a long command on stderr: a spinner with a count and a message on a terminal,
+/// nothing otherwise (so logs and pipes only get the result).
+pub struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    /// A spinner counting `unit`s (e.g. `messages moved`), shown only when stderr is a terminal.
+    pub fn spinner(unit: &str) -> Self {
+        if !std::io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        let template = format!("{{spinner}} {{pos}} {unit} {{msg}} ({{elapsed}})");
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Progress(Some(bar))
+    }
+
+    pub fn inc(&self, n: u64) {
+        if let Some(bar) = &self.0 {
+            bar.inc(n);
+        }
+    }
+
+    pub fn set_position(&self, n: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_position(n);
+        }
+    }
+
+    pub fn set_message(&self, message: impl Into<String>) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(message.into());
+        }
+    }
+
+    /// Removes the spinner, leaving the terminal as it was.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}

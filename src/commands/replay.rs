@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::count;
-use crate::output::{self, Format};
+use crate::output::{self, Format, Progress};
 
 /// Which dead-letter queues `replay` empties.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -264,42 +264,50 @@ async fn replay_move(
     options: &ReplayOptions,
 ) -> anyhow::Result<usize> {
     let mut moved = 0;
-    loop {
-        let batch = queue
-            .receive(&target.dlq_url, 10, options.wait_seconds)
-            .await
-            .with_context(|| format!("reading {} ({moved} moved so far)", target.dlq_url))?;
-        if batch.is_empty() {
-            return Ok(moved);
-        }
-        let bodies: Vec<String> = batch.iter().map(|m| m.body.clone()).collect();
-        if let Err(e) = queue.send_batch(&target.queue_url, &bodies).await {
-            // Put the batch back at once rather than after the visibility timeout; best effort.
-            for m in &batch {
-                let _ = queue
-                    .set_visibility(&target.dlq_url, &m.receipt_handle, 0)
-                    .await;
-            }
-            return Err(anyhow::anyhow!(e)).with_context(|| {
-                format!(
-                    "sending to {} ({moved} moved so far; this batch stays in the DLQ)",
-                    target.queue_url
-                )
-            });
-        }
-        for m in &batch {
-            queue
-                .delete(&target.dlq_url, &m.receipt_handle)
+    let progress = Progress::spinner("messages moved");
+    progress.set_message(format!("from {}", target.dlq_url));
+    let result = async {
+        loop {
+            let batch = queue
+                .receive(&target.dlq_url, 10, options.wait_seconds)
                 .await
-                .with_context(|| {
+                .with_context(|| format!("reading {} ({moved} moved so far)", target.dlq_url))?;
+            if batch.is_empty() {
+                return Ok(moved);
+            }
+            let bodies: Vec<String> = batch.iter().map(|m| m.body.clone()).collect();
+            if let Err(e) = queue.send_batch(&target.queue_url, &bodies).await {
+                // Put the batch back at once rather than after the visibility timeout; best effort.
+                for m in &batch {
+                    let _ = queue
+                        .set_visibility(&target.dlq_url, &m.receipt_handle, 0)
+                        .await;
+                }
+                return Err(anyhow::anyhow!(e)).with_context(|| {
                     format!(
-                        "message {} was sent to the work queue but not deleted from the DLQ; a later replay sends it again ({moved} moved so far)",
-                        m.message_id
+                        "sending to {} ({moved} moved so far; this batch stays in the DLQ)",
+                        target.queue_url
                     )
-                })?;
-            moved += 1;
+                });
+            }
+            for m in &batch {
+                queue
+                    .delete(&target.dlq_url, &m.receipt_handle)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "message {} was sent to the work queue but not deleted from the DLQ; a later replay sends it again ({moved} moved so far)",
+                            m.message_id
+                        )
+                    })?;
+                moved += 1;
+                progress.inc(1);
+            }
         }
     }
+    .await;
+    progress.finish();
+    result
 }
 
 /// `deskbridge replay [--dry-run] [--queue upsert|sync|both]`: moves (or counts) dead letters

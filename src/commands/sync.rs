@@ -13,6 +13,7 @@ use deskbridge_shared::state::streams::RunStatus;
 use deskbridge_sync::{SyncMessage, all_stream_states, known_streams};
 
 use super::status::print_status;
+use crate::output::Progress;
 
 /// Queues a start request, as the schedule does; the sync function (or `deskbridge serve`)
 /// runs it. With `wait`, follows the streams until they are idle.
@@ -75,6 +76,7 @@ pub async fn sync(
     let started = Utc::now();
     let deadline = std::time::Instant::now() + wait;
     let mut seen_running = false;
+    let progress = Progress::spinner("records");
     loop {
         let states = all_stream_states(&store).await?;
         let mine: Vec<_> = states
@@ -94,17 +96,18 @@ pub async fn sync(
             .iter()
             .map(|(_, st, _)| st.run.records_read.max(st.last_run.records_read))
             .sum();
-        eprint!(
-            "\r{what}: {} · {read} records read   ",
+        progress.set_position(read);
+        progress.set_message(format!(
+            "read of {what}, {}",
             if running { "running" } else { "waiting" }
-        );
+        ));
         if finished_since_request || (seen_running && !running) {
-            eprintln!();
+            progress.finish();
             print_status(&states, Some(&source))?;
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
-            eprintln!();
+            progress.finish();
             bail!(
                 "the sync did not finish within {wait:?} (is `deskbridge serve` or the sync function running?)"
             );
