@@ -360,6 +360,40 @@ impl Ledger {
         self.folded_ratings += fold_oldest(&mut self.ratings, |r| Some(r.at));
     }
 
+    /// Takes in what another ledger of the same person knows, when that person's contact moved
+    /// to this one (an email that appeared or changed): per attribute the newer value, every
+    /// ticket and rating this one lacks (of one both know, the one with the later milestone),
+    /// and the folded counts. The CSAT placement stays this contact's.
+    pub fn absorb(&mut self, other: &Ledger) {
+        for (name, theirs) in &other.attributes {
+            if self
+                .attributes
+                .get(name)
+                .is_none_or(|mine| mine.at < theirs.at)
+            {
+                self.attributes.insert(name.clone(), theirs.clone());
+            }
+        }
+        let milestone = |t: &Ticket| t.last_at.or(t.created_at);
+        for (id, theirs) in &other.tickets {
+            if self
+                .tickets
+                .get(id)
+                .is_none_or(|mine| milestone(mine) < milestone(theirs))
+            {
+                self.tickets.insert(id.clone(), theirs.clone());
+            }
+        }
+        for (id, theirs) in &other.ratings {
+            if self.ratings.get(id).is_none_or(|mine| mine.at < theirs.at) {
+                self.ratings.insert(id.clone(), theirs.clone());
+            }
+        }
+        self.folded_tickets += other.folded_tickets;
+        self.folded_ratings += other.folded_ratings;
+        self.fold();
+    }
+
     /// Records everything a record says: its mapped attributes (at its observation time) and
     /// its events, past ones included. Returns the attributes it held that were stale.
     pub fn observe(
@@ -683,5 +717,54 @@ mod tests {
         assert!(k.starts_with("contact#"));
         assert!(!k.contains("jane"));
         assert_eq!(k, ledger_key("email:jane@example.com"));
+    }
+
+    #[test]
+    fn a_moved_contacts_ledger_is_absorbed_newest_first() {
+        let t = |s: i64| chrono::DateTime::<Utc>::from_timestamp(s, 0).expect("time");
+        let stamped = |at: i64, v: &str| Stamped {
+            at: t(at),
+            value: Value::String(v.into()),
+        };
+        let mut mine = Ledger::default();
+        mine.attributes.insert("PLAN".into(), stamped(200, "pro"));
+        mine.attributes
+            .insert("FIRSTNAME".into(), stamped(100, "J"));
+        mine.tickets.insert(
+            "intercom:1".into(),
+            Ticket {
+                last_at: Some(t(50)),
+                ..Default::default()
+            },
+        );
+        let mut theirs = Ledger::default();
+        theirs
+            .attributes
+            .insert("PLAN".into(), stamped(150, "free"));
+        theirs
+            .attributes
+            .insert("FIRSTNAME".into(), stamped(120, "Jane"));
+        theirs
+            .attributes
+            .insert("INTERCOM_ROLE".into(), stamped(10, "lead"));
+        theirs.tickets.insert(
+            "intercom:1".into(),
+            Ticket {
+                last_at: Some(t(80)),
+                status: Some((t(80), false)),
+                ..Default::default()
+            },
+        );
+        theirs
+            .tickets
+            .insert("intercom:2".into(), Ticket::default());
+        theirs.folded_tickets = 3;
+        mine.absorb(&theirs);
+        assert_eq!(mine.attributes["PLAN"].value, "pro");
+        assert_eq!(mine.attributes["FIRSTNAME"].value, "Jane");
+        assert_eq!(mine.attributes["INTERCOM_ROLE"].value, "lead");
+        assert_eq!(mine.tickets.len(), 2);
+        assert_eq!(mine.tickets["intercom:1"].status, Some((t(80), false)));
+        assert_eq!(mine.folded_tickets, 3);
     }
 }

@@ -15,6 +15,7 @@ pub mod memory;
 pub mod metrics;
 pub mod milestones;
 pub mod model;
+pub mod people;
 pub mod plan;
 pub mod queue;
 pub mod state;

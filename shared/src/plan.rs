@@ -175,6 +175,14 @@ fn identity(contact: &ContactUpsert) -> Option<String> {
     }
 }
 
+/// The ledger key of the contact `key` addresses.
+pub fn ledger_key_of(key: &ContactKey) -> String {
+    match key {
+        ContactKey::Email(e) => ledger_key(&format!("email:{e}")),
+        ContactKey::ExtId(x) => ledger_key(&format!("ext:{x}")),
+    }
+}
+
 /// The list a contact leaves by its latest CSAT score, with that rating's id, when the
 /// placement by that rating is not written yet.
 fn csat_leave(mapping: &Mapping, source: &Source, ledger: &Ledger) -> Option<(i64, String)> {

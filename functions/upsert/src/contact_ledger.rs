@@ -38,7 +38,7 @@ fn unreadable(key: &str, e: &serde_json::Error) -> Retry {
 }
 
 impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
-    async fn load_ledger(&self, key: &str) -> Result<(Option<u64>, Ledger), Retry> {
+    pub(crate) async fn load_ledger(&self, key: &str) -> Result<(Option<u64>, Ledger), Retry> {
         let doc = self
             .state
             .load_doc(key)
@@ -60,7 +60,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
 
     /// Applies `change` to the ledger under `key` until a conditional write lands (or nothing
     /// changes). Returns the entry as stored and what `change` returned on the winning attempt.
-    async fn update_ledger<T>(
+    pub(crate) async fn update_ledger<T>(
         &self,
         key: &str,
         stats: &mut Stats,
@@ -99,8 +99,8 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         ))
     }
 
-    /// Merges `record` into its contact's ledger and plans its writes from the ledger as
-    /// stored. `None` entry for a contact nothing identifies (it is then written as mapped).
+    /// Settles the record's person ([`Upserter::settle_person`]), merges `record` into its
+    /// contact's ledger and plans its writes from the ledger as stored. `None` entry for a contact nothing identifies (it is then written as mapped).
     pub(crate) async fn reconcile(
         &self,
         source: &Source,
@@ -108,6 +108,12 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         observed: &Observed,
         stats: &mut Stats,
     ) -> Result<(BrevoWrites, Option<LedgerEntry>), Retry> {
+        // One person, one contact: a moved contact or a readdressed record first.
+        let settled = self.settle_person(source, record, stats).await?;
+        let (record, observed) = match &settled {
+            Some((record, observed)) => (record, observed),
+            None => (record, observed),
+        };
         let Some(key) = &observed.ledger_key else {
             let writes = plan::plan(&self.mapping, source, record, observed, None);
             return Ok((writes, None));

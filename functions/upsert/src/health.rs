@@ -117,6 +117,13 @@ impl<B: BrevoApi> BrevoApi for Watched<'_, B> {
     async fn account(&self) -> Result<Value, BrevoError> {
         self.note(self.inner.account().await)
     }
+    async fn update_contact(
+        &self,
+        key: &ContactKey,
+        attributes: &std::collections::BTreeMap<String, Value>,
+    ) -> Result<(), BrevoError> {
+        self.note(self.inner.update_contact(key, attributes).await)
+    }
     async fn contact_lists(&self) -> Result<Vec<ListInfo>, BrevoError> {
         self.note(self.inner.contact_lists().await)
     }

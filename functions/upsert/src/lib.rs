@@ -1,6 +1,7 @@
 //! The upsert function: reads [`Job`]s from the upsert queue and writes them to Brevo.
 //!
 //! Per record: look the person up in the helpdesk when the delivery only named them by id,
+//! settle which contact is the person's (a contact moves when its email appears or changes),
 //! upsert the contact (`POST /v3/contacts`, `updateEnabled: true`), take them off the lists of
 //! removed tags, and send each mapped support event once (deduped through the state store).
 //!
@@ -11,7 +12,7 @@
 //!   too, and sent events are remembered in the state store;
 //! - final (Brevo rejected a request, a record has no identifier, the body is not a job):
 //!   logged with masked identifiers, counted, and the message is not retried, since retrying
-//!   cannot help. (Poison bodies will go to a DLQ later.)
+//!   cannot help; it goes to the dead-letter queue with its reason.
 //!
 //! Retries of single Brevo calls (429 waits, transient backoff) live in the Brevo client, not
 //! here; the only retry this handler does is the SMS-conflict one: an upsert refused because the
@@ -42,6 +43,7 @@ mod execute;
 pub mod health;
 mod import;
 mod message;
+mod people;
 mod resolve;
 mod stats;
 mod upserter;

@@ -41,6 +41,12 @@ pub struct Stats {
     /// `/v3/events/batch` calls Brevo answered with success (sync path).
     pub event_batches: usize,
     /// Attribute values not written because the contact's ledger holds a newer observation.
+    /// Contacts moved to a new email (an ext_id contact whose person gave an email, or a
+    /// changed email).
+    pub contacts_moved: usize,
+    /// Moves refused because the new email already had a contact: the person's records go to
+    /// that contact, the old one stays.
+    pub contacts_merged: usize,
     pub stale_attributes: usize,
     /// Contact-ledger writes that lost a race with another worker (and were retried).
     pub ledger_conflicts: usize,
@@ -63,7 +69,7 @@ pub struct Stats {
 
 impl Stats {
     /// The counters by name, in declaration order.
-    fn counters(&self) -> [(&'static str, usize); 25] {
+    fn counters(&self) -> [(&'static str, usize); 27] {
         [
             ("messages", self.messages),
             ("contacts", self.contacts),
@@ -81,6 +87,8 @@ impl Stats {
             ("imports", self.imports),
             ("contacts_imported", self.contacts_imported),
             ("event_batches", self.event_batches),
+            ("contacts_moved", self.contacts_moved),
+            ("contacts_merged", self.contacts_merged),
             ("stale_attributes", self.stale_attributes),
             ("ledger_conflicts", self.ledger_conflicts),
             ("resent_newer", self.resent_newer),
@@ -131,6 +139,8 @@ impl AddAssign for Stats {
         self.imports += o.imports;
         self.contacts_imported += o.contacts_imported;
         self.event_batches += o.event_batches;
+        self.contacts_moved += o.contacts_moved;
+        self.contacts_merged += o.contacts_merged;
         self.stale_attributes += o.stale_attributes;
         self.ledger_conflicts += o.ledger_conflicts;
         self.resent_newer += o.resent_newer;

@@ -1,5 +1,6 @@
 //! Picking the real client or the dry-run one from the settings, behind one type.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -117,6 +118,13 @@ impl BrevoApi for AnyBrevo {
     async fn account(&self) -> Result<Value, BrevoError> {
         forward!(self, c => c.account())
     }
+    async fn update_contact(
+        &self,
+        key: &ContactKey,
+        attributes: &BTreeMap<String, Value>,
+    ) -> Result<(), BrevoError> {
+        forward!(self, c => c.update_contact(key, attributes))
+    }
     async fn contact_lists(&self) -> Result<Vec<ListInfo>, BrevoError> {
         forward!(self, c => c.contact_lists())
     }
@@ -155,6 +163,13 @@ impl<T: BrevoApi + ?Sized> BrevoApi for Arc<T> {
     }
     async fn account(&self) -> Result<Value, BrevoError> {
         (**self).account().await
+    }
+    async fn update_contact(
+        &self,
+        key: &ContactKey,
+        attributes: &BTreeMap<String, Value>,
+    ) -> Result<(), BrevoError> {
+        (**self).update_contact(key, attributes).await
     }
     async fn contact_lists(&self) -> Result<Vec<ListInfo>, BrevoError> {
         (**self).contact_lists().await

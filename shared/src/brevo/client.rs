@@ -32,7 +32,7 @@ use tokio::time::Instant;
 
 use super::governor::{RateGovernor, WouldExceedDeadline};
 use super::redact::redact;
-use super::wire::{batch_errors, import_body, list_body, path_segment};
+use super::wire::{batch_errors, contact_path, import_body, list_body, path_segment};
 use super::{
     AttributeInfo, BrevoApi, BrevoError, ContactKey, ContactUpsert, EventRequest, ListInfo,
     UpsertOutcome,
@@ -515,6 +515,18 @@ impl BrevoApi for BrevoClient {
         serde_json::from_slice::<Listing>(&reply.body)
             .map(|l| l.attributes)
             .map_err(|_| unexpected(&reply, "an attribute list"))
+    }
+
+    async fn update_contact(
+        &self,
+        key: &ContactKey,
+        attributes: &std::collections::BTreeMap<String, Value>,
+    ) -> Result<(), BrevoError> {
+        let path = format!("/contacts/{}", contact_path(key));
+        let body = json!({ "attributes": attributes });
+        self.execute(Method::PUT, &path, Some(&body), Bucket::ContactsEvents)
+            .await?;
+        Ok(())
     }
 
     async fn contact_lists(&self) -> Result<Vec<ListInfo>, BrevoError> {

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::redact::redact;
-use super::wire::{import_body, list_body};
+use super::wire::{contact_path, import_body, list_body};
 use super::{
     AttributeInfo, BrevoApi, BrevoError, ContactKey, ContactUpsert, EventRequest, ListInfo,
     UpsertOutcome,
@@ -201,6 +201,21 @@ impl BrevoApi for DryRunBrevo {
                 kind: Some(kind.into()),
             });
         }
+        Ok(())
+    }
+
+    async fn update_contact(
+        &self,
+        key: &ContactKey,
+        attributes: &std::collections::BTreeMap<String, Value>,
+    ) -> Result<(), BrevoError> {
+        let path = format!("/contacts/{}", contact_path(key));
+        self.record(
+            "PUT",
+            &path,
+            Some(json!({ "attributes": attributes })),
+            &masked_key(Some(key.clone())),
+        );
         Ok(())
     }
 

@@ -183,6 +183,14 @@ pub enum UpsertOutcome {
 pub trait BrevoApi: Send + Sync {
     /// `POST /v3/contacts` with `updateEnabled: true`.
     async fn upsert_contact(&self, contact: &ContactUpsert) -> Result<UpsertOutcome, BrevoError>;
+    /// `PUT /v3/contacts/{identifier}?identifierType=email_id|ext_id` with `{"attributes": …}`:
+    /// changes an existing contact, its EMAIL among them (404 when there is none; 400
+    /// `duplicate_parameter` when the new email belongs to another contact).
+    async fn update_contact(
+        &self,
+        key: &ContactKey,
+        attributes: &BTreeMap<String, Value>,
+    ) -> Result<(), BrevoError>;
     /// `POST /v3/contacts/lists/{list_id}/contacts/remove` for one contact.
     async fn remove_from_list(&self, list_id: i64, key: &ContactKey) -> Result<(), BrevoError>;
     /// `POST /v3/events`.

@@ -19,6 +19,14 @@ pub(crate) fn path_segment(raw: &str) -> String {
     percent_encoding::utf8_percent_encode(raw, PATH_SEGMENT).to_string()
 }
 
+/// The `{identifier}?identifierType=…` part of `/contacts/{identifier}` for `key`.
+pub(crate) fn contact_path(key: &ContactKey) -> String {
+    match key {
+        ContactKey::Email(e) => format!("{}?identifierType=email_id", path_segment(e)),
+        ContactKey::ExtId(x) => format!("{}?identifierType=ext_id", path_segment(x)),
+    }
+}
+
 /// Body of `POST /contacts/lists/{id}/contacts/{add,remove}` for one contact.
 pub(crate) fn list_body(key: &ContactKey) -> Value {
     match key {
@@ -125,6 +133,18 @@ mod tests {
                 .map(|(i, _)| *i)
                 .collect::<Vec<_>>(),
             vec![2]
+        );
+    }
+
+    #[test]
+    fn contacts_are_addressed_by_email_or_ext_id() {
+        assert_eq!(
+            contact_path(&ContactKey::Email("jane+x@example.com".into())),
+            "jane%2Bx%40example.com?identifierType=email_id"
+        );
+        assert_eq!(
+            contact_path(&ContactKey::ExtId("intercom:abc".into())),
+            "intercom%3Aabc?identifierType=ext_id"
         );
     }
 

@@ -1,0 +1,162 @@
+//! One helpdesk person, one Brevo contact: which contact a person's records go to when the
+//! identifier they carry changes.
+//!
+//! A person known by its helpdesk id only (an Intercom lead without an email, a Zendesk
+//! requester that could not be looked up) is written to a contact addressed by the `ext_id`
+//! `<source>:<id>`. The state table keeps, per helpdesk person (`person#<source>:<id>`), the
+//! email its contact was last written with, or that an ext_id contact exists. From that, a
+//! record of the person is [`settle`]d before it is planned:
+//! - it brings an email while the person's contact is the ext_id one (the lead gave an email,
+//!   the requester became known): that contact is moved, its EMAIL set, so the attributes and
+//!   the timeline written so far stay on the one contact;
+//! - it brings another email than the contact has (Intercom `contact.email.updated`): the
+//!   contact is moved to the new email the same way;
+//! - it brings no email while the person's contact has one (a ticket whose requester look-up
+//!   failed this time): it is addressed to that email instead of an ext_id contact.
+//!
+//! When the new email already belongs to another Brevo contact, the move is refused; the record
+//! is then written to that contact with everything deskbridge knows of the person (the moved
+//! contact's ledger is merged into it), and the contact left behind is logged.
+
+use serde::{Deserialize, Serialize};
+
+use crate::brevo::ContactKey;
+use crate::model::Source;
+
+/// State-table key of what is known of one helpdesk person's contact.
+pub fn person_key(source: &Source, id: &str) -> String {
+    format!("person#{}:{}", source.as_str(), id.trim())
+}
+
+/// What the state table remembers of one helpdesk person's Brevo contact.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PersonIndex {
+    /// The (normalised) email its contact was last written with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Whether a contact addressed by the person's ext_id was written (and not moved since).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ext_contact: bool,
+}
+
+/// What to do with a record before it is planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settle {
+    /// Write it as mapped.
+    Keep,
+    /// It has no email, but the person's contact has this one: address it there.
+    Address(String),
+    /// The person's contact is addressed by `from`: set its EMAIL to `to` first.
+    Move { from: ContactKey, to: String },
+}
+
+/// Decides, from what `index` says of the person whose ext_id is `ext_id` (`<source>:<id>`)
+/// and the key the record maps to (`Email` when it has an email, else that `ExtId`), what to
+/// do, and what the index says afterwards.
+pub fn settle(index: &PersonIndex, key: &ContactKey, ext_id: &str) -> (Settle, PersonIndex) {
+    match key {
+        ContactKey::Email(email) => {
+            if index.email.as_ref() == Some(email) {
+                return (Settle::Keep, index.clone());
+            }
+            let after = PersonIndex {
+                email: Some(email.clone()),
+                ext_contact: false,
+            };
+            let from = match &index.email {
+                Some(known) => Some(ContactKey::Email(known.clone())),
+                None if index.ext_contact => Some(ContactKey::ExtId(ext_id.to_string())),
+                None => None,
+            };
+            match from {
+                Some(from) => (
+                    Settle::Move {
+                        from,
+                        to: email.clone(),
+                    },
+                    after,
+                ),
+                None => (Settle::Keep, after),
+            }
+        }
+        ContactKey::ExtId(_) => match &index.email {
+            Some(email) => (Settle::Address(email.clone()), index.clone()),
+            None => (
+                Settle::Keep,
+                PersonIndex {
+                    email: None,
+                    ext_contact: true,
+                },
+            ),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXT: &str = "intercom:6762";
+
+    fn email(e: &str) -> ContactKey {
+        ContactKey::Email(e.into())
+    }
+
+    fn ext() -> ContactKey {
+        ContactKey::ExtId(EXT.into())
+    }
+
+    #[test]
+    fn a_first_record_is_written_as_mapped_and_remembered() {
+        let (what, after) = settle(&PersonIndex::default(), &email("a@x.co"), EXT);
+        assert_eq!(what, Settle::Keep);
+        assert_eq!(after.email.as_deref(), Some("a@x.co"));
+        let (what, after) = settle(&PersonIndex::default(), &ext(), EXT);
+        assert_eq!(what, Settle::Keep);
+        assert!(after.ext_contact);
+    }
+
+    #[test]
+    fn an_email_that_appears_moves_the_ext_id_contact() {
+        let lead = PersonIndex {
+            email: None,
+            ext_contact: true,
+        };
+        let (what, after) = settle(&lead, &email("a@x.co"), EXT);
+        assert_eq!(
+            what,
+            Settle::Move {
+                from: ext(),
+                to: "a@x.co".into()
+            }
+        );
+        assert_eq!(
+            after,
+            PersonIndex {
+                email: Some("a@x.co".into()),
+                ext_contact: false
+            }
+        );
+        // Seen again: nothing more to move.
+        assert_eq!(settle(&after, &email("a@x.co"), EXT).0, Settle::Keep);
+    }
+
+    #[test]
+    fn a_changed_email_moves_the_contact_and_an_email_less_record_follows_it() {
+        let known = PersonIndex {
+            email: Some("old@x.co".into()),
+            ext_contact: false,
+        };
+        let (what, after) = settle(&known, &email("new@x.co"), EXT);
+        assert_eq!(
+            what,
+            Settle::Move {
+                from: email("old@x.co"),
+                to: "new@x.co".into()
+            }
+        );
+        let (what, unchanged) = settle(&after, &ext(), EXT);
+        assert_eq!(what, Settle::Address("new@x.co".into()));
+        assert_eq!(unchanged, after);
+    }
+}

@@ -1,0 +1,491 @@
+//! One person, one Brevo contact: a person first known by its helpdesk id only, and a person
+//! whose email changes, each end as one contact carrying everything written for them. The
+//! state table is DynamoDB in moto; Brevo is a wiremock server that keeps contacts the way
+//! Brevo does (matched by email, then ext_id; `PUT /v3/contacts/{id}?identifierType=` changes
+//! one, refusing an email another contact has; events land on the contact they name).
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use deskbridge_shared::brevo::{BrevoClient, RateGovernor, RetryPolicy};
+use deskbridge_shared::helpdesk::Parsed;
+use deskbridge_shared::helpdesk::intercom::webhook::parse_webhook;
+use deskbridge_shared::mapping::Mapping;
+use deskbridge_shared::memory::NoLookup;
+use deskbridge_shared::model::{EventKind, Job, Origin, Person, Record, Source, SupportEvent};
+use deskbridge_shared::state::DynamoStateStore;
+use deskbridge_upsert::{Message, Upserter};
+use serde_json::{Map, Value, json};
+use wiremock::{MockServer, Request, Respond, ResponseTemplate};
+
+/// One Brevo contact as the model keeps it.
+#[derive(Debug, Clone, Default)]
+struct Contact {
+    email: Option<String>,
+    ext_id: Option<String>,
+    attributes: Map<String, Value>,
+    events: Vec<String>,
+}
+
+/// Brevo's contacts, as far as deskbridge's requests shape them.
+#[derive(Clone, Default)]
+struct BrevoModel(Arc<Mutex<Vec<Contact>>>);
+
+fn decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+impl BrevoModel {
+    fn contacts(&self) -> Vec<Contact> {
+        self.0.lock().expect("model").clone()
+    }
+
+    fn find(contacts: &[Contact], email: Option<&str>, ext_id: Option<&str>) -> Option<usize> {
+        email
+            .and_then(|e| contacts.iter().position(|c| c.email.as_deref() == Some(e)))
+            .or_else(|| {
+                ext_id.and_then(|x| contacts.iter().position(|c| c.ext_id.as_deref() == Some(x)))
+            })
+    }
+
+    fn event(contacts: &mut Vec<Contact>, event: &Value) {
+        let ids = &event["identifiers"];
+        let email = ids["email_id"].as_str();
+        let ext_id = ids["ext_id"].as_str();
+        let at = match Self::find(contacts, email, ext_id) {
+            Some(at) => at,
+            None => {
+                // Brevo makes a contact for an identifier it does not know.
+                contacts.push(Contact {
+                    email: email.map(str::to_string),
+                    ext_id: ext_id.map(str::to_string),
+                    ..Default::default()
+                });
+                contacts.len() - 1
+            }
+        };
+        let name = event["event_name"].as_str().unwrap_or("?").to_string();
+        contacts[at].events.push(name);
+    }
+}
+
+fn taken() -> ResponseTemplate {
+    ResponseTemplate::new(400).set_body_json(json!({
+        "code": "duplicate_parameter",
+        "message": "Unable to update contact, email is already associated with another Contact"
+    }))
+}
+
+impl Respond for BrevoModel {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut contacts = self.0.lock().expect("model");
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let path = request.url.path();
+        match (request.method.as_str(), path) {
+            ("GET", "/v3/contacts/attributes") => {
+                ResponseTemplate::new(200).set_body_json(json!({"attributes": []}))
+            }
+            ("POST", "/v3/contacts") => {
+                let email = body["email"].as_str();
+                let ext_id = body["ext_id"].as_str();
+                let attributes = body["attributes"].as_object().cloned().unwrap_or_default();
+                match Self::find(&contacts, email, ext_id) {
+                    Some(at) => {
+                        let c = &mut contacts[at];
+                        c.attributes.extend(attributes);
+                        if c.email.is_none() {
+                            c.email = email.map(str::to_string);
+                        }
+                        if c.ext_id.is_none() {
+                            c.ext_id = ext_id.map(str::to_string);
+                        }
+                        ResponseTemplate::new(204)
+                    }
+                    None => {
+                        contacts.push(Contact {
+                            email: email.map(str::to_string),
+                            ext_id: ext_id.map(str::to_string),
+                            attributes,
+                            events: Vec::new(),
+                        });
+                        ResponseTemplate::new(201).set_body_json(json!({"id": contacts.len()}))
+                    }
+                }
+            }
+            ("PUT", p) if p.starts_with("/v3/contacts/") => {
+                let id = decode(&p["/v3/contacts/".len()..]);
+                let by_ext = request
+                    .url
+                    .query_pairs()
+                    .any(|(k, v)| k == "identifierType" && v == "ext_id");
+                let at = if by_ext {
+                    Self::find(&contacts, None, Some(&id))
+                } else {
+                    Self::find(&contacts, Some(&id), None)
+                };
+                let Some(at) = at else {
+                    return ResponseTemplate::new(404).set_body_json(
+                        json!({"code": "document_not_found", "message": "Contact does not exist"}),
+                    );
+                };
+                let mut attributes = body["attributes"].as_object().cloned().unwrap_or_default();
+                if let Some(new) = attributes
+                    .remove("EMAIL")
+                    .and_then(|v| v.as_str().map(str::to_string))
+                {
+                    if contacts
+                        .iter()
+                        .enumerate()
+                        .any(|(i, c)| i != at && c.email.as_deref() == Some(new.as_str()))
+                    {
+                        return taken();
+                    }
+                    contacts[at].email = Some(new);
+                }
+                contacts[at].attributes.extend(attributes);
+                ResponseTemplate::new(204)
+            }
+            ("POST", "/v3/events") => {
+                Self::event(&mut contacts, &body);
+                ResponseTemplate::new(204)
+            }
+            ("POST", "/v3/events/batch") => {
+                for event in body["events"].as_array().cloned().unwrap_or_default() {
+                    Self::event(&mut contacts, &event);
+                }
+                ResponseTemplate::new(204)
+            }
+            _ => ResponseTemplate::new(404)
+                .set_body_json(json!({"code": "not_found", "message": "no route"})),
+        }
+    }
+}
+
+struct World {
+    brevo: BrevoModel,
+    upserter: Upserter<BrevoClient, DynamoStateStore, NoLookup>,
+    _server: MockServer,
+}
+
+async fn world(name: &str) -> World {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, name).await;
+    let model = BrevoModel::default();
+    let server = MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(model.clone())
+        .mount(&server)
+        .await;
+    let brevo = BrevoClient::new("xkeysib-test", &format!("{}/v3", server.uri()))
+        .expect("client")
+        .with_governor(Arc::new(RateGovernor::new(1000, 1_000_000)))
+        .with_retry(RetryPolicy {
+            min_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(20),
+            ..RetryPolicy::default()
+        });
+    let state = DynamoStateStore::new(aws_sdk_dynamodb::Client::new(&sdk), res.table.clone());
+    World {
+        brevo: model,
+        upserter: Upserter::new(brevo, state, NoLookup, Mapping::default()),
+        _server: server,
+    }
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_767_225_600 + secs, 0)
+        .single()
+        .expect("time")
+}
+
+/// An Intercom contact webhook, as Intercom sends it.
+fn intercom(topic: &str, n: u32, id: &str, role: &str, email: Option<&str>, secs: i64) -> Value {
+    json!({
+        "type": "notification_event",
+        "app_id": "a86dr8yl",
+        "data": {"type": "notification_event_data", "item": {
+            "type": "contact", "id": id, "workspace_id": "a86dr8yl", "external_id": null,
+            "role": role, "email": email, "phone": null, "name": "Robin Park",
+            "unsubscribed_from_emails": false, "created_at": 1_767_225_600,
+            "updated_at": 1_767_225_600 + secs, "signed_up_at": null,
+            "custom_attributes": {"utm_campaign": "spring"},
+            "tags": {"type": "list", "data": [], "total_count": 0, "has_more": false}
+        }},
+        "id": format!("notif_{n}"),
+        "topic": topic,
+        "created_at": 1_767_225_600 + secs,
+    })
+}
+
+impl World {
+    async fn handle(&self, job: Job) -> deskbridge_upsert::Stats {
+        let message = Message::new(
+            job.id.clone(),
+            serde_json::to_string(&job).expect("job serialises"),
+        );
+        let report = self.upserter.handle(&[message]).await;
+        assert!(report.failed.is_empty(), "{:?}", report);
+        assert!(report.stats.finals.is_empty(), "{:?}", report.stats.finals);
+        report.stats
+    }
+
+    /// Runs an Intercom webhook body through the parser and the upsert, as a delivery would.
+    async fn intercom(&self, body: Value, secs: i64) -> deskbridge_upsert::Stats {
+        let Ok(Parsed::Accepted(delivery)) = parse_webhook(&body, at(secs)) else {
+            panic!("the webhook is accepted");
+        };
+        self.handle(Job {
+            id: format!("intercom:{}", delivery.delivery_id),
+            source: Source::Intercom,
+            origin: Origin::Webhook,
+            received_at: at(secs),
+            correlation_id: None,
+            records: delivery.records,
+        })
+        .await
+    }
+}
+
+#[tokio::test]
+async fn an_email_less_lead_that_gives_an_email_stays_one_contact() {
+    let w = world("identity-lead").await;
+    let lead = "6762f11a2c3d4e5f60718293";
+    w.intercom(
+        intercom("contact.lead.created", 1, lead, "lead", None, 0),
+        0,
+    )
+    .await;
+    let before = w.brevo.contacts();
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(
+        before[0].ext_id.as_deref(),
+        Some(&*format!("intercom:{lead}"))
+    );
+    assert_eq!(before[0].email, None);
+
+    let stats = w
+        .intercom(
+            intercom(
+                "contact.lead.added_email",
+                2,
+                lead,
+                "lead",
+                Some("robin@example.com"),
+                60,
+            ),
+            60,
+        )
+        .await;
+    assert_eq!(stats.contacts_moved, 1);
+    // Signing up later changes nothing more.
+    w.intercom(
+        intercom(
+            "contact.lead.signed_up",
+            3,
+            lead,
+            "user",
+            Some("robin@example.com"),
+            120,
+        ),
+        120,
+    )
+    .await;
+    let after = w.brevo.contacts();
+    assert_eq!(after.len(), 1, "one contact: {after:?}");
+    let c = &after[0];
+    assert_eq!(c.email.as_deref(), Some("robin@example.com"));
+    assert_eq!(c.ext_id.as_deref(), Some(&*format!("intercom:{lead}")));
+    assert_eq!(c.attributes["INTERCOM_ID"], lead);
+    assert_eq!(c.attributes["INTERCOM_ROLE"], "user");
+    assert_eq!(
+        c.events,
+        ["SUPPORT_CUSTOMER_CREATED"],
+        "the lead's timeline is kept"
+    );
+}
+
+#[tokio::test]
+async fn a_changed_email_moves_the_contact() {
+    let w = world("identity-email").await;
+    let user = "6762f0d91bb69f9f2193bb7e";
+    w.intercom(
+        intercom(
+            "contact.user.created",
+            1,
+            user,
+            "user",
+            Some("jane@old.example"),
+            0,
+        ),
+        0,
+    )
+    .await;
+    w.intercom(
+        intercom(
+            "contact.email.updated",
+            2,
+            user,
+            "user",
+            Some("jane@new.example"),
+            60,
+        ),
+        60,
+    )
+    .await;
+    let after = w.brevo.contacts();
+    assert_eq!(after.len(), 1, "one contact: {after:?}");
+    assert_eq!(after[0].email.as_deref(), Some("jane@new.example"));
+    assert_eq!(after[0].events, ["SUPPORT_CUSTOMER_CREATED"]);
+}
+
+#[tokio::test]
+async fn a_new_email_that_has_a_contact_takes_the_persons_records_and_the_old_one_is_left() {
+    let w = world("identity-taken").await;
+    w.intercom(
+        intercom(
+            "contact.user.created",
+            1,
+            "other",
+            "user",
+            Some("shared@example.com"),
+            0,
+        ),
+        0,
+    )
+    .await;
+    w.intercom(
+        intercom("contact.lead.created", 2, "lead9", "lead", None, 10),
+        10,
+    )
+    .await;
+    let stats = w
+        .intercom(
+            intercom(
+                "contact.lead.added_email",
+                3,
+                "lead9",
+                "lead",
+                Some("shared@example.com"),
+                20,
+            ),
+            20,
+        )
+        .await;
+    assert_eq!((stats.contacts_moved, stats.contacts_merged), (0, 1));
+    let after = w.brevo.contacts();
+    assert_eq!(after.len(), 2, "{after:?}");
+    let shared = after
+        .iter()
+        .find(|c| c.email.as_deref() == Some("shared@example.com"))
+        .expect("the email's contact");
+    assert_eq!(
+        shared.attributes["INTERCOM_ID"], "lead9",
+        "the person's newest values"
+    );
+    // Later records of the person go there, not to the contact left behind.
+    w.intercom(
+        intercom(
+            "contact.lead.updated",
+            4,
+            "lead9",
+            "lead",
+            Some("shared@example.com"),
+            30,
+        ),
+        30,
+    )
+    .await;
+    assert_eq!(w.brevo.contacts().len(), 2);
+}
+
+fn ticket_opened(requester: Person, ticket: &str, secs: i64) -> Record {
+    Record {
+        person: requester,
+        observed_at: at(secs),
+        events: vec![SupportEvent {
+            id: SupportEvent::stable_id(
+                &Source::Zendesk,
+                &format!("ticket:{ticket}"),
+                EventKind::TicketCreated,
+                at(secs),
+            ),
+            kind: EventKind::TicketCreated,
+            occurred_at: at(secs),
+            ticket_id: Some(ticket.into()),
+            channel: Some("email".into()),
+            properties: Map::new(),
+        }],
+        ..Default::default()
+    }
+}
+
+fn job(id: &str, origin: Origin, secs: i64, records: Vec<Record>) -> Job {
+    Job {
+        id: id.into(),
+        source: Source::Zendesk,
+        origin,
+        received_at: at(secs),
+        correlation_id: None,
+        records,
+    }
+}
+
+#[tokio::test]
+async fn a_ticket_whose_requester_was_unknown_ends_on_the_email_contact() {
+    let w = world("identity-requester").await;
+    let unknown = Person {
+        source_id: Some("9001".into()),
+        ..Default::default()
+    };
+    // The requester could not be looked up (no API credentials): an ext_id contact.
+    w.handle(job(
+        "zendesk:t1",
+        Origin::Webhook,
+        0,
+        vec![ticket_opened(unknown.clone(), "41", 0)],
+    ))
+    .await;
+    assert_eq!(
+        w.brevo.contacts()[0].ext_id.as_deref(),
+        Some("zendesk:9001")
+    );
+
+    // The user stream then reads the user, with an email.
+    let user = Record {
+        person: Person {
+            source_id: Some("9001".into()),
+            email: Some("Pat@Example.com".into()),
+            name: Some("Pat Lee".into()),
+            ..Default::default()
+        },
+        observed_at: at(300),
+        ..Default::default()
+    };
+    w.handle(job("zendesk/users:p1", Origin::Sync, 300, vec![user]))
+        .await;
+    // A later ticket whose requester is again not looked up goes to the email contact.
+    w.handle(job(
+        "zendesk:t2",
+        Origin::Webhook,
+        600,
+        vec![ticket_opened(unknown, "42", 600)],
+    ))
+    .await;
+
+    let after = w.brevo.contacts();
+    assert_eq!(after.len(), 1, "one contact: {after:?}");
+    let c = &after[0];
+    assert_eq!(c.email.as_deref(), Some("pat@example.com"));
+    assert_eq!(c.events, ["SUPPORT_TICKET_OPENED", "SUPPORT_TICKET_OPENED"]);
+    assert_eq!(
+        c.attributes.get("TICKET_COUNT"),
+        Some(&json!(2)),
+        "the ticket written before the email was known still counts: {:?}",
+        c.attributes
+    );
+}
