@@ -89,11 +89,13 @@ async fn replay_moves_dead_letters_back_and_a_dry_run_moves_nothing() {
             name: "upsert",
             dlq_url: res.upsert_dlq_url.clone(),
             queue_url: res.upsert_queue_url.clone(),
+            backfill_url: None,
         },
         ReplayTarget {
             name: "sync",
             dlq_url: res.sync_dlq_url.clone(),
             queue_url: res.sync_queue_url.clone(),
+            backfill_url: None,
         },
     ];
 
@@ -190,6 +192,7 @@ async fn replay_finds_the_dlqs_from_the_environment_or_the_redrive_policy() {
             name: "sync",
             dlq_url: res.sync_dlq_url.clone(),
             queue_url: res.sync_queue_url.clone(),
+            backfill_url: None,
         }]
     );
 
@@ -1212,4 +1215,61 @@ async fn config_push_checks_the_file_and_plan_says_when_the_deployed_copy_differ
     for path in [bad, good, changed] {
         let _ = std::fs::remove_file(path);
     }
+}
+
+#[tokio::test]
+async fn replay_sends_batch_sync_jobs_back_to_the_backfill_lane() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "replay-lanes").await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue = SqsQueue::new(sqs.clone());
+    let job = |id: &str, origin: &str| {
+        json!({"id": id, "source": "zendesk", "origin": origin,
+               "received_at": "2026-12-01T10:00:00Z", "records": []})
+        .to_string()
+    };
+    let webhook = job("zendesk:d1", "webhook");
+    let backfill: Vec<String> = (0..3)
+        .map(|i| job(&format!("zendesk/users:p{i}"), "sync"))
+        .collect();
+    let not_a_job = r#"{"job":1}"#.to_string();
+    let mut all = vec![webhook.clone(), not_a_job.clone()];
+    all.extend(backfill.clone());
+    queue
+        .send_batch(&res.upsert_dlq_url, &all)
+        .await
+        .expect("seed the upsert DLQ");
+
+    // The targets as the CLI makes them from the settings, which name the backfill lane.
+    let settings = common::settings(&res, None, &[]);
+    let targets = replay_targets(
+        &settings,
+        ReplayQueue::Upsert,
+        |name| (name == "UPSERT_DLQ_URL").then(|| res.upsert_dlq_url.clone()),
+        None,
+    )
+    .await
+    .expect("targets");
+    assert_eq!(
+        targets[0].backfill_url.as_deref(),
+        Some(res.backfill_queue_url.as_str())
+    );
+    let mut out = Vec::new();
+    let options = ReplayOptions {
+        dry_run: false,
+        wait_seconds: 1,
+    };
+    let counts = replay(&queue, &targets, &options, &mut out)
+        .await
+        .expect("replay");
+    let printed = text(out);
+    assert_eq!(counts[0].messages, 5, "{printed}");
+    assert!(printed.contains("batch sync jobs to"), "{printed}");
+    let mut realtime = vec![webhook, not_a_job];
+    realtime.sort();
+    assert_eq!(drain(&queue, &res.upsert_queue_url).await, realtime);
+    let mut lane = backfill;
+    lane.sort();
+    assert_eq!(drain(&queue, &res.backfill_queue_url).await, lane);
+    assert_eq!(visible_messages(&sqs, &res.upsert_dlq_url).await, 0);
 }

@@ -796,6 +796,7 @@ async fn a_refusal_no_retry_can_fix_is_dead_lettered_at_once_and_replay_after_th
         name: "upsert",
         dlq_url: res.upsert_dlq_url.clone(),
         queue_url: res.upsert_queue_url.clone(),
+        backfill_url: None,
     }];
     let mut out = Vec::new();
     let dry = ReplayOptions {

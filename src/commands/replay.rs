@@ -5,8 +5,9 @@ use std::io::Write;
 
 use anyhow::{Context, bail};
 use deskbridge_shared::config::Settings;
+use deskbridge_shared::model::Origin;
 use deskbridge_shared::queue::{InMessage, Queue};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::count;
@@ -27,6 +28,26 @@ pub struct ReplayTarget {
     pub name: &'static str,
     pub dlq_url: String,
     pub queue_url: String,
+    /// Where the batch sync's jobs go back to instead (the backfill lane, `BACKFILL_QUEUE_URL`),
+    /// so a replay of backfill dead letters never queues them ahead of real-time work.
+    pub backfill_url: Option<String>,
+}
+
+impl ReplayTarget {
+    /// The queue a dead letter goes back to: a job of the batch sync to the backfill lane when
+    /// there is one, anything else (webhook jobs, bodies that are not jobs) to the work queue.
+    pub fn destination(&self, body: &str) -> &str {
+        #[derive(Deserialize)]
+        struct Lane {
+            origin: Option<Origin>,
+        }
+        let sync =
+            serde_json::from_str::<Lane>(body).is_ok_and(|lane| lane.origin == Some(Origin::Sync));
+        match (&self.backfill_url, sync) {
+            (Some(backfill), true) => backfill,
+            _ => &self.queue_url,
+        }
+    }
 }
 
 /// How `replay` reads the DLQs.
@@ -161,10 +182,19 @@ pub async fn replay_targets(
                 })?,
             (None, None) => bail!("{dlq_var} must be set (`deskbridge bootstrap` prints it)"),
         };
+        let backfill_url = if *name == "upsert" {
+            settings
+                .backfill_queue_url
+                .clone()
+                .filter(|url| *url != queue_url)
+        } else {
+            None
+        };
         targets.push(ReplayTarget {
             name,
             dlq_url,
             queue_url,
+            backfill_url,
         });
     }
     Ok(targets)
@@ -275,20 +305,29 @@ async fn replay_move(
             if batch.is_empty() {
                 return Ok(moved);
             }
-            let bodies: Vec<String> = batch.iter().map(|m| m.body.clone()).collect();
-            if let Err(e) = queue.send_batch(&target.queue_url, &bodies).await {
-                // Put the batch back at once rather than after the visibility timeout; best effort.
-                for m in &batch {
-                    let _ = queue
-                        .set_visibility(&target.dlq_url, &m.receipt_handle, 0)
-                        .await;
+            // Each message back to its lane: sync jobs to the backfill queue when there is one.
+            let mut lanes: Vec<(&str, Vec<String>)> = Vec::new();
+            for m in &batch {
+                let to = target.destination(&m.body);
+                match lanes.iter_mut().find(|(url, _)| *url == to) {
+                    Some((_, bodies)) => bodies.push(m.body.clone()),
+                    None => lanes.push((to, vec![m.body.clone()])),
                 }
-                return Err(anyhow::anyhow!(e)).with_context(|| {
-                    format!(
-                        "sending to {} ({moved} moved so far; this batch stays in the DLQ)",
-                        target.queue_url
-                    )
-                });
+            }
+            for (to, bodies) in &lanes {
+                if let Err(e) = queue.send_batch(to, bodies).await {
+                    // Put the batch back at once rather than after the visibility timeout; best
+                    // effort. What another lane got already is sent again by a later replay,
+                    // which the pipeline's dedupe absorbs.
+                    for m in &batch {
+                        let _ = queue
+                            .set_visibility(&target.dlq_url, &m.receipt_handle, 0)
+                            .await;
+                    }
+                    return Err(anyhow::anyhow!(e)).with_context(|| {
+                        format!("sending to {to} ({moved} moved so far; this batch stays in the DLQ)")
+                    });
+                }
             }
             for m in &batch {
                 queue
@@ -310,6 +349,15 @@ async fn replay_move(
     result
 }
 
+/// ` (sync jobs to …)` when a target splits its messages by lane.
+fn lane_note(target: &ReplayTarget) -> String {
+    target
+        .backfill_url
+        .as_deref()
+        .map(|url| format!(" (batch sync jobs to {url})"))
+        .unwrap_or_default()
+}
+
 /// `deskbridge replay [--dry-run] [--queue upsert|sync|both]`: moves (or counts) dead letters
 /// back to their work queue and prints a count per queue.
 pub async fn replay(
@@ -325,10 +373,11 @@ pub async fn replay(
             let would_move = replay_dry_run(queue, target, options, out).await?;
             writeln!(
                 out,
-                "{}: {} would move to {} (dry run: nothing moved)",
+                "{}: {} would move to {}{} (dry run: nothing moved)",
                 target.name,
                 count(would_move.len(), "message"),
-                target.queue_url
+                target.queue_url,
+                lane_note(target)
             )?;
             counts.push(ReplayCount {
                 name: target.name,
@@ -341,11 +390,12 @@ pub async fn replay(
             let n = replay_move(queue, target, options).await?;
             writeln!(
                 out,
-                "{}: moved {} from {} to {}",
+                "{}: moved {} from {} to {}{}",
                 target.name,
                 count(n, "message"),
                 target.dlq_url,
-                target.queue_url
+                target.queue_url,
+                lane_note(target)
             )?;
             counts.push(ReplayCount {
                 name: target.name,
