@@ -4,7 +4,9 @@
 //! 5xx and too late, connections are reset, the helpdesk APIs answer 429 and 500, SQS and
 //! DynamoDB calls fail the way AWS documents, and an upsert worker is killed mid-batch. At the
 //! end Brevo's state must equal the state the inputs call for: no contact or event lost, no event
-//! twice, no attribute older than the newest observation. It prints one summary line,
+//! twice, no attribute older than the newest observation — also after every state item with an
+//! expiry is swept (as DynamoDB's TTL would once all of them passed) and one delivery in twenty
+//! is redelivered, as a helpdesk might months later. It prints one summary line,
 //!
 //! `faults: N deliveries, M faults injected, lost L, duplicated D, stale S`
 //!
@@ -114,7 +116,8 @@ async fn deliveries_under_faults_reach_brevo_once_and_never_stale() {
         "faults: seed {seed:#x} (DESKBRIDGE_FAULTS_SEED), {ops} requests at the fault points, \
          {:.1}% failed: {}; inputs: {} customers, {} redeliveries, {} re-sent under a new id, \
          {} late observations; answered duplicate {duplicates}; {}; dead-lettered {}; \
-         unexpected events {}, contacts {}{causes}; {}; sent in {:.0} s, settled {} after {:.0} s",
+         unexpected events {}, contacts {}{causes}; {}; sent in {:.0} s, settled {} after {:.0} s; \
+         then {} expiring state items swept and {} deliveries redelivered",
         100.0 * injected as f64 / ops.max(1) as f64,
         Counts::list(&counts.injected),
         world.customers.len(),
@@ -129,6 +132,8 @@ async fn deliveries_under_faults_reach_brevo_once_and_never_stale() {
         run.sent_in.as_secs_f64(),
         if run.settled { "yes" } else { "NO" },
         run.took.as_secs_f64(),
+        run.swept,
+        run.late,
     ));
 
     assert!(total >= wanted, "{total} deliveries");
@@ -137,6 +142,7 @@ async fn deliveries_under_faults_reach_brevo_once_and_never_stale() {
         "at least 10% of the requests failed: {injected} of {ops}"
     );
     assert!(refused.is_empty(), "every delivery accepted: {refused:?}");
+    assert!(run.late > 0, "deliveries were redelivered after the sweep");
     assert!(
         run.settled,
         "the queues drained and Brevo went quiet within the time limit"

@@ -21,7 +21,6 @@
 //! updating one contact at once both land.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -29,9 +28,6 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::model::{EventKind, Record, Source, SupportEvent};
-
-/// How long a contact's ledger is kept after its last change (state table TTL).
-pub const LEDGER_TTL: Duration = Duration::from_secs(400 * 24 * 3600);
 
 /// Tickets (and ratings) kept one by one per contact; older ones are folded into a count so the
 /// item stays far below DynamoDB's 400 KB limit. A folded ticket delivered again would be counted

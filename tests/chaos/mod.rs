@@ -732,6 +732,10 @@ pub struct Run {
     pub took: Duration,
     /// Messages in the dead-letter queues at the end.
     pub dead_letters: u64,
+    /// State items deleted as DynamoDB's TTL sweep would once every expiry has passed, and the
+    /// deliveries then sent again (a helpdesk redelivering months later).
+    pub swept: usize,
+    pub late: usize,
 }
 
 impl Rig {
@@ -830,6 +834,37 @@ impl Rig {
             limit,
         )
         .await;
+
+        // Months later: every item with an expiry is gone (delivery dedupe, claims), and the
+        // helpdesks redeliver one delivery in twenty, freshly signed.
+        let mut answers = answers;
+        let (mut swept, mut late, mut settled) = (0, 0, settled);
+        if settled {
+            swept = sweep_expiring(&self.direct, &self.res.table).await;
+            let again: Vec<_> = world.deliveries.iter().step_by(20).cloned().collect();
+            late = again.len();
+            let vendor = Arc::new(Vendor::new(
+                &self.runner.base,
+                self.faults.clone(),
+                seed ^ 0x1A7E,
+            ));
+            let done = Arc::new(AtomicUsize::new(0));
+            let backlog = Arc::new(AtomicU64::new(0));
+            let gauge = watch_depth(&self.direct, &self.res.upsert_queue_url, backlog.clone());
+            let later = send_all(vendor, Arc::new(again), 16, done, backlog, 60);
+            answers.extend(later.await.unwrap_or_default());
+            gauge.abort();
+            settled = wait_until_settled(
+                &self.direct,
+                &self.res,
+                &self.brevo,
+                None,
+                Duration::from_secs(3),
+                STALL.min(limit),
+                limit,
+            )
+            .await;
+        }
         let dead_letters = depth(&self.direct, &self.res.upsert_dlq_url).await
             + depth(&self.direct, &self.res.sync_dlq_url).await;
         let run = Run {
@@ -840,6 +875,8 @@ impl Rig {
             sent_in,
             took: started.elapsed(),
             dead_letters,
+            swept,
+            late,
         };
         (run, self)
     }
@@ -886,6 +923,43 @@ impl Rig {
 
     pub async fn stop(self) {
         self.runner.stop().await;
+    }
+}
+
+/// Deletes every item of `table` that has an expiry, as DynamoDB's TTL sweep does once all of
+/// them have passed; what is kept for good stays. Returns how many went.
+async fn sweep_expiring(sdk: &aws_config::SdkConfig, table: &str) -> usize {
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    let ttl = "expires_at"; // the state table's TTL attribute
+    let mut swept = 0;
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .filter_expression("attribute_exists(#ttl)")
+            .expression_attribute_names("#ttl", ttl)
+            .projection_expression("pk")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scanning the state table");
+        for item in page.items.unwrap_or_default() {
+            if let Some(pk) = item.get("pk") {
+                client
+                    .delete_item()
+                    .table_name(table)
+                    .key("pk", pk.clone())
+                    .send()
+                    .await
+                    .expect("sweeping an expired item");
+                swept += 1;
+            }
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return swept;
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 
 use deskbridge_shared::brevo::{BrevoApi, ContactUpsert};
 use deskbridge_shared::helpdesk::PersonLookup;
-use deskbridge_shared::ledger::{LEDGER_TTL, Ledger};
+use deskbridge_shared::ledger::Ledger;
 use deskbridge_shared::model::{Record, Source};
 use deskbridge_shared::plan::{self, BrevoWrites, Observed, SMS};
 use deskbridge_shared::state::StateStore;
@@ -81,7 +81,9 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             let text = serde_json::to_string(&ledger).map_err(|e| unreadable(key, &e))?;
             let saved = self
                 .state
-                .save_doc(key, rev, &text, Some(LEDGER_TTL))
+                // Kept for good, like sent events: a delivery redelivered however late must
+                // not overwrite newer values. A ledger written with an expiry loses it here.
+                .save_doc(key, rev, &text, None)
                 .await
                 .map_err(|e| Retry(format!("writing contact ledger: {e}")))?;
             if saved {
