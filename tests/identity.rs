@@ -489,3 +489,46 @@ async fn a_ticket_whose_requester_was_unknown_ends_on_the_email_contact() {
         c.attributes
     );
 }
+
+#[tokio::test]
+async fn one_customer_id_in_two_helpdesks_is_one_contact() {
+    let w = world("identity-external").await;
+    // A Zendesk end user without an email, with the customer's id from the CRM…
+    let user = Record {
+        person: Person {
+            source_id: Some("35436".into()),
+            external_id: Some("crm-77".into()),
+            name: Some("Sam Rivers".into()),
+            ..Default::default()
+        },
+        observed_at: at(0),
+        ..Default::default()
+    };
+    w.handle(job("zendesk/users:e1", Origin::Sync, 0, vec![user]))
+        .await;
+    // …and the same customer as an Intercom lead, also without an email.
+    let mut lead = intercom("contact.lead.created", 1, "lead-crm", "lead", None, 30);
+    lead["data"]["item"]["external_id"] = json!("crm-77");
+    w.intercom(lead, 30).await;
+    let contacts = w.brevo.contacts();
+    assert_eq!(contacts.len(), 1, "one contact: {contacts:?}");
+    assert_eq!(contacts[0].ext_id.as_deref(), Some("crm-77"));
+    assert_eq!(contacts[0].attributes["ZENDESK_ID"], "35436");
+    assert_eq!(contacts[0].attributes["INTERCOM_ID"], "lead-crm");
+
+    // The lead gives an email: the one contact moves to it.
+    let mut added = intercom(
+        "contact.lead.added_email",
+        2,
+        "lead-crm",
+        "lead",
+        Some("sam@example.com"),
+        60,
+    );
+    added["data"]["item"]["external_id"] = json!("crm-77");
+    w.intercom(added, 60).await;
+    let contacts = w.brevo.contacts();
+    assert_eq!(contacts.len(), 1, "one contact: {contacts:?}");
+    assert_eq!(contacts[0].email.as_deref(), Some("sam@example.com"));
+    assert_eq!(contacts[0].events, ["SUPPORT_CUSTOMER_CREATED"]);
+}

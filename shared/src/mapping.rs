@@ -239,10 +239,20 @@ impl Mapping {
             .and_then(|r| identity::parse_region(r).ok())
     }
 
-    /// The Brevo contact key of a person: normalised email, else `<source>:<id>`.
+    /// The Brevo contact key of a person: normalised email, else its `external_id` (the
+    /// customer's own id, shared by every helpdesk that knows it), else `<source>:<id>`.
     pub fn contact_key(&self, source: &Source, person: &Person) -> Option<ContactKey> {
         if let Some(email) = person.email.as_deref().and_then(normalize_email) {
             return Some(ContactKey::Email(email));
+        }
+        // The customer's own id: the same person in two helpdesks is one contact.
+        if let Some(external) = person
+            .external_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+        {
+            return Some(ContactKey::ExtId(external.to_string()));
         }
         person
             .source_id
@@ -577,6 +587,27 @@ mod tests {
         assert_eq!(c.attributes["COMPANY_NAME"], json!("Acme Logistics"));
         assert_eq!(c.attributes["COMPANY_PLAN"], json!("Pro"));
         assert_eq!(c.attributes["COMPANY_SIZE"], json!(85));
+    }
+
+    #[test]
+    fn the_customers_own_id_is_the_ext_id_of_a_person_without_email() {
+        let m = Mapping::default();
+        let mut person = Person {
+            source_id: Some("42".into()),
+            external_id: Some(" crm-77 ".into()),
+            ..Default::default()
+        };
+        for source in [Source::Zendesk, Source::Intercom] {
+            assert_eq!(
+                m.contact_key(&source, &person),
+                Some(ContactKey::ExtId("crm-77".into()))
+            );
+        }
+        person.email = Some("Pat@Example.com".into());
+        assert_eq!(
+            m.contact_key(&Source::Zendesk, &person),
+            Some(ContactKey::Email("pat@example.com".into()))
+        );
     }
 
     #[test]

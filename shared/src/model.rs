@@ -188,6 +188,11 @@ pub struct Person {
     pub first_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_name: Option<String>,
+    /// The person's id in the customer's own systems, as the helpdesk holds it (Zendesk and
+    /// Intercom `external_id`): without an email, the Brevo contact's ext_id, so the same
+    /// customer in two helpdesks is one contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 impl Person {

@@ -1,10 +1,10 @@
 //! One helpdesk person, one Brevo contact: which contact a person's records go to when the
 //! identifier they carry changes.
 //!
-//! A person known by its helpdesk id only (an Intercom lead without an email, a Zendesk
-//! requester that could not be looked up) is written to a contact addressed by the `ext_id`
-//! `<source>:<id>`. The state table keeps, per helpdesk person (`person#<source>:<id>`), the
-//! email its contact was last written with, or that an ext_id contact exists. From that, a
+//! A person known without an email (an Intercom lead, a Zendesk requester that could not be
+//! looked up) is written to a contact addressed by an `ext_id`: its `external_id` when the
+//! helpdesk has one, else `<source>:<id>`. The state table keeps, per helpdesk person
+//! (`person#<source>:<id>`), the email its contact was last written with, or its ext_id. From that, a
 //! record of the person is [`settle`]d before it is planned:
 //! - it brings an email while the person's contact is the ext_id one (the lead gave an email,
 //!   the requester became known): that contact is moved, its EMAIL set, so the attributes and
@@ -34,9 +34,10 @@ pub struct PersonIndex {
     /// The (normalised) email its contact was last written with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    /// Whether a contact addressed by the person's ext_id was written (and not moved since).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub ext_contact: bool,
+    /// The ext_id of the contact written for the person while it had no email (none once that
+    /// contact moved to an email).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ext_id: Option<String>,
 }
 
 /// What to do with a record before it is planned.
@@ -50,10 +51,9 @@ pub enum Settle {
     Move { from: ContactKey, to: String },
 }
 
-/// Decides, from what `index` says of the person whose ext_id is `ext_id` (`<source>:<id>`)
-/// and the key the record maps to (`Email` when it has an email, else that `ExtId`), what to
-/// do, and what the index says afterwards.
-pub fn settle(index: &PersonIndex, key: &ContactKey, ext_id: &str) -> (Settle, PersonIndex) {
+/// Decides, from what `index` says of the person and the key the record maps to (`Email` when
+/// it has an email, else its `ExtId`), what to do, and what the index says afterwards.
+pub fn settle(index: &PersonIndex, key: &ContactKey) -> (Settle, PersonIndex) {
     match key {
         ContactKey::Email(email) => {
             if index.email.as_ref() == Some(email) {
@@ -61,12 +61,12 @@ pub fn settle(index: &PersonIndex, key: &ContactKey, ext_id: &str) -> (Settle, P
             }
             let after = PersonIndex {
                 email: Some(email.clone()),
-                ext_contact: false,
+                ext_id: None,
             };
-            let from = match &index.email {
-                Some(known) => Some(ContactKey::Email(known.clone())),
-                None if index.ext_contact => Some(ContactKey::ExtId(ext_id.to_string())),
-                None => None,
+            let from = match (&index.email, &index.ext_id) {
+                (Some(known), _) => Some(ContactKey::Email(known.clone())),
+                (None, Some(ext_id)) => Some(ContactKey::ExtId(ext_id.clone())),
+                (None, None) => None,
             };
             match from {
                 Some(from) => (
@@ -79,13 +79,13 @@ pub fn settle(index: &PersonIndex, key: &ContactKey, ext_id: &str) -> (Settle, P
                 None => (Settle::Keep, after),
             }
         }
-        ContactKey::ExtId(_) => match &index.email {
+        ContactKey::ExtId(ext_id) => match &index.email {
             Some(email) => (Settle::Address(email.clone()), index.clone()),
             None => (
                 Settle::Keep,
                 PersonIndex {
                     email: None,
-                    ext_contact: true,
+                    ext_id: Some(ext_id.clone()),
                 },
             ),
         },
@@ -108,21 +108,21 @@ mod tests {
 
     #[test]
     fn a_first_record_is_written_as_mapped_and_remembered() {
-        let (what, after) = settle(&PersonIndex::default(), &email("a@x.co"), EXT);
+        let (what, after) = settle(&PersonIndex::default(), &email("a@x.co"));
         assert_eq!(what, Settle::Keep);
         assert_eq!(after.email.as_deref(), Some("a@x.co"));
-        let (what, after) = settle(&PersonIndex::default(), &ext(), EXT);
+        let (what, after) = settle(&PersonIndex::default(), &ext());
         assert_eq!(what, Settle::Keep);
-        assert!(after.ext_contact);
+        assert_eq!(after.ext_id.as_deref(), Some(EXT));
     }
 
     #[test]
     fn an_email_that_appears_moves_the_ext_id_contact() {
         let lead = PersonIndex {
             email: None,
-            ext_contact: true,
+            ext_id: Some(EXT.into()),
         };
-        let (what, after) = settle(&lead, &email("a@x.co"), EXT);
+        let (what, after) = settle(&lead, &email("a@x.co"));
         assert_eq!(
             what,
             Settle::Move {
@@ -134,20 +134,20 @@ mod tests {
             after,
             PersonIndex {
                 email: Some("a@x.co".into()),
-                ext_contact: false
+                ext_id: None
             }
         );
         // Seen again: nothing more to move.
-        assert_eq!(settle(&after, &email("a@x.co"), EXT).0, Settle::Keep);
+        assert_eq!(settle(&after, &email("a@x.co")).0, Settle::Keep);
     }
 
     #[test]
     fn a_changed_email_moves_the_contact_and_an_email_less_record_follows_it() {
         let known = PersonIndex {
             email: Some("old@x.co".into()),
-            ext_contact: false,
+            ext_id: None,
         };
-        let (what, after) = settle(&known, &email("new@x.co"), EXT);
+        let (what, after) = settle(&known, &email("new@x.co"));
         assert_eq!(
             what,
             Settle::Move {
@@ -155,7 +155,7 @@ mod tests {
                 to: "new@x.co".into()
             }
         );
-        let (what, unchanged) = settle(&after, &ext(), EXT);
+        let (what, unchanged) = settle(&after, &ext());
         assert_eq!(what, Settle::Address("new@x.co".into()));
         assert_eq!(unchanged, after);
     }

@@ -42,7 +42,6 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         let Some(key) = self.mapping.contact_key(source, &record.person) else {
             return Ok(None);
         };
-        let ext_id = format!("{}:{id}", source.as_str());
         let index_key = people::person_key(source, id);
         for _ in 0..MAX_INDEX_ATTEMPTS {
             let doc = self
@@ -58,7 +57,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                     (Some(doc.rev), index)
                 }
             };
-            let (what, after) = people::settle(&index, &key, &ext_id);
+            let (what, after) = people::settle(&index, &key);
             let readdressed = match what {
                 Settle::Keep => None,
                 Settle::Address(email) => {

@@ -83,6 +83,7 @@ pub(crate) fn merge_person(person: &mut Person, found: &Person) {
     fill(&mut person.name, &found.name);
     fill(&mut person.first_name, &found.first_name);
     fill(&mut person.last_name, &found.last_name);
+    fill(&mut person.external_id, &found.external_id);
 }
 
 #[cfg(test)]

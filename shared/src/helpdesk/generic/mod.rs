@@ -195,6 +195,8 @@ pub fn parse_webhook(
         name: text(at(&fields.name)),
         first_name: text(at(&fields.first_name)),
         last_name: text(at(&fields.last_name)),
+        // A generic source's `external_id` is its own id of the person (`source_id`).
+        external_id: None,
     };
     let Some(who) = person
         .source_id

@@ -178,6 +178,7 @@ pub fn person_from_customer(value: &Value) -> Person {
         name: text(value.get("name")),
         first_name: text(value.get("firstname")),
         last_name: text(value.get("lastname")),
+        external_id: None,
     }
 }
 

@@ -132,6 +132,7 @@ pub fn person_from_contact(value: &Value) -> Person {
         email: text(value.get("email")),
         phone: text(value.get("phone")),
         name: text(value.get("name")),
+        external_id: text(value.get("external_id")),
         ..Default::default()
     }
 }

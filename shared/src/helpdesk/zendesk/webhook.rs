@@ -98,6 +98,7 @@ pub fn person_from_user(value: &Value) -> Person {
         name: text(value.get("name")),
         first_name: text(value.get("first_name")),
         last_name: text(value.get("last_name")),
+        external_id: text(value.get("external_id")),
     }
 }
 
@@ -826,5 +827,12 @@ mod tests {
             }
         );
         assert_eq!(person_from_user(&Value::Null), Person::default());
+        // The customer's own id, also from the trigger template (unrendered when there is none).
+        let p = person_from_user(&serde_json::json!({"id": 1, "external_id": "crm-77"}));
+        assert_eq!(p.external_id.as_deref(), Some("crm-77"));
+        let p = person_from_user(
+            &serde_json::json!({"id": 1, "external_id": "{{ticket.requester.external_id}}"}),
+        );
+        assert_eq!(p.external_id, None);
     }
 }
