@@ -1,12 +1,11 @@
 //! One person, one Brevo contact: a person first known by its helpdesk id only, and a person
 //! whose email changes, each end as one contact carrying everything written for them. The
-//! state table is DynamoDB in moto; Brevo is a wiremock server that keeps contacts the way
-//! Brevo does (matched by email, then ext_id; `PUT /v3/contacts/{id}?identifierType=` changes
-//! one, refusing an email another contact has; events land on the contact they name).
+//! state table is DynamoDB in moto; Brevo is the testkit's model, which keeps contacts the way
+//! Brevo does.
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -17,154 +16,10 @@ use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::memory::NoLookup;
 use deskbridge_shared::model::{EventKind, Job, Origin, Person, Record, Source, SupportEvent};
 use deskbridge_shared::state::DynamoStateStore;
+use deskbridge_shared::testkit::brevo::BrevoModel;
 use deskbridge_upsert::{Message, Upserter};
 use serde_json::{Map, Value, json};
-use wiremock::{MockServer, Request, Respond, ResponseTemplate};
-
-/// One Brevo contact as the model keeps it.
-#[derive(Debug, Clone, Default)]
-struct Contact {
-    email: Option<String>,
-    ext_id: Option<String>,
-    attributes: Map<String, Value>,
-    events: Vec<String>,
-}
-
-/// Brevo's contacts, as far as deskbridge's requests shape them.
-#[derive(Clone, Default)]
-struct BrevoModel(Arc<Mutex<Vec<Contact>>>);
-
-fn decode(segment: &str) -> String {
-    percent_encoding::percent_decode_str(segment)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-impl BrevoModel {
-    fn contacts(&self) -> Vec<Contact> {
-        self.0.lock().expect("model").clone()
-    }
-
-    fn find(contacts: &[Contact], email: Option<&str>, ext_id: Option<&str>) -> Option<usize> {
-        email
-            .and_then(|e| contacts.iter().position(|c| c.email.as_deref() == Some(e)))
-            .or_else(|| {
-                ext_id.and_then(|x| contacts.iter().position(|c| c.ext_id.as_deref() == Some(x)))
-            })
-    }
-
-    fn event(contacts: &mut Vec<Contact>, event: &Value) {
-        let ids = &event["identifiers"];
-        let email = ids["email_id"].as_str();
-        let ext_id = ids["ext_id"].as_str();
-        let at = match Self::find(contacts, email, ext_id) {
-            Some(at) => at,
-            None => {
-                // Brevo makes a contact for an identifier it does not know.
-                contacts.push(Contact {
-                    email: email.map(str::to_string),
-                    ext_id: ext_id.map(str::to_string),
-                    ..Default::default()
-                });
-                contacts.len() - 1
-            }
-        };
-        let name = event["event_name"].as_str().unwrap_or("?").to_string();
-        contacts[at].events.push(name);
-    }
-}
-
-fn taken() -> ResponseTemplate {
-    ResponseTemplate::new(400).set_body_json(json!({
-        "code": "duplicate_parameter",
-        "message": "Unable to update contact, email is already associated with another Contact"
-    }))
-}
-
-impl Respond for BrevoModel {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let mut contacts = self.0.lock().expect("model");
-        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-        let path = request.url.path();
-        match (request.method.as_str(), path) {
-            ("GET", "/v3/contacts/attributes") => {
-                ResponseTemplate::new(200).set_body_json(json!({"attributes": []}))
-            }
-            ("POST", "/v3/contacts") => {
-                let email = body["email"].as_str();
-                let ext_id = body["ext_id"].as_str();
-                let attributes = body["attributes"].as_object().cloned().unwrap_or_default();
-                match Self::find(&contacts, email, ext_id) {
-                    Some(at) => {
-                        let c = &mut contacts[at];
-                        c.attributes.extend(attributes);
-                        if c.email.is_none() {
-                            c.email = email.map(str::to_string);
-                        }
-                        if c.ext_id.is_none() {
-                            c.ext_id = ext_id.map(str::to_string);
-                        }
-                        ResponseTemplate::new(204)
-                    }
-                    None => {
-                        contacts.push(Contact {
-                            email: email.map(str::to_string),
-                            ext_id: ext_id.map(str::to_string),
-                            attributes,
-                            events: Vec::new(),
-                        });
-                        ResponseTemplate::new(201).set_body_json(json!({"id": contacts.len()}))
-                    }
-                }
-            }
-            ("PUT", p) if p.starts_with("/v3/contacts/") => {
-                let id = decode(&p["/v3/contacts/".len()..]);
-                let by_ext = request
-                    .url
-                    .query_pairs()
-                    .any(|(k, v)| k == "identifierType" && v == "ext_id");
-                let at = if by_ext {
-                    Self::find(&contacts, None, Some(&id))
-                } else {
-                    Self::find(&contacts, Some(&id), None)
-                };
-                let Some(at) = at else {
-                    return ResponseTemplate::new(404).set_body_json(
-                        json!({"code": "document_not_found", "message": "Contact does not exist"}),
-                    );
-                };
-                let mut attributes = body["attributes"].as_object().cloned().unwrap_or_default();
-                if let Some(new) = attributes
-                    .remove("EMAIL")
-                    .and_then(|v| v.as_str().map(str::to_string))
-                {
-                    if contacts
-                        .iter()
-                        .enumerate()
-                        .any(|(i, c)| i != at && c.email.as_deref() == Some(new.as_str()))
-                    {
-                        return taken();
-                    }
-                    contacts[at].email = Some(new);
-                }
-                contacts[at].attributes.extend(attributes);
-                ResponseTemplate::new(204)
-            }
-            ("POST", "/v3/events") => {
-                Self::event(&mut contacts, &body);
-                ResponseTemplate::new(204)
-            }
-            ("POST", "/v3/events/batch") => {
-                for event in body["events"].as_array().cloned().unwrap_or_default() {
-                    Self::event(&mut contacts, &event);
-                }
-                ResponseTemplate::new(204)
-            }
-            _ => ResponseTemplate::new(404)
-                .set_body_json(json!({"code": "not_found", "message": "no route"})),
-        }
-    }
-}
+use wiremock::MockServer;
 
 struct World {
     brevo: BrevoModel,
@@ -175,12 +30,7 @@ struct World {
 async fn world(name: &str) -> World {
     let sdk = common::sdk().await;
     let res = common::bootstrap(&sdk, name).await;
-    let model = BrevoModel::default();
-    let server = MockServer::start().await;
-    wiremock::Mock::given(wiremock::matchers::any())
-        .respond_with(model.clone())
-        .mount(&server)
-        .await;
+    let (model, server) = BrevoModel::start().await;
     let brevo = BrevoClient::new("xkeysib-test", &format!("{}/v3", server.uri()))
         .expect("client")
         .with_governor(Arc::new(RateGovernor::new(1000, 1_000_000)))

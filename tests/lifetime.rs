@@ -16,73 +16,27 @@ use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::memory::NoLookup;
 use deskbridge_shared::model::{EventKind, Job, Origin, Person, Record, Source, SupportEvent};
 use deskbridge_shared::state::{Claim, DynamoStateStore, StateStore};
+use deskbridge_shared::testkit::brevo::{accepting, event_names};
 use deskbridge_upsert::{Message, Upserter};
-use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
 async fn brevo() -> MockServer {
-    let server = MockServer::start().await;
-    let routes: [(&str, &str, u16, Value); 5] = [
-        ("POST", "/v3/contacts", 201, json!({"id": 1})),
-        ("POST", "/v3/contacts/import", 202, json!({"processId": 7})),
-        ("POST", "/v3/events", 204, Value::Null),
-        ("POST", "/v3/events/batch", 204, Value::Null),
-        (
-            "GET",
-            "/v3/contacts/attributes",
-            200,
-            json!({"attributes": [
-                {"name": "FIRSTNAME", "category": "normal", "type": "text"},
-                {"name": "LASTNAME", "category": "normal", "type": "text"},
-                {"name": "TICKET_COUNT", "category": "normal", "type": "float"},
-                {"name": "OPEN_TICKETS", "category": "normal", "type": "float"},
-                {"name": "LAST_SUPPORT_DATE", "category": "normal", "type": "date"},
-                {"name": "LAST_SUPPORT_CHANNEL", "category": "normal", "type": "text"}
-            ]}),
-        ),
-    ];
-    for (verb, route, status, body) in routes {
-        let mut answer = ResponseTemplate::new(status);
-        if !body.is_null() {
-            answer = answer.set_body_json(body);
-        }
-        Mock::given(method(verb))
-            .and(path(route))
-            .respond_with(answer)
-            .mount(&server)
-            .await;
-    }
-    server
+    accepting(&[
+        ("FIRSTNAME", "text"),
+        ("LASTNAME", "text"),
+        ("TICKET_COUNT", "float"),
+        ("OPEN_TICKETS", "float"),
+        ("LAST_SUPPORT_DATE", "date"),
+        ("LAST_SUPPORT_CHANNEL", "text"),
+    ])
+    .await
 }
 
 /// The `event_name`s of every event Brevo received, one by one or in batches.
 async fn events_received(server: &MockServer) -> Vec<String> {
-    let mut out = Vec::new();
-    for r in server.received_requests().await.unwrap_or_default() {
-        let Ok(body) = r.body_json::<Value>() else {
-            continue;
-        };
-        let items = match r.url.path() {
-            "/v3/events" => vec![body],
-            "/v3/events/batch" => body
-                .get("events")
-                .unwrap_or(&body)
-                .as_array()
-                .cloned()
-                .unwrap_or_default(),
-            _ => continue,
-        };
-        out.extend(
-            items
-                .iter()
-                .filter_map(|e| e["event_name"].as_str().map(str::to_string)),
-        );
-    }
-    out.sort();
-    out
+    event_names(server).await
 }
 
 fn event(kind: EventKind, at: chrono::DateTime<Utc>) -> SupportEvent {

@@ -10,6 +10,7 @@ use deskbridge::commands::{demo, serve};
 use deskbridge_shared::config::Settings;
 use deskbridge_shared::helpdesk::generic::GenericAuth;
 use deskbridge_shared::helpdesk::signature;
+use deskbridge_shared::testkit::brevo::mount_accepting;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use wiremock::matchers::{method, path};
@@ -97,21 +98,7 @@ async fn brevo_ok() -> MockServer {
 
 /// Brevo accepting contacts, events and event batches.
 async fn mount_ok(brevo: &MockServer) {
-    Mock::given(method("POST"))
-        .and(path("/v3/contacts"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(brevo)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v3/events"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(brevo)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v3/events/batch"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(brevo)
-        .await;
+    mount_accepting(brevo, &[]).await;
 }
 
 fn requests_to(all: &[Request], p: &str) -> Vec<Value> {

@@ -14,6 +14,7 @@ use deskbridge_shared::infra::Bootstrapped;
 use deskbridge_shared::model::Source;
 use deskbridge_shared::state::DynamoStateStore;
 use deskbridge_shared::state::streams::{RunStatus, StreamId, StreamStore};
+use deskbridge_shared::testkit::brevo::accepting;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -29,35 +30,8 @@ fn contact(i: usize, created_at: i64, updated_at: i64) -> Value {
 }
 
 async fn brevo() -> MockServer {
-    let brevo = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v3/contacts/import"))
-        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"processId": 78})))
-        .mount(&brevo)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v3/contacts/attributes"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"attributes": [
-                {"name": "FIRSTNAME", "category": "normal", "type": "text"},
-                {"name": "LASTNAME", "category": "normal", "type": "text"},
-                {"name": "SMS", "category": "normal", "type": "text"}
-            ]})),
-        )
-        .mount(&brevo)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v3/contacts"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&brevo)
-        .await;
-    for p in ["/v3/events/batch", "/v3/events"] {
-        Mock::given(method("POST"))
-            .and(path(p))
-            .respond_with(ResponseTemplate::new(204))
-            .mount(&brevo)
-            .await;
-    }
+    let brevo = accepting(&[("FIRSTNAME", "text"), ("LASTNAME", "text"), ("SMS", "text")]).await;
+    // Any other write (attributes created before the first import) is accepted too.
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(201))
         .mount(&brevo)

@@ -21,3 +21,5 @@ pub mod queue;
 pub mod state;
 pub mod sync;
 pub mod telemetry;
+#[cfg(feature = "testkit")]
+pub mod testkit;

@@ -10,10 +10,10 @@ use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::memory::MemoryStateStore;
 use deskbridge_shared::memory::NoLookup;
 use deskbridge_shared::model::{EventKind, Job, Origin, Person, Record, Source, SupportEvent};
+use deskbridge_shared::testkit::brevo::accepting;
 use deskbridge_upsert::{Message, Upserter};
 use serde_json::{Map, Value, json};
-use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
 const SATISFIED: i64 = 36;
 const DISSATISFIED: i64 = 37;
@@ -21,27 +21,7 @@ const DISSATISFIED: i64 = 37;
 type TestUpserter = Upserter<BrevoClient, MemoryStateStore, NoLookup>;
 
 async fn brevo() -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v3/contacts"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v3/events"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex("^/v3/contacts/lists/[0-9]+/contacts/remove$"))
-        .respond_with(
-            ResponseTemplate::new(201).set_body_json(
-                json!({"contacts": {"success": ["jane@example.com"], "failure": []}}),
-            ),
-        )
-        .mount(&server)
-        .await;
-    server
+    accepting(&[]).await
 }
 
 fn upserter(server: &MockServer) -> TestUpserter {

@@ -1,0 +1,267 @@
+//! Brevo fakes: one that accepts everything, one that keeps contacts.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Map, Value, json};
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// Mounts on `server` the answers Brevo gives when it accepts a write: `POST /v3/contacts` 204
+/// (updated), `POST /v3/events` and `/v3/events/batch` 204, `POST /v3/contacts/import` 202 with
+/// a process id, list removals 201, and `GET /v3/contacts/attributes` listing `attributes`
+/// (`(name, type)` pairs, category `normal`).
+pub async fn mount_accepting(server: &MockServer, attributes: &[(&str, &str)]) {
+    let listed: Vec<Value> = attributes
+        .iter()
+        .map(|(name, kind)| json!({"name": name, "category": "normal", "type": kind}))
+        .collect();
+    let routes: [(&str, &str, ResponseTemplate); 5] = [
+        ("POST", "/v3/contacts", ResponseTemplate::new(204)),
+        ("POST", "/v3/events", ResponseTemplate::new(204)),
+        ("POST", "/v3/events/batch", ResponseTemplate::new(204)),
+        (
+            "POST",
+            "/v3/contacts/import",
+            ResponseTemplate::new(202).set_body_json(json!({"processId": 78})),
+        ),
+        (
+            "GET",
+            "/v3/contacts/attributes",
+            ResponseTemplate::new(200).set_body_json(json!({ "attributes": listed })),
+        ),
+    ];
+    for (verb, route, answer) in routes {
+        Mock::given(method(verb))
+            .and(path(route))
+            .respond_with(answer)
+            .mount(server)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path_regex("^/v3/contacts/lists/[0-9]+/contacts/remove$"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"contacts": {"success": [], "failure": []}})),
+        )
+        .mount(server)
+        .await;
+}
+
+/// A Brevo that accepts every write ([`mount_accepting`]) and lists `attributes`.
+pub async fn accepting(attributes: &[(&str, &str)]) -> MockServer {
+    let server = MockServer::start().await;
+    mount_accepting(&server, attributes).await;
+    server
+}
+
+/// The JSON bodies of the requests to `route`, in order.
+pub fn requests_to(all: &[Request], route: &str) -> Vec<Value> {
+    all.iter()
+        .filter(|r| r.url.path() == route)
+        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        .collect()
+}
+
+/// Every event `server` received, one by one or in batches, in order.
+pub async fn events(server: &MockServer) -> Vec<Value> {
+    let all = server.received_requests().await.unwrap_or_default();
+    let mut out = Vec::new();
+    for r in &all {
+        let Ok(body) = serde_json::from_slice::<Value>(&r.body) else {
+            continue;
+        };
+        match r.url.path() {
+            "/v3/events" => out.push(body),
+            "/v3/events/batch" => out.extend(
+                body.get("events")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The `event_name` of every event `server` received ([`events`]), sorted.
+pub async fn event_names(server: &MockServer) -> Vec<String> {
+    let mut names: Vec<String> = events(server)
+        .await
+        .iter()
+        .filter_map(|e| e.get("event_name").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
+
+/// One contact as [`BrevoModel`] keeps it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Contact {
+    pub email: Option<String>,
+    pub ext_id: Option<String>,
+    pub attributes: Map<String, Value>,
+    /// The `event_name`s of the events on its timeline, in order.
+    pub events: Vec<String>,
+}
+
+/// A Brevo that keeps contacts the way Brevo does, as far as deskbridge's requests shape them:
+/// `POST /v3/contacts` updates the contact with the email, else the one with the ext_id, else
+/// creates one (201); `PUT /v3/contacts/{id}?identifierType=email_id|ext_id` changes one (404
+/// when there is none; 400 `duplicate_parameter` when its new EMAIL is another contact's);
+/// events land on the contact their identifiers name (one is made for an unknown identifier,
+/// as Brevo does). Mount it with [`BrevoModel::start`].
+#[derive(Clone, Default)]
+pub struct BrevoModel(Arc<Mutex<Vec<Contact>>>);
+
+impl BrevoModel {
+    /// A wiremock server answering every request from a new, empty model.
+    pub async fn start() -> (BrevoModel, MockServer) {
+        let model = BrevoModel::default();
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(model.clone())
+            .mount(&server)
+            .await;
+        (model, server)
+    }
+
+    /// The contacts as they stand.
+    pub fn contacts(&self) -> Vec<Contact> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Contact>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn find(contacts: &[Contact], email: Option<&str>, ext_id: Option<&str>) -> Option<usize> {
+        email
+            .and_then(|e| contacts.iter().position(|c| c.email.as_deref() == Some(e)))
+            .or_else(|| {
+                ext_id.and_then(|x| contacts.iter().position(|c| c.ext_id.as_deref() == Some(x)))
+            })
+    }
+
+    fn event(contacts: &mut Vec<Contact>, event: &Value) {
+        let ids = &event["identifiers"];
+        let email = ids["email_id"].as_str();
+        let ext_id = ids["ext_id"].as_str();
+        let at = match Self::find(contacts, email, ext_id) {
+            Some(at) => at,
+            None => {
+                contacts.push(Contact {
+                    email: email.map(str::to_string),
+                    ext_id: ext_id.map(str::to_string),
+                    ..Default::default()
+                });
+                contacts.len() - 1
+            }
+        };
+        let name = event["event_name"].as_str().unwrap_or("?").to_string();
+        contacts[at].events.push(name);
+    }
+
+    fn upsert(contacts: &mut Vec<Contact>, body: &Value) -> ResponseTemplate {
+        let email = body["email"].as_str();
+        let ext_id = body["ext_id"].as_str();
+        let attributes = body["attributes"].as_object().cloned().unwrap_or_default();
+        match Self::find(contacts, email, ext_id) {
+            Some(at) => {
+                let c = &mut contacts[at];
+                c.attributes.extend(attributes);
+                if c.email.is_none() {
+                    c.email = email.map(str::to_string);
+                }
+                if c.ext_id.is_none() {
+                    c.ext_id = ext_id.map(str::to_string);
+                }
+                ResponseTemplate::new(204)
+            }
+            None => {
+                contacts.push(Contact {
+                    email: email.map(str::to_string),
+                    ext_id: ext_id.map(str::to_string),
+                    attributes,
+                    events: Vec::new(),
+                });
+                ResponseTemplate::new(201).set_body_json(json!({ "id": contacts.len() }))
+            }
+        }
+    }
+
+    fn update(contacts: &mut [Contact], request: &Request, body: &Value) -> ResponseTemplate {
+        let raw = request
+            .url
+            .path()
+            .strip_prefix("/v3/contacts/")
+            .unwrap_or_default();
+        let id = percent_encoding::percent_decode_str(raw)
+            .decode_utf8_lossy()
+            .into_owned();
+        let by_ext = request
+            .url
+            .query_pairs()
+            .any(|(k, v)| k == "identifierType" && v == "ext_id");
+        let found = if by_ext {
+            Self::find(contacts, None, Some(&id))
+        } else {
+            Self::find(contacts, Some(&id), None)
+        };
+        let Some(at) = found else {
+            return ResponseTemplate::new(404).set_body_json(
+                json!({"code": "document_not_found", "message": "Contact does not exist"}),
+            );
+        };
+        let mut attributes = body["attributes"].as_object().cloned().unwrap_or_default();
+        if let Some(new) = attributes
+            .remove("EMAIL")
+            .and_then(|v| v.as_str().map(str::to_string))
+        {
+            let taken = contacts
+                .iter()
+                .enumerate()
+                .any(|(i, c)| i != at && c.email.as_deref() == Some(new.as_str()));
+            if taken {
+                return ResponseTemplate::new(400).set_body_json(json!({
+                    "code": "duplicate_parameter",
+                    "message": "Unable to update contact, email is already associated with another Contact"
+                }));
+            }
+            contacts[at].email = Some(new);
+        }
+        contacts[at].attributes.extend(attributes);
+        ResponseTemplate::new(204)
+    }
+}
+
+impl Respond for BrevoModel {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut contacts = self.lock();
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        match (request.method.as_str(), request.url.path()) {
+            ("GET", "/v3/contacts/attributes") => {
+                ResponseTemplate::new(200).set_body_json(json!({"attributes": []}))
+            }
+            ("POST", "/v3/contacts") => Self::upsert(&mut contacts, &body),
+            ("PUT", p) if p.starts_with("/v3/contacts/") => {
+                Self::update(&mut contacts, request, &body)
+            }
+            ("POST", "/v3/events") => {
+                Self::event(&mut contacts, &body);
+                ResponseTemplate::new(204)
+            }
+            ("POST", "/v3/events/batch") => {
+                for event in body["events"].as_array().cloned().unwrap_or_default() {
+                    Self::event(&mut contacts, &event);
+                }
+                ResponseTemplate::new(204)
+            }
+            _ => ResponseTemplate::new(404)
+                .set_body_json(json!({"code": "not_found", "message": "no such route"})),
+        }
+    }
+}

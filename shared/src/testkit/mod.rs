@@ -1,0 +1,13 @@
+//! Fakes of the vendors deskbridge talks to, for the tests of every crate (feature `testkit`,
+//! turned on as a dev-dependency feature; the functions are built without it). Each fake is a
+//! wiremock server speaking the vendor's documented HTTP shapes, so tests use the real clients
+//! against it instead of each building its own.
+//!
+//! - [`brevo::accepting`]: Brevo answering every write deskbridge makes as Brevo does when it
+//!   accepts it, for tests that read what was sent ([`brevo::requests_to`],
+//!   [`brevo::event_names`]);
+//! - [`brevo::BrevoModel`]: Brevo keeping contacts (matched by email, then ext_id; moves refused
+//!   for an email another contact has; events on the contact they name), for tests of what ends
+//!   up in the account.
+
+pub mod brevo;
