@@ -403,7 +403,7 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
                 self.metrics.emit(&doc);
                 let done = next.status == streams::RunStatus::Idle;
                 if done {
-                    info!(stream = %id, run_id = %job.run_id, stats = ?next.run, "sync run complete");
+                    info!(stream = %id, run_id = %job.run_id, stats = %next.run, "sync run complete");
                 } else {
                     self.queue_page(&id, &job.run_id, next.version).await?;
                 }

@@ -34,6 +34,17 @@ pub struct RunStats {
     pub failed: u64,
 }
 
+/// `pages=10 records_read=1500 contacts=1500 events=0 skipped=0 failed=0`, for log lines.
+impl std::fmt::Display for RunStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pages={} records_read={} contacts={} events={} skipped={} failed={}",
+            self.pages, self.records_read, self.contacts, self.events, self.skipped, self.failed
+        )
+    }
+}
+
 impl RunStats {
     pub fn add(&mut self, other: &RunStats) {
         self.pages += other.pages;
@@ -296,4 +307,23 @@ pub async fn note_error(
     // A conflict means the stream moved on; the note is stale then and can be dropped.
     let _ = store.save(id, rev, &next).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_stats_print_as_name_value_pairs() {
+        let stats = RunStats {
+            pages: 10,
+            records_read: 1500,
+            contacts: 1500,
+            ..Default::default()
+        };
+        assert_eq!(
+            stats.to_string(),
+            "pages=10 records_read=1500 contacts=1500 events=0 skipped=0 failed=0"
+        );
+    }
 }
