@@ -54,6 +54,18 @@ impl CheckArg {
     }
 }
 
+/// Every stream name of the built-in helpdesks, for `--stream`'s completion and error (which
+/// streams a source has is checked when the sync is asked for).
+fn stream_names() -> clap::builder::PossibleValuesParser {
+    let mut names: Vec<&'static str> = deskbridge_shared::helpdesk::Registry::built_in()
+        .listed()
+        .flat_map(|h| h.streams().iter().copied())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    clap::builder::PossibleValuesParser::new(names)
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create the state table and the queues with their DLQs where missing (at AWS_ENDPOINT_URL
@@ -78,7 +90,7 @@ enum Command {
         #[arg(long)]
         full: bool,
         /// Only this stream (e.g. tickets).
-        #[arg(long)]
+        #[arg(long, value_parser = stream_names())]
         stream: Option<String>,
         /// Follow the run until it finishes, at most this many seconds.
         #[arg(long)]

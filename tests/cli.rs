@@ -443,6 +443,24 @@ async fn closed_sets_of_arguments_name_their_values() {
             && said.contains("[possible values: zendesk, intercom, gorgias]"),
         "{said}"
     );
+    // Stream names too, every built-in helpdesk's.
+    let out = deskbridge(&["sync", "zendesk", "--stream", "ticket"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let said = both(&out);
+    assert!(
+        said.contains("[possible values: ")
+            && [
+                "users",
+                "tickets",
+                "satisfaction_ratings",
+                "contacts",
+                "conversations",
+                "customers"
+            ]
+            .iter()
+            .all(|s| said.contains(s)),
+        "{said}"
+    );
     let out = deskbridge(&["check", "hubspot"], &[]).await;
     assert_eq!(out.status.code(), Some(2));
     let said = both(&out);
