@@ -5,18 +5,15 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use chrono::{DateTime, TimeZone, Utc};
-use deskbridge_shared::brevo::{BrevoClient, RateGovernor, RetryPolicy};
+use deskbridge_shared::brevo::BrevoClient;
 use deskbridge_shared::helpdesk::Parsed;
 use deskbridge_shared::helpdesk::intercom::webhook::parse_webhook;
 use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::memory::NoLookup;
 use deskbridge_shared::model::{EventKind, Job, Origin, Person, Record, Source, SupportEvent};
 use deskbridge_shared::state::DynamoStateStore;
-use deskbridge_shared::testkit::brevo::BrevoModel;
+use deskbridge_shared::testkit::brevo::{BrevoModel, fast_client};
 use deskbridge_upsert::{Message, Upserter};
 use serde_json::{Map, Value, json};
 use wiremock::MockServer;
@@ -31,14 +28,7 @@ async fn world(name: &str) -> World {
     let sdk = common::sdk().await;
     let res = common::bootstrap(&sdk, name).await;
     let (model, server) = BrevoModel::start().await;
-    let brevo = BrevoClient::new("xkeysib-test", &format!("{}/v3", server.uri()))
-        .expect("client")
-        .with_governor(Arc::new(RateGovernor::new(1000, 1_000_000)))
-        .with_retry(RetryPolicy {
-            min_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-            ..RetryPolicy::default()
-        });
+    let brevo = fast_client(&server);
     let state = DynamoStateStore::new(aws_sdk_dynamodb::Client::new(&sdk), res.table.clone());
     World {
         brevo: model,

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{TimeZone, Utc};
-use deskbridge_shared::brevo::{BrevoClient, RateGovernor, RetryPolicy};
+use deskbridge_shared::brevo::{BrevoClient, RateGovernor};
 use deskbridge_shared::clock::{Clock, ManualClock};
 use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::memory::NoLookup;
 use deskbridge_shared::model::{EventKind, Job, Origin, Person, Record, Source, SupportEvent};
 use deskbridge_shared::state::{Claim, DynamoStateStore, StateStore};
-use deskbridge_shared::testkit::brevo::{accepting, event_names};
+use deskbridge_shared::testkit::brevo::{accepting, event_names, fast_client};
 use deskbridge_upsert::{Message, Upserter};
 use wiremock::MockServer;
 
@@ -104,37 +104,6 @@ fn reporting(
     }
 }
 
-/// What DynamoDB's TTL sweep does once `now` is past an item's `expires_at`: deletes it.
-async fn sweep(client: &aws_sdk_dynamodb::Client, table: &str, now: i64) -> usize {
-    let items = client
-        .scan()
-        .table_name(table)
-        .send()
-        .await
-        .expect("scan")
-        .items
-        .unwrap_or_default();
-    let mut swept = 0;
-    for item in items {
-        let expired = item
-            .get("expires_at")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<i64>().ok())
-            .is_some_and(|at| at < now);
-        if let (true, Some(pk)) = (expired, item.get("pk")) {
-            client
-                .delete_item()
-                .table_name(table)
-                .key("pk", pk.clone())
-                .send()
-                .await
-                .expect("delete");
-            swept += 1;
-        }
-    }
-    swept
-}
-
 #[tokio::test]
 async fn a_solved_tickets_events_are_sent_once_whatever_reports_them_months_later() {
     let sdk = common::sdk().await;
@@ -146,14 +115,7 @@ async fn a_solved_tickets_events_are_sent_once_whatever_reports_them_months_late
             .expect("time"),
     ));
     let server = brevo().await;
-    let brevo = BrevoClient::new("xkeysib-test", &format!("{}/v3", server.uri()))
-        .expect("client")
-        .with_governor(Arc::new(RateGovernor::new(1000, 1_000_000)))
-        .with_retry(RetryPolicy {
-            min_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-            ..RetryPolicy::default()
-        });
+    let brevo = fast_client(&server);
     let state = DynamoStateStore::new(client.clone(), res.table.clone()).with_clock(clock.clone());
     let upserter =
         Upserter::new(brevo, state.clone(), NoLookup, Mapping::default()).with_clock(clock.clone());
@@ -202,7 +164,7 @@ async fn a_solved_tickets_events_are_sent_once_whatever_reports_them_months_late
 
     // 31 days on, everything that expires has expired and been swept…
     clock.advance(31 * DAY);
-    let swept = sweep(&client, &res.table, clock.now().timestamp()).await;
+    let swept = common::sweep_expired(&client, &res.table, clock.now().timestamp()).await;
     assert!(swept >= 1, "the sweep removed the expired delivery record");
     assert_eq!(
         state
@@ -232,7 +194,7 @@ async fn a_solved_tickets_events_are_sent_once_whatever_reports_them_months_late
 
     // A year on, the same.
     clock.advance(365 * DAY);
-    sweep(&client, &res.table, clock.now().timestamp()).await;
+    common::sweep_expired(&client, &res.table, clock.now().timestamp()).await;
     let report = upserter
         .handle(&[message(5, Origin::Sync, clock.now())])
         .await;

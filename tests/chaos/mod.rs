@@ -840,7 +840,12 @@ impl Rig {
         let mut answers = answers;
         let (mut swept, mut late, mut settled) = (0, 0, settled);
         if settled {
-            swept = sweep_expiring(&self.direct, &self.res.table).await;
+            swept = common::sweep_expired(
+                &aws_sdk_dynamodb::Client::new(&self.direct),
+                &self.res.table,
+                i64::MAX,
+            )
+            .await;
             let again: Vec<_> = world.deliveries.iter().step_by(20).cloned().collect();
             late = again.len();
             let vendor = Arc::new(Vendor::new(
@@ -923,43 +928,6 @@ impl Rig {
 
     pub async fn stop(self) {
         self.runner.stop().await;
-    }
-}
-
-/// Deletes every item of `table` that has an expiry, as DynamoDB's TTL sweep does once all of
-/// them have passed; what is kept for good stays. Returns how many went.
-async fn sweep_expiring(sdk: &aws_config::SdkConfig, table: &str) -> usize {
-    let client = aws_sdk_dynamodb::Client::new(sdk);
-    let ttl = "expires_at"; // the state table's TTL attribute
-    let mut swept = 0;
-    let mut start = None;
-    loop {
-        let page = client
-            .scan()
-            .table_name(table)
-            .filter_expression("attribute_exists(#ttl)")
-            .expression_attribute_names("#ttl", ttl)
-            .projection_expression("pk")
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("scanning the state table");
-        for item in page.items.unwrap_or_default() {
-            if let Some(pk) = item.get("pk") {
-                client
-                    .delete_item()
-                    .table_name(table)
-                    .key("pk", pk.clone())
-                    .send()
-                    .await
-                    .expect("sweeping an expired item");
-                swept += 1;
-            }
-        }
-        start = page.last_evaluated_key;
-        if start.is_none() {
-            return swept;
-        }
     }
 }
 

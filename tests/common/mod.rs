@@ -248,3 +248,40 @@ pub async fn request_intercom_sync(sdk: &aws_config::SdkConfig, res: &Bootstrapp
         .await
         .expect("start request queued");
 }
+
+/// What DynamoDB's TTL sweep does once `now` (epoch seconds) is past an item's `expires_at`:
+/// deletes it. `i64::MAX` plays the sweep after every expiry has passed. Returns how many went.
+pub async fn sweep_expired(client: &aws_sdk_dynamodb::Client, table: &str, now: i64) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut swept = 0;
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .filter_expression("#ttl < :now")
+            .expression_attribute_names("#ttl", "expires_at")
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .projection_expression("pk")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scanning the state table");
+        for item in page.items.unwrap_or_default() {
+            if let Some(pk) = item.get("pk") {
+                client
+                    .delete_item()
+                    .table_name(table)
+                    .key("pk", pk.clone())
+                    .send()
+                    .await
+                    .expect("sweeping an expired item");
+                swept += 1;
+            }
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return swept;
+        }
+    }
+}

@@ -6,6 +6,22 @@ use serde_json::{Map, Value, json};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+/// The Brevo client pointed at `server`, with retries in milliseconds and a rate budget no test
+/// reaches, so a test's time goes to what it checks.
+pub fn fast_client(server: &MockServer) -> crate::brevo::BrevoClient {
+    use crate::brevo::{BrevoClient, RateGovernor, RetryPolicy};
+    match BrevoClient::new("xkeysib-test", &format!("{}/v3", server.uri())) {
+        Ok(client) => client
+            .with_governor(Arc::new(RateGovernor::new(1000, 1_000_000)))
+            .with_retry(RetryPolicy {
+                min_delay: std::time::Duration::from_millis(5),
+                max_delay: std::time::Duration::from_millis(20),
+                ..RetryPolicy::default()
+            }),
+        Err(e) => panic!("building the Brevo client: {e}"),
+    }
+}
+
 /// Mounts on `server` the answers Brevo gives when it accepts a write: `POST /v3/contacts` 204
 /// (updated), `POST /v3/events` and `/v3/events/batch` 204, `POST /v3/contacts/import` 202 with
 /// a process id, list removals 201, and `GET /v3/contacts/attributes` listing `attributes`
