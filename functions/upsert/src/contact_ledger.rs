@@ -102,7 +102,8 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     }
 
     /// Settles the record's person ([`Upserter::settle_person`]), merges `record` into its
-    /// contact's ledger and plans its writes from the ledger as stored. `None` entry for a contact nothing identifies (it is then written as mapped).
+    /// contact's ledger and plans its writes from the ledger as stored. `None` entry for a
+    /// contact nothing identifies (it is then written as mapped).
     pub(crate) async fn reconcile(
         &self,
         source: &Source,
