@@ -266,16 +266,27 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
     ) -> Result<StartReport, SyncError> {
         let run_id = uuid::Uuid::new_v4().to_string();
         let outcome = streams::start_run(&self.store, &id, &run_id, full, now, self.lease).await?;
-        if let Start::Started {
-            run_id,
-            version,
-            resumed,
-        } = &outcome
-        {
-            info!(stream = %id, %run_id, resumed, full, "sync run started");
-            self.queue_page(&id, run_id, *version).await?;
-        } else {
-            info!(stream = %id, "sync run already going; left to finish");
+        match &outcome {
+            Start::Started {
+                run_id,
+                version,
+                resumed,
+            } => {
+                info!(stream = %id, %run_id, resumed, full, "sync run started");
+                self.queue_page(&id, run_id, *version).await?;
+            }
+            Start::Busy {
+                run_id: Some(run_id),
+                unqueued: Some(version),
+                ..
+            } => {
+                // The run holds the lease but its page job never reached the queue (the send
+                // failed, and this start is the retry): queue it, or the run stalls until the
+                // lease passes.
+                info!(stream = %id, %run_id, version, "sync run going without a queued page; queued again");
+                self.queue_page(&id, run_id, *version).await?;
+            }
+            Start::Busy { .. } => info!(stream = %id, "sync run already going; left to finish"),
         }
         Ok(StartReport {
             stream: id,

@@ -294,6 +294,55 @@ async fn a_running_stream_is_not_started_twice_until_its_lease_passes() {
 }
 
 #[tokio::test]
+async fn a_start_whose_first_page_job_was_not_sent_queues_it_when_retried() {
+    let (s, _) = syncer(250, 100);
+    let now = at(10_000);
+    // The lease is taken, then the send of the first page job fails: the start message fails
+    // and SQS delivers it again while the run still holds its lease.
+    s.queue.set_failing(true);
+    assert!(s.start(None, None, false, now).await.is_err());
+    s.queue.set_failing(false);
+    assert!(s.queue.messages(SYNC).is_empty());
+    let retried = s
+        .start(None, None, false, now + chrono::Duration::seconds(30))
+        .await
+        .expect("start");
+    assert!(matches!(
+        retried[0].outcome,
+        Start::Busy {
+            unqueued: Some(_),
+            ..
+        }
+    ));
+    assert_eq!(
+        s.queue.messages(SYNC).len(),
+        1,
+        "the first page job, queued now"
+    );
+    // A further copy of the start queues nothing more: the job is noted as queued.
+    s.start(None, None, false, now + chrono::Duration::seconds(40))
+        .await
+        .expect("start");
+    assert_eq!(s.queue.messages(SYNC).len(), 1);
+    drain(&s, now + chrono::Duration::seconds(60)).await;
+    let mut ids = upserted_ids(&s.queue);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        250,
+        "the run finished without waiting for its lease to pass"
+    );
+    let state = s
+        .store
+        .load(&StreamId::new(Source::Gorgias, "customers"))
+        .await
+        .expect("load")
+        .state;
+    assert_eq!(state.status, RunStatus::Idle);
+}
+
+#[tokio::test]
 async fn a_backfill_sends_no_timeline_events_for_the_past() {
     let (mut s, _) = syncer(120, 100);
     s.historical_events = false;

@@ -163,6 +163,10 @@ pub enum Start {
     Busy {
         run_id: Option<String>,
         lease_until: Option<DateTime<Utc>>,
+        /// The version whose page job was never noted as queued (a send that failed after the
+        /// lease was taken): the caller queues it again. A copy of a job that did reach the
+        /// queue is harmless, because only one job can record a version.
+        unqueued: Option<u64>,
     },
 }
 
@@ -179,9 +183,12 @@ pub async fn start_run(
     for _ in 0..3 {
         let Stored { state, rev } = store.load(id).await?;
         if state.is_leased(now) {
+            let unqueued =
+                (state.status == RunStatus::Running && !state.next_queued).then_some(state.version);
             return Ok(Start::Busy {
                 run_id: state.run_id,
                 lease_until: state.lease_until,
+                unqueued,
             });
         }
         let mut next = state.clone();
