@@ -351,6 +351,63 @@ async fn plan_reports_missing_and_mistyped_attributes_and_lists() {
 }
 
 #[tokio::test]
+async fn plan_apply_creates_the_default_list_when_no_all_contacts_list_is_configured() {
+    let server = MockServer::start().await;
+    brevo_account(&server).await;
+    deskbridge_shared::testkit::brevo::mount_lists(&server, &[(35, "All support contacts")], 91)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/v3/contacts/attributes/normal/[A-Z_]+$"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&server)
+        .await;
+    let settings = plan_settings(&server.uri());
+    let mut mapping = settings.mapping.clone();
+    if let Some(intercom) = mapping.sources.get_mut("intercom") {
+        intercom.lists.all_contacts = None;
+    }
+    let settings = settings.with_mapping(mapping);
+
+    let mut out = Vec::new();
+    plan(&settings, &client(&settings), false, &mut out)
+        .await
+        .expect("plan");
+    let printed = text(out);
+    assert_eq!(
+        line(&printed, "list \"deskbridge — intercom\""),
+        "list \"deskbridge — intercom\" (intercom all_contacts, default): created on the first write (or now with --apply)"
+    );
+
+    let mut out = Vec::new();
+    plan(&settings, &client(&settings), true, &mut out)
+        .await
+        .expect("plan --apply");
+    let printed = text(out);
+    assert!(
+        line(&printed, "list \"deskbridge — intercom\"").ends_with("created, id 91"),
+        "{printed}"
+    );
+    let bodies: Vec<Value> = server
+        .received_requests()
+        .await
+        .expect("recorded")
+        .into_iter()
+        .filter(|r| {
+            r.method.as_str() == "POST" && r.url.path().starts_with("/v3/contacts/folders")
+                || r.method.as_str() == "POST" && r.url.path() == "/v3/contacts/lists"
+        })
+        .map(|r| serde_json::from_slice(&r.body).expect("JSON body"))
+        .collect();
+    assert_eq!(
+        bodies,
+        vec![
+            json!({"name": "deskbridge"}),
+            json!({"name": "deskbridge — intercom", "folderId": 1})
+        ]
+    );
+}
+
+#[tokio::test]
 async fn plan_apply_creates_the_missing_attributes_with_their_types() {
     let server = MockServer::start().await;
     brevo_account(&server).await;

@@ -273,6 +273,8 @@ async fn brevo() -> MockServer {
         )
         .mount(&server)
         .await;
+    // An account with one list, not deskbridge's.
+    deskbridge_shared::testkit::brevo::mount_lists(&server, &[(4, "Newsletter")], 91).await;
     server
 }
 
@@ -368,6 +370,15 @@ async fn plan_json_has_the_attributes_lists_and_counts() {
             "name": "LAST_ACTIVE", "types": ["date"], "used_by": ["intercom"], "status": "missing",
             "detail": "Brevo would silently drop it on import"
         })
+    );
+    // No all-contacts list configured: the default list, which the first write creates (not
+    // drift).
+    assert_eq!(
+        document["lists"],
+        json!([{
+            "name": "deskbridge — intercom", "used_by": ["intercom all_contacts (default list)"],
+            "status": "pending", "detail": "created on the first write (or now with --apply)"
+        }])
     );
     let summary = &document["summary"];
     let attributes = document["attributes"].as_array().expect("a list").len();

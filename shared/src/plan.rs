@@ -68,6 +68,14 @@ impl BrevoWrites {
         &self.contact.list_ids
     }
 
+    /// Makes the contact join `list` with its upsert (as an all-contacts list does).
+    pub fn join(&mut self, list: i64) {
+        if !self.contact.list_ids.contains(&list) {
+            self.contact.list_ids.push(list);
+            self.contact.list_ids.sort_unstable();
+        }
+    }
+
     /// The SMS value the upsert carries.
     pub fn sms(&self) -> Option<&str> {
         self.contact.attributes.get(SMS).and_then(Value::as_str)

@@ -61,6 +61,35 @@ pub trait StateStore: Send + Sync {
     ) -> Result<bool, StateError>;
 }
 
+/// Lets one store be shared (`Arc<MemoryStateStore>`) between handlers, or with a test.
+#[async_trait]
+impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<Claim, StateError> {
+        (**self).claim(key, ttl).await
+    }
+    async fn complete(&self, key: &str, ttl: Option<Duration>) -> Result<(), StateError> {
+        (**self).complete(key, ttl).await
+    }
+    async fn release(&self, key: &str) -> Result<(), StateError> {
+        (**self).release(key).await
+    }
+    async fn is_done(&self, key: &str) -> Result<bool, StateError> {
+        (**self).is_done(key).await
+    }
+    async fn load_doc(&self, key: &str) -> Result<Option<Doc>, StateError> {
+        (**self).load_doc(key).await
+    }
+    async fn save_doc(
+        &self,
+        key: &str,
+        rev: Option<u64>,
+        text: &str,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StateError> {
+        (**self).save_doc(key, rev, text, ttl).await
+    }
+}
+
 /// A stored document and its revision (every write bumps it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Doc {

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use anyhow::{Context, bail};
-use deskbridge_shared::brevo::{AttributeInfo, BrevoApi};
+use deskbridge_shared::brevo::default_list;
+use deskbridge_shared::brevo::{AttributeInfo, BrevoApi, BrevoError, ListInfo};
 use deskbridge_shared::config::Settings;
 use deskbridge_shared::mapping::{SourceMapping, Transform};
 use deskbridge_shared::model::Source;
@@ -185,7 +186,8 @@ pub struct PlanItem {
     pub types: Vec<&'static str>,
     /// The sources that write the attribute, or what the list is used for.
     pub used_by: Vec<String>,
-    /// `ok`, `built_in`, `missing`, `wrong_type`, `created`, `create_failed` or `unchecked`.
+    /// `ok`, `built_in`, `missing`, `wrong_type`, `created`, `create_failed`, `unchecked`, or
+    /// `pending` (a default list the first write creates).
     pub status: &'static str,
     /// What the account has or why, in words (the end of the plain line).
     pub detail: Option<String>,
@@ -401,8 +403,17 @@ pub async fn plan_report(
     }
 
     let mut lists = Vec::new();
-    if !needs.lists.is_empty() {
+    let defaults: Vec<&Source> = sources
+        .iter()
+        .filter(|s| {
+            settings.brevo.default_lists && settings.mapping.source(s).lists.all_contacts.is_none()
+        })
+        .collect();
+    if !needs.lists.is_empty() || !defaults.is_empty() {
         let found = brevo.contact_lists().await;
+        for source in defaults {
+            lists.push(default_list_item(brevo, source, &found, apply, &mut summary).await);
+        }
         for list in needs.lists.values() {
             let label = format!("list {} ({})", list.id, list.uses.join(", "));
             let item = |status: &'static str, detail: Option<String>, rest: String| PlanItem {
@@ -451,6 +462,57 @@ pub async fn plan_report(
         in_sync: summary.drift() == 0,
         summary,
     })
+}
+
+/// The default list of `source` (no all-contacts list configured): found by name, or created
+/// with `--apply`; otherwise the first write creates it, which is not drift.
+async fn default_list_item(
+    brevo: &dyn BrevoApi,
+    source: &Source,
+    found: &Result<Vec<ListInfo>, BrevoError>,
+    apply: bool,
+    summary: &mut PlanSummary,
+) -> PlanItem {
+    let name = default_list::list_name(source);
+    let item = |status: &'static str, detail: String| PlanItem {
+        name: name.clone(),
+        types: Vec::new(),
+        used_by: vec![format!("{source} all_contacts (default list)")],
+        status,
+        line: format!("list \"{name}\" ({source} all_contacts, default): {detail}"),
+        detail: Some(detail),
+    };
+    let existing = match found {
+        Ok(found) => found.iter().filter(|l| l.name == name).map(|l| l.id).min(),
+        Err(e) => {
+            summary.unchecked += 1;
+            return item("unchecked", format!("not checked ({e})"));
+        }
+    };
+    match existing {
+        Some(id) => {
+            summary.ok += 1;
+            item("ok", format!("ok, id {id}"))
+        }
+        None if !apply => item(
+            "pending",
+            "created on the first write (or now with --apply)".into(),
+        ),
+        None => {
+            // Found again by name on first use, so the state table need not hold it yet.
+            let state = deskbridge_shared::memory::MemoryStateStore::new();
+            match default_list::resolve(brevo, &state, source).await {
+                Ok(id) => {
+                    summary.created += 1;
+                    item("created", format!("created, id {id}"))
+                }
+                Err(e) => {
+                    summary.failed += 1;
+                    item("create_failed", format!("creating it failed: {e}"))
+                }
+            }
+        }
+    }
 }
 
 /// `deskbridge plan [--apply] [--json] [--stack-name S]`: with a stack, the deployed

@@ -231,7 +231,8 @@ pub fn local_upserter_for(
         DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), table),
         HelpdeskLookup::from_registry(settings, helpdesks, CachePolicy::default()),
         settings.mapping.clone(),
-    );
+    )
+    .with_default_lists(settings.brevo.uses_default_lists());
     let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk)));
     Ok(upserter.with_redelivery(Redelivery::configured(
         queue,

@@ -17,6 +17,9 @@
 //! The ratio achieved/bound does not depend on the scale as long as the per-page work stays well
 //! under the scaled request interval.
 //!
+//! Brevo is set up as a new user's is: no list configured, so the first import creates the
+//! default list "deskbridge — <source>".
+//!
 //! Run: `cargo bench -p deskbridge-sync --bench backfill`.
 
 use std::collections::BTreeMap;
@@ -27,6 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use deskbridge_shared::brevo::BrevoClient;
+use deskbridge_shared::config::{Settings, Vars};
 use deskbridge_shared::helpdesk::gorgias::sync::GorgiasReader;
 use deskbridge_shared::helpdesk::intercom::sync::IntercomReader;
 use deskbridge_shared::helpdesk::zendesk::sync::ZendeskReader;
@@ -44,8 +48,8 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const SYNC: &str = "memory://sync";
 const UPSERT: &str = "memory://upsert";
-/// The all-contacts list every source's contacts join (so backfills go through imports).
-const ALL_CONTACTS: i64 = 35;
+/// The id the Brevo fake gives the default list deskbridge creates on first use.
+const DEFAULT_LIST: i64 = 91;
 /// Zendesk's and Gorgias's windows are divided by this (Intercom's limit is fast enough as is).
 const SCALE: u32 = 10;
 /// The upsert Lambda's event source (template.yaml): `BatchSize: 10`,
@@ -359,6 +363,8 @@ fn gorgias_list(total: usize, request: &Request) -> Value {
 // Mock Brevo
 
 async fn mount_brevo(server: &MockServer) {
+    // An account with no list yet: the default list is created on the first import.
+    deskbridge_shared::testkit::brevo::mount_lists(server, &[], DEFAULT_LIST).await;
     Mock::given(method("POST"))
         .and(path("/v3/contacts/import"))
         .respond_with(ResponseTemplate::new(202).set_body_json(json!({"processId": 1})))
@@ -418,8 +424,6 @@ impl PersonLookup for Nobody {
 struct Case {
     label: &'static str,
     source: Source,
-    /// The mapping's name of the source.
-    key: &'static str,
     stream: &'static str,
     records: usize,
     /// Records per request at the API's maximum.
@@ -563,16 +567,14 @@ async fn backfill(case: &Case) {
         SYNC.into(),
         UPSERT.into(),
     ));
-    let mut mapping = Mapping::default();
-    mapping
-        .sources
-        .get_mut(case.key)
-        .expect("the seed mapping has every built-in source")
-        .lists
-        .all_contacts = Some(ALL_CONTACTS);
+    // A new user's configuration: the seed mapping, no list configured, the defaults of the
+    // settings (default lists on, so the first import creates "deskbridge — <source>").
+    let settings = Settings::from_vars(&Vars::from_pairs([("BREVO_API_KEY", "xkeysib-bench")]))
+        .expect("default settings");
     let client = BrevoClient::new("xkeysib-bench", &format!("{}/v3", brevo.uri()))
         .expect("Brevo client builds");
-    let upserter = Upserter::new(client, MemoryStateStore::new(), Nobody, mapping);
+    let upserter = Upserter::new(client, MemoryStateStore::new(), Nobody, Mapping::default())
+        .with_default_lists(settings.brevo.uses_default_lists());
     let done = Arc::new(AtomicBool::new(false));
     let consumer = tokio::spawn(consume(
         Arc::clone(&syncer),
@@ -634,6 +636,8 @@ async fn backfill(case: &Case) {
             .or_default() += 1;
     }
     let total_calls: usize = calls.values().sum();
+    let contact_writes = calls.get("POST /v3/contacts/import").copied().unwrap_or(0)
+        + calls.get("POST /v3/contacts").copied().unwrap_or(0);
     let breakdown: Vec<String> = calls
         .iter()
         .map(|(call, n)| format!("{n} {call}"))
@@ -642,7 +646,8 @@ async fn backfill(case: &Case) {
     println!(
         "backfill {}: {} records in {:.1} s = {:.1} rec/s; sustained after the {}-request burst \
          {}; bound {:.1} rec/s ({} req / {:?} × {}); ratio {:.2}; 429s {}; in Brevo after {:.1} s; \
-         Brevo calls {} = {:.2} per 1000 contacts ({}; {} upsert batches)",
+         Brevo calls {} = {:.2} per 1000 contacts, of which contact writes {:.2} per 1000 ({}; {} \
+         upsert batches)",
         case.label,
         case.records,
         elapsed,
@@ -658,6 +663,7 @@ async fn backfill(case: &Case) {
         in_brevo.duration_since(started).as_secs_f64(),
         total_calls,
         total_calls as f64 * 1000.0 / records,
+        contact_writes as f64 * 1000.0 / records,
         breakdown.join(", "),
         consumed.batches,
     );
@@ -686,7 +692,6 @@ async fn main() {
         Case {
             label: "zendesk/tickets",
             source: Source::Zendesk,
-            key: "zendesk",
             stream: "tickets",
             records: 24_000,
             page: 1000,
@@ -700,7 +705,6 @@ async fn main() {
         Case {
             label: "zendesk/users",
             source: Source::Zendesk,
-            key: "zendesk",
             stream: "users",
             records: 12_000,
             page: 1000,
@@ -714,7 +718,6 @@ async fn main() {
         Case {
             label: "intercom/contacts",
             source: Source::Intercom,
-            key: "intercom",
             stream: "contacts",
             records: 30_000,
             page: 150,
@@ -728,7 +731,6 @@ async fn main() {
         Case {
             label: "gorgias/customers",
             source: Source::Gorgias,
-            key: "gorgias",
             stream: "customers",
             records: 20_000,
             page: 100,

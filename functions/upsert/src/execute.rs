@@ -57,7 +57,8 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 return Ok(());
             }
         };
-        let (writes, entry) = self.reconcile(source, record, &observed, stats).await?;
+        let (mut writes, entry) = self.reconcile(source, record, &observed, stats).await?;
+        self.join_default_list(source, &mut writes).await;
         self.execute(source, &writes, entry.as_ref(), taken, stats)
             .await
     }

@@ -127,6 +127,18 @@ impl<B: BrevoApi> BrevoApi for Watched<'_, B> {
     async fn contact_lists(&self) -> Result<Vec<ListInfo>, BrevoError> {
         self.note(self.inner.contact_lists().await)
     }
+    async fn contact_folders(&self) -> Result<Vec<ListInfo>, BrevoError> {
+        self.note(self.inner.contact_folders().await)
+    }
+    async fn create_folder(&self, name: &str) -> Result<i64, BrevoError> {
+        self.note(self.inner.create_folder(name).await)
+    }
+    async fn create_list(&self, name: &str, folder_id: i64) -> Result<i64, BrevoError> {
+        self.note(self.inner.create_list(name, folder_id).await)
+    }
+    async fn delete_list(&self, list_id: i64) -> Result<(), BrevoError> {
+        self.note(self.inner.delete_list(list_id).await)
+    }
 }
 
 /// An outage seen by this container.

@@ -23,8 +23,10 @@
 //! backfill of N contacts costs about N/500 Brevo calls rather than N: all sync messages of one
 //! Lambda batch are written together, contacts with an email through one `/v3/contacts/import`
 //! per (source, list-id set) and events through `/v3/events/batch`, 100 a call (steps in
-//! `Upserter::process_sync`). Contacts an import cannot carry (no email, unsubscribed) and sources
-//! without an all-contacts list (Brevo's import requires `listIds`) fall back to single upserts.
+//! `Upserter::process_sync`). Brevo's import requires a list: a source without a configured
+//! all-contacts list gets the default list "deskbridge — <source>" (`lists`). Contacts an import
+//! cannot carry (no email, unsubscribed), and every contact when default lists are switched off
+//! and none is configured, fall back to single upserts.
 //! Webhook jobs keep the per-record path above (fast, per-contact errors, SMS-conflict retry).
 //!
 //! Both paths plan each record with [`deskbridge_shared::plan`] (a pure function of the record,
@@ -34,6 +36,7 @@
 //! - `contact_ledger`: the record merged into its contact's ledger, then planned;
 //! - `execute`: one record's plan carried out (the per-record path);
 //! - `import`: the sync jobs of a batch together (imports, single upserts, event batches);
+//! - `lists`: each source's all-contacts list, the configured or the default one;
 //! - `claims`: each event sent once (claims, marks, the batch's shared bookkeeping);
 //! - `stats`, [`health`] and `upserter` (the [`Upserter`] and its settings).
 
@@ -42,6 +45,7 @@ mod contact_ledger;
 mod execute;
 pub mod health;
 mod import;
+mod lists;
 mod message;
 mod people;
 mod resolve;

@@ -51,6 +51,7 @@ async fn main() -> Result<(), Error> {
         let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(clients.1.clone()));
         let upserter = Upserter::new(brevo, state, lookup, settings.mapping.clone())
             .with_send_reserve(deskbridge_upsert::send_reserve_for(settings.brevo.timeout))
+            .with_default_lists(settings.brevo.uses_default_lists())
             .with_redelivery(Redelivery::configured(
                 queue,
                 settings.upsert_queue_url.as_deref(),

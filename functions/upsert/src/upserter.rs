@@ -30,6 +30,8 @@ pub struct Upserter<B: BrevoApi, S: StateStore, L: PersonLookup> {
     pub mapping: Mapping,
     /// Brevo attributes known to exist, per container (see [`Upserter::ensure_attributes`]).
     pub(crate) attributes: tokio::sync::Mutex<AttributeCache>,
+    /// The default all-contacts lists (see [`Upserter::with_default_lists`]).
+    pub(crate) default_lists: DefaultLists,
     /// Sources already reported as lacking an all-contacts list (logged once per container).
     pub(crate) no_list_noted: Mutex<HashSet<Source>>,
     /// Where failing messages go: back to the queue with a delay, or to the upsert DLQ.
@@ -41,6 +43,15 @@ pub struct Upserter<B: BrevoApi, S: StateStore, L: PersonLookup> {
     /// How long before an invocation's deadline the last event send may start (see
     /// [`Upserter::with_send_reserve`]).
     pub(crate) send_reserve: Duration,
+}
+
+/// What a container knows of the default lists.
+#[derive(Debug, Default)]
+pub(crate) struct DefaultLists {
+    /// Whether sources without a configured all-contacts list get one.
+    pub(crate) on: bool,
+    /// Ids found so far, per source.
+    pub(crate) known: Mutex<std::collections::HashMap<Source, i64>>,
 }
 
 /// What this container learnt about the account's contact attributes.
@@ -60,6 +71,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             lookup,
             mapping,
             attributes: tokio::sync::Mutex::new(AttributeCache::default()),
+            default_lists: DefaultLists::default(),
             no_list_noted: Mutex::new(HashSet::new()),
             redelivery: None,
             clock: Arc::new(SystemClock),

@@ -128,6 +128,18 @@ impl BrevoApi for AnyBrevo {
     async fn contact_lists(&self) -> Result<Vec<ListInfo>, BrevoError> {
         forward!(self, c => c.contact_lists())
     }
+    async fn contact_folders(&self) -> Result<Vec<ListInfo>, BrevoError> {
+        forward!(self, c => c.contact_folders())
+    }
+    async fn create_folder(&self, name: &str) -> Result<i64, BrevoError> {
+        forward!(self, c => c.create_folder(name))
+    }
+    async fn create_list(&self, name: &str, folder_id: i64) -> Result<i64, BrevoError> {
+        forward!(self, c => c.create_list(name, folder_id))
+    }
+    async fn delete_list(&self, list_id: i64) -> Result<(), BrevoError> {
+        forward!(self, c => c.delete_list(list_id))
+    }
 }
 
 /// Lets one client be shared (`Arc<AnyBrevo>`, `Arc<DryRunBrevo>`) between handlers.
@@ -174,6 +186,18 @@ impl<T: BrevoApi + ?Sized> BrevoApi for Arc<T> {
     async fn contact_lists(&self) -> Result<Vec<ListInfo>, BrevoError> {
         (**self).contact_lists().await
     }
+    async fn contact_folders(&self) -> Result<Vec<ListInfo>, BrevoError> {
+        (**self).contact_folders().await
+    }
+    async fn create_folder(&self, name: &str) -> Result<i64, BrevoError> {
+        (**self).create_folder(name).await
+    }
+    async fn create_list(&self, name: &str, folder_id: i64) -> Result<i64, BrevoError> {
+        (**self).create_list(name, folder_id).await
+    }
+    async fn delete_list(&self, list_id: i64) -> Result<(), BrevoError> {
+        (**self).delete_list(list_id).await
+    }
 }
 
 #[cfg(test)]
@@ -187,6 +211,7 @@ mod tests {
             base_url: "https://api.brevo.com/v3".into(),
             requests_per_second: 10,
             timeout: crate::config::DEFAULT_BREVO_TIMEOUT,
+            default_lists: true,
         };
         let brevo = from_settings_with(&settings, DryRunOutput::Silent).expect("builds");
         assert!(brevo.is_dry_run());

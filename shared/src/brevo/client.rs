@@ -30,6 +30,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+mod listing;
+
 use super::governor::{RateGovernor, WouldExceedDeadline};
 use super::redact::redact;
 use super::wire::{batch_errors, contact_path, import_body, list_body, path_segment};
@@ -530,32 +532,31 @@ impl BrevoApi for BrevoClient {
     }
 
     async fn contact_lists(&self) -> Result<Vec<ListInfo>, BrevoError> {
-        #[derive(Deserialize)]
-        struct Page {
-            #[serde(default)]
-            lists: Vec<ListInfo>,
-            #[serde(default)]
-            count: Option<u64>,
-        }
-        const PAGE: usize = 50;
-        // 200 pages = 10,000 lists: a bound against a server that never stops paging.
-        const MAX_PAGES: usize = 200;
-        let mut all = Vec::new();
-        for page in 0..MAX_PAGES {
-            let path = format!("/contacts/lists?limit={PAGE}&offset={}", page * PAGE);
-            let reply = self
-                .execute(Method::GET, &path, None, Bucket::ContactsEvents)
-                .await?;
-            let body = serde_json::from_slice::<Page>(&reply.body)
-                .map_err(|_| unexpected(&reply, "a list page"))?;
-            let got = body.lists.len();
-            all.extend(body.lists);
-            let total = body.count.and_then(|c| usize::try_from(c).ok());
-            if got < PAGE || total.is_some_and(|t| all.len() >= t) {
-                break;
-            }
-        }
-        Ok(all)
+        self.every_page("/contacts/lists", "lists").await
+    }
+
+    async fn contact_folders(&self) -> Result<Vec<ListInfo>, BrevoError> {
+        self.every_page("/contacts/folders", "folders").await
+    }
+
+    async fn create_folder(&self, name: &str) -> Result<i64, BrevoError> {
+        self.create("/contacts/folders", &json!({ "name": name }))
+            .await
+    }
+
+    async fn create_list(&self, name: &str, folder_id: i64) -> Result<i64, BrevoError> {
+        self.create(
+            "/contacts/lists",
+            &json!({ "name": name, "folderId": folder_id }),
+        )
+        .await
+    }
+
+    async fn delete_list(&self, list_id: i64) -> Result<(), BrevoError> {
+        let path = format!("/contacts/lists/{list_id}");
+        self.execute(Method::DELETE, &path, None, Bucket::ContactsEvents)
+            .await?;
+        Ok(())
     }
 
     async fn create_attribute(&self, name: &str, kind: &str) -> Result<(), BrevoError> {

@@ -409,3 +409,78 @@ async fn one_governor_paces_several_clients() {
     // 8 calls at 5/s: a burst of 5, then 3 more at 200 ms spacing.
     assert!(start.elapsed() >= Duration::from_millis(600));
 }
+
+#[tokio::test]
+async fn lists_and_folders_are_paged_created_and_deleted_with_the_documented_shapes() {
+    use wiremock::matchers::query_param;
+    let (server, client) = server().await;
+    // 60 lists: a full first page of 50, then 10.
+    let page = |from: i64, to: i64| {
+        let lists: Vec<Value> = (from..to)
+            .map(|id| json!({"id": id, "name": format!("list {id}"), "folderId": 1}))
+            .collect();
+        ResponseTemplate::new(200).set_body_json(json!({"lists": lists, "count": 60}))
+    };
+    Mock::given(method("GET"))
+        .and(path("/v3/contacts/lists"))
+        .and(query_param("offset", "0"))
+        .and(query_param("limit", "50"))
+        .respond_with(page(1, 51))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v3/contacts/lists"))
+        .and(query_param("offset", "50"))
+        .respond_with(page(51, 61))
+        .mount(&server)
+        .await;
+    // An account without folders answers without the key.
+    Mock::given(method("GET"))
+        .and(path("/v3/contacts/folders"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"count": 0})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/contacts/folders"))
+        .and(body_json(json!({"name": "deskbridge"})))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 3})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/contacts/lists"))
+        .and(body_json(
+            json!({"name": "deskbridge — gorgias", "folderId": 3}),
+        ))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 61})))
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/v3/contacts/lists/61"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+
+    let lists = client.contact_lists().await.expect("lists");
+    assert_eq!(lists.len(), 60);
+    assert_eq!(lists[59].name, "list 60");
+    assert!(client.contact_folders().await.expect("folders").is_empty());
+    let folder = client.create_folder("deskbridge").await.expect("folder");
+    assert_eq!(folder, 3);
+    let list = client
+        .create_list("deskbridge — gorgias", folder)
+        .await
+        .expect("list");
+    assert_eq!(list, 61);
+    client.delete_list(61).await.expect("deleted");
+    // A creation answered without an id is an error, not id 0.
+    server.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/v3/contacts/folders"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({})))
+        .mount(&server)
+        .await;
+    assert!(matches!(
+        client.create_folder("deskbridge").await,
+        Err(BrevoError::Rejected { status: 201, .. })
+    ));
+}

@@ -20,6 +20,8 @@ use crate::identity::mask;
 
 /// Path prefix shown in dry-run lines (the `/v3` of Brevo's base URL).
 const PREFIX: &str = "/v3";
+/// The id the dry run gives a folder or list it "creates" (nothing exists to number it).
+const DRY_RUN_ID: i64 = 0;
 
 /// Where the one-line-per-request output goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +224,37 @@ impl BrevoApi for DryRunBrevo {
     async fn contact_lists(&self) -> Result<Vec<ListInfo>, BrevoError> {
         self.record("GET", "/contacts/lists", None, "lists");
         Ok(Vec::new())
+    }
+
+    async fn contact_folders(&self) -> Result<Vec<ListInfo>, BrevoError> {
+        self.record("GET", "/contacts/folders", None, "folders");
+        Ok(Vec::new())
+    }
+
+    async fn create_folder(&self, name: &str) -> Result<i64, BrevoError> {
+        self.record(
+            "POST",
+            "/contacts/folders",
+            Some(json!({ "name": name })),
+            name,
+        );
+        Ok(DRY_RUN_ID)
+    }
+
+    async fn create_list(&self, name: &str, folder_id: i64) -> Result<i64, BrevoError> {
+        let body = json!({ "name": name, "folderId": folder_id });
+        self.record("POST", "/contacts/lists", Some(body), name);
+        Ok(DRY_RUN_ID)
+    }
+
+    async fn delete_list(&self, list_id: i64) -> Result<(), BrevoError> {
+        self.record(
+            "DELETE",
+            &format!("/contacts/lists/{list_id}"),
+            None,
+            "list",
+        );
+        Ok(())
     }
 
     async fn account(&self) -> Result<Value, BrevoError> {

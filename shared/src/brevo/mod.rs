@@ -4,6 +4,7 @@ mod any;
 mod client;
 #[cfg(test)]
 mod client_tests;
+pub mod default_list;
 mod dry_run;
 mod governor;
 mod redact;
@@ -124,7 +125,7 @@ pub struct AttributeInfo {
     pub kind: Option<String>,
 }
 
-/// A Brevo contact list as listed by `GET /v3/contacts/lists`.
+/// A Brevo contact list (or folder) as listed by `GET /v3/contacts/lists` (`…/folders`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListInfo {
     pub id: i64,
@@ -215,4 +216,12 @@ pub trait BrevoApi: Send + Sync {
     /// Every contact list of the account: `GET /v3/contacts/lists`, page by page (at most
     /// 10,000 lists) — used by `deskbridge plan`.
     async fn contact_lists(&self) -> Result<Vec<ListInfo>, BrevoError>;
+    /// Every contact folder of the account: `GET /v3/contacts/folders`, page by page.
+    async fn contact_folders(&self) -> Result<Vec<ListInfo>, BrevoError>;
+    /// `POST /v3/contacts/folders` with `{"name"}`; returns the new folder's id.
+    async fn create_folder(&self, name: &str) -> Result<i64, BrevoError>;
+    /// `POST /v3/contacts/lists` with `{"name", "folderId"}`; returns the new list's id.
+    async fn create_list(&self, name: &str, folder_id: i64) -> Result<i64, BrevoError>;
+    /// `DELETE /v3/contacts/lists/{id}` (its contacts stay in the account).
+    async fn delete_list(&self, list_id: i64) -> Result<(), BrevoError>;
 }

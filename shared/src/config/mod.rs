@@ -103,6 +103,18 @@ pub struct BrevoSettings {
     pub requests_per_second: u32,
     /// Whole-request timeout of one Brevo call (`BREVO_TIMEOUT_SECONDS`, default 10 s).
     pub timeout: Duration,
+    /// Whether a helpdesk without a configured all-contacts list gets the default list
+    /// "deskbridge — <source>", which its contacts join and backfills import into
+    /// (`BREVO_DEFAULT_LISTS`, default true).
+    pub default_lists: bool,
+}
+
+impl BrevoSettings {
+    /// Whether default lists are in use: switched on, and a real Brevo account to hold them
+    /// (a dry run creates nothing, so it has no list id to import into or to remember).
+    pub fn uses_default_lists(&self) -> bool {
+        self.default_lists && self.api_key.is_some()
+    }
 }
 
 /// Everything deskbridge reads at start-up.
@@ -206,6 +218,19 @@ fn url(name: &'static str, value: String) -> Result<String, ConfigError> {
     Ok(value.trim_end_matches('/').to_string())
 }
 
+/// A true/false variable (`1`/`0` too); `default` when unset or empty.
+fn flag(vars: &Vars, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match vars.get(name).as_deref().map(str::trim) {
+        None | Some("") => Ok(default),
+        Some("false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(_) => Err(ConfigError::Invalid {
+            name,
+            reason: "expected true or false".into(),
+        }),
+    }
+}
+
 impl Settings {
     /// Reads settings from `vars`. The mapping is the built-in default; the YAML file, when
     /// configured, is applied by [`Settings::with_mapping`].
@@ -241,6 +266,7 @@ impl Settings {
                         reason: "expected a number of seconds from 0.1 to 60".into(),
                     })?,
             },
+            default_lists: flag(vars, "BREVO_DEFAULT_LISTS", true)?,
         };
 
         let zendesk_base = match (vars.get("ZENDESK_BASE_URL"), vars.get("ZENDESK_SUBDOMAIN")) {
@@ -257,16 +283,7 @@ impl Settings {
             credentials: zendesk_credentials.credentials,
             incomplete_oauth_client: zendesk_credentials.incomplete_client,
             webhook_secret: vars.get("ZENDESK_WEBHOOK_SECRET"),
-            sync_staff: match vars.get("ZENDESK_SYNC_STAFF").as_deref().map(str::trim) {
-                None | Some("" | "false" | "0") => false,
-                Some("true" | "1") => true,
-                Some(_) => {
-                    return Err(ConfigError::Invalid {
-                        name: "ZENDESK_SYNC_STAFF",
-                        reason: "expected true or false".into(),
-                    });
-                }
-            },
+            sync_staff: flag(vars, "ZENDESK_SYNC_STAFF", false)?,
             tokens: TokenCache::default(),
         };
 
@@ -663,6 +680,14 @@ mod tests {
         let s = Settings::from_vars(&Vars::from_pairs([("BREVO_TIMEOUT_SECONDS", "1.5")]))
             .expect("valid");
         assert_eq!(s.brevo.timeout, Duration::from_millis(1500));
+        // Default lists are on unless switched off; anything but true/false is refused.
+        assert!(s.brevo.default_lists);
+        let off = Settings::from_vars(&Vars::from_pairs([("BREVO_DEFAULT_LISTS", "false")]))
+            .expect("valid");
+        assert!(!off.brevo.default_lists);
+        let err = Settings::from_vars(&Vars::from_pairs([("BREVO_DEFAULT_LISTS", "off")]))
+            .expect_err("invalid");
+        assert!(err.to_string().contains("BREVO_DEFAULT_LISTS"), "{err}");
     }
 
     #[test]

@@ -63,6 +63,52 @@ pub async fn mount_accepting(server: &MockServer, attributes: &[(&str, &str)]) {
         .await;
 }
 
+/// Mounts on `server` Brevo's list and folder routes for an account holding `lists`
+/// (`(id, name)`) and no folder: `GET /v3/contacts/lists` and `/v3/contacts/folders` list them,
+/// `POST /v3/contacts/folders` answers 201 `{"id": 1}`, `POST /v3/contacts/lists` 201
+/// `{"id": created}`, and `DELETE /v3/contacts/lists/{id}` 204.
+pub async fn mount_lists(server: &MockServer, lists: &[(i64, &str)], created: i64) {
+    let listed: Vec<Value> = lists
+        .iter()
+        .map(|(id, name)| json!({"id": id, "name": name, "folderId": 1}))
+        .collect();
+    let routes: [(&str, &str, ResponseTemplate); 4] = [
+        (
+            "GET",
+            "/v3/contacts/lists",
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"lists": listed, "count": listed.len()})),
+        ),
+        (
+            "GET",
+            "/v3/contacts/folders",
+            ResponseTemplate::new(200).set_body_json(json!({"folders": [], "count": 0})),
+        ),
+        (
+            "POST",
+            "/v3/contacts/folders",
+            ResponseTemplate::new(201).set_body_json(json!({"id": 1})),
+        ),
+        (
+            "POST",
+            "/v3/contacts/lists",
+            ResponseTemplate::new(201).set_body_json(json!({"id": created})),
+        ),
+    ];
+    for (verb, route, answer) in routes {
+        Mock::given(method(verb))
+            .and(path(route))
+            .respond_with(answer)
+            .mount(server)
+            .await;
+    }
+    Mock::given(method("DELETE"))
+        .and(path_regex("^/v3/contacts/lists/[0-9]+$"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(server)
+        .await;
+}
+
 /// A Brevo that accepts every write ([`mount_accepting`]) and lists `attributes`.
 pub async fn accepting(attributes: &[(&str, &str)]) -> MockServer {
     let server = MockServer::start().await;

@@ -150,10 +150,11 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     /// The batch path for sync jobs: all messages of the batch together.
     ///
     /// 1. people named only by id are looked up (as on the per-record path);
-    /// 2. each record is mapped, merged into its contact's ledger and planned; contacts with an email, of a source with an all-contacts list,
-    ///    and not unsubscribed go to imports, the rest (ext_id or SMS only, unsubscribed — the
-    ///    import call has one blocklist flag for all its contacts —, no all-contacts list) to
-    ///    single upserts;
+    /// 2. each record is mapped, merged into its contact's ledger and planned, and joins its
+    ///    source's all-contacts list (configured, or the default one: `crate::lists`); contacts
+    ///    with an email and not unsubscribed go to imports, the rest (ext_id or SMS only,
+    ///    unsubscribed — the import call has one blocklist flag for all its contacts —, no list
+    ///    because default lists are off or unavailable) to single upserts;
     /// 3. imports: one `/v3/contacts/import` per (source, list-id set), so tag lists are joined
     ///    in the same call (`/contacts/lists/{id}/contacts/add` would need the contacts to exist,
     ///    which an asynchronous import does not promise, and costs a call per list and 150
@@ -190,11 +191,12 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         let mut all_contacts_lists: HashMap<&Source, Option<i64>> = HashMap::new();
         for (j, ((_, job), job_records)) in jobs.iter().zip(&records).enumerate() {
             let source = &job.source;
-            let all_contacts = *all_contacts_lists
-                .entry(source)
-                .or_insert_with(|| self.mapping.source(source).lists.all_contacts);
-            if all_contacts.is_none() && !job_records.is_empty() {
-                self.note_no_list(source);
+            if job_records.is_empty() {
+                continue;
+            }
+            if !all_contacts_lists.contains_key(source) {
+                let list = self.import_list(source).await;
+                all_contacts_lists.insert(source, list);
             }
             for record in job_records {
                 match plan::observe(&self.mapping, source, record) {
@@ -215,8 +217,11 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
 
         let mut imports: Vec<Routed> = Vec::new();
         let mut singles: Vec<SingleUpserts> = Vec::new();
-        for routed in mapped {
+        for mut routed in mapped {
             let all_contacts = all_contacts_lists.get(routed.source).copied().flatten();
+            if let Some(list) = all_contacts {
+                routed.writes.join(list);
+            }
             if all_contacts.is_some()
                 && routed.writes.contact.email.is_some()
                 && routed.writes.contact.email_blacklisted != Some(true)
@@ -301,13 +306,21 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         out
     }
 
-    /// Logs, once per container and source, that sync traffic falls back to single upserts.
-    fn note_no_list(&self, source: &Source) {
+    /// The list `source`'s contacts are imported into ([`Upserter::all_contacts_list`]); `None`
+    /// (single upserts, slower) when there is none, logged once per container and source.
+    async fn import_list(&self, source: &Source) -> Option<i64> {
+        let (list, why) = match self.all_contacts_list(source).await {
+            Ok(Some(list)) => return Some(list),
+            Ok(None) => (
+                None,
+                "no all_contacts list configured and default lists switched off".to_string(),
+            ),
+            Err(e) => (None, format!("the default list is unavailable ({e})")),
+        };
         if lock(&self.no_list_noted).insert(source.clone()) {
-            tracing::info!(
-                "sync: no all_contacts list configured for {source}; using single upserts (slower)"
-            );
+            tracing::info!("sync: {why} for {source}; using single upserts (slower)");
         }
+        list
     }
 
     /// Step 4: single upserts, messages side by side, each message's records in order.
