@@ -32,7 +32,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         let mut found: HashMap<String, Found> = HashMap::new();
         for record in &job.records {
             let record = self
-                .resolve_person(&job.source, record, &mut found, stats)
+                .resolve_person(&job.source, job.origin, record, &mut found, stats)
                 .await?;
             self.process_record(&job.source, &record, taken, stats)
                 .await?;

@@ -1,10 +1,18 @@
-//! People named only by id, filled in from the helpdesk API before their record is planned.
+//! People named only by id, filled in before their record is planned.
+//!
+//! A webhook delivery that names its person only by id is filled in from the helpdesk API. A
+//! sync page is not looked up again: a record whose page held the person's own object (a
+//! contacts page, a ticket with its requester sideloaded) already says all the API would, and
+//! its company was read by the sync under the helpdesk's rate limit; a record that names the
+//! person only by id (an Intercom conversation) takes the email the person index holds for
+//! it, and only a person the index does not know yet costs a helpdesk call.
 
 use std::collections::HashMap;
 
 use deskbridge_shared::brevo::{BrevoApi, redact};
 use deskbridge_shared::helpdesk::PersonLookup;
-use deskbridge_shared::model::{Person, Record, Source};
+use deskbridge_shared::model::{Origin, Person, Record, Source};
+use deskbridge_shared::people::{self, PersonIndex};
 use deskbridge_shared::state::StateStore;
 use serde_json::Value;
 
@@ -15,16 +23,21 @@ use crate::upserter::Upserter;
 pub(crate) type Found = Option<(Person, Value)>;
 
 impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
-    /// Fills in a person named only by id from the helpdesk API (once per id and message), and
-    /// what the person's object only references (an Intercom contact's company).
+    /// Fills in a person named only by id (once per id and message), and what the person's
+    /// object only references (an Intercom contact's company); see the module's comment for
+    /// what a sync record is spared.
     pub(crate) async fn resolve_person(
         &self,
         source: &Source,
+        origin: Origin,
         record: &Record,
         found: &mut HashMap<String, Found>,
         stats: &mut Stats,
     ) -> Result<Record, Retry> {
         let mut record = record.clone();
+        if origin == Origin::Sync && record.profile.is_some() {
+            return Ok(record);
+        }
         let Some(id) = record
             .person
             .source_id
@@ -34,6 +47,14 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             self.lookup.complete_profile(source, &mut record).await;
             return Ok(record);
         };
+        if origin == Origin::Sync
+            && !found.contains_key(&id)
+            && let Some(email) = self.indexed_email(source, &id).await?
+        {
+            stats.lookups_spared += 1;
+            record.person.email = Some(email);
+            return Ok(record);
+        }
         if !found.contains_key(&id) {
             stats.lookups += 1;
             let result = match self.lookup.lookup(source, &id).await {
@@ -67,6 +88,22 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         }
         self.lookup.complete_profile(source, &mut record).await;
         Ok(record)
+    }
+
+    /// The email the person index holds for `source`'s person `id`, if any.
+    async fn indexed_email(&self, source: &Source, id: &str) -> Result<Option<String>, Retry> {
+        let key = people::person_key(source, id);
+        let Some(doc) = self
+            .state
+            .load_doc(&key)
+            .await
+            .map_err(|e| Retry(format!("reading {key}: {e}")))?
+        else {
+            return Ok(None);
+        };
+        let index: PersonIndex =
+            serde_json::from_str(&doc.text).map_err(|e| Retry(format!("{key} unreadable: {e}")))?;
+        Ok(index.email)
     }
 }
 

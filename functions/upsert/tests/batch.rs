@@ -411,9 +411,11 @@ async fn records_without_email_or_unsubscribed_go_through_single_upserts() {
             s.contacts_imported,
             s.imports,
             s.events,
-            s.lookups_unresolved
+            s.lookups
         ),
-        (2, 2, 1, 2, 1)
+        // The users page held user 77's object (its profile), so no helpdesk look-up is made
+        // for it: the API would not know an email the page did not carry.
+        (2, 2, 1, 2, 0)
     );
 }
 

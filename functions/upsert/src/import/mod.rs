@@ -255,7 +255,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         let mut out = Vec::with_capacity(job.records.len());
         for record in &job.records {
             match self
-                .resolve_person(&job.source, record, &mut found, &mut stats)
+                .resolve_person(&job.source, job.origin, record, &mut found, &mut stats)
                 .await
             {
                 Ok(record) => out.push(record),
