@@ -17,6 +17,10 @@
 //! The ratio achieved/bound does not depend on the scale as long as the per-page work stays well
 //! under the scaled request interval.
 //!
+//! One more line runs Intercom at a small plan's limit (10 requests per 10 s) with the reader
+//! left at its default rate, as a new user on that plan would have it: the pace then comes from
+//! the `X-RateLimit-*` headers alone.
+//!
 //! Brevo is set up as a new user's is: no list configured, so the first import creates the
 //! default list "deskbridge — <source>".
 //!
@@ -119,6 +123,8 @@ struct Counters {
     throttled: usize,
     /// Fixed windows: the current window's index and its count.
     fixed: (u64, usize),
+    /// Fixed windows: requests admitted per window index.
+    per_window: BTreeMap<u64, usize>,
     /// Leaky bucket: level and when it was last drained.
     level: f64,
     drained_at: Option<Instant>,
@@ -189,6 +195,7 @@ impl Enforcer {
                     Err(headers(0))
                 } else {
                     c.fixed.1 += 1;
+                    *c.per_window.entry(index).or_default() += 1;
                     Ok(headers(limit - used - 1))
                 }
             }
@@ -228,6 +235,19 @@ impl Enforcer {
 
     fn arrivals(&self) -> Vec<Instant> {
         lock(&self.counters).accepted.clone()
+    }
+
+    /// Fixed windows: the requests admitted in each window the run spanned from start to end
+    /// (its first and last windows, which it only partly spanned, left out).
+    fn full_windows(&self) -> Vec<usize> {
+        let c = lock(&self.counters);
+        let (Some(first), Some(last)) = (c.per_window.keys().next(), c.per_window.keys().last())
+        else {
+            return Vec::new();
+        };
+        (first + 1..*last)
+            .map(|w| c.per_window.get(&w).copied().unwrap_or(0))
+            .collect()
     }
 }
 
@@ -428,8 +448,12 @@ struct Case {
     records: usize,
     /// Records per request at the API's maximum.
     page: usize,
-    /// The limit the reader paces itself to (the limit the mock enforces), scaled.
+    /// The limit the mock enforces, scaled; the reader paces itself to it too unless
+    /// `reader_rate` says otherwise.
     rate: Rate,
+    /// The reader's own rate when it differs from the account's limit (a small plan read with
+    /// the default preset): the headers then set the pace, and the ratio is measured per window.
+    reader_rate: Option<Rate>,
     /// How many times faster than real time the limit runs.
     scale: u32,
     policy: Policy,
@@ -474,16 +498,17 @@ async fn mount_helpdesk(case: &Case, server: &MockServer, enforcer: &Arc<Enforce
 
 fn reader(case: &Case, base: &str) -> Arc<dyn SourceReader> {
     let client = sync_client().expect("HTTP client builds");
+    let reader_rate = case.reader_rate.unwrap_or(case.rate);
     match case.source {
         Source::Zendesk => Arc::new(
             ZendeskReader::new(client, base, "ops@acme.test", "zd-token")
-                .with_rates(case.rate, scaled(Rate::zendesk_account(), case.scale)),
+                .with_rates(reader_rate, scaled(Rate::zendesk_account(), case.scale)),
         ),
         Source::Intercom => {
-            Arc::new(IntercomReader::new(client, base, "ic-token", "2.11").with_rate(case.rate))
+            Arc::new(IntercomReader::new(client, base, "ic-token", "2.11").with_rate(reader_rate))
         }
         _ => Arc::new(
-            GorgiasReader::new(client, base, "ops@acme.test", "gg-key").with_rate(case.rate),
+            GorgiasReader::new(client, base, "ops@acme.test", "gg-key").with_rate(reader_rate),
         ),
     }
 }
@@ -627,7 +652,13 @@ async fn backfill(case: &Case) {
         (case.records - burst * case.page) as f64 / synced.duration_since(*t).as_secs_f64()
     });
     let bound = f64::from(case.rate.limit()) / case.rate.window().as_secs_f64() * case.page as f64;
-    let ratio = sustained.unwrap_or(records / elapsed) / bound;
+    let full_windows = enforcer.full_windows();
+    let per_window = (case.reader_rate.is_some() && !full_windows.is_empty()).then(|| {
+        full_windows.iter().sum::<usize>() as f64
+            / full_windows.len() as f64
+            / f64::from(case.rate.limit())
+    });
+    let ratio = per_window.unwrap_or_else(|| sustained.unwrap_or(records / elapsed) / bound);
 
     let mut calls: BTreeMap<String, usize> = BTreeMap::new();
     for r in brevo.received_requests().await.unwrap_or_default() {
@@ -681,6 +712,18 @@ async fn backfill(case: &Case) {
         case.policy.describe(),
         case.scale
     );
+    if let (Some(reader), Some(per_window)) = (case.reader_rate, per_window) {
+        println!(
+            "  reader at its default {} req / {:?}, paced by the headers; ratio = requests per \
+             full window ÷ {}: {:.2} over {} full windows {:?}",
+            reader.limit(),
+            reader.window(),
+            case.rate.limit(),
+            per_window,
+            full_windows.len(),
+            full_windows
+        );
+    }
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -688,6 +731,8 @@ async fn main() {
     let zendesk = scaled(Rate::zendesk_exports(), SCALE);
     let gorgias = scaled(Rate::gorgias(), SCALE);
     let intercom = Rate::intercom();
+    // A small Intercom plan: 10 requests per 10-second window (the reader is not told).
+    let small_plan = Rate::new(10, Duration::from_secs(10), 10);
     let cases = [
         Case {
             label: "zendesk/tickets",
@@ -696,6 +741,7 @@ async fn main() {
             records: 24_000,
             page: 1000,
             rate: zendesk,
+            reader_rate: None,
             scale: SCALE,
             policy: Policy::Sliding {
                 limit: zendesk.limit() as usize,
@@ -709,6 +755,7 @@ async fn main() {
             records: 12_000,
             page: 1000,
             rate: zendesk,
+            reader_rate: None,
             scale: SCALE,
             policy: Policy::Sliding {
                 limit: zendesk.limit() as usize,
@@ -722,6 +769,7 @@ async fn main() {
             records: 30_000,
             page: 150,
             rate: intercom,
+            reader_rate: None,
             scale: 1,
             policy: Policy::Fixed {
                 limit: intercom.limit() as usize,
@@ -735,10 +783,25 @@ async fn main() {
             records: 20_000,
             page: 100,
             rate: gorgias,
+            reader_rate: None,
             scale: SCALE,
             policy: Policy::Leaky {
                 capacity: gorgias.limit() as usize,
                 window: gorgias.window(),
+            },
+        },
+        Case {
+            label: "intercom/contacts (small plan)",
+            source: Source::Intercom,
+            stream: "contacts",
+            records: 9_000,
+            page: 150,
+            rate: small_plan,
+            reader_rate: Some(intercom),
+            scale: 1,
+            policy: Policy::Fixed {
+                limit: small_plan.limit() as usize,
+                window: small_plan.window(),
             },
         },
     ];
