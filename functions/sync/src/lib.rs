@@ -538,7 +538,7 @@ pub async fn handle_batch<S: StreamStore, Q: Queue>(
         };
         let reason = e.to_string();
         let settled = match &syncer.redelivery {
-            Some(r) => r.retry(message, &reason, false, Vec::new()).await,
+            Some(r) => r.retry(message, &reason, false, None, Vec::new()).await,
             None => Settled::Redeliver("no retry queue configured".into()),
         };
         match settled {

@@ -34,7 +34,7 @@ pub(crate) struct LedgerEntry {
 }
 
 fn unreadable(key: &str, e: &serde_json::Error) -> Retry {
-    Retry(format!("contact ledger {key} unreadable: {e}"))
+    Retry::new(format!("contact ledger {key} unreadable: {e}"))
 }
 
 impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
@@ -43,7 +43,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             .state
             .load_doc(key)
             .await
-            .map_err(|e| Retry(format!("reading contact ledger: {e}")))?;
+            .map_err(|e| Retry::new(format!("reading contact ledger: {e}")))?;
         match doc {
             None => Ok((None, Ledger::default())),
             Some(doc) => {
@@ -85,7 +85,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 // not overwrite newer values. A ledger written with an expiry loses it here.
                 .save_doc(key, rev, &text, None)
                 .await
-                .map_err(|e| Retry(format!("writing contact ledger: {e}")))?;
+                .map_err(|e| Retry::new(format!("writing contact ledger: {e}")))?;
             if saved {
                 let entry = LedgerEntry {
                     key: key.to_string(),
@@ -96,8 +96,8 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             }
             stats.ledger_conflicts += 1;
         }
-        Err(Retry(
-            "contact ledger: too many concurrent changes; retrying later".into(),
+        Err(Retry::new(
+            "contact ledger: too many concurrent changes; retrying later",
         ))
     }
 

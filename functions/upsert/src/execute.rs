@@ -100,7 +100,9 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         let mut events = writes.events.clone();
         let mut refs: Vec<&mut EventWrite> = events.iter_mut().collect();
         if let Some((_, e)) = self.identify(&mut refs).await.into_iter().next() {
-            return Err(Retry(format!("identifying the events of {subject}: {e}")));
+            return Err(Retry::new(format!(
+                "identifying the events of {subject}: {e}"
+            )));
         }
         for event in &events {
             let Some(request) = &event.request else {
@@ -195,11 +197,11 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         }
         if let Some(why) = taken.too_late_to_send() {
             taken.untake(event_id);
-            return Err(Retry(format!("event {} not sent: {why}", event_id)));
+            return Err(Retry::new(format!("event {} not sent: {why}", event_id)));
         }
         let claim = self.state.claim(&key, EVENT_CLAIM_TTL).await.map_err(|e| {
             taken.untake(event_id);
-            Retry(format!("claiming event {}: {e}", event_id))
+            Retry::new(format!("claiming event {}: {e}", event_id))
         })?;
         match claim {
             Claim::Done => {
@@ -212,7 +214,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             }
             Claim::Busy => {
                 taken.untake(event_id);
-                return Err(Retry(format!(
+                return Err(Retry::new(format!(
                     "event {} is being sent by another worker; checking again later",
                     event_id
                 )));

@@ -64,6 +64,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             Pass::Hold { reason, auth } => (&all[..0], Some((all, reason, auth))),
         };
         if let Some((held, reason, auth)) = held {
+            let retry = Retry::new(reason.clone());
             for message in held {
                 report.stats.held += 1;
                 let sent = message
@@ -71,7 +72,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                     .as_ref()
                     .map(|r| r.sent.clone())
                     .unwrap_or_default();
-                self.retry_later(message, &reason, auth, sent, &mut report)
+                self.retry_later(message, &retry, auth, sent, &mut report)
                     .await;
             }
             if !held.is_empty() {
@@ -125,7 +126,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         report.stats += sync_stats;
         for (((message, _), reason), reasons) in sync.iter().zip(sync_failed).zip(sync_rejected) {
             match reason {
-                Some(reason) => retries.push((*message, Retry(reason))),
+                Some(reason) => retries.push((*message, Retry::new(reason))),
                 None if !reasons.is_empty() => finals.push((*message, reasons)),
                 None => {}
             }
@@ -160,7 +161,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             {
                 retries.push((
                     message,
-                    Retry("events sent to Brevo but not marked sent yet".into()),
+                    Retry::new("events sent to Brevo but not marked sent yet"),
                 ));
             }
         }
@@ -169,9 +170,9 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 retries.push((message, retry));
             }
         }
-        for (message, Retry(reason)) in retries {
+        for (message, retry) in retries {
             let sent = taken.unmarked_for(message);
-            self.retry_later(message, &reason, auth, sent, &mut report)
+            self.retry_later(message, &retry, auth, sent, &mut report)
                 .await;
         }
         report.stats.finals.clear();
@@ -186,13 +187,17 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     pub(crate) async fn retry_later(
         &self,
         message: &Message,
-        reason: &str,
+        retry: &Retry,
         pause: bool,
         sent: Vec<String>,
         report: &mut BatchReport,
     ) {
+        let reason = &retry.reason;
         let settled = match &self.redelivery {
-            Some(r) => r.retry(message, reason, pause, sent).await,
+            Some(r) => {
+                r.retry(message, reason, pause, retry.not_before, sent)
+                    .await
+            }
             None => Settled::Redeliver("no retry queue configured".into()),
         };
         match settled {
@@ -239,7 +244,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                     "upsert: message failed for good; moved to the dead-letter queue");
                 Ok(())
             }
-            Err(e) => Err(Retry(format!(
+            Err(e) => Err(Retry::new(format!(
                 "could not dead-letter a message that failed for good ({reason}): {e}"
             ))),
         }
@@ -274,7 +279,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     ) -> (&'m Message, Stats, Result<(), Retry>) {
         let late = |what: &str| {
             let reason = format!("{what}: invocation deadline reached");
-            (Stats::default(), Err(Retry(reason)))
+            (Stats::default(), Err(Retry::new(reason)))
         };
         let (stats, outcome) = match deadline {
             None => self.process(message, parsed, taken).await,

@@ -48,12 +48,12 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 .state
                 .load_doc(&index_key)
                 .await
-                .map_err(|e| Retry(format!("reading {index_key}: {e}")))?;
+                .map_err(|e| Retry::new(format!("reading {index_key}: {e}")))?;
             let (rev, index) = match doc {
                 None => (None, PersonIndex::default()),
                 Some(doc) => {
                     let index = serde_json::from_str(&doc.text)
-                        .map_err(|e| Retry(format!("{index_key} unreadable: {e}")))?;
+                        .map_err(|e| Retry::new(format!("{index_key} unreadable: {e}")))?;
                     (Some(doc.rev), index)
                 }
             };
@@ -79,18 +79,18 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 return Ok(readdressed);
             }
             let text = serde_json::to_string(&after)
-                .map_err(|e| Retry(format!("writing {index_key}: {e}")))?;
+                .map_err(|e| Retry::new(format!("writing {index_key}: {e}")))?;
             let saved = self
                 .state
                 .save_doc(&index_key, rev, &text, None)
                 .await
-                .map_err(|e| Retry(format!("writing {index_key}: {e}")))?;
+                .map_err(|e| Retry::new(format!("writing {index_key}: {e}")))?;
             if saved {
                 return Ok(readdressed);
             }
             stats.ledger_conflicts += 1;
         }
-        Err(Retry(format!(
+        Err(Retry::new(format!(
             "{index_key}: too many concurrent changes; retrying later"
         )))
     }
@@ -121,7 +121,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                     "upsert: the person's new email already has a Brevo contact; deskbridge's attributes and lists go to it, the old contact stays as it is");
             }
             Err(e) if e.is_worth_retrying() => {
-                return Err(Retry(format!("moving {subject} to {target}: {e}")));
+                return Err(Retry::new(format!("moving {subject} to {target}: {e}")));
             }
             Err(e) => {
                 tracing::warn!(from = %subject, to = %target, reason = %e,

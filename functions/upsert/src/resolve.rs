@@ -59,12 +59,14 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             stats.lookups += 1;
             let result = match self.lookup.lookup(source, &id).await {
                 Ok(result) => result,
-                // Outage or rate limit: a later delivery can succeed.
+                // Outage or rate limit: a later delivery can succeed, no sooner than the
+                // helpdesk's Retry-After.
                 Err(e) if e.is_retryable() => {
-                    return Err(Retry(format!(
+                    return Err(Retry::new(format!(
                         "helpdesk look-up of {}:{id} failed: {e}",
                         source.as_str()
-                    )));
+                    ))
+                    .not_before(e.retry_after()));
                 }
                 // Refused for good (credentials, invalid id): fall back to the ext_id.
                 Err(e) => {
@@ -97,12 +99,12 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             .state
             .load_doc(&key)
             .await
-            .map_err(|e| Retry(format!("reading {key}: {e}")))?
+            .map_err(|e| Retry::new(format!("reading {key}: {e}")))?
         else {
             return Ok(None);
         };
-        let index: PersonIndex =
-            serde_json::from_str(&doc.text).map_err(|e| Retry(format!("{key} unreadable: {e}")))?;
+        let index: PersonIndex = serde_json::from_str(&doc.text)
+            .map_err(|e| Retry::new(format!("{key} unreadable: {e}")))?;
         Ok(index.email)
     }
 }

@@ -2,6 +2,7 @@
 //! delivery can get past, a final refusal counted and kept as a reason for the dead letter.
 
 use std::ops::AddAssign;
+use std::time::Duration;
 
 use deskbridge_shared::brevo::BrevoError;
 
@@ -160,14 +161,34 @@ impl AddAssign for Stats {
 
 /// A failure that a later delivery can get past: the message must be retried.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct Retry(pub(crate) String);
+#[error("{reason}")]
+pub(crate) struct Retry {
+    pub(crate) reason: String,
+    /// How long the helpdesk asked us to wait (`Retry-After` of a rate-limited look-up): the
+    /// message is not tried again sooner.
+    pub(crate) not_before: Option<Duration>,
+}
+
+impl Retry {
+    pub(crate) fn new(reason: impl Into<String>) -> Retry {
+        Retry {
+            reason: reason.into(),
+            not_before: None,
+        }
+    }
+
+    /// A retry that waits at least `wait`, when there is one.
+    pub(crate) fn not_before(mut self, wait: Option<Duration>) -> Retry {
+        self.not_before = wait;
+        self
+    }
+}
 
 /// A retryable Brevo error (or a refused key) fails the message for a later retry; a final
 /// one is logged and counted.
 pub(crate) fn final_or_retry(err: BrevoError, what: &str, stats: &mut Stats) -> Result<(), Retry> {
     if err.is_worth_retrying() {
-        return Err(Retry(format!("{what}: {err}")));
+        return Err(Retry::new(format!("{what}: {err}")));
     }
     stats.rejected += 1;
     // `what` names the contact masked; Brevo's messages are redacted by the client.

@@ -1,6 +1,7 @@
 //! A sync page is not looked up again: the upsert's helpdesk look-ups (the real
 //! `HelpdeskLookup` against a wiremock Intercom) are made only for people the page named by id
-//! and the person index does not know yet. Brevo is the testkit's accepting fake.
+//! and the person index does not know yet. Brevo is the testkit's accepting fake. A look-up the
+//! helpdesk rate limits delays its message past `Retry-After`, and nothing is sent sooner.
 
 use std::sync::Arc;
 
@@ -8,8 +9,9 @@ use chrono::{TimeZone, Utc};
 use deskbridge_shared::config::{Settings, Vars};
 use deskbridge_shared::helpdesk::HelpdeskLookup;
 use deskbridge_shared::mapping::Mapping;
-use deskbridge_shared::memory::MemoryStateStore;
+use deskbridge_shared::memory::{MemoryQueue, MemoryStateStore};
 use deskbridge_shared::model::{EventKind, Job, Origin, Person, Record, Source, SupportEvent};
+use deskbridge_shared::queue::{Redelivery, RetryPolicy};
 use deskbridge_shared::testkit::brevo::{fast_client, mount_accepting, requests_to};
 use deskbridge_upsert::{Message, Upserter};
 use serde_json::{Value, json};
@@ -240,4 +242,61 @@ async fn a_webhook_naming_a_person_by_id_is_still_looked_up() {
         sent(&brevo, "/v3/events").await[0]["identifiers"],
         json!({"email_id": "jane.doe@example.com"})
     );
+}
+
+fn webhook(id: &str, n: u32, person: &str) -> Message {
+    let job = Job {
+        id: format!("intercom:{id}"),
+        source: Source::Intercom,
+        origin: Origin::Webhook,
+        received_at: at(),
+        correlation_id: None,
+        records: vec![conversation(n, person)],
+    };
+    Message::new(id, serde_json::to_string(&job).expect("job serialises"))
+}
+
+#[tokio::test]
+async fn a_rate_limited_look_up_delays_its_message_past_retry_after_and_sends_nothing_sooner() {
+    const QUEUE: &str = "https://sqs.test/upsert";
+    let brevo = MockServer::start().await;
+    mount_accepting(&brevo, &[]).await;
+    let intercom = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/contacts/[^/]+$"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "120"))
+        .mount(&intercom)
+        .await;
+    let queue = Arc::new(MemoryQueue::new());
+    let upserter = upserter(&brevo, &intercom, Arc::new(MemoryStateStore::new()))
+        .with_redelivery(Redelivery::new(queue.clone()).retrying_on(QUEUE, RetryPolicy::default()));
+
+    let first = upserter.handle(&[webhook("m1", 5, "u5")]).await;
+    // Another message naming another person of the same helpdesk, inside the wait.
+    let second = upserter.handle(&[webhook("m2", 6, "u6")]).await;
+
+    for report in [&first, &second] {
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        assert_eq!(
+            (report.stats.retried_later, report.stats.dead_lettered),
+            (1, 0)
+        );
+    }
+    assert_eq!(
+        helpdesk_calls(&intercom).await,
+        ["GET /contacts/u5".to_string()],
+        "nothing is sent to the helpdesk before its Retry-After"
+    );
+    let delays: Vec<std::time::Duration> =
+        queue.sent_later(QUEUE).iter().map(|(d, _)| *d).collect();
+    assert_eq!(delays.len(), 2);
+    assert!(
+        delays[0] >= std::time::Duration::from_secs(120),
+        "the first waits the whole Retry-After: {delays:?}"
+    );
+    assert!(
+        delays[1] > std::time::Duration::from_secs(110),
+        "the second waits what is left of it: {delays:?}"
+    );
+    assert!(sent(&brevo, "/v3/events").await.is_empty());
 }

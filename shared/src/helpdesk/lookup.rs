@@ -8,13 +8,17 @@
 //!
 //! Found people are cached for a few minutes (webhook bursts often name the same requester).
 //!
+//! A helpdesk that answers 429 is not asked again before its `Retry-After` has passed (10 s when
+//! it names none): look-ups of that helpdesk fail at once as rate limited, with the time left,
+//! and the message that needed them waits at least that long before it is tried again.
+//!
 //! [`PersonLookup::complete_profile`] then adds what a person object only references (an
 //! Intercom contact's first company, cached the same way). A company that cannot be fetched
 //! never holds the contact back.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -50,12 +54,17 @@ struct Api {
     people: Arc<dyn PersonApi>,
 }
 
+/// How long a helpdesk that answered 429 without `Retry-After` is left alone.
+pub const PAUSE_WITHOUT_RETRY_AFTER: Duration = Duration::from_secs(10);
+
 /// [`PersonLookup`] over the helpdesk REST APIs configured in [`Settings`].
 pub struct HelpdeskLookup {
     /// `Err` keeps the reason the client could not be built; every call then fails as transient.
     client: Result<reqwest::Client, String>,
     apis: HashMap<Source, Api>,
     cache: Cache<(Source, String), Found>,
+    /// Per helpdesk, no request before this instant (its last 429's `Retry-After`).
+    paused: Mutex<HashMap<Source, Instant>>,
 }
 
 impl HelpdeskLookup {
@@ -96,6 +105,32 @@ impl HelpdeskLookup {
             client,
             apis,
             cache: Cache::new(cache.ttl, cache.capacity),
+            paused: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// What is left of `source`'s pause, if it is paused.
+    fn pause_left(&self, source: &Source) -> Option<Duration> {
+        let paused = self
+            .paused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let until = paused.get(source)?;
+        until
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+    }
+
+    /// Leaves `source` alone for `wait`; never shortens a running pause.
+    fn pause(&self, source: &Source, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut paused = self
+            .paused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = paused.entry(source.clone()).or_insert(until);
+        if *entry < until {
+            *entry = until;
         }
     }
 }
@@ -120,11 +155,26 @@ impl PersonLookup for HelpdeskLookup {
         if let Some(hit) = self.cache.get(&key) {
             return Ok(Some(hit));
         }
+        if let Some(left) = self.pause_left(source) {
+            return Err(LookupError::RateLimited {
+                retry_after: Some(left),
+            });
+        }
         let client = self
             .client
             .as_ref()
             .map_err(|e| LookupError::Transient(e.clone()))?;
-        let Some(profile) = api.people.person(client, id).await? else {
+        let answer = match api.people.person(client, id).await {
+            Err(LookupError::RateLimited { retry_after }) => {
+                let wait = retry_after.unwrap_or(PAUSE_WITHOUT_RETRY_AFTER);
+                self.pause(source, wait);
+                return Err(LookupError::RateLimited {
+                    retry_after: Some(wait),
+                });
+            }
+            answer => answer?,
+        };
+        let Some(profile) = answer else {
             return Ok(None);
         };
         if !profile.is_object() {
@@ -141,6 +191,10 @@ impl PersonLookup for HelpdeskLookup {
         let (Some(api), Ok(client)) = (self.apis.get(source), self.client.as_ref()) else {
             return;
         };
+        // A paused helpdesk is not asked for companies either; the contact goes without them.
+        if self.pause_left(source).is_some() {
+            return;
+        }
         api.people.complete_profile(client, record).await;
     }
 }
@@ -408,6 +462,11 @@ mod tests {
         let lookup = HelpdeskLookup::new(&settings(&server));
         let z = |id: &'static str| lookup.lookup(&Source::Zendesk, id);
         assert_eq!(z("404").await, Ok(None));
+        assert!(matches!(z("500").await, Err(LookupError::Transient(_))));
+        let rejected = z("401").await.expect_err("rejected");
+        assert!(matches!(rejected, LookupError::Rejected(_)) && !rejected.is_retryable());
+        assert!(matches!(z("garbage").await, Err(LookupError::Transient(_))));
+        assert!(matches!(z("../admin").await, Err(LookupError::Rejected(_))));
         let limited = z("429").await.expect_err("rate limited");
         assert_eq!(
             limited,
@@ -417,11 +476,68 @@ mod tests {
         );
         assert!(limited.is_retryable());
         assert_eq!(limited.retry_after(), Some(Duration::from_secs(42)));
-        assert!(matches!(z("500").await, Err(LookupError::Transient(_))));
-        let rejected = z("401").await.expect_err("rejected");
-        assert!(matches!(rejected, LookupError::Rejected(_)) && !rejected.is_retryable());
-        assert!(matches!(z("garbage").await, Err(LookupError::Transient(_))));
-        assert!(matches!(z("../admin").await, Err(LookupError::Rejected(_))));
+    }
+
+    /// Every request the server received, as paths.
+    async fn paths(server: &MockServer) -> Vec<String> {
+        server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|r| r.url.path().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_rate_limited_helpdesk_is_not_asked_again_before_retry_after() {
+        let server = MockServer::start().await;
+        Mock::given(path("/api/v2/users/1.json"))
+            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "42"))
+            .mount(&server)
+            .await;
+        Mock::given(path("/api/v2/users/2.json"))
+            .respond_with(json(ZENDESK_USER))
+            .mount(&server)
+            .await;
+        Mock::given(path("/contacts/3"))
+            .respond_with(ResponseTemplate::new(429))
+            .mount(&server)
+            .await;
+        Mock::given(path("/contacts/4"))
+            .respond_with(json(INTERCOM_CONTACT))
+            .mount(&server)
+            .await;
+        Mock::given(path("/api/customers/5"))
+            .respond_with(json(GORGIAS_CUSTOMER))
+            .mount(&server)
+            .await;
+        let lookup = HelpdeskLookup::new(&settings(&server));
+
+        lookup.lookup(&Source::Zendesk, "1").await.expect_err("429");
+        // Another person of the same helpdesk: no request, and the time left to wait.
+        let paused = lookup
+            .lookup(&Source::Zendesk, "2")
+            .await
+            .expect_err("paused");
+        let left = paused.retry_after().expect("time left");
+        assert!(
+            left <= Duration::from_secs(42) && left > Duration::from_secs(40),
+            "{left:?}"
+        );
+        // A 429 without Retry-After pauses for the default.
+        let limited = lookup
+            .lookup(&Source::Intercom, "3")
+            .await
+            .expect_err("429");
+        assert_eq!(limited.retry_after(), Some(PAUSE_WITHOUT_RETRY_AFTER));
+        assert!(lookup.lookup(&Source::Intercom, "4").await.is_err());
+        // Other helpdesks are not held back.
+        assert!(lookup.lookup(&Source::Gorgias, "5").await.is_ok());
+        assert_eq!(
+            paths(&server).await,
+            ["/api/v2/users/1.json", "/contacts/3", "/api/customers/5"]
+        );
     }
 
     #[tokio::test]

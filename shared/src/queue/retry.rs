@@ -260,11 +260,13 @@ impl Redelivery {
     /// Settles a message that failed transiently (`reason`): back on its queue after a delay,
     /// or on the dead-letter queue once it has been failing past the horizon. `sent` lists its
     /// events that Brevo accepted but that are not marked sent yet (see [`RetryRecord::sent`]).
+    /// `not_before` (a rate-limited helpdesk's `Retry-After`) is the shortest delay it may get.
     pub async fn retry(
         &self,
         message: &Message,
         reason: &str,
         pause: bool,
+        not_before: Option<Duration>,
         sent: Vec<String>,
     ) -> Settled {
         let Some(url) = &self.retry_url else {
@@ -276,6 +278,8 @@ impl Redelivery {
             .next(message.retry.as_ref(), now, pause, fastrand::f64())
         {
             Next::Later { delay, mut record } => {
+                // A helpdesk's Retry-After is honoured even when the backoff step is shorter.
+                let delay = not_before.map_or(delay, |wait| delay.max(wait.min(MAX_QUEUE_DELAY)));
                 record.sent = sent;
                 match self
                     .queue

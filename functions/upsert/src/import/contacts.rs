@@ -133,7 +133,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                     let result = self
                         .ensure_attributes(source)
                         .await
-                        .map_err(|Retry(reason)| reason);
+                        .map_err(|Retry { reason, .. }| reason);
                     ready.insert(source, result.clone());
                     result
                 }
@@ -244,7 +244,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 }
                 Err(retry) => Err(retry),
             };
-            if let Err(Retry(reason)) = outcome {
+            if let Err(Retry { reason, .. }) = outcome {
                 for job in jobs {
                     run.fail(*job, &reason);
                 }
@@ -265,11 +265,10 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         let known = match &mut cache.known {
             Some(known) => known,
             slot @ None => {
-                let listed = self
-                    .brevo()
-                    .list_attributes()
-                    .await
-                    .map_err(|e| Retry(format!("listing Brevo contact attributes: {e}")))?;
+                let listed =
+                    self.brevo().list_attributes().await.map_err(|e| {
+                        Retry::new(format!("listing Brevo contact attributes: {e}"))
+                    })?;
                 slot.insert(
                     listed
                         .into_iter()
@@ -289,7 +288,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 }
                 Err(e) if already_exists(&e) => {}
                 Err(e) => {
-                    return Err(Retry(format!(
+                    return Err(Retry::new(format!(
                         "creating Brevo contact attribute {name} ({kind}): {e}"
                     )));
                 }

@@ -218,7 +218,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 self.release_claims(&[c]).await;
                 let what = format!("sending {} ({})", request.event_name, c.event_id);
                 let before = run.stats.finals.len();
-                if let Err(Retry(reason)) = final_or_retry(e, &what, &mut run.stats) {
+                if let Err(Retry { reason, .. }) = final_or_retry(e, &what, &mut run.stats) {
                     run.fail(c.job, &reason);
                 }
                 run.reject_since(c.job, before);

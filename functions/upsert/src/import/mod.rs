@@ -179,7 +179,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         let mut records: Vec<Vec<Record>> = Vec::with_capacity(jobs.len());
         for (j, (stats, result)) in resolved.into_iter().enumerate() {
             run.stats += stats;
-            records.push(result.unwrap_or_else(|Retry(reason)| {
+            records.push(result.unwrap_or_else(|Retry { reason, .. }| {
                 run.fail(j, &reason);
                 Vec::new()
             }));
@@ -299,7 +299,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             run.stats += stats;
             match result {
                 Ok(routed) => out.push(routed),
-                Err(Retry(reason)) => run.fail(job, &reason),
+                Err(Retry { reason, .. }) => run.fail(job, &reason),
             }
         }
         out.retain(|r| run.ok(r.job));
@@ -347,7 +347,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             run.stats += stats;
             match result {
                 Ok(t) => targets.extend(t),
-                Err(Retry(reason)) => run.fail(job, &reason),
+                Err(Retry { reason, .. }) => run.fail(job, &reason),
             }
         }
         targets
@@ -405,7 +405,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                     break;
                 }
                 let before = run.stats.finals.len();
-                if let Err(Retry(reason)) = self
+                if let Err(Retry { reason, .. }) = self
                     .leave_list(list_id, key, &subject, &mut run.stats)
                     .await
                 {
@@ -415,7 +415,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             }
             if let (Some(rating), Some(entry)) = (&target.writes.csat_placed, &target.entry)
                 && run.ok(target.job)
-                && let Err(Retry(reason)) =
+                && let Err(Retry { reason, .. }) =
                     self.csat_placed(&entry.key, rating, &mut run.stats).await
             {
                 run.fail(target.job, &reason);
