@@ -14,6 +14,7 @@ use deskbridge_shared::clock::ManualClock;
 use deskbridge_shared::mapping::{FieldRule, Mapping, Transform};
 use deskbridge_shared::memory::{MemoryStateStore, NoLookup};
 use deskbridge_shared::model::{EventKind, Job, Origin, Person, Record, Source, SupportEvent};
+use deskbridge_shared::testkit::calls;
 use deskbridge_upsert::{BatchReport, Message, Upserter};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, path_regex};
@@ -92,17 +93,6 @@ async fn brevo_ok(server: &MockServer) {
         .respond_with(ResponseTemplate::new(204))
         .mount(server)
         .await;
-}
-
-/// `METHOD /path` of every request `server` received, in order.
-async fn calls(server: &MockServer) -> Vec<String> {
-    server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .map(|r| format!("{} {}", r.method, r.url.path()))
-        .collect()
 }
 
 fn count(calls: &[String], call: &str) -> usize {

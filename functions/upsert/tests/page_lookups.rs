@@ -13,6 +13,7 @@ use deskbridge_shared::memory::{MemoryQueue, MemoryStateStore};
 use deskbridge_shared::model::{EventKind, Job, Origin, Person, Record, Source, SupportEvent};
 use deskbridge_shared::queue::{Redelivery, RetryPolicy};
 use deskbridge_shared::testkit::brevo::{fast_client, mount_accepting, requests_to};
+use deskbridge_shared::testkit::calls;
 use deskbridge_upsert::{Message, Upserter};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path_regex};
@@ -129,16 +130,6 @@ async fn sent(brevo: &MockServer, route: &str) -> Vec<Value> {
     requests_to(&brevo.received_requests().await.unwrap_or_default(), route)
 }
 
-async fn helpdesk_calls(intercom: &MockServer) -> Vec<String> {
-    intercom
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .map(|r| format!("{} {}", r.method, r.url.path()))
-        .collect()
-}
-
 #[tokio::test]
 async fn a_contacts_page_is_not_looked_up_again_even_for_leads_without_an_email() {
     let (brevo, intercom) = (MockServer::start().await, intercom().await);
@@ -157,7 +148,7 @@ async fn a_contacts_page_is_not_looked_up_again_even_for_leads_without_an_email(
         .await;
 
     assert!(report.failed.is_empty(), "{:?}", report.failed);
-    assert_eq!(helpdesk_calls(&intercom).await, Vec::<String>::new());
+    assert_eq!(calls(&intercom).await, Vec::<String>::new());
     assert_eq!((report.stats.lookups, report.stats.contacts), (0, 3));
     let ext_ids: Vec<Value> = sent(&brevo, "/v3/contacts")
         .await
@@ -195,7 +186,7 @@ async fn a_conversation_page_takes_the_email_the_person_index_holds() {
 
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_eq!(
-        helpdesk_calls(&intercom).await,
+        calls(&intercom).await,
         ["GET /contacts/u9".to_string()],
         "only the person the index does not know is looked up"
     );
@@ -234,10 +225,7 @@ async fn a_webhook_naming_a_person_by_id_is_still_looked_up() {
     let report = upserter.handle(&[message]).await;
 
     assert!(report.failed.is_empty(), "{:?}", report.failed);
-    assert_eq!(
-        helpdesk_calls(&intercom).await,
-        ["GET /contacts/u7".to_string()]
-    );
+    assert_eq!(calls(&intercom).await, ["GET /contacts/u7".to_string()]);
     assert_eq!(
         sent(&brevo, "/v3/events").await[0]["identifiers"],
         json!({"email_id": "jane.doe@example.com"})
@@ -283,7 +271,7 @@ async fn a_rate_limited_look_up_delays_its_message_past_retry_after_and_sends_no
         );
     }
     assert_eq!(
-        helpdesk_calls(&intercom).await,
+        calls(&intercom).await,
         ["GET /contacts/u5".to_string()],
         "nothing is sent to the helpdesk before its Retry-After"
     );

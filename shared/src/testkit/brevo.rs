@@ -46,13 +46,7 @@ pub async fn mount_accepting(server: &MockServer, attributes: &[(&str, &str)]) {
             ResponseTemplate::new(200).set_body_json(json!({ "attributes": listed })),
         ),
     ];
-    for (verb, route, answer) in routes {
-        Mock::given(method(verb))
-            .and(path(route))
-            .respond_with(answer)
-            .mount(server)
-            .await;
-    }
+    mount_routes(server, routes).await;
     Mock::given(method("POST"))
         .and(path_regex("^/v3/contacts/lists/[0-9]+/contacts/remove$"))
         .respond_with(
@@ -61,6 +55,20 @@ pub async fn mount_accepting(server: &MockServer, attributes: &[(&str, &str)]) {
         )
         .mount(server)
         .await;
+}
+
+/// Mounts each `(method, path, answer)` on `server`.
+async fn mount_routes<const N: usize>(
+    server: &MockServer,
+    routes: [(&str, &str, ResponseTemplate); N],
+) {
+    for (verb, route, answer) in routes {
+        Mock::given(method(verb))
+            .and(path(route))
+            .respond_with(answer)
+            .mount(server)
+            .await;
+    }
 }
 
 /// Mounts on `server` Brevo's list and folder routes for an account holding `lists`
@@ -95,13 +103,7 @@ pub async fn mount_lists(server: &MockServer, lists: &[(i64, &str)], created: i6
             ResponseTemplate::new(201).set_body_json(json!({"id": created})),
         ),
     ];
-    for (verb, route, answer) in routes {
-        Mock::given(method(verb))
-            .and(path(route))
-            .respond_with(answer)
-            .mount(server)
-            .await;
-    }
+    mount_routes(server, routes).await;
     Mock::given(method("DELETE"))
         .and(path_regex("^/v3/contacts/lists/[0-9]+$"))
         .respond_with(ResponseTemplate::new(204))

@@ -9,5 +9,20 @@
 //! - [`brevo::BrevoModel`]: Brevo keeping contacts (matched by email, then ext_id; moves refused
 //!   for an email another contact has; events on the contact they name), for tests of what ends
 //!   up in the account.
+//!
+//! [`calls`] lists what any of these servers received.
 
 pub mod brevo;
+
+use wiremock::MockServer;
+
+/// `METHOD /path` of every request `server` received, in order.
+pub async fn calls(server: &MockServer) -> Vec<String> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.url.path()))
+        .collect()
+}
