@@ -124,9 +124,9 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         } = sync_run;
         sync_stats.finals.clear();
         report.stats += sync_stats;
-        for (((message, _), reason), reasons) in sync.iter().zip(sync_failed).zip(sync_rejected) {
-            match reason {
-                Some(reason) => retries.push((*message, Retry::new(reason))),
+        for (((message, _), retry), reasons) in sync.iter().zip(sync_failed).zip(sync_rejected) {
+            match retry {
+                Some(retry) => retries.push((*message, retry)),
                 None if !reasons.is_empty() => finals.push((*message, reasons)),
                 None => {}
             }

@@ -288,3 +288,39 @@ async fn a_rate_limited_look_up_delays_its_message_past_retry_after_and_sends_no
     );
     assert!(sent(&brevo, "/v3/events").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_sync_page_whose_look_up_is_rate_limited_waits_out_retry_after_too() {
+    const QUEUE: &str = "https://sqs.test/backfill";
+    let brevo = MockServer::start().await;
+    mount_accepting(&brevo, &[]).await;
+    let intercom = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/contacts/[^/]+$"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "90"))
+        .mount(&intercom)
+        .await;
+    let queue = Arc::new(MemoryQueue::new());
+    let upserter = upserter(&brevo, &intercom, Arc::new(MemoryStateStore::new()))
+        .with_redelivery(Redelivery::new(queue.clone()).retrying_on(QUEUE, RetryPolicy::default()));
+
+    let report = upserter
+        .handle(&[page(
+            "intercom:conversations:page-0",
+            vec![conversation(7, "u7")],
+        )])
+        .await;
+
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(
+        (report.stats.retried_later, report.stats.dead_lettered),
+        (1, 0)
+    );
+    let delays: Vec<std::time::Duration> =
+        queue.sent_later(QUEUE).iter().map(|(d, _)| *d).collect();
+    assert_eq!(delays.len(), 1);
+    assert!(
+        delays[0] >= std::time::Duration::from_secs(90),
+        "{delays:?}"
+    );
+}

@@ -35,7 +35,7 @@ pub use events::EVENTS_PER_BATCH;
 #[derive(Debug, Default)]
 pub(crate) struct SyncRun {
     pub(crate) stats: Stats,
-    pub(crate) failed: Vec<Option<String>>,
+    pub(crate) failed: Vec<Option<Retry>>,
     /// Per message, what failed for good (for its dead letter).
     pub(crate) rejected: Vec<Vec<String>>,
 }
@@ -53,17 +53,23 @@ impl SyncRun {
     pub(crate) fn all_failed(jobs: usize, reason: &str) -> Self {
         SyncRun {
             stats: Stats::default(),
-            failed: vec![Some(reason.to_string()); jobs],
+            failed: vec![Some(Retry::new(reason)); jobs],
             rejected: vec![Vec::new(); jobs],
         }
     }
 
     /// Marks message `job` for retry; the first reason is kept.
     pub(crate) fn fail(&mut self, job: usize, reason: &str) {
+        self.fail_with(job, Retry::new(reason));
+    }
+
+    /// [`SyncRun::fail`] keeping what `retry` says beyond its reason (a helpdesk's
+    /// `Retry-After`).
+    pub(crate) fn fail_with(&mut self, job: usize, retry: Retry) {
         if let Some(slot) = self.failed.get_mut(job)
             && slot.is_none()
         {
-            *slot = Some(reason.to_string());
+            *slot = Some(retry);
         }
     }
 
@@ -179,8 +185,8 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         let mut records: Vec<Vec<Record>> = Vec::with_capacity(jobs.len());
         for (j, (stats, result)) in resolved.into_iter().enumerate() {
             run.stats += stats;
-            records.push(result.unwrap_or_else(|Retry { reason, .. }| {
-                run.fail(j, &reason);
+            records.push(result.unwrap_or_else(|retry| {
+                run.fail_with(j, retry);
                 Vec::new()
             }));
         }
