@@ -44,19 +44,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         };
         let index_key = people::person_key(source, id);
         for _ in 0..MAX_INDEX_ATTEMPTS {
-            let doc = self
-                .state
-                .load_doc(&index_key)
-                .await
-                .map_err(|e| Retry::new(format!("reading {index_key}: {e}")))?;
-            let (rev, index) = match doc {
-                None => (None, PersonIndex::default()),
-                Some(doc) => {
-                    let index = serde_json::from_str(&doc.text)
-                        .map_err(|e| Retry::new(format!("{index_key} unreadable: {e}")))?;
-                    (Some(doc.rev), index)
-                }
-            };
+            let (rev, index) = self.load_person_index(&index_key).await?;
             let (what, after) = people::settle(&index, &key);
             let readdressed = match what {
                 Settle::Keep => None,
@@ -147,6 +135,29 @@ fn email_taken(e: &BrevoError) -> bool {
             message,
         } => code == "duplicate_parameter" || message.to_ascii_lowercase().contains("already"),
         _ => false,
+    }
+}
+
+impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
+    /// The person index at `index_key` with its revision (`None` and an empty index when the
+    /// person has none yet).
+    pub(crate) async fn load_person_index(
+        &self,
+        index_key: &str,
+    ) -> Result<(Option<u64>, PersonIndex), Retry> {
+        let doc = self
+            .state
+            .load_doc(index_key)
+            .await
+            .map_err(|e| Retry::new(format!("reading {index_key}: {e}")))?;
+        match doc {
+            None => Ok((None, PersonIndex::default())),
+            Some(doc) => {
+                let index = serde_json::from_str(&doc.text)
+                    .map_err(|e| Retry::new(format!("{index_key} unreadable: {e}")))?;
+                Ok((Some(doc.rev), index))
+            }
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use deskbridge_shared::brevo::{BrevoApi, redact};
 use deskbridge_shared::helpdesk::PersonLookup;
 use deskbridge_shared::model::{Origin, Person, Record, Source};
-use deskbridge_shared::people::{self, PersonIndex};
+use deskbridge_shared::people;
 use deskbridge_shared::state::StateStore;
 use serde_json::Value;
 
@@ -94,17 +94,9 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
 
     /// The email the person index holds for `source`'s person `id`, if any.
     async fn indexed_email(&self, source: &Source, id: &str) -> Result<Option<String>, Retry> {
-        let key = people::person_key(source, id);
-        let Some(doc) = self
-            .state
-            .load_doc(&key)
-            .await
-            .map_err(|e| Retry::new(format!("reading {key}: {e}")))?
-        else {
-            return Ok(None);
-        };
-        let index: PersonIndex = serde_json::from_str(&doc.text)
-            .map_err(|e| Retry::new(format!("{key} unreadable: {e}")))?;
+        let (_, index) = self
+            .load_person_index(&people::person_key(source, id))
+            .await?;
         Ok(index.email)
     }
 }

@@ -244,20 +244,47 @@ fn webhook(id: &str, n: u32, person: &str) -> Message {
     Message::new(id, serde_json::to_string(&job).expect("job serialises"))
 }
 
-#[tokio::test]
-async fn a_rate_limited_look_up_delays_its_message_past_retry_after_and_sends_nothing_sooner() {
-    const QUEUE: &str = "https://sqs.test/upsert";
+/// The queue failing messages are sent back to.
+const RETRY_QUEUE: &str = "https://sqs.test/upsert";
+
+/// Brevo accepting everything, an Intercom answering every contact look-up 429 with
+/// `Retry-After`, and an upserter sending failing messages back to an in-memory queue.
+struct Limited {
+    brevo: MockServer,
+    intercom: MockServer,
+    queue: Arc<MemoryQueue>,
+    upserter: TestUpserter,
+}
+
+async fn rate_limited(retry_after: &str) -> Limited {
     let brevo = MockServer::start().await;
     mount_accepting(&brevo, &[]).await;
     let intercom = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path_regex("^/contacts/[^/]+$"))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "120"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", retry_after))
         .mount(&intercom)
         .await;
     let queue = Arc::new(MemoryQueue::new());
-    let upserter = upserter(&brevo, &intercom, Arc::new(MemoryStateStore::new()))
-        .with_redelivery(Redelivery::new(queue.clone()).retrying_on(QUEUE, RetryPolicy::default()));
+    let upserter = upserter(&brevo, &intercom, Arc::new(MemoryStateStore::new())).with_redelivery(
+        Redelivery::new(queue.clone()).retrying_on(RETRY_QUEUE, RetryPolicy::default()),
+    );
+    Limited {
+        brevo,
+        intercom,
+        queue,
+        upserter,
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limited_look_up_delays_its_message_past_retry_after_and_sends_nothing_sooner() {
+    let Limited {
+        brevo,
+        intercom,
+        queue,
+        upserter,
+    } = rate_limited("120").await;
 
     let first = upserter.handle(&[webhook("m1", 5, "u5")]).await;
     // Another message naming another person of the same helpdesk, inside the wait.
@@ -275,8 +302,11 @@ async fn a_rate_limited_look_up_delays_its_message_past_retry_after_and_sends_no
         ["GET /contacts/u5".to_string()],
         "nothing is sent to the helpdesk before its Retry-After"
     );
-    let delays: Vec<std::time::Duration> =
-        queue.sent_later(QUEUE).iter().map(|(d, _)| *d).collect();
+    let delays: Vec<std::time::Duration> = queue
+        .sent_later(RETRY_QUEUE)
+        .iter()
+        .map(|(d, _)| *d)
+        .collect();
     assert_eq!(delays.len(), 2);
     assert!(
         delays[0] >= std::time::Duration::from_secs(120),
@@ -291,18 +321,12 @@ async fn a_rate_limited_look_up_delays_its_message_past_retry_after_and_sends_no
 
 #[tokio::test]
 async fn a_sync_page_whose_look_up_is_rate_limited_waits_out_retry_after_too() {
-    const QUEUE: &str = "https://sqs.test/backfill";
-    let brevo = MockServer::start().await;
-    mount_accepting(&brevo, &[]).await;
-    let intercom = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path_regex("^/contacts/[^/]+$"))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "90"))
-        .mount(&intercom)
-        .await;
-    let queue = Arc::new(MemoryQueue::new());
-    let upserter = upserter(&brevo, &intercom, Arc::new(MemoryStateStore::new()))
-        .with_redelivery(Redelivery::new(queue.clone()).retrying_on(QUEUE, RetryPolicy::default()));
+    let Limited {
+        brevo: _brevo,
+        intercom: _intercom,
+        queue,
+        upserter,
+    } = rate_limited("90").await;
 
     let report = upserter
         .handle(&[page(
@@ -316,8 +340,11 @@ async fn a_sync_page_whose_look_up_is_rate_limited_waits_out_retry_after_too() {
         (report.stats.retried_later, report.stats.dead_lettered),
         (1, 0)
     );
-    let delays: Vec<std::time::Duration> =
-        queue.sent_later(QUEUE).iter().map(|(d, _)| *d).collect();
+    let delays: Vec<std::time::Duration> = queue
+        .sent_later(RETRY_QUEUE)
+        .iter()
+        .map(|(d, _)| *d)
+        .collect();
     assert_eq!(delays.len(), 1);
     assert!(
         delays[0] >= std::time::Duration::from_secs(90),
