@@ -1,6 +1,7 @@
 //! Normalisation of the identifiers Brevo matches contacts on, and masking for logs.
 
-use phonenumber::country;
+use rlibphonenumber::enums::Region;
+use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneNumberFormat};
 use sha2::{Digest, Sha256};
 
 /// Trims and lower-cases an email; `None` when it is empty or has no `@` between two parts.
@@ -33,19 +34,26 @@ pub enum PhoneError {
     UnknownRegion(String),
 }
 
-/// Parses an ISO 3166-1 alpha-2 region code (`US`, `gb`).
-pub fn parse_region(code: &str) -> Result<country::Id, PhoneError> {
-    code.trim()
-        .to_ascii_uppercase()
-        .parse::<country::Id>()
-        .map_err(|_| PhoneError::UnknownRegion(code.to_string()))
+/// A region phone numbers without a country code are read in (`US`, `GB`).
+pub type PhoneRegion = Region;
+
+/// Parses an ISO 3166-1 alpha-2 region code (`US`, `gb`) that has phone-number metadata.
+pub fn parse_region(code: &str) -> Result<PhoneRegion, PhoneError> {
+    let unknown = || PhoneError::UnknownRegion(code.to_string());
+    let region = Region::from_code(code.trim()).map_err(|_| unknown())?;
+    // Any two letters make a `Region`; only those with a calling code are real ones.
+    PHONE_NUMBER_UTIL
+        .get_country_code_for_region(region)
+        .filter(|code| *code > 0)
+        .map(|_| region)
+        .ok_or_else(unknown)
 }
 
 /// Normalises a phone number to E.164 (`+14155552671`), using `default_region` for numbers
 /// written without a country code. A leading `00` is read as the international prefix.
 pub fn normalize_phone(
     raw: &str,
-    default_region: Option<country::Id>,
+    default_region: Option<PhoneRegion>,
 ) -> Result<String, PhoneError> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
@@ -55,21 +63,22 @@ pub fn normalize_phone(
         Some(rest) => format!("+{rest}"),
         None => trimmed.to_string(),
     };
-    let number =
-        phonenumber::parse(default_region, &candidate).map_err(|_| PhoneError::Unparseable)?;
-    if !phonenumber::is_valid(&number) {
+    let number = PHONE_NUMBER_UTIL
+        .parse(&candidate, default_region)
+        .map_err(|_| PhoneError::Unparseable)?;
+    if !number.is_valid() {
         return Err(PhoneError::Invalid);
     }
-    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+    Ok(number.format_as(PhoneNumberFormat::E164).into_owned())
 }
 
 /// Loads the phone-number metadata on a background thread and returns at once.
 ///
-/// The `phonenumber` crate reads its metadata for every region on first use, which costs about
-/// 80 ms of CPU. Started at the top of `main`, the load overlaps the function's init (SDK set-up,
-/// the secret's fetch) and the wait for the first event, instead of landing inside the first
-/// invocation; a normalisation that comes before it is done waits for it, no longer than it
-/// would have taken anyway.
+/// The first normalisation decodes the metadata of every region (about 5 ms of CPU) and
+/// compiles its region's patterns. Started at the top of `main`, that overlaps the function's
+/// init and the wait for the first event instead of landing inside the first invocation; a
+/// normalisation that comes before it is done waits for it, no longer than it would have taken
+/// anyway.
 pub fn preload_phone_metadata() -> std::thread::JoinHandle<()> {
     std::thread::spawn(|| {
         let _ = normalize_phone("+1 415 555 0123", None);
@@ -142,6 +151,29 @@ mod tests {
         assert!(normalize_phone("hello", us).is_err());
         assert!(normalize_phone("+1 555", None).is_err());
         assert!(parse_region("XX").is_err());
+        assert!(parse_region("001").is_err());
+        assert!(parse_region("USA").is_err());
+    }
+
+    #[test]
+    fn national_numbers_are_read_in_the_default_region() {
+        let de = parse_region(" de ").ok();
+        assert_eq!(
+            normalize_phone("030 901820", de).as_deref(),
+            Ok("+4930901820")
+        );
+        let fr = parse_region("FR").ok();
+        assert_eq!(
+            normalize_phone("01 42 68 53 00", fr).as_deref(),
+            Ok("+33142685300")
+        );
+        // Without a region a national number has no country to belong to.
+        assert_eq!(
+            normalize_phone("01 42 68 53 00", None),
+            Err(PhoneError::Unparseable)
+        );
+        // A number that is too short for its country is not valid there.
+        assert_eq!(normalize_phone("+33 1 42", None), Err(PhoneError::Invalid));
     }
 
     #[test]

@@ -233,7 +233,7 @@ impl Mapping {
         self.sources.get(&name).cloned().unwrap_or_default()
     }
 
-    fn region(&self) -> Option<phonenumber::country::Id> {
+    fn region(&self) -> Option<identity::PhoneRegion> {
         self.default_region
             .as_deref()
             .and_then(|r| identity::parse_region(r).ok())
