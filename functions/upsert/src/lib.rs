@@ -22,7 +22,7 @@
 //! Jobs of the batch sync (`Origin::Sync`, up to 50 records each) take a batch path instead, so a
 //! backfill of N contacts costs about N/500 Brevo calls rather than N: all sync messages of one
 //! Lambda batch are written together, contacts with an email through one `/v3/contacts/import`
-//! per (source, list-id set) and events through `/v3/events/batch`, 100 a call (steps in
+//! per (source, list-id set) and events through `/v3/events/batch`, up to 200 a call (steps in
 //! `Upserter::process_sync`). Brevo's import requires a list: a source without a configured
 //! all-contacts list gets the default list "deskbridge — <source>" (`lists`). Contacts an import
 //! cannot carry (no email, unsubscribed), and every contact when default lists are switched off

@@ -259,7 +259,7 @@ async fn ten_sync_messages_of_fifty_contacts_are_one_import() {
     );
 
     let batches = bodies(&server, "/v3/events/batch").await;
-    assert_eq!(batches.len(), 5, "500 events, 100 a call");
+    assert_eq!(batches.len(), 3, "500 events, 200 a call");
     let sent: Vec<&Value> = batches
         .iter()
         .flat_map(|b| b["events"].as_array().expect("events array"))
@@ -279,7 +279,7 @@ async fn ten_sync_messages_of_fifty_contacts_are_one_import() {
             s.event_batches,
             s.events
         ),
-        (10, 1, 500, 5, 500)
+        (10, 1, 500, 3, 500)
     );
 
     // The same pages again (a re-run): one more import, no attribute calls (cached in the
@@ -295,7 +295,7 @@ async fn ten_sync_messages_of_fifty_contacts_are_one_import() {
         4,
         "no attribute calls the second time: {seen:?}"
     );
-    assert_eq!(count(&seen, "POST /v3/events/batch"), 5);
+    assert_eq!(count(&seen, "POST /v3/events/batch"), 3);
     assert_eq!(
         (again.stats.events, again.stats.events_skipped_duplicate),
         (0, 500)
@@ -728,6 +728,39 @@ async fn an_event_refused_inside_a_batch_is_counted_not_retried() {
     assert_eq!(again.stats.events_skipped_duplicate, 2);
     let batches = bodies(&server, "/v3/events/batch").await;
     assert_eq!(batches[1]["events"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn an_event_a_batch_could_not_take_yet_is_retried_alone() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v3/events/batch"))
+        .respond_with(ResponseTemplate::new(207).set_body_json(json!({"errors": [
+            {"index": 1, "code": "too_many_requests", "message": "slow down"}
+        ]})))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    brevo_ok(&server).await;
+    let upserter = upserter(&server, with_all_contacts_list());
+    let batch = sync_batch("a", 0, 1, 3, true);
+
+    let report = upserter.handle(&batch).await;
+
+    // The message comes back (the event can still be sent); the other two are done.
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    let s = &report.stats;
+    assert_eq!((s.events, s.rejected, s.event_batches), (2, 0, 1));
+    let retried = upserter.handle(&batch).await;
+    assert_no_failures(&retried);
+    assert_eq!(
+        (retried.stats.events, retried.stats.events_skipped_duplicate),
+        (1, 2)
+    );
+    let batches = bodies(&server, "/v3/events/batch").await;
+    assert_eq!(batches.len(), 2);
+    assert_eq!(batches[1]["events"].as_array().map(Vec::len), Some(1));
+    assert_eq!(batches[1]["events"][0], batches[0]["events"][1]);
 }
 
 #[tokio::test]

@@ -97,23 +97,46 @@ pub(crate) fn batch_errors(body: &Value, len: usize) -> Vec<(usize, BrevoError)>
             };
             let text = |k: &str| item.get(k).and_then(Value::as_str).map(str::to_string);
             let code = text("code").unwrap_or_else(|| "invalid_parameter".into());
-            let message = text("message")
-                .or_else(|| text("error"))
-                .unwrap_or_default();
+            let message = redact(
+                &text("message")
+                    .or_else(|| text("error"))
+                    .unwrap_or_default(),
+            );
+            // An item may carry its own HTTP status (`status` or `statusCode`).
+            let status = ["status", "statusCode"]
+                .iter()
+                .find_map(|k| item.get(k).and_then(Value::as_u64));
+            let error = if item_is_transient(status, &code) {
+                BrevoError::Transient(format!("event {index} of a batch: {code} {message}"))
+            } else {
+                BrevoError::Rejected {
+                    status: 207,
+                    code,
+                    message,
+                }
+            };
             if !out.iter().any(|(i, _)| *i == index) {
-                out.push((
-                    index,
-                    BrevoError::Rejected {
-                        status: 207,
-                        code,
-                        message: redact(&message),
-                    },
-                ));
+                out.push((index, error));
             }
         }
     }
     out.sort_by_key(|(i, _)| *i);
     out
+}
+
+/// Whether one refused item of a 207 can succeed if sent again: its own status says Brevo was
+/// busy or failing (429, 5xx), or its code names such a condition. Anything else (a bad name, an
+/// unknown contact) would be refused again.
+fn item_is_transient(status: Option<u64>, code: &str) -> bool {
+    const TRANSIENT: [&str; 5] = [
+        "too_many_requests",
+        "rate_limited",
+        "internal_error",
+        "service_unavailable",
+        "timeout",
+    ];
+    status.is_some_and(|s| s == 429 || (500..600).contains(&s))
+        || TRANSIENT.iter().any(|c| code.eq_ignore_ascii_case(c))
 }
 
 #[cfg(test)]
@@ -134,6 +157,20 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![2]
         );
+    }
+
+    #[test]
+    fn batch_items_that_can_succeed_later_are_transient() {
+        let body = json!({"errors":[
+            {"index":0,"code":"invalid_parameter","message":"bad event_name"},
+            {"index":1,"code":"too_many_requests","message":"slow down"},
+            {"index":2,"status":503,"message":"try later"}
+        ]});
+        let errs = batch_errors(&body, 3);
+        assert_eq!(errs.len(), 3);
+        assert!(!errs[0].1.is_retryable());
+        assert!(errs[1].1.is_retryable());
+        assert!(errs[2].1.is_retryable());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Step 6 of the sync path: the planned events of the written contacts, claimed one by one in
-//! the state store and sent 100 per `/v3/events/batch` (one by one when Brevo refuses a batch
-//! for one bad event); sent ones are marked, the others released (see [`crate::claims`]).
+//! the state store and sent up to 200 (and 512 KB) per `/v3/events/batch` (one by one when Brevo
+//! refuses a batch for one bad event); sent ones are marked, the others released (see
+//! [`crate::claims`]). Items of a `207` that Brevo could take later are retried alone.
 
 use std::collections::HashMap;
 
@@ -14,8 +15,31 @@ use crate::claims::{Batch, Claimed, EVENT_CLAIM_TTL, STATE_CONCURRENCY};
 use crate::stats::{Retry, final_or_retry};
 use crate::upserter::Upserter;
 
-/// Events per `/v3/events/batch` call (Brevo states no maximum; this keeps bodies small).
-pub const EVENTS_PER_BATCH: usize = 100;
+/// Events per `/v3/events/batch` call: Brevo's maximum.
+pub const EVENTS_PER_BATCH: usize = 200;
+/// Body bytes per `/v3/events/batch` call: Brevo takes 512 KB; the rest is room for the wrapper.
+pub const EVENTS_BATCH_BYTES: usize = 500 * 1024;
+
+/// Splits `requests` into consecutive batches of at most [`EVENTS_PER_BATCH`] events and
+/// [`EVENTS_BATCH_BYTES`] of JSON each. An event larger than the byte limit alone goes in a
+/// batch of its own (Brevo refuses it, and the batch falls back to single sends).
+pub fn batch_ranges(requests: &[EventRequest]) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, request) in requests.iter().enumerate() {
+        // Items are joined by a comma; a request that cannot be measured counts as full.
+        let size = serde_json::to_vec(request).map_or(EVENTS_BATCH_BYTES, |v| v.len() + 1);
+        if i > start && (i - start == EVENTS_PER_BATCH || bytes + size > EVENTS_BATCH_BYTES) {
+            ranges.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < requests.len() {
+        ranges.push(start..requests.len());
+    }
+    ranges
+}
 
 impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     /// Before step 6: the repeatable milestones of the written contacts get the ids of the
@@ -133,10 +157,8 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             }
         }
 
-        for (chunk, requests) in claimed
-            .chunks(EVENTS_PER_BATCH)
-            .zip(requests.chunks(EVENTS_PER_BATCH))
-        {
+        for range in batch_ranges(&requests) {
+            let (chunk, requests) = (&claimed[range.clone()], &requests[range]);
             if let Some(why) = taken.too_late_to_send() {
                 self.unsent(chunk, why, taken, run).await;
                 continue;
@@ -152,6 +174,13 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                             None => {
                                 run.stats.events += 1;
                                 sent.push(c);
+                            }
+                            Some(e) if e.is_worth_retrying() => {
+                                // Only this item is sent again: the others are marked sent
+                                // below, so the retried message skips them.
+                                taken.untake(c.event_id);
+                                run.fail(c.job, &format!("event {} of a batch: {e}", c.event_id));
+                                dropped.push(c);
                             }
                             Some(e) => {
                                 run.stats.rejected += 1;
@@ -253,6 +282,41 @@ fn falls_back_to_single_events(err: &BrevoError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(name: &str, padding: usize) -> EventRequest {
+        serde_json::from_value(serde_json::json!({
+            "event_name": name,
+            "identifiers": {"email_id": "jane@example.com"},
+            "event_properties": {"note": "x".repeat(padding)},
+        }))
+        .expect("an event request")
+    }
+
+    #[test]
+    fn batches_hold_at_most_200_events() {
+        let events: Vec<_> = (0..450).map(|i| event(&format!("e{i}"), 10)).collect();
+        assert_eq!(batch_ranges(&events), vec![0..200, 200..400, 400..450]);
+        assert!(batch_ranges(&[]).is_empty());
+    }
+
+    #[test]
+    fn batches_stay_under_the_body_limit() {
+        // 10 KB each: about 50 fit in 500 KB, far fewer than 200.
+        let events: Vec<_> = (0..120).map(|i| event(&format!("e{i}"), 10_000)).collect();
+        let ranges = batch_ranges(&events);
+        assert!(ranges.len() >= 3, "{ranges:?}");
+        for r in &ranges {
+            let body = serde_json::to_vec(&serde_json::json!({"events": &events[r.clone()]}))
+                .expect("serialisable");
+            assert!(body.len() <= 512 * 1024, "{} bytes in {r:?}", body.len());
+        }
+        assert_eq!(ranges.first().map(|r| r.start), Some(0));
+        assert_eq!(ranges.last().map(|r| r.end), Some(120));
+        assert!(ranges.windows(2).all(|w| w[0].end == w[1].start));
+        // One event over the limit travels alone.
+        let huge = [event("a", 10), event("b", 600_000), event("c", 10)];
+        assert_eq!(batch_ranges(&huge), vec![0..1, 1..2, 2..3]);
+    }
 
     #[test]
     fn batch_refusals_are_told_apart() {

@@ -167,7 +167,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     ///    contacts); the source's mapped attributes are made to exist first;
     /// 4. single upserts as on the per-record path (SMS-conflict retry included);
     /// 5. list removals of removed tags, one call per contact and list as today;
-    /// 6. events: claimed one by one in the state store, sent 100 per `/v3/events/batch`.
+    /// 6. events: claimed one by one in the state store, sent up to 200 per `/v3/events/batch`.
     ///
     /// A retryable failure fails the messages that contributed to the failed call; the others
     /// go on. Redelivery is safe: imports and upserts are idempotent, events deduped.
