@@ -31,6 +31,12 @@ ensure_checkov() {
   ensure_python_tools "$VENV_CHECKOV" "$DESKBRIDGE_ROOT/scripts/requirements-checkov.txt" checkov
 }
 
+# Singer's tap-intercom in .venv-peer/, the peer connector of the backfill bench: its
+# singer-python pins clash with cfn-lint's in .venv/.
+ensure_peer() {
+  ensure_python_tools "$DESKBRIDGE_ROOT/.venv-peer" "$DESKBRIDGE_ROOT/scripts/requirements-peer.txt" tap-intercom
+}
+
 # checkov over template.yaml, offline (no download of policies or guidelines). Every skipped
 # check is justified inline in the template (Metadata: checkov: skip).
 run_checkov() {

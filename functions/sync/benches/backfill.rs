@@ -24,9 +24,31 @@
 //! Brevo is set up as a new user's is: no list configured, so the first import creates the
 //! default list "deskbridge — <source>".
 //!
-//! Run: `cargo bench -p deskbridge-sync --bench backfill`.
+//! A last line, `peer`, compares deskbridge with a peer connector on the same fake API: Singer's
+//! `tap-intercom` (PyPI) reading the same 3,000 Intercom contacts at the same small-plan limit
+//! (10 requests per 10 s) from a fresh instance of the same fake, run as a subprocess through
+//! `benches/tap_intercom_at.py` (the tap hard-codes `https://api.intercom.io`; the wrapper points
+//! its client at the fake and runs the tap's own `main()`). The tap only reads: it writes a
+//! Singer stream to stdout, whose `RECORD` messages the bench counts. deskbridge reads and also
+//! writes every contact to the Brevo fake. So the ratio deskbridge ÷ tap-intercom compares the
+//! tap's time until its last record was printed with deskbridge's time until every contact was
+//! in Brevo; deskbridge's read side (until its last page job was handled) is shown next to it.
+//! Fixed windows are aligned on the clock and 3,000 contacts take only 20 to 21 requests, so the
+//! time depends on where in a window a run starts: each side runs once from each of
+//! [`PEER_PHASES`], and the ratio is over the sum. Both sides' 429s and early requests (sent
+//! after a 429 before the retry time it announced) are counted by the fake.
+//!
+//! The tap is looked up at `$DESKBRIDGE_PEER_TAP_INTERCOM` (the `tap-intercom` executable of a
+//! virtualenv; the wrapper runs with that virtualenv's `python3`), then in `.venv-peer/bin/` and
+//! `.venv/bin/` of the workspace; without it the line says how to install it and is skipped.
+//!
+//! Run: `cargo bench -p deskbridge-sync --bench backfill`. Arguments after `--` select lines
+//! whose label contains one of them, e.g. `-- peer` or `-- intercom`.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -128,6 +150,10 @@ struct Counters {
     /// Leaky bucket: level and when it was last drained.
     level: f64,
     drained_at: Option<Instant>,
+    /// When the last 429 said the client could retry (`Retry-After`, or for fixed windows
+    /// `X-RateLimit-Reset`), and the requests that came before that time after it.
+    retry_at: Option<SystemTime>,
+    early: usize,
 }
 
 /// Admits or throttles each request of one helpdesk account.
@@ -145,6 +171,11 @@ fn retry_after(wait: Duration) -> String {
     wait.as_secs_f64().ceil().max(1.0).to_string()
 }
 
+/// The wait `Retry-After` announces for `wait`.
+fn whole_seconds(wait: Duration) -> Duration {
+    Duration::from_secs_f64(wait.as_secs_f64().ceil().max(1.0))
+}
+
 impl Enforcer {
     fn new(policy: Policy) -> Arc<Enforcer> {
         Arc::new(Enforcer {
@@ -156,7 +187,11 @@ impl Enforcer {
     /// The headers of an admitted request (`Ok`) or of its 429 answer (`Err`).
     fn admit(&self) -> Result<Headers, Headers> {
         let now = Instant::now();
+        let wall = SystemTime::now();
         let mut c = lock(&self.counters);
+        if c.retry_at.is_some_and(|at| wall < at) {
+            c.early += 1;
+        }
         let verdict = match self.policy {
             Policy::Sliding { limit, window } => {
                 let recent: Vec<Instant> = c
@@ -167,17 +202,16 @@ impl Enforcer {
                     .copied()
                     .collect();
                 match recent.last() {
-                    Some(oldest) if recent.len() >= limit => Err(vec![(
-                        "Retry-After",
-                        retry_after(window - now.duration_since(*oldest)),
-                    )]),
+                    Some(oldest) if recent.len() >= limit => {
+                        let wait = window - now.duration_since(*oldest);
+                        c.retry_at = Some(wall + whole_seconds(wait));
+                        Err(vec![("Retry-After", retry_after(wait))])
+                    }
                     _ => Ok(Vec::new()),
                 }
             }
             Policy::Fixed { limit, window } => {
-                let since_epoch = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default();
+                let since_epoch = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
                 let index = (since_epoch.as_nanos() / window.as_nanos().max(1)) as u64;
                 if c.fixed.0 != index {
                     c.fixed = (index, 0);
@@ -192,6 +226,7 @@ impl Enforcer {
                     ]
                 };
                 if used >= limit {
+                    c.retry_at = Some(UNIX_EPOCH + Duration::from_secs(reset));
                     Err(headers(0))
                 } else {
                     c.fixed.1 += 1;
@@ -215,6 +250,7 @@ impl Enforcer {
                 if c.level + 1.0 > capacity as f64 {
                     let wait =
                         Duration::from_secs_f64((c.level + 1.0 - capacity as f64) / per_second);
+                    c.retry_at = Some(wall + whole_seconds(wait));
                     Err(vec![("Retry-After", retry_after(wait)), header(c.level)])
                 } else {
                     c.level += 1.0;
@@ -231,6 +267,23 @@ impl Enforcer {
 
     fn throttled(&self) -> usize {
         lock(&self.counters).throttled
+    }
+
+    /// Requests sent after a 429 and before the retry time it announced.
+    fn early(&self) -> usize {
+        lock(&self.counters).early
+    }
+
+    /// Fixed windows: the requests admitted in each window from the first to the last.
+    fn windows(&self) -> Vec<usize> {
+        let c = lock(&self.counters);
+        let (Some(first), Some(last)) = (c.per_window.keys().next(), c.per_window.keys().last())
+        else {
+            return Vec::new();
+        };
+        (*first..=*last)
+            .map(|w| c.per_window.get(&w).copied().unwrap_or(0))
+            .collect()
     }
 
     fn arrivals(&self) -> Vec<Instant> {
@@ -328,6 +381,10 @@ fn intercom_contact(i: usize) -> Value {
         "signed_up_at": null, "last_seen_at": null, "unsubscribed_from_emails": false,
         "custom_attributes": {"plan": "pro"}, "location": {"country": "France", "city": "Paris"},
         "tags": {"type": "list", "data": [], "url": format!("/contacts/{id}/tags"),
+            "total_count": 0, "has_more": false},
+        "notes": {"type": "list", "data": [], "url": format!("/contacts/{id}/notes"),
+            "total_count": 0, "has_more": false},
+        "companies": {"type": "list", "data": [], "url": format!("/contacts/{id}/companies"),
             "total_count": 0, "has_more": false}})
 }
 
@@ -466,6 +523,19 @@ fn scaled(rate: Rate, scale: u32) -> Rate {
 
 async fn mount_helpdesk(case: &Case, server: &MockServer, enforcer: &Arc<Enforcer>) {
     let total = case.records;
+    if matches!(case.source, Source::Intercom) {
+        // `GET /tags`, which tap-intercom calls once to check its token; it counts against the
+        // limit like any request.
+        let enforcer = Arc::clone(enforcer);
+        Mock::given(method("GET"))
+            .and(path("/tags"))
+            .respond_with(move |_: &Request| match enforcer.admit() {
+                Ok(headers) => json_answer(headers, &json!({"type": "list", "data": []})),
+                Err(headers) => throttled(headers),
+            })
+            .mount(server)
+            .await;
+    }
     let enforcer = Arc::clone(enforcer);
     let mock = match case.source {
         Source::Zendesk => {
@@ -578,10 +648,36 @@ async fn consume(
     }
 }
 
-async fn backfill(case: &Case) {
+/// A fresh helpdesk fake for `case`, with its enforcer.
+async fn helpdesk_fake(case: &Case) -> (MockServer, Arc<Enforcer>) {
     let helpdesk = MockServer::start().await;
     let enforcer = Enforcer::new(case.policy);
     mount_helpdesk(case, &helpdesk, &enforcer).await;
+    (helpdesk, enforcer)
+}
+
+/// What one backfill did.
+struct Run {
+    started: Instant,
+    /// When the last page job was handled: everything read.
+    synced: Instant,
+    /// When the last upsert batch was handled: everything in Brevo.
+    in_brevo: Instant,
+    consumed: Consumed,
+    failures: usize,
+    enforcer: Arc<Enforcer>,
+    /// Brevo requests by `METHOD path`.
+    calls: BTreeMap<String, usize>,
+}
+
+async fn backfill(case: &Case) {
+    let run = run_backfill(case, None).await;
+    report(case, &run);
+}
+
+/// Runs `case` against fresh fakes, starting at `start_at` if given.
+async fn run_backfill(case: &Case, start_at: Option<SystemTime>) -> Run {
+    let (helpdesk, enforcer) = helpdesk_fake(case).await;
     let brevo = MockServer::start().await;
     mount_brevo(&brevo).await;
 
@@ -608,6 +704,9 @@ async fn backfill(case: &Case) {
         LAMBDA_WINDOW / case.scale.max(1),
     ));
 
+    if let Some(at) = start_at {
+        wait_until(at).await;
+    }
     let started = Instant::now();
     syncer
         .start(Some(&case.source), Some(case.stream), false, Utc::now())
@@ -641,6 +740,36 @@ async fn backfill(case: &Case) {
     let consumed = consumer.await.expect("upsert consumer finishes");
     let in_brevo = Instant::now();
 
+    let mut calls: BTreeMap<String, usize> = BTreeMap::new();
+    for r in brevo.received_requests().await.unwrap_or_default() {
+        *calls
+            .entry(format!("{} {}", r.method, r.url.path()))
+            .or_default() += 1;
+    }
+    Run {
+        started,
+        synced,
+        in_brevo,
+        consumed,
+        failures,
+        enforcer,
+        calls,
+    }
+}
+
+/// Prints a backfill's line.
+fn report(case: &Case, run: &Run) {
+    let Run {
+        started,
+        synced,
+        in_brevo,
+        consumed,
+        failures,
+        enforcer,
+        calls,
+    } = run;
+    let (started, synced, in_brevo, failures) = (*started, *synced, *in_brevo, *failures);
+
     // Throughput: the whole run, and sustained once the limiter's free burst is spent (from
     // the arrival of the burst's last request to the end of the run).
     let records = case.records as f64;
@@ -660,12 +789,6 @@ async fn backfill(case: &Case) {
     });
     let ratio = per_window.unwrap_or_else(|| sustained.unwrap_or(records / elapsed) / bound);
 
-    let mut calls: BTreeMap<String, usize> = BTreeMap::new();
-    for r in brevo.received_requests().await.unwrap_or_default() {
-        *calls
-            .entry(format!("{} {}", r.method, r.url.path()))
-            .or_default() += 1;
-    }
     let total_calls: usize = calls.values().sum();
     let contact_writes = calls.get("POST /v3/contacts/import").copied().unwrap_or(0)
         + calls.get("POST /v3/contacts").copied().unwrap_or(0);
@@ -723,6 +846,431 @@ async fn backfill(case: &Case) {
             full_windows.len(),
             full_windows
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A peer connector on the same fake: Singer's tap-intercom
+
+/// Where in a fixed 10-second window each side of the peer line starts, in seconds.
+const PEER_PHASES: [f64; 4] = [0.0, 2.5, 5.0, 7.5];
+/// Contacts the peer line reads (20 pages of 150).
+const PEER_RECORDS: usize = 3_000;
+/// The tap is killed if it has not finished by then.
+const PEER_DEADLINE: Duration = Duration::from_secs(300);
+const PEER_LABEL: &str = "peer: intercom/contacts vs Singer tap-intercom (small plan)";
+const PEER_ENV: &str = "DESKBRIDGE_PEER_TAP_INTERCOM";
+const PEER_INSTALL: &str = "python3 -m venv .venv-peer && .venv-peer/bin/pip install -r \
+                            scripts/requirements-peer.txt";
+
+/// The next time, at least 100 ms away, that is `phase` into a fixed window of `window`
+/// aligned on the unix clock (as the Intercom fake aligns its windows).
+fn next_phase(window: Duration, phase: Duration) -> SystemTime {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let window_ns = window.as_nanos().max(1);
+    let start = now.as_nanos() / window_ns * window_ns + phase.as_nanos();
+    let soon = now.as_nanos() + Duration::from_millis(100).as_nanos();
+    let at = if start >= soon {
+        start
+    } else {
+        start + window_ns
+    };
+    UNIX_EPOCH + Duration::from_nanos(u64::try_from(at).unwrap_or(u64::MAX))
+}
+
+async fn wait_until(at: SystemTime) {
+    let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
+    tokio::time::sleep(wait).await;
+}
+
+/// An installed tap-intercom: its executable, the Python of its virtualenv and the wrapper that
+/// points it at the fake.
+#[derive(Clone)]
+struct Tap {
+    exe: PathBuf,
+    python: PathBuf,
+    wrapper: PathBuf,
+}
+
+fn find_tap() -> Result<Tap, String> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest.join("../..");
+    let exe = match std::env::var_os(PEER_ENV).filter(|v| !v.is_empty()) {
+        Some(exe) => {
+            let exe = PathBuf::from(exe);
+            if !exe.is_file() {
+                return Err(format!("{PEER_ENV}={} is not a file", exe.display()));
+            }
+            exe
+        }
+        None => [".venv-peer/bin/tap-intercom", ".venv/bin/tap-intercom"]
+            .iter()
+            .map(|p| root.join(p))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                format!(
+                    "tap-intercom not installed (${PEER_ENV} unset; none in .venv-peer/bin/ or \
+                     .venv/bin/)"
+                )
+            })?,
+    };
+    // A virtualenv's console script sits next to its interpreter.
+    let python = ["python3", "python"]
+        .iter()
+        .filter_map(|name| Some(exe.parent()?.join(name)))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("no python3 next to {}", exe.display()))?;
+    Ok(Tap {
+        exe,
+        python,
+        wrapper: manifest.join("benches/tap_intercom_at.py"),
+    })
+}
+
+impl Tap {
+    /// The wrapper with `args`, its client pointed at `base`.
+    fn command(&self, base: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.python);
+        command
+            .arg(&self.wrapper)
+            .args(args)
+            .env("TAP_INTERCOM_BASE_URL", base)
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn version(&self) -> String {
+        Command::new(&self.python)
+            .args([
+                "-c",
+                "import importlib.metadata as m; print(m.version('tap-intercom'))",
+            ])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|| "?".to_string())
+    }
+
+    /// Writes the tap's config and a catalog with only `contacts` selected into `dir`.
+    fn prepare(&self, dir: &Path) -> Result<(), String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        // `start_date` is the bookmark of a first run: contacts updated from then on are read
+        // (the records here date from 2024-06-01).
+        let config = json!({"access_token": "ic-token", "start_date": "2024-01-01T00:00:00Z",
+            "user_agent": "deskbridge-bench", "request_timeout": 60});
+        let config_path = dir.join("config.json");
+        std::fs::write(&config_path, config.to_string()).map_err(|e| e.to_string())?;
+        let config_arg = config_path.to_string_lossy().into_owned();
+        let discovered = self
+            .command(
+                "http://127.0.0.1:9",
+                &["--config", &config_arg, "--discover"],
+            )
+            .stderr(Stdio::null())
+            .output()
+            .map_err(|e| format!("{}: {e}", self.python.display()))?;
+        if !discovered.status.success() {
+            return Err(format!("--discover failed ({})", discovered.status));
+        }
+        let catalog: Value = serde_json::from_slice(&discovered.stdout)
+            .map_err(|e| format!("--discover printed no catalog: {e}"))?;
+        let mut contacts = catalog["streams"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["tap_stream_id"] == "contacts"))
+            .cloned()
+            .ok_or("the catalog has no contacts stream")?;
+        let Some(metadata) = contacts["metadata"].as_array_mut() else {
+            return Err("the contacts stream has no metadata".into());
+        };
+        for entry in metadata {
+            if entry["breadcrumb"].as_array().is_some_and(Vec::is_empty) {
+                entry["metadata"]["selected"] = json!(true);
+            }
+        }
+        std::fs::write(
+            dir.join("catalog.json"),
+            json!({"streams": [contacts]}).to_string(),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// Runs the tap against `base` until it exits (or [`PEER_DEADLINE`]), counting the
+    /// `contacts` RECORD messages on its stdout.
+    fn sync(&self, dir: &Path, base: &str, expected: usize) -> Result<TapRun, String> {
+        let config = dir.join("config.json").to_string_lossy().into_owned();
+        let catalog = dir.join("catalog.json").to_string_lossy().into_owned();
+        let started = Instant::now();
+        let mut child: Child = self
+            .command(base, &["--config", &config, "--catalog", &catalog])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", self.python.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let records = std::thread::spawn(move || {
+            let mut count = 0usize;
+            let mut all_read = None;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let Ok(message) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                if message["type"] == "RECORD" && message["stream"] == "contacts" {
+                    count += 1;
+                    if count == expected {
+                        all_read = Some(Instant::now());
+                    }
+                }
+            }
+            (count, all_read)
+        });
+        let log = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = BufReader::new(stderr).read_to_string(&mut text);
+            text
+        });
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if started.elapsed() < PEER_DEADLINE => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+            }
+        };
+        let exited = Instant::now();
+        let (records, all_read) = records.join().map_err(|_| "stdout reader panicked")?;
+        let log = log.join().map_err(|_| "stderr reader panicked")?;
+        // The tap logs each retry: "Backing off request(...) for 3.0s (…429…)".
+        let backoffs = log
+            .lines()
+            .filter_map(|l| l.split("Backing off request(...) for ").nth(1))
+            .filter_map(|rest| rest.split("s ").next()?.parse::<f64>().ok())
+            .collect();
+        let tail = log.lines().rev().take(15).collect::<Vec<_>>();
+        Ok(TapRun {
+            all_read: all_read.map(|t| t.duration_since(started)),
+            exited: exited.duration_since(started),
+            records,
+            status,
+            backoffs,
+            log_tail: tail.into_iter().rev().map(str::to_string).collect(),
+        })
+    }
+}
+
+/// What one tap-intercom run did.
+struct TapRun {
+    /// Until the last expected record was printed.
+    all_read: Option<Duration>,
+    exited: Duration,
+    records: usize,
+    /// `None`: killed at the deadline.
+    status: Option<ExitStatus>,
+    /// The retry waits the tap logged, in seconds.
+    backoffs: Vec<f64>,
+    log_tail: Vec<String>,
+}
+
+/// Totals of one side of the peer line.
+#[derive(Default)]
+struct Side {
+    records: usize,
+    /// Until everything was read (the tap; deskbridge's read side).
+    read: f64,
+    /// deskbridge: until everything was in Brevo.
+    written: f64,
+    requests: usize,
+    throttled: usize,
+    early: usize,
+}
+
+impl Side {
+    fn add(&mut self, records: usize, read: f64, written: f64, enforcer: &Enforcer) {
+        self.records += records;
+        self.read += read;
+        self.written += written;
+        self.requests += enforcer.arrivals().len();
+        self.throttled += enforcer.throttled();
+        self.early += enforcer.early();
+    }
+}
+
+fn windows(enforcer: &Enforcer) -> String {
+    let w: Vec<String> = enforcer.windows().iter().map(usize::to_string).collect();
+    w.join("+")
+}
+
+/// The peer line: deskbridge and tap-intercom, each from every start phase.
+async fn peer(case: &Case) {
+    let tap = match find_tap() {
+        Ok(tap) => tap,
+        Err(reason) => {
+            println!("{PEER_LABEL}: skipped: {reason}; install with `{PEER_INSTALL}`");
+            return;
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("deskbridge-bench-peer-{}", std::process::id()));
+    let prepared = {
+        let (tap, dir) = (tap.clone(), dir.clone());
+        tokio::task::spawn_blocking(move || tap.prepare(&dir).map(|()| tap.version()))
+            .await
+            .expect("tap set-up finishes")
+    };
+    let version = match prepared {
+        Ok(version) => version,
+        Err(reason) => {
+            println!(
+                "{PEER_LABEL}: skipped: {} does not run ({reason})",
+                tap.exe.display()
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+            return;
+        }
+    };
+    let window = match case.policy {
+        Policy::Fixed { window, .. } => window,
+        _ => Duration::from_secs(10),
+    };
+    println!(
+        "{PEER_LABEL}: {} contacts, {} req / {:?} (fixed windows on the clock), each side from a \
+         fresh fake at {} s into a window; tap-intercom {version} at {}",
+        case.records,
+        case.rate.limit(),
+        window,
+        PEER_PHASES.map(|p| p.to_string()).join(", "),
+        tap.exe.display()
+    );
+    let (mut ours, mut theirs) = (Side::default(), Side::default());
+    let mut incomplete = 0usize;
+    for phase in PEER_PHASES {
+        let phase_at = Duration::from_secs_f64(phase);
+        let run = run_backfill(case, Some(next_phase(window, phase_at))).await;
+        let imported = run.consumed.stats.contacts_imported;
+        let read = run.synced.duration_since(run.started).as_secs_f64();
+        let written = run.in_brevo.duration_since(run.started).as_secs_f64();
+
+        let (fake, enforcer) = helpdesk_fake(case).await;
+        wait_until(next_phase(window, phase_at)).await;
+        let outcome = {
+            let (tap, dir, base, expected) = (tap.clone(), dir.clone(), fake.uri(), case.records);
+            tokio::task::spawn_blocking(move || tap.sync(&dir, &base, expected))
+                .await
+                .expect("tap run finishes")
+        };
+        let tap_run = match outcome {
+            Ok(tap_run) => tap_run,
+            Err(reason) => {
+                println!("  phase {phase} s: tap-intercom did not run ({reason})");
+                incomplete += 1;
+                continue;
+            }
+        };
+        let tap_read = tap_run.all_read.map(|d| d.as_secs_f64());
+        let backoffs: Vec<String> = tap_run.backoffs.iter().map(|b| format!("{b}")).collect();
+        println!(
+            "  phase {phase} s: deskbridge read {read:.1} s, in Brevo {written:.1} s ({imported} \
+             imported), requests per window {}, 429s {}, early {} | tap-intercom {} records, all \
+             read {}, exit {:.1} s ({}), requests per window {}, 429s {}, early {}, backoffs [{}] s",
+            windows(&run.enforcer),
+            run.enforcer.throttled(),
+            run.enforcer.early(),
+            tap_run.records,
+            tap_read.map_or_else(|| "never".to_string(), |t| format!("{t:.1} s")),
+            tap_run.exited.as_secs_f64(),
+            tap_run
+                .status
+                .map_or_else(|| "killed at the deadline".to_string(), |s| s.to_string()),
+            windows(&enforcer),
+            enforcer.throttled(),
+            enforcer.early(),
+            backoffs.join(", "),
+        );
+        let complete = imported == case.records && run.consumed.failed == 0 && run.failures == 0;
+        match tap_read.filter(|_| complete) {
+            Some(tap_read) => {
+                ours.add(case.records, read, written, &run.enforcer);
+                theirs.add(case.records, tap_read, tap_read, &enforcer);
+            }
+            None => {
+                incomplete += 1;
+                println!("  phase {phase} s left out: a side did not get every record");
+                if tap_read.is_none() {
+                    for line in &tap_run.log_tail {
+                        println!("    tap: {line}");
+                    }
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    if ours.records == 0 {
+        println!("  no complete phase: no ratio");
+        return;
+    }
+    let rate = |records: usize, secs: f64| records as f64 / secs.max(f64::EPSILON);
+    let (ours_written, ours_read) = (
+        rate(ours.records, ours.written),
+        rate(ours.records, ours.read),
+    );
+    let tap_rate = rate(theirs.records, theirs.read);
+    println!(
+        "  over {} phases: deskbridge {:.1} rec/s into Brevo ({:.1} s per run; read side {:.1} \
+         rec/s, {:.1} s), tap-intercom {:.1} rec/s read ({:.1} s per run); ratio deskbridge ÷ \
+         tap-intercom {:.2} (read side {:.2}); 429s {} vs {}; early requests {} vs {}; requests \
+         {} vs {}{}",
+        PEER_PHASES.len() - incomplete,
+        ours_written,
+        ours.written / (PEER_PHASES.len() - incomplete) as f64,
+        ours_read,
+        ours.read / (PEER_PHASES.len() - incomplete) as f64,
+        tap_rate,
+        theirs.read / (PEER_PHASES.len() - incomplete) as f64,
+        ours_written / tap_rate,
+        ours_read / tap_rate,
+        ours.throttled,
+        theirs.throttled,
+        ours.early,
+        theirs.early,
+        ours.requests,
+        theirs.requests,
+        if incomplete > 0 {
+            format!(" ({incomplete} phases left out)")
+        } else {
+            String::new()
+        },
+    );
+    println!(
+        "  note: tap-intercom only reads (a Singer stream on stdout, no target), timed from its \
+         start until its last contacts RECORD; deskbridge reads AND writes every contact to the \
+         Brevo fake, timed from Syncer::start until the last upsert batch (\"read side\": until \
+         its last page job). Early = requests sent after a 429 before the X-RateLimit-Reset it \
+         announced."
+    );
+}
+
+/// Intercom at a small plan's limit, the reader left at its default preset.
+fn small_plan_case(small_plan: Rate, intercom: Rate) -> Case {
+    Case {
+        label: "intercom/contacts (small plan)",
+        source: Source::Intercom,
+        stream: "contacts",
+        records: 9_000,
+        page: 150,
+        rate: small_plan,
+        reader_rate: Some(intercom),
+        scale: 1,
+        policy: Policy::Fixed {
+            limit: small_plan.limit() as usize,
+            window: small_plan.window(),
+        },
     }
 }
 
@@ -790,27 +1338,28 @@ async fn main() {
                 window: gorgias.window(),
             },
         },
-        Case {
-            label: "intercom/contacts (small plan)",
-            source: Source::Intercom,
-            stream: "contacts",
-            records: 9_000,
-            page: 150,
-            rate: small_plan,
-            reader_rate: Some(intercom),
-            scale: 1,
-            policy: Policy::Fixed {
-                limit: small_plan.limit() as usize,
-                window: small_plan.window(),
-            },
-        },
+        small_plan_case(small_plan, intercom),
     ];
     println!(
         "batch sync backfill: Zendesk and Gorgias limits at {SCALE}× speed (windows ÷{SCALE}), \
          Intercom at its real limit; upsert batches of {LAMBDA_BATCH} gathered for at most \
          {LAMBDA_WINDOW:?} ÷ scale"
     );
-    for case in &cases {
+    // `cargo bench` passes `--bench`; other arguments select lines by label.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let selected = |label: &str| filters.is_empty() || filters.iter().any(|f| label.contains(f));
+    for case in cases.iter().filter(|c| selected(c.label)) {
         backfill(case).await;
+    }
+    if selected(PEER_LABEL) {
+        peer(&Case {
+            label: PEER_LABEL,
+            records: PEER_RECORDS,
+            ..small_plan_case(small_plan, intercom)
+        })
+        .await;
     }
 }
