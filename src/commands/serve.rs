@@ -2,6 +2,7 @@
 //! upsert queue and calls the upsert handler with Lambda's batch semantics (failed messages are
 //! left for redelivery, after a growing delay; SQS moves them to the DLQ after the redrive limit).
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use deskbridge_shared::brevo;
 use deskbridge_shared::config::Settings;
 use deskbridge_shared::helpdesk::{CachePolicy, HelpdeskLookup, Registry};
 use deskbridge_shared::metrics::Metrics;
-use deskbridge_shared::queue::{Queue, Redelivery, SqsQueue};
+use deskbridge_shared::queue::{InMessage, Queue, Redelivery, SqsQueue};
 use deskbridge_shared::state::DynamoStateStore;
 use deskbridge_sync::Syncer;
 use deskbridge_upsert::{Message, Upserter};
@@ -99,6 +100,30 @@ pub fn retry_delay(receive_count: u32) -> i32 {
     (1i32 << exp).min(60)
 }
 
+/// How long a message the local runner took stays hidden from other consumers: short, so that
+/// a runner that dies (a crash, a killed terminal) hands its messages back within this time
+/// instead of after the queue's visibility timeout (6 minutes and more). While a batch is being
+/// handled, its messages are hidden again every third of it ([`hold`]).
+pub const HOLD_SECONDS: i32 = 30;
+
+/// Keeps `messages` hidden for [`HOLD_SECONDS`] more, every third of that, for as long as it
+/// runs. A message that cannot be extended is left to come back when its hold ends.
+async fn hold(queue: &SqsQueue, queue_url: &str, messages: &[InMessage]) -> Infallible {
+    let every = Duration::from_secs(u64::from(HOLD_SECONDS.unsigned_abs() / 3).max(1));
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        beat.tick().await;
+        for m in messages {
+            let extended = queue
+                .set_visibility(queue_url, &m.receipt_handle, HOLD_SECONDS)
+                .await;
+            if let Err(e) = extended {
+                warn!(reason = %e, queue = %queue_url, "could not extend a message's hold");
+            }
+        }
+    }
+}
+
 /// Polls `queue_url` and hands each batch to `handler` until `stop` turns true.
 pub async fn worker<U>(queue: SqsQueue, queue_url: String, handler: U, stop: watch::Receiver<bool>)
 where
@@ -110,7 +135,9 @@ where
         }
         // The poll is never abandoned half-way: a dropped long poll can still take messages
         // off the queue, which would then stay invisible until their visibility timeout.
-        let received = queue.receive(&queue_url, 10, 1).await;
+        let received = queue
+            .receive_hidden(&queue_url, 10, 1, Some(HOLD_SECONDS))
+            .await;
         let messages = match received {
             Ok(m) => m,
             Err(e) => {
@@ -123,7 +150,10 @@ where
             continue;
         }
         let batch: Vec<Message> = messages.iter().map(Message::from).collect();
-        let failed = handler.handle_batch(&batch).await;
+        let failed = tokio::select! {
+            failed = handler.handle_batch(&batch) => failed,
+            never = hold(&queue, &queue_url, &messages) => match never {},
+        };
         for m in &messages {
             let outcome = if failed.contains(&m.message_id) {
                 queue

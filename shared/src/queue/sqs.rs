@@ -37,6 +37,57 @@ impl SqsQueue {
     pub fn client(&self) -> &Client {
         &self.client
     }
+
+    /// Receives up to `max` messages, hidden from other consumers for `visibility` seconds
+    /// instead of the queue's visibility timeout when it is given.
+    pub async fn receive_hidden(
+        &self,
+        queue_url: &str,
+        max: i32,
+        wait_seconds: i32,
+        visibility: Option<i32>,
+    ) -> Result<Vec<InMessage>, QueueError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(queue_url)
+            .set_visibility_timeout(visibility.map(|v| v.clamp(0, 43_200)))
+            .max_number_of_messages(max.clamp(1, 10))
+            .wait_time_seconds(wait_seconds.clamp(0, 20))
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_attribute_names(REASON_ATTRIBUTE)
+            .message_attribute_names(RETRY_ATTRIBUTE)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out
+            .messages()
+            .iter()
+            .filter_map(|m| {
+                let receive_count = m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1);
+                Some(InMessage {
+                    message_id: m.message_id()?.to_string(),
+                    receipt_handle: m.receipt_handle()?.to_string(),
+                    body: m.body().unwrap_or_default().to_string(),
+                    receive_count,
+                    reason: m
+                        .message_attributes()
+                        .and_then(|a| a.get(REASON_ATTRIBUTE))
+                        .and_then(|v| v.string_value())
+                        .map(str::to_string),
+                    retry: m
+                        .message_attributes()
+                        .and_then(|a| a.get(RETRY_ATTRIBUTE))
+                        .and_then(|v| v.string_value())
+                        .and_then(RetryRecord::parse),
+                })
+            })
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -149,45 +200,8 @@ impl Queue for SqsQueue {
         max: i32,
         wait_seconds: i32,
     ) -> Result<Vec<InMessage>, QueueError> {
-        let out = self
-            .client
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(max.clamp(1, 10))
-            .wait_time_seconds(wait_seconds.clamp(0, 20))
-            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-            .message_attribute_names(REASON_ATTRIBUTE)
-            .message_attribute_names(RETRY_ATTRIBUTE)
-            .send()
+        self.receive_hidden(queue_url, max, wait_seconds, None)
             .await
-            .map_err(unavailable)?;
-        Ok(out
-            .messages()
-            .iter()
-            .filter_map(|m| {
-                let receive_count = m
-                    .attributes()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(1);
-                Some(InMessage {
-                    message_id: m.message_id()?.to_string(),
-                    receipt_handle: m.receipt_handle()?.to_string(),
-                    body: m.body().unwrap_or_default().to_string(),
-                    receive_count,
-                    reason: m
-                        .message_attributes()
-                        .and_then(|a| a.get(REASON_ATTRIBUTE))
-                        .and_then(|v| v.string_value())
-                        .map(str::to_string),
-                    retry: m
-                        .message_attributes()
-                        .and_then(|a| a.get(RETRY_ATTRIBUTE))
-                        .and_then(|v| v.string_value())
-                        .and_then(RetryRecord::parse),
-                })
-            })
-            .collect())
     }
 
     async fn delete(&self, queue_url: &str, receipt_handle: &str) -> Result<(), QueueError> {
