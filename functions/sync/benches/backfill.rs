@@ -65,6 +65,7 @@ use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::memory::{MemoryQueue, MemoryStateStore, MemoryStreamStore};
 use deskbridge_shared::model::{Person, Source};
 use deskbridge_shared::queue::Queue;
+use deskbridge_shared::state::streams::{StreamId, StreamState, StreamStore};
 use deskbridge_shared::sync::{Rate, SourceReader, sync_client};
 use deskbridge_sync::Syncer;
 use deskbridge_upsert::{Message, Stats, Upserter};
@@ -514,6 +515,9 @@ struct Case {
     /// How many times faster than real time the limit runs.
     scale: u32,
     policy: Policy,
+    /// The stream was set up before its records happened (an incremental run of a connector
+    /// already in use): their timeline events go to Brevo, through `/v3/events/batch`.
+    events: bool,
 }
 
 /// A preset with its window divided by `scale`.
@@ -668,6 +672,8 @@ struct Run {
     enforcer: Arc<Enforcer>,
     /// Brevo requests by `METHOD path`.
     calls: BTreeMap<String, usize>,
+    /// Timeline events Brevo received, batched or single.
+    events: usize,
 }
 
 async fn backfill(case: &Case) {
@@ -681,9 +687,23 @@ async fn run_backfill(case: &Case, start_at: Option<SystemTime>) -> Run {
     let brevo = MockServer::start().await;
     mount_brevo(&brevo).await;
 
+    let streams = MemoryStreamStore::new();
+    if case.events {
+        // Set up a day before the first record: every record's happenings are new to Brevo.
+        let since = Utc.timestamp_opt(EPOCH - 86_400, 0).single();
+        let state = StreamState {
+            events_since: since,
+            ..StreamState::default()
+        };
+        let id = StreamId::new(case.source.clone(), case.stream);
+        streams
+            .save(&id, None, &state)
+            .await
+            .expect("memory stream store saves");
+    }
     let syncer = Arc::new(Syncer::new(
         vec![reader(case, &helpdesk.uri())],
-        MemoryStreamStore::new(),
+        streams,
         MemoryQueue::new(),
         SYNC.into(),
         UPSERT.into(),
@@ -741,7 +761,18 @@ async fn run_backfill(case: &Case, start_at: Option<SystemTime>) -> Run {
     let in_brevo = Instant::now();
 
     let mut calls: BTreeMap<String, usize> = BTreeMap::new();
+    let mut events = 0;
     for r in brevo.received_requests().await.unwrap_or_default() {
+        match r.url.path() {
+            "/v3/events" => events += 1,
+            "/v3/events/batch" => {
+                events += serde_json::from_slice::<Value>(&r.body)
+                    .ok()
+                    .and_then(|b| b.get("events").and_then(Value::as_array).map(Vec::len))
+                    .unwrap_or(0);
+            }
+            _ => {}
+        }
         *calls
             .entry(format!("{} {}", r.method, r.url.path()))
             .or_default() += 1;
@@ -754,6 +785,7 @@ async fn run_backfill(case: &Case, start_at: Option<SystemTime>) -> Run {
         failures,
         enforcer,
         calls,
+        events,
     }
 }
 
@@ -767,6 +799,7 @@ fn report(case: &Case, run: &Run) {
         failures,
         enforcer,
         calls,
+        events,
     } = run;
     let (started, synced, in_brevo, failures) = (*started, *synced, *in_brevo, *failures);
 
@@ -821,6 +854,16 @@ fn report(case: &Case, run: &Run) {
         breakdown.join(", "),
         consumed.batches,
     );
+    if case.events {
+        let event_calls = calls.get("POST /v3/events/batch").copied().unwrap_or(0)
+            + calls.get("POST /v3/events").copied().unwrap_or(0);
+        println!(
+            "  events {}: {events} timeline events in {event_calls} event calls = {:.2} calls per \
+             1000 events",
+            case.label,
+            event_calls as f64 * 1000.0 / (*events).max(1) as f64,
+        );
+    }
     let imported = consumed.stats.contacts_imported;
     if imported != case.records || consumed.failed > 0 || failures > 0 {
         println!(
@@ -1271,6 +1314,7 @@ fn small_plan_case(small_plan: Rate, intercom: Rate) -> Case {
             limit: small_plan.limit() as usize,
             window: small_plan.window(),
         },
+        events: false,
     }
 }
 
@@ -1295,6 +1339,7 @@ async fn main() {
                 limit: zendesk.limit() as usize,
                 window: zendesk.window(),
             },
+            events: false,
         },
         Case {
             label: "zendesk/users",
@@ -1309,6 +1354,7 @@ async fn main() {
                 limit: zendesk.limit() as usize,
                 window: zendesk.window(),
             },
+            events: false,
         },
         Case {
             label: "intercom/contacts",
@@ -1323,6 +1369,7 @@ async fn main() {
                 limit: intercom.limit() as usize,
                 window: intercom.window(),
             },
+            events: false,
         },
         Case {
             label: "gorgias/customers",
@@ -1337,8 +1384,41 @@ async fn main() {
                 capacity: gorgias.limit() as usize,
                 window: gorgias.window(),
             },
+            events: false,
         },
         small_plan_case(small_plan, intercom),
+        // The incremental runs of a connector in use: the same pages, every record new since
+        // the stream was set up, so each brings its timeline events.
+        Case {
+            label: "zendesk/tickets (incremental, events)",
+            source: Source::Zendesk,
+            stream: "tickets",
+            records: 6_000,
+            page: 1000,
+            rate: zendesk,
+            reader_rate: None,
+            scale: SCALE,
+            policy: Policy::Sliding {
+                limit: zendesk.limit() as usize,
+                window: zendesk.window(),
+            },
+            events: true,
+        },
+        Case {
+            label: "intercom/contacts (incremental, events)",
+            source: Source::Intercom,
+            stream: "contacts",
+            records: 6_000,
+            page: 150,
+            rate: intercom,
+            reader_rate: None,
+            scale: 1,
+            policy: Policy::Fixed {
+                limit: intercom.limit() as usize,
+                window: intercom.window(),
+            },
+            events: true,
+        },
     ];
     println!(
         "batch sync backfill: Zendesk and Gorgias limits at {SCALE}× speed (windows ÷{SCALE}), \
