@@ -76,11 +76,14 @@ pub fn colour(stream: &impl IsTerminal) -> bool {
 /// (`RUST_LOG`, default `info`), coloured only on a terminal without `NO_COLOR`.
 pub fn init_logs() {
     // A second call keeps the first subscriber.
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(deskbridge_shared::telemetry::env_filter())
         .with_target(false)
         .with_writer(std::io::stderr)
         .with_ansi(colour(&std::io::stderr()))
+        .finish()
+        .with(deskbridge_shared::telemetry::env_filter())
         .try_init();
 }
 

@@ -20,7 +20,6 @@ use chaos::world::World;
 use chaos::{Plan, Rig, Vendor};
 use deskbridge_shared::identity::mask;
 use deskbridge_shared::queue::{Queue, SqsQueue};
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// Log bytes, shared with the subscriber.
@@ -79,9 +78,12 @@ fn needles(world: &World, extra: &[(&str, String)]) -> Vec<(String, String)> {
 async fn a_full_run_logs_no_email_phone_or_secret_in_clear() {
     let logs = Captured::default();
     let sink = logs.clone();
-    deskbridge_shared::telemetry::json_subscriber(move || sink.clone(), EnvFilter::new("debug"))
-        .try_init()
-        .expect("this test binary's only subscriber");
+    deskbridge_shared::telemetry::json_subscriber(
+        move || sink.clone(),
+        deskbridge_shared::telemetry::parse_filter("debug").expect("a level"),
+    )
+    .try_init()
+    .expect("this test binary's only subscriber");
 
     let seed = 0x106_5CA7;
     let world = World::generate(seed, 150, chrono::Utc::now());

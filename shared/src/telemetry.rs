@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Subscriber};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::{Format, Json, JsonFields, Writer};
 use tracing_subscriber::fmt::time::SystemTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
@@ -39,11 +39,26 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// The variable Lambda sets to the function's name.
 pub const FUNCTION_NAME_VAR: &str = "AWS_LAMBDA_FUNCTION_NAME";
 
+/// Which log lines are written: a level (`info`, `DEBUG`), optionally per target
+/// (`deskbridge_shared=debug,info`).
+pub type LogFilter = Targets;
+
+/// Reads a filter such as `info` or `deskbridge_upsert=debug,warn`; `None` when it is empty or
+/// not one.
+pub fn parse_filter(text: &str) -> Option<LogFilter> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    text.parse().ok()
+}
+
 /// The filter from `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else `info`.
-pub fn env_filter() -> EnvFilter {
-    EnvFilter::try_from_env("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"))
+pub fn env_filter() -> LogFilter {
+    ["AWS_LAMBDA_LOG_LEVEL", "RUST_LOG"]
+        .iter()
+        .find_map(|name| parse_filter(&std::env::var(name).ok()?))
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
 }
 
 /// `AWS_LAMBDA_FUNCTION_NAME`, when set and not empty.
@@ -56,7 +71,7 @@ pub fn function_name_from_env() -> Option<String> {
 
 /// The JSON subscriber of the Lambda functions, writing to `writer`, named after
 /// `AWS_LAMBDA_FUNCTION_NAME`.
-pub fn json_subscriber<W>(writer: W, filter: EnvFilter) -> impl Subscriber + Send + Sync
+pub fn json_subscriber<W>(writer: W, filter: LogFilter) -> impl Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -67,7 +82,7 @@ where
 /// every line when given.
 pub fn json_subscriber_for<W>(
     writer: W,
-    filter: EnvFilter,
+    filter: LogFilter,
     function_name: Option<String>,
 ) -> impl Subscriber + Send + Sync
 where
@@ -95,8 +110,9 @@ pub fn init(json: bool) {
         let _ = json_subscriber(io::stdout, filter).try_init();
     } else {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
             .with_target(false)
+            .finish()
+            .with(filter)
             .try_init();
     }
 }
@@ -325,10 +341,29 @@ pub fn capture_json_for(
     let logs = CapturedLogs::default();
     let subscriber = json_subscriber_for(
         logs.clone(),
-        EnvFilter::new(filter),
+        parse_filter(filter).unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO)),
         function_name.map(str::to_string),
     );
     (tracing::Dispatch::new(subscriber), logs)
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn filters_read_lambda_levels_and_per_target_directives() {
+        let upper = parse_filter("DEBUG").expect("a level in capitals");
+        assert!(upper.would_enable("deskbridge_upsert", &Level::DEBUG));
+        assert!(!upper.would_enable("deskbridge_upsert", &Level::TRACE));
+        let mixed = parse_filter("deskbridge_shared=debug,warn").expect("directives");
+        assert!(mixed.would_enable("deskbridge_shared::brevo", &Level::DEBUG));
+        assert!(!mixed.would_enable("hyper", &Level::INFO));
+        assert!(mixed.would_enable("hyper", &Level::WARN));
+        assert!(parse_filter("  ").is_none());
+        assert!(parse_filter("deskbridge=loudest").is_none());
+    }
 }
 
 #[cfg(test)]
