@@ -78,12 +78,15 @@ pub fn init_logs() {
     // A second call keeps the first subscriber.
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let _ = tracing_subscriber::fmt()
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour(&std::io::stderr()))
-        .finish()
+    // The filter alone decides the level: a `fmt()` subscriber would also stop at `info`.
+    let _ = tracing_subscriber::registry()
         .with(deskbridge_shared::telemetry::env_filter())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_writer(std::io::stderr)
+                .with_ansi(colour(&std::io::stderr())),
+        )
         .try_init();
 }
 

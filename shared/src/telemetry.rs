@@ -109,10 +109,10 @@ pub fn init(json: bool) {
     if json {
         let _ = json_subscriber(io::stdout, filter).try_init();
     } else {
-        let _ = tracing_subscriber::fmt()
-            .with_target(false)
-            .finish()
+        // The filter alone decides the level: a `fmt()` subscriber would also stop at `info`.
+        let _ = tracing_subscriber::registry()
             .with(filter)
+            .with(tracing_subscriber::fmt::layer().with_target(false))
             .try_init();
     }
 }
