@@ -87,6 +87,16 @@ fn scalar(lines: &[&str], key: &str) -> Option<String> {
     })
 }
 
+/// A template value as CloudFormation gives it: `!Ref <Parameter>` becomes the parameter's
+/// default.
+fn template_value(lines: &[&str], value: &str) -> String {
+    match value.strip_prefix("!Ref ") {
+        Some(name) => scalar(&block(lines, &format!("  {name}:")), "Default")
+            .unwrap_or_else(|| panic!("parameter {name} has a default")),
+        None => value.to_string(),
+    }
+}
+
 /// What a function of the template is, as far as its process sees it.
 struct FunctionSpec {
     binary: String,
@@ -113,7 +123,10 @@ fn function_spec(text: &str, logical_id: &str) -> FunctionSpec {
             .or_else(|| scalar(&globals, "MemorySize"))
             .expect("MemorySize"),
         env: env.into_iter().collect(),
-        log_level: scalar(&globals, "ApplicationLogLevel").expect("ApplicationLogLevel"),
+        log_level: template_value(
+            &lines,
+            &scalar(&globals, "ApplicationLogLevel").expect("ApplicationLogLevel"),
+        ),
     }
 }
 

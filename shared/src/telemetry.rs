@@ -47,7 +47,15 @@ pub type LogFilter = Targets;
 /// not one.
 pub fn parse_filter(text: &str) -> Option<LogFilter> {
     let text = text.trim();
-    if text.is_empty() {
+    // Each directive is a level or `target=level`. A bare word that is not a level would be read
+    // as a target to log alone, silencing everything else: refuse it instead.
+    let directive = |d: &str| match d.split_once('=') {
+        Some((target, _)) => {
+            !target.is_empty() && !target.contains(|c: char| c.is_whitespace() || c == '!')
+        }
+        None => d.trim().parse::<LevelFilter>().is_ok(),
+    };
+    if text.is_empty() || !text.split(',').all(directive) {
         return None;
     }
     text.parse().ok()
@@ -363,6 +371,9 @@ mod filter_tests {
         assert!(mixed.would_enable("hyper", &Level::WARN));
         assert!(parse_filter("  ").is_none());
         assert!(parse_filter("deskbridge=loudest").is_none());
+        // An unresolved template value, or a target without a level: not a filter.
+        assert!(parse_filter("!Ref LogLevel").is_none());
+        assert!(parse_filter("deskbridge_upsert").is_none());
     }
 }
 
