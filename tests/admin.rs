@@ -15,6 +15,9 @@ use deskbridge_shared::config::{Settings, Vars};
 use deskbridge_shared::mapping::{FieldRule, Transform};
 use deskbridge_shared::model::Source;
 use deskbridge_shared::queue::{Queue, SqsQueue};
+use deskbridge_shared::testkit::brevo::{
+    mount_account, mount_attribute_creation, mount_attributes, mount_lists,
+};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -354,8 +357,7 @@ async fn plan_reports_missing_and_mistyped_attributes_and_lists() {
 async fn plan_apply_creates_the_default_list_when_no_all_contacts_list_is_configured() {
     let server = MockServer::start().await;
     brevo_account(&server).await;
-    deskbridge_shared::testkit::brevo::mount_lists(&server, &[(35, "All support contacts")], 91)
-        .await;
+    mount_lists(&server, &[(35, "All support contacts")], 91).await;
     Mock::given(method("POST"))
         .and(path_regex(r"^/v3/contacts/attributes/normal/[A-Z_]+$"))
         .respond_with(ResponseTemplate::new(201))
@@ -499,7 +501,7 @@ async fn brevo_holding(leave_out: &[&str], retype: &[&str]) -> MockServer {
         &[Source::Intercom],
     );
     assert!(needed.lists.is_empty(), "{needed:?}");
-    let attributes: Vec<Value> = needed
+    let listed: Vec<(&str, &str)> = needed
         .attributes
         .values()
         .filter(|a| !leave_out.contains(&a.name.as_str()))
@@ -509,19 +511,11 @@ async fn brevo_holding(leave_out: &[&str], retype: &[&str]) -> MockServer {
             } else {
                 a.kinds.first().copied().unwrap_or("text")
             };
-            json!({"name": a.name, "category": "normal", "type": kind})
+            (a.name.as_str(), kind)
         })
         .collect();
-    Mock::given(method("GET"))
-        .and(path("/v3/contacts/attributes"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "attributes": attributes })))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/v3/contacts/attributes/normal/[A-Z_]+$"))
-        .respond_with(ResponseTemplate::new(201))
-        .mount(&server)
-        .await;
+    mount_attributes(&server, &listed).await;
+    mount_attribute_creation(&server).await;
     server
 }
 
@@ -610,21 +604,8 @@ async fn intercom_answering(status: u16) -> MockServer {
 async fn brevo_answering(status: u16) -> MockServer {
     let server = MockServer::start().await;
     if status == 200 {
-        Mock::given(method("GET"))
-            .and(path("/v3/account"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(json!({"companyName": "Acme", "email": "ops@acme.test"})),
-            )
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/v3/contacts/attributes"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(
-                json!({"attributes": [{"name": "FIRSTNAME", "category": "normal", "type": "text"}]}),
-            ))
-            .mount(&server)
-            .await;
+        mount_account(&server).await;
+        mount_attributes(&server, &[("FIRSTNAME", "text")]).await;
     } else {
         Mock::given(method("GET"))
             .respond_with(

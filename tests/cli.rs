@@ -10,8 +10,7 @@ use deskbridge_shared::queue::{Queue, SqsQueue};
 use deskbridge_shared::state::DynamoStateStore;
 use deskbridge_shared::state::streams::{RunStats, RunStatus, StreamId, StreamState, StreamStore};
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
 /// Runs the binary against moto with only the AWS variables and `env` set.
 async fn deskbridge(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
@@ -252,29 +251,14 @@ async fn status_prints_plain_lines_off_a_terminal_and_a_table_when_asked() {
     assert!(!out.status.success());
 }
 
-/// Brevo answering `GET /account` and `GET /contacts/attributes`.
+/// Brevo answering `GET /account` and `GET /contacts/attributes`, with one list that is not
+/// deskbridge's.
 async fn brevo() -> MockServer {
+    use deskbridge_shared::testkit::brevo::{mount_account, mount_attributes, mount_lists};
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v3/account"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"companyName": "Acme", "email": "ops@acme.test"})),
-        )
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v3/contacts/attributes"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"attributes": [
-                {"name": "FIRSTNAME", "category": "normal", "type": "text"},
-                {"name": "INTERCOM_ID", "category": "normal", "type": "text"},
-            ]})),
-        )
-        .mount(&server)
-        .await;
-    // An account with one list, not deskbridge's.
-    deskbridge_shared::testkit::brevo::mount_lists(&server, &[(4, "Newsletter")], 91).await;
+    mount_account(&server).await;
+    mount_attributes(&server, &[("FIRSTNAME", "text"), ("INTERCOM_ID", "text")]).await;
+    mount_lists(&server, &[(4, "Newsletter")], 91).await;
     server
 }
 

@@ -24,8 +24,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
 const REGION: &str = "us-east-1";
 
@@ -578,25 +577,10 @@ fn batch_size(text: &str, logical_id: &str) -> i32 {
 // ---------------------------------------------------------------------------------------------
 // The vendors
 
+/// Brevo accepting writes (`testkit::brevo::mount_writes`); every other route answers 404.
 async fn brevo() -> MockServer {
     let brevo = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v3/contacts/import"))
-        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"processId": 78})))
-        .mount(&brevo)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v3/contacts"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&brevo)
-        .await;
-    for p in ["/v3/events/batch", "/v3/events"] {
-        Mock::given(method("POST"))
-            .and(path(p))
-            .respond_with(ResponseTemplate::new(204))
-            .mount(&brevo)
-            .await;
-    }
+    deskbridge_shared::testkit::brevo::mount_writes(&brevo).await;
     brevo
 }
 
@@ -630,7 +614,7 @@ async fn the_stack_as_the_template_declares_it_delivers_a_webhook_and_a_sync_pag
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let brevo = brevo().await;
     let intercom = MockServer::start().await;
-    let contacts = common::IntercomContacts::default();
+    let contacts = deskbridge_shared::helpdesk::intercom::fake::ContactSearch::default();
     let now = chrono::Utc::now().timestamp();
     contacts.set(vec![json!({
         "type": "contact", "id": "c-deployed-1", "role": "user",
@@ -638,11 +622,7 @@ async fn the_stack_as_the_template_declares_it_delivers_a_webhook_and_a_sync_pag
         "created_at": now - 86_400, "updated_at": now - 3_600, "signed_up_at": now - 86_400,
         "custom_attributes": {"plan_tier": "enterprise"}
     })]);
-    Mock::given(method("POST"))
-        .and(path("/contacts/search"))
-        .respond_with(contacts.clone())
-        .mount(&intercom)
-        .await;
+    contacts.mount(&intercom).await;
 
     // The stack's two secrets, as `sam deploy` creates them and the README fills them.
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
@@ -797,13 +777,7 @@ async fn the_stack_as_the_template_declares_it_delivers_a_webhook_and_a_sync_pag
     // What Brevo received: the CINNOX contact with its custom attribute and the event under the
     // configured name; the Intercom contact with PLAN_TIER from its custom attribute.
     let requests = brevo.received_requests().await.unwrap_or_default();
-    let bodies = |p: &str| -> Vec<Value> {
-        requests
-            .iter()
-            .filter(|r| r.url.path() == p)
-            .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
-            .collect()
-    };
+    let bodies = |p: &str| deskbridge_shared::testkit::brevo::requests_to(&requests, p);
     let upserted: Vec<Value> = bodies("/v3/contacts")
         .into_iter()
         .chain(

@@ -76,7 +76,7 @@ impl World {
 
     /// Runs an Intercom webhook body through the parser and the upsert, as a delivery would.
     async fn intercom(&self, body: Value, secs: i64) -> deskbridge_upsert::Stats {
-        let Ok(Parsed::Accepted(delivery)) = parse_webhook(&body, at(secs)) else {
+        let Ok(Parsed::Accepted(delivery)) = parse_webhook(body, at(secs)) else {
             panic!("the webhook is accepted");
         };
         self.handle(Job {

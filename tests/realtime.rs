@@ -10,7 +10,7 @@ use deskbridge::commands::{demo, serve};
 use deskbridge_shared::config::Settings;
 use deskbridge_shared::helpdesk::generic::GenericAuth;
 use deskbridge_shared::helpdesk::signature;
-use deskbridge_shared::testkit::brevo::mount_accepting;
+use deskbridge_shared::testkit::brevo::{mount_accepting, requests_to};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use wiremock::matchers::{method, path};
@@ -99,13 +99,6 @@ async fn brevo_ok() -> MockServer {
 /// Brevo accepting contacts, events and event batches.
 async fn mount_ok(brevo: &MockServer) {
     mount_accepting(brevo, &[]).await;
-}
-
-fn requests_to(all: &[Request], p: &str) -> Vec<Value> {
-    all.iter()
-        .filter(|r| r.url.path() == p)
-        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
-        .collect()
 }
 
 async fn received(brevo: &MockServer) -> Vec<Request> {

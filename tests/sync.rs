@@ -6,16 +6,16 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::IntercomContacts;
 use deskbridge::commands::serve;
 use deskbridge_shared::config::Settings;
+use deskbridge_shared::helpdesk::intercom::fake::ContactSearch;
 use deskbridge_shared::infra::Bootstrapped;
 use deskbridge_shared::model::Source;
 use deskbridge_shared::state::DynamoStateStore;
 use deskbridge_shared::state::streams::{RunStatus, StreamId, StreamStore};
 use deskbridge_shared::testkit::brevo::accepting;
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const PER_PAGE: usize = 150;
@@ -194,7 +194,7 @@ async fn a_backfill_lands_every_contact_once_and_the_next_run_moves_only_changes
     deskbridge_shared::telemetry::init(false);
     let brevo = brevo().await;
     let intercom = MockServer::start().await;
-    let data = IntercomContacts::default();
+    let data = ContactSearch::default();
     // 1,500 contacts from last year; 400 of them share one second across page boundaries.
     let base = 1_700_000_000;
     data.set(
@@ -212,11 +212,7 @@ async fn a_backfill_lands_every_contact_once_and_the_next_run_moves_only_changes
             })
             .collect(),
     );
-    Mock::given(method("POST"))
-        .and(path("/contacts/search"))
-        .respond_with(data.clone())
-        .mount(&intercom)
-        .await;
+    data.mount(&intercom).await;
     let runner = Runner::start(&sdk, settings(&res, &brevo, &intercom));
 
     let first = chrono::Utc::now();
@@ -266,7 +262,7 @@ async fn interrupted_run(graceful: bool, name: &str) -> Vec<(String, String)> {
     let res = common::bootstrap(&sdk, name).await;
     let brevo = brevo().await;
     let intercom = MockServer::start().await;
-    let data = IntercomContacts::default();
+    let data = ContactSearch::default();
     // Contacts created after the stream's first run: each brings a timeline event.
     let future = chrono::Utc::now().timestamp() + 3_600;
     data.set(
@@ -274,11 +270,7 @@ async fn interrupted_run(graceful: bool, name: &str) -> Vec<(String, String)> {
             .map(|i| contact(i, future, future + i as i64))
             .collect(),
     );
-    Mock::given(method("POST"))
-        .and(path("/contacts/search"))
-        .respond_with(data.clone())
-        .mount(&intercom)
-        .await;
+    data.mount(&intercom).await;
 
     let runner = Runner::start(&sdk, settings(&res, &brevo, &intercom));
     let started = chrono::Utc::now();

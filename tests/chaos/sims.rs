@@ -13,7 +13,7 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use super::world::World;
 use super::{Faults, Plan, SharedRng};
-use crate::common::IntercomContacts;
+use deskbridge_shared::helpdesk::intercom::fake::ContactSearch;
 
 /// A request Brevo answered with 2xx.
 #[derive(Debug, Clone)]
@@ -275,7 +275,7 @@ struct HelpdeskInner {
     rng: SharedRng,
     zendesk_users: HashMap<String, Value>,
     intercom_contacts: HashMap<String, Value>,
-    search: IntercomContacts,
+    search: ContactSearch,
 }
 
 impl HelpdeskSim {
@@ -302,7 +302,7 @@ impl HelpdeskSim {
                 _ => {}
             }
         }
-        let search = IntercomContacts::default();
+        let search = ContactSearch::default();
         search.set(backfill);
         let sim = HelpdeskSim(Arc::new(HelpdeskInner {
             plan,

@@ -5,14 +5,12 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::config::Credentials;
 use deskbridge_shared::config::{Settings, Vars};
 use deskbridge_shared::infra::{self, Bootstrapped, Names};
-use serde_json::{Value, json};
-use wiremock::{Request, Respond, ResponseTemplate};
 
 pub const ZENDESK_SECRET: &str = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ==";
 pub const INTERCOM_SECRET: &str = "deskbridge-test-intercom-secret";
@@ -170,64 +168,6 @@ where
             return None;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Intercom contacts, served by `POST /contacts/search` with the documented body and answer:
-/// day-granular `updated_at` matching (`> d OR = d`), ascending order, `starting_after` cursors.
-#[derive(Clone, Default)]
-pub struct IntercomContacts {
-    contacts: Arc<Mutex<Vec<Value>>>,
-}
-
-impl IntercomContacts {
-    pub fn set(&self, contacts: Vec<Value>) {
-        *self.contacts.lock().expect("lock") = contacts;
-    }
-    pub fn update(&self, index: usize, updated_at: i64) {
-        if let Some(c) = self.contacts.lock().expect("lock").get_mut(index) {
-            c["updated_at"] = json!(updated_at);
-            c["name"] = json!(format!("Renamed {index}"));
-        }
-    }
-}
-
-impl Respond for IntercomContacts {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-        let since = body["query"]["value"][0]["value"].as_i64().unwrap_or(0);
-        let day = since.div_euclid(86_400);
-        let per_page = body["pagination"]["per_page"].as_u64().unwrap_or(50) as usize;
-        let start: usize = body["pagination"]["starting_after"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut matching: Vec<Value> = self
-            .contacts
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|c| c["updated_at"].as_i64().unwrap_or(0).div_euclid(86_400) >= day)
-            .cloned()
-            .collect();
-        matching.sort_by_key(|c| {
-            (
-                c["updated_at"].as_i64().unwrap_or(0),
-                c["id"].as_str().unwrap_or("").to_string(),
-            )
-        });
-        let end = (start + per_page).min(matching.len());
-        let data = matching
-            .get(start..end)
-            .map(<[Value]>::to_vec)
-            .unwrap_or_default();
-        let mut pages = json!({"type": "pages", "per_page": per_page});
-        if end < matching.len() {
-            pages["next"] = json!({"starting_after": end.to_string()});
-        }
-        ResponseTemplate::new(200).set_body_json(json!({
-            "type": "list", "data": data, "total_count": matching.len(), "pages": pages
-        }))
     }
 }
 

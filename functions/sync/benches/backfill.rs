@@ -70,7 +70,7 @@ use deskbridge_shared::sync::{Rate, SourceReader, sync_client};
 use deskbridge_sync::Syncer;
 use deskbridge_upsert::{Message, Stats, Upserter};
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path, path_regex};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const SYNC: &str = "memory://sync";
@@ -441,44 +441,17 @@ fn gorgias_list(total: usize, request: &Request) -> Value {
 // Mock Brevo
 
 async fn mount_brevo(server: &MockServer) {
+    use deskbridge_shared::testkit::brevo::{
+        mount_accepting, mount_attribute_creation, mount_lists,
+    };
     // An account with no list yet: the default list is created on the first import.
-    deskbridge_shared::testkit::brevo::mount_lists(server, &[], DEFAULT_LIST).await;
-    Mock::given(method("POST"))
-        .and(path("/v3/contacts/import"))
-        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"processId": 1})))
-        .mount(server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v3/events/batch"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v3/contacts/attributes"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"attributes": [
-                {"name": "FIRSTNAME", "category": "normal", "type": "text"},
-                {"name": "LASTNAME", "category": "normal", "type": "text"},
-                {"name": "SMS", "category": "normal", "type": "text"}
-            ]})),
-        )
-        .mount(server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex("^/v3/contacts/attributes/normal/[A-Za-z0-9_]+$"))
-        .respond_with(ResponseTemplate::new(201))
-        .mount(server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v3/contacts"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
-        .mount(server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v3/events"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(server)
-        .await;
+    mount_lists(server, &[], DEFAULT_LIST).await;
+    mount_accepting(
+        server,
+        &[("FIRSTNAME", "text"), ("LASTNAME", "text"), ("SMS", "text")],
+    )
+    .await;
+    mount_attribute_creation(server).await;
 }
 
 /// A helpdesk look-up that finds nobody (every record here has an email anyway).

@@ -1,9 +1,6 @@
 //! Support aggregates, the stale-write guard and CSAT lists through the upsert handler: jobs in,
 //! Brevo requests out (wiremock Brevo, in-memory state store).
 
-mod common;
-use common::bodies;
-
 use chrono::{DateTime, TimeZone, Utc};
 use deskbridge_shared::brevo::BrevoClient;
 use deskbridge_shared::mapping::Mapping;
@@ -11,6 +8,7 @@ use deskbridge_shared::memory::MemoryStateStore;
 use deskbridge_shared::memory::NoLookup;
 use deskbridge_shared::model::{EventKind, Job, Origin, Person, Record, Source, SupportEvent};
 use deskbridge_shared::testkit::brevo::accepting;
+use deskbridge_shared::testkit::brevo::{bodies, fast_client};
 use deskbridge_upsert::{Message, Upserter};
 use serde_json::{Map, Value, json};
 use wiremock::MockServer;
@@ -25,7 +23,7 @@ async fn brevo() -> MockServer {
 }
 
 fn upserter(server: &MockServer) -> TestUpserter {
-    let brevo = common::brevo_client(server);
+    let brevo = fast_client(server);
     let mut mapping = Mapping::default();
     if let Some(z) = mapping.sources.get_mut("zendesk") {
         z.lists.satisfied = Some(SATISFIED);

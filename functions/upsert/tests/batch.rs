@@ -2,9 +2,9 @@
 //! documented shapes (import → 202 `{"processId": 78}`, events/batch → 204, attribute list,
 //! attribute creation → 201), the in-memory state store and a helpdesk look-up that finds nobody.
 
-mod common;
-use common::bodies;
-
+use deskbridge_shared::testkit::brevo::{
+    bodies, fast_client, mount_accepting, mount_attribute_creation,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use deskbridge_shared::model::{EventKind, Job, Origin, Person, Record, Source, S
 use deskbridge_shared::testkit::calls;
 use deskbridge_upsert::{BatchReport, Message, Upserter};
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path, path_regex};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// The all-contacts list of the Zendesk source in these tests.
@@ -26,7 +26,7 @@ const ALL_CONTACTS: i64 = 35;
 type TestUpserter = Upserter<BrevoClient, MemoryStateStore, NoLookup>;
 
 fn upserter(server: &MockServer, mapping: Mapping) -> TestUpserter {
-    let brevo = common::brevo_client(server);
+    let brevo = fast_client(server);
     Upserter::new(brevo, MemoryStateStore::new(), NoLookup, mapping)
 }
 
@@ -44,53 +44,37 @@ fn zendesk(mapping: &mut Mapping) -> &mut deskbridge_shared::mapping::SourceMapp
         .expect("seed mapping has zendesk")
 }
 
-/// Brevo with every route the handler may use answering success.
+/// Brevo with every route the handler may use answering success, its account holding the
+/// built-in attributes, a custom one, the support aggregates (as `deskbridge plan --apply`
+/// creates them) and a category attribute.
 async fn brevo_ok(server: &MockServer) {
-    Mock::given(method("POST"))
-        .and(path("/v3/contacts/import"))
-        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"processId": 78})))
-        .mount(server)
-        .await;
+    mount_accepting(
+        server,
+        &[
+            ("FIRSTNAME", "text"),
+            ("LASTNAME", "text"),
+            ("SMS", "text"),
+            ("PLAN_TIER", "text"),
+            ("TICKET_COUNT", "float"),
+            ("OPEN_TICKETS", "float"),
+            ("LAST_SUPPORT_DATE", "date"),
+            ("LAST_SUPPORT_CHANNEL", "text"),
+            ("AVG_RESPONSE_TIME", "float"),
+            ("CSAT_SCORE", "float"),
+            ("CSAT_RESPONSES", "float"),
+            ("DOUBLE_OPT-IN", "category"),
+        ],
+    )
+    .await;
+    mount_attribute_creation(server).await;
+}
+
+/// Mounts, ahead of [`brevo_ok`], an events batch answered 207 with `errors`, `times` times.
+async fn mount_events_207(server: &MockServer, errors: Value, times: u64) {
     Mock::given(method("POST"))
         .and(path("/v3/events/batch"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v3/contacts/attributes"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"attributes": [
-                {"name": "FIRSTNAME", "category": "normal", "type": "text"},
-                {"name": "LASTNAME", "category": "normal", "type": "text"},
-                {"name": "SMS", "category": "normal", "type": "text"},
-                {"name": "PLAN_TIER", "category": "normal", "type": "text"},
-                // The support aggregates, as `deskbridge plan --apply` creates them.
-                {"name": "TICKET_COUNT", "category": "normal", "type": "float"},
-                {"name": "OPEN_TICKETS", "category": "normal", "type": "float"},
-                {"name": "LAST_SUPPORT_DATE", "category": "normal", "type": "date"},
-                {"name": "LAST_SUPPORT_CHANNEL", "category": "normal", "type": "text"},
-                {"name": "AVG_RESPONSE_TIME", "category": "normal", "type": "float"},
-                {"name": "CSAT_SCORE", "category": "normal", "type": "float"},
-                {"name": "CSAT_RESPONSES", "category": "normal", "type": "float"},
-                {"name": "DOUBLE_OPT-IN", "category": "category", "type": "category",
-                 "enumeration": [{"value": 1, "label": "Yes"}, {"value": 2, "label": "No"}]}
-            ]})),
-        )
-        .mount(server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex("^/v3/contacts/attributes/normal/[A-Z0-9_]+$"))
-        .respond_with(ResponseTemplate::new(201))
-        .mount(server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v3/contacts"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
-        .mount(server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v3/events"))
-        .respond_with(ResponseTemplate::new(204))
+        .respond_with(ResponseTemplate::new(207).set_body_json(json!({ "errors": errors })))
+        .up_to_n_times(times)
         .mount(server)
         .await;
 }
@@ -707,13 +691,12 @@ async fn an_attribute_that_exists_already_does_not_stop_the_import() {
 #[tokio::test]
 async fn an_event_refused_inside_a_batch_is_counted_not_retried() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v3/events/batch"))
-        .respond_with(ResponseTemplate::new(207).set_body_json(json!({"errors": [
-            {"index": 0, "code": "invalid_parameter", "message": "event_date is invalid"}
-        ]})))
-        .mount(&server)
-        .await;
+    mount_events_207(
+        &server,
+        json!([{"index": 0, "code": "invalid_parameter", "message": "event_date is invalid"}]),
+        u64::MAX,
+    )
+    .await;
     brevo_ok(&server).await;
     let upserter = upserter(&server, with_all_contacts_list());
     let batch = sync_batch("a", 0, 1, 3, true);
@@ -733,14 +716,12 @@ async fn an_event_refused_inside_a_batch_is_counted_not_retried() {
 #[tokio::test]
 async fn an_event_a_batch_could_not_take_yet_is_retried_alone() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v3/events/batch"))
-        .respond_with(ResponseTemplate::new(207).set_body_json(json!({"errors": [
-            {"index": 1, "code": "too_many_requests", "message": "slow down"}
-        ]})))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
+    mount_events_207(
+        &server,
+        json!([{"index": 1, "code": "too_many_requests", "message": "slow down"}]),
+        1,
+    )
+    .await;
     brevo_ok(&server).await;
     let upserter = upserter(&server, with_all_contacts_list());
     let batch = sync_batch("a", 0, 1, 3, true);

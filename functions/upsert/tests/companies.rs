@@ -2,14 +2,13 @@
 //! reference, the upsert handler with the real helpdesk look-up against a wiremock Intercom
 //! (`GET /companies/{id}` as documented), and a wiremock Brevo.
 
-use std::time::Duration;
-
 use chrono::Utc;
-use deskbridge_shared::brevo::{BrevoClient, RetryPolicy};
+use deskbridge_shared::brevo::BrevoClient;
 use deskbridge_shared::config::{Settings, Vars};
 use deskbridge_shared::helpdesk::{self, HelpdeskLookup, Parsed};
 use deskbridge_shared::memory::MemoryStateStore;
 use deskbridge_shared::model::{Job, Origin, Source};
+use deskbridge_shared::testkit::brevo::{accepting, fast_client};
 use deskbridge_upsert::{Message, Upserter};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
@@ -58,30 +57,15 @@ fn message(settings: &Settings, body: &str) -> Message {
 }
 
 async fn brevo() -> MockServer {
-    let server = MockServer::start().await;
-    for route in ["/v3/contacts", "/v3/events"] {
-        Mock::given(method("POST"))
-            .and(path(route))
-            .respond_with(ResponseTemplate::new(204))
-            .mount(&server)
-            .await;
-    }
-    server
+    accepting(&[]).await
 }
 
 fn upserter(
     brevo: &MockServer,
     settings: &Settings,
 ) -> Upserter<BrevoClient, MemoryStateStore, HelpdeskLookup> {
-    let client = BrevoClient::new("xkeysib-test", &format!("{}/v3", brevo.uri()))
-        .expect("client")
-        .with_retry(RetryPolicy {
-            min_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-            ..RetryPolicy::default()
-        });
     Upserter::new(
-        client,
+        fast_client(brevo),
         MemoryStateStore::new(),
         HelpdeskLookup::new(settings),
         settings.mapping.clone(),

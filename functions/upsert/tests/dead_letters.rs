@@ -1,8 +1,7 @@
 //! Messages that fail for good go to the dead-letter queue with their reason; nothing is dropped
 //! silently, and a dead-letter queue that cannot be reached makes the message retry.
 
-mod common;
-
+use deskbridge_shared::testkit::brevo::fast_client;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
@@ -38,7 +37,7 @@ fn upserter(
     server: &MockServer,
     dlq: Arc<MemoryQueue>,
 ) -> Upserter<BrevoClient, MemoryStateStore, NoLookup> {
-    let brevo = common::brevo_client(server);
+    let brevo = fast_client(server);
     Upserter::new(brevo, MemoryStateStore::new(), NoLookup, Mapping::default())
         .with_dead_letters(dlq, DLQ)
 }

@@ -12,10 +12,12 @@ use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::memory::{MemoryStateStore, NoLookup};
 use deskbridge_shared::model::{Job, Origin, Person, Record, Source};
 use deskbridge_shared::state::StateStore;
-use deskbridge_shared::testkit::brevo::{fast_client, mount_accepting, mount_lists, requests_to};
+use deskbridge_shared::testkit::brevo::{
+    fast_client, mount_accepting, mount_attribute_creation, mount_lists, requests_to,
+};
 use deskbridge_upsert::{Message, Upserter};
 use serde_json::json;
-use wiremock::matchers::{method, path, path_regex};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const NAME: &str = "deskbridge — zendesk";
@@ -29,11 +31,7 @@ async fn brevo(lists: &[(i64, &str)], created: i64) -> MockServer {
 async fn mount_brevo(server: &MockServer, lists: &[(i64, &str)], created: i64) {
     mount_accepting(server, &[]).await;
     mount_lists(server, lists, created).await;
-    Mock::given(method("POST"))
-        .and(path_regex("^/v3/contacts/attributes/normal/[A-Z0-9_]+$"))
-        .respond_with(ResponseTemplate::new(201))
-        .mount(server)
-        .await;
+    mount_attribute_creation(server).await;
 }
 
 fn deployed(

@@ -1,9 +1,7 @@
 //! The upsert handler against a wiremock Brevo (the real `BrevoClient` pointed at it), the
 //! in-memory state store, and a fixed-answer helpdesk look-up.
 
-mod common;
-use common::bodies;
-
+use deskbridge_shared::testkit::brevo::{answer, bodies, fast_client};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -52,16 +50,8 @@ impl PersonLookup for FixedLookup {
 type TestUpserter = Upserter<BrevoClient, MemoryStateStore, FixedLookup>;
 
 fn upserter(server: &MockServer, lookup: FixedLookup) -> TestUpserter {
-    let brevo = common::brevo_client(server);
+    let brevo = fast_client(server);
     Upserter::new(brevo, MemoryStateStore::new(), lookup, Mapping::default())
-}
-
-async fn brevo_answers(server: &MockServer, route: &str, status: u16) {
-    Mock::given(method("POST"))
-        .and(path(route))
-        .respond_with(ResponseTemplate::new(status))
-        .mount(server)
-        .await;
 }
 
 fn ticket_created(ticket: &str) -> SupportEvent {
@@ -131,7 +121,7 @@ async fn a_contact_and_a_ticket_event_become_one_upsert_and_one_event() {
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
         .mount(&server)
         .await;
-    brevo_answers(&server, "/v3/events", 204).await;
+    answer(&server, "POST", "/v3/events", 204).await;
     let upserter = upserter(&server, FixedLookup::nobody());
 
     let report = upserter
@@ -180,8 +170,8 @@ async fn a_contact_and_a_ticket_event_become_one_upsert_and_one_event() {
 #[tokio::test]
 async fn a_redelivered_message_sends_its_event_once() {
     let server = MockServer::start().await;
-    brevo_answers(&server, "/v3/contacts", 204).await;
-    brevo_answers(&server, "/v3/events", 204).await;
+    answer(&server, "POST", "/v3/contacts", 204).await;
+    answer(&server, "POST", "/v3/events", 204).await;
     let upserter = upserter(&server, FixedLookup::nobody());
     let the_job = job(vec![record(jane(), vec![ticket_created("5158")])]);
 
@@ -204,8 +194,8 @@ async fn a_redelivered_message_sends_its_event_once() {
 #[tokio::test]
 async fn a_brevo_outage_fails_the_message_and_the_redelivery_sends_the_event() {
     let server = MockServer::start().await;
-    brevo_answers(&server, "/v3/contacts", 204).await;
-    brevo_answers(&server, "/v3/events", 500).await;
+    answer(&server, "POST", "/v3/contacts", 204).await;
+    answer(&server, "POST", "/v3/events", 500).await;
     let upserter = upserter(&server, FixedLookup::nobody());
     let msg = message(
         "m1",
@@ -223,8 +213,8 @@ async fn a_brevo_outage_fails_the_message_and_the_redelivery_sends_the_event() {
 
     // Brevo recovers; SQS delivers the message again.
     server.reset().await;
-    brevo_answers(&server, "/v3/contacts", 204).await;
-    brevo_answers(&server, "/v3/events", 204).await;
+    answer(&server, "POST", "/v3/contacts", 204).await;
+    answer(&server, "POST", "/v3/events", 204).await;
     let after = upserter
         .handle(&[Message {
             receive_count: 2,
@@ -250,7 +240,7 @@ async fn an_sms_held_by_another_contact_is_retried_without_sms() {
         .up_to_n_times(1)
         .mount(&server)
         .await;
-    brevo_answers(&server, "/v3/contacts", 204).await;
+    answer(&server, "POST", "/v3/contacts", 204).await;
     let upserter = upserter(&server, FixedLookup::nobody());
 
     let report = upserter
@@ -316,8 +306,8 @@ async fn a_body_that_is_not_a_job_is_counted_rejected_and_not_retried() {
 #[tokio::test]
 async fn a_person_known_only_by_id_is_looked_up_and_upserted_by_email() {
     let server = MockServer::start().await;
-    brevo_answers(&server, "/v3/contacts", 204).await;
-    brevo_answers(&server, "/v3/events", 204).await;
+    answer(&server, "POST", "/v3/contacts", 204).await;
+    answer(&server, "POST", "/v3/events", 204).await;
     let found = Person {
         source_id: Some("901".into()),
         email: Some("jane@example.com".into()),
@@ -357,8 +347,8 @@ async fn a_person_known_only_by_id_is_looked_up_and_upserted_by_email() {
 #[tokio::test]
 async fn without_a_lookup_result_the_contact_is_addressed_by_ext_id() {
     let server = MockServer::start().await;
-    brevo_answers(&server, "/v3/contacts", 201).await;
-    brevo_answers(&server, "/v3/events", 204).await;
+    answer(&server, "POST", "/v3/contacts", 201).await;
+    answer(&server, "POST", "/v3/events", 204).await;
     let upserter = upserter(&server, FixedLookup::nobody());
     let by_id = Person {
         source_id: Some("901".into()),
@@ -420,7 +410,7 @@ async fn a_helpdesk_outage_during_lookup_fails_the_message() {
 #[tokio::test]
 async fn a_rejected_event_is_counted_and_not_retried() {
     let server = MockServer::start().await;
-    brevo_answers(&server, "/v3/contacts", 204).await;
+    answer(&server, "POST", "/v3/contacts", 204).await;
     Mock::given(method("POST"))
         .and(path("/v3/events"))
         .respond_with(ResponseTemplate::new(400).set_body_json(
@@ -468,7 +458,7 @@ async fn a_rate_limit_longer_than_the_call_budget_fails_the_message() {
 #[tokio::test]
 async fn removed_tags_take_the_contact_off_their_lists() {
     let server = MockServer::start().await;
-    brevo_answers(&server, "/v3/contacts", 204).await;
+    answer(&server, "POST", "/v3/contacts", 204).await;
     Mock::given(method("POST"))
         .and(path("/v3/contacts/lists/12/contacts/remove"))
         .respond_with(

@@ -2,12 +2,11 @@
 //! whether anyone listens, and tests running beside a capturing one on other threads can make
 //! that cache miss the capture.
 
-mod common;
-
 use chrono::Utc;
 use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::memory::{MemoryStateStore, NoLookup};
 use deskbridge_shared::model::{Job, Origin, Person, Record, Source};
+use deskbridge_shared::testkit::brevo::fast_client;
 use deskbridge_upsert::{Message, Upserter};
 use serde_json::Value;
 use wiremock::matchers::{method, path};
@@ -32,7 +31,7 @@ async fn every_brevo_call_line_carries_the_jobs_correlation_id() {
         .mount(&server)
         .await;
     let upserter = Upserter::new(
-        common::brevo_client(&server),
+        fast_client(&server),
         MemoryStateStore::new(),
         NoLookup,
         Mapping::default(),

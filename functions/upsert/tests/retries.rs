@@ -4,8 +4,7 @@
 //! for a request Brevo refuses for good), and never sends an event twice when the state store
 //! could not mark it sent.
 
-mod common;
-
+use deskbridge_shared::testkit::brevo::{answer, fast_client};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -81,7 +80,7 @@ fn rig(server: &MockServer) -> Rig {
         .dead_letters_to(DLQ)
         .with_clock(clock.clone());
     let upserter = Upserter::new(
-        common::brevo_client(server),
+        fast_client(server),
         Store::default(),
         NoLookup,
         Mapping::default(),
@@ -96,11 +95,7 @@ fn rig(server: &MockServer) -> Rig {
 
 async fn brevo(server: &MockServer, route: &str, status: u16) {
     server.reset().await;
-    Mock::given(method("POST"))
-        .and(path(route))
-        .respond_with(ResponseTemplate::new(status))
-        .mount(server)
-        .await;
+    answer(server, "POST", route, status).await;
 }
 
 fn delivery(id: &str, events: bool) -> Message {

@@ -4,9 +4,6 @@
 //! The Intercom seed's `company.*` rows need a company look-up through the Intercom API; they
 //! are covered with the look-up's own tests.
 
-mod common;
-use common::bodies;
-
 use chrono::{TimeZone, Utc};
 use deskbridge_shared::brevo::BrevoClient;
 use deskbridge_shared::config::file as config_file;
@@ -15,10 +12,10 @@ use deskbridge_shared::helpdesk::{Parsed, parse_webhook};
 use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::memory::{MemoryStateStore, NoLookup};
 use deskbridge_shared::model::{Job, Origin, Source};
+use deskbridge_shared::testkit::brevo::{accepting, bodies, fast_client};
 use deskbridge_upsert::{Message, Upserter};
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
 /// The Gorgias seed's configuration, as the seed document gives it.
 const GORGIAS_SEED: &str = r#"
@@ -76,27 +73,14 @@ fn fixture(path: &str) -> String {
 }
 
 async fn brevo() -> MockServer {
-    let server = MockServer::start().await;
-    for (route, status) in [
-        ("/v3/contacts", 204),
-        ("/v3/events", 204),
-        ("/v3/contacts/lists/36/contacts/remove", 201),
-        ("/v3/contacts/lists/37/contacts/remove", 201),
-    ] {
-        Mock::given(method("POST"))
-            .and(path(route))
-            .respond_with(ResponseTemplate::new(status).set_body_json(json!({})))
-            .mount(&server)
-            .await;
-    }
-    server
+    accepting(&[]).await
 }
 
 fn upserter(
     server: &MockServer,
     mapping: Mapping,
 ) -> Upserter<BrevoClient, MemoryStateStore, NoLookup> {
-    let brevo = common::brevo_client(server);
+    let brevo = fast_client(server);
     Upserter::new(brevo, MemoryStateStore::new(), NoLookup, mapping)
 }
 

@@ -48,11 +48,12 @@ pub trait Helpdesk: Send + Sync {
     ) -> Result<(), AuthError>;
 
     /// Reads a verified delivery (`value` is `body` as JSON, read with the nesting limit) into
-    /// canonical records.
+    /// canonical records. It takes `value` whole, so that parts of it can become records
+    /// without being copied.
     fn parse_webhook(
         &self,
         settings: &Settings,
-        value: &Value,
+        value: Value,
         headers: &http::HeaderMap,
         body: &[u8],
         received_at: DateTime<Utc>,

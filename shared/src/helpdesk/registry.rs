@@ -111,7 +111,7 @@ impl Registry {
     ) -> Result<Parsed, ParseError> {
         let value = parse_json(body)?;
         match self.get(source) {
-            Some(helpdesk) => helpdesk.parse_webhook(settings, &value, headers, body, received_at),
+            Some(helpdesk) => helpdesk.parse_webhook(settings, value, headers, body, received_at),
             None => Err(ParseError::Invalid(format!(
                 "source `{source}` is not served here"
             ))),

@@ -22,16 +22,18 @@ pub fn fast_client(server: &MockServer) -> crate::brevo::BrevoClient {
     }
 }
 
+/// Mounts on `server` the answers Brevo gives when it accepts a write ([`mount_writes`]) and
+/// `GET /v3/contacts/attributes` listing `attributes` ([`mount_attributes`]).
+pub async fn mount_accepting(server: &MockServer, attributes: &[(&str, &str)]) {
+    mount_writes(server).await;
+    mount_attributes(server, attributes).await;
+}
+
 /// Mounts on `server` the answers Brevo gives when it accepts a write: `POST /v3/contacts` 204
 /// (updated), `POST /v3/events` and `/v3/events/batch` 204, `POST /v3/contacts/import` 202 with
-/// a process id, list removals 201, and `GET /v3/contacts/attributes` listing `attributes`
-/// (`(name, type)` pairs, category `normal`).
-pub async fn mount_accepting(server: &MockServer, attributes: &[(&str, &str)]) {
-    let listed: Vec<Value> = attributes
-        .iter()
-        .map(|(name, kind)| json!({"name": name, "category": "normal", "type": kind}))
-        .collect();
-    let routes: [(&str, &str, ResponseTemplate); 5] = [
+/// a process id, and list removals 201. Nothing else is answered (wiremock's 404).
+pub async fn mount_writes(server: &MockServer) {
+    let routes: [(&str, &str, ResponseTemplate); 4] = [
         ("POST", "/v3/contacts", ResponseTemplate::new(204)),
         ("POST", "/v3/events", ResponseTemplate::new(204)),
         ("POST", "/v3/events/batch", ResponseTemplate::new(204)),
@@ -39,11 +41,6 @@ pub async fn mount_accepting(server: &MockServer, attributes: &[(&str, &str)]) {
             "POST",
             "/v3/contacts/import",
             ResponseTemplate::new(202).set_body_json(json!({"processId": 78})),
-        ),
-        (
-            "GET",
-            "/v3/contacts/attributes",
-            ResponseTemplate::new(200).set_body_json(json!({ "attributes": listed })),
         ),
     ];
     mount_routes(server, routes).await;
@@ -55,6 +52,60 @@ pub async fn mount_accepting(server: &MockServer, attributes: &[(&str, &str)]) {
         )
         .mount(server)
         .await;
+}
+
+/// Mounts on `server` `GET /v3/contacts/attributes` listing `attributes`, `(name, type)` pairs:
+/// category `normal`, except type `category`, which Brevo lists in the category `category`
+/// with its enumeration.
+pub async fn mount_attributes(server: &MockServer, attributes: &[(&str, &str)]) {
+    let listed: Vec<Value> = attributes
+        .iter()
+        .map(|(name, kind)| match *kind {
+            "category" => json!({
+                "name": name, "category": "category", "type": "category",
+                "enumeration": [{"value": 1, "label": "Yes"}, {"value": 2, "label": "No"}]
+            }),
+            _ => json!({"name": name, "category": "normal", "type": kind}),
+        })
+        .collect();
+    mount_routes(
+        server,
+        [(
+            "GET",
+            "/v3/contacts/attributes",
+            ResponseTemplate::new(200).set_body_json(json!({ "attributes": listed })),
+        )],
+    )
+    .await;
+}
+
+/// Mounts on `server` the answer Brevo gives when it creates an attribute:
+/// `POST /v3/contacts/attributes/normal/{name}` 201.
+pub async fn mount_attribute_creation(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path_regex("^/v3/contacts/attributes/normal/[A-Za-z0-9_]+$"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(server)
+        .await;
+}
+
+/// Mounts on `server` `GET /v3/account` for a working key (company "Acme").
+pub async fn mount_account(server: &MockServer) {
+    mount_routes(
+        server,
+        [(
+            "GET",
+            "/v3/account",
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"companyName": "Acme", "email": "ops@acme.test"})),
+        )],
+    )
+    .await;
+}
+
+/// Mounts on `server` one answer: `verb route` is answered `status` with no body.
+pub async fn answer(server: &MockServer, verb: &str, route: &str, status: u16) {
+    mount_routes(server, [(verb, route, ResponseTemplate::new(status))]).await;
 }
 
 /// Mounts each `(method, path, answer)` on `server`.
@@ -123,6 +174,22 @@ pub fn requests_to(all: &[Request], route: &str) -> Vec<Value> {
     all.iter()
         .filter(|r| r.url.path() == route)
         .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        .collect()
+}
+
+/// The JSON bodies of the requests `server` received on `route`, in order; panics on a body
+/// that is not JSON (deskbridge sends none).
+pub async fn bodies(server: &MockServer, route: &str) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == route)
+        .map(|r| match r.body_json::<Value>() {
+            Ok(body) => body,
+            Err(e) => panic!("{route}: a body that is not JSON: {e}"),
+        })
         .collect()
 }
 

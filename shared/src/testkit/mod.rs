@@ -4,11 +4,14 @@
 //! against it instead of each building its own.
 //!
 //! - [`brevo::accepting`]: Brevo answering every write deskbridge makes as Brevo does when it
-//!   accepts it, for tests that read what was sent ([`brevo::requests_to`],
-//!   [`brevo::event_names`]);
+//!   accepts it, for tests that read what was sent ([`brevo::bodies`], [`brevo::requests_to`],
+//!   [`brevo::event_names`]); the `mount_*` functions add its parts to a server one by one (the
+//!   writes, the attribute listing, lists and folders, attribute creation, the account);
 //! - [`brevo::BrevoModel`]: Brevo keeping contacts (matched by email, then ext_id; moves refused
 //!   for an email another contact has; events on the contact they name), for tests of what ends
-//!   up in the account.
+//!   up in the account;
+//! - [`crate::helpdesk::intercom::fake::ContactSearch`]: Intercom's contact search, the
+//!   contacts stream's backfill (in the vendor's folder, like everything about a helpdesk).
 //!
 //! [`calls`] lists what any of these servers received.
 

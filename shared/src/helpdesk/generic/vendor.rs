@@ -44,13 +44,13 @@ impl Helpdesk for Generic {
     fn parse_webhook(
         &self,
         settings: &Settings,
-        value: &Value,
+        value: Value,
         _headers: &http::HeaderMap,
         body: &[u8],
         received_at: DateTime<Utc>,
     ) -> Result<Parsed, ParseError> {
         match settings.file.generic.get(&self.name) {
-            Some(config) => parse_webhook(&self.name, config, value, body, received_at),
+            Some(config) => parse_webhook(&self.name, config, &value, body, received_at),
             None => Err(ParseError::Invalid(format!(
                 "generic source `{}` is not configured",
                 self.name

@@ -45,12 +45,12 @@ impl Helpdesk for Gorgias {
     fn parse_webhook(
         &self,
         _settings: &Settings,
-        value: &Value,
+        value: Value,
         _headers: &http::HeaderMap,
         body: &[u8],
         received_at: DateTime<Utc>,
     ) -> Result<Parsed, ParseError> {
-        webhook::parse_webhook(value, body, received_at)
+        webhook::parse_webhook(&value, body, received_at)
     }
 
     fn person_from_profile(&self, profile: &Value) -> Person {

@@ -288,7 +288,7 @@ fn contact_to_record(contact: &Value) -> Result<Record, String> {
         return Err("contact without updated_at".to_string());
     };
     let mut record =
-        contact_record(contact, at).map_err(|_| "contact without an id".to_string())?;
+        contact_record(contact.clone(), at).map_err(|_| "contact without an id".to_string())?;
     if let (Some(created), Some(id)) = (created, record.person.source_id.as_deref()) {
         let subject = format!("contact:{id}");
         record.events.push(event(

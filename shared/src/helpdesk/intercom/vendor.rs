@@ -45,7 +45,7 @@ impl Helpdesk for Intercom {
     fn parse_webhook(
         &self,
         _settings: &Settings,
-        value: &Value,
+        value: Value,
         _headers: &http::HeaderMap,
         _body: &[u8],
         received_at: DateTime<Utc>,

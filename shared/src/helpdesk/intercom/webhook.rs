@@ -17,8 +17,9 @@ use crate::helpdesk::parse::{Delivery, ParseError, Parsed};
 use crate::mapping::parse_time;
 use crate::model::{EventKind, Person, Record, Source, SupportEvent};
 
-/// Parses a verified Intercom notification (already decoded as `value`).
-pub fn parse_webhook(value: &Value, received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
+/// Parses a verified Intercom notification (already decoded as `value`). A contact item is
+/// moved, not copied, into its record's profile.
+pub fn parse_webhook(mut value: Value, received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
     let obj = value
         .as_object()
         .ok_or_else(|| ParseError::Invalid("Intercom body is not a JSON object".into()))?;
@@ -30,16 +31,17 @@ pub fn parse_webhook(value: &Value, received_at: DateTime<Utc>) -> Result<Parsed
     let sent_at = time(obj.get("created_at"))
         .or_else(|| time(obj.get("first_sent_at")))
         .unwrap_or(received_at);
-    let item = obj
-        .get("data")
-        .and_then(|d| d.get("item"))
+    let item = value
+        .get_mut("data")
+        .and_then(|d| d.get_mut("item"))
         .filter(|i| i.is_object())
+        .map(Value::take)
         .ok_or(ParseError::Missing("data.item"))?;
 
     let record = match topic.as_str() {
         "contact.user.created" | "contact.lead.created" => {
-            let mut r = contact_record(item, sent_at)?;
             let created = time(item.get("created_at")).unwrap_or(sent_at);
+            let mut r = contact_record(item, sent_at)?;
             let subject = format!(
                 "contact:{}",
                 r.person.source_id.as_deref().unwrap_or_default()
@@ -84,7 +86,7 @@ pub fn parse_webhook(value: &Value, received_at: DateTime<Utc>) -> Result<Parsed
             // a subscription's own `id` for the person's).
             let is_contact = matches!(text(item.get("type")).as_deref(), None | Some("contact"));
             let mut r = match item.get("contact").filter(|c| c.is_object()) {
-                _ if is_contact => reference_record(item, sent_at)?,
+                _ if is_contact => reference_record(&item, sent_at)?,
                 Some(contact) => reference_record(contact, sent_at)?,
                 None => {
                     let id = text(item.get("contact_id"))
@@ -104,14 +106,16 @@ pub fn parse_webhook(value: &Value, received_at: DateTime<Utc>) -> Result<Parsed
             r
         }
         "conversation.user.created" => {
-            conversation_record(item, EventKind::TicketCreated, sent_at)?
+            conversation_record(&item, EventKind::TicketCreated, sent_at)?
         }
-        "conversation.admin.closed" => conversation_record(item, EventKind::TicketClosed, sent_at)?,
+        "conversation.admin.closed" => {
+            conversation_record(&item, EventKind::TicketClosed, sent_at)?
+        }
         "conversation.admin.opened" => {
-            conversation_record(item, EventKind::TicketReopened, sent_at)?
+            conversation_record(&item, EventKind::TicketReopened, sent_at)?
         }
         "conversation.rating.added" => {
-            conversation_record(item, EventKind::SurveyResponded, sent_at)?
+            conversation_record(&item, EventKind::SurveyResponded, sent_at)?
         }
         // `contact.deleted` is deliberately ignored: a person deleted from the helpdesk stays a
         // marketing contact (their consent lives in Brevo, not in support). Everything else is
@@ -180,15 +184,15 @@ pub fn with_company(profile: &mut Value, company: &Value) {
 }
 
 /// A record carrying a whole contact as its profile.
-pub(crate) fn contact_record(item: &Value, sent_at: DateTime<Utc>) -> Result<Record, ParseError> {
-    let person = person_from_contact(item);
+pub(crate) fn contact_record(item: Value, sent_at: DateTime<Utc>) -> Result<Record, ParseError> {
+    let person = person_from_contact(&item);
     if person.source_id.is_none() {
         return Err(ParseError::Missing("data.item.id"));
     }
     Ok(Record {
         person,
         observed_at: time(item.get("updated_at")).unwrap_or(sent_at),
-        profile: Some(item.clone()),
+        profile: Some(item),
         ..Default::default()
     })
 }
@@ -416,7 +420,7 @@ pub(crate) mod tests {
 
     fn parse(body: &str) -> Result<Parsed, ParseError> {
         let value = crate::helpdesk::parse::parse_json(body.as_bytes())?;
-        parse_webhook(&value, now())
+        parse_webhook(value, now())
     }
 
     fn record(body: &str) -> (Delivery, Record) {

@@ -46,12 +46,12 @@ impl Helpdesk for Zendesk {
     fn parse_webhook(
         &self,
         _settings: &Settings,
-        value: &Value,
+        value: Value,
         headers: &http::HeaderMap,
         body: &[u8],
         received_at: DateTime<Utc>,
     ) -> Result<Parsed, ParseError> {
-        webhook::parse_webhook(value, headers, body, received_at)
+        webhook::parse_webhook(&value, headers, body, received_at)
     }
 
     fn person_from_profile(&self, profile: &Value) -> Person {
