@@ -1,6 +1,7 @@
 //! The state store port: dedupe claims, revisioned documents (per-contact ledgers); cursors and
 //! leases build on the same table.
 
+pub mod budget;
 pub mod dynamo;
 pub mod streams;
 

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use deskbridge_shared::brevo;
 use deskbridge_shared::config::Settings;
-use deskbridge_shared::helpdesk::{CachePolicy, HelpdeskLookup, Registry};
+use deskbridge_shared::helpdesk::{CachePolicy, HelpdeskLookup, Registry, attach_budgets};
 use deskbridge_shared::metrics::Metrics;
 use deskbridge_shared::queue::{InMessage, Queue, Redelivery, SqsQueue};
 use deskbridge_shared::state::DynamoStateStore;
@@ -256,10 +256,14 @@ pub fn local_upserter_for(
     helpdesks: &Registry,
 ) -> anyhow::Result<LocalUpserter> {
     let table = settings.require_state_table()?.to_string();
+    let state = DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), table);
+    // Look-ups spend the same budget per helpdesk account as the sync's readers.
+    let lookup = HelpdeskLookup::from_registry(settings, helpdesks, CachePolicy::default())
+        .with_budgets(helpdesks.shared_budgets(settings, &state));
     let upserter = Upserter::new(
         brevo::from_settings(&settings.brevo)?,
-        DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), table),
-        HelpdeskLookup::from_registry(settings, helpdesks, CachePolicy::default()),
+        state,
+        lookup,
         settings.mapping.clone(),
     )
     .with_default_lists(settings.brevo.uses_default_lists());
@@ -319,13 +323,16 @@ pub fn local_syncer_for(
         return Ok(None);
     };
     let table = settings.require_state_table()?.to_string();
+    let state = DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), table);
+    let readers: Vec<Arc<_>> = helpdesks
+        .readers(settings)
+        .into_iter()
+        .map(Arc::from)
+        .collect();
+    attach_budgets(&readers, &helpdesks.shared_budgets(settings, &state));
     let mut syncer = Syncer::from_settings(
-        helpdesks
-            .readers(settings)
-            .into_iter()
-            .map(Arc::from)
-            .collect(),
-        DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), table),
+        readers,
+        state,
         SqsQueue::new(aws_sdk_sqs::Client::new(sdk)),
         settings,
     )?;

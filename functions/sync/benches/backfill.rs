@@ -65,6 +65,7 @@ use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::memory::{MemoryQueue, MemoryStateStore, MemoryStreamStore};
 use deskbridge_shared::model::{Person, Source};
 use deskbridge_shared::queue::Queue;
+use deskbridge_shared::state::budget::StoredBudget;
 use deskbridge_shared::state::streams::{StreamId, StreamState, StreamStore};
 use deskbridge_shared::sync::{Rate, SourceReader, sync_client};
 use deskbridge_sync::Syncer;
@@ -674,8 +675,18 @@ async fn run_backfill(case: &Case, start_at: Option<SystemTime>) -> Run {
             .await
             .expect("memory stream store saves");
     }
+    // As deployed, the reader also draws from the account's shared budget (here in memory, at
+    // the reader's rate, so that it never allows more than the reader's own limiter).
+    let reader = reader(case, &helpdesk.uri());
+    if let Some(limiter) = reader.account_limiter() {
+        limiter.attach(Arc::new(StoredBudget::new(
+            MemoryStateStore::new(),
+            &case.source,
+            limiter.rate(),
+        )));
+    }
     let syncer = Arc::new(Syncer::new(
-        vec![reader(case, &helpdesk.uri())],
+        vec![reader],
         streams,
         MemoryQueue::new(),
         SYNC.into(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use deskbridge_shared::config::Vars;
-use deskbridge_shared::helpdesk::readers_from_settings;
+use deskbridge_shared::helpdesk::{attach_budgets, readers_from_settings, shared_budgets};
 use deskbridge_shared::metrics::Metrics;
 use deskbridge_shared::queue::{Redelivery, SqsQueue, messages_from_sqs};
 use deskbridge_shared::state::DynamoStateStore;
@@ -33,12 +33,12 @@ async fn main() -> Result<(), Error> {
             .into_iter()
             .map(Arc::from)
             .collect();
-        let mut syncer = Syncer::from_settings(
-            readers,
-            DynamoStateStore::new(clients.0.clone(), settings.require_state_table()?),
-            SqsQueue::new(clients.1.clone()),
-            &settings,
-        )?;
+        let state = DynamoStateStore::new(clients.0.clone(), settings.require_state_table()?);
+        // Every invocation, and the look-ups of the upsert functions, spend one budget per
+        // helpdesk account.
+        attach_budgets(&readers, &shared_budgets(&settings, &state));
+        let mut syncer =
+            Syncer::from_settings(readers, state, SqsQueue::new(clients.1.clone()), &settings)?;
         syncer.metrics = Metrics::from_env("deskbridge-sync");
         syncer.redelivery = Some(Redelivery::configured(
             Arc::new(SqsQueue::new(clients.1.clone())),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use deskbridge_shared::brevo::{self, DryRunOutput, UsageFigures};
-use deskbridge_shared::helpdesk::HelpdeskLookup;
+use deskbridge_shared::helpdesk::{self, HelpdeskLookup};
 use deskbridge_shared::metrics::{Document, Metrics};
 use deskbridge_shared::queue::{Queue, Redelivery, SqsQueue};
 use deskbridge_shared::state::DynamoStateStore;
@@ -44,7 +44,9 @@ async fn main() -> Result<(), Error> {
         let brevo = brevo::from_settings_with(&settings.brevo, DryRunOutput::Masked)?;
         let governor = brevo.governor().cloned();
         let state = DynamoStateStore::new(clients.0.clone(), settings.require_state_table()?);
-        let lookup = HelpdeskLookup::new(&settings);
+        // Look-ups spend the same budget per helpdesk account as the sync's readers.
+        let lookup = HelpdeskLookup::new(&settings)
+            .with_budgets(helpdesk::shared_budgets(&settings, &state));
         for line in settings.describe_sources() {
             tracing::info!("{line}");
         }

@@ -17,7 +17,7 @@ use super::parse::{ParseError, Parsed};
 use super::signature::AuthError;
 use crate::config::Settings;
 use crate::model::{Person, Record, Source};
-use crate::sync::SourceReader;
+use crate::sync::{Rate, SourceReader};
 
 /// One helpdesk: how its webhooks are authenticated and read, how its person objects become
 /// canonical people, and, when it has an API deskbridge calls, how people are looked up and
@@ -76,6 +76,12 @@ pub trait Helpdesk: Send + Sync {
         None
     }
 
+    /// The request rate of one account of its API (the whole account's, which its sync readers
+    /// and look-ups share); none for a helpdesk without an API.
+    fn account_rate(&self) -> Option<Rate> {
+        None
+    }
+
     /// The names of its batch sync streams, in the order a run starts them (none without a
     /// sync).
     fn streams(&self) -> &'static [&'static str] {
@@ -121,6 +127,12 @@ pub trait PersonApi: Send + Sync {
         client: &reqwest::Client,
         id: &str,
     ) -> Result<Option<Value>, LookupError>;
+
+    /// Whether [`PersonApi::complete_profile`] would call the helpdesk for `record` (so that
+    /// the call is counted against the account's budget only when it is made).
+    fn needs_completion(&self, _record: &Record) -> bool {
+        false
+    }
 
     /// Adds to `record`'s profile what the person object only references (an Intercom
     /// contact's company). Never fails: without that data the record is written as it is.

@@ -12,6 +12,11 @@
 //! it names none): look-ups of that helpdesk fail at once as rate limited, with the time left,
 //! and the message that needed them waits at least that long before it is tried again.
 //!
+//! With shared budgets attached ([`HelpdeskLookup::with_budgets`]), every call draws from the
+//! helpdesk account's budget that the sync's readers spend too, and a 429 holds back every
+//! process; a look-up that would wait more than [`LOOKUP_PATIENCE`] for the budget fails as
+//! rate limited instead, and its message waits.
+//!
 //! [`PersonLookup::complete_profile`] then adds what a person object only references (an
 //! Intercom contact's first company, cached the same way). A company that cannot be fetched
 //! never holds the contact back.
@@ -24,10 +29,11 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::contract::{Helpdesk, PersonApi};
-use super::registry::Registry;
+use super::registry::{Registry, SharedBudgets};
 use crate::config::Settings;
 use crate::http as helpdesk_http;
 use crate::model::{Person, Record, Source};
+use crate::sync::limiter::Grant;
 
 pub use super::api::{CACHE_CAPACITY, CACHE_TTL, CachePolicy, FAILURE_TTL, LookupError};
 use super::api::{Cache, valid_id};
@@ -57,6 +63,9 @@ struct Api {
 /// How long a helpdesk that answered 429 without `Retry-After` is left alone.
 pub const PAUSE_WITHOUT_RETRY_AFTER: Duration = Duration::from_secs(10);
 
+/// The longest a look-up waits for the shared budget before it fails as rate limited.
+pub const LOOKUP_PATIENCE: Duration = Duration::from_secs(2);
+
 /// [`PersonLookup`] over the helpdesk REST APIs configured in [`Settings`].
 pub struct HelpdeskLookup {
     /// `Err` keeps the reason the client could not be built; every call then fails as transient.
@@ -65,6 +74,8 @@ pub struct HelpdeskLookup {
     cache: Cache<(Source, String), Found>,
     /// Per helpdesk, no request before this instant (its last 429's `Retry-After`).
     paused: Mutex<HashMap<Source, Instant>>,
+    /// Per helpdesk, the account's budget shared with other processes.
+    budgets: SharedBudgets,
 }
 
 impl HelpdeskLookup {
@@ -106,6 +117,53 @@ impl HelpdeskLookup {
             apis,
             cache: Cache::new(cache.ttl, cache.capacity),
             paused: Mutex::new(HashMap::new()),
+            budgets: SharedBudgets::new(),
+        }
+    }
+
+    /// Draws every call from these shared budgets ([`Registry::shared_budgets`]).
+    pub fn with_budgets(mut self, budgets: SharedBudgets) -> Self {
+        self.budgets = budgets;
+        self
+    }
+
+    /// One call's worth of `source`'s shared budget, waited for up to [`LOOKUP_PATIENCE`].
+    /// Without a budget, or when it cannot be read, the call goes ahead.
+    async fn spend(&self, source: &Source) -> Result<(), LookupError> {
+        let Some(budget) = self.budgets.get(source) else {
+            return Ok(());
+        };
+        let mut waited = Duration::ZERO;
+        loop {
+            match budget.take(1).await {
+                Ok(Grant::Granted(_)) => return Ok(()),
+                Ok(Grant::Wait(wait)) if waited + wait <= LOOKUP_PATIENCE => {
+                    tokio::time::sleep(wait).await;
+                    waited += wait;
+                }
+                Ok(Grant::Wait(wait)) => {
+                    return Err(LookupError::RateLimited {
+                        retry_after: Some(wait),
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(%source, error = %e,
+                        "shared helpdesk budget unavailable; looking up regardless");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Holds back every process sharing `source`'s budget for `wait`.
+    async fn pause_everyone(&self, source: &Source, wait: Duration) {
+        self.pause(source, wait);
+        if let Some(budget) = self.budgets.get(source) {
+            let until = chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+            if let Err(e) = budget.pause(until).await {
+                tracing::warn!(%source, error = %e,
+                    "could not share the helpdesk's pause with other processes");
+            }
         }
     }
 
@@ -164,10 +222,11 @@ impl PersonLookup for HelpdeskLookup {
             .client
             .as_ref()
             .map_err(|e| LookupError::Transient(e.clone()))?;
+        self.spend(source).await?;
         let answer = match api.people.person(client, id).await {
             Err(LookupError::RateLimited { retry_after }) => {
                 let wait = retry_after.unwrap_or(PAUSE_WITHOUT_RETRY_AFTER);
-                self.pause(source, wait);
+                self.pause_everyone(source, wait).await;
                 return Err(LookupError::RateLimited {
                     retry_after: Some(wait),
                 });
@@ -192,7 +251,10 @@ impl PersonLookup for HelpdeskLookup {
             return;
         };
         // A paused helpdesk is not asked for companies either; the contact goes without them.
-        if self.pause_left(source).is_some() {
+        if self.pause_left(source).is_some() || !api.people.needs_completion(record) {
+            return;
+        }
+        if self.spend(source).await.is_err() {
             return;
         }
         api.people.complete_profile(client, record).await;
@@ -487,6 +549,56 @@ mod tests {
             .iter()
             .map(|r| r.url.path().to_string())
             .collect()
+    }
+
+    #[tokio::test]
+    async fn look_ups_draw_from_the_budget_the_sync_spends_and_share_its_pauses() {
+        use crate::memory::MemoryStateStore;
+        let server = MockServer::start().await;
+        Mock::given(path("/api/v2/users/1.json"))
+            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "42"))
+            .mount(&server)
+            .await;
+        Mock::given(path("/contacts/4"))
+            .respond_with(json(INTERCOM_CONTACT))
+            .mount(&server)
+            .await;
+        let settings = settings(&server);
+        let store = Arc::new(MemoryStateStore::new());
+        // This process's look-ups, and the budgets "another process" (the sync) sees.
+        let lookup = HelpdeskLookup::new(&settings)
+            .with_budgets(Registry::built_in().shared_budgets(&settings, &store));
+        let sync = Registry::built_in().shared_budgets(&settings, &store);
+        assert_eq!(sync.len(), 3, "one budget per helpdesk with an API");
+
+        // A 429 to a look-up holds back the sync too, for the whole Retry-After.
+        lookup.lookup(&Source::Zendesk, "1").await.expect_err("429");
+        let Ok(Grant::Wait(wait)) = sync[&Source::Zendesk].take(1).await else {
+            panic!("the sync is held back");
+        };
+        assert!(wait > Duration::from_secs(40), "{wait:?}");
+
+        // The sync paused Intercom for a minute: the look-up sends nothing and says how long.
+        sync[&Source::Intercom]
+            .pause(chrono::Utc::now() + chrono::Duration::seconds(60))
+            .await
+            .expect("pause stored");
+        let held = lookup
+            .lookup(&Source::Intercom, "4")
+            .await
+            .expect_err("held back");
+        let left = held.retry_after().expect("time left");
+        assert!(left > Duration::from_secs(55), "{left:?}");
+        assert_eq!(paths(&server).await, ["/api/v2/users/1.json"]);
+
+        // Gorgias: the sync spent the whole burst; the look-up waits for the next token (well
+        // within its patience) and goes ahead.
+        assert_eq!(sync[&Source::Gorgias].take(2).await, Ok(Grant::Granted(2)));
+        Mock::given(path("/api/customers/5"))
+            .respond_with(json(GORGIAS_CUSTOMER))
+            .mount(&server)
+            .await;
+        assert!(lookup.lookup(&Source::Gorgias, "5").await.is_ok());
     }
 
     #[tokio::test]

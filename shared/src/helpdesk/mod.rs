@@ -29,7 +29,7 @@ pub use api::{CachePolicy, LookupError};
 pub use check::{CheckApi, CheckStreams, Finding};
 pub use contract::{Helpdesk, PersonApi};
 pub use lookup::{HelpdeskLookup, PersonLookup};
-pub use registry::Registry;
+pub use registry::{Registry, SharedBudgets, attach_budgets};
 pub use signature::AuthError;
 pub use zendesk::auth::{ZendeskAuth, ZendeskCredentials};
 
@@ -67,6 +67,15 @@ pub fn person_from_profile(source: &Source, profile: &Value) -> Person {
 /// [`Source::BUILT_IN`] order ([`Registry::readers`]).
 pub fn readers_from_settings(settings: &Settings) -> Vec<Box<dyn SourceReader>> {
     Registry::built_in().readers(settings)
+}
+
+/// The request budget of every built-in helpdesk whose API is configured, kept in `store`
+/// ([`Registry::shared_budgets`]).
+pub fn shared_budgets<S>(settings: &Settings, store: &S) -> SharedBudgets
+where
+    S: crate::state::StateStore + Clone + std::fmt::Debug + 'static,
+{
+    Registry::built_in().shared_budgets(settings, store)
 }
 
 /// The reader of `source`, when its API credentials are set (and the HTTP client builds).

@@ -17,8 +17,14 @@ use super::signature::AuthError;
 use super::zendesk::vendor::Zendesk;
 use crate::config::Settings;
 use crate::model::{Person, Source};
+use crate::state::StateStore;
+use crate::state::budget::StoredBudget;
 use crate::sync::SourceReader;
+use crate::sync::limiter::SharedBudget;
 use crate::sync::readers::sync_client;
+
+/// Each helpdesk account's budget shared between processes, by source.
+pub type SharedBudgets = std::collections::HashMap<Source, Arc<dyn SharedBudget>>;
 
 /// The helpdesks by source. Generic sources are not listed: each configured one is served by
 /// a [`Generic`] made on demand from the settings.
@@ -146,6 +152,25 @@ impl Registry {
             .collect()
     }
 
+    /// The request budget of every helpdesk whose API is configured, kept in `store`
+    /// ([`StoredBudget`]), so that the sync's readers ([`attach_budgets`]) and the look-ups
+    /// ([`super::HelpdeskLookup::with_budgets`]) of every process draw from one budget per
+    /// account.
+    pub fn shared_budgets<S>(&self, settings: &Settings, store: &S) -> SharedBudgets
+    where
+        S: StateStore + Clone + fmt::Debug + 'static,
+    {
+        self.helpdesks
+            .iter()
+            .filter(|h| h.api_enabled(settings))
+            .filter_map(|h| {
+                let source = h.source();
+                let budget = StoredBudget::new(store.clone(), &source, h.account_rate()?);
+                Some((source, Arc::new(budget) as Arc<dyn SharedBudget>))
+            })
+            .collect()
+    }
+
     /// The reader of `source`, when its API credentials are set (and the HTTP client builds).
     pub fn reader_for(
         &self,
@@ -154,6 +179,17 @@ impl Registry {
     ) -> Option<Box<dyn SourceReader>> {
         let helpdesk = self.get(source).filter(|h| h.api_enabled(settings))?;
         helpdesk.reader(settings, &client_or_log()?)
+    }
+}
+
+/// Makes each reader's account limiter draw from its helpdesk's shared budget.
+pub fn attach_budgets(readers: &[Arc<dyn SourceReader>], budgets: &SharedBudgets) {
+    for reader in readers {
+        if let (Some(limiter), Some(budget)) =
+            (reader.account_limiter(), budgets.get(&reader.source()))
+        {
+            limiter.attach(budget.clone());
+        }
     }
 }
 

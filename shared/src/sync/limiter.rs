@@ -10,11 +10,18 @@
 //!   look-ups and other processes spending the same account's budget). Feedback pauses *every*
 //!   caller sharing the limiter until the pause ends.
 //!
+//! Processes that spend one account side by side (the sync's invocations, the look-ups of the
+//! upsert and backfill functions) also draw from one [`SharedBudget`] once it is attached
+//! ([`Limiter::attach`]): each takes blocks of up to a burst from it and spends them through its
+//! own bucket, and a 429 seen by one of them pauses all of them ([`Limiter::pause_everyone`]).
+//!
 //! All waiting runs on tokio's clock, so tests can use a paused clock.
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use async_trait::async_trait;
 
 use chrono::{DateTime, Utc};
 use governor::clock::Clock;
@@ -140,6 +147,26 @@ enum Budget {
     Leaky { used: u64, limit: u64 },
 }
 
+/// What a [`SharedBudget`] answers a request for requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// This many may be sent (at least one).
+    Granted(u32),
+    /// None now: ask again after this long.
+    Wait(Duration),
+}
+
+/// One helpdesk account's budget, shared with every other process that spends it
+/// ([`crate::state::budget::StoredBudget`] keeps it in the state table).
+#[async_trait]
+pub trait SharedBudget: Send + Sync + std::fmt::Debug {
+    /// Takes `want` requests' worth (at most a burst of the account's rate), or says how long
+    /// to wait for them.
+    async fn take(&self, want: u32) -> Result<Grant, String>;
+    /// Grants nothing to anyone before `until` (a 429's `Retry-After`); never shortens a pause.
+    async fn pause(&self, until: DateTime<Utc>) -> Result<(), String>;
+}
+
 /// The rate limiter of one helpdesk account. Share it (in an `Arc`) between every caller that
 /// spends the same account's budget.
 #[derive(Debug)]
@@ -150,6 +177,11 @@ pub struct Limiter {
     bucket: Bucket,
     /// No request may start before this instant (set by a 429 or by the rate headers).
     paused_until: Mutex<Option<Instant>>,
+    /// The budget shared with other processes, once attached.
+    shared: OnceLock<Arc<dyn SharedBudget>>,
+    /// Requests taken from `shared` and not sent yet. Held while taking more, so that the
+    /// callers of one process ask the shared budget one at a time.
+    taken: tokio::sync::Mutex<u32>,
 }
 
 impl Limiter {
@@ -164,7 +196,22 @@ impl Limiter {
             clock,
             bucket: RateLimiter::direct_with_clock(rate.quota(), clock),
             paused_until: Mutex::new(None),
+            shared: OnceLock::new(),
+            taken: tokio::sync::Mutex::new(0),
         }
+    }
+
+    /// Draws every request from `budget` too, from now on: the account's budget shared with
+    /// other processes. Only the first budget attached counts.
+    pub fn attach(&self, budget: Arc<dyn SharedBudget>) {
+        if self.shared.set(budget).is_err() {
+            tracing::debug!(limiter = %self.name, "a shared budget was attached already");
+        }
+    }
+
+    /// Whether a shared budget is attached.
+    pub fn is_shared(&self) -> bool {
+        self.shared.get().is_some()
     }
 
     pub fn name(&self) -> &str {
@@ -175,18 +222,69 @@ impl Limiter {
         self.rate
     }
 
-    /// Waits until a request may be sent: past any pause, and with a token from the bucket.
+    /// Waits until a request may be sent: past any pause, with a token from the bucket and,
+    /// when one is attached, from the shared budget.
     pub async fn acquire(&self) {
+        // Without a limit on the wait there is no error.
+        let _ = self.acquire_within(Duration::MAX).await;
+    }
+
+    /// [`Limiter::acquire`], unless a pause of more than `patience` stands in the way: then
+    /// nothing is taken and the time left of the pause comes back.
+    pub async fn acquire_within(&self, patience: Duration) -> Result<(), Duration> {
         loop {
             if let Some(until) = self.paused_until() {
+                let left = until.saturating_duration_since(Instant::now());
+                if left > patience {
+                    return Err(left);
+                }
                 tokio::time::sleep_until(until).await;
                 continue;
             }
-            match self.bucket.check() {
-                Ok(()) => return,
-                Err(not_until) => {
-                    tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
-                }
+            if let Err(not_until) = self.bucket.check() {
+                tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
+                continue;
+            }
+            match self.draw().await {
+                None => return Ok(()),
+                // Nobody here sends before the shared budget has something again.
+                Some(wait) => self.pause_for(wait),
+            }
+        }
+    }
+
+    /// One request from the shared budget, if one is attached: `None` when it may be sent,
+    /// the wait otherwise. When the budget cannot be read, this process paces by its own
+    /// bucket alone (and says so).
+    async fn draw(&self) -> Option<Duration> {
+        let shared = self.shared.get()?;
+        let mut taken = self.taken.lock().await;
+        if *taken > 0 {
+            *taken -= 1;
+            return None;
+        }
+        match shared.take(self.rate.burst()).await {
+            Ok(Grant::Granted(n)) => {
+                *taken = n.saturating_sub(1);
+                None
+            }
+            Ok(Grant::Wait(wait)) => Some(wait),
+            Err(e) => {
+                tracing::warn!(limiter = %self.name, error = %e,
+                    "shared helpdesk budget unavailable; pacing by this process alone");
+                None
+            }
+        }
+    }
+
+    /// [`Limiter::pause_for`], and the same pause for every process sharing the budget.
+    pub async fn pause_everyone(&self, wait: Duration) {
+        self.pause_for(wait);
+        if let Some(shared) = self.shared.get() {
+            let until = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+            if let Err(e) = shared.pause(until).await {
+                tracing::warn!(limiter = %self.name, error = %e,
+                    "could not share the helpdesk's pause with other processes");
             }
         }
     }

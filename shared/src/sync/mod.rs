@@ -76,4 +76,9 @@ pub trait SourceReader: Send + Sync {
     fn streams(&self) -> &'static [&'static str];
     /// Fetches one page.
     async fn fetch_page(&self, request: &PageRequest) -> Result<Page, FetchError>;
+    /// The limiter of the helpdesk account it reads, which a shared budget can be attached to
+    /// ([`Limiter::attach`]); none for a reader without one.
+    fn account_limiter(&self) -> Option<&std::sync::Arc<Limiter>> {
+        None
+    }
 }

@@ -138,7 +138,12 @@ impl Api {
             if let Some(lane) = lane {
                 lane.acquire().await;
             }
-            self.limiter.acquire().await;
+            // The shared budget may hold everyone back (another process saw a 429): a wait
+            // longer than what is left of the budget is handed back too.
+            let patience = self.retry.rate_limited_budget.saturating_sub(waited);
+            if let Err(left) = self.limiter.acquire_within(patience).await {
+                return Err(CallError::Failed(FetchError::RateLimited(left)));
+            }
             // Why this attempt failed in a way worth retrying, and how long the helpdesk asked
             // us to wait before the next one (a 503 may carry `Retry-After`).
             let (failure, asked_wait) = match build(&self.client).send().await {
@@ -166,8 +171,9 @@ impl Api {
                         StatusClass::RateLimited(asked) => {
                             // Without `Retry-After`, wait a whole window of the modelled limit.
                             let wait = asked.unwrap_or_else(|| self.limiter.rate().window());
-                            // Nobody sharing the account calls before the wait is over.
-                            self.limiter.pause_for(wait);
+                            // Nobody sharing the account calls before the wait is over, in
+                            // this process or any other.
+                            self.limiter.pause_everyone(wait).await;
                             rate_limited += 1;
                             if rate_limited > self.retry.rate_limited_retries
                                 || waited + wait > self.retry.rate_limited_budget

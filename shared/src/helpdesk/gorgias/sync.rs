@@ -145,6 +145,10 @@ impl GorgiasReader {
 
 #[async_trait]
 impl SourceReader for GorgiasReader {
+    fn account_limiter(&self) -> Option<&std::sync::Arc<Limiter>> {
+        Some(&self.api.limiter)
+    }
+
     fn source(&self) -> Source {
         Source::Gorgias
     }

@@ -65,6 +65,10 @@ impl Helpdesk for Gorgias {
         Some(Arc::new(GorgiasCustomers::from_settings(settings)?))
     }
 
+    fn account_rate(&self) -> Option<Rate> {
+        Some(Rate::gorgias())
+    }
+
     fn streams(&self) -> &'static [&'static str] {
         &STREAMS
     }

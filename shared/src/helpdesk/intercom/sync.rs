@@ -228,6 +228,10 @@ impl IntercomReader {
 
 #[async_trait]
 impl SourceReader for IntercomReader {
+    fn account_limiter(&self) -> Option<&std::sync::Arc<Limiter>> {
+        Some(&self.api.limiter)
+    }
+
     fn source(&self) -> Source {
         Source::Intercom
     }

@@ -65,6 +65,10 @@ impl Helpdesk for Intercom {
         Some(Arc::new(IntercomContacts::from_settings(settings, cache)?))
     }
 
+    fn account_rate(&self) -> Option<Rate> {
+        Some(Rate::intercom())
+    }
+
     fn streams(&self) -> &'static [&'static str] {
         &STREAMS
     }
@@ -195,6 +199,10 @@ impl PersonApi for IntercomContacts {
         id: &str,
     ) -> Result<Option<Value>, LookupError> {
         self.get(client, &format!("/contacts/{id}")).await
+    }
+
+    fn needs_completion(&self, record: &Record) -> bool {
+        record.profile.as_ref().is_some_and(webhook::lacks_company)
     }
 
     async fn complete_profile(&self, client: &reqwest::Client, record: &mut Record) {

@@ -283,6 +283,10 @@ impl ZendeskReader {
 
 #[async_trait]
 impl SourceReader for ZendeskReader {
+    fn account_limiter(&self) -> Option<&std::sync::Arc<Limiter>> {
+        Some(&self.api.limiter)
+    }
+
     fn source(&self) -> Source {
         Source::Zendesk
     }

@@ -69,6 +69,10 @@ impl Helpdesk for Zendesk {
         Some(Arc::new(ZendeskUsers { auth }))
     }
 
+    fn account_rate(&self) -> Option<Rate> {
+        Some(Rate::zendesk_account())
+    }
+
     fn streams(&self) -> &'static [&'static str] {
         &STREAMS
     }
