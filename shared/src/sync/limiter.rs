@@ -232,6 +232,10 @@ impl Limiter {
     /// [`Limiter::acquire`], unless a pause of more than `patience` stands in the way: then
     /// nothing is taken and the time left of the pause comes back.
     pub async fn acquire_within(&self, patience: Duration) -> Result<(), Duration> {
+        // The shared budget is drawn from before the local bucket, so that waiting for it never
+        // costs a token of the local bucket (both refill at the same pace: a token lost to
+        // one is throughput lost for good).
+        let mut drawn = false;
         loop {
             if let Some(until) = self.paused_until() {
                 let left = until.saturating_duration_since(Instant::now());
@@ -241,14 +245,21 @@ impl Limiter {
                 tokio::time::sleep_until(until).await;
                 continue;
             }
-            if let Err(not_until) = self.bucket.check() {
-                tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
-                continue;
+            if !drawn {
+                match self.draw().await {
+                    None => drawn = true,
+                    // Nobody here sends before the shared budget has something again.
+                    Some(wait) => {
+                        self.pause_for(wait);
+                        continue;
+                    }
+                }
             }
-            match self.draw().await {
-                None => return Ok(()),
-                // Nobody here sends before the shared budget has something again.
-                Some(wait) => self.pause_for(wait),
+            match self.bucket.check() {
+                Ok(()) => return Ok(()),
+                Err(not_until) => {
+                    tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
+                }
             }
         }
     }
