@@ -208,7 +208,9 @@ fn signed_round_trip(source: &Source, mut headers: HeaderMap, body: &[u8]) {
                 "a longer token must not verify"
             );
         }
-        Source::Generic(_) => {}
+        // Generic sources verify by their configuration's scheme (fuzzed through the config
+        // targets); no target feeds an added helpdesk, whose verification is its own code.
+        Source::Generic(_) | Source::Added(_) => {}
     }
 }
 
