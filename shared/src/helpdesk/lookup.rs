@@ -295,6 +295,14 @@ mod tests {
         ResponseTemplate::new(200).set_body_raw(body.as_bytes().to_vec(), "application/json")
     }
 
+    /// Answers every request to `route` on `server` with `answer`.
+    async fn mount(server: &MockServer, route: &str, answer: ResponseTemplate) {
+        Mock::given(path(route))
+            .respond_with(answer)
+            .mount(server)
+            .await;
+    }
+
     #[tokio::test]
     async fn zendesk_user_is_fetched_with_token_auth_and_cached() {
         let server = MockServer::start().await;
@@ -555,14 +563,13 @@ mod tests {
     async fn look_ups_draw_from_the_budget_the_sync_spends_and_share_its_pauses() {
         use crate::memory::MemoryStateStore;
         let server = MockServer::start().await;
-        Mock::given(path("/api/v2/users/1.json"))
-            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "42"))
-            .mount(&server)
-            .await;
-        Mock::given(path("/contacts/4"))
-            .respond_with(json(INTERCOM_CONTACT))
-            .mount(&server)
-            .await;
+        mount(
+            &server,
+            "/api/v2/users/1.json",
+            ResponseTemplate::new(429).insert_header("Retry-After", "42"),
+        )
+        .await;
+        mount(&server, "/contacts/4", json(INTERCOM_CONTACT)).await;
         let settings = settings(&server);
         let store = Arc::new(MemoryStateStore::new());
         // This process's look-ups, and the budgets "another process" (the sync) sees.
@@ -594,36 +601,23 @@ mod tests {
         // Gorgias: the sync spent the whole burst; the look-up waits for the next token (well
         // within its patience) and goes ahead.
         assert_eq!(sync[&Source::Gorgias].take(2).await, Ok(Grant::Granted(2)));
-        Mock::given(path("/api/customers/5"))
-            .respond_with(json(GORGIAS_CUSTOMER))
-            .mount(&server)
-            .await;
+        mount(&server, "/api/customers/5", json(GORGIAS_CUSTOMER)).await;
         assert!(lookup.lookup(&Source::Gorgias, "5").await.is_ok());
     }
 
     #[tokio::test]
     async fn a_rate_limited_helpdesk_is_not_asked_again_before_retry_after() {
         let server = MockServer::start().await;
-        Mock::given(path("/api/v2/users/1.json"))
-            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "42"))
-            .mount(&server)
-            .await;
-        Mock::given(path("/api/v2/users/2.json"))
-            .respond_with(json(ZENDESK_USER))
-            .mount(&server)
-            .await;
-        Mock::given(path("/contacts/3"))
-            .respond_with(ResponseTemplate::new(429))
-            .mount(&server)
-            .await;
-        Mock::given(path("/contacts/4"))
-            .respond_with(json(INTERCOM_CONTACT))
-            .mount(&server)
-            .await;
-        Mock::given(path("/api/customers/5"))
-            .respond_with(json(GORGIAS_CUSTOMER))
-            .mount(&server)
-            .await;
+        mount(
+            &server,
+            "/api/v2/users/1.json",
+            ResponseTemplate::new(429).insert_header("Retry-After", "42"),
+        )
+        .await;
+        mount(&server, "/api/v2/users/2.json", json(ZENDESK_USER)).await;
+        mount(&server, "/contacts/3", ResponseTemplate::new(429)).await;
+        mount(&server, "/contacts/4", json(INTERCOM_CONTACT)).await;
+        mount(&server, "/api/customers/5", json(GORGIAS_CUSTOMER)).await;
         let lookup = HelpdeskLookup::new(&settings(&server));
 
         lookup.lookup(&Source::Zendesk, "1").await.expect_err("429");

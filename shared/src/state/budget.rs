@@ -246,22 +246,10 @@ mod tests {
         }
     }
 
-    /// Most of `times` (sorted) in any `window`-long span.
-    fn max_in_window(times: &[tokio::time::Instant], window: Duration) -> usize {
-        let mut best = 0;
-        let mut start = 0;
-        for (end, t) in times.iter().enumerate() {
-            while *t - times[start] >= window {
-                start += 1;
-            }
-            best = best.max(end - start + 1);
-        }
-        best
-    }
-
     #[tokio::test(start_paused = true)]
     async fn the_limiters_of_two_processes_together_stay_within_the_account_rate() {
         use crate::sync::limiter::Limiter;
+        use crate::sync::limiter::tests::max_in_window;
         let store = Arc::new(MemoryStateStore::new());
         let clock: Arc<dyn Clock> = Arc::new(TokioClock {
             start: start().now(),

@@ -209,11 +209,6 @@ impl Limiter {
         }
     }
 
-    /// Whether a shared budget is attached.
-    pub fn is_shared(&self) -> bool {
-        self.shared.get().is_some()
-    }
-
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -420,13 +415,13 @@ fn read_budget(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Budget> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::http::HeaderValue;
     use std::sync::Arc;
 
     /// Most requests seen in any `window`-long span of `times` (sorted).
-    fn max_in_window(times: &[Instant], window: Duration) -> usize {
+    pub(crate) fn max_in_window(times: &[Instant], window: Duration) -> usize {
         let mut best = 0;
         let mut start = 0;
         for (end, t) in times.iter().enumerate() {
