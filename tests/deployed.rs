@@ -466,6 +466,21 @@ async fn poll_once(
     function: &mut Function,
     batch_size: i32,
 ) -> usize {
+    let Some((messages, event)) = receive_event(sqs, queue_url, batch_size).await else {
+        return 0;
+    };
+    let outcome = function.invoke(event).await;
+    settle(sqs, queue_url, &messages, outcome).await;
+    messages.len()
+}
+
+/// Receives up to `batch_size` messages from `queue_url` and builds the SQS event Lambda
+/// would invoke the function with; None when the queue had nothing visible.
+async fn receive_event(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    batch_size: i32,
+) -> Option<(Vec<aws_sdk_sqs::types::Message>, Value)> {
     use aws_sdk_sqs::types::MessageSystemAttributeName;
     let out = sqs
         .receive_message()
@@ -479,7 +494,7 @@ async fn poll_once(
         .expect("receive");
     let messages = out.messages().to_vec();
     if messages.is_empty() {
-        return 0;
+        return None;
     }
     let arn = format!(
         "arn:aws:sqs:{REGION}:123456789012:{}",
@@ -527,7 +542,18 @@ async fn poll_once(
             })
         })
         .collect();
-    let failed: Vec<String> = match function.invoke(json!({ "Records": records })).await {
+    Some((messages, json!({ "Records": records })))
+}
+
+/// What Lambda does with a batch once its invocation ended: deletes the messages the function
+/// did not report failed.
+async fn settle(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    messages: &[aws_sdk_sqs::types::Message],
+    outcome: Outcome,
+) {
+    let failed: Vec<String> = match outcome {
         Outcome::Response(answer) => answer["batchItemFailures"]
             .as_array()
             .map(|items| {
@@ -543,7 +569,7 @@ async fn poll_once(
             .filter_map(|m| m.message_id().map(str::to_string))
             .collect(),
     };
-    for m in &messages {
+    for m in messages {
         if m.message_id()
             .is_some_and(|id| failed.iter().any(|f| f == id))
         {
@@ -556,7 +582,6 @@ async fn poll_once(
             .await
             .expect("delete");
     }
-    messages.len()
 }
 
 /// Messages visible, in flight and delayed in `url`.
@@ -576,6 +601,86 @@ fn batch_size(text: &str, logical_id: &str) -> i32 {
 
 // ---------------------------------------------------------------------------------------------
 // The vendors
+
+/// The stack as deployed, against moto: its two secrets (the credentials, and the
+/// configuration `deskbridge config push` put in its secret) and every `!Ref` of the functions'
+/// environment resolved to its stand-in.
+struct Deployment {
+    template: String,
+    refs: HashMap<String, String>,
+}
+
+impl Deployment {
+    async fn new(
+        sdk: &aws_config::SdkConfig,
+        res: &Bootstrapped,
+        name: &str,
+        credentials: Value,
+        configuration: &str,
+        brevo: &MockServer,
+    ) -> Deployment {
+        // The stack's two secrets, as `sam deploy` creates them and the README fills them.
+        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+        let credentials = secrets
+            .create_secret()
+            .name(common::unique_prefix(&format!("{name}-credentials")))
+            .secret_string(credentials.to_string())
+            .send()
+            .await
+            .expect("credentials secret");
+        let template = template();
+        let placeholder = resolve(
+            &scalar(
+                &block(&template.lines().collect::<Vec<_>>(), "  Configuration:"),
+                "SecretString",
+            )
+            .expect("Configuration's SecretString"),
+            &HashMap::new(),
+        )
+        .replace("\\n", "\n");
+        let secret = secrets
+            .create_secret()
+            .name(common::unique_prefix(&format!("{name}-configuration")))
+            .secret_string(&placeholder)
+            .send()
+            .await
+            .expect("configuration secret");
+        let config_arn = secret.arn().expect("arn").to_string();
+
+        // The configuration travels as it does deployed: `deskbridge config push`.
+        let file = std::env::temp_dir().join(format!("{}.yaml", common::unique_prefix(name)));
+        std::fs::write(&file, configuration).expect("config file");
+        let pushed = Command::new(env!("CARGO_BIN_EXE_deskbridge"))
+            .args(["config", "push", file.to_str().expect("utf-8")])
+            .env_clear()
+            .env("DESKBRIDGE_CONFIG", format!("secretsmanager:{config_arn}"))
+            .env("AWS_ENDPOINT_URL", common::moto_url())
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .expect("deskbridge config push");
+        let _ = std::fs::remove_file(&file);
+        assert!(pushed.status.success(), "{pushed:?}");
+
+        let mut refs = stand_ins(&template, res, credentials.arn().expect("arn"), &config_arn);
+        refs.insert("BrevoBaseUrl".into(), format!("{}/v3", brevo.uri()));
+        Deployment { template, refs }
+    }
+
+    /// Starts the function `logical_id` with the template's environment: a new execution
+    /// environment, as Lambda starts one.
+    async fn start(&self, logical_id: &'static str) -> Function {
+        let spec = function_spec(&self.template, logical_id);
+        let env: Vec<(String, String)> = spec
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), resolve(v, &self.refs)))
+            .collect();
+        Function::start(logical_id, &spec, &env).await
+    }
+}
 
 /// Brevo accepting writes (`testkit::brevo::mount_writes`); every other route answers 404.
 async fn brevo() -> MockServer {
@@ -624,85 +729,24 @@ async fn the_stack_as_the_template_declares_it_delivers_a_webhook_and_a_sync_pag
     })]);
     contacts.mount(&intercom).await;
 
-    // The stack's two secrets, as `sam deploy` creates them and the README fills them.
-    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    let credentials = secrets
-        .create_secret()
-        .name(common::unique_prefix("deployed-credentials"))
-        .secret_string(
-            json!({
-                "BREVO_API_KEY": "xkeysib-deployed",
-                "CINNOX_WEBHOOK_TOKEN": common::CINNOX_TOKEN,
-                "INTERCOM_ACCESS_TOKEN": "intercom-token",
-                // The Intercom API's address: the fake (deployed: the default, api.intercom.io).
-                "INTERCOM_BASE_URL": intercom.uri(),
-            })
-            .to_string(),
-        )
-        .send()
-        .await
-        .expect("credentials secret");
-    let template = template();
-    let placeholder = resolve(
-        &scalar(
-            &block(&template.lines().collect::<Vec<_>>(), "  Configuration:"),
-            "SecretString",
-        )
-        .expect("Configuration's SecretString"),
-        &HashMap::new(),
-    )
-    .replace("\\n", "\n");
-    let configuration = secrets
-        .create_secret()
-        .name(common::unique_prefix("deployed-configuration"))
-        .secret_string(&placeholder)
-        .send()
-        .await
-        .expect("configuration secret");
-    let config_arn = configuration.arn().expect("arn").to_string();
-
-    // The configuration travels as it does deployed: `deskbridge config push`.
-    let file = std::env::temp_dir().join(format!("{}.yaml", common::unique_prefix("deployed")));
     let text = deployed_configuration();
-    std::fs::write(&file, &text).expect("config file");
-    let pushed = Command::new(env!("CARGO_BIN_EXE_deskbridge"))
-        .args(["config", "push", file.to_str().expect("utf-8")])
-        .env_clear()
-        .env("DESKBRIDGE_CONFIG", format!("secretsmanager:{config_arn}"))
-        .env("AWS_ENDPOINT_URL", common::moto_url())
-        .env("AWS_REGION", REGION)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("deskbridge config push");
-    let _ = std::fs::remove_file(&file);
-    assert!(pushed.status.success(), "{pushed:?}");
-
-    // Every `!Ref` the functions' environment holds, resolved to its stand-in.
-    let mut refs = stand_ins(
-        &template,
-        &res,
-        credentials.arn().expect("arn"),
-        &config_arn,
-    );
-    refs.insert("BrevoBaseUrl".into(), format!("{}/v3", brevo.uri()));
-    let start = |logical_id: &'static str| {
-        let spec = function_spec(&template, logical_id);
-        let env: Vec<(String, String)> = spec
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), resolve(v, &refs)))
-            .collect();
-        async move { Function::start(logical_id, &spec, &env).await }
-    };
+    let credentials = json!({
+        "BREVO_API_KEY": "xkeysib-deployed",
+        "CINNOX_WEBHOOK_TOKEN": common::CINNOX_TOKEN,
+        "INTERCOM_ACCESS_TOKEN": "intercom-token",
+        // The Intercom API's address: the fake (deployed: the default, api.intercom.io).
+        "INTERCOM_BASE_URL": intercom.uri(),
+    });
+    let stack = Deployment::new(&sdk, &res, "deployed", credentials, &text, &brevo).await;
+    let template = &stack.template;
+    let start = |logical_id: &'static str| stack.start(logical_id);
     let mut webhook = start("WebhookFunction").await;
     let mut upsert = start("UpsertFunction").await;
     let mut backfill = start("BackfillFunction").await;
     let mut sync = start("SyncFunction").await;
-    let upsert_batch = batch_size(&template, "UpsertFunctionJobs");
-    let backfill_batch = batch_size(&template, "BackfillFunctionJobs");
-    let sync_batch = batch_size(&template, "SyncFunctionPages");
+    let upsert_batch = batch_size(template, "UpsertFunctionJobs");
+    let backfill_batch = batch_size(template, "BackfillFunctionJobs");
+    let sync_batch = batch_size(template, "SyncFunctionPages");
 
     // 1. A CINNOX delivery through the API: accepted and queued.
     let event: Value = serde_json::from_str(
@@ -818,6 +862,165 @@ async fn the_stack_as_the_template_declares_it_delivers_a_webhook_and_a_sync_pag
         );
     }
     // Nothing was dead-lettered.
+    assert_eq!(backlog(&sqs, &res.upsert_dlq_url).await, 0);
+    assert_eq!(backlog(&sqs, &res.sync_dlq_url).await, 0);
+}
+
+/// The email addresses in Brevo's contact writes (single upserts and imports), one entry per
+/// time a contact was written.
+fn written_emails(requests: &[wiremock::Request]) -> Vec<String> {
+    let bodies = |p: &str| deskbridge_shared::testkit::brevo::requests_to(requests, p);
+    bodies("/v3/contacts")
+        .into_iter()
+        .chain(
+            bodies("/v3/contacts/import")
+                .into_iter()
+                .flat_map(|b| b["jsonBody"].as_array().cloned().unwrap_or_default()),
+        )
+        .filter_map(|c| c["email"].as_str().map(str::to_lowercase))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_whose_function_is_killed_mid_batch_completes_soon_after_the_restart() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    const CONTACTS: usize = 1_000;
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "deployed-crash").await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+
+    // Brevo accepts everything, but its first contact write takes 5 s: the backfill function
+    // is killed while it waits for that answer.
+    let brevo = MockServer::start().await;
+    for (route, status) in [("/v3/contacts/import", 202), ("/v3/contacts", 204)] {
+        Mock::given(method("POST"))
+            .and(path(route))
+            .respond_with(
+                ResponseTemplate::new(status)
+                    .set_body_json(json!({"processId": 1}))
+                    .set_delay(Duration::from_secs(5)),
+            )
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&brevo)
+            .await;
+    }
+    deskbridge_shared::testkit::brevo::mount_accepting(&brevo, &[("FIRSTNAME", "text")]).await;
+    // No list yet: the function creates the default list, and the backfill goes by imports.
+    deskbridge_shared::testkit::brevo::mount_lists(&brevo, &[], 17).await;
+    deskbridge_shared::testkit::brevo::mount_attribute_creation(&brevo).await;
+
+    let intercom = MockServer::start().await;
+    let contacts = deskbridge_shared::helpdesk::intercom::fake::ContactSearch::default();
+    let now = chrono::Utc::now().timestamp();
+    contacts.set(
+        (0..CONTACTS)
+            .map(|i| {
+                json!({
+                    "type": "contact", "id": format!("c{i:05}"), "role": "user",
+                    "email": format!("user{i}@example.com"), "name": format!("User {i}"),
+                    "created_at": now - 86_400, "updated_at": now - 3_600 + i as i64,
+                })
+            })
+            .collect(),
+    );
+    contacts.mount(&intercom).await;
+    let credentials = json!({
+        "BREVO_API_KEY": "xkeysib-deployed",
+        "INTERCOM_ACCESS_TOKEN": "intercom-token",
+        "INTERCOM_BASE_URL": intercom.uri(),
+    });
+    let configuration =
+        "connectors:\n  intercom:\n    sync: { contacts: true, conversations: false }\n";
+    let stack = Deployment::new(&sdk, &res, "crash", credentials, configuration, &brevo).await;
+    let mut sync = stack.start("SyncFunction").await;
+    let mut backfill = stack.start("BackfillFunction").await;
+    let backfill_batch = batch_size(&stack.template, "BackfillFunctionJobs");
+    let sync_batch = batch_size(&stack.template, "SyncFunctionPages");
+
+    let schedule: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/events/schedule.json"))
+            .expect("schedule event"),
+    )
+    .expect("json");
+    assert!(matches!(sync.invoke(schedule).await, Outcome::Response(_)));
+
+    // The sync reads pages until the backfill lane has a batch; the backfill function takes it
+    // and is killed while Brevo has not yet answered its first write.
+    let killed_at = loop {
+        poll_once(&sqs, &res.sync_queue_url, &mut sync, sync_batch).await;
+        let Some((messages, event)) =
+            receive_event(&sqs, &res.backfill_queue_url, backfill_batch).await
+        else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let writing = async {
+            loop {
+                let requests = brevo.received_requests().await.unwrap_or_default();
+                if !written_emails(&requests).is_empty() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::select! {
+            outcome = backfill.invoke(event) => panic!(
+                "the invocation ended before Brevo answered ({outcome:?}):\n{}",
+                backfill.logs()
+            ),
+            () = writing => {}
+        }
+        // The execution environment dies mid-invocation: no answer, no batch item failures.
+        drop(backfill);
+        break (messages.len(), tokio::time::Instant::now());
+    };
+    let in_flight: Vec<String> =
+        written_emails(&brevo.received_requests().await.unwrap_or_default());
+
+    // Lambda starts a new execution environment for the next batch.
+    let restarted = tokio::time::Instant::now();
+    let mut backfill = stack.start("BackfillFunction").await;
+    let deadline = restarted + Duration::from_secs(120);
+    loop {
+        let moved = poll_once(&sqs, &res.sync_queue_url, &mut sync, sync_batch).await
+            + poll_once(&sqs, &res.backfill_queue_url, &mut backfill, backfill_batch).await;
+        if moved == 0
+            && backlog(&sqs, &res.sync_queue_url).await == 0
+            && backlog(&sqs, &res.backfill_queue_url).await == 0
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the backfill was not complete 2 minutes after the restart ({} messages were held \
+             by the killed function):\nsync:\n{}\nbackfill:\n{}",
+            killed_at.0,
+            sync.logs(),
+            backfill.logs()
+        );
+        if moved == 0 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    eprintln!(
+        "killed holding {} messages; complete {:.1} s after the restart",
+        killed_at.0,
+        restarted.elapsed().as_secs_f64()
+    );
+
+    // Every contact reached Brevo, and those the killed invocation was writing were written
+    // again by the new environment (their messages came back to the queue).
+    let written = written_emails(&brevo.received_requests().await.unwrap_or_default());
+    let distinct: std::collections::BTreeSet<&String> = written.iter().collect();
+    assert_eq!(distinct.len(), CONTACTS, "every contact reached Brevo");
+    for email in &in_flight {
+        assert!(
+            written.iter().filter(|e| *e == email).count() >= 2,
+            "{email}, in flight at the kill, was written again after the restart"
+        );
+    }
     assert_eq!(backlog(&sqs, &res.upsert_dlq_url).await, 0);
     assert_eq!(backlog(&sqs, &res.sync_dlq_url).await, 0);
 }

@@ -258,7 +258,7 @@ async fn interrupted_run(graceful: bool, name: &str) -> Vec<(String, String)> {
     let sdk = common::sdk().await;
     // The queues keep the visibility timeouts bootstrap gives them (6 minutes and more): the
     // messages a stopped runner held come back because the runner hides them only for
-    // `serve::HOLD_SECONDS` at a time.
+    // `queue::HOLD_SECONDS` at a time.
     let res = common::bootstrap(&sdk, name).await;
     let brevo = brevo().await;
     let intercom = MockServer::start().await;

@@ -51,6 +51,15 @@ fn queues_match_the_bootstrap_definitions() {
         "{sync}"
     );
     assert!(sync.contains(&format!("maxReceiveCount: {}", infra::MAX_RECEIVE_COUNT)));
+    for queue in [&upsert, &backfill, &sync] {
+        assert!(
+            queue.contains(&format!(
+                "MessageRetentionPeriod: {}",
+                infra::QUEUE_RETENTION_SECONDS
+            )),
+            "{queue}"
+        );
+    }
     for dlq in ["UpsertDeadLetterQueue", "SyncDeadLetterQueue"] {
         assert!(resource(&t, dlq).contains(&format!(
             "MessageRetentionPeriod: {}",

@@ -23,6 +23,10 @@ pub const SYNC_VISIBILITY_SECONDS: u32 = 6 * SYNC_TIMEOUT_SECONDS;
 pub const MAX_RECEIVE_COUNT: u32 = 10;
 /// Dead letters are kept for the SQS maximum, 14 days.
 pub const DLQ_RETENTION_SECONDS: u32 = 1_209_600;
+/// Work queues keep their messages for the SQS maximum too (the default is 4 days): a backlog
+/// that waits longer (a paused event source mapping, a function failing its init over a long
+/// weekend) is delayed, not dropped.
+pub const QUEUE_RETENTION_SECONDS: u32 = 1_209_600;
 
 /// Names of the resources for one deployment `prefix` (default `deskbridge`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,6 +235,10 @@ async fn ensure_queue_into(
             (
                 QueueAttributeName::VisibilityTimeout,
                 visibility.to_string(),
+            ),
+            (
+                QueueAttributeName::MessageRetentionPeriod,
+                QUEUE_RETENTION_SECONDS.to_string(),
             ),
             (QueueAttributeName::RedrivePolicy, redrive),
         ],

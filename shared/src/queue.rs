@@ -1,7 +1,12 @@
 //! The queue port (SQS in AWS and locally through moto).
 
+mod hold;
 mod retry;
 mod sqs;
+
+pub use hold::{
+    HOLD_SECONDS, Receipt, receipts_from_sqs, release_failed, renewal_interval, while_holding,
+};
 
 pub use retry::{
     DEFAULT_FIRST_DELAY, DEFAULT_HORIZON, DEFAULT_MAX_DELAY, MAX_QUEUE_DELAY, Next,
@@ -115,6 +120,19 @@ pub trait Queue: Send + Sync {
         receipt_handle: &str,
         seconds: i32,
     ) -> Result<(), QueueError>;
+    /// Makes many received messages visible again after `seconds` (holds, see
+    /// [`while_holding`]); Ok only when every one was set.
+    async fn set_visibility_batch(
+        &self,
+        queue_url: &str,
+        receipt_handles: &[&str],
+        seconds: i32,
+    ) -> Result<(), QueueError> {
+        for handle in receipt_handles {
+            self.set_visibility(queue_url, handle, seconds).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The messages of a Lambda SQS event. A record without a message id cannot be reported as

@@ -2,7 +2,6 @@
 //! upsert queue and calls the upsert handler with Lambda's batch semantics (failed messages are
 //! left for redelivery, after a growing delay; SQS moves them to the DLQ after the redrive limit).
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +18,9 @@ use deskbridge_shared::brevo;
 use deskbridge_shared::config::Settings;
 use deskbridge_shared::helpdesk::{CachePolicy, HelpdeskLookup, Registry, attach_budgets};
 use deskbridge_shared::metrics::Metrics;
-use deskbridge_shared::queue::{InMessage, Queue, Redelivery, SqsQueue};
+use deskbridge_shared::queue::{
+    HOLD_SECONDS, Queue, Receipt, Redelivery, SqsQueue, renewal_interval, while_holding,
+};
 use deskbridge_shared::state::DynamoStateStore;
 use deskbridge_sync::Syncer;
 use deskbridge_upsert::{Message, Upserter};
@@ -100,30 +101,6 @@ pub fn retry_delay(receive_count: u32) -> i32 {
     (1i32 << exp).min(60)
 }
 
-/// How long a message the local runner took stays hidden from other consumers: short, so that
-/// a runner that dies (a crash, a killed terminal) hands its messages back within this time
-/// instead of after the queue's visibility timeout (6 minutes and more). While a batch is being
-/// handled, its messages are hidden again every third of it ([`hold`]).
-pub const HOLD_SECONDS: i32 = 30;
-
-/// Keeps `messages` hidden for [`HOLD_SECONDS`] more, every third of that, for as long as it
-/// runs. A message that cannot be extended is left to come back when its hold ends.
-async fn hold(queue: &SqsQueue, queue_url: &str, messages: &[InMessage]) -> Infallible {
-    let every = Duration::from_secs(u64::from(HOLD_SECONDS.unsigned_abs() / 3).max(1));
-    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    loop {
-        beat.tick().await;
-        for m in messages {
-            let extended = queue
-                .set_visibility(queue_url, &m.receipt_handle, HOLD_SECONDS)
-                .await;
-            if let Err(e) = extended {
-                warn!(reason = %e, queue = %queue_url, "could not extend a message's hold");
-            }
-        }
-    }
-}
-
 /// Polls `queue_url` and hands each batch to `handler` until `stop` turns true.
 pub async fn worker<U>(queue: SqsQueue, queue_url: String, handler: U, stop: watch::Receiver<bool>)
 where
@@ -150,10 +127,23 @@ where
             continue;
         }
         let batch: Vec<Message> = messages.iter().map(Message::from).collect();
-        let failed = tokio::select! {
-            failed = handler.handle_batch(&batch) => failed,
-            never = hold(&queue, &queue_url, &messages) => match never {},
-        };
+        let receipts: Vec<Receipt> = messages
+            .iter()
+            .map(|m| Receipt {
+                message_id: m.message_id.clone(),
+                receipt_handle: m.receipt_handle.clone(),
+            })
+            .collect();
+        // Received hidden for HOLD_SECONDS: a runner that dies hands them back within that
+        // time, not after the queue's visibility timeout.
+        let failed = while_holding(
+            &queue,
+            &queue_url,
+            &receipts,
+            renewal_interval(),
+            handler.handle_batch(&batch),
+        )
+        .await;
         for m in &messages {
             let outcome = if failed.contains(&m.message_id) {
                 queue

@@ -107,4 +107,14 @@ impl<Q: Queue> Queue for FastQueue<Q> {
             .set_visibility(queue_url, receipt_handle, seconds)
             .await
     }
+    async fn set_visibility_batch(
+        &self,
+        queue_url: &str,
+        receipt_handles: &[&str],
+        seconds: i32,
+    ) -> Result<(), QueueError> {
+        self.inner
+            .set_visibility_batch(queue_url, receipt_handles, seconds)
+            .await
+    }
 }

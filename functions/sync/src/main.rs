@@ -2,14 +2,15 @@
 //! schedule (start a run for every enabled stream) and SQS batches of page jobs.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use deskbridge_shared::config::Vars;
 use deskbridge_shared::helpdesk::{attach_budgets, readers_from_settings, shared_budgets};
 use deskbridge_shared::metrics::Metrics;
-use deskbridge_shared::queue::{Redelivery, SqsQueue, messages_from_sqs};
+use deskbridge_shared::queue::{self, Redelivery, SqsQueue, messages_from_sqs};
 use deskbridge_shared::state::DynamoStateStore;
-use deskbridge_shared::{aws, config, telemetry};
+use deskbridge_shared::{aws, config, infra, telemetry};
 use deskbridge_sync::{Syncer, handle_batch};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -67,8 +68,16 @@ async fn handle(
     if payload.get("Records").is_some_and(Value::is_array) {
         let sqs: SqsEvent = serde_json::from_value(payload)?;
         let messages = messages_from_sqs(&sqs);
+        let work = handle_batch(syncer, &messages, now);
+        // Held while it runs, so that a crash hands the page job back within HOLD_SECONDS.
+        let (q, url) = (&syncer.queue, syncer.sync_queue_url.as_str());
+        let receipts = queue::receipts_from_sqs(&sqs);
+        let failed = queue::while_holding(q, url, &receipts, Duration::ZERO, work).await;
+        // A failure is retried after the queue's own visibility timeout, as before.
+        let hidden = infra::SYNC_VISIBILITY_SECONDS;
+        queue::release_failed(q, url, &receipts, &failed, hidden).await;
         let mut response = SqsBatchResponse::default();
-        for id in handle_batch(syncer, &messages, now).await {
+        for id in failed {
             response.add_failure(id);
         }
         Ok(serde_json::to_value(response)?)

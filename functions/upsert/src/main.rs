@@ -9,9 +9,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use deskbridge_shared::brevo::{self, DryRunOutput, UsageFigures};
 use deskbridge_shared::helpdesk::{self, HelpdeskLookup};
 use deskbridge_shared::metrics::{Document, Metrics};
-use deskbridge_shared::queue::{Queue, Redelivery, SqsQueue};
+use deskbridge_shared::queue::{self, Queue, Redelivery, SqsQueue};
 use deskbridge_shared::state::DynamoStateStore;
-use deskbridge_shared::{aws, config, identity, telemetry};
+use deskbridge_shared::{aws, config, identity, infra, telemetry};
 use deskbridge_upsert::{BatchReport, Upserter, messages_from_sqs, sqs_response};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use tracing::Instrument;
@@ -24,6 +24,10 @@ const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 struct Worker<U> {
     upserter: U,
     governor: Option<Arc<brevo::RateGovernor>>,
+    /// The queue this function consumes (the upsert or the backfill lane), where the messages
+    /// of an invocation are held while it runs.
+    queue: Arc<dyn Queue>,
+    queue_url: Option<String>,
 }
 
 #[tokio::main]
@@ -51,16 +55,22 @@ async fn main() -> Result<(), Error> {
             tracing::info!("{line}");
         }
         let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(clients.1.clone()));
+        let queue_url = settings.upsert_queue_url.clone();
         let upserter = Upserter::new(brevo, state, lookup, settings.mapping.clone())
             .with_send_reserve(deskbridge_upsert::send_reserve_for(settings.brevo.timeout))
             .with_default_lists(settings.brevo.uses_default_lists())
             .with_redelivery(Redelivery::configured(
-                queue,
+                queue.clone(),
                 settings.upsert_queue_url.as_deref(),
                 settings.upsert_dlq_url.as_deref(),
                 settings.retry,
             ));
-        Ok(Worker { upserter, governor })
+        Ok(Worker {
+            upserter,
+            governor,
+            queue,
+            queue_url,
+        })
     })
     .await?;
     let (live, metrics) = (&live, &metrics);
@@ -76,11 +86,23 @@ async fn main() -> Result<(), Error> {
         let deadline = tokio::time::Instant::now() + remaining.saturating_sub(DEADLINE_MARGIN);
         let span = tracing::info_span!("upsert_invocation", request_id = %event.context.request_id);
         let messages = messages_from_sqs(&event.payload);
-        let report = worker
+        let work = worker
             .upserter
             .handle_until(&messages, Some(deadline))
-            .instrument(span)
-            .await;
+            .instrument(span);
+        // Held while they are handled, so that a crash hands them back within HOLD_SECONDS.
+        let report = match worker.queue_url.as_deref() {
+            Some(url) => {
+                let receipts = queue::receipts_from_sqs(&event.payload);
+                let q = worker.queue.as_ref();
+                let report = queue::while_holding(q, url, &receipts, Duration::ZERO, work).await;
+                // A failure is retried after the queue's own visibility timeout, as before.
+                let hidden = infra::UPSERT_VISIBILITY_SECONDS;
+                queue::release_failed(q, url, &receipts, &report.failed, hidden).await;
+                report
+            }
+            None => work.await,
+        };
         let usage = worker
             .governor
             .as_ref()

@@ -231,4 +231,45 @@ impl Queue for SqsQueue {
             .map_err(unavailable)?;
         Ok(())
     }
+
+    async fn set_visibility_batch(
+        &self,
+        queue_url: &str,
+        receipt_handles: &[&str],
+        seconds: i32,
+    ) -> Result<(), QueueError> {
+        use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry as Entry;
+        for chunk in receipt_handles.chunks(MAX_BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, handle)| {
+                    Entry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(*handle)
+                        .visibility_timeout(seconds.clamp(0, 43_200))
+                        .build()
+                        .map_err(|e| QueueError(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(unavailable)?;
+            if let Some(failed) = out.failed().first() {
+                return Err(QueueError(format!(
+                    "{} of {} visibility changes refused: {} {}",
+                    out.failed().len(),
+                    chunk.len(),
+                    failed.code(),
+                    failed.message().unwrap_or_default()
+                )));
+            }
+        }
+        Ok(())
+    }
 }
