@@ -2,6 +2,7 @@
 //! one client builder with timeouts and a user agent, `Retry-After` parsing, and the
 //! classification of response statuses into what the caller should do.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -33,11 +34,35 @@ pub fn client() -> Result<reqwest::Client, ClientBuildError> {
 /// [`client`] with another request timeout.
 pub fn client_with_timeout(timeout: Duration) -> Result<reqwest::Client, ClientBuildError> {
     reqwest::Client::builder()
+        .tls_backend_preconfigured(tls()?)
         .user_agent(USER_AGENT)
         .timeout(timeout)
         .connect_timeout(CONNECT_TIMEOUT.min(timeout))
         .build()
         .map_err(|e| ClientBuildError(e.to_string()))
+}
+
+/// The TLS configuration of every HTTP client of the process (helpdesks and Brevo): the
+/// platform's root certificates, verified as reqwest verifies them by default
+/// (`rustls-platform-verifier`), on aws-lc, TLS 1.2 and 1.3, HTTP/1.1. Built once: reqwest
+/// would otherwise read and parse the whole certificate store for each client it builds, which
+/// is most of a function's init on hosts that keep one file per certificate.
+pub fn tls() -> Result<rustls::ClientConfig, ClientBuildError> {
+    static TLS: OnceLock<Result<rustls::ClientConfig, ClientBuildError>> = OnceLock::new();
+    TLS.get_or_init(|| {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
+            .map_err(|e| ClientBuildError(format!("platform root certificates: {e}")))?;
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientBuildError(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    })
+    .clone()
 }
 
 /// Reads `Retry-After` as delay-seconds (`120`, also a decimal `1.5`) or an HTTP date, capped

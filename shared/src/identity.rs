@@ -72,19 +72,6 @@ pub fn normalize_phone(
     Ok(number.format_as(PhoneNumberFormat::E164).into_owned())
 }
 
-/// Loads the phone-number metadata on a background thread and returns at once.
-///
-/// The first normalisation decodes the metadata of every region (about 5 ms of CPU) and
-/// compiles its region's patterns. Started at the top of `main`, that overlaps the function's
-/// init and the wait for the first event instead of landing inside the first invocation; a
-/// normalisation that comes before it is done waits for it, no longer than it would have taken
-/// anyway.
-pub fn preload_phone_metadata() -> std::thread::JoinHandle<()> {
-    std::thread::spawn(|| {
-        let _ = normalize_phone("+1 415 555 0123", None);
-    })
-}
-
 /// Splits a full name into first and last name: the last word is the last name.
 pub fn split_name(full: &str) -> (Option<String>, Option<String>) {
     let words: Vec<&str> = full.split_whitespace().collect();
@@ -116,17 +103,6 @@ mod tests {
         assert_eq!(normalize_email("a@b"), None);
         assert_eq!(normalize_email("a b@example.com"), None);
         assert_eq!(normalize_email(""), None);
-    }
-
-    #[test]
-    fn the_preload_leaves_normalisation_unchanged() {
-        preload_phone_metadata()
-            .join()
-            .expect("the preload thread ends");
-        assert_eq!(
-            normalize_phone("+44 20 7946 0958", None),
-            Ok("+442079460958".to_string())
-        );
     }
 
     #[test]

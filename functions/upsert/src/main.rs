@@ -11,7 +11,7 @@ use deskbridge_shared::helpdesk::{self, HelpdeskLookup};
 use deskbridge_shared::metrics::{Document, Metrics};
 use deskbridge_shared::queue::{self, Queue, Redelivery, SqsQueue};
 use deskbridge_shared::state::DynamoStateStore;
-use deskbridge_shared::{aws, config, identity, infra, telemetry};
+use deskbridge_shared::{aws, config, infra, telemetry};
 use deskbridge_upsert::{BatchReport, Upserter, messages_from_sqs, sqs_response};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use tracing::Instrument;
@@ -32,8 +32,6 @@ struct Worker<U> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    // First: the phone metadata loads while the rest of init runs (see the function's docs).
-    identity::preload_phone_metadata();
     telemetry::init(true);
     let metrics = Metrics::from_env("deskbridge-upsert");
     let sdk = aws::sdk_config().await;

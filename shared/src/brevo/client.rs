@@ -166,7 +166,9 @@ impl BrevoClient {
         let mut headers = HeaderMap::new();
         headers.insert("api-key", key);
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let tls = crate::http::tls().map_err(|e| ClientBuildError::Http(e.0))?;
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .default_headers(headers)
             .user_agent(concat!("deskbridge/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
