@@ -305,8 +305,14 @@ impl crate::state::streams::StreamStore for MemoryStreamStore {
         if current != rev {
             return Ok(crate::state::streams::Write::Conflict);
         }
-        streams.insert(id.key(), (rev.map_or(1, |r| r + 1), next.clone()));
-        Ok(crate::state::streams::Write::Done(Box::new(next.clone())))
+        let rev = crate::state::streams::next_rev(rev);
+        streams.insert(id.key(), (rev, next.clone()));
+        Ok(crate::state::streams::Write::Done(Box::new(
+            crate::state::streams::Stored {
+                state: next.clone(),
+                rev: Some(rev),
+            },
+        )))
     }
 }
 

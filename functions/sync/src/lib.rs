@@ -30,7 +30,7 @@ use deskbridge_shared::model::{Job, Origin, Record, Source};
 use deskbridge_shared::queue::{Message, Queue, Redelivery, Settled};
 use deskbridge_shared::state::StateError;
 use deskbridge_shared::state::streams::{
-    self, PageProgress, RunStats, Start, StreamId, StreamState, StreamStore, Write,
+    self, PageProgress, RunStats, Start, Stored, StreamId, StreamState, StreamStore, Write,
 };
 use deskbridge_shared::sync::{FetchError, PageRequest, SourceReader};
 use serde::{Deserialize, Serialize};
@@ -271,9 +271,11 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
                 run_id,
                 version,
                 resumed,
+                written,
             } => {
                 info!(stream = %id, %run_id, resumed, full, "sync run started");
-                self.queue_page(&id, run_id, *version).await?;
+                self.queue_page(&id, run_id, *version, Some(written))
+                    .await?;
             }
             Start::Busy {
                 run_id: Some(run_id),
@@ -284,7 +286,7 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
                 // failed, and this start is the retry): queue it, or the run stalls until the
                 // lease passes.
                 info!(stream = %id, %run_id, version, "sync run going without a queued page; queued again");
-                self.queue_page(&id, run_id, *version).await?;
+                self.queue_page(&id, run_id, *version, None).await?;
             }
             Start::Busy { .. } => info!(stream = %id, "sync run already going; left to finish"),
         }
@@ -303,7 +305,15 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
             .rollup(&[FUNCTION])
     }
 
-    async fn queue_page(&self, id: &StreamId, run_id: &str, version: u64) -> Result<(), SyncError> {
+    /// Queues the page job of `version` and notes it as queued; `written` is the stream as this
+    /// process just wrote it, when it has it (the note then needs no read).
+    async fn queue_page(
+        &self,
+        id: &StreamId,
+        run_id: &str,
+        version: u64,
+        written: Option<&Stored>,
+    ) -> Result<(), SyncError> {
         let job = SyncMessage::Page(PageJob {
             run_id: run_id.to_string(),
             source: id.source.clone(),
@@ -317,7 +327,7 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
             .map_err(|e| SyncError::Queue(e.to_string()))?;
         // Best effort: if this note is lost, a redelivered older job queues the page again,
         // and the version check makes the copy harmless.
-        if let Err(e) = streams::mark_queued(&self.store, id, version).await {
+        if let Err(e) = streams::mark_queued(&self.store, id, version, written).await {
             warn!(stream = %id, reason = %e, "could not note the queued page job");
         }
         Ok(())
@@ -340,7 +350,8 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
             && state.status == streams::RunStatus::Running
         {
             // This job's page was recorded, but the job for the next one never made it to the queue.
-            self.queue_page(&id, &job.run_id, state.version).await?;
+            self.queue_page(&id, &job.run_id, state.version, None)
+                .await?;
             return Ok(PageOutcome::Requeued);
         }
         if job.version != state.version || state.status != streams::RunStatus::Running {
@@ -402,7 +413,8 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
         .await?
         {
             Write::Conflict => Ok(PageOutcome::Stale),
-            Write::Done(next) => {
+            Write::Done(written) => {
+                let next = &written.state;
                 let mut doc = self.stream_document(&id);
                 doc.count("SyncRecordsRead", stats.records_read)
                     .count("SyncRecordsWritten", stats.contacts)
@@ -416,7 +428,8 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
                 if done {
                     info!(stream = %id, run_id = %job.run_id, stats = %next.run, "sync run complete");
                 } else {
-                    self.queue_page(&id, &job.run_id, next.version).await?;
+                    self.queue_page(&id, &job.run_id, next.version, Some(&written))
+                        .await?;
                 }
                 Ok(PageOutcome::Advanced { stats, done })
             }

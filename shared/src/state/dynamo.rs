@@ -391,7 +391,10 @@ impl super::streams::StreamStore for DynamoStateStore {
     ) -> Result<super::streams::Write, StateError> {
         let text = serde_json::to_string(next).map_err(|e| StateError(e.to_string()))?;
         Ok(if self.save_doc(&id.key(), rev, &text, None).await? {
-            super::streams::Write::Done(Box::new(next.clone()))
+            super::streams::Write::Done(Box::new(super::streams::Stored {
+                state: next.clone(),
+                rev: Some(super::streams::next_rev(rev)),
+            }))
         } else {
             super::streams::Write::Conflict
         })

@@ -123,8 +123,8 @@ impl std::fmt::Display for StreamId {
 /// Outcome of a conditional write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
-    /// Written; the new state.
-    Done(Box<StreamState>),
+    /// Written; the new state with the revision it now has.
+    Done(Box<Stored>),
     /// Someone else changed the stream first (a duplicate job, a concurrent start).
     Conflict,
 }
@@ -141,13 +141,19 @@ pub struct Stored {
 pub trait StreamStore: Send + Sync {
     /// The state of a stream (default state when never run).
     async fn load(&self, id: &StreamId) -> Result<Stored, StateError>;
-    /// Writes `next` if the stored revision is still `rev` (`None`: only if nothing is stored).
+    /// Writes `next` if the stored revision is still `rev` (`None`: only if nothing is stored);
+    /// the written state then has revision [`next_rev`]`(rev)`.
     async fn save(
         &self,
         id: &StreamId,
         rev: Option<u64>,
         next: &StreamState,
     ) -> Result<Write, StateError>;
+}
+
+/// The revision a successful [`StreamStore::save`] on revision `rev` leaves.
+pub fn next_rev(rev: Option<u64>) -> u64 {
+    rev.map_or(1, |r| r + 1)
 }
 
 /// Result of asking to start a run.
@@ -158,6 +164,8 @@ pub enum Start {
         run_id: String,
         version: u64,
         resumed: bool,
+        /// The stream as the start wrote it: noting its page job as queued needs no new read.
+        written: Box<Stored>,
     },
     /// A run holds the lease.
     Busy {
@@ -217,8 +225,9 @@ pub async fn start_run(
             Write::Done(saved) => {
                 return Ok(Start::Started {
                     run_id: run_id.to_string(),
-                    version: saved.version,
+                    version: saved.state.version,
                     resumed,
+                    written: saved,
                 });
             }
             Write::Conflict => continue,
@@ -289,8 +298,14 @@ pub async fn mark_queued(
     store: &impl StreamStore,
     id: &StreamId,
     version: u64,
+    written: Option<&Stored>,
 ) -> Result<Write, StateError> {
-    let Stored { state, rev } = store.load(id).await?;
+    // The state this process just wrote, when it has it: the conditional write below fails
+    // anyway if anything changed since.
+    let Stored { state, rev } = match written {
+        Some(w) => w.clone(),
+        None => store.load(id).await?,
+    };
     if rev.is_none() || state.version != version {
         return Ok(Write::Conflict);
     }
@@ -332,5 +347,63 @@ mod tests {
             stats.to_string(),
             "pages=10 records_read=1500 contacts=1500 events=0 skipped=0 failed=0"
         );
+    }
+
+    /// Counts the reads of the store it wraps.
+    #[derive(Default)]
+    struct Counted {
+        inner: crate::memory::MemoryStreamStore,
+        loads: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl StreamStore for Counted {
+        async fn load(&self, id: &StreamId) -> Result<Stored, StateError> {
+            self.loads
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.load(id).await
+        }
+        async fn save(
+            &self,
+            id: &StreamId,
+            rev: Option<u64>,
+            next: &StreamState,
+        ) -> Result<Write, StateError> {
+            self.inner.save(id, rev, next).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_start_notes_its_page_job_queued_without_reading_the_stream_again() {
+        let store = Counted::default();
+        let id = StreamId::new(crate::model::Source::Intercom, "contacts");
+        let now = Utc::now();
+        let lease = Duration::from_secs(900);
+        let Start::Started {
+            version, written, ..
+        } = start_run(&store, &id, "run-1", false, now, lease)
+            .await
+            .expect("start")
+        else {
+            panic!("a fresh stream starts");
+        };
+        assert_eq!(written.rev, Some(next_rev(None)));
+        let loads = store.loads.load(std::sync::atomic::Ordering::SeqCst);
+        let noted = mark_queued(&store, &id, version, Some(&written))
+            .await
+            .expect("noted");
+        assert!(matches!(noted, Write::Done(_)));
+        assert_eq!(
+            store.loads.load(std::sync::atomic::Ordering::SeqCst),
+            loads,
+            "no read"
+        );
+        assert!(store.inner.load(&id).await.expect("load").state.next_queued);
+
+        // A state that changed since it was written is not overwritten: the note is dropped.
+        let again = mark_queued(&store, &id, version, Some(&written))
+            .await
+            .expect("answered");
+        assert_eq!(again, Write::Conflict);
     }
 }
