@@ -359,8 +359,7 @@ mod tests {
     #[async_trait]
     impl StreamStore for Counted {
         async fn load(&self, id: &StreamId) -> Result<Stored, StateError> {
-            self.loads
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.inner.load(id).await
         }
         async fn save(

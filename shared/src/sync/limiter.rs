@@ -167,6 +167,16 @@ pub trait SharedBudget: Send + Sync + std::fmt::Debug {
     async fn pause(&self, until: DateTime<Utc>) -> Result<(), String>;
 }
 
+/// What the shared budget said to one request.
+enum Draw {
+    /// Take it: the shared budget granted it.
+    Granted,
+    /// No shared budget to ask (none attached, or unreadable): pace by this process's share.
+    Alone,
+    /// Nothing left before this wait.
+    Wait(Duration),
+}
+
 /// The rate limiter of one helpdesk account. Share it (in an `Arc`) between every caller that
 /// spends the same account's budget.
 #[derive(Debug)]
@@ -175,6 +185,9 @@ pub struct Limiter {
     rate: Rate,
     clock: TokioElapsed,
     bucket: Bucket,
+    /// This process's share of the rate ([`Limiter::alone_share`]), kept to when no shared
+    /// budget paces every process together: none is attached, or it cannot be read.
+    alone: Option<Bucket>,
     /// No request may start before this instant (set by a 429 or by the rate headers).
     paused_until: Mutex<Option<Instant>>,
     /// The budget shared with other processes, once attached.
@@ -195,10 +208,22 @@ impl Limiter {
             rate,
             clock,
             bucket: RateLimiter::direct_with_clock(rate.quota(), clock),
+            alone: None,
             paused_until: Mutex::new(None),
             shared: OnceLock::new(),
             taken: tokio::sync::Mutex::new(0),
         }
+    }
+
+    /// One of `instances` processes that spend the same account. While the shared budget paces
+    /// them together, this one may use the whole rate (alone, it gets all of it); without the
+    /// budget (none attached, or the state table unreadable) it keeps to its share,
+    /// [`Rate::share`], so that together they still stay within the limit.
+    pub fn alone_share(mut self, instances: u32) -> Limiter {
+        self.alone = (instances > 1).then(|| {
+            RateLimiter::direct_with_clock(self.rate.share(instances).quota(), self.clock)
+        });
+        self
     }
 
     /// Draws every request from `budget` too, from now on: the account's budget shared with
@@ -231,6 +256,8 @@ impl Limiter {
         // costs a token of the local bucket (both refill at the same pace: a token lost to
         // one is throughput lost for good).
         let mut drawn = false;
+        // Whether this process paces by its share alone, and has its token of that share.
+        let (mut alone, mut shared_out) = (false, false);
         loop {
             if let Some(until) = self.paused_until() {
                 let left = until.saturating_duration_since(Instant::now());
@@ -242,10 +269,20 @@ impl Limiter {
             }
             if !drawn {
                 match self.draw().await {
-                    None => drawn = true,
+                    Draw::Granted => drawn = true,
+                    Draw::Alone => (drawn, alone) = (true, true),
                     // Nobody here sends before the shared budget has something again.
-                    Some(wait) => {
+                    Draw::Wait(wait) => {
                         self.pause_for(wait);
+                        continue;
+                    }
+                }
+            }
+            if let (true, false, Some(share)) = (alone, shared_out, &self.alone) {
+                match share.check() {
+                    Ok(()) => shared_out = true,
+                    Err(not_until) => {
+                        tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
                         continue;
                     }
                 }
@@ -259,26 +296,28 @@ impl Limiter {
         }
     }
 
-    /// One request from the shared budget, if one is attached: `None` when it may be sent,
-    /// the wait otherwise. When the budget cannot be read, this process paces by its own
-    /// bucket alone (and says so).
-    async fn draw(&self) -> Option<Duration> {
-        let shared = self.shared.get()?;
+    /// One request from the shared budget. Without one attached, or when it cannot be read,
+    /// this process paces by its own share ([`Limiter::alone_share`]; it says so when the
+    /// budget fails).
+    async fn draw(&self) -> Draw {
+        let Some(shared) = self.shared.get() else {
+            return Draw::Alone;
+        };
         let mut taken = self.taken.lock().await;
         if *taken > 0 {
             *taken -= 1;
-            return None;
+            return Draw::Granted;
         }
         match shared.take(self.rate.burst()).await {
             Ok(Grant::Granted(n)) => {
                 *taken = n.saturating_sub(1);
-                None
+                Draw::Granted
             }
-            Ok(Grant::Wait(wait)) => Some(wait),
+            Ok(Grant::Wait(wait)) => Draw::Wait(wait),
             Err(e) => {
                 tracing::warn!(limiter = %self.name, error = %e,
-                    "shared helpdesk budget unavailable; pacing by this process alone");
-                None
+                    "shared helpdesk budget unavailable; pacing by this process's share alone");
+                Draw::Alone
             }
         }
     }
@@ -480,6 +519,51 @@ pub(crate) mod tests {
             let seen = max_in_window(&times, rate.window());
             assert!(seen <= rate.limit() as usize, "{rate:?}: {seen}");
         }
+    }
+
+    /// A shared budget that grants whatever is asked, or cannot be read.
+    #[derive(Debug)]
+    struct Budget {
+        readable: bool,
+    }
+
+    #[async_trait]
+    impl SharedBudget for Budget {
+        async fn take(&self, want: u32) -> Result<Grant, String> {
+            if self.readable {
+                Ok(Grant::Granted(want))
+            } else {
+                Err("state table unreadable".into())
+            }
+        }
+        async fn pause(&self, _until: DateTime<Utc>) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_of_two_processes_uses_the_whole_rate_only_while_the_shared_budget_paces_them() {
+        let window = Duration::from_secs(20);
+        let sent_in_a_minute = |limiter: Limiter| async move {
+            let start = Instant::now();
+            let mut times = Vec::new();
+            while start.elapsed() < Duration::from_secs(60) {
+                limiter.acquire().await;
+                times.push(Instant::now());
+            }
+            max_in_window(&times, window)
+        };
+        // No budget attached, or one that cannot be read: this process keeps to half.
+        let alone = Limiter::new("gorgias", Rate::gorgias()).alone_share(2);
+        assert!(sent_in_a_minute(alone).await <= 20);
+        let unreadable = Limiter::new("gorgias", Rate::gorgias()).alone_share(2);
+        unreadable.attach(Arc::new(Budget { readable: false }));
+        assert!(sent_in_a_minute(unreadable).await <= 20);
+        // The budget paces both processes: this one, alone at work, gets the whole rate.
+        let paced = Limiter::new("gorgias", Rate::gorgias()).alone_share(2);
+        paced.attach(Arc::new(Budget { readable: true }));
+        let most = sent_in_a_minute(paced).await;
+        assert!((38..=40).contains(&most), "{most} in 20 s");
     }
 
     #[tokio::test(start_paused = true)]

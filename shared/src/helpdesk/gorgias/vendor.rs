@@ -16,7 +16,7 @@ use crate::helpdesk::parse::{ParseError, Parsed};
 use crate::helpdesk::signature::{self, AuthError};
 use crate::model::{Person, Source};
 use crate::sync::SourceReader;
-use crate::sync::limiter::Rate;
+use crate::sync::limiter::{Limiter, Rate};
 
 /// Gorgias.
 #[derive(Debug, Clone, Copy, Default)]
@@ -86,7 +86,9 @@ impl Helpdesk for Gorgias {
                 g.email.as_deref()?,
                 g.api_key.as_deref()?,
             )
-            .with_rate(Rate::gorgias().share(settings.sync_instances)),
+            .with_limiter(Arc::new(
+                Limiter::new("gorgias", Rate::gorgias()).alone_share(settings.sync_instances),
+            )),
         ))
     }
 

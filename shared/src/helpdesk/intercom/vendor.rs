@@ -16,7 +16,7 @@ use crate::helpdesk::parse::{ParseError, Parsed};
 use crate::helpdesk::signature::{self, AuthError};
 use crate::model::{Person, Record, Source};
 use crate::sync::SourceReader;
-use crate::sync::limiter::Rate;
+use crate::sync::limiter::{Limiter, Rate};
 
 /// Intercom.
 #[derive(Debug, Clone, Copy, Default)]
@@ -86,7 +86,9 @@ impl Helpdesk for Intercom {
                 i.access_token.as_deref()?,
                 &i.version,
             )
-            .with_rate(Rate::intercom().share(settings.sync_instances)),
+            .with_limiter(Arc::new(
+                Limiter::new("intercom", Rate::intercom()).alone_share(settings.sync_instances),
+            )),
         ))
     }
 

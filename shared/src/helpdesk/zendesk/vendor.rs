@@ -17,7 +17,7 @@ use crate::helpdesk::signature::{self, AuthError};
 use crate::http::StatusCode;
 use crate::model::{Person, Source};
 use crate::sync::SourceReader;
-use crate::sync::limiter::Rate;
+use crate::sync::limiter::{Limiter, Rate};
 
 /// Zendesk.
 #[derive(Debug, Clone, Copy, Default)]
@@ -85,9 +85,11 @@ impl Helpdesk for Zendesk {
         let share = settings.sync_instances;
         Some(Box::new(
             sync::ZendeskReader::from_auth(client.clone(), settings.zendesk.auth()?)
-                .with_rates(
-                    Rate::zendesk_exports().share(share),
-                    Rate::zendesk_account().share(share),
+                .with_limiters(
+                    Arc::new(
+                        Limiter::new("zendesk-exports", Rate::zendesk_exports()).alone_share(share),
+                    ),
+                    Arc::new(Limiter::new("zendesk", Rate::zendesk_account()).alone_share(share)),
                 )
                 .with_staff(settings.zendesk.sync_staff),
         ))
