@@ -129,6 +129,25 @@ mod tests {
         // Brackets inside strings do not count.
         let s = format!("{{\"a\":\"{}\"}}", "[".repeat(200));
         assert!(parse_json(s.as_bytes()).is_ok());
+        // …nor after escaped quotes and backslashes inside them, while those outside still do.
+        let tricky = format!(
+            "{{\"a\":\"x\\\" [[ \\\\\",\"b\":{}1{}}}",
+            "[".repeat(MAX_JSON_DEPTH),
+            "]".repeat(MAX_JSON_DEPTH)
+        );
+        assert_eq!(
+            parse_json(tricky.as_bytes()),
+            Err(ParseError::TooDeep(MAX_JSON_DEPTH))
+        );
+        let fits = format!(
+            "{{\"a\":\"x\\\" [[ \\\\\",\"b\":{}1{}}}",
+            "[".repeat(MAX_JSON_DEPTH - 1),
+            "]".repeat(MAX_JSON_DEPTH - 1)
+        );
+        assert!(parse_json(fits.as_bytes()).is_ok(), "{fits}");
+        // A string left open, or a lone backslash at the end, is serde's to refuse.
+        assert!(matches!(parse_json(b"{\"a\":\"ab"), Err(ParseError::NotJson(_))));
+        assert!(matches!(parse_json(b"{\"a\":\"ab\\"), Err(ParseError::NotJson(_))));
         assert!(matches!(parse_json(b"{nope"), Err(ParseError::NotJson(_))));
     }
 }

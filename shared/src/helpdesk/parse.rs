@@ -46,24 +46,31 @@ pub const MAX_JSON_DEPTH: usize = 64;
 
 /// Parses JSON with a nesting limit, so a hostile body cannot exhaust the stack.
 pub fn parse_json(body: &[u8]) -> Result<Value, ParseError> {
-    // Count nesting outside strings before handing the body to serde.
-    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
-    for &b in body {
-        if in_str {
-            match (esc, b) {
-                (true, _) => esc = false,
-                (false, b'\\') => esc = true,
-                (false, b'"') => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
+    check_depth(body)?;
+    serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))
+}
+
+/// Counts nesting outside strings before the body reaches serde. Inside a string it jumps from
+/// one quote or backslash to the next (most of a body is string contents).
+fn check_depth(body: &[u8]) -> Result<(), ParseError> {
+    let (mut depth, mut i) = (0usize, 0usize);
+    while let Some(&b) = body.get(i) {
+        i += 1;
         match b {
-            b'"' => in_str = true,
+            b'"' => loop {
+                // Past the string's end: the closing quote that is not escaped.
+                match memchr::memchr2(b'"', b'\\', body.get(i..).unwrap_or_default()) {
+                    Some(at) if body[i + at] == b'\\' => i += at + 2,
+                    Some(at) => {
+                        i += at + 1;
+                        break;
+                    }
+                    None => return Ok(()),
+                }
+            },
             b'{' | b'[' => {
                 depth += 1;
-                max = max.max(depth);
-                if max > MAX_JSON_DEPTH {
+                if depth > MAX_JSON_DEPTH {
                     return Err(ParseError::TooDeep(MAX_JSON_DEPTH));
                 }
             }
@@ -71,7 +78,7 @@ pub fn parse_json(body: &[u8]) -> Result<Value, ParseError> {
             _ => {}
         }
     }
-    serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))
+    Ok(())
 }
 
 /// Hex SHA-256 of a body: the delivery id of vendors that send none.
