@@ -146,8 +146,14 @@ mod tests {
         );
         assert!(parse_json(fits.as_bytes()).is_ok(), "{fits}");
         // A string left open, or a lone backslash at the end, is serde's to refuse.
-        assert!(matches!(parse_json(b"{\"a\":\"ab"), Err(ParseError::NotJson(_))));
-        assert!(matches!(parse_json(b"{\"a\":\"ab\\"), Err(ParseError::NotJson(_))));
+        assert!(matches!(
+            parse_json(b"{\"a\":\"ab"),
+            Err(ParseError::NotJson(_))
+        ));
+        assert!(matches!(
+            parse_json(b"{\"a\":\"ab\\"),
+            Err(ParseError::NotJson(_))
+        ));
         assert!(matches!(parse_json(b"{nope"), Err(ParseError::NotJson(_))));
     }
 }
