@@ -680,7 +680,7 @@ async fn run_backfill(case: &Case, start_at: Option<SystemTime>) -> Run {
     let reader = reader(case, &helpdesk.uri());
     if let Some(limiter) = reader.account_limiter() {
         limiter.attach(Arc::new(StoredBudget::new(
-            MemoryStateStore::new(),
+            Arc::new(MemoryStateStore::new()),
             &case.source,
             limiter.rate(),
         )));

@@ -182,13 +182,20 @@ impl Registry {
     }
 }
 
-/// Makes each reader's account limiter draw from its helpdesk's shared budget.
+/// Makes each reader's account limiter draw from its helpdesk's shared budget, and each of
+/// its lane limiters (Zendesk's exports) from that budget's lane.
 pub fn attach_budgets(readers: &[Arc<dyn SourceReader>], budgets: &SharedBudgets) {
     for reader in readers {
-        if let (Some(limiter), Some(budget)) =
-            (reader.account_limiter(), budgets.get(&reader.source()))
-        {
+        let Some(budget) = budgets.get(&reader.source()) else {
+            continue;
+        };
+        if let Some(limiter) = reader.account_limiter() {
             limiter.attach(budget.clone());
+        }
+        for (lane, limiter) in reader.lane_limiters() {
+            if let Some(lane) = budget.lane(lane, limiter.rate()) {
+                limiter.attach(lane);
+            }
         }
     }
 }
@@ -204,6 +211,42 @@ fn client_or_log() -> Option<reqwest::Client> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn zendesk_exports_draw_from_a_lane_of_the_account_budget() {
+        use crate::config::Vars;
+        use crate::memory::MemoryStateStore;
+        let settings = Settings::from_vars(&Vars::from_pairs([
+            ("ZENDESK_SUBDOMAIN", "acme"),
+            ("ZENDESK_OAUTH_TOKEN", "t"),
+        ]))
+        .expect("settings");
+        let store = std::sync::Arc::new(MemoryStateStore::new());
+        let registry = Registry::built_in();
+        let readers: Vec<Arc<dyn SourceReader>> = registry
+            .readers(&settings)
+            .into_iter()
+            .map(Arc::from)
+            .collect();
+        attach_budgets(&readers, &registry.shared_budgets(&settings, &store));
+        let lanes = readers[0].lane_limiters();
+        assert_eq!(
+            lanes.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+            ["exports"]
+        );
+        lanes[0].1.acquire().await;
+        readers[0]
+            .account_limiter()
+            .expect("account")
+            .acquire()
+            .await;
+        for key in ["budget#zendesk", "budget#zendesk/exports"] {
+            assert!(
+                store.load_doc(key).await.expect("read").is_some(),
+                "{key} was drawn from"
+            );
+        }
+    }
 
     #[test]
     fn the_built_in_helpdesks_are_listed_in_order_with_their_streams() {

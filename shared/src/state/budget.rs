@@ -126,7 +126,16 @@ fn millis(wait_ms: f64) -> Duration {
 }
 
 #[async_trait]
-impl<S: StateStore + std::fmt::Debug> SharedBudget for StoredBudget<S> {
+impl<S: StateStore + Clone + std::fmt::Debug + 'static> SharedBudget for StoredBudget<S> {
+    fn lane(&self, name: &str, rate: Rate) -> Option<Arc<dyn SharedBudget>> {
+        Some(Arc::new(StoredBudget {
+            store: self.store.clone(),
+            key: format!("{}/{name}", self.key),
+            rate,
+            clock: self.clock.clone(),
+        }))
+    }
+
     async fn take(&self, want: u32) -> Result<Grant, String> {
         let want = f64::from(want.clamp(1, self.rate.burst()));
         for _ in 0..ATTEMPTS {

@@ -165,6 +165,12 @@ pub trait SharedBudget: Send + Sync + std::fmt::Debug {
     async fn take(&self, want: u32) -> Result<Grant, String>;
     /// Grants nothing to anyone before `until` (a 429's `Retry-After`); never shortens a pause.
     async fn pause(&self, until: DateTime<Utc>) -> Result<(), String>;
+    /// The budget of a lane of the same account with a limit of its own (Zendesk's incremental
+    /// exports: 10 a minute besides the account's limit), at `rate`, shared the same way; none
+    /// when this kind of budget has no lanes.
+    fn lane(&self, _name: &str, _rate: Rate) -> Option<Arc<dyn SharedBudget>> {
+        None
+    }
 }
 
 /// What the shared budget said to one request.

@@ -81,4 +81,9 @@ pub trait SourceReader: Send + Sync {
     fn account_limiter(&self) -> Option<&std::sync::Arc<Limiter>> {
         None
     }
+    /// Limiters of lanes with a limit of their own besides the account's, by lane name, which
+    /// a lane of the shared budget can be attached to ([`SharedBudget::lane`]).
+    fn lane_limiters(&self) -> Vec<(&'static str, &std::sync::Arc<Limiter>)> {
+        Vec::new()
+    }
 }

@@ -287,6 +287,10 @@ impl SourceReader for ZendeskReader {
         Some(&self.api.limiter)
     }
 
+    fn lane_limiters(&self) -> Vec<(&'static str, &std::sync::Arc<Limiter>)> {
+        vec![("exports", &self.exports)]
+    }
+
     fn source(&self) -> Source {
         Source::Zendesk
     }
