@@ -331,3 +331,71 @@ impl crate::helpdesk::PersonLookup for NoLookup {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::streams::{
+        Start, Stored, StreamId, StreamState, StreamStore, Write, mark_queued, next_rev, start_run,
+    };
+    use async_trait::async_trait;
+    use chrono::Utc;
+    use std::time::Duration;
+
+    /// Counts the reads of the store it wraps.
+    #[derive(Default)]
+    struct Counted {
+        inner: MemoryStreamStore,
+        loads: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl StreamStore for Counted {
+        async fn load(&self, id: &StreamId) -> Result<Stored, StateError> {
+            self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.load(id).await
+        }
+        async fn save(
+            &self,
+            id: &StreamId,
+            rev: Option<u64>,
+            next: &StreamState,
+        ) -> Result<Write, StateError> {
+            self.inner.save(id, rev, next).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_start_notes_its_page_job_queued_without_reading_the_stream_again() {
+        let store = Counted::default();
+        let id = StreamId::new(crate::model::Source::Intercom, "contacts");
+        let now = Utc::now();
+        let lease = Duration::from_secs(900);
+        let Start::Started {
+            version, written, ..
+        } = start_run(&store, &id, "run-1", false, now, lease)
+            .await
+            .expect("start")
+        else {
+            panic!("a fresh stream starts");
+        };
+        assert_eq!(written.rev, Some(next_rev(None)));
+        let loads = store.loads.load(std::sync::atomic::Ordering::SeqCst);
+        let noted = mark_queued(&store, &id, version, Some(&written))
+            .await
+            .expect("noted");
+        assert!(matches!(noted, Write::Done(_)));
+        assert_eq!(
+            store.loads.load(std::sync::atomic::Ordering::SeqCst),
+            loads,
+            "no read"
+        );
+        assert!(store.inner.load(&id).await.expect("load").state.next_queued);
+
+        // A state that changed since it was written is not overwritten: the note is dropped.
+        let again = mark_queued(&store, &id, version, Some(&written))
+            .await
+            .expect("answered");
+        assert_eq!(again, Write::Conflict);
+    }
+}
