@@ -33,7 +33,7 @@ use super::registry::{Registry, SharedBudgets};
 use crate::config::Settings;
 use crate::http as helpdesk_http;
 use crate::model::{Person, Record, Source};
-use crate::sync::limiter::Grant;
+use crate::sync::limiter::{Grant, UNREADABLE_BACKOFF, Unreadable};
 
 pub use super::api::{CACHE_CAPACITY, CACHE_TTL, CachePolicy, FAILURE_TTL, LookupError};
 use super::api::{Cache, valid_id};
@@ -76,6 +76,8 @@ pub struct HelpdeskLookup {
     paused: Mutex<HashMap<Source, Instant>>,
     /// Per helpdesk, the account's budget shared with other processes.
     budgets: SharedBudgets,
+    /// When the budgets (one state table) last could not be read.
+    budget_unreadable: Unreadable,
 }
 
 impl HelpdeskLookup {
@@ -118,6 +120,7 @@ impl HelpdeskLookup {
             cache: Cache::new(cache.ttl, cache.capacity),
             paused: Mutex::new(HashMap::new()),
             budgets: SharedBudgets::new(),
+            budget_unreadable: Unreadable::default(),
         }
     }
 
@@ -133,6 +136,9 @@ impl HelpdeskLookup {
         let Some(budget) = self.budgets.get(source) else {
             return Ok(());
         };
+        if self.budget_unreadable.active() {
+            return Ok(());
+        }
         let mut waited = Duration::ZERO;
         loop {
             match budget.take(1).await {
@@ -147,7 +153,9 @@ impl HelpdeskLookup {
                     });
                 }
                 Err(e) => {
+                    self.budget_unreadable.note();
                     tracing::warn!(%source, error = %e,
+                        backoff_s = UNREADABLE_BACKOFF.as_secs(),
                         "shared helpdesk budget unavailable; looking up regardless");
                     return Ok(());
                 }

@@ -173,6 +173,33 @@ pub trait SharedBudget: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// How long a process paces by itself alone after the shared budget could not be read, before
+/// it asks again: a state-table outage costs one failed read (and one log line) per spell, not
+/// one per request.
+pub const UNREADABLE_BACKOFF: Duration = Duration::from_secs(30);
+
+/// When the shared budget was last found unreadable ([`UNREADABLE_BACKOFF`]).
+#[derive(Debug, Default)]
+pub struct Unreadable(Mutex<Option<Instant>>);
+
+impl Unreadable {
+    /// Whether the budget failed less than [`UNREADABLE_BACKOFF`] ago: do not ask it now.
+    pub fn active(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|since| since.elapsed() < UNREADABLE_BACKOFF)
+    }
+
+    /// Notes a failure to read it.
+    pub fn note(&self) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+    }
+}
+
 /// What the shared budget said to one request.
 enum Draw {
     /// Take it: the shared budget granted it.
@@ -201,6 +228,8 @@ pub struct Limiter {
     /// Requests taken from `shared` and not sent yet. Held while taking more, so that the
     /// callers of one process ask the shared budget one at a time.
     taken: tokio::sync::Mutex<u32>,
+    /// When `shared` last could not be read.
+    unreadable: Unreadable,
 }
 
 impl Limiter {
@@ -218,6 +247,7 @@ impl Limiter {
             paused_until: Mutex::new(None),
             shared: OnceLock::new(),
             taken: tokio::sync::Mutex::new(0),
+            unreadable: Unreadable::default(),
         }
     }
 
@@ -309,6 +339,9 @@ impl Limiter {
         let Some(shared) = self.shared.get() else {
             return Draw::Alone;
         };
+        if self.unreadable.active() {
+            return Draw::Alone;
+        }
         let mut taken = self.taken.lock().await;
         if *taken > 0 {
             *taken -= 1;
@@ -321,7 +354,9 @@ impl Limiter {
             }
             Ok(Grant::Wait(wait)) => Draw::Wait(wait),
             Err(e) => {
+                self.unreadable.note();
                 tracing::warn!(limiter = %self.name, error = %e,
+                    backoff_s = UNREADABLE_BACKOFF.as_secs(),
                     "shared helpdesk budget unavailable; pacing by this process's share alone");
                 Draw::Alone
             }
@@ -570,6 +605,40 @@ pub(crate) mod tests {
         paced.attach(Arc::new(Budget { readable: true }));
         let most = sent_in_a_minute(paced).await;
         assert!((38..=40).contains(&most), "{most} in 20 s");
+    }
+
+    /// A shared budget that cannot be read, counting the attempts.
+    #[derive(Debug, Default)]
+    struct Down {
+        asked: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl SharedBudget for Down {
+        async fn take(&self, _want: u32) -> Result<Grant, String> {
+            self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err("state table unreadable".into())
+        }
+        async fn pause(&self, _until: DateTime<Utc>) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreadable_budget_is_asked_once_per_backoff_not_once_per_request() {
+        let down = Arc::new(Down::default());
+        let limiter = Limiter::new("intercom", Rate::intercom()).alone_share(2);
+        limiter.attach(down.clone());
+        let asked = || down.asked.load(std::sync::atomic::Ordering::SeqCst);
+        let start = Instant::now();
+        while start.elapsed() < UNREADABLE_BACKOFF - Duration::from_secs(1) {
+            limiter.acquire().await;
+        }
+        assert_eq!(asked(), 1, "one read for a spell of requests");
+        while start.elapsed() < UNREADABLE_BACKOFF + Duration::from_secs(1) {
+            limiter.acquire().await;
+        }
+        assert_eq!(asked(), 2, "asked again once the backoff passed");
     }
 
     #[tokio::test(start_paused = true)]
