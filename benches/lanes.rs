@@ -124,10 +124,13 @@ fn page(run: &str, page: usize, size: usize) -> String {
                     ..Person::default()
                 },
                 observed_at: now,
-                profile: Some(json!({
-                    "type": "contact", "id": format!("bf-{n}"), "role": "user",
-                    "email": email, "name": format!("Backfill Customer{n}"),
-                })),
+                profile: Some(
+                    json!({
+                        "type": "contact", "id": format!("bf-{n}"), "role": "user",
+                        "email": email, "name": format!("Backfill Customer{n}"),
+                    })
+                    .into(),
+                ),
                 ..Record::default()
             }
         })

@@ -111,7 +111,7 @@ impl Helpdesk for Acme {
             records: vec![Record {
                 person,
                 observed_at: at,
-                profile: Some(customer.clone()),
+                profile: Some(customer.clone().into()),
                 events: vec![event],
                 ..Default::default()
             }],

@@ -553,7 +553,7 @@ mod tests {
         Record {
             person,
             observed_at: Utc::now(),
-            profile: Some(profile),
+            profile: Some(profile.into()),
             ..Default::default()
         }
     }

@@ -6,10 +6,13 @@
 //! same configuration applies to real-time and batch traffic alike.
 
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// A helpdesk that feeds deskbridge.
@@ -155,7 +158,7 @@ pub struct Record {
     /// The helpdesk's own person object, for field mapping by dotted path. `None` when the
     /// delivery named the person only by id and nothing has been looked up yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<Value>,
+    pub profile: Option<Profile>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags_added: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -170,6 +173,106 @@ pub struct Record {
     /// `Some(true)` when the helpdesk reports the person unsubscribed from email.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsubscribed: Option<bool>,
+}
+
+/// A helpdesk's own person object, read as a [`Value`] (it dereferences to one).
+///
+/// A profile cut straight out of a webhook body is kept as that body's JSON text
+/// ([`Profile::from_text`]): the webhook copies it into the job as bytes instead of building it
+/// as a tree and writing it out again. It is read as a tree only when something looks into it,
+/// and a profile that is changed ([`DerefMut`]) is a tree from then on. A deserialised profile
+/// is a tree.
+#[derive(Clone)]
+pub struct Profile(ProfileRepr);
+
+#[derive(Clone)]
+enum ProfileRepr {
+    Text {
+        text: Box<RawValue>,
+        tree: OnceLock<Value>,
+    },
+    Tree(Value),
+}
+
+impl Profile {
+    /// A profile kept as JSON text (already validated as JSON by its parser).
+    pub fn from_text(text: Box<RawValue>) -> Self {
+        Profile(ProfileRepr::Text {
+            text,
+            tree: OnceLock::new(),
+        })
+    }
+
+    /// The profile as a tree, taken out.
+    pub fn into_value(self) -> Value {
+        match self.0 {
+            ProfileRepr::Tree(value) => value,
+            ProfileRepr::Text { text, tree } => tree.into_inner().unwrap_or_else(|| parse(&text)),
+        }
+    }
+}
+
+/// The tree of a profile's text. The text is JSON its parser has read, within the webhook
+/// nesting limit, so this does not fail; if it ever did, the profile reads as `null`.
+fn parse(text: &RawValue) -> Value {
+    serde_json::from_str(text.get()).unwrap_or(Value::Null)
+}
+
+impl From<Value> for Profile {
+    fn from(value: Value) -> Self {
+        Profile(ProfileRepr::Tree(value))
+    }
+}
+
+impl Deref for Profile {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        match &self.0 {
+            ProfileRepr::Tree(value) => value,
+            ProfileRepr::Text { text, tree } => tree.get_or_init(|| parse(text)),
+        }
+    }
+}
+
+impl DerefMut for Profile {
+    fn deref_mut(&mut self) -> &mut Value {
+        if let ProfileRepr::Text { text, tree } = &mut self.0 {
+            let value = tree.take().unwrap_or_else(|| parse(text));
+            self.0 = ProfileRepr::Tree(value);
+        }
+        match &mut self.0 {
+            ProfileRepr::Tree(value) => value,
+            ProfileRepr::Text { .. } => unreachable!("a changed profile is a tree"),
+        }
+    }
+}
+
+impl PartialEq for Profile {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl fmt::Debug for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl Serialize for Profile {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            ProfileRepr::Tree(value) => value.serialize(serializer),
+            ProfileRepr::Text { text, .. } => text.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Profile {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(Profile::from)
+    }
 }
 
 /// Who a record is about, as far as the source told us.
@@ -324,6 +427,27 @@ impl SupportEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_profile_kept_as_text_is_written_as_that_text_and_read_as_a_tree() {
+        let text = r#"{"id": "c1",  "custom_attributes": {"plan": "pro"}}"#;
+        let raw = RawValue::from_string(text.to_string()).expect("json");
+        let mut profile = Profile::from_text(raw);
+        // Written byte for byte, spacing included: it was never rebuilt.
+        assert_eq!(serde_json::to_string(&profile).expect("write"), text);
+        assert_eq!(profile["custom_attributes"]["plan"], "pro");
+        assert_eq!(
+            profile,
+            Profile::from(serde_json::json!({"id": "c1", "custom_attributes": {"plan": "pro"}}))
+        );
+        // Changed, it is a tree and written as one.
+        profile["company"] = serde_json::json!({"name": "Acme"});
+        let written = serde_json::to_string(&profile).expect("write");
+        let back: Profile = serde_json::from_str(&written).expect("read");
+        assert_eq!(back["company"]["name"], "Acme");
+        assert_eq!(back["id"], "c1");
+        assert_eq!(back.clone().into_value(), *back);
+    }
 
     #[test]
     fn source_round_trips_through_strings() {

@@ -268,7 +268,7 @@ mod tests {
         Record {
             person,
             observed_at: at(1_736_000_000),
-            profile: Some(json!({})),
+            profile: Some(json!({}).into()),
             ..Default::default()
         }
     }

@@ -85,7 +85,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         if let Some(Some((person, profile))) = found.get(&id) {
             merge_person(&mut record.person, person);
             if record.profile.is_none() {
-                record.profile = Some(profile.clone());
+                record.profile = Some(profile.clone().into());
             }
         }
         self.lookup.complete_profile(source, &mut record).await;

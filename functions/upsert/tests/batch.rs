@@ -117,7 +117,7 @@ fn record(person: Person, events: Vec<SupportEvent>) -> Record {
     Record {
         person,
         observed_at: Utc::now(),
-        profile: Some(json!({"created_at": "2024-01-02T03:04:05Z", "plan": "pro"})),
+        profile: Some(json!({"created_at": "2024-01-02T03:04:05Z", "plan": "pro"}).into()),
         events,
         ..Default::default()
     }

@@ -84,7 +84,7 @@ fn contact(id: &str, email: Option<&str>) -> Record {
             ..Default::default()
         },
         observed_at: at(),
-        profile: Some(profile),
+        profile: Some(profile.into()),
         ..Default::default()
     }
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::api::{CachePolicy, LookupError};
 use super::check::{CheckApi, CheckStreams};
-use super::parse::{ParseError, Parsed};
+use super::parse::{ParseError, Parsed, parse_json};
 use super::signature::AuthError;
 use crate::config::Settings;
 use crate::model::{Person, Record, Source};
@@ -58,6 +58,22 @@ pub trait Helpdesk: Send + Sync {
         body: &[u8],
         received_at: DateTime<Utc>,
     ) -> Result<Parsed, ParseError>;
+
+    /// Reads a verified delivery from its bytes: what the webhook function calls. By default
+    /// `body` is read as JSON with the nesting limit and handed to
+    /// [`parse_webhook`](Helpdesk::parse_webhook); a helpdesk may instead cut parts of the body
+    /// out as text, so that they reach the job without being built as a tree. Both must give
+    /// the same records.
+    fn parse_webhook_body(
+        &self,
+        settings: &Settings,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        received_at: DateTime<Utc>,
+    ) -> Result<Parsed, ParseError> {
+        let value = parse_json(body)?;
+        self.parse_webhook(settings, value, headers, body, received_at)
+    }
 
     /// The canonical person of one of its person objects, as its API returns them. Nothing for
     /// a helpdesk without person objects.

@@ -714,7 +714,7 @@ mod tests {
         Record {
             person: super::super::person_from_profile(&Source::Intercom, &contact),
             observed_at: Utc::now(),
-            profile: Some(contact),
+            profile: Some(contact.into()),
             ..Default::default()
         }
     }

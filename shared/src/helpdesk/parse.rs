@@ -52,7 +52,7 @@ pub fn parse_json(body: &[u8]) -> Result<Value, ParseError> {
 
 /// Counts nesting outside strings before the body reaches serde. Inside a string it jumps from
 /// one quote or backslash to the next (most of a body is string contents).
-fn check_depth(body: &[u8]) -> Result<(), ParseError> {
+pub(crate) fn check_depth(body: &[u8]) -> Result<(), ParseError> {
     let (mut depth, mut i) = (0usize, 0usize);
     while let Some(&b) = body.get(i) {
         i += 1;

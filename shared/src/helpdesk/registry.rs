@@ -12,7 +12,7 @@ use super::contract::Helpdesk;
 use super::generic::vendor::Generic;
 use super::gorgias::vendor::Gorgias;
 use super::intercom::vendor::Intercom;
-use super::parse::{ParseError, Parsed, parse_json};
+use super::parse::{ParseError, Parsed};
 use super::signature::AuthError;
 use super::zendesk::vendor::Zendesk;
 use crate::config::Settings;
@@ -115,9 +115,8 @@ impl Registry {
         body: &[u8],
         received_at: DateTime<Utc>,
     ) -> Result<Parsed, ParseError> {
-        let value = parse_json(body)?;
         match self.get(source) {
-            Some(helpdesk) => helpdesk.parse_webhook(settings, value, headers, body, received_at),
+            Some(helpdesk) => helpdesk.parse_webhook_body(settings, headers, body, received_at),
             None => Err(ParseError::Invalid(format!(
                 "source `{source}` is not served here"
             ))),

@@ -244,7 +244,7 @@ pub fn parse_webhook(
         records: vec![Record {
             person,
             observed_at,
-            profile: Some(clean(value)),
+            profile: Some(clean(value).into()),
             events,
             ..Default::default()
         }],

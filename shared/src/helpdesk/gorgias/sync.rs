@@ -243,7 +243,7 @@ fn customer_record(customer: &Value) -> Result<Option<Record>, String> {
     Ok(Some(Record {
         person,
         observed_at,
-        profile: Some(profile),
+        profile: Some(profile.into()),
         events,
         ..Default::default()
     }))
@@ -305,7 +305,7 @@ fn ticket_record(ticket: &Value) -> Result<Option<Record>, String> {
     Ok(Some(Record {
         person,
         observed_at: updated,
-        profile: Some(customer),
+        profile: Some(customer.into()),
         tags_added: tags(ticket.get("tags")),
         events,
         ..Default::default()

@@ -145,7 +145,7 @@ pub fn parse_webhook(
     let record = Record {
         person,
         observed_at: updated,
-        profile: Some(customer),
+        profile: Some(customer.into()),
         tags_added: tags(ticket.get("tags")),
         events,
         ..Default::default()

@@ -157,7 +157,7 @@ impl IntercomReader {
         let wanted: BTreeSet<String> = records
             .iter()
             .filter_map(|r| r.profile.as_ref().filter(|p| lacks_company(p)))
-            .filter_map(first_company_id)
+            .filter_map(|p| first_company_id(p))
             .filter(|id| valid_id(id) && self.companies.get(id).is_none())
             .collect();
         let mut unread = 0usize;

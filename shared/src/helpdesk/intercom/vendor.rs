@@ -53,6 +53,16 @@ impl Helpdesk for Intercom {
         webhook::parse_webhook(value, received_at)
     }
 
+    fn parse_webhook_body(
+        &self,
+        _settings: &Settings,
+        _headers: &http::HeaderMap,
+        body: &[u8],
+        received_at: DateTime<Utc>,
+    ) -> Result<Parsed, ParseError> {
+        webhook::parse_webhook_body(body, received_at)
+    }
+
     fn person_from_profile(&self, profile: &Value) -> Person {
         webhook::person_from_contact(profile)
     }
@@ -204,7 +214,10 @@ impl PersonApi for IntercomContacts {
     }
 
     fn needs_completion(&self, record: &Record) -> bool {
-        record.profile.as_ref().is_some_and(webhook::lacks_company)
+        record
+            .profile
+            .as_ref()
+            .is_some_and(|p| webhook::lacks_company(p))
     }
 
     async fn complete_profile(&self, client: &reqwest::Client, record: &mut Record) {

@@ -11,11 +11,13 @@
 //! `company.name`, `company.plan` and `company.size`.
 
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::helpdesk::parse::{Delivery, ParseError, Parsed};
+use crate::helpdesk::parse::{Delivery, ParseError, Parsed, check_depth, parse_json};
 use crate::mapping::parse_time;
-use crate::model::{EventKind, Person, Record, Source, SupportEvent};
+use crate::model::{EventKind, Person, Profile, Record, Source, SupportEvent};
 
 /// Parses a verified Intercom notification (already decoded as `value`). A contact item is
 /// moved, not copied, into its record's profile.
@@ -37,29 +39,163 @@ pub fn parse_webhook(mut value: Value, received_at: DateTime<Utc>) -> Result<Par
         .filter(|i| i.is_object())
         .map(Value::take)
         .ok_or(ParseError::Missing("data.item"))?;
+    parse_item(topic, delivery_id, sent_at, item)
+}
 
-    let record = match topic.as_str() {
-        "contact.user.created" | "contact.lead.created" => {
-            let created = time(item.get("created_at")).unwrap_or(sent_at);
-            let mut r = contact_record(item, sent_at)?;
-            let subject = format!(
-                "contact:{}",
-                r.person.source_id.as_deref().unwrap_or_default()
-            );
-            r.events.push(event(
-                EventKind::CustomerCreated,
-                &subject,
-                created,
-                Map::new(),
-            ));
-            r
+/// Parses a verified Intercom notification from its bytes, as [`parse_webhook`] does, with the
+/// nesting limit. A contact item is cut out of the body as JSON text and becomes its record's
+/// profile without being built as a tree: only the few fields the record needs are read from
+/// it. Every other item is read as a tree.
+pub fn parse_webhook_body(body: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
+    check_depth(body)?;
+    // A body of any other shape (not an object, a `data` that is not one, a repeated key) is
+    // read whole as a tree, where it gets the answer it always got.
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
+        return parse_webhook(parse_json(body)?, received_at);
+    };
+    let topic = text(envelope.topic.as_ref()).ok_or(ParseError::Missing("topic"))?;
+    if topic == "ping" {
+        return Ok(Parsed::Ignored { topic });
+    }
+    let delivery_id = text(envelope.id.as_ref()).ok_or(ParseError::Missing("id"))?;
+    let sent_at = time(envelope.created_at.as_ref())
+        .or_else(|| time(envelope.first_sent_at.as_ref()))
+        .unwrap_or(received_at);
+    let item = envelope
+        .data
+        .and_then(|d| d.item)
+        .filter(|i| i.get().starts_with('{'))
+        .ok_or(ParseError::Missing("data.item"))?;
+    if is_contact_topic(&topic)
+        && let Ok(head) = serde_json::from_str::<ContactHead>(item.get())
+    {
+        let person = person_with(|key| head.field(key));
+        let record = contact_topic_record(
+            &topic,
+            person,
+            time(head.created_at.as_ref()),
+            time(head.updated_at.as_ref()),
+            Profile::from_text(item.to_owned()),
+            sent_at,
+        )?;
+        return Ok(accepted(delivery_id, topic, record));
+    }
+    let item = serde_json::from_str(item.get()).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    parse_item(topic, delivery_id, sent_at, item)
+}
+
+/// The notification envelope, with its item left as text.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    topic: Option<Value>,
+    id: Option<Value>,
+    created_at: Option<Value>,
+    first_sent_at: Option<Value>,
+    #[serde(borrow)]
+    data: Option<EnvelopeData<'a>>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeData<'a> {
+    #[serde(borrow)]
+    item: Option<&'a RawValue>,
+}
+
+/// What a contact record reads from a contact item; every other field is skipped unbuilt.
+#[derive(Deserialize)]
+struct ContactHead {
+    id: Option<Value>,
+    email: Option<Value>,
+    phone: Option<Value>,
+    name: Option<Value>,
+    external_id: Option<Value>,
+    created_at: Option<Value>,
+    updated_at: Option<Value>,
+}
+
+impl ContactHead {
+    fn field(&self, key: &str) -> Option<&Value> {
+        match key {
+            "id" => self.id.as_ref(),
+            "email" => self.email.as_ref(),
+            "phone" => self.phone.as_ref(),
+            "name" => self.name.as_ref(),
+            "external_id" => self.external_id.as_ref(),
+            _ => None,
         }
-        // Profile changes. Leads may have no email: the record is then addressed by id.
-        "contact.user.updated"
-        | "contact.lead.updated"
-        | "contact.lead.signed_up"
-        | "contact.lead.added_email"
-        | "contact.email.updated" => contact_record(item, sent_at)?,
+    }
+}
+
+/// Topics whose item is a whole contact, carried as the record's profile.
+fn is_contact_topic(topic: &str) -> bool {
+    matches!(
+        topic,
+        "contact.user.created"
+            | "contact.lead.created"
+            | "contact.user.updated"
+            | "contact.lead.updated"
+            | "contact.lead.signed_up"
+            | "contact.lead.added_email"
+            | "contact.email.updated"
+    )
+}
+
+fn accepted(delivery_id: String, topic: String, record: Record) -> Parsed {
+    Parsed::Accepted(Delivery {
+        delivery_id,
+        topic,
+        records: vec![record],
+    })
+}
+
+/// The record of a contact topic: the contact as its profile, and for a new contact the
+/// customer-created milestone at the contact's creation time.
+fn contact_topic_record(
+    topic: &str,
+    person: Person,
+    created_at: Option<DateTime<Utc>>,
+    updated_at: Option<DateTime<Utc>>,
+    profile: Profile,
+    sent_at: DateTime<Utc>,
+) -> Result<Record, ParseError> {
+    if person.source_id.is_none() {
+        return Err(ParseError::Missing("data.item.id"));
+    }
+    let subject = format!(
+        "contact:{}",
+        person.source_id.as_deref().unwrap_or_default()
+    );
+    let mut record = Record {
+        person,
+        observed_at: updated_at.unwrap_or(sent_at),
+        profile: Some(profile),
+        ..Default::default()
+    };
+    if topic.ends_with(".created") {
+        record.events.push(event(
+            EventKind::CustomerCreated,
+            &subject,
+            created_at.unwrap_or(sent_at),
+            Map::new(),
+        ));
+    }
+    Ok(record)
+}
+
+/// The records of one notification's item.
+fn parse_item(
+    topic: String,
+    delivery_id: String,
+    sent_at: DateTime<Utc>,
+    item: Value,
+) -> Result<Parsed, ParseError> {
+    let record = match topic.as_str() {
+        t if is_contact_topic(t) => {
+            let (created_at, updated_at) =
+                (time(item.get("created_at")), time(item.get("updated_at")));
+            let person = person_from_contact(&item);
+            contact_topic_record(t, person, created_at, updated_at, item.into(), sent_at)?
+        }
         "contact.user.tag.created"
         | "contact.lead.tag.created"
         | "contact.user.tag.deleted"
@@ -122,21 +258,22 @@ pub fn parse_webhook(mut value: Value, received_at: DateTime<Utc>) -> Result<Par
         // a topic we do not act on.
         _ => return Ok(Parsed::Ignored { topic }),
     };
-    Ok(Parsed::Accepted(Delivery {
-        delivery_id,
-        topic,
-        records: vec![record],
-    }))
+    Ok(accepted(delivery_id, topic, record))
 }
 
 /// The canonical person of an Intercom contact object (API or webhook item).
 pub fn person_from_contact(value: &Value) -> Person {
+    person_with(|key| value.get(key))
+}
+
+/// The canonical person of a contact whose top-level fields `field` reads.
+fn person_with<'a>(field: impl Fn(&str) -> Option<&'a Value>) -> Person {
     Person {
-        source_id: text(value.get("id")),
-        email: text(value.get("email")),
-        phone: text(value.get("phone")),
-        name: text(value.get("name")),
-        external_id: text(value.get("external_id")),
+        source_id: text(field("id")),
+        email: text(field("email")),
+        phone: text(field("phone")),
+        name: text(field("name")),
+        external_id: text(field("external_id")),
         ..Default::default()
     }
 }
@@ -192,7 +329,7 @@ pub(crate) fn contact_record(item: Value, sent_at: DateTime<Utc>) -> Result<Reco
     Ok(Record {
         person,
         observed_at: time(item.get("updated_at")).unwrap_or(sent_at),
-        profile: Some(item),
+        profile: Some(item.into()),
         ..Default::default()
     })
 }
@@ -211,7 +348,7 @@ fn reference_record(contact: &Value, at: DateTime<Utc>) -> Result<Record, ParseE
     Ok(Record {
         person,
         observed_at: at,
-        profile: rich.then(|| contact.clone()),
+        profile: rich.then(|| contact.clone().into()),
         ..Default::default()
     })
 }
@@ -392,6 +529,7 @@ fn put(props: &mut Map<String, Value>, key: &str, value: Option<String>) {
 pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
+    use serde_json::json;
 
     const USER_CREATED: &str =
         include_str!("../../../tests/fixtures/intercom/contact-user-created.json");
@@ -418,9 +556,69 @@ pub(crate) mod tests {
             .expect("time")
     }
 
+    /// Parses `body` both ways, from its bytes (as the webhook function does) and from its tree
+    /// (as `deskbridge preview` does), and checks that they agree.
     fn parse(body: &str) -> Result<Parsed, ParseError> {
-        let value = crate::helpdesk::parse::parse_json(body.as_bytes())?;
-        parse_webhook(value, now())
+        let from_bytes = parse_webhook_body(body.as_bytes(), now());
+        let from_tree = crate::helpdesk::parse::parse_json(body.as_bytes())
+            .and_then(|value| parse_webhook(value, now()));
+        assert_eq!(from_bytes, from_tree, "{body}");
+        from_bytes
+    }
+
+    #[test]
+    fn a_contact_reaches_the_job_as_the_bodys_own_text() {
+        let body = r#"{"type": "notification_event", "topic": "contact.user.updated", "id": "notif_9",
+            "created_at": 1700000000, "data": {"item": {"type": "contact", "id": "c9",
+            "email": "ada@example.com",   "custom_attributes": {"tier": "gold", "n": 1.50}}}}"#;
+        let (_, r) = record(body);
+        let written = serde_json::to_string(&r).expect("write");
+        // Written as it came, spacing and number spelling included: never rebuilt as a tree.
+        assert!(
+            written.contains(
+                r#""email": "ada@example.com",   "custom_attributes": {"tier": "gold", "n": 1.50}"#
+            ),
+            "{written}"
+        );
+        assert_eq!(r.person.email.as_deref(), Some("ada@example.com"));
+        let back: Record = serde_json::from_str(&written).expect("read");
+        assert_eq!(back, r);
+        assert_eq!(
+            back.profile
+                .as_deref()
+                .and_then(|p| p.pointer("/custom_attributes/tier")),
+            Some(&json!("gold"))
+        );
+    }
+
+    #[test]
+    fn bodies_of_other_shapes_get_the_answers_the_tree_gives() {
+        for body in [
+            r#"[]"#,
+            r#"{"topic": "contact.user.created", "id": "n1", "data": 5}"#,
+            r#"{"topic": "contact.user.created", "id": "n1", "data": {"item": []}}"#,
+            r#"{"topic": "contact.user.created", "id": "n1", "data": {"item": {"email": "a@b.co"}}}"#,
+            r#"{"topic": "contact.user.created", "topic": "ping", "id": "n1", "data": {"item": {"id": "c1"}}}"#,
+            r#"{"topic": "contact.user.created", "id": "n1", "data": {"item": {"id": "c1", "id": "c2"}}}"#,
+            r#"{"topic": "contact.user.created", "id": "n1", "data": {"item": {"id": ["c1"]}}}"#,
+            r#"{"topic": 7, "id": {"x": 1}, "data": {"item": {"id": "c1"}}}"#,
+            r#"{"id": "n1"}"#,
+        ] {
+            parse(body).ok();
+        }
+        for fixture in [
+            "webhook-intercom-contact-created.json",
+            "webhook-intercom-conversation-rating.json",
+        ] {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/");
+            let text = std::fs::read_to_string(format!("{path}{fixture}")).expect("fixture");
+            let event: Value = serde_json::from_str(&text).expect("json");
+            let body = event
+                .get("body")
+                .and_then(Value::as_str)
+                .map_or(text.clone(), str::to_string);
+            assert!(matches!(parse(&body), Ok(Parsed::Accepted(_))), "{fixture}");
+        }
     }
 
     fn record(body: &str) -> (Delivery, Record) {

@@ -29,7 +29,7 @@ use crate::helpdesk::parse::ParseError;
 use crate::helpdesk::zendesk::auth::{ZendeskAuth, ZendeskAuthError, ZendeskCredentials};
 use crate::helpdesk::zendesk::webhook::{person_from_user, tag_list, text, ticket_event, time};
 use crate::http::StatusCode;
-use crate::model::{EventKind, Person, Record, Source, SupportEvent};
+use crate::model::{EventKind, Person, Profile, Record, Source, SupportEvent};
 use crate::sync::limiter::{Limiter, Rate};
 use crate::sync::readers::{Api, CallError, RetryPolicy, url_with_query};
 use crate::sync::{FetchError, Page, PageRequest, SourceReader};
@@ -389,7 +389,7 @@ fn user_record(user: &Value) -> Result<Record, String> {
     Ok(Record {
         person,
         observed_at,
-        profile: Some(user.clone()),
+        profile: Some(user.clone().into()),
         events,
         ..Default::default()
     })
@@ -471,7 +471,7 @@ fn ticket_record(
     Ok(Some(Record {
         person,
         observed_at: user_at.map_or(ticket_at, |u| u.max(ticket_at)),
-        profile: user.cloned(),
+        profile: user.cloned().map(Profile::from),
         tags_added: tag_list(ticket.get("tags")),
         events,
         ..Default::default()

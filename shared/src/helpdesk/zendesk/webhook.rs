@@ -181,7 +181,7 @@ fn parse_event(
             let mut r = Record {
                 person,
                 observed_at: at,
-                profile: Some(detail.clone()),
+                profile: Some(detail.clone().into()),
                 ..Default::default()
             };
             if t == "user.created" {
@@ -359,7 +359,7 @@ fn parse_trigger(
     let record = Record {
         person,
         observed_at: at,
-        profile: Some(profile),
+        profile: Some(profile.into()),
         tags_added: space_tags(ticket.get("tags")),
         events: kind
             .map(|kind| SupportEvent {
