@@ -49,9 +49,18 @@ pub const AGGREGATE_FIELDS: [(&str, &str); 7] = [
     ("satisfaction_count", "CSAT_RESPONSES"),
 ];
 
+/// Aggregate fields a `field_mapping` can name that are not in the default rules, with the
+/// attribute the documentation suggests: `in_support_conversation` is true while the contact has
+/// an open ticket or conversation (for automations that pause marketing mail meanwhile).
+pub const OPTIONAL_AGGREGATE_FIELDS: [(&str, &str); 1] =
+    [("in_support_conversation", "IN_SUPPORT_CONVERSATION")];
+
 /// Whether a field path names an aggregate rather than a helpdesk field.
 pub fn is_aggregate(path: &str) -> bool {
-    AGGREGATE_FIELDS.iter().any(|(p, _)| *p == path)
+    AGGREGATE_FIELDS
+        .iter()
+        .chain(&OPTIONAL_AGGREGATE_FIELDS)
+        .any(|(p, _)| *p == path)
 }
 
 /// State-table key of a contact's ledger. The contact key is hashed, so the key itself holds no
@@ -124,6 +133,18 @@ pub struct Ledger {
     /// The rating whose satisfied/dissatisfied list placement was written to Brevo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csat_placed: Option<String>,
+    /// The person's latest role in the helpdesk (Intercom `user` or `lead`) and when it was
+    /// observed: what the leads list follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<(DateTime<Utc>, String)>,
+    /// Lists whose membership follows the contact's state ([`Mapping::state_lists`]), by list
+    /// id: whether the contact was last written into the list (`true`) or taken off it. The
+    /// contact is taken off only a list it was written into, so a contact that never belonged
+    /// costs no call.
+    ///
+    /// [`Mapping::state_lists`]: crate::mapping::Mapping::state_lists
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub placed: BTreeMap<i64, bool>,
 }
 
 /// The support figures of a contact, computed from its ledger.
@@ -158,6 +179,7 @@ impl Aggregates {
             "avg_response_time" => self.avg_response_minutes.and_then(rounded),
             "last_satisfaction_score" => self.csat_score.and_then(rounded),
             "satisfaction_count" => Some(Value::from(self.csat_responses)),
+            "in_support_conversation" => Some(Value::Bool(self.open_tickets > 0)),
             _ => None,
         }
     }
@@ -359,7 +381,7 @@ impl Ledger {
     /// Takes in what another ledger of the same person knows, when that person's contact moved
     /// to this one (an email that appeared or changed): per attribute the newer value, every
     /// ticket and rating this one lacks (of one both know, the one with the later milestone),
-    /// and the folded counts. The CSAT placement stays this contact's.
+    /// the folded counts and the newer role. The list placements stay this contact's.
     pub fn absorb(&mut self, other: &Ledger) {
         for (name, theirs) in &other.attributes {
             if self
@@ -387,7 +409,22 @@ impl Ledger {
         }
         self.folded_tickets += other.folded_tickets;
         self.folded_ratings += other.folded_ratings;
+        if let Some((at, role)) = &other.role {
+            self.observe_role(*at, role);
+        }
         self.fold();
+    }
+
+    /// Keeps `role` if it is newer than the one known (at the same time, the larger, so that
+    /// the order of observations does not matter).
+    fn observe_role(&mut self, at: DateTime<Utc>, role: &str) {
+        if self
+            .role
+            .as_ref()
+            .is_none_or(|(t, r)| (at, role) > (*t, r.as_str()))
+        {
+            self.role = Some((at, role.to_string()));
+        }
     }
 
     /// Records everything a record says: its mapped attributes (at its observation time) and
@@ -400,6 +437,16 @@ impl Ledger {
     ) -> Vec<String> {
         let stale = self.observe_attributes(record.observed_at, attributes);
         self.observe_events(source, record.events.iter().chain(&record.past_events));
+        if let Some(role) = record
+            .profile
+            .as_ref()
+            .and_then(|p| p.get("role"))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+        {
+            self.observe_role(record.observed_at, role);
+        }
         stale
     }
 

@@ -62,6 +62,13 @@ pub struct Lists {
     pub satisfied: Option<i64>,
     /// Contacts whose latest CSAT is bad.
     pub dissatisfied: Option<i64>,
+    /// Contacts with an open ticket or conversation: they join while one is open and leave
+    /// when the last one closes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_conversations: Option<i64>,
+    /// Intercom leads: a lead joins, and leaves when it becomes a user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leads: Option<i64>,
 }
 
 /// Mapping of one source.
@@ -169,6 +176,7 @@ pub fn aggregate_transform(path: &str) -> Transform {
     match path {
         "last_ticket_date" => Transform::Date,
         "last_ticket_channel" => Transform::Text,
+        "in_support_conversation" => Transform::Boolean,
         _ => Transform::Number,
     }
 }
@@ -457,6 +465,21 @@ impl Mapping {
             (lists.dissatisfied, lists.satisfied)
         };
         (join.is_some() || leave.is_some()).then_some((join, leave))
+    }
+
+    /// The lists of `source` whose membership follows the contact's state, each with whether
+    /// the contact belongs in it now: active conversations by its open tickets, leads by its
+    /// latest role (only once a role is known).
+    pub fn state_lists(&self, source: &Source, ledger: &ledger::Ledger) -> Vec<(i64, bool)> {
+        let lists = self.source(source).lists;
+        let mut out = Vec::new();
+        if let Some(id) = lists.active_conversations {
+            out.push((id, ledger.aggregates().open_tickets > 0));
+        }
+        if let (Some(id), Some((_, role))) = (lists.leads, &ledger.role) {
+            out.push((id, role == "lead"));
+        }
+        out
     }
 
     fn lists_to_join(&self, sm: &SourceMapping, record: &Record) -> Vec<i64> {

@@ -57,6 +57,10 @@ pub struct BrevoWrites {
     /// The rating whose CSAT placement the list changes write: once they are done, the ledger
     /// notes it, so the same rating does not move the contact again.
     pub csat_placed: Option<String>,
+    /// The state lists ([`Mapping::state_lists`]) this plan puts the contact into (`true`, with
+    /// its upsert) or takes it off (`false`, in `lists_leave`) where the ledger does not note that
+    /// placement yet: once the writes are done, the ledger notes them.
+    pub placements: Vec<(i64, bool)>,
     /// The record's events in order, each with its Brevo request, or `None` when the mapping
     /// does not send its kind.
     pub events: Vec<EventWrite>,
@@ -136,6 +140,11 @@ pub fn plan(
             }
         }
     };
+    let mut lists_leave = lists_leave;
+    let placements = match (&key, ledger) {
+        (Some(_), Some(ledger)) => state_placements(mapping, source, ledger, &mut lists_leave),
+        _ => Vec::new(),
+    };
     let sms = contact.attributes.get(SMS).and_then(Value::as_str);
     let events = record
         .events
@@ -151,23 +160,62 @@ pub fn plan(
         key,
         lists_leave,
         csat_placed,
+        placements,
         events,
     }
 }
 
+/// The state-list placements the ledger does not note yet: a list the contact belongs in is
+/// joined (by [`view`]) until noted; a list it no longer belongs in is left, but only if the
+/// contact was written into it.
+fn state_placements(
+    mapping: &Mapping,
+    source: &Source,
+    ledger: &Ledger,
+    lists_leave: &mut Vec<i64>,
+) -> Vec<(i64, bool)> {
+    let mut placements = Vec::new();
+    for (list, belongs) in mapping.state_lists(source, ledger) {
+        let placed = ledger.placed.get(&list).copied();
+        if belongs && placed != Some(true) {
+            placements.push((list, true));
+        } else if !belongs && placed == Some(true) {
+            if !lists_leave.contains(&list) {
+                lists_leave.push(list);
+            }
+            placements.push((list, false));
+        }
+    }
+    placements
+}
+
 /// Writes the ledger's view onto `contact`: the newest value of every attribute, the support
-/// aggregates, and the CSAT list its latest score joins.
+/// aggregates, the CSAT list its latest score joins, and (for a contact with a key) the state
+/// lists it belongs in.
 pub fn view(mapping: &Mapping, source: &Source, ledger: &Ledger, contact: &mut ContactUpsert) {
     let aggregates = ledger.aggregates();
     let mut attributes = ledger.attribute_values();
     attributes.extend(mapping.aggregate_attributes(source, &aggregates));
     contact.attributes = attributes;
-    if let Some((Some(join), _)) = mapping.csat_lists(source, &aggregates)
-        && !contact.list_ids.contains(&join)
-    {
-        contact.list_ids.push(join);
-        contact.list_ids.sort_unstable();
+    let mut join: Vec<i64> = mapping
+        .csat_lists(source, &aggregates)
+        .and_then(|(join, _)| join)
+        .into_iter()
+        .collect();
+    if contact.key().is_some() {
+        join.extend(
+            mapping
+                .state_lists(source, ledger)
+                .into_iter()
+                .filter_map(|(list, belongs)| belongs.then_some(list)),
+        );
     }
+    for list in join {
+        if !contact.list_ids.contains(&list) {
+            contact.list_ids.push(list);
+        }
+    }
+    contact.list_ids.sort_unstable();
 }
 
 /// What identifies a contact's ledger: its Brevo key, else its SMS.
@@ -372,6 +420,102 @@ mod tests {
                 ..Default::default()
             }
         );
+    }
+
+    /// Plans `record` against `ledger` (merging it first) and notes the plan's placements,
+    /// as the executor does once the writes are done.
+    fn step(m: &Mapping, source: &Source, ledger: &mut Ledger, record: &Record) -> BrevoWrites {
+        let observed = observe(m, source, record).expect("maps");
+        ledger.observe(source, record, observed.attributes());
+        let writes = plan(m, source, record, &observed, Some(ledger));
+        for &(list, joined) in &writes.placements {
+            ledger.placed.insert(list, joined);
+        }
+        writes
+    }
+
+    #[test]
+    fn a_contact_is_in_the_active_list_while_a_conversation_is_open() {
+        let mut m = Mapping::default();
+        let ic = m.sources.get_mut("intercom").expect("intercom mapping");
+        ic.lists.active_conversations = Some(36);
+        let source = Source::Intercom;
+        let mut ledger = Ledger::default();
+        let with = |events: Vec<SupportEvent>| Record {
+            events,
+            ..record(email("a@b.co"))
+        };
+
+        // A customer never in support: not in the list, and no call to take them off it.
+        let quiet = step(&m, &source, &mut ledger, &with(vec![]));
+        assert!(!quiet.lists_join().contains(&36));
+        assert!(quiet.lists_leave.is_empty() && quiet.placements.is_empty());
+
+        let mut open = event("o1", EventKind::TicketCreated, 1_736_000_000);
+        open.ticket_id = Some("147".into());
+        let opened = step(&m, &source, &mut ledger, &with(vec![open]));
+        assert!(opened.lists_join().contains(&36));
+        assert_eq!(opened.placements, vec![(36, true)]);
+
+        // A second conversation opens, the first closes: still in support.
+        let mut second = event("o2", EventKind::TicketCreated, 1_736_000_100);
+        second.ticket_id = Some("148".into());
+        let mut close_first = event("c1", EventKind::TicketClosed, 1_736_000_200);
+        close_first.ticket_id = Some("147".into());
+        let busy = step(&m, &source, &mut ledger, &with(vec![second, close_first]));
+        assert!(busy.lists_join().contains(&36));
+        assert!(busy.lists_leave.is_empty() && busy.placements.is_empty());
+
+        // The last one closes: the contact leaves, once.
+        let mut close_second = event("c2", EventKind::TicketClosed, 1_736_000_300);
+        close_second.ticket_id = Some("148".into());
+        let done = step(&m, &source, &mut ledger, &with(vec![close_second.clone()]));
+        assert!(!done.lists_join().contains(&36));
+        assert_eq!(done.lists_leave, vec![36]);
+        assert_eq!(done.placements, vec![(36, false)]);
+        let again = step(&m, &source, &mut ledger, &with(vec![close_second]));
+        assert!(again.lists_leave.is_empty() && again.placements.is_empty());
+
+        // The attribute that says so, when the mapping names it.
+        let ic = m.sources.get_mut("intercom").expect("intercom mapping");
+        ic.field_mapping.push(crate::mapping::FieldRule::new(
+            "in_support_conversation",
+            "IN_SUPPORT_CONVERSATION",
+            crate::mapping::Transform::Boolean,
+        ));
+        let quiet = step(&m, &source, &mut ledger, &with(vec![]));
+        assert_eq!(
+            quiet.contact.attributes["IN_SUPPORT_CONVERSATION"],
+            json!(false)
+        );
+    }
+
+    #[test]
+    fn a_lead_is_in_the_leads_list_until_it_becomes_a_user() {
+        let mut m = Mapping::default();
+        let ic = m.sources.get_mut("intercom").expect("intercom mapping");
+        ic.lists.leads = Some(37);
+        let source = Source::Intercom;
+        let contact = |role: &str, secs: i64| Record {
+            observed_at: at(secs),
+            profile: Some(json!({"type": "contact", "id": "c1", "role": role}).into()),
+            ..record(email("a@b.co"))
+        };
+        let mut ledger = Ledger::default();
+        let lead = step(&m, &source, &mut ledger, &contact("lead", 1_000));
+        assert!(lead.lists_join().contains(&37));
+        assert_eq!(lead.placements, vec![(37, true)]);
+        // An older page that still says lead does not undo a newer sign-up.
+        let user = step(&m, &source, &mut ledger, &contact("user", 2_000));
+        assert_eq!(user.lists_leave, vec![37]);
+        assert!(!user.lists_join().contains(&37));
+        let stale = step(&m, &source, &mut ledger, &contact("lead", 1_500));
+        assert!(!stale.lists_join().contains(&37));
+        assert!(stale.lists_leave.is_empty() && stale.placements.is_empty());
+        // A user never a lead costs no removal.
+        let mut fresh = Ledger::default();
+        let user = step(&m, &source, &mut fresh, &contact("user", 3_000));
+        assert!(user.lists_leave.is_empty() && user.placements.is_empty());
     }
 
     #[test]

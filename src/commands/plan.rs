@@ -104,6 +104,8 @@ pub fn needs(settings: &Settings, sources: &[Source]) -> Needs {
             (lists.all_contacts, "all_contacts"),
             (lists.satisfied, "satisfied"),
             (lists.dissatisfied, "dissatisfied"),
+            (lists.active_conversations, "active_conversations"),
+            (lists.leads, "leads"),
         ] {
             if let Some(id) = id {
                 use_list(id, what.to_string());

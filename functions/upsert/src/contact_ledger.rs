@@ -185,6 +185,27 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         .await?;
         Ok(())
     }
+
+    /// Notes the state-list placements a plan wrote ([`BrevoWrites::placements`]).
+    ///
+    /// [`BrevoWrites::placements`]: deskbridge_shared::plan::BrevoWrites::placements
+    pub(crate) async fn placed(
+        &self,
+        key: &str,
+        placements: &[(i64, bool)],
+        stats: &mut Stats,
+    ) -> Result<(), Retry> {
+        if placements.is_empty() {
+            return Ok(());
+        }
+        self.update_ledger(key, stats, |l| {
+            for &(list, joined) in placements {
+                l.placed.insert(list, joined);
+            }
+        })
+        .await?;
+        Ok(())
+    }
 }
 
 /// Whether the first upsert went out without SMS (the number belongs to another contact).

@@ -95,6 +95,9 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             if let (Some(rating), Some(entry)) = (&writes.csat_placed, entry) {
                 self.csat_placed(&entry.key, rating, stats).await?;
             }
+            if let Some(entry) = entry {
+                self.placed(&entry.key, &writes.placements, stats).await?;
+            }
         }
 
         let mut events = writes.events.clone();

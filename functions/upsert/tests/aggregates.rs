@@ -331,3 +331,54 @@ async fn a_resolved_ticket_event_carries_what_a_follow_up_campaign_needs() {
     assert_eq!(p["resolution_time"], json!(125.0));
     assert_eq!(p["satisfaction"], json!(4.0));
 }
+
+#[tokio::test]
+async fn a_contact_is_in_the_active_list_only_while_a_ticket_is_open() {
+    use EventKind::*;
+    const ACTIVE: i64 = 38;
+    let server = brevo().await;
+    let mut mapping = Mapping::default();
+    if let Some(z) = mapping.sources.get_mut("zendesk") {
+        z.lists.active_conversations = Some(ACTIVE);
+    }
+    let upserter = Upserter::new(
+        fast_client(&server),
+        MemoryStateStore::new(),
+        NoLookup,
+        mapping,
+    );
+    let lists = |contact: Value| contact.get("listIds").cloned().unwrap_or(json!([]));
+
+    upserter.handle(&[delivery(1, "Jane", 0, vec![])]).await;
+    assert_eq!(lists(last_contact(&server).await), json!([]));
+    upserter
+        .handle(&[delivery(
+            2,
+            "Jane",
+            10,
+            vec![event(TicketCreated, "1", 10, json!({}))],
+        )])
+        .await;
+    assert_eq!(lists(last_contact(&server).await), json!([ACTIVE]));
+    upserter
+        .handle(&[delivery(
+            3,
+            "Jane",
+            20,
+            vec![event(TicketClosed, "1", 20, json!({}))],
+        )])
+        .await;
+    assert_eq!(lists(last_contact(&server).await), json!([]));
+    assert_eq!(removals(&server).await, vec![ACTIVE]);
+    // The same closing again (a vendor retry under a new delivery id): no second removal.
+    let report = upserter
+        .handle(&[delivery(
+            4,
+            "Jane",
+            20,
+            vec![event(TicketClosed, "1", 20, json!({}))],
+        )])
+        .await;
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(removals(&server).await, vec![ACTIVE]);
+}

@@ -287,16 +287,25 @@ impl Settings {
             tokens: TokenCache::default(),
         };
 
+        // The mapping file, validated as a whole: a bad file stops start-up with every problem.
+        let file = crate::config::file::load_from_vars(vars)?.unwrap_or_default();
+        // The file may name the token's variable (`access_token: "${NAME}"`) and pin the API
+        // version; the INTERCOM_VERSION variable wins over the file, as every variable does.
+        let intercom_file = file.sources.get(Source::Intercom.as_str());
+        let token_var = intercom_file
+            .and_then(|s| s.token_var.as_deref())
+            .unwrap_or("INTERCOM_ACCESS_TOKEN");
         let intercom = IntercomSettings {
             base_url: url(
                 "INTERCOM_BASE_URL",
                 vars.get("INTERCOM_BASE_URL")
                     .unwrap_or_else(|| DEFAULT_INTERCOM_BASE_URL.into()),
             )?,
-            access_token: vars.get("INTERCOM_ACCESS_TOKEN"),
+            access_token: vars.get(token_var),
             client_secret: vars.get("INTERCOM_CLIENT_SECRET"),
             version: vars
                 .get("INTERCOM_VERSION")
+                .or_else(|| intercom_file.and_then(|s| s.api_version.clone()))
                 .unwrap_or_else(|| DEFAULT_INTERCOM_VERSION.into()),
         };
 
@@ -323,8 +332,6 @@ impl Settings {
             })?),
         };
 
-        // The mapping file, validated as a whole: a bad file stops start-up with every problem.
-        let file = crate::config::file::load_from_vars(vars)?.unwrap_or_default();
         let mapping = file.mapping.clone();
         let generic_secrets = file
             .generic
@@ -475,6 +482,38 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+
+    #[test]
+    fn the_file_names_the_intercom_token_variable_and_pins_the_api_version() {
+        // As deployed: the file is read from its secret, the token from the credentials secret
+        // under the name the file gives.
+        let text = "connectors:\n  intercom:\n    access_token: \"${SUPPORT_INTERCOM_TOKEN}\"\n    \
+                    api_version: \"2.10\"\n";
+        let vars = |env: &[(&'static str, &'static str)]| {
+            let config = (
+                "DESKBRIDGE_CONFIG",
+                "secretsmanager:arn:aws:secretsmanager:us-east-1:123456789012:secret:config",
+            );
+            Vars::from_pairs(env.iter().copied().chain([config]))
+                .with_fallback(HashMap::from([(
+                    "SUPPORT_INTERCOM_TOKEN".to_string(),
+                    "from-the-secret".to_string(),
+                )]))
+                .with_config_text(text)
+        };
+        let s = Settings::from_vars(&vars(&[])).expect("valid");
+        assert_eq!(s.intercom.access_token.as_deref(), Some("from-the-secret"));
+        assert_eq!(s.intercom.version, "2.10");
+        assert!(s.api_enabled(&Source::Intercom));
+        // The usual variable is not read when the file names another; INTERCOM_VERSION wins.
+        let s = Settings::from_vars(&vars(&[
+            ("INTERCOM_ACCESS_TOKEN", "the-usual-one"),
+            ("INTERCOM_VERSION", "2.11"),
+        ]))
+        .expect("valid");
+        assert_eq!(s.intercom.access_token.as_deref(), Some("from-the-secret"));
+        assert_eq!(s.intercom.version, "2.11");
+    }
 
     #[test]
     fn defaults_apply_and_sources_without_secrets_are_disabled() {

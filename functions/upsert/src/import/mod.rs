@@ -426,6 +426,14 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             {
                 run.fail(target.job, &reason);
             }
+            if let Some(entry) = &target.entry
+                && run.ok(target.job)
+                && let Err(Retry { reason, .. }) = self
+                    .placed(&entry.key, &target.writes.placements, &mut run.stats)
+                    .await
+            {
+                run.fail(target.job, &reason);
+            }
         }
     }
 }

@@ -95,6 +95,11 @@ pub struct SourceFileSettings {
     pub domain: Option<String>,
     /// Batch-sync stream -> on/off, as written under `sync`.
     pub streams: BTreeMap<String, bool>,
+    /// The variable holding the API token, as `access_token: "${NAME}"` names it (Intercom);
+    /// `None`: the source's usual variable.
+    pub token_var: Option<String>,
+    /// `api_version` as written (Intercom); the `INTERCOM_VERSION` variable wins.
+    pub api_version: Option<String>,
 }
 
 impl Default for SourceFileSettings {
@@ -103,6 +108,8 @@ impl Default for SourceFileSettings {
             enabled: true,
             domain: None,
             streams: BTreeMap::new(),
+            token_var: None,
+            api_version: None,
         }
     }
 }

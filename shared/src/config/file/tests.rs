@@ -89,6 +89,7 @@ fn the_example_file_parses_into_the_expected_mapping() {
         all_contacts: Some(35),
         satisfied: Some(36),
         dissatisfied: Some(37),
+        ..Default::default()
     };
     gorgias.tag_lists = BTreeMap::from([("vip".into(), 40), ("churn-risk".into(), 41)]);
     let intercom = expected.sources.get_mut("intercom").expect("intercom");
@@ -106,6 +107,11 @@ fn the_example_file_parses_into_the_expected_mapping() {
         ("company.size", "COMPANY_SIZE", Number),
         ("custom_attributes.plan_tier", "PLAN_TIER", Auto),
         ("custom_attributes.feature_usage", "FEATURE_USAGE", Auto),
+        (
+            "in_support_conversation",
+            "IN_SUPPORT_CONVERSATION",
+            Boolean,
+        ),
     ]);
     intercom.event_mapping =
         BTreeMap::from([("satisfaction_survey.created".into(), String::new())]);
@@ -113,6 +119,8 @@ fn the_example_file_parses_into_the_expected_mapping() {
         all_contacts: Some(38),
         satisfied: Some(39),
         dissatisfied: None,
+        active_conversations: Some(42),
+        leads: Some(43),
     };
     expected.sources.insert(
         "generic:cinnox".into(),
@@ -177,6 +185,7 @@ fn the_example_file_parses_into_the_expected_mapping() {
                     enabled: true,
                     domain: Some("yourstore.gorgias.com".into()),
                     streams: streams(&["customers", "tickets", "satisfaction_surveys"]),
+                    ..Default::default()
                 }
             ),
             (
@@ -185,6 +194,8 @@ fn the_example_file_parses_into_the_expected_mapping() {
                     enabled: true,
                     domain: None,
                     streams: streams(&["contacts", "conversations"]),
+                    token_var: Some("INTERCOM_ACCESS_TOKEN".into()),
+                    api_version: Some("2.11".into()),
                 }
             ),
             (
@@ -259,6 +270,7 @@ fn the_gorgias_seed_loads_with_its_aggregate_rows() {
             all_contacts: Some(35),
             satisfied: Some(36),
             dissatisfied: Some(37),
+            ..Default::default()
         }
     );
     assert_eq!(cfg.mapping.event_mapping, Mapping::default().event_mapping);
@@ -323,6 +335,147 @@ connectors:
                 .into()
         }]
     );
+}
+
+/// The Intercom seed's configuration, as written there (its comments included).
+const INTERCOM_SEED: &str = r#"
+connectors:
+  intercom:
+    enabled: true
+    access_token: "${INTERCOM_ACCESS_TOKEN}"
+    api_version: "2.11"
+    # Data sync options
+    sync:
+      contacts: true
+      conversations: true
+      companies: true
+      events: true
+      tags: true
+    # Sync direction
+    direction: intercom_to_brevo
+    # Brevo list assignment
+    lists:
+      all_users: 35
+      active_conversations: 36
+      leads: 37
+field_mapping:
+  # Standard fields
+  email: email
+  name: FULLNAME
+  phone: SMS
+  # Engagement fields
+  signed_up_at: SIGNUP_DATE
+  last_seen_at: LAST_ACTIVE
+  session_count: SESSION_COUNT
+  unsubscribed_from_emails: UNSUBSCRIBED
+  # Company fields
+  company.name: COMPANY_NAME
+  company.plan: COMPANY_PLAN
+  company.size: COMPANY_SIZE
+  # Custom attributes
+  custom_attributes.plan_tier: PLAN_TIER
+  custom_attributes.feature_usage: FEATURE_USAGE
+"#;
+
+#[test]
+fn the_intercom_seed_loads_as_written() {
+    let cfg = parse("intercom.yaml", INTERCOM_SEED).expect("valid");
+    let i = cfg.mapping.source(&Source::Intercom);
+    assert_eq!(
+        i.lists,
+        Lists {
+            all_contacts: Some(35),
+            active_conversations: Some(36),
+            leads: Some(37),
+            ..Default::default()
+        }
+    );
+    assert_eq!(i.field_mapping.len(), 11);
+    let settings = &cfg.sources["intercom"];
+    assert_eq!(settings.token_var.as_deref(), Some("INTERCOM_ACCESS_TOKEN"));
+    assert_eq!(settings.api_version.as_deref(), Some("2.11"));
+    assert!(settings.enabled);
+    // What is not built yet says so, line by line, instead of failing the file.
+    let warnings: Vec<(Option<usize>, &str)> = cfg
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.message.as_str()))
+        .collect();
+    assert_eq!(warnings.len(), 4, "{warnings:?}");
+    assert_eq!(warnings[0].0, Some(11));
+    assert!(
+        warnings[0]
+            .1
+            .starts_with("connectors.intercom.sync.companies: intercom has no")
+    );
+    assert_eq!(warnings[1].0, Some(12));
+    assert_eq!(warnings[2].0, Some(13));
+    assert!(warnings[3].1.contains("no `id` row"), "{warnings:?}");
+}
+
+#[test]
+fn the_seed_keys_refuse_what_they_cannot_do() {
+    let text = "\
+connectors:
+  intercom:
+    access_token: dG9rOjEyMzQ1Njc4OTA=
+    api_version: 2.10
+    direction: bidirectional
+  gorgias:
+    access_token: \"${GORGIAS_TOKEN}\"
+    direction: sideways
+    lists: { leads: 5, active_conversations: 6 }
+  zendesk:
+    api_version: \"2.11\"
+";
+    let found = problems(text);
+    let expected: Vec<(Option<usize>, String)> = vec![
+        (
+            3,
+            "connectors.intercom.access_token: write the variable that holds the token, as \
+             \"${INTERCOM_ACCESS_TOKEN}\", not the token itself: the file is not a place for \
+             secrets (in AWS, put the token in the credentials secret under that name)",
+        ),
+        (
+            4,
+            "connectors.intercom.api_version: write the version in quotes, as \"2.11\": \
+             unquoted, YAML reads it as a number, and 2.10 would become 2.1",
+        ),
+        (
+            5,
+            "connectors.intercom.direction: `bidirectional` is not available: deskbridge \
+             sends intercom to Brevo, and sends nothing back yet; write `intercom_to_brevo` \
+             or leave `direction` out",
+        ),
+        (
+            7,
+            "connectors.gorgias.access_token: `access_token` is a setting of intercom; \
+             gorgias reads its credentials and API from its own variables (see the README's \
+             configuration table)",
+        ),
+        (
+            8,
+            "connectors.gorgias.direction: `sideways` is not a direction; write \
+             `gorgias_to_brevo` (the default)",
+        ),
+        (
+            9,
+            "connectors.gorgias.lists.leads: leads are Intercom's (contacts with the role \
+             `lead`); gorgias has none",
+        ),
+        (
+            11,
+            "connectors.zendesk.api_version: `api_version` is a setting of intercom; zendesk \
+             reads its credentials and API from its own variables (see the README's \
+             configuration table)",
+        ),
+    ]
+    .into_iter()
+    .map(|(l, m)| (Some(l), m.to_string()))
+    .collect();
+    assert_eq!(found, expected);
+    // The literal is never repeated back: it is probably the token.
+    assert!(found.iter().all(|(_, m)| !m.contains("dG9r")));
 }
 
 #[test]
@@ -399,9 +552,8 @@ historical_events: 1
         ),
         (
             10,
-            "unknown key `leads` in connectors.gorgias.lists; known keys: all_contacts, \
-              all_support_contacts, all_users, satisfied, satisfied_customers, \
-              dissatisfied, dissatisfied_customers",
+            "connectors.gorgias.lists.leads: leads are Intercom's (contacts with the role \
+              `lead`); gorgias has none",
         ),
         (
             11,
@@ -449,7 +601,7 @@ historical_events: 1
             22,
             "unknown key `lsts` in connectors.zendesk (did you mean `lists`?); known \
               keys: enabled, domain, subdomain, sync, lists, tag_lists, field_mapping, \
-              event_mapping",
+              event_mapping, direction, access_token, api_version",
         ),
         (24, "historical_events must be true or false, not `1`"),
     ]

@@ -20,6 +20,9 @@ const CONNECTOR_KEYS: &[&str] = &[
     "tag_lists",
     "field_mapping",
     "event_mapping",
+    "direction",
+    "access_token",
+    "api_version",
 ];
 /// A `generic:<name>` connector takes these too.
 const GENERIC_ONLY_KEYS: &[&str] = &["auth", "fields", "events"];
@@ -88,8 +91,21 @@ impl Checker {
                     }
                 }
                 "domain" | "subdomain" => c.settings.domain = self.text(&f, &at),
+                "direction" => self.direction(&c.source, &f, &at),
+                "access_token" | "api_version" if c.source != Source::Intercom => self.error(
+                    f.line,
+                    format!(
+                        "{}: `{}` is a setting of intercom; {} reads its credentials and API \
+                         from its own variables (see the README's configuration table)",
+                        dotted(&at, &f.key),
+                        f.key,
+                        c.name
+                    ),
+                ),
+                "access_token" => c.settings.token_var = self.variable_reference(&f, &at),
+                "api_version" => c.settings.api_version = self.api_version(&f, &at),
                 "sync" => c.settings.streams = self.streams(&c.source, &f, &at),
-                "lists" => c.lists = Some(self.lists(&f, &at)),
+                "lists" => c.lists = Some(self.lists(&c.source, &f, &at)),
                 "tag_lists" => c.tag_lists = Some(self.tag_lists(&f, &at)),
                 "field_mapping" if !matches!(f.value.value, Node::Null) => {
                     let rules = self.field_mapping(f.value, &format!("{at}.field_mapping"));
@@ -128,6 +144,113 @@ impl Checker {
         Some(c)
     }
 
+    /// `direction`: which way data goes. Only `<source>_to_brevo` is built; the way back is
+    /// refused by name rather than accepted and ignored.
+    fn direction(&mut self, source: &Source, f: &Entry, at: &str) {
+        let Some(direction) = self.text(f, at) else {
+            return;
+        };
+        let name = match source {
+            Source::Generic(name) => name.as_str(),
+            other => other.as_str(),
+        };
+        let forward = format!("{name}_to_brevo");
+        if direction == forward {
+            return;
+        }
+        let back = [
+            format!("brevo_to_{name}"),
+            "bidirectional".into(),
+            "two_way".into(),
+            "both".into(),
+        ];
+        let message = if back.contains(&direction) {
+            format!(
+                "{}: `{direction}` is not available: deskbridge sends {source} to Brevo, and \
+                 sends nothing back yet; write `{forward}` or leave `direction` out",
+                dotted(at, &f.key)
+            )
+        } else {
+            format!(
+                "{}: `{direction}` is not a direction; write `{forward}` (the default)",
+                dotted(at, &f.key)
+            )
+        };
+        self.error(f.value_line(), message);
+    }
+
+    /// A secret given as a reference to the variable that holds it (`"${NAME}"`): the name.
+    /// A literal is refused without being repeated, since it is probably the secret itself.
+    fn variable_reference(&mut self, f: &Entry, at: &str) -> Option<String> {
+        let where_ = dotted(at, &f.key);
+        let Node::Str(text) = &f.value.value else {
+            if !matches!(f.value.value, Node::Null) {
+                self.error(
+                    f.value_line(),
+                    format!("{where_} must be a reference such as \"${{INTERCOM_ACCESS_TOKEN}}\""),
+                );
+            }
+            return None;
+        };
+        let name = text
+            .trim()
+            .strip_prefix("${")
+            .and_then(|t| t.strip_suffix('}'))
+            .map(str::trim);
+        match name {
+            Some(name) if is_variable_name(name) => Some(name.to_string()),
+            Some(_) => {
+                self.error(
+                    f.value_line(),
+                    format!(
+                        "{where_}: the variable name between ${{ and }} must be letters, \
+                         digits and _, not starting with a digit"
+                    ),
+                );
+                None
+            }
+            None => {
+                self.error(
+                    f.value_line(),
+                    format!(
+                        "{where_}: write the variable that holds the token, as \
+                         \"${{INTERCOM_ACCESS_TOKEN}}\", not the token itself: the file is not \
+                         a place for secrets (in AWS, put the token in the credentials secret \
+                         under that name)"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// `api_version`: an Intercom API version such as `"2.11"`, or `Unstable`.
+    fn api_version(&mut self, f: &Entry, at: &str) -> Option<String> {
+        let where_ = dotted(at, &f.key);
+        if matches!(f.value.value, Node::Float(_) | Node::Int(_)) {
+            self.error(
+                f.value_line(),
+                format!(
+                    "{where_}: write the version in quotes, as \"2.11\": unquoted, YAML reads \
+                     it as a number, and 2.10 would become 2.1"
+                ),
+            );
+            return None;
+        }
+        let version = self.text(f, at)?;
+        let numbered = version
+            .split_once('.')
+            .is_some_and(|(major, minor)| is_number(major) && is_number(minor));
+        if numbered || version == "Unstable" {
+            return Some(version);
+        }
+        self.error(
+            f.value_line(),
+            format!("{where_}: `{version}` is not an Intercom API version such as \"2.11\""),
+        );
+        None
+    }
+
     fn streams(&mut self, source: &Source, f: &Entry, at: &str) -> BTreeMap<String, bool> {
         let where_ = format!("{at}.sync");
         let known: &[&str] = match source {
@@ -161,4 +284,16 @@ impl Checker {
         }
         streams
     }
+}
+
+/// An environment variable name: letters, digits and `_`, not starting with a digit.
+fn is_variable_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_number(text: &str) -> bool {
+    !text.is_empty() && text.chars().all(|c| c.is_ascii_digit())
 }

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{Checker, Entry};
 use crate::mapping::Lists;
+use crate::model::Source;
 
 const LIST_KEYS: &[&str] = &[
     "all_contacts",
@@ -13,19 +14,33 @@ const LIST_KEYS: &[&str] = &[
     "satisfied_customers",
     "dissatisfied",
     "dissatisfied_customers",
+    "active_conversations",
+    "leads",
 ];
 
 impl Checker {
-    pub(super) fn lists(&mut self, f: &Entry, at: &str) -> Lists {
+    pub(super) fn lists(&mut self, source: &Source, f: &Entry, at: &str) -> Lists {
         let where_ = format!("{at}.lists");
         let mut lists = Lists::default();
         // Which key set each list, so that two aliases of one list are reported.
-        let mut set_by: [Option<String>; 3] = Default::default();
+        let mut set_by: [Option<String>; 5] = Default::default();
         for l in self.entries(f.value, &where_) {
             let slot = match l.key.as_str() {
                 "all_contacts" | "all_support_contacts" | "all_users" => 0,
                 "satisfied" | "satisfied_customers" => 1,
                 "dissatisfied" | "dissatisfied_customers" => 2,
+                "active_conversations" => 3,
+                "leads" if *source != Source::Intercom => {
+                    self.error(
+                        l.line,
+                        format!(
+                            "{where_}.leads: leads are Intercom's (contacts with the role \
+                             `lead`); {source} has none"
+                        ),
+                    );
+                    continue;
+                }
+                "leads" => 4,
                 _ => {
                     self.unknown_key(&l, &where_, LIST_KEYS);
                     continue;
@@ -46,7 +61,9 @@ impl Checker {
             match slot {
                 0 => lists.all_contacts = id,
                 1 => lists.satisfied = id,
-                _ => lists.dissatisfied = id,
+                2 => lists.dissatisfied = id,
+                3 => lists.active_conversations = id,
+                _ => lists.leads = id,
             }
         }
         lists
