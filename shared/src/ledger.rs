@@ -349,7 +349,12 @@ impl Ledger {
                 fact.last_at = Some(at);
             }
             EventKind::SurveyResponded => self.rate(key.clone(), event),
-            EventKind::SurveySent | EventKind::CustomerCreated => {}
+            EventKind::SurveySent
+            | EventKind::CustomerCreated
+            | EventKind::TicketSnoozed
+            | EventKind::TicketUnsnoozed
+            | EventKind::AiResolved
+            | EventKind::AiEscalated => {}
         }
         self.tickets.entry(key).or_default().join(&fact);
     }

@@ -109,6 +109,10 @@ impl Default for Mapping {
             (EventKind::SurveySent, "CSAT_SURVEY_SENT"),
             (EventKind::SurveyResponded, "CSAT_SUBMITTED"),
             (EventKind::CustomerCreated, "SUPPORT_CUSTOMER_CREATED"),
+            (EventKind::TicketSnoozed, "SUPPORT_TICKET_SNOOZED"),
+            (EventKind::TicketUnsnoozed, "SUPPORT_TICKET_UNSNOOZED"),
+            (EventKind::AiResolved, "SUPPORT_AI_RESOLVED"),
+            (EventKind::AiEscalated, "SUPPORT_AI_ESCALATED"),
         ]
         .into_iter()
         .map(|(k, v)| (k.key().to_string(), v.to_string()))

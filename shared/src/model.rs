@@ -316,16 +316,29 @@ pub enum EventKind {
     SurveySent,
     SurveyResponded,
     CustomerCreated,
+    /// A ticket or conversation set aside until later (Intercom snooze).
+    TicketSnoozed,
+    /// A snoozed ticket or conversation back (by an agent, a reply or its timer).
+    TicketUnsnoozed,
+    /// An AI agent (Intercom Fin) resolved the conversation, by the customer's confirmation
+    /// or assumed from their silence.
+    AiResolved,
+    /// An AI agent handed the conversation to a human team.
+    AiEscalated,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::TicketCreated,
         EventKind::TicketClosed,
         EventKind::TicketReopened,
         EventKind::SurveySent,
         EventKind::SurveyResponded,
         EventKind::CustomerCreated,
+        EventKind::TicketSnoozed,
+        EventKind::TicketUnsnoozed,
+        EventKind::AiResolved,
+        EventKind::AiEscalated,
     ];
 
     /// The mapping key, as in the seeds' `event_mapping`.
@@ -337,6 +350,10 @@ impl EventKind {
             EventKind::SurveySent => "satisfaction_survey.created",
             EventKind::SurveyResponded => "satisfaction_survey.responded",
             EventKind::CustomerCreated => "customer.created",
+            EventKind::TicketSnoozed => "ticket.snoozed",
+            EventKind::TicketUnsnoozed => "ticket.unsnoozed",
+            EventKind::AiResolved => "ai_agent.resolved",
+            EventKind::AiEscalated => "ai_agent.escalated",
         }
     }
 
@@ -344,10 +361,17 @@ impl EventKind {
         EventKind::ALL.into_iter().find(|k| k.key() == key)
     }
 
-    /// Whether the kind happens once per subject (a ticket or a customer is created once);
-    /// the others can happen again (a second solve, a new rating).
+    /// Whether the kind happens once per subject (a ticket or a customer is created once, an
+    /// AI agent's outcome is reported once per conversation, however many notifications carry
+    /// it); the others can happen again (a second solve, a new rating).
     pub fn is_once(self) -> bool {
-        matches!(self, EventKind::TicketCreated | EventKind::CustomerCreated)
+        matches!(
+            self,
+            EventKind::TicketCreated
+                | EventKind::CustomerCreated
+                | EventKind::AiResolved
+                | EventKind::AiEscalated
+        )
     }
 
     /// The milestone that undoes this one: a reopen between two solves makes them two.

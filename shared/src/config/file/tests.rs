@@ -523,7 +523,8 @@ historical_events: 1
             "event_mapping: `ticket.solved` is not an event deskbridge knows (did you mean \
              `ticket.closed`?); known events: ticket.created, ticket.closed, \
              ticket.reopened, satisfaction_survey.created, satisfaction_survey.responded, \
-             customer.created",
+             customer.created, ticket.snoozed, ticket.unsnoozed, ai_agent.resolved, \
+             ai_agent.escalated",
         ),
         (
             5,
@@ -860,8 +861,9 @@ fn generic_webhook_blocks_are_checked_with_their_lines() {
             "connectors.generic:helpscout.events.conversation.created: `ticket.opened` is \
              not an event deskbridge knows (did you mean `ticket.reopened`?); known events: \
              ticket.created, ticket.closed, ticket.reopened, satisfaction_survey.created, \
-             satisfaction_survey.responded, customer.created, or ~ to update the contact \
-             without an event",
+             satisfaction_survey.responded, customer.created, ticket.snoozed, \
+             ticket.unsnoozed, ai_agent.resolved, ai_agent.escalated, or ~ to update the \
+             contact without an event",
         ),
         (
             10,

@@ -4,9 +4,11 @@
 //! Everything about this helpdesk lives in this folder; this file holds only what other
 //! modules need without the rest (the stream names the configuration file checks).
 
+mod conversation;
 /// Intercom's API on wiremock, for the tests of every crate (feature `testkit`).
 #[cfg(feature = "testkit")]
 pub mod fake;
+mod fields;
 pub mod sync;
 pub mod vendor;
 pub mod webhook;

@@ -29,10 +29,11 @@ use chrono::Duration as TimeDelta;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::conversation::{ai_events, conversation_record};
+use super::fields::{event, text, time};
 use crate::helpdesk::api::{Cache, valid_id};
 use crate::helpdesk::intercom::webhook::{
-    contact_record, conversation_record, event, first_company_id, lacks_company, text, time,
-    with_company,
+    contact_record, first_company_id, lacks_company, with_company,
 };
 use crate::model::{EventKind, Record, Source};
 use crate::sync::limiter::{Limiter, Rate};
@@ -338,6 +339,7 @@ fn conversation_to_record(conversation: &Value) -> Result<Record, String> {
             Err(e) => tracing::debug!(conversation = %id, error = %e, "unreadable rating"),
         }
     }
+    record.events.extend(ai_events(conversation, updated));
     Ok(record)
 }
 
@@ -345,6 +347,25 @@ fn conversation_to_record(conversation: &Value) -> Result<Record, String> {
 mod tests {
     use super::*;
     use crate::model::SupportEvent;
+
+    #[test]
+    fn a_conversation_fin_resolved_carries_the_outcome_once() {
+        let conversation = json!({"type": "conversation", "id": "148", "created_at": 1736330561,
+            "updated_at": 1736337600, "state": "closed", "ai_agent_participated": true,
+            "ai_agent": {"resolution_state": "confirmed_resolution", "rating": 5,
+                "source_title": "Billing FAQ", "last_answer_type": "ai_answer"},
+            "contacts": {"type": "contact.list", "contacts": [{"type": "contact", "id": "c1"}]}});
+        let r = conversation_to_record(&conversation).expect("record");
+        let ai: Vec<&SupportEvent> = r
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::AiResolved)
+            .collect();
+        assert_eq!(ai.len(), 1);
+        assert_eq!(ai[0].id, "intercom:conversation:148:ai_agent.resolved");
+        assert_eq!(ai[0].properties["rating"], json!(5));
+        assert_eq!(ai[0].properties["source_title"], json!("Billing FAQ"));
+    }
 
     #[test]
     fn a_rated_closed_conversation_has_three_milestones() {

@@ -15,9 +15,13 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::conversation::{
+    ai_events, conversation_person, ticket_of, ticket_record, ticket_state, with_ai,
+};
+pub use super::fields::person_from_contact;
+use super::fields::{event, person_with, text, time};
 use crate::helpdesk::parse::{Delivery, ParseError, Parsed, check_depth, parse_json};
-use crate::mapping::parse_time;
-use crate::model::{EventKind, Person, Profile, Record, Source, SupportEvent};
+use crate::model::{EventKind, Person, Profile, Record};
 
 /// Parses a verified Intercom notification (already decoded as `value`). A contact item is
 /// moved, not copied, into its record's profile.
@@ -241,41 +245,48 @@ fn parse_item(
             r.unsubscribed = Some(true);
             r
         }
-        "conversation.user.created" => {
-            conversation_record(&item, EventKind::TicketCreated, sent_at)?
+        "conversation.user.created" => with_ai(&item, EventKind::TicketCreated, sent_at)?,
+        "conversation.admin.closed" => with_ai(&item, EventKind::TicketClosed, sent_at)?,
+        "conversation.admin.opened" => with_ai(&item, EventKind::TicketReopened, sent_at)?,
+        "conversation.rating.added" => with_ai(&item, EventKind::SurveyResponded, sent_at)?,
+        "conversation.admin.snoozed" => with_ai(&item, EventKind::TicketSnoozed, sent_at)?,
+        "conversation.admin.unsnoozed" => with_ai(&item, EventKind::TicketUnsnoozed, sent_at)?,
+        // Replies matter only for what they say of the AI agent's outcome. A bot's reply
+        // arrives on both admin.replied and operator.replied; the outcome is one event per
+        // conversation whichever carries it, and however often.
+        "conversation.admin.replied"
+        | "conversation.operator.replied"
+        | "conversation.user.replied"
+        | "conversation.admin.assigned" => {
+            let events = ai_events(&item, sent_at);
+            if events.is_empty() {
+                return Ok(Parsed::Ignored { topic });
+            }
+            let person =
+                conversation_person(&item).ok_or(ParseError::Missing("data.item.contacts"))?;
+            Record {
+                person,
+                observed_at: time(item.get("updated_at")).unwrap_or(sent_at),
+                events,
+                ..Default::default()
+            }
         }
-        "conversation.admin.closed" => {
-            conversation_record(&item, EventKind::TicketClosed, sent_at)?
+        // Intercom Tickets (API 2.x): the same milestones as conversations.
+        "ticket.created" => ticket_record(&item, EventKind::TicketCreated, sent_at)?,
+        "ticket.closed" | "ticket.resolved" => {
+            ticket_record(&item, EventKind::TicketClosed, sent_at)?
         }
-        "conversation.admin.opened" => {
-            conversation_record(&item, EventKind::TicketReopened, sent_at)?
+        "ticket.state.updated" if ticket_state(ticket_of(&item)).as_deref() == Some("resolved") => {
+            ticket_record(&item, EventKind::TicketClosed, sent_at)?
         }
-        "conversation.rating.added" => {
-            conversation_record(&item, EventKind::SurveyResponded, sent_at)?
-        }
+        "ticket.admin.snoozed" => ticket_record(&item, EventKind::TicketSnoozed, sent_at)?,
+        "ticket.admin.unsnoozed" => ticket_record(&item, EventKind::TicketUnsnoozed, sent_at)?,
         // `contact.deleted` is deliberately ignored: a person deleted from the helpdesk stays a
         // marketing contact (their consent lives in Brevo, not in support). Everything else is
         // a topic we do not act on.
         _ => return Ok(Parsed::Ignored { topic }),
     };
     Ok(accepted(delivery_id, topic, record))
-}
-
-/// The canonical person of an Intercom contact object (API or webhook item).
-pub fn person_from_contact(value: &Value) -> Person {
-    person_with(|key| value.get(key))
-}
-
-/// The canonical person of a contact whose top-level fields `field` reads.
-fn person_with<'a>(field: impl Fn(&str) -> Option<&'a Value>) -> Person {
-    Person {
-        source_id: text(field("id")),
-        email: text(field("email")),
-        phone: text(field("phone")),
-        name: text(field("name")),
-        external_id: text(field("external_id")),
-        ..Default::default()
-    }
 }
 
 /// The Intercom id of the contact's first listed company. API 2.x lists references under
@@ -353,181 +364,10 @@ fn reference_record(contact: &Value, at: DateTime<Utc>) -> Result<Record, ParseE
     })
 }
 
-/// A conversation milestone for the conversation's contact.
-pub(crate) fn conversation_record(
-    item: &Value,
-    kind: EventKind,
-    sent_at: DateTime<Utc>,
-) -> Result<Record, ParseError> {
-    let conversation_id = text(item.get("id")).ok_or(ParseError::Missing("data.item.id"))?;
-    let person = conversation_person(item).ok_or(ParseError::Missing("data.item.contacts"))?;
-    let source = item.get("source");
-    let mut properties = Map::new();
-    let subject = source
-        .and_then(|s| text(s.get("subject")))
-        .or_else(|| text(item.get("title")));
-    put(&mut properties, "subject", subject);
-    put(&mut properties, "status", text(item.get("state")));
-    // Intercom's statistics are in seconds; the support aggregates work in minutes.
-    if let Some(stats) = item.get("statistics").filter(|s| s.is_object()) {
-        let minutes = |key: &str| {
-            stats
-                .get(key)
-                .and_then(Value::as_f64)
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(|s| Value::from((s / 6.0).round() / 10.0))
-        };
-        if let Some(m) = minutes("time_to_admin_reply") {
-            properties.insert("first_reply_minutes".into(), m);
-        }
-        if kind == EventKind::TicketClosed
-            && let Some(m) = minutes("time_to_last_close")
-        {
-            properties.insert("resolution_time".into(), m);
-        }
-    }
-
-    let occurred_at = match kind {
-        EventKind::TicketCreated => time(item.get("created_at")),
-        EventKind::TicketClosed | EventKind::TicketReopened => {
-            let part_type = if kind == EventKind::TicketClosed {
-                "close"
-            } else {
-                "open"
-            };
-            let part = last_part(item, part_type);
-            put(
-                &mut properties,
-                "agent_name",
-                part.and_then(|p| p.get("author"))
-                    .and_then(|a| text(a.get("name"))),
-            );
-            part.and_then(|p| time(p.get("created_at"))).or_else(|| {
-                (kind == EventKind::TicketClosed)
-                    .then(|| {
-                        item.get("statistics")
-                            .and_then(|s| time(s.get("last_close_at")))
-                    })
-                    .flatten()
-            })
-        }
-        _ => {
-            let rating = item
-                .get("conversation_rating")
-                .filter(|r| r.is_object())
-                .ok_or(ParseError::Missing("data.item.conversation_rating"))?;
-            let score = rating
-                .get("rating")
-                .and_then(|r| {
-                    r.as_i64()
-                        .or_else(|| text(Some(r)).and_then(|t| t.parse().ok()))
-                })
-                .filter(|r| (1..=5).contains(r))
-                .ok_or(ParseError::Missing("data.item.conversation_rating.rating"))?;
-            properties.insert("score".into(), Value::from(score));
-            put(&mut properties, "remark", text(rating.get("remark")));
-            time(rating.get("created_at"))
-        }
-    }
-    .unwrap_or(sent_at);
-
-    let mut e = event(
-        kind,
-        &format!("conversation:{conversation_id}"),
-        occurred_at,
-        properties,
-    );
-    e.ticket_id = Some(conversation_id);
-    // `source.type` is the channel (`conversation` for Messenger, `email`, `facebook`, …);
-    // `delivered_as` (who started it) is only a fallback.
-    e.channel = source.and_then(|s| text(s.get("type")).or_else(|| text(s.get("delivered_as"))));
-    Ok(Record {
-        person,
-        observed_at: time(item.get("updated_at")).unwrap_or(occurred_at),
-        events: vec![e],
-        ..Default::default()
-    })
-}
-
-/// The contact a conversation is about: the first listed contact, with the email and name of
-/// the source author when the author is that contact (never an admin).
-fn conversation_person(item: &Value) -> Option<Person> {
-    let listed = item
-        .get("contacts")
-        .and_then(|c| c.get("contacts"))
-        .and_then(Value::as_array)
-        .and_then(|c| c.first())
-        .map(person_from_contact)
-        .filter(|p| p.source_id.is_some() || p.email.is_some());
-    let author = item
-        .get("source")
-        .and_then(|s| s.get("author"))
-        .filter(|a| {
-            !matches!(
-                text(a.get("type")).as_deref(),
-                Some("admin" | "bot" | "team")
-            )
-        })
-        .map(person_from_contact);
-    match (listed, author) {
-        (Some(mut p), Some(a)) if a.source_id.is_none() || a.source_id == p.source_id => {
-            p.email = p.email.or(a.email);
-            p.name = p.name.or(a.name);
-            Some(p)
-        }
-        (Some(p), _) => Some(p),
-        (None, a) => a.filter(|a| a.source_id.is_some() || a.email.is_some()),
-    }
-}
-
-/// The last conversation part of `part_type` (`close`, `open`), if the item lists its parts.
-fn last_part<'a>(item: &'a Value, part_type: &str) -> Option<&'a Value> {
-    item.get("conversation_parts")?
-        .get("conversation_parts")?
-        .as_array()?
-        .iter()
-        .rev()
-        .find(|p| text(p.get("part_type")).as_deref() == Some(part_type))
-}
-
-pub(crate) fn event(
-    kind: EventKind,
-    subject: &str,
-    at: DateTime<Utc>,
-    properties: Map<String, Value>,
-) -> SupportEvent {
-    SupportEvent {
-        id: SupportEvent::stable_id(&Source::Intercom, subject, kind, at),
-        kind,
-        occurred_at: at,
-        ticket_id: None,
-        channel: None,
-        properties,
-    }
-}
-
-/// Text of a non-empty string or a number.
-pub(crate) fn text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-pub(crate) fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
-    v.and_then(parse_time)
-}
-
-fn put(props: &mut Map<String, Value>, key: &str, value: Option<String>) {
-    if let Some(v) = value {
-        props.insert(key.to_string(), Value::String(v));
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::model::{Source, SupportEvent};
     use chrono::TimeZone;
     use serde_json::json;
 
@@ -782,6 +622,122 @@ pub(crate) mod tests {
         let (_, r) = record(&opened);
         assert_eq!(r.events[0].kind, EventKind::TicketReopened);
         assert_eq!(r.events[0].occurred_at, at(1_736_333_000));
+    }
+
+    /// A notification of `topic` whose item is `item`.
+    fn notification(topic: &str, item: Value) -> String {
+        json!({"type": "notification_event", "topic": topic, "id": format!("notif_{topic}"),
+            "created_at": 1_736_340_000, "data": {"type": "notification_event_data", "item": item}})
+        .to_string()
+    }
+
+    fn fin_conversation(state: &str) -> Value {
+        json!({"type": "conversation", "id": "149", "created_at": 1_736_330_000,
+            "updated_at": 1_736_336_000, "state": "open", "ai_agent_participated": true,
+            "ai_agent": {"source_type": "essentials_plan_setup", "source_title": "Refunds",
+                "last_answer_type": "ai_answer", "resolution_state": state, "rating": 4,
+                "rating_remark": "quick"},
+            "contacts": {"type": "contact.list", "contacts": [{"type": "contact", "id": CONTACT_ID}]}})
+    }
+
+    #[test]
+    fn a_fin_outcome_is_one_event_whichever_reply_topic_carries_it() {
+        // A bot's reply comes as admin.replied and again as operator.replied.
+        let (_, admin) = record(&notification(
+            "conversation.admin.replied",
+            fin_conversation("confirmed_resolution"),
+        ));
+        let (_, operator) = record(&notification(
+            "conversation.operator.replied",
+            fin_conversation("confirmed_resolution"),
+        ));
+        assert_eq!(admin.events.len(), 1);
+        let e = &admin.events[0];
+        assert_eq!(e.kind, EventKind::AiResolved);
+        assert_eq!(e.id, operator.events[0].id, "one event id: sent once");
+        assert_eq!(e.ticket_id.as_deref(), Some("149"));
+        assert_eq!(e.properties["resolution_state"], "confirmed_resolution");
+        assert_eq!(e.properties["rating"], 4);
+        assert_eq!(admin.person.source_id.as_deref(), Some(CONTACT_ID));
+
+        let (_, routed) = record(&notification(
+            "conversation.admin.assigned",
+            fin_conversation("routed_to_team"),
+        ));
+        assert_eq!(routed.events[0].kind, EventKind::AiEscalated);
+        // A closing carries the milestone and the outcome.
+        let (_, closed) = record(&notification(
+            "conversation.admin.closed",
+            fin_conversation("assumed_resolution"),
+        ));
+        let kinds: Vec<EventKind> = closed.events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, vec![EventKind::TicketClosed, EventKind::AiResolved]);
+        // A reply without an AI outcome changes nothing.
+        let mut plain = fin_conversation("abandoned");
+        plain["ai_agent_participated"] = json!(false);
+        assert!(matches!(
+            parse(&notification("conversation.admin.replied", plain)),
+            Ok(Parsed::Ignored { .. })
+        ));
+    }
+
+    #[test]
+    fn snoozes_are_milestones_of_the_conversation() {
+        let mut item = fin_conversation("abandoned");
+        item["snoozed_until"] = json!(1_736_400_000);
+        let (_, r) = record(&notification("conversation.admin.snoozed", item.clone()));
+        assert_eq!(r.events.len(), 1, "no AI outcome in an abandoned state");
+        assert_eq!(r.events[0].kind, EventKind::TicketSnoozed);
+        assert_eq!(
+            r.events[0].properties["snoozed_until"],
+            "2025-01-09T05:20:00Z"
+        );
+        assert_eq!(r.events[0].occurred_at, at(1_736_336_000));
+        let (_, r) = record(&notification("conversation.admin.unsnoozed", item));
+        assert_eq!(r.events[0].kind, EventKind::TicketUnsnoozed);
+    }
+
+    #[test]
+    fn tickets_have_the_conversation_milestones() {
+        let ticket = |state: Value| {
+            json!({"type": "ticket", "id": "150", "ticket_id": "42", "created_at": 1_736_330_000,
+                "updated_at": 1_736_338_000, "ticket_state": state, "open": true,
+                "ticket_type": {"type": "ticket_type", "name": "Bug report"},
+                "ticket_attributes": {"_default_title_": "Export fails"},
+                "contacts": {"type": "contact.list", "contacts": [{"type": "contact", "id": CONTACT_ID}]}})
+        };
+        let (_, created) = record(&notification("ticket.created", ticket(json!("submitted"))));
+        let e = &created.events[0];
+        assert_eq!(e.kind, EventKind::TicketCreated);
+        assert_eq!(e.id, "intercom:conversation:150:ticket.created");
+        assert_eq!(e.occurred_at, at(1_736_330_000));
+        assert_eq!(e.properties["subject"], "Export fails");
+        assert_eq!(e.properties["ticket_type"], "Bug report");
+        assert_eq!(e.properties["ticket_number"], "42");
+        // 2.14 on: the state is an object; resolved is a closing, other states are not.
+        let resolved = json!({"type": "ticket_state", "id": "7", "category": "resolved"});
+        let (_, closed) = record(&notification("ticket.state.updated", ticket(resolved)));
+        assert_eq!(closed.events[0].kind, EventKind::TicketClosed);
+        assert_eq!(closed.events[0].occurred_at, at(1_736_338_000));
+        assert!(matches!(
+            parse(&notification(
+                "ticket.state.updated",
+                ticket(json!("in_progress"))
+            )),
+            Ok(Parsed::Ignored { .. })
+        ));
+        // 2.15 on, ticket.closed nests the ticket.
+        let nested = json!({"type": "ticket_closed", "ticket": ticket(json!("resolved"))});
+        let (_, closed2) = record(&notification("ticket.closed", nested));
+        assert_eq!(
+            closed2.events[0].id, closed.events[0].id,
+            "one closing, two topics"
+        );
+        let (_, snoozed) = record(&notification(
+            "ticket.admin.snoozed",
+            ticket(json!("in_progress")),
+        ));
+        assert_eq!(snoozed.events[0].kind, EventKind::TicketSnoozed);
     }
 
     #[test]

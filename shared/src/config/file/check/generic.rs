@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Checker, Entry, dotted, suggest};
+use super::{Checker, Entry, dotted, suggest, suggest_event};
 use crate::config::file::yaml::{Node, scalar_text, shown};
 use crate::helpdesk::generic::{self, GenericAuth, GenericFields, GenericSource};
 use crate::helpdesk::signature::{HmacSha256Scheme, SignatureEncoding};
@@ -336,7 +336,7 @@ impl Checker {
                 Node::Str(s) => match EventKind::from_key(s.trim()) {
                     Some(kind) => Some(kind),
                     None => {
-                        let hint = suggest(s.trim(), &keys)
+                        let hint = suggest_event(s.trim())
                             .map(|s| format!(" (did you mean `{s}`?)"))
                             .unwrap_or_default();
                         self.error(

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Checker, dotted, suggest};
+use super::{Checker, dotted, suggest, suggest_event};
 use crate::config::file::yaml::{N, Node, line, scalar_text, shown};
 use crate::mapping::{FieldRule, Transform};
 use crate::model::EventKind;
@@ -173,7 +173,7 @@ impl Checker {
             let known = EventKind::from_key(&e.key).is_some();
             if !known {
                 let keys: Vec<&str> = EventKind::ALL.iter().map(|k| k.key()).collect();
-                let hint = suggest(&e.key, &keys)
+                let hint = suggest_event(&e.key)
                     .map(|s| format!(" (did you mean `{s}`?)"))
                     .unwrap_or_default();
                 self.error(

@@ -222,6 +222,20 @@ pub(super) fn generic_defaults(source: &Source) -> SourceMapping {
 }
 
 /// The known word closest to a misspelt `word`, if it is close enough to be a typo.
+/// The event key an unknown one probably means: the helpdesks' own words for a closing
+/// (`solved`, `resolved`) first, then the nearest spelling.
+fn suggest_event(word: &str) -> Option<&'static str> {
+    let action = word.rsplit_once('.').map_or(word, |(_, action)| action);
+    if matches!(action, "solved" | "resolved" | "completed" | "done") {
+        return Some(crate::model::EventKind::TicketClosed.key());
+    }
+    let keys: Vec<&'static str> = crate::model::EventKind::ALL
+        .iter()
+        .map(|k| k.key())
+        .collect();
+    suggest(word, &keys)
+}
+
 fn suggest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
     let limit = (word.chars().count() / 3).max(1);
     known
