@@ -51,9 +51,14 @@ pub const AGGREGATE_FIELDS: [(&str, &str); 7] = [
 
 /// Aggregate fields a `field_mapping` can name that are not in the default rules, with the
 /// attribute the documentation suggests: `in_support_conversation` is true while the contact has
-/// an open ticket or conversation (for automations that pause marketing mail meanwhile).
-pub const OPTIONAL_AGGREGATE_FIELDS: [(&str, &str); 1] =
-    [("in_support_conversation", "IN_SUPPORT_CONVERSATION")];
+/// an open ticket or conversation (for automations that pause marketing mail meanwhile);
+/// `ai_resolutions` counts the conversations an AI agent (Intercom Fin) resolved, and
+/// `last_ai_outcome` is `resolved` or `escalated` by its latest outcome.
+pub const OPTIONAL_AGGREGATE_FIELDS: [(&str, &str); 3] = [
+    ("in_support_conversation", "IN_SUPPORT_CONVERSATION"),
+    ("ai_resolutions", "AI_RESOLUTIONS"),
+    ("last_ai_outcome", "LAST_AI_OUTCOME"),
+];
 
 /// Whether a field path names an aggregate rather than a helpdesk field.
 pub fn is_aggregate(path: &str) -> bool {
@@ -100,6 +105,9 @@ pub struct Ticket {
     /// Time of its latest milestone (creation, resolution, reopening).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_at: Option<DateTime<Utc>>,
+    /// What an AI agent last did in it: resolved it (`true`) or handed it to a team, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai_outcome: Option<(DateTime<Utc>, bool)>,
 }
 
 /// A CSAT response: the latest rating given for one ticket.
@@ -159,6 +167,10 @@ pub struct Aggregates {
     /// The latest rating's score (of 5).
     pub csat_score: Option<f64>,
     pub csat_responses: u64,
+    /// Tickets and conversations an AI agent resolved (by its latest outcome in each).
+    pub ai_resolved: u64,
+    /// The latest AI agent outcome: its time and whether it was a resolution.
+    pub last_ai_outcome: Option<(DateTime<Utc>, bool)>,
 }
 
 impl Aggregates {
@@ -180,6 +192,10 @@ impl Aggregates {
             "last_satisfaction_score" => self.csat_score.and_then(rounded),
             "satisfaction_count" => Some(Value::from(self.csat_responses)),
             "in_support_conversation" => Some(Value::Bool(self.open_tickets > 0)),
+            "ai_resolutions" => Some(Value::from(self.ai_resolved)),
+            "last_ai_outcome" => self
+                .last_ai_outcome
+                .map(|(_, resolved)| Value::from(if resolved { "resolved" } else { "escalated" })),
             _ => None,
         }
     }
@@ -250,6 +266,7 @@ impl Ticket {
         self.first_reply_minutes = min_opt(self.first_reply_minutes, other.first_reply_minutes);
         self.resolution = max_opt(self.resolution, other.resolution);
         self.last_at = max_opt(self.last_at, other.last_at);
+        self.ai_outcome = max_opt(self.ai_outcome, other.ai_outcome);
     }
 
     /// Whether the ticket is open by its latest status (a ticket never reported closed is open).
@@ -349,12 +366,12 @@ impl Ledger {
                 fact.last_at = Some(at);
             }
             EventKind::SurveyResponded => self.rate(key.clone(), event),
+            EventKind::AiResolved => fact.ai_outcome = Some((at, true)),
+            EventKind::AiEscalated => fact.ai_outcome = Some((at, false)),
             EventKind::SurveySent
             | EventKind::CustomerCreated
             | EventKind::TicketSnoozed
-            | EventKind::TicketUnsnoozed
-            | EventKind::AiResolved
-            | EventKind::AiEscalated => {}
+            | EventKind::TicketUnsnoozed => {}
         }
         self.tickets.entry(key).or_default().join(&fact);
     }
@@ -478,6 +495,10 @@ impl Ledger {
             if let Some(m) = ticket.first_reply_minutes {
                 replies.push(m);
             }
+            if let Some(outcome) = ticket.ai_outcome {
+                agg.ai_resolved += u64::from(outcome.1);
+                agg.last_ai_outcome = max_opt(agg.last_ai_outcome, Some(outcome));
+            }
             if let Some(at) = ticket.last_at {
                 let channel = ticket.channel.as_ref().map(|(_, c)| c.clone());
                 let newer = match &agg.last_support {
@@ -594,6 +615,9 @@ mod tests {
                 t(2050),
                 json!({"first_reply_minutes": 12}),
             ),
+            // An AI agent resolved ticket 2 and handed ticket 3 to a team.
+            event(AiResolved, "2", t(20), json!({})),
+            event(AiEscalated, "3", t(2010), json!({})),
         ]
     }
 
@@ -620,6 +644,10 @@ mod tests {
             "ticket 1 rated twice counts as one response"
         );
         assert_eq!(agg.satisfied(), Some(true));
+        assert_eq!(agg.ai_resolved, 1);
+        assert_eq!(agg.value("ai_resolutions"), Some(json!(1)));
+        assert_eq!(agg.value("last_ai_outcome"), Some(json!("escalated")));
+        assert_eq!(agg.value("in_support_conversation"), Some(json!(true)));
     }
 
     /// A small deterministic shuffle (no randomness crate needed for a test).

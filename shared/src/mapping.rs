@@ -179,7 +179,7 @@ pub fn aggregate_rules() -> Vec<FieldRule> {
 pub fn aggregate_transform(path: &str) -> Transform {
     match path {
         "last_ticket_date" => Transform::Date,
-        "last_ticket_channel" => Transform::Text,
+        "last_ticket_channel" | "last_ai_outcome" => Transform::Text,
         "in_support_conversation" => Transform::Boolean,
         _ => Transform::Number,
     }
