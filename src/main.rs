@@ -87,11 +87,18 @@ enum Command {
         #[arg(value_enum)]
         source: SyncSource,
         /// Read everything again instead of continuing from the bookmark.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "since")]
         full: bool,
-        /// Only this stream (e.g. tickets).
-        #[arg(long, value_parser = stream_names())]
-        stream: Option<String>,
+        /// Only this stream (e.g. tickets); repeat for several.
+        #[arg(long, alias = "resources", value_parser = stream_names())]
+        stream: Vec<String>,
+        /// Read what changed from this day or time on (2026-11-01, or RFC 3339) instead of
+        /// continuing from the bookmark: a repair of a known window.
+        #[arg(long, value_parser = commands::sync::parse_since)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Records per page to ask the helpdesk for (capped at its API's maximum).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        batch_size: Option<u32>,
         /// Follow the run until it finishes, at most this many seconds.
         #[arg(long)]
         wait: Option<u64>,
@@ -225,6 +232,8 @@ async fn main() -> anyhow::Result<()> {
             source,
             full,
             stream,
+            since,
+            batch_size,
             wait,
             stack,
         } => {
@@ -240,12 +249,17 @@ async fn main() -> anyhow::Result<()> {
                 SyncSource::Intercom => "intercom",
                 SyncSource::Gorgias => "gorgias",
             };
+            let request = commands::sync::SyncRequest {
+                streams: stream,
+                full,
+                since,
+                batch_size,
+            };
             commands::sync::sync(
                 &sdk,
                 &settings,
                 source,
-                stream,
-                full,
+                &request,
                 wait.map(std::time::Duration::from_secs),
             )
             .await?;

@@ -1039,9 +1039,81 @@ async fn status_and_sync_reach_the_stacks_resources_by_its_name() {
         source: Some(Source::Zendesk),
         stream: None,
         full: true,
+        since: None,
+        page_size: None,
     })
     .expect("json");
     assert_eq!(start, expected);
+
+    // The seed's sync parameters: several streams, a start date, a page size.
+    let out = deskbridge_cli(
+        &[
+            "sync",
+            "zendesk",
+            "--stream",
+            "users",
+            "--stream",
+            "tickets",
+            "--since",
+            "2026-11-01",
+            "--batch-size",
+            "50",
+            "--stack-name",
+            &stack,
+        ],
+        &[],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("sync of zendesk/users, zendesk/tickets requested (from 2026-11-01T00:00:00+00:00, 50 per page)"),
+        "{stdout}"
+    );
+    let starts: Vec<Value> = drain(&queue, &res.sync_queue_url)
+        .await
+        .iter()
+        .map(|b| serde_json::from_str(b).expect("json"))
+        .collect();
+    // A standard queue keeps no order.
+    let mut streams: Vec<&str> = starts.iter().filter_map(|s| s["stream"].as_str()).collect();
+    streams.sort_unstable();
+    assert_eq!(streams, vec!["tickets", "users"], "{starts:?}");
+    for start in &starts {
+        assert_eq!(start["since"], json!("2026-11-01T00:00:00Z"), "{start}");
+        assert_eq!(start["page_size"], json!(50), "{start}");
+    }
+    // A date that is not one, and --since with --full, are refused before anything is queued.
+    for args in [
+        &[
+            "sync",
+            "zendesk",
+            "--since",
+            "last tuesday",
+            "--stack-name",
+            &stack,
+        ][..],
+        &[
+            "sync",
+            "zendesk",
+            "--since",
+            "2026-11-01",
+            "--full",
+            "--stack-name",
+            &stack,
+        ][..],
+    ] {
+        let out = deskbridge_cli(args, &[]).await;
+        assert!(!out.status.success(), "{args:?}");
+    }
+    assert_eq!(
+        visible_messages(&aws_sdk_sqs::Client::new(&sdk), &res.sync_queue_url).await,
+        0
+    );
 
     // A variable set in the environment wins over the stack's output, and the CLI says so.
     let out = deskbridge_cli(

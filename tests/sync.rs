@@ -335,7 +335,11 @@ async fn a_sync_without_api_credentials_says_why_and_queues_nothing() {
     let res = common::bootstrap(&sdk, "nocreds").await;
     // Webhook secrets only: no helpdesk API credentials.
     let settings = common::settings(&res, None, &[]);
-    let err = deskbridge::commands::sync::sync(&sdk, &settings, "intercom", None, true, None)
+    let request = deskbridge::commands::sync::SyncRequest {
+        full: true,
+        ..Default::default()
+    };
+    let err = deskbridge::commands::sync::sync(&sdk, &settings, "intercom", &request, None)
         .await
         .expect_err("nothing to sync");
     let message = err.to_string();

@@ -336,7 +336,8 @@ impl crate::helpdesk::PersonLookup for NoLookup {
 mod tests {
     use super::*;
     use crate::state::streams::{
-        Start, Stored, StreamId, StreamState, StreamStore, Write, mark_queued, next_rev, start_run,
+        RunOptions, Start, Stored, StreamId, StreamState, StreamStore, Write, mark_queued,
+        next_rev, start_run,
     };
     use async_trait::async_trait;
     use chrono::Utc;
@@ -373,7 +374,7 @@ mod tests {
         let lease = Duration::from_secs(900);
         let Start::Started {
             version, written, ..
-        } = start_run(&store, &id, "run-1", false, now, lease)
+        } = start_run(&store, &id, "run-1", &RunOptions::default(), now, lease)
             .await
             .expect("start")
         else {

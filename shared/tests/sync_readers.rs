@@ -114,6 +114,7 @@ async fn read_run(
     let mut cursor = None;
     loop {
         let request = PageRequest {
+            since: None,
             stream: stream.to_string(),
             cursor: cursor.clone(),
             bookmark: bookmark.map(str::to_string),
@@ -352,6 +353,7 @@ async fn zendesk_users_are_read_once_each_and_the_next_run_resumes_from_after_cu
 
     // A full run starts over at start_time=0 whatever the bookmark.
     let full = PageRequest {
+        since: None,
         stream: "users".into(),
         cursor: None,
         bookmark: Some("p2650".into()),
@@ -361,6 +363,21 @@ async fn zendesk_users_are_read_once_each_and_the_next_run_resumes_from_after_cu
     };
     let first = reader.fetch_page(&full).await.expect("page");
     assert_eq!(first.records[0].person.source_id.as_deref(), Some("1000"));
+
+    // A run from a date (`deskbridge sync --since`) starts at that time whatever the bookmark.
+    let since = PageRequest {
+        since: Some(at(DAY + 100_000)),
+        full: false,
+        ..full
+    };
+    let first = reader.fetch_page(&since).await.expect("page");
+    let ids: Vec<&str> = first
+        .records
+        .iter()
+        .filter_map(|r| r.person.source_id.as_deref())
+        .collect();
+    assert_eq!(ids.len(), 100);
+    assert!(ids.iter().all(|id| id.starts_with('9')), "{ids:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -869,6 +886,7 @@ async fn a_429_beyond_the_wait_budget_is_handed_back_without_waiting() {
     let started = Instant::now();
     let err = reader
         .fetch_page(&PageRequest {
+            since: None,
             stream: "customers".into(),
             cursor: None,
             bookmark: None,
@@ -895,6 +913,7 @@ async fn a_429_beyond_the_wait_budget_is_handed_back_without_waiting() {
 
 fn first_page(stream: &str) -> PageRequest {
     PageRequest {
+        since: None,
         stream: stream.into(),
         cursor: None,
         bookmark: None,
@@ -1177,6 +1196,26 @@ async fn intercom_next_run_gets_same_day_updates_and_nothing_older_than_the_wate
     let body = search.bodies.lock().expect("lock")[0].clone();
     assert_eq!(body["query"]["value"][0]["value"], json!(watermark));
     assert_eq!(body["query"]["value"][1]["operator"], "=");
+
+    // A run from a date searches from that date, whatever the bookmark.
+    let since = at(DAY + 3_600);
+    let request = PageRequest {
+        since: Some(since),
+        ..first_page("contacts")
+    };
+    let request = PageRequest {
+        bookmark: Some(bookmark.clone()),
+        ..request
+    };
+    reader.fetch_page(&request).await.expect("page");
+    let body = search
+        .bodies
+        .lock()
+        .expect("lock")
+        .last()
+        .cloned()
+        .expect("a search");
+    assert_eq!(body["query"]["value"][0]["value"], json!(since.timestamp()));
 }
 
 #[tokio::test]

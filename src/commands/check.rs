@@ -245,6 +245,7 @@ pub async fn check_source(
         cursor: None,
         bookmark: None,
         full: true,
+        since: None,
         run_started_at: Utc::now(),
         page_size: 1,
     };

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::Utc;
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use deskbridge_shared::config::Settings;
 use deskbridge_shared::helpdesk::Registry;
 use deskbridge_shared::model::Source;
@@ -15,24 +15,66 @@ use deskbridge_sync::{SyncMessage, all_stream_states, known_streams};
 use super::status::print_status;
 use crate::output::Progress;
 
+/// What `deskbridge sync` asks of a run besides its source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncRequest {
+    /// Only these streams (all of the source's when empty).
+    pub streams: Vec<String>,
+    /// Read everything again.
+    pub full: bool,
+    /// Read from this time instead of the bookmark.
+    pub since: Option<DateTime<Utc>>,
+    /// Records per page.
+    pub batch_size: Option<u32>,
+}
+
+/// Reads `--since`: a day (`2026-11-01`, midnight UTC) or an RFC 3339 time.
+pub fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
+    let text = text.trim();
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(day.and_time(NaiveTime::MIN).and_utc());
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| format!("`{text}` is not a date: write 2026-11-01 or 2026-11-01T09:30:00Z"))
+}
+
+/// The start messages of a request: one per named stream, or one for the whole source.
+pub fn start_messages(source: &Source, request: &SyncRequest) -> Vec<SyncMessage> {
+    let streams: Vec<Option<String>> = if request.streams.is_empty() {
+        vec![None]
+    } else {
+        request.streams.iter().cloned().map(Some).collect()
+    };
+    streams
+        .into_iter()
+        .map(|stream| SyncMessage::Start {
+            source: Some(source.clone()),
+            stream,
+            full: request.full,
+            since: request.since,
+            page_size: request.batch_size,
+        })
+        .collect()
+}
+
 /// Queues a start request, as the schedule does; the sync function (or `deskbridge serve`)
 /// runs it. With `wait`, follows the streams until they are idle.
 pub async fn sync(
     sdk: &aws_config::SdkConfig,
     settings: &Settings,
     source: &str,
-    stream: Option<String>,
-    full: bool,
+    request: &SyncRequest,
     wait: Option<Duration>,
 ) -> anyhow::Result<()> {
     let source: Source = source.parse()?;
-    if let Some(s) = &stream
-        && !known_streams(&source).contains(&s.as_str())
-    {
-        bail!(
-            "{source} has no stream `{s}` (streams: {})",
-            known_streams(&source).join(", ")
-        );
+    for s in &request.streams {
+        if !known_streams(&source).contains(&s.as_str()) {
+            bail!(
+                "{source} has no stream `{s}` (streams: {})",
+                known_streams(&source).join(", ")
+            );
+        }
     }
     if !settings.api_enabled(&source) {
         let missing = Registry::built_in()
@@ -53,21 +95,36 @@ pub async fn sync(
         .sync_queue_url
         .as_deref()
         .context("SYNC_QUEUE_URL must be set (or name the deployed stack with --stack-name)")?;
-    let message = SyncMessage::Start {
-        source: Some(source.clone()),
-        stream: stream.clone(),
-        full,
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk));
+    for message in start_messages(&source, request) {
+        queue.send(url, &serde_json::to_string(&message)?).await?;
+    }
+    let what = if request.streams.is_empty() {
+        format!("{source}")
+    } else {
+        request
+            .streams
+            .iter()
+            .map(|s| format!("{source}/{s}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    SqsQueue::new(aws_sdk_sqs::Client::new(sdk))
-        .send(url, &serde_json::to_string(&message)?)
-        .await?;
-    let what = stream
-        .as_deref()
-        .map_or_else(|| format!("{source}"), |s| format!("{source}/{s}"));
-    println!(
-        "sync of {what} requested{}",
-        if full { " (full)" } else { "" }
-    );
+    let mut how = Vec::new();
+    if request.full {
+        how.push("full".to_string());
+    }
+    if let Some(since) = request.since {
+        how.push(format!("from {}", since.to_rfc3339()));
+    }
+    if let Some(n) = request.batch_size {
+        how.push(format!("{n} per page"));
+    }
+    let how = if how.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", how.join(", "))
+    };
+    println!("sync of {what} requested{how}");
     let Some(wait) = wait else {
         println!("follow it with `deskbridge status`");
         return Ok(());
@@ -82,7 +139,8 @@ pub async fn sync(
         let mine: Vec<_> = states
             .iter()
             .filter(|(id, _, _)| {
-                id.source == source && stream.as_deref().is_none_or(|s| s == id.stream)
+                id.source == source
+                    && (request.streams.is_empty() || request.streams.contains(&id.stream))
             })
             .collect();
         let running = mine

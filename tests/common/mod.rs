@@ -179,6 +179,8 @@ pub async fn request_intercom_sync(sdk: &aws_config::SdkConfig, res: &Bootstrapp
         source: Some(deskbridge_shared::model::Source::Intercom),
         stream: Some("contacts".into()),
         full,
+        since: None,
+        page_size: None,
     };
     deskbridge_shared::queue::SqsQueue::new(aws_sdk_sqs::Client::new(sdk))
         .send(

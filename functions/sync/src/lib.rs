@@ -30,7 +30,8 @@ use deskbridge_shared::model::{Job, Origin, Record, Source};
 use deskbridge_shared::queue::{Message, Queue, Redelivery, Settled};
 use deskbridge_shared::state::StateError;
 use deskbridge_shared::state::streams::{
-    self, PageProgress, RunStats, Start, Stored, StreamId, StreamState, StreamStore, Write,
+    self, PageProgress, RunOptions, RunStats, Start, Stored, StreamId, StreamState, StreamStore,
+    Write,
 };
 use deskbridge_shared::sync::{FetchError, PageRequest, SourceReader};
 use serde::{Deserialize, Serialize};
@@ -81,6 +82,12 @@ pub enum SyncMessage {
         stream: Option<String>,
         #[serde(default)]
         full: bool,
+        /// Read from this time instead of the bookmark.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<DateTime<Utc>>,
+        /// Records per page to ask the helpdesk for (capped at its API's maximum).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        page_size: Option<u32>,
     },
     /// Read the page of `version` of a run.
     Page(PageJob),
@@ -231,6 +238,19 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
         full: bool,
         now: DateTime<Utc>,
     ) -> Result<Vec<StartReport>, SyncError> {
+        self.start_with(source, stream, &RunOptions::full(full), now)
+            .await
+    }
+
+    /// [`start`](Self::start) with every option of a run: from a time instead of the
+    /// bookmark, and a page size.
+    pub async fn start_with(
+        &self,
+        source: Option<&Source>,
+        stream: Option<&str>,
+        options: &RunOptions,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StartReport>, SyncError> {
         use futures::StreamExt;
         if let Some(s) = source
             && self.reader(s).is_none()
@@ -248,7 +268,7 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
         // function): a `map` closure would make the `Send` proof higher-ranked.
         let starts: Vec<_> = ids
             .into_iter()
-            .map(|id| self.start_stream(id, full, now))
+            .map(|id| self.start_stream(id, options, now))
             .collect();
         let results: Vec<Result<StartReport, SyncError>> = futures::stream::iter(starts)
             .buffered(START_CONCURRENCY)
@@ -261,11 +281,13 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
     async fn start_stream(
         &self,
         id: StreamId,
-        full: bool,
+        options: &RunOptions,
         now: DateTime<Utc>,
     ) -> Result<StartReport, SyncError> {
         let run_id = uuid::Uuid::new_v4().to_string();
-        let outcome = streams::start_run(&self.store, &id, &run_id, full, now, self.lease).await?;
+        let full = options.full;
+        let outcome =
+            streams::start_run(&self.store, &id, &run_id, options, now, self.lease).await?;
         match &outcome {
             Start::Started {
                 run_id,
@@ -369,8 +391,9 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
                 state.bookmark.clone()
             },
             full: state.full,
+            since: state.since,
             run_started_at: state.run_started_at.unwrap_or(now),
-            page_size: self.page_size,
+            page_size: state.page_size.unwrap_or(self.page_size),
         };
         let page = match reader.fetch_page(&request).await {
             Ok(p) => p,
@@ -509,10 +532,18 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
                 source,
                 stream,
                 full,
-            }) => self
-                .start(source.as_ref(), stream.as_deref(), full, now)
-                .await
-                .map(|_| ()),
+                since,
+                page_size,
+            }) => {
+                let options = RunOptions {
+                    full,
+                    since,
+                    page_size,
+                };
+                self.start_with(source.as_ref(), stream.as_deref(), &options, now)
+                    .await
+                    .map(|_| ())
+            }
             Ok(SyncMessage::Page(job)) => self.handle_page(&job, now).await.map(|_| ()),
             Err(e) => {
                 // Not retryable: log and drop rather than loop.

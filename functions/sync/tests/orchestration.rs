@@ -23,6 +23,8 @@ struct TestReader {
     per_page: usize,
     calls: AtomicUsize,
     fail_next: AtomicUsize,
+    /// The `since` and page size of every page asked for.
+    asked: std::sync::Mutex<Vec<(Option<DateTime<Utc>>, u32)>>,
 }
 
 fn at(secs: i64) -> DateTime<Utc> {
@@ -41,6 +43,10 @@ impl SourceReader for TestReader {
     }
     async fn fetch_page(&self, req: &PageRequest) -> Result<Page, FetchError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.asked
+            .lock()
+            .expect("lock")
+            .push((req.since, req.page_size));
         if self.fail_next.load(Ordering::SeqCst) > 0 {
             self.fail_next.fetch_sub(1, Ordering::SeqCst);
             return Err(FetchError::Transient("injected".into()));
@@ -98,6 +104,7 @@ fn syncer(
         per_page,
         calls: AtomicUsize::new(0),
         fail_next: AtomicUsize::new(0),
+        asked: Default::default(),
     });
     let mut s = Syncer::new(
         vec![reader.clone()],
@@ -586,4 +593,24 @@ async fn a_helpdesk_outage_pauses_the_chain_keeps_the_cursor_and_resumes() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 450, "every record, none skipped");
+}
+
+#[tokio::test]
+async fn a_run_from_a_date_carries_its_date_and_page_size_to_every_page() {
+    let (s, reader) = syncer(25, 10);
+    let since = at(-86_400);
+    let start = serde_json::json!({"kind": "start", "source": "gorgias", "since": since,
+        "page_size": 10});
+    s.handle_body(&start.to_string(), at(0))
+        .await
+        .expect("started");
+    drain(&s, at(1)).await;
+    let asked = reader.asked.lock().expect("lock").clone();
+    assert_eq!(asked, vec![(Some(since), 10); 3]);
+    // The next run is an ordinary one again: no date, the default page size.
+    s.start(None, None, false, at(100)).await.expect("start");
+    drain(&s, at(101)).await;
+    let asked = reader.asked.lock().expect("lock").clone();
+    assert_eq!(asked.last().map(|a| a.0), Some(None));
+    assert_ne!(asked.last().map(|a| a.1), Some(10));
 }

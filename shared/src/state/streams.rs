@@ -67,6 +67,12 @@ pub struct StreamState {
     pub lease_until: Option<DateTime<Utc>>,
     /// Whether the current run reads everything (`--full`) rather than since the bookmark.
     pub full: bool,
+    /// The time the current run reads from instead of the bookmark (`--since`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    /// Records per page the current run asks for (`--batch-size`); the default when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u32>,
     /// Where the next page of the current run starts (the API's own cursor).
     pub cursor: Option<String>,
     /// Where the next run starts (Zendesk's after_cursor, or a time watermark).
@@ -178,16 +184,39 @@ pub enum Start {
     },
 }
 
+/// How a run reads: everything (`full`), or from a time (`since`) instead of the bookmark, and
+/// how many records per page (`page_size`, the function's default when `None`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOptions {
+    #[serde(default)]
+    pub full: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u32>,
+}
+
+impl RunOptions {
+    /// A run that reads everything, or continues from the bookmark.
+    pub fn full(full: bool) -> Self {
+        RunOptions {
+            full,
+            ..Default::default()
+        }
+    }
+}
+
 /// Takes the lease of a stream for a new run. A run whose lease passed (a crashed worker) is
 /// taken over: its cursor and figures are kept, so it continues where it stopped.
 pub async fn start_run(
     store: &impl StreamStore,
     id: &StreamId,
     run_id: &str,
-    full: bool,
+    options: &RunOptions,
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Start, StateError> {
+    let full = options.full;
     for _ in 0..3 {
         let Stored { state, rev } = store.load(id).await?;
         if state.is_leased(now) {
@@ -200,13 +229,18 @@ pub async fn start_run(
             });
         }
         let mut next = state.clone();
-        // A crashed run is continued, unless a full run is asked for and the crashed one was not.
-        let resumed = state.status == RunStatus::Running && (!full || state.full);
+        // A crashed run is continued, unless a full run is asked for and the crashed one was not,
+        // or a run from another time.
+        let resumed = state.status == RunStatus::Running
+            && (!full || state.full)
+            && (options.since.is_none() || options.since == state.since);
         if !resumed {
             next.cursor = None;
             next.run = RunStats::default();
             next.run_started_at = Some(now);
             next.full = full;
+            next.since = options.since;
+            next.page_size = options.page_size;
             next.last_error = None;
             if full {
                 next.bookmark = None;
@@ -286,6 +320,8 @@ pub async fn advance(
         next.last_run_started_at = next.run_started_at;
         next.last_run_ended_at = Some(now);
         next.full = false;
+        next.since = None;
+        next.page_size = None;
     } else {
         next.cursor = progress.next_cursor.clone();
         next.lease_until = Some(now + chrono::Duration::from_std(lease).unwrap_or_default());

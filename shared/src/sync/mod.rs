@@ -29,6 +29,9 @@ pub struct PageRequest {
     pub bookmark: Option<String>,
     /// Read everything, ignoring the bookmark.
     pub full: bool,
+    /// Read from this time instead of the bookmark (a run started with `--since`); wins over
+    /// `full`.
+    pub since: Option<DateTime<Utc>>,
     /// When this run started (watermark for the next run of time-filtered streams).
     pub run_started_at: DateTime<Utc>,
     /// Records per page to ask for (the reader caps it at the API's maximum).

@@ -200,9 +200,13 @@ impl SourceReader for GorgiasReader {
     }
 }
 
-/// When the previous completed run started; `None` on a first or full run, or when the bookmark
-/// cannot be read (then everything is read again, which is safe).
+/// Where this run reads from: the run's `since`, else when the previous completed run started;
+/// `None` on a first or full run, or when the bookmark cannot be read (then everything is read
+/// again, which is safe).
 fn previous_run(request: &PageRequest) -> Option<DateTime<Utc>> {
+    if request.since.is_some() {
+        return request.since;
+    }
     let bookmark = request.bookmark.as_deref().filter(|_| !request.full)?;
     let parsed = crate::mapping::parse_time(&Value::from(bookmark));
     if parsed.is_none() {
@@ -375,6 +379,26 @@ mod tests {
     use super::*;
 
     const TICKET: &str = include_str!("../../../tests/fixtures/gorgias/ticket-object.json");
+
+    #[test]
+    fn a_run_from_a_date_reads_from_it_whatever_the_bookmark() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).expect("time").to_utc();
+        let mut request = PageRequest {
+            stream: "tickets".into(),
+            cursor: None,
+            bookmark: Some("2026-12-01T00:00:00Z".into()),
+            full: false,
+            since: None,
+            run_started_at: at("2026-12-07T00:00:00Z"),
+            page_size: 100,
+        };
+        assert_eq!(previous_run(&request), Some(at("2026-12-01T00:00:00Z")));
+        request.since = Some(at("2026-11-01T00:00:00Z"));
+        assert_eq!(previous_run(&request), Some(at("2026-11-01T00:00:00Z")));
+        request.since = None;
+        request.full = true;
+        assert_eq!(previous_run(&request), None);
+    }
 
     #[test]
     fn an_api_ticket_matches_the_webhook_ids() {

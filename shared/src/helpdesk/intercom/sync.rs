@@ -257,8 +257,12 @@ impl SourceReader for IntercomReader {
     }
 }
 
-/// The watermark of this run in unix seconds: the bookmark, or 0 on a first or full run.
+/// The watermark of this run in unix seconds: the run's `since`, else the bookmark, or 0 on a
+/// first or full run.
 fn watermark(request: &PageRequest) -> i64 {
+    if let Some(since) = request.since {
+        return since.timestamp().max(0);
+    }
     request
         .bookmark
         .as_deref()

@@ -172,18 +172,24 @@ impl ZendeskReader {
         request: &PageRequest,
         include: Option<&str>,
     ) -> Result<(ExportPage, Option<String>), FetchError> {
-        // This run's cursor, else the previous run's after_cursor, else the very beginning.
-        let resume = request
-            .cursor
-            .clone()
-            .or_else(|| request.bookmark.clone().filter(|_| !request.full));
+        // This run's cursor, else the previous run's after_cursor, else the run's `since` or
+        // the very beginning.
+        let resume = request.cursor.clone().or_else(|| {
+            request
+                .bookmark
+                .clone()
+                .filter(|_| !request.full && request.since.is_none())
+        });
         let mut query = vec![(
             "per_page",
             request.page_size.clamp(1, MAX_EXPORT_PAGE).to_string(),
         )];
         match &resume {
             Some(cursor) => query.push(("cursor", cursor.clone())),
-            None => query.push(("start_time", "0".to_string())),
+            None => {
+                let start = request.since.map_or(0, |t| t.timestamp().max(0));
+                query.push(("start_time", start.to_string()));
+            }
         }
         if let Some(include) = include {
             query.push(("include", include.to_string()));
@@ -236,12 +242,15 @@ impl ZendeskReader {
     }
 
     async fn satisfaction_ratings(&self, request: &PageRequest) -> Result<Page, FetchError> {
-        let start_time = request
-            .bookmark
-            .as_deref()
-            .filter(|_| !request.full)
-            .and_then(|b| b.trim().parse::<i64>().ok())
-            .unwrap_or(0);
+        let start_time = match request.since {
+            Some(since) => since.timestamp().max(0),
+            None => request
+                .bookmark
+                .as_deref()
+                .filter(|_| !request.full)
+                .and_then(|b| b.trim().parse::<i64>().ok())
+                .unwrap_or(0),
+        };
         let mut query = vec![
             (
                 "page[size]",
