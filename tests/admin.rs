@@ -629,11 +629,12 @@ async fn check_passes_when_brevo_and_intercom_answer() {
         .expect("check runs");
     let printed = text(out);
     assert_eq!(summary.failed, 0, "{printed}");
-    assert_eq!(summary.passed, 6, "{printed}");
+    assert_eq!(summary.passed, 7, "{printed}");
     for expected in [
         "✓ brevo: authentication (account: Acme)",
         "✓ brevo: attributes listable (1 attribute)",
-        "✓ intercom: authentication, contacts readable",
+        "✓ intercom: authentication",
+        "✓ intercom: contacts readable",
         "✓ intercom: conversations readable",
         "✓ intercom: CSAT available",
         "✓ intercom: tags listable",
@@ -685,13 +686,94 @@ async fn check_fails_with_a_reason_on_401() {
         .expect("check runs");
     let printed = text(out);
     assert_eq!(summary.passed, 0, "{printed}");
-    assert_eq!(summary.failed, 4, "{printed}");
-    let auth = line(&printed, "✗ intercom: authentication, contacts readable");
+    assert_eq!(summary.failed, 5, "{printed}");
+    let auth = line(&printed, "✗ intercom: authentication");
     assert!(
         auth.contains("401") && auth.contains("INTERCOM_ACCESS_TOKEN"),
         "{printed}"
     );
     assert!(!printed.contains('✓'), "{printed}");
+}
+
+/// A Gorgias store answering its list endpoints in the documented shape (`data`, `meta` with
+/// cursors) to Basic `ops@yourstore.example:gorgias-key`, and 401 to anything else.
+async fn gorgias_answering() -> MockServer {
+    let server = MockServer::start().await;
+    // base64("ops@yourstore.example:gorgias-key")
+    let basic = "Basic b3BzQHlvdXJzdG9yZS5leGFtcGxlOmdvcmdpYXMta2V5";
+    for route in [
+        "/api/customers",
+        "/api/tickets",
+        "/api/satisfaction-surveys",
+        "/api/tags",
+    ] {
+        Mock::given(method("GET"))
+            .and(path(route))
+            .and(wiremock::matchers::header("authorization", basic))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "object": "list", "uri": route, "data": [],
+                "meta": {"prev_cursor": null, "next_cursor": null}})))
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"error": {"msg": "Unauthorized"}})),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn check_gorgias_prints_the_five_lines_of_its_seed() {
+    let server = gorgias_answering().await;
+    let settings = |key: &str| {
+        Settings::from_vars(&Vars::from_pairs([
+            ("GORGIAS_BASE_URL", server.uri().as_str()),
+            ("GORGIAS_EMAIL", "ops@yourstore.example"),
+            ("GORGIAS_API_KEY", key),
+        ]))
+        .expect("valid settings")
+    };
+    let mut out = Vec::new();
+    let summary = check(
+        &settings("gorgias-key"),
+        &"gorgias".parse().expect("target"),
+        &mut out,
+    )
+    .await
+    .expect("check runs");
+    let printed = text(out);
+    assert_eq!((summary.passed, summary.failed), (5, 0), "{printed}");
+    assert_eq!(
+        printed.trim(),
+        "✓ gorgias: authentication\n\
+         ✓ gorgias: customers readable\n\
+         ✓ gorgias: tickets readable\n\
+         ✓ gorgias: CSAT available (satisfaction_surveys)\n\
+         ✓ gorgias: tags listable"
+    );
+
+    // A wrong key: authentication fails with the reason, and nothing else is tried.
+    let mut out = Vec::new();
+    let summary = check(
+        &settings("wrong-key"),
+        &"gorgias".parse().expect("target"),
+        &mut out,
+    )
+    .await
+    .expect("check runs");
+    let printed = text(out);
+    assert_eq!((summary.passed, summary.failed), (0, 5), "{printed}");
+    assert!(
+        line(&printed, "✗ gorgias: authentication").contains("401"),
+        "{printed}"
+    );
+    assert!(
+        line(&printed, "✗ gorgias: tags listable").contains("not tried"),
+        "{printed}"
+    );
 }
 
 #[tokio::test]
@@ -807,12 +889,13 @@ async fn check_zendesk_names_the_oauth_client_and_checks_the_grant() {
         .expect("check runs");
     let printed = text(out);
     assert_eq!(summary.failed, 0, "{printed}");
-    assert_eq!(summary.passed, 5, "{printed}");
+    assert_eq!(summary.passed, 6, "{printed}");
     for expected in [
         "- zendesk: authentication method: OAuth client credentials \
          (ZENDESK_OAUTH_CLIENT_ID, ZENDESK_OAUTH_CLIENT_SECRET), scope `read`",
         "✓ zendesk: OAuth token grant (scope `read`, valid for 48 h)",
-        "✓ zendesk: authentication, users readable",
+        "✓ zendesk: authentication",
+        "✓ zendesk: users readable",
         "✓ zendesk: tickets readable",
         "✓ zendesk: CSAT available (satisfaction_ratings)",
         "✓ zendesk: tags listable",
@@ -836,7 +919,7 @@ async fn check_zendesk_fails_when_the_grant_is_refused() {
         .await
         .expect("check runs");
     let printed = text(out);
-    assert_eq!((summary.passed, summary.failed), (0, 5), "{printed}");
+    assert_eq!((summary.passed, summary.failed), (0, 6), "{printed}");
     let grant = line(&printed, "✗ zendesk: OAuth token grant");
     assert!(
         grant.contains("HTTP 401")
@@ -846,7 +929,7 @@ async fn check_zendesk_fails_when_the_grant_is_refused() {
         "{printed}"
     );
     assert!(
-        line(&printed, "✗ zendesk: authentication, users readable").contains("not tried"),
+        line(&printed, "✗ zendesk: users readable").contains("not tried"),
         "{printed}"
     );
     // Nothing but the grant was asked for.
@@ -866,7 +949,7 @@ async fn check_zendesk_names_a_ready_token() {
         .await
         .expect("check runs");
     let printed = text(out);
-    assert_eq!((summary.passed, summary.failed), (4, 0), "{printed}");
+    assert_eq!((summary.passed, summary.failed), (5, 0), "{printed}");
     assert!(
         line(
             &printed,
@@ -887,7 +970,7 @@ async fn check_zendesk_names_a_ready_token() {
     let printed = text(out);
     assert!(summary.failed > 0, "{printed}");
     assert!(
-        line(&printed, "✗ zendesk: authentication, users readable").contains("ZENDESK_OAUTH_TOKEN"),
+        line(&printed, "✗ zendesk: authentication").contains("ZENDESK_OAUTH_TOKEN"),
         "{printed}"
     );
 }
@@ -909,7 +992,7 @@ async fn check_zendesk_names_the_legacy_api_token_and_its_end() {
         .await
         .expect("check runs");
     let printed = text(out);
-    assert_eq!((summary.passed, summary.failed), (4, 0), "{printed}");
+    assert_eq!((summary.passed, summary.failed), (5, 0), "{printed}");
     let method = line(
         &printed,
         "- zendesk: authentication method: legacy API token",

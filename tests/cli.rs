@@ -62,6 +62,10 @@ async fn known_state(name: &str) -> deskbridge_shared::infra::Bootstrapped {
             skipped: 30,
             failed: 10,
         },
+        total: RunStats {
+            records_read: 1_250,
+            ..Default::default()
+        },
         last_error: Some("HTTP 429 from Zendesk".into()),
         ..Default::default()
     };
@@ -84,6 +88,10 @@ async fn known_state(name: &str) -> deskbridge_shared::infra::Bootstrapped {
             pages: 1,
             records_read: 50,
             contacts: 50,
+            ..Default::default()
+        },
+        total: RunStats {
+            records_read: 3_000,
             ..Default::default()
         },
         ..Default::default()
@@ -135,6 +143,14 @@ async fn status_json_is_one_document_of_a_known_shape() {
             never_run("gorgias/customers"),
             never_run("gorgias/tickets"),
             never_run("gorgias/satisfaction_surveys"),
+        ],
+        // Per helpdesk that synced or is configured: the seed's connection summary. Counts add
+        // up every completed run and the one going on.
+        "sources": [
+            {"source": "zendesk", "connected": false, "last_sync": "2026-12-01T10:05:30Z",
+                "customers": 0, "tickets_tracked": 1250, "csat_responses": 0},
+            {"source": "intercom", "connected": false, "last_sync": null,
+                "customers": 3050, "tickets_tracked": 0, "csat_responses": null},
         ]});
         assert_eq!(document, expected, "{}", stdout(&out));
     }
@@ -187,6 +203,36 @@ async fn status_prints_plain_lines_off_a_terminal_and_a_table_when_asked() {
         "{printed}"
     );
     assert!(!printed.contains('│'), "{printed}");
+    assert!(
+        lines.contains(
+            &"zendesk: not connected, last sync 2026-12-01 10:05:30, customers 0, tickets tracked \
+              1250, CSAT responses 0"
+        ),
+        "{printed}"
+    );
+    assert!(
+        lines.contains(
+            &"intercom: not connected, last sync never, customers 3050, tickets tracked 0, CSAT \
+              responses with the tickets"
+        ),
+        "{printed}"
+    );
+    // A helpdesk whose API is configured here is connected, before its first sync too.
+    let gorgias = [
+        ("STATE_TABLE", res.table.as_str()),
+        ("GORGIAS_DOMAIN", "yourstore"),
+        ("GORGIAS_EMAIL", "ops@yourstore.example"),
+        ("GORGIAS_API_KEY", "gorgias-key"),
+    ];
+    let out = deskbridge(&["status"], &gorgias).await;
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(
+        stdout(&out).lines().any(|l| l
+            == "gorgias: connected, last sync never, customers 0, tickets tracked 0, CSAT \
+                responses 0"),
+        "{}",
+        stdout(&out)
+    );
 
     // The table: a header row, one row per stream, the error in a column of its own (cells
     // between `│` borders and `┆` separators).

@@ -227,7 +227,8 @@ pub async fn check_source(
     if !authenticated {
         // No usable credentials: every API call would fail the same way.
         for what in [
-            format!("authentication, {people} readable"),
+            "authentication".to_string(),
+            format!("{people} readable"),
             format!("{tickets} readable"),
             "CSAT available".to_string(),
             "tags listable".to_string(),
@@ -250,16 +251,28 @@ pub async fn check_source(
         page_size: 1,
     };
 
+    // The first read proves authentication: one line for each, as the seeds list them.
     let auth = reader.fetch_page(&fetch(people)).await;
-    let auth_label = format!("{source}: authentication, {people} readable");
     let auth_refused = matches!(auth, Err(FetchError::Rejected(_)));
     match auth {
-        Ok(_) => s.line(out, true, &auth_label)?,
-        Err(e) => s.line(out, false, &format!("{auth_label} — {e}"))?,
+        Ok(_) => {
+            s.line(out, true, &format!("{source}: authentication"))?;
+            s.line(out, true, &format!("{source}: {people} readable"))?;
+        }
+        Err(e) if auth_refused => s.line(out, false, &format!("{source}: authentication — {e}"))?,
+        Err(e) => {
+            s.line(
+                out,
+                false,
+                &format!("{source}: authentication — no answer to tell by: {e}"),
+            )?;
+            s.line(out, false, &format!("{source}: {people} readable — {e}"))?;
+        }
     }
     if auth_refused {
         // Bad credentials or a wrong base URL: the other calls would say the same.
         for what in [
+            format!("{people} readable"),
             format!("{tickets} readable"),
             "CSAT available".to_string(),
             "tags listable".to_string(),

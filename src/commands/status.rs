@@ -47,6 +47,69 @@ pub struct StreamStatus {
     pub last_error: Option<String>,
 }
 
+/// What `status` says of one helpdesk as a whole (the seed's connection summary).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceStatus {
+    pub source: String,
+    /// Its API is configured here and no stream's latest run ended in an error.
+    pub connected: bool,
+    /// When its latest completed run ended.
+    pub last_sync: Option<DateTime<Utc>>,
+    /// People read by the sync, over every run (customers, users, contacts).
+    pub customers: u64,
+    /// Tickets or conversations read, over every run.
+    pub tickets_tracked: u64,
+    /// Satisfaction responses read, over every run; `None` where they come with the tickets.
+    pub csat_responses: Option<u64>,
+}
+
+/// The summary of every helpdesk whose API is configured here or that has synced before.
+pub fn source_statuses(
+    settings: &Settings,
+    states: &[(
+        deskbridge_shared::state::streams::StreamId,
+        StreamState,
+        bool,
+    )],
+) -> Vec<SourceStatus> {
+    let registry = deskbridge_shared::helpdesk::Registry::built_in();
+    Source::BUILT_IN
+        .iter()
+        .filter_map(|source| {
+            let mine: Vec<&(_, StreamState, bool)> = states
+                .iter()
+                .filter(|(id, _, stored)| &id.source == source && *stored)
+                .collect();
+            let configured = settings.api_enabled(source);
+            if !configured && mine.is_empty() {
+                return None;
+            }
+            let roles = registry.get(source).and_then(|h| h.check_streams());
+            // Completed runs, plus the one going on.
+            let read = |stream: &str| -> u64 {
+                mine.iter()
+                    .filter(|(id, _, _)| id.stream == stream)
+                    .map(|(_, st, _)| {
+                        let running = st.status == RunStatus::Running;
+                        st.total.records_read + if running { st.run.records_read } else { 0 }
+                    })
+                    .sum()
+            };
+            Some(SourceStatus {
+                source: source.to_string(),
+                connected: configured && mine.iter().all(|(_, st, _)| st.last_error.is_none()),
+                last_sync: mine
+                    .iter()
+                    .filter_map(|(_, st, _)| st.last_run_ended_at)
+                    .max(),
+                customers: roles.as_ref().map_or(0, |r| read(r.people)),
+                tickets_tracked: roles.as_ref().map_or(0, |r| read(r.tickets)),
+                csat_responses: roles.as_ref().and_then(|r| r.csat).map(read),
+            })
+        })
+        .collect()
+}
+
 /// The streams of `states` (those of `only` when given), as `status` shows them.
 pub fn stream_statuses(
     states: &[(
@@ -106,9 +169,53 @@ const STATUS_HEADER: [&str; 10] = [
     "failed",
 ];
 
-/// Writes `streams` in `format`: plain lines (one per stream, aligned, and a `last error:` line
-/// under a stream that has one), a table, or `{"streams": […]}`.
+/// One helpdesk's summary line: `gorgias: connected, last sync …, customers …`.
+fn source_line(s: &SourceStatus) -> String {
+    let csat = s
+        .csat_responses
+        .map_or_else(|| "with the tickets".to_string(), |n| n.to_string());
+    format!(
+        "{}: {}, last sync {}, customers {}, tickets tracked {}, CSAT responses {csat}",
+        s.source,
+        if s.connected {
+            "connected"
+        } else {
+            "not connected"
+        },
+        s.last_sync
+            .map_or_else(|| "never".to_string(), |t| when(Some(t))),
+        s.customers,
+        s.tickets_tracked,
+    )
+}
+
+/// Writes `streams` and then `sources` in `format`: plain lines (one per stream, aligned, and a
+/// `last error:` line under a stream that has one; then one summary line per helpdesk), tables,
+/// or `{"streams": […], "sources": […]}`.
 pub fn write_status(
+    streams: &[StreamStatus],
+    sources: &[SourceStatus],
+    format: Format,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    if format == Format::Json {
+        return output::write_json(
+            out,
+            &serde_json::json!({ "streams": streams, "sources": sources }),
+        );
+    }
+    write_streams(streams, format, out)?;
+    if sources.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    for s in sources {
+        writeln!(out, "{}", source_line(s))?;
+    }
+    Ok(())
+}
+
+fn write_streams(
     streams: &[StreamStatus],
     format: Format,
     out: &mut impl std::io::Write,
@@ -196,6 +303,7 @@ pub fn print_status(
     let format = output::FormatArgs::default().resolve();
     write_status(
         &stream_statuses(states, only),
+        &[],
         format,
         &mut std::io::stdout().lock(),
     )
@@ -221,6 +329,7 @@ pub async fn status(
         }
         write_status(
             &stream_statuses(&states, None),
+            &source_statuses(settings, &states),
             format,
             &mut std::io::stdout().lock(),
         )?;

@@ -170,11 +170,24 @@ async fn a_run_reads_every_page_once_and_keeps_the_bookmark() {
     assert_eq!(state.last_run.records_read, 1_234);
     assert_eq!(state.last_run.pages, 13);
 
+    assert_eq!(state.total.records_read, 1_234);
+
     // The next run starts from the bookmark: nothing new, one page, no records.
     s.queue.clear();
     s.start(None, None, false, at(20_000)).await.expect("start");
     drain(&s, at(20_000)).await;
     assert!(upserted_ids(&s.queue).is_empty());
+    // A full run reads everything again; the total counts every completed run.
+    s.start(None, None, true, at(30_000)).await.expect("start");
+    drain(&s, at(30_000)).await;
+    let state = s
+        .store
+        .load(&StreamId::new(Source::Gorgias, "customers"))
+        .await
+        .expect("load")
+        .state;
+    assert_eq!(state.total.records_read, 2 * 1_234);
+    assert_eq!(state.total.pages, 13 + 1 + 13);
 }
 
 #[tokio::test]

@@ -89,6 +89,10 @@ pub struct StreamState {
     pub last_progress_at: Option<DateTime<Utc>>,
     pub run: RunStats,
     pub last_run: RunStats,
+    /// Every completed run's figures added up (`deskbridge status`: customers synced, tickets
+    /// tracked, CSAT responses).
+    #[serde(default)]
+    pub total: RunStats,
     pub last_error: Option<String>,
 }
 
@@ -317,6 +321,7 @@ pub async fn advance(
         next.cursor = None;
         next.lease_until = None;
         next.last_run = next.run;
+        next.total.add(&next.run);
         next.last_run_started_at = next.run_started_at;
         next.last_run_ended_at = Some(now);
         next.full = false;
