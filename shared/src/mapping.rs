@@ -122,6 +122,8 @@ impl Default for Mapping {
             FieldRule::new("id", "ZENDESK_ID", Text),
             FieldRule::new("name", "FIRSTNAME", SplitName),
             FieldRule::new("phone", "SMS", Phone),
+            // The user's organization, read and put under `organization`.
+            FieldRule::new("organization.name", "COMPANY_NAME", Text),
         ];
         let intercom = vec![
             FieldRule::new("id", "INTERCOM_ID", Text),

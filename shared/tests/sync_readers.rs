@@ -252,6 +252,70 @@ async fn mount_zendesk(server: &MockServer, resource: &'static str, stream: &Zen
 }
 
 #[tokio::test]
+async fn zendesk_users_carry_their_organization_read_a_hundred_at_a_time() {
+    let server = MockServer::start().await;
+    let stream = ZendeskStream::default();
+    // 250 users in 150 organizations (and 10 without one), read in pages of 100.
+    *stream.items.lock().expect("lock") = (0..260u64)
+        .map(|i| {
+            let mut user = zendesk_user(1_000 + i, DAY + i as i64);
+            user["organization_id"] = if i < 250 {
+                json!(5_000 + i % 150)
+            } else {
+                json!(null)
+            };
+            user
+        })
+        .collect();
+    mount_zendesk(&server, "users", &stream).await;
+    let asked: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let seen = asked.clone();
+    Mock::given(method("GET"))
+        .and(path("/api/v2/organizations/show_many.json"))
+        .respond_with(move |r: &Request| {
+            let ids: Vec<String> = query(r, "ids")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::to_string)
+                .collect();
+            seen.lock().expect("lock").push(ids.len());
+            // Zendesk leaves out ids it does not know: here, 5149.
+            let organizations: Vec<Value> = ids
+                .iter()
+                .filter(|id| id.as_str() != "5149")
+                .map(|id| {
+                    json!({"id": id.parse::<u64>().expect("id"), "name": format!("Org {id}"),
+                    "tags": ["b2b"], "organization_fields": {"tier": "gold"}})
+                })
+                .collect();
+            ResponseTemplate::new(200).set_body_json(json!({"organizations": organizations,
+                "next_page": null, "previous_page": null, "count": organizations.len()}))
+        })
+        .mount(&server)
+        .await;
+    let reader = zendesk(&server);
+    let pages = read_run(&reader, "users", None, at(DAY + 10_000), 100).await;
+    let all = records(&pages);
+    assert_eq!(all.len(), 260);
+    for r in &all {
+        let profile = r.profile.as_ref().expect("profile");
+        match profile["organization_id"].as_u64() {
+            Some(5149) | None => assert!(profile.get("organization").is_none(), "{profile:?}"),
+            Some(org) => {
+                assert_eq!(profile["organization"]["name"], json!(format!("Org {org}")));
+                assert_eq!(
+                    profile["organization"]["organization_fields"]["tier"],
+                    "gold"
+                );
+            }
+        }
+    }
+    // Each organization asked for once, at most a hundred per call: the first page names 100,
+    // the second 50 new ones, the third none new.
+    assert_eq!(*asked.lock().expect("lock"), vec![100, 50]);
+}
+
+#[tokio::test]
 async fn zendesk_agents_and_admins_are_left_out_of_the_user_stream_unless_asked_for() {
     let server = MockServer::start().await;
     let stream = ZendeskStream::default();

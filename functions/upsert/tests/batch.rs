@@ -224,6 +224,8 @@ async fn ten_sync_messages_of_fifty_contacts_are_one_import() {
     assert_eq!(
         created,
         BTreeMap::from([
+            // The default Zendesk rules' organization name.
+            ("COMPANY_NAME".to_string(), json!({"type": "text"})),
             ("HEALTH".to_string(), json!({"type": "float"})),
             ("SIGNUP_DATE".to_string(), json!({"type": "date"})),
             ("ZENDESK_ID".to_string(), json!({"type": "text"})),
@@ -239,7 +241,7 @@ async fn ten_sync_messages_of_fifty_contacts_are_one_import() {
             .iter()
             .filter(|c| c.contains("/attributes"))
             .count()
-            == 4
+            == 5
     );
 
     let batches = bodies(&server, "/v3/events/batch").await;
@@ -276,7 +278,7 @@ async fn ten_sync_messages_of_fifty_contacts_are_one_import() {
         seen.iter()
             .filter(|c| c.contains("/contacts/attributes"))
             .count(),
-        4,
+        5,
         "no attribute calls the second time: {seen:?}"
     );
     assert_eq!(count(&seen, "POST /v3/events/batch"), 3);

@@ -750,6 +750,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn zendesk_organizations_are_fetched_once_and_attached() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/organizations/360012345678.json"))
+            .respond_with(json(
+                r#"{"organization": {"id": 360012345678, "name": "Acme Logistics",
+                "tags": ["enterprise"], "organization_fields": {"plan": "gold"},
+                "url": "https://acme.zendesk.com/api/v2/organizations/360012345678.json"}}"#,
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let lookup = HelpdeskLookup::new(&settings(&server));
+        let mut user: Value = serde_json::from_str(ZENDESK_USER).expect("json");
+        let user = user["user"].take();
+        let mut with_org = user.clone();
+        with_org["organization_id"] = serde_json::json!(360012345678u64);
+        for _ in 0..2 {
+            let mut record = Record {
+                person: super::super::person_from_profile(&Source::Zendesk, &with_org),
+                observed_at: Utc::now(),
+                profile: Some(with_org.clone().into()),
+                ..Default::default()
+            };
+            lookup.complete_profile(&Source::Zendesk, &mut record).await;
+            let profile = record.profile.as_ref().expect("profile");
+            assert_eq!(profile["organization"]["name"], "Acme Logistics");
+            assert_eq!(
+                profile["organization"]["organization_fields"]["plan"],
+                "gold"
+            );
+            // The default rules write its name as COMPANY_NAME.
+            let contact = crate::mapping::Mapping::default()
+                .contact(&Source::Zendesk, &record)
+                .expect("maps");
+            assert_eq!(contact.attributes["COMPANY_NAME"], "Acme Logistics");
+        }
+        // A user without an organization asks for nothing.
+        let mut record = Record {
+            person: super::super::person_from_profile(&Source::Zendesk, &user),
+            observed_at: Utc::now(),
+            profile: Some(user.clone().into()),
+            ..Default::default()
+        };
+        lookup.complete_profile(&Source::Zendesk, &mut record).await;
+        assert!(
+            record
+                .profile
+                .expect("profile")
+                .get("organization")
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
     async fn a_failing_company_api_leaves_the_contact_as_it_is() {
         let server = MockServer::start().await;
         Mock::given(method("GET"))

@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod credentials;
+pub mod organizations;
 pub mod sync;
 pub mod vendor;
 pub mod webhook;

@@ -25,8 +25,10 @@ use chrono::{DateTime, Duration as TimeDelta, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::helpdesk::api::{CACHE_CAPACITY, CACHE_TTL, Cache};
 use crate::helpdesk::parse::ParseError;
 use crate::helpdesk::zendesk::auth::{ZendeskAuth, ZendeskAuthError, ZendeskCredentials};
+use crate::helpdesk::zendesk::organizations::{self, SHOW_MANY};
 use crate::helpdesk::zendesk::webhook::{person_from_user, tag_list, text, ticket_event, time};
 use crate::http::StatusCode;
 use crate::model::{EventKind, Person, Profile, Record, Source, SupportEvent};
@@ -54,6 +56,8 @@ pub struct ZendeskReader {
     auth: ZendeskAuth,
     /// Whether agents and admins are synced with the end users (`ZENDESK_SYNC_STAFF`).
     staff: bool,
+    /// Organizations by id, as read (`None`: none such).
+    organizations: Arc<Cache<String, Option<Value>>>,
 }
 
 /// The Zendesk roles of the people who answer tickets rather than raise them.
@@ -87,6 +91,7 @@ impl ZendeskReader {
             exports: Arc::new(Limiter::new("zendesk-exports", Rate::zendesk_exports())),
             auth,
             staff: false,
+            organizations: Arc::new(Cache::new(CACHE_TTL, CACHE_CAPACITY)),
         }
     }
 
@@ -212,7 +217,28 @@ impl ZendeskReader {
                 Err(reason) => page.skipped.push(reason),
             }
         }
+        self.attach_organizations(&mut page.records).await;
         Ok(page)
+    }
+
+    /// Puts each user's organization into its profile, reading those not cached yet with
+    /// `show_many`, a hundred per call. When they cannot be read, the page's users are written
+    /// without them (logged), as a look-up would.
+    async fn attach_organizations(&self, records: &mut [Record]) {
+        let wanted = organizations::wanted(records, &self.organizations);
+        for ids in wanted.chunks(SHOW_MANY) {
+            let query = [("ids", ids.join(","))];
+            let path = "/api/v2/organizations/show_many.json";
+            match self.get::<OrganizationsPage>(false, path, &query).await {
+                Ok(found) => organizations::keep(ids, found.organizations, &self.organizations),
+                Err(e) => {
+                    tracing::warn!(error = %e, organizations = wanted.len(),
+                        "zendesk organizations unavailable; users on this page are written without them");
+                    break;
+                }
+            }
+        }
+        organizations::attach(records, &self.organizations);
     }
 
     async fn tickets(&self, request: &PageRequest) -> Result<Page, FetchError> {
@@ -238,6 +264,7 @@ impl ZendeskReader {
                 Err(reason) => page.skipped.push(reason),
             }
         }
+        self.attach_organizations(&mut page.records).await;
         Ok(page)
     }
 
@@ -349,6 +376,13 @@ impl ExportPage {
             ..Default::default()
         }
     }
+}
+
+/// `show_many` of organizations.
+#[derive(Debug, Deserialize)]
+struct OrganizationsPage {
+    #[serde(default)]
+    organizations: Vec<Value>,
 }
 
 #[derive(Debug, Deserialize)]

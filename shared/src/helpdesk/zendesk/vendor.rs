@@ -7,15 +7,17 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::auth::{API_TOKEN_END, SendError, ZendeskAuth, ZendeskAuthError, ZendeskCredentials};
-use super::{STREAMS, sync, webhook};
+use super::{STREAMS, organizations, sync, webhook};
 use crate::config::Settings;
-use crate::helpdesk::api::{CachePolicy, LookupError, read, transport_error};
+use crate::helpdesk::api::{
+    Cache, CachePolicy, FAILURE_TTL, LookupError, read, transport_error, valid_id,
+};
 use crate::helpdesk::check::{self, CheckApi, CheckStreams, Finding};
 use crate::helpdesk::contract::{Helpdesk, PersonApi};
 use crate::helpdesk::parse::{ParseError, Parsed};
 use crate::helpdesk::signature::{self, AuthError};
 use crate::http::StatusCode;
-use crate::model::{Person, Source};
+use crate::model::{Person, Record, Source};
 use crate::sync::SourceReader;
 use crate::sync::limiter::{Limiter, Rate};
 
@@ -62,11 +64,14 @@ impl Helpdesk for Zendesk {
         settings.api_enabled(&Source::Zendesk)
     }
 
-    fn person_api(&self, settings: &Settings, _cache: CachePolicy) -> Option<Arc<dyn PersonApi>> {
+    fn person_api(&self, settings: &Settings, cache: CachePolicy) -> Option<Arc<dyn PersonApi>> {
         // The settings' token cache: look-ups and readers built from the same settings share
         // the OAuth token.
         let auth = settings.zendesk.auth()?;
-        Some(Arc::new(ZendeskUsers { auth }))
+        Some(Arc::new(ZendeskUsers {
+            auth,
+            organizations: Cache::new(cache.ttl, cache.capacity),
+        }))
     }
 
     fn account_rate(&self) -> Option<Rate> {
@@ -211,19 +216,22 @@ fn duration_words(d: std::time::Duration) -> String {
 }
 
 /// `GET {base}/api/v2/users/{id}.json` with a [`ZendeskAuth`] (OAuth bearer token, renewed once
-/// after a 401; or the legacy API token); the answer wraps the user: `{"user":{…}}`.
+/// after a 401; or the legacy API token); the answer wraps the user: `{"user":{…}}`. The user's
+/// organization comes from `GET {base}/api/v2/organizations/{id}.json`.
 struct ZendeskUsers {
     auth: ZendeskAuth,
+    /// Organizations by id; `None` for one that does not exist or could not be fetched.
+    organizations: Cache<String, Option<Value>>,
 }
 
-#[async_trait]
-impl PersonApi for ZendeskUsers {
-    async fn person(
+impl ZendeskUsers {
+    /// `GET {base}{path}` with the account's authorization; the JSON answer, `None` on 404.
+    async fn get(
         &self,
         client: &reqwest::Client,
-        id: &str,
+        path: &str,
     ) -> Result<Option<Value>, LookupError> {
-        let url = format!("{}/api/v2/users/{id}.json", self.auth.base_url());
+        let url = format!("{}{path}", self.auth.base_url());
         let response = self
             .auth
             .send(client, || {
@@ -241,8 +249,74 @@ impl PersonApi for ZendeskUsers {
                 self.auth.unauthorized_hint()
             )));
         }
-        let body = read(response).await?;
+        read(response).await
+    }
+
+    /// The organization `id`, from the cache or the API; `None` when Zendesk has none such, or
+    /// it could not be fetched (logged, and not asked for again for a minute).
+    async fn organization(&self, client: &reqwest::Client, id: &str) -> Option<Value> {
+        if let Some(hit) = self.organizations.get(&id.to_string()) {
+            return hit;
+        }
+        if !valid_id(id) {
+            return None;
+        }
+        match self
+            .get(client, &format!("/api/v2/organizations/{id}.json"))
+            .await
+        {
+            Ok(found) => {
+                let org = found
+                    .and_then(|b| b.get("organization").cloned())
+                    .filter(Value::is_object);
+                self.organizations.put(id.to_string(), org.clone());
+                org
+            }
+            Err(e) => {
+                tracing::warn!(organization = %id, reason = %e,
+                    "zendesk organization look-up failed; the user is written without organization attributes");
+                self.organizations
+                    .put_for(id.to_string(), None, FAILURE_TTL);
+                None
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl PersonApi for ZendeskUsers {
+    async fn person(
+        &self,
+        client: &reqwest::Client,
+        id: &str,
+    ) -> Result<Option<Value>, LookupError> {
+        let body = self
+            .get(client, &format!("/api/v2/users/{id}.json"))
+            .await?;
         Ok(body.map(|b| b.get("user").cloned().unwrap_or(Value::Null)))
+    }
+
+    fn needs_completion(&self, record: &Record) -> bool {
+        record
+            .profile
+            .as_ref()
+            .is_some_and(|p| organizations::lacks_organization(p))
+    }
+
+    async fn complete_profile(&self, client: &reqwest::Client, record: &mut Record) {
+        let Some(profile) = record
+            .profile
+            .as_mut()
+            .filter(|p| organizations::lacks_organization(p))
+        else {
+            return;
+        };
+        let Some(id) = organizations::organization_id(profile) else {
+            return;
+        };
+        if let Some(org) = self.organization(client, &id).await {
+            organizations::with_organization(profile, &org);
+        }
     }
 }
 
