@@ -316,6 +316,33 @@ async fn zendesk_users_carry_their_organization_read_a_hundred_at_a_time() {
 }
 
 #[tokio::test]
+async fn zendesk_ticket_exports_read_ai_agent_tickets_unless_told_otherwise() {
+    let server = MockServer::start().await;
+    let stream = ZendeskStream::default();
+    mount_zendesk(&server, "tickets", &stream).await;
+    let scopes = || async {
+        server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|r| query(r, "support_type_scope"))
+            .collect::<Vec<_>>()
+    };
+    zendesk(&server)
+        .fetch_page(&first_page("tickets"))
+        .await
+        .expect("page");
+    assert_eq!(scopes().await, vec![Some("all".to_string())]);
+    zendesk(&server)
+        .with_support_type_scope("agent")
+        .fetch_page(&first_page("tickets"))
+        .await
+        .expect("page");
+    assert_eq!(scopes().await[1].as_deref(), Some("agent"));
+}
+
+#[tokio::test]
 async fn zendesk_agents_and_admins_are_left_out_of_the_user_stream_unless_asked_for() {
     let server = MockServer::start().await;
     let stream = ZendeskStream::default();

@@ -100,6 +100,9 @@ pub struct SourceFileSettings {
     pub token_var: Option<String>,
     /// `api_version` as written (Intercom); the `INTERCOM_VERSION` variable wins.
     pub api_version: Option<String>,
+    /// Which tickets the Zendesk ticket export reads (`support_type_scope`): `all` (the
+    /// default here: tickets handled by AI agents too), `agent` or `ai_agent`.
+    pub support_type_scope: Option<String>,
 }
 
 impl Default for SourceFileSettings {
@@ -110,6 +113,7 @@ impl Default for SourceFileSettings {
             streams: BTreeMap::new(),
             token_var: None,
             api_version: None,
+            support_type_scope: None,
         }
     }
 }
@@ -120,6 +124,14 @@ impl FileConfig {
         self.sources
             .get(&source.to_string())
             .is_none_or(|s| s.enabled)
+    }
+
+    /// The `support_type_scope` of the Zendesk ticket export: as the file says, else `all`.
+    pub fn support_type_scope(&self) -> &str {
+        self.sources
+            .get(Source::Zendesk.as_str())
+            .and_then(|s| s.support_type_scope.as_deref())
+            .unwrap_or("all")
     }
 
     /// Whether the batch sync of `stream` runs for `source`: off when the source is disabled or

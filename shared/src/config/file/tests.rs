@@ -196,6 +196,7 @@ fn the_example_file_parses_into_the_expected_mapping() {
                     streams: streams(&["contacts", "conversations"]),
                     token_var: Some("INTERCOM_ACCESS_TOKEN".into()),
                     api_version: Some("2.11".into()),
+                    support_type_scope: None,
                 }
             ),
             (
@@ -414,6 +415,27 @@ fn the_intercom_seed_loads_as_written() {
 }
 
 #[test]
+fn zendesk_reads_ai_agent_tickets_unless_the_scope_says_otherwise() {
+    assert_eq!(FileConfig::default().support_type_scope(), "all");
+    let cfg = parse(
+        "z.yaml",
+        "connectors:\n  zendesk:\n    support_type_scope: agent\n",
+    )
+    .expect("valid");
+    assert_eq!(cfg.support_type_scope(), "agent");
+    assert_eq!(
+        problems("connectors:\n  zendesk:\n    support_type_scope: bots\n"),
+        vec![(
+            Some(3),
+            "connectors.zendesk.support_type_scope: `bots` is not a scope; write all (every \
+             ticket, the default), agent (those agents handled) or ai_agent (those AI agents \
+             handled)"
+                .to_string()
+        )]
+    );
+}
+
+#[test]
 fn the_seed_keys_refuse_what_they_cannot_do() {
     let text = "\
 connectors:
@@ -602,7 +624,7 @@ historical_events: 1
             22,
             "unknown key `lsts` in connectors.zendesk (did you mean `lists`?); known \
               keys: enabled, domain, subdomain, sync, lists, tag_lists, field_mapping, \
-              event_mapping, direction, access_token, api_version",
+              event_mapping, direction, access_token, api_version, support_type_scope",
         ),
         (24, "historical_events must be true or false, not `1`"),
     ]

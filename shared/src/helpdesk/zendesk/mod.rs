@@ -7,6 +7,7 @@
 pub mod auth;
 mod credentials;
 pub mod organizations;
+mod records;
 pub mod sync;
 pub mod vendor;
 pub mod webhook;

@@ -21,17 +21,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration as TimeDelta, Utc};
+use chrono::Duration as TimeDelta;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::records::{TicketMetrics, rating_record, ticket_record, user_record};
 use crate::helpdesk::api::{CACHE_CAPACITY, CACHE_TTL, Cache};
-use crate::helpdesk::parse::ParseError;
 use crate::helpdesk::zendesk::auth::{ZendeskAuth, ZendeskAuthError, ZendeskCredentials};
 use crate::helpdesk::zendesk::organizations::{self, SHOW_MANY};
-use crate::helpdesk::zendesk::webhook::{person_from_user, tag_list, text, ticket_event, time};
+use crate::helpdesk::zendesk::webhook::text;
 use crate::http::StatusCode;
-use crate::model::{EventKind, Person, Profile, Record, Source, SupportEvent};
+use crate::model::{Record, Source};
 use crate::sync::limiter::{Limiter, Rate};
 use crate::sync::readers::{Api, CallError, RetryPolicy, url_with_query};
 use crate::sync::{FetchError, Page, PageRequest, SourceReader};
@@ -58,6 +58,8 @@ pub struct ZendeskReader {
     staff: bool,
     /// Organizations by id, as read (`None`: none such).
     organizations: Arc<Cache<String, Option<Value>>>,
+    /// The ticket export's `support_type_scope` (`all`, `agent`, `ai_agent`).
+    scope: String,
 }
 
 /// The Zendesk roles of the people who answer tickets rather than raise them.
@@ -92,7 +94,15 @@ impl ZendeskReader {
             auth,
             staff: false,
             organizations: Arc::new(Cache::new(CACHE_TTL, CACHE_CAPACITY)),
+            scope: "all".into(),
         }
+    }
+
+    /// Which tickets the export reads: `all` (by default, AI agents' tickets too), `agent` or
+    /// `ai_agent` (Zendesk's `support_type_scope`).
+    pub fn with_support_type_scope(mut self, scope: &str) -> Self {
+        self.scope = scope.to_string();
+        self
     }
 
     /// Also syncs agents and admins as contacts (by default only end users are: the people
@@ -198,6 +208,9 @@ impl ZendeskReader {
         }
         if let Some(include) = include {
             query.push(("include", include.to_string()));
+        }
+        if resource == "tickets" {
+            query.push(("support_type_scope", self.scope.clone()));
         }
         let path = format!("/api/v2/incremental/{resource}/cursor.json");
         let page = self.get(true, &path, &query).await?;
@@ -401,186 +414,6 @@ struct ListMeta {
     after_cursor: Option<String>,
 }
 
-/// A user as a record: the whole user as profile, and the `user.created` event the webhook
-/// parser would have produced.
-fn user_record(user: &Value) -> Result<Record, String> {
-    let person = person_from_user(user);
-    let Some(id) = person.source_id.clone() else {
-        return Err("user without an id".to_string());
-    };
-    let updated = time(user.get("updated_at"));
-    let created = time(user.get("created_at"));
-    let observed_at = updated
-        .or(created)
-        .ok_or_else(|| format!("user {id}: no updated_at"))?;
-    let events = created
-        .map(|at| SupportEvent {
-            id: SupportEvent::stable_id(
-                &Source::Zendesk,
-                &format!("user:{id}"),
-                EventKind::CustomerCreated,
-                at,
-            ),
-            kind: EventKind::CustomerCreated,
-            occurred_at: at,
-            ticket_id: None,
-            channel: None,
-            properties: Map::new(),
-        })
-        .into_iter()
-        .collect();
-    Ok(Record {
-        person,
-        observed_at,
-        profile: Some(user.clone().into()),
-        events,
-        ..Default::default()
-    })
-}
-
-/// What a ticket's metric set tells: the solve time, minutes to the first reply and to full
-/// resolution (calendar minutes).
-#[derive(Debug, Clone, Default, PartialEq)]
-struct TicketMetrics {
-    solved_at: Option<DateTime<Utc>>,
-    first_reply_minutes: Option<Value>,
-    resolution_minutes: Option<Value>,
-}
-
-impl TicketMetrics {
-    fn of(metric_set: &Value) -> Self {
-        let calendar = |key: &str| {
-            metric_set
-                .get(key)
-                .and_then(|m| m.get("calendar"))
-                .filter(|v| v.is_number())
-                .cloned()
-        };
-        TicketMetrics {
-            solved_at: time(metric_set.get("solved_at")),
-            first_reply_minutes: calendar("reply_time_in_minutes"),
-            resolution_minutes: calendar("full_resolution_time_in_minutes"),
-        }
-    }
-}
-
-/// A ticket as a record for its requester (`Ok(None)`: a deleted ticket, not synced).
-fn ticket_record(
-    ticket: &Value,
-    users: &HashMap<String, &Value>,
-    metrics: &HashMap<String, TicketMetrics>,
-) -> Result<Option<Record>, String> {
-    let status = text(ticket.get("status")).map(|s| s.to_ascii_lowercase());
-    if status.as_deref() == Some("deleted") {
-        return Ok(None);
-    }
-    let id = text(ticket.get("id")).ok_or("ticket without an id")?;
-    let requester_id = text(ticket.get("requester_id"));
-    let user = requester_id.as_ref().and_then(|r| users.get(r).copied());
-    let person = user.map(person_from_user).unwrap_or(Person {
-        source_id: requester_id,
-        ..Default::default()
-    });
-    if person.source_id.is_none() && person.email.is_none() {
-        return Err(format!("ticket {id}: requester unknown (no requester_id)"));
-    }
-    let created = time(ticket.get("created_at"));
-    let updated = time(ticket.get("updated_at"));
-    let Some(ticket_at) = updated.or(created) else {
-        return Err(format!("ticket {id}: no created_at/updated_at"));
-    };
-    let invalid = |e: ParseError| format!("ticket {id}: {e}");
-    let metric = metrics.get(&id).cloned().unwrap_or_default();
-    let mut events = Vec::new();
-    if let Some(at) = created {
-        let mut event = ticket_event(EventKind::TicketCreated, ticket, at).map_err(invalid)?;
-        if let Some(m) = metric.first_reply_minutes.clone() {
-            event.properties.insert("first_reply_minutes".into(), m);
-        }
-        events.push(event);
-    }
-    if matches!(status.as_deref(), Some("solved" | "closed")) {
-        // The solve time (metric set) rather than updated_at, which moves again when a solved
-        // ticket is closed automatically days later.
-        let at = metric.solved_at.unwrap_or(ticket_at);
-        let mut event = ticket_event(EventKind::TicketClosed, ticket, at).map_err(invalid)?;
-        if let Some(m) = metric.resolution_minutes.clone() {
-            event.properties.insert("resolution_time".into(), m);
-        }
-        events.push(event);
-    }
-    // The sideloaded user is as recent as its own updated_at, whatever the ticket's.
-    let user_at = user.and_then(|u| time(u.get("updated_at")));
-    Ok(Some(Record {
-        person,
-        observed_at: user_at.map_or(ticket_at, |u| u.max(ticket_at)),
-        profile: user.cloned().map(Profile::from),
-        tags_added: tag_list(ticket.get("tags")),
-        events,
-        ..Default::default()
-    }))
-}
-
-/// A satisfaction rating as a record for its requester (known by id only). `good`/`bad` (and
-/// the legacy `…_with_comment`) are responses, `offered` a sent survey; `unoffered` is nothing.
-fn rating_record(rating: &Value) -> Result<Option<Record>, String> {
-    let id = text(rating.get("id")).unwrap_or_else(|| "?".to_string());
-    let score = text(rating.get("score"))
-        .map(|s| s.to_ascii_lowercase())
-        .unwrap_or_default();
-    let created = time(rating.get("created_at"));
-    let updated = time(rating.get("updated_at")).or(created);
-    let (kind, at, score) = if score.starts_with("good") || score.starts_with("bad") {
-        let score = if score.starts_with("good") {
-            "good"
-        } else {
-            "bad"
-        };
-        (EventKind::SurveyResponded, updated, Some(score))
-    } else if score == "offered" {
-        (EventKind::SurveySent, created, None)
-    } else {
-        return Ok(None);
-    };
-    let Some(requester) = text(rating.get("requester_id")) else {
-        return Err(format!("satisfaction rating {id}: no requester_id"));
-    };
-    let Some(at) = at else {
-        return Err(format!(
-            "satisfaction rating {id}: no created_at/updated_at"
-        ));
-    };
-    let ticket_id = text(rating.get("ticket_id"));
-    // The webhook's `satisfaction.rated` names the ticket: same subject, same id.
-    let subject = ticket_id.as_ref().map_or_else(
-        || format!("satisfaction_rating:{id}"),
-        |t| format!("ticket:{t}"),
-    );
-    let mut properties = Map::new();
-    if let Some(score) = score {
-        properties.insert("score".into(), Value::from(score));
-        if let Some(comment) = text(rating.get("comment")) {
-            properties.insert("remark".into(), Value::from(comment));
-        }
-    }
-    Ok(Some(Record {
-        person: Person {
-            source_id: Some(requester),
-            ..Default::default()
-        },
-        observed_at: at,
-        events: vec![SupportEvent {
-            id: SupportEvent::stable_id(&Source::Zendesk, &subject, kind, at),
-            kind,
-            occurred_at: at,
-            ticket_id,
-            channel: None,
-            properties,
-        }],
-        ..Default::default()
-    }))
-}
-
 impl From<ZendeskAuthError> for FetchError {
     fn from(err: ZendeskAuthError) -> Self {
         match err {
@@ -598,6 +431,8 @@ impl From<ZendeskAuthError> for FetchError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::helpdesk::zendesk::webhook::time;
+    use crate::model::{EventKind, SupportEvent};
     use serde_json::json;
 
     #[test]

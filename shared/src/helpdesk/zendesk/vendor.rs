@@ -96,7 +96,8 @@ impl Helpdesk for Zendesk {
                     ),
                     Arc::new(Limiter::new("zendesk", Rate::zendesk_account()).alone_share(share)),
                 )
-                .with_staff(settings.zendesk.sync_staff),
+                .with_staff(settings.zendesk.sync_staff)
+                .with_support_type_scope(settings.file.support_type_scope()),
         ))
     }
 

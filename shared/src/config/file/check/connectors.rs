@@ -23,6 +23,7 @@ const CONNECTOR_KEYS: &[&str] = &[
     "direction",
     "access_token",
     "api_version",
+    "support_type_scope",
 ];
 /// A `generic:<name>` connector takes these too.
 const GENERIC_ONLY_KEYS: &[&str] = &["auth", "fields", "events"];
@@ -103,6 +104,31 @@ impl Checker {
                     ),
                 ),
                 "access_token" => c.settings.token_var = self.variable_reference(&f, &at),
+                "support_type_scope" if c.source != Source::Zendesk => self.error(
+                    f.line,
+                    format!(
+                        "{}: `support_type_scope` is a setting of zendesk (which tickets its \
+                         export reads)",
+                        dotted(&at, &f.key)
+                    ),
+                ),
+                "support_type_scope" => {
+                    c.settings.support_type_scope = self.text(&f, &at).and_then(|scope| {
+                        if matches!(scope.as_str(), "all" | "agent" | "ai_agent") {
+                            return Some(scope);
+                        }
+                        self.error(
+                            f.value_line(),
+                            format!(
+                                "{}: `{scope}` is not a scope; write all (every ticket, the \
+                                 default), agent (those agents handled) or ai_agent (those AI \
+                                 agents handled)",
+                                dotted(&at, &f.key)
+                            ),
+                        );
+                        None
+                    });
+                }
                 "api_version" => c.settings.api_version = self.api_version(&f, &at),
                 "sync" => c.settings.streams = self.streams(&c.source, &f, &at),
                 "lists" => c.lists = Some(self.lists(&c.source, &f, &at)),
