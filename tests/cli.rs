@@ -341,6 +341,45 @@ async fn check_json_lists_every_check_with_its_result() {
 }
 
 #[tokio::test]
+async fn plan_says_what_each_line_of_the_intercom_seed_does() {
+    let server = brevo().await;
+    let base = format!("{}/v3", server.uri());
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seeds/intercom.yaml");
+    let env = [
+        ("BREVO_API_KEY", "xkeysib-test"),
+        ("BREVO_BASE_URL", base.as_str()),
+        ("INTERCOM_ACCESS_TOKEN", "ic-token"),
+        ("DESKBRIDGE_CONFIG", seed),
+    ];
+    let out = deskbridge(&["plan", "--format", "plain"], &env).await;
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("configuration file, line by line:"),
+        "{}",
+        both(&out)
+    );
+    for expected in [
+        "    6  connectors.intercom.access_token: the API token is read from the variable \
+         INTERCOM_ACCESS_TOKEN",
+        "   12  connectors.intercom.sync.companies: intercom has no `companies` stream yet: no \
+         effect",
+        "   21  connectors.intercom.lists.leads: list 37: leads join, and leave when they become \
+         users",
+        "   24  field_mapping.email: contacts are matched by email: no attribute",
+    ] {
+        assert!(printed.contains(expected), "`{expected}` in:\n{printed}");
+    }
+    // And in the JSON document, line by line.
+    let out = deskbridge(&["plan", "--json"], &env).await;
+    let document: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(
+        document["file_lines"][0],
+        json!({"line": 3, "key": "connectors", "says": "one block per helpdesk:"}),
+        "{document}"
+    );
+}
+
+#[tokio::test]
 async fn plan_json_has_the_attributes_lists_and_counts() {
     let server = brevo().await;
     let base = format!("{}/v3", server.uri());
@@ -366,6 +405,7 @@ async fn plan_json_has_the_attributes_lists_and_counts() {
             "apply",
             "attributes",
             "configuration",
+            "file_lines",
             "in_sync",
             "lists",
             "note",

@@ -7,6 +7,7 @@ pub mod check;
 pub mod config;
 pub mod demo;
 pub mod migrate;
+pub mod needs;
 pub mod plan;
 pub mod preview;
 pub mod replay;

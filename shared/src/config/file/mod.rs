@@ -85,6 +85,17 @@ pub struct FileConfig {
     pub generic: BTreeMap<String, GenericSource>,
     /// Things that are accepted but probably not what was meant, for the start-up log.
     pub warnings: Vec<Problem>,
+    /// What each line of the file does, in line order (`deskbridge plan` prints them).
+    pub lines: Vec<Said>,
+}
+
+/// What one key of the file does.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Said {
+    pub line: usize,
+    /// The key's dotted path (`connectors.intercom.lists.leads`).
+    pub key: String,
+    pub says: String,
 }
 
 /// The switches of one source.
@@ -275,5 +286,8 @@ pub fn parse(path_for_messages: &str, text: &str) -> Result<FileConfig, ConfigFi
     }
     checker.warnings.sort_by_key(|p| p.line);
     config.warnings = checker.warnings;
+    if let Some(root) = root.as_ref() {
+        config.lines = Checker::default().explain(root, &config);
+    }
     Ok(config)
 }

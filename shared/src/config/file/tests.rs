@@ -11,34 +11,7 @@ use crate::model::EventKind;
 const EXAMPLE: &str = include_str!("../../../../examples/deskbridge.yaml");
 
 /// The Gorgias section of the seeds, as written there.
-const GORGIAS_SEED: &str = r#"
-connectors:
-  gorgias:
-    enabled: true
-    domain: "yourstore.gorgias.com"
-    sync: { customers: true, tickets: true, satisfaction_surveys: true, tags: true }
-    lists: { all_support_contacts: 35, satisfied_customers: 36, dissatisfied_customers: 37 }
-field_mapping:
-  id: GORGIAS_ID
-  email: email
-  name: FIRSTNAME
-  phone: SMS
-  nb_tickets: TICKET_COUNT
-  last_ticket_date: LAST_SUPPORT_DATE
-  last_ticket_channel: LAST_SUPPORT_CHANNEL
-  avg_response_time: AVG_RESPONSE_TIME
-  last_satisfaction_score: CSAT_SCORE
-  satisfaction_count: CSAT_RESPONSES
-  customer_type: CUSTOMER_TYPE
-  vip_status: VIP_STATUS
-event_mapping:
-  ticket.created: SUPPORT_TICKET_OPENED
-  ticket.closed: SUPPORT_TICKET_RESOLVED
-  ticket.reopened: SUPPORT_TICKET_REOPENED
-  satisfaction_survey.created: CSAT_SURVEY_SENT
-  satisfaction_survey.responded: CSAT_SUBMITTED
-  customer.created: SUPPORT_CUSTOMER_CREATED
-"#;
+const GORGIAS_SEED: &str = include_str!("../../../../examples/seeds/gorgias.yaml");
 
 fn rules(rows: &[(&str, &str, Transform)]) -> Vec<FieldRule> {
     rows.iter()
@@ -289,7 +262,7 @@ fn the_gorgias_seed_loads_with_its_aggregate_rows() {
     assert_eq!(
         cfg.warnings,
         vec![Problem {
-            line: Some(6),
+            line: Some(7),
             message: "connectors.gorgias.sync.tags: gorgias has no `tags` stream, so this \
                       has no effect (streams: customers, tickets, satisfaction_surveys)"
                 .into()
@@ -339,44 +312,7 @@ connectors:
 }
 
 /// The Intercom seed's configuration, as written there (its comments included).
-const INTERCOM_SEED: &str = r#"
-connectors:
-  intercom:
-    enabled: true
-    access_token: "${INTERCOM_ACCESS_TOKEN}"
-    api_version: "2.11"
-    # Data sync options
-    sync:
-      contacts: true
-      conversations: true
-      companies: true
-      events: true
-      tags: true
-    # Sync direction
-    direction: intercom_to_brevo
-    # Brevo list assignment
-    lists:
-      all_users: 35
-      active_conversations: 36
-      leads: 37
-field_mapping:
-  # Standard fields
-  email: email
-  name: FULLNAME
-  phone: SMS
-  # Engagement fields
-  signed_up_at: SIGNUP_DATE
-  last_seen_at: LAST_ACTIVE
-  session_count: SESSION_COUNT
-  unsubscribed_from_emails: UNSUBSCRIBED
-  # Company fields
-  company.name: COMPANY_NAME
-  company.plan: COMPANY_PLAN
-  company.size: COMPANY_SIZE
-  # Custom attributes
-  custom_attributes.plan_tier: PLAN_TIER
-  custom_attributes.feature_usage: FEATURE_USAGE
-"#;
+const INTERCOM_SEED: &str = include_str!("../../../../examples/seeds/intercom.yaml");
 
 #[test]
 fn the_intercom_seed_loads_as_written() {
@@ -403,14 +339,14 @@ fn the_intercom_seed_loads_as_written() {
         .map(|w| (w.line, w.message.as_str()))
         .collect();
     assert_eq!(warnings.len(), 4, "{warnings:?}");
-    assert_eq!(warnings[0].0, Some(11));
+    assert_eq!(warnings[0].0, Some(12));
     assert!(
         warnings[0]
             .1
             .starts_with("connectors.intercom.sync.companies: intercom has no")
     );
-    assert_eq!(warnings[1].0, Some(12));
-    assert_eq!(warnings[2].0, Some(13));
+    assert_eq!(warnings[1].0, Some(13));
+    assert_eq!(warnings[2].0, Some(14));
     assert!(warnings[3].1.contains("no `id` row"), "{warnings:?}");
 }
 
@@ -432,6 +368,74 @@ fn zendesk_reads_ai_agent_tickets_unless_the_scope_says_otherwise() {
              handled)"
                 .to_string()
         )]
+    );
+}
+
+/// The line numbers of `text` that hold a key (neither blank nor a comment).
+fn key_lines(text: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+#[test]
+fn every_line_of_the_seeds_says_what_it_does() {
+    for (name, text) in [("gorgias", GORGIAS_SEED), ("intercom", INTERCOM_SEED)] {
+        let cfg = parse("seed.yaml", text).expect("valid");
+        let explained: Vec<usize> = cfg.lines.iter().map(|s| s.line).collect();
+        for line in key_lines(text) {
+            assert!(
+                explained.contains(&line),
+                "{name} line {line} `{}` is not explained: {:#?}",
+                text.lines().nth(line - 1).unwrap_or_default(),
+                cfg.lines
+            );
+        }
+    }
+    let cfg = parse("seed.yaml", INTERCOM_SEED).expect("valid");
+    let says = |key: &str| -> String {
+        cfg.lines
+            .iter()
+            .find(|s| s.key == key)
+            .map(|s| s.says.clone())
+            .unwrap_or_else(|| panic!("no `{key}` in {:#?}", cfg.lines))
+    };
+    assert_eq!(
+        says("connectors.intercom.access_token"),
+        "the API token is read from the variable INTERCOM_ACCESS_TOKEN"
+    );
+    assert_eq!(
+        says("connectors.intercom.lists.leads"),
+        "list 37: leads join, and leave when they become users"
+    );
+    assert_eq!(
+        says("connectors.intercom.sync.companies"),
+        "intercom has no `companies` stream yet: no effect"
+    );
+    assert_eq!(
+        says("field_mapping.signed_up_at"),
+        "`signed_up_at` is written to SIGNUP_DATE (date)"
+    );
+    assert_eq!(
+        says("field_mapping.email"),
+        "contacts are matched by email: no attribute"
+    );
+    let cfg = parse("seed.yaml", GORGIAS_SEED).expect("valid");
+    assert!(
+        cfg.lines.iter().any(|s| s.key == "field_mapping.nb_tickets"
+            && s.says == "computed `nb_tickets` is written to TICKET_COUNT (number)"),
+        "{:#?}",
+        cfg.lines
+    );
+    assert!(
+        cfg.lines
+            .iter()
+            .any(|s| s.key == "event_mapping.ticket.closed"
+                && s.says == "`ticket.closed` is sent as SUPPORT_TICKET_RESOLVED for every source"),
+        "{:#?}",
+        cfg.lines
     );
 }
 

@@ -279,12 +279,7 @@ impl Checker {
 
     fn streams(&mut self, source: &Source, f: &Entry, at: &str) -> BTreeMap<String, bool> {
         let where_ = format!("{at}.sync");
-        let known: &[&str] = match source {
-            Source::Zendesk => &crate::helpdesk::zendesk::STREAMS,
-            Source::Intercom => &crate::helpdesk::intercom::STREAMS,
-            Source::Gorgias => &crate::helpdesk::gorgias::STREAMS,
-            Source::Generic(_) | Source::Added(_) => &[],
-        };
+        let known = known_streams(source);
         let mut streams = BTreeMap::new();
         for s in self.entries(f.value, &where_) {
             let Some(on) = self.boolean(&s, &where_) else {
@@ -309,6 +304,16 @@ impl Checker {
             streams.insert(s.key, on);
         }
         streams
+    }
+}
+
+/// The batch-sync streams of a built-in helpdesk (none for the others).
+pub(super) fn known_streams(source: &Source) -> &'static [&'static str] {
+    match source {
+        Source::Zendesk => &crate::helpdesk::zendesk::STREAMS,
+        Source::Intercom => &crate::helpdesk::intercom::STREAMS,
+        Source::Gorgias => &crate::helpdesk::gorgias::STREAMS,
+        Source::Generic(_) | Source::Added(_) => &[],
     }
 }
 

@@ -9,6 +9,7 @@ use crate::mapping::{FieldRule, SourceMapping, Transform};
 use crate::model::Source;
 
 mod connectors;
+mod explain;
 mod generic;
 mod lists;
 mod mapping;
