@@ -755,6 +755,73 @@ async fn check_gorgias_prints_the_five_lines_of_its_seed() {
          ✓ gorgias: tags listable"
     );
 
+    // tag_lists names a tag the store does not have: said (a typo, or a tag not created yet),
+    // not failed. The store's tags come in two pages.
+    let tagged = MockServer::start().await;
+    let basic = "Basic b3BzQHlvdXJzdG9yZS5leGFtcGxlOmdvcmdpYXMta2V5";
+    Mock::given(method("GET"))
+        .and(path("/api/tags"))
+        .and(wiremock::matchers::query_param("cursor", "page-2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "list", "data": [{"id": 3, "name": "refund"}],
+            "meta": {"prev_cursor": "page-1", "next_cursor": null}})))
+        .mount(&tagged)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/tags"))
+        .and(wiremock::matchers::header("authorization", basic))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "list", "data": [{"id": 1, "name": "VIP"}, {"id": 2, "name": "billing"}],
+            "meta": {"prev_cursor": null, "next_cursor": "page-2"}})))
+        .mount(&tagged)
+        .await;
+    for route in [
+        "/api/customers",
+        "/api/tickets",
+        "/api/satisfaction-surveys",
+    ] {
+        Mock::given(method("GET"))
+            .and(path(route))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "object": "list", "data": [], "meta": {"next_cursor": null}})))
+            .mount(&tagged)
+            .await;
+    }
+    let mut mapping = deskbridge_shared::mapping::Mapping::default();
+    mapping
+        .sources
+        .get_mut("gorgias")
+        .expect("gorgias")
+        .tag_lists = std::collections::BTreeMap::from([
+        ("vip".to_string(), 40),
+        ("refund".to_string(), 41),
+        ("churn-risk".to_string(), 42),
+    ]);
+    let settings_tagged = Settings::from_vars(&Vars::from_pairs([
+        ("GORGIAS_BASE_URL", tagged.uri().as_str()),
+        ("GORGIAS_EMAIL", "ops@yourstore.example"),
+        ("GORGIAS_API_KEY", "gorgias-key"),
+    ]))
+    .expect("valid settings")
+    .with_mapping(mapping);
+    let mut out = Vec::new();
+    let summary = check(
+        &settings_tagged,
+        &"gorgias".parse().expect("target"),
+        &mut out,
+    )
+    .await
+    .expect("check runs");
+    let printed = text(out);
+    assert_eq!((summary.passed, summary.failed), (5, 0), "{printed}");
+    assert!(
+        printed.contains(
+            "- gorgias: tag_lists names tags gorgias does not have (yet): churn-risk (a typo? \
+             tags match whatever their case)"
+        ),
+        "{printed}"
+    );
+
     // A wrong key: authentication fails with the reason, and nothing else is tried.
     let mut out = Vec::new();
     let summary = check(

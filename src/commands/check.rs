@@ -323,6 +323,42 @@ pub async fn check_source(
         Ok(_) => s.line(out, true, &format!("{source}: tags listable"))?,
         Err(e) => s.line(out, false, &format!("{source}: tags listable — {e}"))?,
     }
+    // The tags `tag_lists` maps: a tag the helpdesk does not have is probably a typo (or one
+    // not created yet), so it is said, not failed.
+    let configured = settings.mapping.source(source).tag_lists;
+    if !configured.is_empty() {
+        match api.tag_names(&client).await {
+            Ok(Some(names)) => {
+                let missing =
+                    deskbridge_shared::helpdesk::check::missing_tags(configured.keys(), &names);
+                if missing.is_empty() {
+                    s.note(
+                        out,
+                        &format!(
+                            "{source}: every tag of tag_lists exists ({})",
+                            configured.len()
+                        ),
+                    )?;
+                } else {
+                    s.note(
+                        out,
+                        &format!(
+                            "{source}: tag_lists names tags {source} does not have (yet): {} \
+                             (a typo? tags match whatever their case)",
+                            missing.join(", ")
+                        ),
+                    )?;
+                }
+            }
+            Ok(None) => s.note(
+                out,
+                &format!(
+                    "{source}: tag_lists tags are not checked ({source} lists only recent tags)"
+                ),
+            )?,
+            Err(e) => s.note(out, &format!("{source}: tag_lists tags not checked — {e}"))?,
+        }
+    }
     Ok(s)
 }
 

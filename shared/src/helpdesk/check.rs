@@ -36,6 +36,61 @@ pub trait CheckApi: Send + Sync {
     /// The number of tags on the first page of the tag listing, or why it failed, in a few
     /// words.
     async fn count_tags(&self, client: &reqwest::Client) -> Result<usize, String>;
+
+    /// Every tag name the helpdesk has, so that `check` can name the `tag_lists` tags it does
+    /// not have; `None` where the API cannot list them all (Zendesk lists recent ones only).
+    async fn tag_names(&self, _client: &reqwest::Client) -> Result<Option<Vec<String>>, String> {
+        Ok(None)
+    }
+}
+
+/// Most pages of tags `check` reads before it gives up naming missing ones.
+pub const MAX_TAG_PAGES: usize = 50;
+
+/// The tag names on one page of a tag listing (`name` of each item under `tags` or `data`) and
+/// the whole answer (for its cursor), or why the listing failed.
+pub async fn names_on_page(
+    request: reqwest::RequestBuilder,
+) -> Result<(Vec<String>, Value), String> {
+    let response = request
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(transport_failure)?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("HTTP {status}: {}", status_words(status.as_u16())));
+    }
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|_| "the answer is not JSON: check the base URL".to_string())?;
+    let names = ["tags", "data"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(Value::as_array))
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|t| t.get("name").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((names, body))
+}
+
+/// The `tag_lists` tags (matched whatever their case) that `names` lacks, in their order.
+pub fn missing_tags<'t>(
+    configured: impl IntoIterator<Item = &'t String>,
+    names: &[String],
+) -> Vec<String> {
+    let known: std::collections::HashSet<String> =
+        names.iter().map(|n| n.trim().to_lowercase()).collect();
+    configured
+        .into_iter()
+        .filter(|t| !known.contains(&t.trim().to_lowercase()))
+        .cloned()
+        .collect()
 }
 
 /// A transport failure in a few words (the URL is left out).
@@ -90,6 +145,16 @@ pub async fn count_tags_with(request: reqwest::RequestBuilder) -> Result<usize, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configured_tags_are_matched_whatever_their_case() {
+        let configured = ["VIP".to_string(), "churn-risk".to_string()];
+        let names = ["vip".to_string(), "billing".to_string()];
+        assert_eq!(
+            missing_tags(&configured, &names),
+            vec!["churn-risk".to_string()]
+        );
+    }
 
     #[test]
     fn refusals_name_the_likely_fix() {

@@ -142,6 +142,33 @@ impl CheckApi for GorgiasCustomers {
         )
         .await
     }
+
+    /// `GET {base}/api/tags?limit=100`, following `meta.next_cursor`.
+    async fn tag_names(&self, client: &reqwest::Client) -> Result<Option<Vec<String>>, String> {
+        let mut names = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..check::MAX_TAG_PAGES {
+            let mut params = vec![("limit", "100".to_string())];
+            if let Some(c) = &cursor {
+                params.push(("cursor", c.clone()));
+            }
+            let url = reqwest::Url::parse_with_params(&format!("{}/api/tags", self.base), &params)
+                .map_err(|e| format!("the base URL is not valid: {e}"))?;
+            let request = client.get(url).basic_auth(&self.email, Some(&self.api_key));
+            let (page, body) = check::names_on_page(request).await?;
+            names.extend(page);
+            cursor = body
+                .get("meta")
+                .and_then(|m| m.get("next_cursor"))
+                .and_then(Value::as_str)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string);
+            if cursor.is_none() {
+                return Ok(Some(names));
+            }
+        }
+        Err(format!("more than {} pages of tags", check::MAX_TAG_PAGES))
+    }
 }
 
 /// `GET {base}/api/customers/{id}`, Basic `email:api_key`; the answer is the customer.

@@ -151,6 +151,17 @@ impl CheckApi for IntercomContacts {
         )
         .await
     }
+
+    /// `GET {base}/tags`: every tag of the workspace in one answer.
+    async fn tag_names(&self, client: &reqwest::Client) -> Result<Option<Vec<String>>, String> {
+        let request = client
+            .get(format!("{}/tags", self.base))
+            .bearer_auth(&self.token)
+            .header("Intercom-Version", &self.version);
+        check::names_on_page(request)
+            .await
+            .map(|(names, _)| Some(names))
+    }
 }
 
 /// `GET {base}/contacts/{id}` (the answer is the contact) and `GET {base}/companies/{id}`,
