@@ -52,30 +52,12 @@ pub const MAX_TAG_PAGES: usize = 50;
 pub async fn names_on_page(
     request: reqwest::RequestBuilder,
 ) -> Result<(Vec<String>, Value), String> {
-    let response = request
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .map_err(transport_failure)?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!("HTTP {status}: {}", status_words(status.as_u16())));
-    }
-    let body: Value = response
-        .json()
-        .await
-        .map_err(|_| "the answer is not JSON: check the base URL".to_string())?;
-    let names = ["tags", "data"]
+    let body = read_listing(send(request).await?).await?;
+    let names = tag_items(&body)
         .iter()
-        .find_map(|k| body.get(*k).and_then(Value::as_array))
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|t| t.get("name").and_then(Value::as_str))
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+        .filter_map(|t| t.get("name").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
     Ok((names, body))
 }
 
@@ -107,18 +89,36 @@ pub fn transport_failure(e: reqwest::Error) -> String {
 /// The number of tags on a tag listing's first page (under `tags` or `data`), or why the
 /// listing failed.
 pub async fn tags_on_page(response: reqwest::Response) -> Result<usize, String> {
+    Ok(tag_items(&read_listing(response).await?).len())
+}
+
+/// A tag listing's answer as JSON, or why the listing failed.
+async fn read_listing(response: reqwest::Response) -> Result<Value, String> {
     let status = response.status();
     if !status.is_success() {
         return Err(format!("HTTP {status}: {}", status_words(status.as_u16())));
     }
-    let body: Value = response
+    response
         .json()
         .await
-        .map_err(|_| "the answer is not JSON: check the base URL".to_string())?;
-    Ok(["tags", "data"]
+        .map_err(|_| "the answer is not JSON: check the base URL".to_string())
+}
+
+/// The tags of a listing's answer: the array under `tags` (Zendesk) or `data`.
+fn tag_items(body: &Value) -> &[Value] {
+    ["tags", "data"]
         .iter()
         .find_map(|k| body.get(*k).and_then(Value::as_array))
-        .map_or(0, Vec::len))
+        .map_or(&[], Vec::as_slice)
+}
+
+/// Sends `request` (auth already on it) asking for JSON.
+async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
+    request
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(transport_failure)
 }
 
 /// What an operator should make of a refusal of the tag listing.
@@ -134,12 +134,7 @@ fn status_words(status: u16) -> &'static str {
 
 /// Sends `request` (auth already on it) and counts the tags on the answer.
 pub async fn count_tags_with(request: reqwest::RequestBuilder) -> Result<usize, String> {
-    let response = request
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .map_err(transport_failure)?;
-    tags_on_page(response).await
+    tags_on_page(send(request).await?).await
 }
 
 #[cfg(test)]
