@@ -1260,6 +1260,27 @@ async fn status_and_sync_reach_the_stacks_resources_by_its_name() {
         let out = deskbridge_cli(args, &[]).await;
         assert!(!out.status.success(), "{args:?}");
     }
+    // A stream the configuration does not switch on is refused by name (Gorgias's events feed
+    // is opt-in).
+    let out = deskbridge_cli(
+        &[
+            "sync",
+            "gorgias",
+            "--stream",
+            "events",
+            "--stack-name",
+            &stack,
+        ],
+        &[],
+    )
+    .await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("gorgias/events is switched off")
+            && stderr.contains("`connectors.gorgias.sync.events: true`"),
+        "{stderr}"
+    );
     assert_eq!(
         visible_messages(&aws_sdk_sqs::Client::new(&sdk), &res.sync_queue_url).await,
         0

@@ -371,7 +371,9 @@ impl Ledger {
             EventKind::SurveySent
             | EventKind::CustomerCreated
             | EventKind::TicketSnoozed
-            | EventKind::TicketUnsnoozed => {}
+            | EventKind::TicketUnsnoozed
+            | EventKind::MacroApplied
+            | EventKind::RuleExecuted => {}
         }
         self.tickets.entry(key).or_default().join(&fact);
     }

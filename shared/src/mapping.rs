@@ -113,6 +113,8 @@ impl Default for Mapping {
             (EventKind::TicketUnsnoozed, "SUPPORT_TICKET_UNSNOOZED"),
             (EventKind::AiResolved, "SUPPORT_AI_RESOLVED"),
             (EventKind::AiEscalated, "SUPPORT_AI_ESCALATED"),
+            (EventKind::MacroApplied, "SUPPORT_MACRO_APPLIED"),
+            (EventKind::RuleExecuted, "SUPPORT_RULE_EXECUTED"),
         ]
         .into_iter()
         .map(|(k, v)| (k.key().to_string(), v.to_string()))

@@ -325,10 +325,14 @@ pub enum EventKind {
     AiResolved,
     /// An AI agent handed the conversation to a human team.
     AiEscalated,
+    /// An agent applied a macro (a saved reply and actions) to a ticket (Gorgias events feed).
+    MacroApplied,
+    /// An automation rule acted on a ticket (Gorgias events feed).
+    RuleExecuted,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::TicketCreated,
         EventKind::TicketClosed,
         EventKind::TicketReopened,
@@ -339,6 +343,8 @@ impl EventKind {
         EventKind::TicketUnsnoozed,
         EventKind::AiResolved,
         EventKind::AiEscalated,
+        EventKind::MacroApplied,
+        EventKind::RuleExecuted,
     ];
 
     /// The mapping key, as in the seeds' `event_mapping`.
@@ -354,6 +360,8 @@ impl EventKind {
             EventKind::TicketUnsnoozed => "ticket.unsnoozed",
             EventKind::AiResolved => "ai_agent.resolved",
             EventKind::AiEscalated => "ai_agent.escalated",
+            EventKind::MacroApplied => "macro.applied",
+            EventKind::RuleExecuted => "rule.executed",
         }
     }
 

@@ -319,7 +319,11 @@ pub async fn status(
     let store = super::state_store(sdk, settings)?;
     let terminal = std::io::stdout().is_terminal();
     loop {
-        let states = all_stream_states(&store).await?;
+        let mut states = all_stream_states(&store).await?;
+        // A stream switched off (or not opted in to) is shown only once it has run.
+        states.retain(|(id, _, stored)| {
+            *stored || settings.file.stream_enabled(&id.source, &id.stream)
+        });
         if watch {
             if terminal {
                 print!("\x1b[2J\x1b[H");

@@ -75,6 +75,12 @@ pub async fn sync(
                 known_streams(&source).join(", ")
             );
         }
+        if !settings.file.stream_enabled(&source, s) {
+            bail!(
+                "{source}/{s} is switched off in the configuration file, so the sync function \
+                 would not run it: set `connectors.{source}.sync.{s}: true` (and deploy it)"
+            );
+        }
     }
     if !settings.api_enabled(&source) {
         let missing = Registry::built_in()

@@ -259,7 +259,7 @@ mod tests {
         assert_eq!(r.streams(&Source::Intercom), &["contacts", "conversations"]);
         assert_eq!(
             r.streams(&Source::Gorgias),
-            &["customers", "tickets", "satisfaction_surveys"]
+            &["customers", "tickets", "satisfaction_surveys", "events"]
         );
         assert!(r.streams(&Source::Generic("cinnox".into())).is_empty());
         assert_eq!(

@@ -70,6 +70,8 @@ pub(crate) fn url_with_query(
 pub(crate) enum CallError {
     /// HTTP 401: the credentials were refused. A caller that can renew them may try once more.
     Unauthorized,
+    /// HTTP 404: the object is not there (deleted, or never was).
+    NotFound,
     Failed(FetchError),
 }
 
@@ -106,8 +108,30 @@ impl Api {
             CallError::Unauthorized => {
                 FetchError::Rejected(rejection(&self.source, StatusCode::UNAUTHORIZED, path))
             }
+            CallError::NotFound => {
+                FetchError::Rejected(rejection(&self.source, StatusCode::NOT_FOUND, path))
+            }
             CallError::Failed(e) => e,
         })
+    }
+
+    /// [`Api::call`] for one object by id: `None` when the helpdesk answers 404 (deleted since
+    /// something referred to it), so the caller can go on without it.
+    pub(crate) async fn call_found<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Option<T>, FetchError> {
+        match self.send(None, path, build).await {
+            Ok(value) => Ok(Some(value)),
+            Err(CallError::NotFound) => Ok(None),
+            Err(CallError::Unauthorized) => Err(FetchError::Rejected(rejection(
+                &self.source,
+                StatusCode::UNAUTHORIZED,
+                path,
+            ))),
+            Err(CallError::Failed(e)) => Err(e),
+        }
     }
 
     /// [`Api::call`], with a 401 handed back as [`CallError::Unauthorized`] for a caller that
@@ -195,7 +219,8 @@ impl Api {
                         StatusClass::Rejected if status == StatusCode::UNAUTHORIZED => {
                             return Err(CallError::Unauthorized);
                         }
-                        StatusClass::NotFound | StatusClass::Rejected => {
+                        StatusClass::NotFound => return Err(CallError::NotFound),
+                        StatusClass::Rejected => {
                             return Err(CallError::Failed(FetchError::Rejected(rejection(
                                 &self.source,
                                 status,
@@ -270,7 +295,7 @@ fn transport_failure(err: reqwest::Error) -> String {
 }
 
 /// An operator-readable reason for a refused request, naming the likely cause.
-fn rejection(source: &Source, status: StatusCode, path: &str) -> String {
+pub(crate) fn rejection(source: &Source, status: StatusCode, path: &str) -> String {
     let cause = match (source, status.as_u16()) {
         (Source::Zendesk, 401) => {
             "bad credentials: check ZENDESK_OAUTH_CLIENT_ID and ZENDESK_OAUTH_CLIENT_SECRET (or \

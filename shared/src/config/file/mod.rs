@@ -146,11 +146,13 @@ impl FileConfig {
     }
 
     /// Whether the batch sync of `stream` runs for `source`: off when the source is disabled or
-    /// the stream is set to false, on otherwise.
+    /// the stream is set to false, on when it is set to true; otherwise on, except for the
+    /// streams a user opts in to (Gorgias `events`).
     pub fn stream_enabled(&self, source: &Source, stream: &str) -> bool {
-        self.sources
-            .get(&source.to_string())
-            .is_none_or(|s| s.enabled && s.streams.get(stream).copied().unwrap_or(true))
+        let default = !check::opt_in_streams(source).contains(&stream);
+        self.sources.get(&source.to_string()).map_or(default, |s| {
+            s.enabled && s.streams.get(stream).copied().unwrap_or(default)
+        })
     }
 }
 

@@ -264,7 +264,7 @@ fn the_gorgias_seed_loads_with_its_aggregate_rows() {
         vec![Problem {
             line: Some(7),
             message: "connectors.gorgias.sync.tags: gorgias has no `tags` stream, so this \
-                      has no effect (streams: customers, tickets, satisfaction_surveys)"
+                      has no effect (streams: customers, tickets, satisfaction_surveys, events)"
                 .into()
         }]
     );
@@ -550,7 +550,7 @@ historical_events: 1
              `ticket.closed`?); known events: ticket.created, ticket.closed, \
              ticket.reopened, satisfaction_survey.created, satisfaction_survey.responded, \
              customer.created, ticket.snoozed, ticket.unsnoozed, ai_agent.resolved, \
-             ai_agent.escalated",
+             ai_agent.escalated, macro.applied, rule.executed",
         ),
         (
             5,
@@ -756,6 +756,24 @@ fn streams_can_be_switched_off() {
 }
 
 #[test]
+fn gorgias_events_run_only_when_switched_on() {
+    // Without a file, and with a file that does not mention it: off.
+    assert!(!FileConfig::default().stream_enabled(&Source::Gorgias, "events"));
+    let text = "connectors:\n  gorgias:\n    sync: { tickets: true }\n";
+    let cfg = parse("g.yaml", text).expect("valid");
+    assert!(!cfg.stream_enabled(&Source::Gorgias, "events"));
+    assert!(cfg.stream_enabled(&Source::Gorgias, "customers"));
+    let text = "connectors:\n  gorgias:\n    sync: { events: true }\n";
+    let cfg = parse("g.yaml", text).expect("valid");
+    assert_eq!(cfg.warnings, vec![]);
+    assert!(cfg.stream_enabled(&Source::Gorgias, "events"));
+    // A disabled helpdesk runs nothing, opted in or not.
+    let text = "connectors:\n  gorgias:\n    enabled: false\n    sync: { events: true }\n";
+    let cfg = parse("g.yaml", text).expect("valid");
+    assert!(!cfg.stream_enabled(&Source::Gorgias, "events"));
+}
+
+#[test]
 fn files_are_read_from_the_variable() {
     assert_eq!(load_from_vars(&Vars::default()), Ok(None));
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/deskbridge.yaml");
@@ -888,8 +906,8 @@ fn generic_webhook_blocks_are_checked_with_their_lines() {
              not an event deskbridge knows (did you mean `ticket.reopened`?); known events: \
              ticket.created, ticket.closed, ticket.reopened, satisfaction_survey.created, \
              satisfaction_survey.responded, customer.created, ticket.snoozed, \
-             ticket.unsnoozed, ai_agent.resolved, ai_agent.escalated, or ~ to update the \
-             contact without an event",
+             ticket.unsnoozed, ai_agent.resolved, ai_agent.escalated, macro.applied, \
+             rule.executed, or ~ to update the contact without an event",
         ),
         (
             10,

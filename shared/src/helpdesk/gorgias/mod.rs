@@ -1,12 +1,20 @@
-//! Gorgias: HTTP-integration webhooks (`webhook`) and the batch sync of customers, tickets and
-//! satisfaction surveys (`sync`).
+//! Gorgias: HTTP-integration webhooks (`webhook`), the batch sync of customers, tickets and
+//! satisfaction surveys (`sync`), and the macro and rule activity of its events feed
+//! (`events`).
 //!
 //! Everything about this helpdesk lives in this folder; this file holds only what other
 //! modules need without the rest (the stream names the configuration file checks).
 
+mod api;
+pub mod events;
 pub mod sync;
 pub mod vendor;
 pub mod webhook;
 
 /// The streams, in the order a run starts them.
-pub const STREAMS: [&str; 3] = ["customers", "tickets", "satisfaction_surveys"];
+pub const STREAMS: [&str; 4] = ["customers", "tickets", "satisfaction_surveys", "events"];
+
+/// The streams that run only when the configuration file switches them on (`sync.events:
+/// true`): macro and rule activity is operational detail many teams do not want on a
+/// marketing timeline.
+pub const OPT_IN: [&str; 1] = ["events"];

@@ -15,7 +15,6 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration as TimeDelta, SecondsFormat, Utc};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::helpdesk::gorgias::webhook::{
@@ -23,24 +22,22 @@ use crate::helpdesk::gorgias::webhook::{
 };
 use crate::model::{EventKind, Person, Record, Source, SupportEvent};
 use crate::sync::limiter::{Limiter, Rate};
-use crate::sync::readers::{Api, RetryPolicy, url_with_query};
+use crate::sync::readers::{Api, RetryPolicy};
 use crate::sync::{FetchError, Page, PageRequest, SourceReader};
 
 use super::STREAMS;
-/// Largest `limit` of the list endpoints.
-pub const MAX_PAGE: u32 = 100;
-/// How far before the bookmark an incremental run still reads (clock skew, slow writes).
-pub const LOOKBACK: TimeDelta = TimeDelta::minutes(10);
+use super::api::{GorgiasApi, ListPage, new_event};
+pub use super::api::{LOOKBACK, MAX_PAGE};
+use super::events::{self, NameCache};
 /// How far back every run re-reads satisfaction surveys for late scores.
 pub const SURVEY_WINDOW: TimeDelta = TimeDelta::days(14);
 
 /// Reads a Gorgias account. Auth: Basic `email:api_key`.
 #[derive(Debug, Clone)]
 pub struct GorgiasReader {
-    api: Api,
-    base: String,
-    email: String,
-    api_key: String,
+    http: GorgiasApi,
+    /// Macro and rule names by `(kind, id)`, for events that carry only the id.
+    names: NameCache,
 }
 
 impl GorgiasReader {
@@ -48,14 +45,17 @@ impl GorgiasReader {
     /// with the default [`RetryPolicy`].
     pub fn new(client: reqwest::Client, base_url: &str, email: &str, api_key: &str) -> Self {
         GorgiasReader {
-            api: Api::new(
-                Source::Gorgias,
-                client,
-                Limiter::new("gorgias", Rate::gorgias()),
-            ),
-            base: base_url.trim_end_matches('/').to_string(),
-            email: email.to_string(),
-            api_key: api_key.to_string(),
+            http: GorgiasApi {
+                api: Api::new(
+                    Source::Gorgias,
+                    client,
+                    Limiter::new("gorgias", Rate::gorgias()),
+                ),
+                base: base_url.trim_end_matches('/').to_string(),
+                email: email.to_string(),
+                api_key: api_key.to_string(),
+            },
+            names: NameCache::default(),
         }
     }
 
@@ -66,17 +66,17 @@ impl GorgiasReader {
 
     /// Shares the limiter with other users of the same account.
     pub fn with_limiter(mut self, limiter: std::sync::Arc<Limiter>) -> Self {
-        self.api.limiter = limiter;
+        self.http.api.limiter = limiter;
         self
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.api.retry = retry;
+        self.http.api.retry = retry;
         self
     }
 
     pub fn limiter(&self) -> &std::sync::Arc<Limiter> {
-        &self.api.limiter
+        &self.http.api.limiter
     }
 
     async fn list(
@@ -92,15 +92,7 @@ impl GorgiasReader {
         if let Some(cursor) = &request.cursor {
             query.push(("cursor", cursor.clone()));
         }
-        let url = url_with_query(&Source::Gorgias, &self.base, path, &query)?;
-        self.api
-            .call(None, path, |client| {
-                client
-                    .get(url.clone())
-                    .basic_auth(&self.email, Some(&self.api_key))
-                    .header(reqwest::header::ACCEPT, "application/json")
-            })
-            .await
+        self.http.get(path, &query).await
     }
 
     /// Reads one page newest first, keeping records whose `field` is at or after `stop_before`
@@ -146,7 +138,7 @@ impl GorgiasReader {
 #[async_trait]
 impl SourceReader for GorgiasReader {
     fn account_limiter(&self) -> Option<&std::sync::Arc<Limiter>> {
-        Some(&self.api.limiter)
+        Some(&self.http.api.limiter)
     }
 
     fn source(&self) -> Source {
@@ -195,6 +187,7 @@ impl SourceReader for GorgiasReader {
                 )
                 .await
             }
+            "events" => events::read_page(&self.http, &self.names, previous, request).await,
             other => Err(FetchError::UnknownStream(other.to_string())),
         }
     }
@@ -213,20 +206,6 @@ fn previous_run(request: &PageRequest) -> Option<DateTime<Utc>> {
         tracing::warn!(bookmark, "unreadable Gorgias bookmark; reading everything");
     }
     parsed
-}
-
-#[derive(Debug, Deserialize)]
-struct ListPage {
-    #[serde(default)]
-    data: Vec<Value>,
-    #[serde(default)]
-    meta: Value,
-}
-
-impl ListPage {
-    fn next_cursor(&self) -> Option<String> {
-        text(self.meta.get("next_cursor"))
-    }
 }
 
 /// A customer with its profile and a `customer.created` event.
@@ -361,17 +340,6 @@ fn survey_record(survey: &Value) -> Result<Option<Record>, String> {
         events: vec![event],
         ..Default::default()
     }))
-}
-
-fn new_event(subject: &str, kind: EventKind, at: DateTime<Utc>) -> SupportEvent {
-    SupportEvent {
-        id: SupportEvent::stable_id(&Source::Gorgias, subject, kind, at),
-        kind,
-        occurred_at: at,
-        ticket_id: None,
-        channel: None,
-        properties: Map::new(),
-    }
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ use crate::helpdesk::zendesk::webhook::text;
 use crate::http::StatusCode;
 use crate::model::{Record, Source};
 use crate::sync::limiter::{Limiter, Rate};
-use crate::sync::readers::{Api, CallError, RetryPolicy, url_with_query};
+use crate::sync::readers::{Api, CallError, RetryPolicy, rejection, url_with_query};
 use crate::sync::{FetchError, Page, PageRequest, SourceReader};
 
 use super::STREAMS;
@@ -159,6 +159,13 @@ impl ZendeskReader {
             match answer {
                 Ok(value) => return Ok(value),
                 Err(CallError::Failed(err)) => return Err(err),
+                Err(CallError::NotFound) => {
+                    return Err(FetchError::Rejected(rejection(
+                        &Source::Zendesk,
+                        StatusCode::NOT_FOUND,
+                        path,
+                    )));
+                }
                 Err(CallError::Unauthorized) => {
                     // An expired or revoked OAuth token: one new token, one more try.
                     if !renewed

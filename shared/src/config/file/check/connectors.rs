@@ -317,6 +317,14 @@ pub(super) fn known_streams(source: &Source) -> &'static [&'static str] {
     }
 }
 
+/// The streams of a built-in helpdesk that are off unless the file switches them on.
+pub(crate) fn opt_in_streams(source: &Source) -> &'static [&'static str] {
+    match source {
+        Source::Gorgias => &crate::helpdesk::gorgias::OPT_IN,
+        _ => &[],
+    }
+}
+
 /// An environment variable name: letters, digits and `_`, not starting with a digit.
 fn is_variable_name(name: &str) -> bool {
     name.chars()

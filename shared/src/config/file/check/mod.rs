@@ -16,6 +16,7 @@ mod mapping;
 mod values;
 
 use connectors::Connector;
+pub(super) use connectors::opt_in_streams;
 
 const TOP: &str = "the top level";
 const TOP_KEYS: &[&str] = &[
