@@ -1684,6 +1684,137 @@ async fn gorgias_tickets_carry_their_customer_and_milestones() {
     );
 }
 
+/// Serves `GET /api/tickets/{id}/messages` for tickets created `created_before_update` before
+/// their update: the customer's message, an internal note 5 minutes later, then a reply
+/// `id % 50 + 10` minutes after the customer's message (none for ticket 80003). Counts calls by
+/// ticket id.
+async fn mount_gorgias_messages(server: &MockServer) -> Arc<Mutex<Vec<u64>>> {
+    let calls: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let seen = calls.clone();
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex(
+            r"^/api/tickets/\d+/messages$",
+        ))
+        .and(header("authorization", basic("ops@acme.test", "gg-key")))
+        .respond_with(move |r: &Request| {
+            let id: u64 = r
+                .url
+                .path()
+                .split('/')
+                .nth(3)
+                .and_then(|i| i.parse().ok())
+                .expect("id");
+            seen.lock().expect("lock").push(id);
+            if query(r, "order_by").as_deref() != Some("created_datetime:asc") {
+                return ResponseTemplate::new(400);
+            }
+            let asked = at(DAY);
+            let stamp = |t: DateTime<Utc>| format!("{}.000000", t.format("%Y-%m-%dT%H:%M:%S"));
+            let mut data = vec![
+                json!({"id": 1, "ticket_id": id, "from_agent": false, "public": true,
+                    "created_datetime": stamp(asked), "sent_datetime": null}),
+                json!({"id": 2, "ticket_id": id, "from_agent": true, "public": false,
+                    "created_datetime": stamp(asked + chrono::Duration::minutes(5))}),
+            ];
+            if id != 80_003 {
+                let minutes = (id % 50 + 10) as i64;
+                data.push(
+                    json!({"id": 3, "ticket_id": id, "from_agent": true, "public": true,
+                    "created_datetime": stamp(asked + chrono::Duration::minutes(minutes)),
+                    "sent_datetime": stamp(asked + chrono::Duration::minutes(minutes))}),
+                );
+            }
+            ResponseTemplate::new(200).set_body_json(json!({"data": data, "object": "list",
+                "meta": {"next_cursor": null, "prev_cursor": null}}))
+        })
+        .mount(server)
+        .await;
+    calls
+}
+
+#[tokio::test]
+async fn gorgias_incremental_runs_read_the_first_reply_of_recent_tickets() {
+    let server = MockServer::start().await;
+    let customer =
+        |i: u64| json!({"id": 70_000 + i, "email": format!("g{}@example.com", 70_000 + i)});
+    let list = GorgiasList::new(
+        (0..300u64)
+            .map(|i| gorgias_ticket(80_000 + i, customer(i), "open", at(DAY + i as i64 * 60)))
+            .collect(),
+    );
+    mount_gorgias(&server, "tickets", &list).await;
+    let messages = mount_gorgias_messages(&server).await;
+    let reader = gorgias(&server);
+
+    // The backfill reads no messages.
+    let run1 = at(DAY + 86_400);
+    let pages = read_run(&reader, "tickets", None, run1, 100).await;
+    assert_eq!(records(&pages).len(), 300 - 3, "three spam tickets");
+    assert!(messages.lock().expect("lock").is_empty());
+    let bookmark = last_bookmark(&pages).expect("bookmark");
+
+    // Ten tickets change, among them 80003 (no reply yet) and two spam tickets.
+    let changed = [1u64, 3, 40, 99, 120, 180, 200, 250, 251, 299];
+    {
+        let mut items = list.items.lock().expect("lock");
+        for i in changed {
+            items[i as usize] =
+                gorgias_ticket(80_000 + i, customer(i), "open", at(DAY + 90_000 + i as i64));
+        }
+    }
+    let run2 = at(DAY + 2 * 86_400);
+    let pages = read_run(&reader, "tickets", Some(&bookmark), run2, 100).await;
+    let read = records(&pages);
+    assert_eq!(read.len(), changed.len() - 2);
+    let mut asked: Vec<u64> = messages.lock().expect("lock").clone();
+    asked.sort_unstable();
+    let mut expected: Vec<u64> = changed
+        .iter()
+        .filter(|i| *i % 100 != 99)
+        .map(|i| 80_000 + i)
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(asked, expected, "one call per changed live ticket");
+    for r in &read {
+        let id: u64 = r.events[0]
+            .ticket_id
+            .as_deref()
+            .expect("ticket")
+            .parse()
+            .expect("id");
+        let figure = r.events[0].properties.get("first_reply_minutes");
+        if id == 80_003 {
+            assert_eq!(figure, None);
+        } else {
+            assert_eq!(figure, Some(&json!((id % 50 + 10) as f64)), "ticket {id}");
+        }
+    }
+
+    // Read again: only the ticket without a reply costs a call; the others are known.
+    messages.lock().expect("lock").clear();
+    let pages = read_run(
+        &reader,
+        "tickets",
+        Some(&bookmark),
+        at(DAY + 2 * 86_400 + 60),
+        100,
+    )
+    .await;
+    assert_eq!(*messages.lock().expect("lock"), vec![80_003]);
+    let again = records(&pages);
+    let t = again
+        .iter()
+        .find(|r| r.events[0].ticket_id.as_deref() == Some("80040"))
+        .expect("ticket 80040");
+    assert_eq!(t.events[0].properties["first_reply_minutes"], json!(50.0));
+
+    // Tickets created more than 14 days before the run are not read.
+    messages.lock().expect("lock").clear();
+    let late = at(DAY + 20 * 86_400);
+    read_run(&reader, "tickets", Some(&bookmark), late, 100).await;
+    assert!(messages.lock().expect("lock").is_empty());
+}
+
 #[tokio::test]
 async fn gorgias_surveys_reread_a_two_week_window() {
     let server = MockServer::start().await;

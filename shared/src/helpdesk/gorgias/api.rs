@@ -46,8 +46,9 @@ impl GorgiasApi {
         &self,
         path: &str,
         shown: &str,
+        query: &[(&str, String)],
     ) -> Result<Option<T>, FetchError> {
-        let url = url_with_query(&Source::Gorgias, &self.base, path, &[])?;
+        let url = url_with_query(&Source::Gorgias, &self.base, path, query)?;
         self.api
             .call_found(shown, |client| self.authorized(client.get(url.clone())))
             .await

@@ -242,7 +242,7 @@ async fn tickets_by_id(
     for id in &wanted {
         if !found.contains_key(id)
             && let Some(ticket) = reader
-                .get_found::<Value>(&format!("/api/tickets/{id}"), "/api/tickets/{id}")
+                .get_found::<Value>(&format!("/api/tickets/{id}"), "/api/tickets/{id}", &[])
                 .await?
         {
             found.insert(id.clone(), ticket);
@@ -267,7 +267,11 @@ async fn name_of(
         _ => "rules",
     };
     let object: Option<Value> = reader
-        .get_found(&format!("/api/{what}/{id}"), &format!("/api/{what}/{{id}}"))
+        .get_found(
+            &format!("/api/{what}/{id}"),
+            &format!("/api/{what}/{{id}}"),
+            &[],
+        )
         .await?;
     let name = object.and_then(|o| text(o.get("name")));
     names
@@ -312,7 +316,11 @@ mod tests {
             "created_datetime": "2025-01-08T10:00:00"});
         let a = activity(&rule).expect("ok").expect("read");
         assert_eq!(
-            (a.ticket_id.as_str(), a.what_id.as_deref(), a.name.as_deref()),
+            (
+                a.ticket_id.as_str(),
+                a.what_id.as_deref(),
+                a.name.as_deref()
+            ),
             ("5", Some("3"), Some("Auto-close"))
         );
         assert_eq!(a.agent_id, None);

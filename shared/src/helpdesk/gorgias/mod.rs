@@ -7,6 +7,7 @@
 
 mod api;
 pub mod events;
+pub mod responses;
 pub mod sync;
 pub mod vendor;
 pub mod webhook;

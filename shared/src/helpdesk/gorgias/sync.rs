@@ -29,6 +29,7 @@ use super::STREAMS;
 use super::api::{GorgiasApi, ListPage, new_event};
 pub use super::api::{LOOKBACK, MAX_PAGE};
 use super::events::{self, NameCache};
+use super::responses::{self, ReplyCache};
 /// How far back every run re-reads satisfaction surveys for late scores.
 pub const SURVEY_WINDOW: TimeDelta = TimeDelta::days(14);
 
@@ -38,6 +39,8 @@ pub struct GorgiasReader {
     http: GorgiasApi,
     /// Macro and rule names by `(kind, id)`, for events that carry only the id.
     names: NameCache,
+    /// First replies already read, by ticket id.
+    replies: ReplyCache,
 }
 
 impl GorgiasReader {
@@ -56,6 +59,7 @@ impl GorgiasReader {
                 api_key: api_key.to_string(),
             },
             names: NameCache::default(),
+            replies: ReplyCache::default(),
         }
     }
 
@@ -103,7 +107,7 @@ impl GorgiasReader {
         field: &str,
         stop_before: Option<DateTime<Utc>>,
         request: &PageRequest,
-        to_record: fn(&Value) -> Result<Option<Record>, String>,
+        mut to_record: impl FnMut(&Value) -> Result<Option<Record>, String>,
     ) -> Result<Page, FetchError> {
         let list = self.list(path, &format!("{field}:desc"), request).await?;
         let mut page = Page {
@@ -165,14 +169,21 @@ impl SourceReader for GorgiasReader {
             }
             "tickets" => {
                 let stop = previous.map(|b| b - LOOKBACK);
-                self.read_desc(
-                    "/api/tickets",
-                    "updated_datetime",
-                    stop,
-                    request,
-                    ticket_record,
-                )
-                .await
+                // Incremental runs read the first reply of recent tickets (see `responses`).
+                let recent = previous.map(|_| request.run_started_at - responses::WINDOW);
+                let mut replies = Vec::new();
+                let mut page = self
+                    .read_desc("/api/tickets", "updated_datetime", stop, request, |t| {
+                        if let Some(id) =
+                            recent.and_then(|since| responses::worth_reading(t, since))
+                        {
+                            replies.push(id);
+                        }
+                        ticket_record(t)
+                    })
+                    .await?;
+                responses::add_first_replies(&self.http, &self.replies, &mut page, replies).await?;
+                Ok(page)
             }
             "satisfaction_surveys" => {
                 // The survey window, or further back if the previous run is older than that.
