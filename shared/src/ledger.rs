@@ -28,6 +28,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::model::{EventKind, Record, Source, SupportEvent};
+use crate::tags::TagHolders;
 
 /// Tickets (and ratings) kept one by one per contact; older ones are folded into a count so the
 /// item stays far below DynamoDB's 400 KB limit. A folded ticket delivered again would be counted
@@ -153,6 +154,9 @@ pub struct Ledger {
     /// [`Mapping::state_lists`]: crate::mapping::Mapping::state_lists
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub placed: BTreeMap<i64, bool>,
+    /// What carries each tag a `tag_lists` entry maps (the tag lists follow it).
+    #[serde(default, skip_serializing_if = "TagHolders::is_empty")]
+    pub tags: TagHolders,
 }
 
 /// The support figures of a contact, computed from its ledger.
@@ -405,7 +409,8 @@ impl Ledger {
     /// Takes in what another ledger of the same person knows, when that person's contact moved
     /// to this one (an email that appeared or changed): per attribute the newer value, every
     /// ticket and rating this one lacks (of one both know, the one with the later milestone),
-    /// the folded counts and the newer role. The list placements stay this contact's.
+    /// the folded counts, the newer role and what carries each tag. The list placements stay this
+    /// contact's.
     pub fn absorb(&mut self, other: &Ledger) {
         for (name, theirs) in &other.attributes {
             if self
@@ -433,6 +438,7 @@ impl Ledger {
         }
         self.folded_tickets += other.folded_tickets;
         self.folded_ratings += other.folded_ratings;
+        self.tags.absorb(&other.tags);
         if let Some((at, role)) = &other.role {
             self.observe_role(*at, role);
         }

@@ -20,6 +20,7 @@ pub mod plan;
 pub mod queue;
 pub mod state;
 pub mod sync;
+pub mod tags;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -477,10 +477,16 @@ impl Mapping {
 
     /// The lists of `source` whose membership follows the contact's state, each with whether
     /// the contact belongs in it now: active conversations by its open tickets, leads by its
-    /// latest role (only once a role is known).
+    /// latest role (only once a role is known), each tag list by whether anything of the
+    /// contact's carries one of its tags (only once the ledger knows one of them).
     pub fn state_lists(&self, source: &Source, ledger: &ledger::Ledger) -> Vec<(i64, bool)> {
-        let lists = self.source(source).lists;
-        let mut out = Vec::new();
+        let sm = self.source(source);
+        let mut tagged: BTreeMap<i64, bool> = BTreeMap::new();
+        for (tag, list) in sm.tag_lists.iter().filter(|(t, _)| ledger.tags.knows(t)) {
+            *tagged.entry(*list).or_default() |= ledger.tags.carried(tag);
+        }
+        let lists = sm.lists;
+        let mut out: Vec<(i64, bool)> = tagged.into_iter().collect();
         if let Some(id) = lists.active_conversations {
             out.push((id, ledger.aggregates().open_tickets > 0));
         }
@@ -496,6 +502,15 @@ impl Mapping {
         ids.sort_unstable();
         ids.dedup();
         ids
+    }
+
+    /// The tags the `tag_lists` of `source` map, trimmed and lowercase.
+    pub fn mapped_tags(&self, source: &Source) -> std::collections::BTreeSet<String> {
+        let sm = self.source(source);
+        sm.tag_lists
+            .keys()
+            .map(|t| t.trim().to_lowercase())
+            .collect()
     }
 
     /// Lists the record's removed tags map to.

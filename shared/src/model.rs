@@ -163,6 +163,14 @@ pub struct Record {
     pub tags_added: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags_removed: Vec<String>,
+    /// Every tag the holder carries now, when the record gives the whole set (a synced ticket
+    /// or contact): a tag it carried before and not now is removed from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags_now: Option<Vec<String>>,
+    /// What carries the record's tags: `ticket:<id>`, `conversation:<id>`, or the person when
+    /// `None` (see [`crate::tags`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_holder: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<SupportEvent>,
     /// Happenings from before the sync stream's first run: they count in the support aggregates

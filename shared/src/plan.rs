@@ -23,6 +23,7 @@ use crate::brevo::{ContactKey, ContactUpsert, EventIdentifiers, EventRequest};
 use crate::ledger::{Ledger, ledger_key};
 use crate::mapping::{Mapping, MappingError};
 use crate::model::{EventKind, Record, Source, SupportEvent};
+use crate::tags::TagChange;
 
 /// The SMS attribute: a phone-only contact's identifier, and its events' address.
 pub const SMS: &str = "SMS";
@@ -34,12 +35,24 @@ pub struct Observed {
     pub contact: ContactUpsert,
     /// The key of the contact's ledger: `None` when nothing identifies the contact for one.
     pub ledger_key: Option<String>,
+    /// What the record changes of the tags that map to lists, for the contact's ledger.
+    pub tags: Option<TagChange>,
 }
 
 impl Observed {
     /// The attribute values the record observed, for the contact's ledger.
     pub fn attributes(&self) -> &BTreeMap<String, Value> {
         &self.contact.attributes
+    }
+
+    /// Merges what `record` observed into its contact's `ledger` (attributes, events, role,
+    /// tags); returns the attributes it held that were stale.
+    pub fn merge_into(&self, ledger: &mut Ledger, source: &Source, record: &Record) -> Vec<String> {
+        let stale = ledger.observe(source, record, self.attributes());
+        if let Some(change) = &self.tags {
+            ledger.tags.observe(change);
+        }
+        stale
     }
 }
 
@@ -106,9 +119,18 @@ pub fn observe(
 ) -> Result<Observed, MappingError> {
     let contact = mapping.contact(source, record)?;
     let ledger_key = identity(&contact).map(|id| ledger_key(&id));
+    let mentions_tags = !(record.tags_added.is_empty() && record.tags_removed.is_empty())
+        || record.tags_now.is_some();
+    let tags = if mentions_tags {
+        let mapped = mapping.mapped_tags(source);
+        TagChange::of(record, |t| mapped.contains(&t.trim().to_lowercase()))
+    } else {
+        None
+    };
     Ok(Observed {
         contact,
         ledger_key,
+        tags,
     })
 }
 
@@ -130,6 +152,11 @@ pub fn plan(
         None => (Vec::new(), None),
         Some(_) => {
             let mut lists = mapping.lists_to_leave(source, record);
+            // A removed tag's list stays while something else of the contact's carries it.
+            if let Some(ledger) = ledger {
+                let held = mapping.state_lists(source, ledger);
+                lists.retain(|list| !held.contains(&(*list, true)));
+            }
             let csat = ledger.and_then(|l| csat_leave(mapping, source, l));
             match csat {
                 Some((list_id, rating)) => {
@@ -203,9 +230,14 @@ pub fn view(mapping: &Mapping, source: &Source, ledger: &Ledger, contact: &mut C
         .into_iter()
         .collect();
     if contact.key().is_some() {
+        let states = mapping.state_lists(source, ledger);
+        // A tag the record still names, but that nothing carries any more (an older
+        // observation), joins nothing.
+        contact
+            .list_ids
+            .retain(|list| !states.contains(&(*list, false)));
         join.extend(
-            mapping
-                .state_lists(source, ledger)
+            states
                 .into_iter()
                 .filter_map(|(list, belongs)| belongs.then_some(list)),
         );
@@ -331,7 +363,7 @@ mod tests {
     /// The record merged into a fresh ledger, as the executor does.
     fn merged(observed: &Observed, source: &Source, record: &Record) -> Ledger {
         let mut ledger = Ledger::default();
-        ledger.observe(source, record, observed.attributes());
+        observed.merge_into(&mut ledger, source, record);
         ledger
     }
 
@@ -426,7 +458,7 @@ mod tests {
     /// as the executor does once the writes are done.
     fn step(m: &Mapping, source: &Source, ledger: &mut Ledger, record: &Record) -> BrevoWrites {
         let observed = observe(m, source, record).expect("maps");
-        ledger.observe(source, record, observed.attributes());
+        observed.merge_into(ledger, source, record);
         let writes = plan(m, source, record, &observed, Some(ledger));
         for &(list, joined) in &writes.placements {
             ledger.placed.insert(list, joined);

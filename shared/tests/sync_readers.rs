@@ -1248,6 +1248,70 @@ async fn intercom_contacts_sharing_a_second_across_pages_are_all_read() {
 }
 
 #[tokio::test]
+async fn intercom_contacts_carry_their_tags_by_name() {
+    let server = MockServer::start().await;
+    let search = IntercomSearch::default();
+    let tag = |id: &str| json!({"type": "tag", "id": id, "url": format!("/tags/{id}")});
+    *search.items.lock().expect("lock") = (0..300)
+        .map(|i| {
+            let mut c = intercom_contact(&format!("c{i:03}"), "user", DAY + i as i64);
+            let (data, more) = match i % 3 {
+                0 => (vec![tag("1")], false),
+                1 => (vec![], false),
+                // More than Intercom lists inline: only additions.
+                _ => (vec![tag("2")], true),
+            };
+            c["tags"]["data"] = json!(data);
+            c["tags"]["has_more"] = json!(more);
+            c
+        })
+        .collect();
+    // The last contact has a tag created after the names were first read.
+    search.items.lock().expect("lock")[299]["tags"]["data"] = json!([tag("3")]);
+    search.items.lock().expect("lock")[299]["tags"]["has_more"] = json!(false);
+    mount_intercom(&server, "contacts", &search).await;
+    let tag_calls = Arc::new(Mutex::new(0usize));
+    let calls = tag_calls.clone();
+    Mock::given(method("GET"))
+        .and(path("/tags"))
+        .and(header("authorization", "Bearer ic-token"))
+        .respond_with(move |_: &Request| {
+            let mut n = calls.lock().expect("lock");
+            *n += 1;
+            let mut data = vec![
+                json!({"type": "tag", "id": "1", "name": "VIP"}),
+                json!({"type": "tag", "id": "2", "name": "churn-risk"}),
+            ];
+            // The new tag exists by the time the names are read a second time.
+            if *n > 1 {
+                data.push(json!({"type": "tag", "id": "3", "name": "beta"}));
+            }
+            ResponseTemplate::new(200).set_body_json(json!({"type": "list", "data": data}))
+        })
+        .mount(&server)
+        .await;
+    let pages = read_run(&intercom(&server), "contacts", None, at(DAY + 86_400), 100).await;
+    let all = records(&pages);
+    assert_eq!(all.len(), 300);
+    let of = |id: &str| {
+        all.iter()
+            .find(|r| r.person.source_id.as_deref() == Some(id))
+            .expect("contact")
+    };
+    assert_eq!(of("c000").tags_now, Some(vec!["VIP".to_string()]));
+    assert_eq!(of("c001").tags_now, Some(vec![]));
+    assert_eq!(of("c002").tags_now, None);
+    assert_eq!(of("c002").tags_added, vec!["churn-risk".to_string()]);
+    assert_eq!(of("c299").tags_now, Some(vec!["beta".to_string()]));
+    assert!(
+        all.iter().all(|r| r.tag_holder.is_none()),
+        "the person holds them"
+    );
+    // Once for the first page, once more when a contact named a tag the names lacked.
+    assert_eq!(*tag_calls.lock().expect("lock"), 2);
+}
+
+#[tokio::test]
 async fn intercom_next_run_gets_same_day_updates_and_nothing_older_than_the_watermark() {
     let server = MockServer::start().await;
     let search = IntercomSearch::default();

@@ -121,9 +121,8 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             let writes = plan::plan(&self.mapping, source, record, observed, None);
             return Ok((writes, None));
         };
-        let attributes = observed.attributes();
         let (entry, stale) = self
-            .update_ledger(key, stats, |l| l.observe(source, record, attributes))
+            .update_ledger(key, stats, |l| observed.merge_into(l, source, record))
             .await?;
         if !stale.is_empty() {
             stats.stale_attributes += stale.len();

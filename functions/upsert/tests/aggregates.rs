@@ -382,3 +382,90 @@ async fn a_contact_is_in_the_active_list_only_while_a_ticket_is_open() {
     assert!(report.failed.is_empty(), "{report:?}");
     assert_eq!(removals(&server).await, vec![ACTIVE]);
 }
+
+/// A delivery that says only something about tags: `holder` (`None`: the person) added or
+/// removed some, or carries exactly `now`.
+fn tag_delivery(
+    n: usize,
+    minutes: i64,
+    holder: Option<&str>,
+    tags: (&[&str], &[&str], Option<&[&str]>),
+) -> Message {
+    let owned = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    let mut message = delivery(n, "Jane", minutes, vec![]);
+    let mut job: Job = serde_json::from_str(&message.body).expect("job");
+    let r = &mut job.records[0];
+    r.tag_holder = holder.map(str::to_string);
+    r.tags_added = owned(tags.0);
+    r.tags_removed = owned(tags.1);
+    r.tags_now = tags.2.map(owned);
+    message.body = serde_json::to_string(&job).expect("serialises");
+    message
+}
+
+#[tokio::test]
+async fn a_tag_list_is_left_only_when_nothing_of_the_contacts_carries_the_tag() {
+    const VIP: i64 = 40;
+    let server = brevo().await;
+    let mut mapping = Mapping::default();
+    if let Some(z) = mapping.sources.get_mut("zendesk") {
+        z.tag_lists.insert("vip".into(), VIP);
+    }
+    let upserter = Upserter::new(
+        fast_client(&server),
+        MemoryStateStore::new(),
+        NoLookup,
+        mapping,
+    );
+    let lists = |contact: Value| contact.get("listIds").cloned().unwrap_or(json!([]));
+    let send = |m: Message| async { upserter.handle(&[m]).await };
+
+    // The person is tagged, and so is one of their conversations.
+    send(tag_delivery(1, 0, None, (&["VIP"], &[], None))).await;
+    assert_eq!(lists(last_contact(&server).await), json!([VIP]));
+    send(tag_delivery(
+        2,
+        5,
+        Some("conversation:7"),
+        (&["vip"], &[], Some(&["vip", "billing"])),
+    ))
+    .await;
+    assert_eq!(lists(last_contact(&server).await), json!([VIP]));
+    // The person's tag goes: the conversation still carries it, so the contact stays.
+    let report = send(tag_delivery(3, 10, None, (&[], &["vip"], None))).await;
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(removals(&server).await, Vec::<i64>::new());
+    assert_eq!(lists(last_contact(&server).await), json!([VIP]));
+    // The conversation is read again without it: nothing carries it, the contact leaves.
+    send(tag_delivery(
+        4,
+        20,
+        Some("conversation:7"),
+        (&["billing"], &[], Some(&["billing"])),
+    ))
+    .await;
+    assert_eq!(removals(&server).await, vec![VIP]);
+    assert_eq!(lists(last_contact(&server).await), json!([]));
+    // An older observation of the person's tag (before its removal) joins nothing and takes
+    // nothing off again.
+    let written = bodies(&server, "/v3/contacts").await.len();
+    send(tag_delivery(5, 3, None, (&["vip"], &[], None))).await;
+    let after = bodies(&server, "/v3/contacts").await;
+    assert!(after.len() > written, "the record is written");
+    assert!(
+        after[written..]
+            .iter()
+            .all(|c| lists(c.clone()) == json!([])),
+        "{after:?}"
+    );
+    assert_eq!(removals(&server).await, vec![VIP]);
+    // Tagged again later: back in.
+    send(tag_delivery(
+        6,
+        30,
+        Some("ticket:12"),
+        (&["vip"], &[], Some(&["vip"])),
+    ))
+    .await;
+    assert_eq!(lists(last_contact(&server).await), json!([VIP]));
+}

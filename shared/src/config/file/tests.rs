@@ -258,16 +258,9 @@ fn the_gorgias_seed_loads_with_its_aggregate_rows() {
     let settings = &cfg.sources["gorgias"];
     assert_eq!(settings.domain.as_deref(), Some("yourstore.gorgias.com"));
     assert_eq!(settings.streams.get("tags"), Some(&true));
-    // Gorgias has no `tags` stream: accepted, with a warning.
-    assert_eq!(
-        cfg.warnings,
-        vec![Problem {
-            line: Some(7),
-            message: "connectors.gorgias.sync.tags: gorgias has no `tags` stream, so this \
-                      has no effect (streams: customers, tickets, satisfaction_surveys, events)"
-                .into()
-        }]
-    );
+    // `tags` switches the tickets' tags (on by default); the seed loads without a warning.
+    assert_eq!(cfg.warnings, vec![]);
+    assert!(cfg.stream_enabled(&Source::Gorgias, "tags"));
 }
 
 #[test]
@@ -338,7 +331,7 @@ fn the_intercom_seed_loads_as_written() {
         .iter()
         .map(|w| (w.line, w.message.as_str()))
         .collect();
-    assert_eq!(warnings.len(), 4, "{warnings:?}");
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
     assert_eq!(warnings[0].0, Some(12));
     assert!(
         warnings[0]
@@ -346,8 +339,9 @@ fn the_intercom_seed_loads_as_written() {
             .starts_with("connectors.intercom.sync.companies: intercom has no")
     );
     assert_eq!(warnings[1].0, Some(13));
-    assert_eq!(warnings[2].0, Some(14));
-    assert!(warnings[3].1.contains("no `id` row"), "{warnings:?}");
+    // `tags` (line 14) switches the contacts' tags: no warning.
+    assert!(cfg.stream_enabled(&Source::Intercom, "tags"));
+    assert!(warnings[2].1.contains("no `id` row"), "{warnings:?}");
 }
 
 #[test]

@@ -41,6 +41,8 @@ pub struct GorgiasReader {
     names: NameCache,
     /// First replies already read, by ticket id.
     replies: ReplyCache,
+    /// Whether tickets' tags are read (`sync.tags`, on unless switched off).
+    ticket_tags: bool,
 }
 
 impl GorgiasReader {
@@ -60,7 +62,14 @@ impl GorgiasReader {
             },
             names: NameCache::default(),
             replies: ReplyCache::default(),
+            ticket_tags: true,
         }
+    }
+
+    /// Whether tickets' tags are read (`sync.tags`).
+    pub fn with_ticket_tags(mut self, on: bool) -> Self {
+        self.ticket_tags = on;
+        self
     }
 
     /// Another rate (tests, benchmarks, OAuth apps and Enterprise accounts).
@@ -183,6 +192,11 @@ impl SourceReader for GorgiasReader {
                     })
                     .await?;
                 responses::add_first_replies(&self.http, &self.replies, &mut page, replies).await?;
+                if !self.ticket_tags {
+                    for r in &mut page.records {
+                        (r.tags_added, r.tags_now, r.tag_holder) = (Vec::new(), None, None);
+                    }
+                }
                 Ok(page)
             }
             "satisfaction_surveys" => {
@@ -301,6 +315,8 @@ fn ticket_record(ticket: &Value) -> Result<Option<Record>, String> {
         observed_at: updated,
         profile: Some(customer.into()),
         tags_added: tags(ticket.get("tags")),
+        tags_now: Some(tags(ticket.get("tags"))),
+        tag_holder: Some(subject.clone()),
         events,
         ..Default::default()
     }))

@@ -86,6 +86,7 @@ impl Helpdesk for Gorgias {
                 g.email.as_deref()?,
                 g.api_key.as_deref()?,
             )
+            .with_ticket_tags(settings.file.stream_enabled(&Source::Gorgias, "tags"))
             .with_limiter(Arc::new(
                 Limiter::new("gorgias", Rate::gorgias()).alone_share(settings.sync_instances),
             )),

@@ -147,6 +147,8 @@ pub fn parse_webhook(
         observed_at: updated,
         profile: Some(customer.into()),
         tags_added: tags(ticket.get("tags")),
+        tags_now: Some(tags(ticket.get("tags"))),
+        tag_holder: Some(format!("ticket:{ticket_id}")),
         events,
         ..Default::default()
     };

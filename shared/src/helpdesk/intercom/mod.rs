@@ -10,6 +10,7 @@ mod conversation;
 pub mod fake;
 mod fields;
 pub mod sync;
+mod tags;
 pub mod vendor;
 pub mod webhook;
 

@@ -20,7 +20,7 @@
 //! they are written without company attributes, and the rest of the page's companies wait for a
 //! later page once Intercom fails.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,7 @@ use serde_json::{Map, Value, json};
 
 use super::conversation::{ai_events, conversation_record};
 use super::fields::{event, text, time};
+use super::tags;
 use crate::helpdesk::api::{Cache, valid_id};
 use crate::helpdesk::intercom::webhook::{
     contact_record, first_company_id, lacks_company, with_company,
@@ -59,6 +60,10 @@ pub struct IntercomReader {
     version: String,
     /// Companies by id; `None` for one Intercom does not have (or refuses to show).
     companies: Arc<Cache<String, Option<Value>>>,
+    /// The workspace's tag names by id (one entry), for contact tags.
+    tag_names: Arc<Cache<(), Arc<HashMap<String, String>>>>,
+    /// Whether contacts' tags are read (`sync.tags`, on unless switched off).
+    contact_tags: bool,
 }
 
 impl IntercomReader {
@@ -75,7 +80,15 @@ impl IntercomReader {
             token: access_token.to_string(),
             version: version.to_string(),
             companies: Arc::new(Cache::new(COMPANY_TTL, COMPANY_CACHE_CAPACITY)),
+            tag_names: Arc::new(Cache::new(tags::NAMES_TTL, 1)),
+            contact_tags: true,
         }
+    }
+
+    /// Whether contacts' tags are read (`sync.tags`).
+    pub fn with_contact_tags(mut self, on: bool) -> Self {
+        self.contact_tags = on;
+        self
     }
 
     /// Another rate (tests, benchmarks).
@@ -140,9 +153,19 @@ impl IntercomReader {
 
     /// `GET /companies/{id}`.
     async fn company(&self, id: &str) -> Result<Value, FetchError> {
-        let url = format!("{}/companies/{id}", self.base);
+        self.get(&format!("/companies/{id}"), "/companies/{id}")
+            .await
+    }
+
+    /// `GET {path}` (named `path` in errors and logs).
+    async fn get_json(&self, path: &str) -> Result<Value, FetchError> {
+        self.get(path, path).await
+    }
+
+    async fn get(&self, path: &str, shown: &str) -> Result<Value, FetchError> {
+        let url = format!("{}{path}", self.base);
         self.api
-            .call(None, "/companies/{id}", |client| {
+            .call(None, shown, |client| {
                 client
                     .get(&url)
                     .bearer_auth(&self.token)
@@ -150,6 +173,31 @@ impl IntercomReader {
                     .header(reqwest::header::ACCEPT, "application/json")
             })
             .await
+    }
+
+    /// Puts each contact's tags on its record ([`tags`]), reading the workspace's tag names
+    /// when they are not held or lack one a contact lists. Without names (Intercom failing),
+    /// the contacts go on without tags.
+    async fn attach_tags(&self, records: &mut [Record]) {
+        let held = self.tag_names.get(&());
+        let names = match held {
+            Some(names) if !tags::lacks_any(records, &names) => names,
+            _ => match self.get_json("/tags").await {
+                Ok(answer) => {
+                    let names = Arc::new(tags::names(&answer));
+                    self.tag_names.put((), names.clone());
+                    names
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "intercom tags unavailable; contacts on this page are written without their tags");
+                    match held {
+                        Some(names) => names,
+                        None => return,
+                    }
+                }
+            },
+        };
+        tags::apply(records, &names);
     }
 
     /// Puts each contact's first company into its profile under `company`, reading the
@@ -246,6 +294,9 @@ impl SourceReader for IntercomReader {
             "contacts" => {
                 let mut page = self.read("contacts", request, contact_to_record).await?;
                 self.attach_companies(&mut page.records).await;
+                if self.contact_tags {
+                    self.attach_tags(&mut page.records).await;
+                }
                 Ok(page)
             }
             "conversations" => {

@@ -96,6 +96,7 @@ impl Helpdesk for Intercom {
                 i.access_token.as_deref()?,
                 &i.version,
             )
+            .with_contact_tags(settings.file.stream_enabled(&Source::Intercom, "tags"))
             .with_limiter(Arc::new(
                 Limiter::new("intercom", Rate::intercom()).alone_share(settings.sync_instances),
             )),

@@ -132,6 +132,8 @@ pub(super) fn ticket_record(
         observed_at: user_at.map_or(ticket_at, |u| u.max(ticket_at)),
         profile: user.cloned().map(Profile::from),
         tags_added: tag_list(ticket.get("tags")),
+        tags_now: Some(tag_list(ticket.get("tags"))),
+        tag_holder: text(ticket.get("id")).map(|id| format!("ticket:{id}")),
         events,
         ..Default::default()
     }))

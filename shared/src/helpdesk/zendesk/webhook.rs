@@ -105,6 +105,11 @@ pub fn person_from_user(value: &Value) -> Person {
 // ---------------------------------------------------------------------------------------------
 // Event subscriptions
 
+/// What carries a ticket's tags: the ticket (see [`crate::tags`]).
+fn ticket_holder(ticket: &Value) -> Option<String> {
+    text(ticket.get("id")).map(|id| format!("ticket:{id}"))
+}
+
 fn parse_event(
     obj: &Map<String, Value>,
     kind: &str,
@@ -125,6 +130,8 @@ fn parse_event(
         "ticket.created" => {
             let mut r = ticket_record(detail, at)?;
             r.tags_added = tag_list(detail.get("tags"));
+            r.tags_now = Some(r.tags_added.clone());
+            r.tag_holder = ticket_holder(detail);
             r.events
                 .push(ticket_event(EventKind::TicketCreated, detail, at)?);
             r
@@ -165,6 +172,7 @@ fn parse_event(
             }
             r.tags_added = added;
             r.tags_removed = removed;
+            r.tag_holder = ticket_holder(detail);
             r
         }
         // We never delete marketing contacts because the helpdesk deleted a user.
@@ -361,6 +369,8 @@ fn parse_trigger(
         observed_at: at,
         profile: Some(profile.into()),
         tags_added: space_tags(ticket.get("tags")),
+        tags_now: Some(space_tags(ticket.get("tags"))),
+        tag_holder: Some(format!("ticket:{ticket_id}")),
         events: kind
             .map(|kind| SupportEvent {
                 id: SupportEvent::stable_id(

@@ -290,7 +290,9 @@ impl Checker {
                     s.line,
                     format!("{where_}: a generic source has no batch sync; this has no effect"),
                 );
-            } else if !known.contains(&s.key.as_str()) {
+            } else if !known.contains(&s.key.as_str())
+                && !sync_switches(source).iter().any(|(key, _)| *key == s.key)
+            {
                 self.warn(
                     s.line,
                     format!(
@@ -314,6 +316,16 @@ pub(super) fn known_streams(source: &Source) -> &'static [&'static str] {
         Source::Intercom => &crate::helpdesk::intercom::STREAMS,
         Source::Gorgias => &crate::helpdesk::gorgias::STREAMS,
         Source::Generic(_) | Source::Added(_) => &[],
+    }
+}
+
+/// Keys of a helpdesk's `sync` block that switch part of a stream rather than name one (on
+/// unless set to false), with what they read.
+pub(crate) fn sync_switches(source: &Source) -> &'static [(&'static str, &'static str)] {
+    match source {
+        Source::Intercom => &[("tags", "each contact's tags with the contacts")],
+        Source::Gorgias => &[("tags", "each ticket's tags with the tickets")],
+        _ => &[],
     }
 }
 

@@ -2,7 +2,7 @@
 //! YAML tree for the lines and from the finished [`FileConfig`] for the meaning, so that what is
 //! said is what deskbridge will do.
 
-use super::connectors::known_streams;
+use super::connectors::{known_streams, sync_switches};
 use super::{Checker, Entry};
 use crate::config::file::yaml::{N, scalar_text};
 use crate::config::file::{FileConfig, Said};
@@ -95,7 +95,14 @@ impl Checker {
                     for s in self.entries(f.value, "") {
                         let on = config.stream_enabled(&source, &s.key);
                         let known = known_streams(&source);
-                        let says = if !known.contains(&s.key.as_str()) {
+                        let switch = sync_switches(&source)
+                            .iter()
+                            .find(|(key, _)| *key == s.key)
+                            .map(|(_, what)| *what);
+                        let says = if let Some(what) = switch {
+                            let verb = if on { "reads" } else { "leaves out" };
+                            format!("the batch sync {verb} {what}")
+                        } else if !known.contains(&s.key.as_str()) {
                             format!("{name} has no `{}` stream yet: no effect", s.key)
                         } else if on {
                             format!("the batch sync reads {}", s.key)
