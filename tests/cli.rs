@@ -132,6 +132,7 @@ async fn status_json_is_one_document_of_a_known_shape() {
                 "last_error": "HTTP 429 from Zendesk"
             },
             never_run("zendesk/satisfaction_ratings"),
+            never_run("zendesk/organizations"),
             {
                 "stream": "intercom/contacts", "source": "intercom", "state": "running",
                 "cursor": "a-rather-long-cursor-value-from-intercom",

@@ -316,6 +316,115 @@ async fn zendesk_users_carry_their_organization_read_a_hundred_at_a_time() {
 }
 
 #[tokio::test]
+async fn zendesk_organization_changes_reach_their_users() {
+    let server = MockServer::start().await;
+    let org = |id: u64, name: &str, updated: i64, deleted: bool| {
+        json!({"id": id, "name": name, "tags": ["enterprise"], "organization_fields": {"plan": "gold"},
+            "created_at": iso(at(DAY - 86_400)), "updated_at": iso(at(updated)),
+            "deleted_at": if deleted { json!(iso(at(updated))) } else { Value::Null }})
+    };
+    let bookmark = DAY + 1_000;
+    let exports = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = exports.clone();
+    let answer = json!({
+        "organizations": [org(501, "Acme Renamed", DAY + 2_000, false),
+            org(502, "Gone Inc", DAY + 2_100, true), org(503, "Vanished", DAY + 2_200, false)],
+        "end_time": DAY + 2_200, "end_of_stream": false, "count": 3,
+        "next_page": format!("{}/api/v2/incremental/organizations.json?start_time={}", server.uri(), DAY + 2_200)});
+    Mock::given(method("GET"))
+        .and(path("/api/v2/incremental/organizations.json"))
+        .respond_with(move |r: &Request| {
+            let start = query(r, "start_time").expect("start_time");
+            seen.lock().expect("lock").push(start.clone());
+            if start == bookmark.to_string() {
+                ResponseTemplate::new(200).set_body_json(&answer)
+            } else {
+                ResponseTemplate::new(200).set_body_json(json!({"organizations": [],
+                    "end_time": DAY + 2_200, "end_of_stream": true, "count": 0, "next_page": null}))
+            }
+        })
+        .mount(&server)
+        .await;
+    // Organization 501 has 150 users (one of them an agent) in two pages; 503 is gone by now.
+    Mock::given(method("GET"))
+        .and(path("/api/v2/organizations/501/users.json"))
+        .respond_with(|r: &Request| {
+            let start: u64 = query(r, "page[after]").and_then(|a| a.parse().ok()).unwrap_or(0);
+            let size: u64 = query(r, "page[size]").and_then(|s| s.parse().ok()).expect("size");
+            let end = (start + size).min(150);
+            let users: Vec<Value> = (start..end)
+                .map(|i| {
+                    let mut u = zendesk_user(9_000 + i, DAY - 5_000);
+                    u["organization_id"] = json!(501);
+                    if i == 7 {
+                        u["role"] = json!("agent");
+                    }
+                    u
+                })
+                .collect();
+            ResponseTemplate::new(200).set_body_json(json!({"users": users,
+                "meta": {"has_more": end < 150, "after_cursor": end.to_string(), "before_cursor": null}}))
+        })
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/organizations/503/users.json"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": "RecordNotFound"})))
+        .mount(&server)
+        .await;
+    let reader = zendesk(&server);
+
+    // A first run reads nothing: it only sets where the next one starts.
+    let first = read_run(&reader, "organizations", None, at(DAY + 1_061), 100).await;
+    assert_eq!(first.len(), 1);
+    assert!(first[0].records.is_empty());
+    assert_eq!(
+        first[0].bookmark.as_deref(),
+        Some(bookmark.to_string().as_str())
+    );
+    assert!(
+        server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
+
+    let run = at(DAY + 5_000);
+    let pages = read_run(
+        &reader,
+        "organizations",
+        Some(&bookmark.to_string()),
+        run,
+        100,
+    )
+    .await;
+    // Export page, 501's two user pages, 503's (gone), the export's last page.
+    assert_eq!(pages.len(), 5, "{pages:?}");
+    assert_eq!(
+        *exports.lock().expect("lock"),
+        vec![bookmark.to_string(), (DAY + 2_200).to_string()]
+    );
+    let all = records(&pages);
+    assert_eq!(all.len(), 149, "the agent is left out");
+    for r in &all {
+        let profile = r.profile.as_ref().expect("profile");
+        assert_eq!(profile["organization"]["name"], "Acme Renamed");
+        assert_eq!(
+            profile["organization"]["organization_fields"]["plan"],
+            "gold"
+        );
+        // As of the organization's change, so it outdates older observations of the user.
+        assert_eq!(r.observed_at, at(DAY + 2_000));
+    }
+    assert_eq!(
+        last_bookmark(&pages),
+        Some((DAY + 2_200).to_string()),
+        "the next run starts where the export ended"
+    );
+}
+
+#[tokio::test]
 async fn zendesk_ticket_exports_read_ai_agent_tickets_unless_told_otherwise() {
     let server = MockServer::start().await;
     let stream = ZendeskStream::default();
@@ -1075,10 +1184,8 @@ async fn refusals_name_the_likely_cause() {
     );
 
     assert_eq!(
-        zendesk(&server)
-            .fetch_page(&first_page("organizations"))
-            .await,
-        Err(FetchError::UnknownStream("organizations".into()))
+        zendesk(&server).fetch_page(&first_page("groups")).await,
+        Err(FetchError::UnknownStream("groups".into()))
     );
 }
 

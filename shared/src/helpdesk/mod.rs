@@ -108,7 +108,7 @@ mod tests {
         assert_eq!(sources, vec![Source::Zendesk]);
         assert_eq!(
             readers[0].streams(),
-            &["users", "tickets", "satisfaction_ratings"]
+            &["users", "tickets", "satisfaction_ratings", "organizations"]
         );
         assert!(reader_for(&s, &Source::Gorgias).is_none());
         let s = settings(&[("INTERCOM_ACCESS_TOKEN", "tok")]);

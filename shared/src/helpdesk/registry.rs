@@ -254,7 +254,7 @@ mod tests {
         assert_eq!(sources, Source::BUILT_IN.to_vec());
         assert_eq!(
             r.streams(&Source::Zendesk),
-            &["users", "tickets", "satisfaction_ratings"]
+            &["users", "tickets", "satisfaction_ratings", "organizations"]
         );
         assert_eq!(r.streams(&Source::Intercom), &["contacts", "conversations"]);
         assert_eq!(

@@ -1,11 +1,13 @@
 //! Zendesk: signed webhooks (`webhook`), OAuth and API-token authentication (`auth`), and the
-//! batch sync of users, tickets and satisfaction ratings (`sync`).
+//! batch sync of users, tickets, satisfaction ratings and organization changes (`sync`,
+//! `org_changes`).
 //!
 //! Everything about this helpdesk lives in this folder; this file holds only what other
 //! modules need without the rest (the stream names the configuration file checks).
 
 pub mod auth;
 mod credentials;
+mod org_changes;
 pub mod organizations;
 mod records;
 pub mod sync;
@@ -13,4 +15,4 @@ pub mod vendor;
 pub mod webhook;
 
 /// The streams, in the order a run starts them.
-pub const STREAMS: [&str; 3] = ["users", "tickets", "satisfaction_ratings"];
+pub const STREAMS: [&str; 4] = ["users", "tickets", "satisfaction_ratings", "organizations"];

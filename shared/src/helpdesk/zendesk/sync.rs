@@ -25,6 +25,7 @@ use chrono::Duration as TimeDelta;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::org_changes::{self, Progress};
 use super::records::{TicketMetrics, rating_record, ticket_record, user_record};
 use crate::helpdesk::api::{CACHE_CAPACITY, CACHE_TTL, Cache};
 use crate::helpdesk::zendesk::auth::{ZendeskAuth, ZendeskAuthError, ZendeskCredentials};
@@ -143,6 +144,21 @@ impl ZendeskReader {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, FetchError> {
+        self.fetch(export, path, path, query).await?.ok_or_else(|| {
+            FetchError::Rejected(rejection(&Source::Zendesk, StatusCode::NOT_FOUND, path))
+        })
+    }
+
+    /// [`Self::get`] of one object: `None` when Zendesk answers 404. `shown` names the endpoint
+    /// in errors and logs (no ids).
+    async fn fetch<T: serde::de::DeserializeOwned>(
+        &self,
+        export: bool,
+        path: &str,
+        shown: &str,
+        query: &[(&str, String)],
+    ) -> Result<Option<T>, FetchError> {
+        let path_shown = shown;
         let url = url_with_query(&Source::Zendesk, self.auth.base_url(), path, query)?;
         let lane = export.then_some(self.exports.as_ref());
         let mut authorization = self.auth.authorization(&self.api.client).await?;
@@ -150,22 +166,16 @@ impl ZendeskReader {
         loop {
             let answer = self
                 .api
-                .send(lane, path, |client| {
+                .send(lane, path_shown, |client| {
                     authorization
                         .apply(client.get(url.clone()))
                         .header(reqwest::header::ACCEPT, "application/json")
                 })
                 .await;
             match answer {
-                Ok(value) => return Ok(value),
+                Ok(value) => return Ok(Some(value)),
                 Err(CallError::Failed(err)) => return Err(err),
-                Err(CallError::NotFound) => {
-                    return Err(FetchError::Rejected(rejection(
-                        &Source::Zendesk,
-                        StatusCode::NOT_FOUND,
-                        path,
-                    )));
-                }
+                Err(CallError::NotFound) => return Ok(None),
                 Err(CallError::Unauthorized) => {
                     // An expired or revoked OAuth token: one new token, one more try.
                     if !renewed
@@ -177,7 +187,7 @@ impl ZendeskReader {
                         continue;
                     }
                     return Err(FetchError::Rejected(format!(
-                        "{} answered HTTP {} to {path}: {}",
+                        "{} answered HTTP {} to {path_shown}: {}",
                         Source::Zendesk,
                         StatusCode::UNAUTHORIZED,
                         self.auth.unauthorized_hint()
@@ -288,6 +298,73 @@ impl ZendeskReader {
         Ok(page)
     }
 
+    /// One page of the `organizations` stream ([`org_changes`]).
+    async fn organization_changes(&self, request: &PageRequest) -> Result<Page, FetchError> {
+        let Some(mut progress) = Progress::of(request)? else {
+            return Ok(org_changes::first_run(request));
+        };
+        if progress.orgs.is_empty() {
+            // The next export page: its organizations, fresh, replace what the cache holds.
+            let query = [("start_time", progress.start.to_string())];
+            let path = "/api/v2/incremental/organizations.json";
+            let export: OrganizationExport = self.get(true, path, &query).await?;
+            for org in &export.organizations {
+                if let Some(id) = text(org.get("id")) {
+                    let live = org.get("deleted_at").is_none_or(Value::is_null);
+                    self.organizations
+                        .put(id.clone(), Some(org.clone()).filter(|_| live));
+                    if live {
+                        progress.orgs.push(id);
+                    }
+                }
+            }
+            progress.start = export
+                .end_time
+                .unwrap_or(progress.start)
+                .max(progress.start);
+            progress.exported = export.end_of_stream || export.end_time.is_none();
+            return Ok(progress.page(export.organizations.len() as u64, vec![], vec![]));
+        }
+        // The next page of the first organization's users.
+        let org = progress.orgs[0].clone();
+        let mut query = vec![("page[size]", MAX_LIST_PAGE.to_string())];
+        if let Some(after) = &progress.users {
+            query.push(("page[after]", after.clone()));
+        }
+        let path = format!("/api/v2/organizations/{org}/users.json");
+        let shown = "/api/v2/organizations/{id}/users.json";
+        let users: Option<UsersPage> = self.fetch(false, &path, shown, &query).await?;
+        let users = users.unwrap_or_default();
+        let (mut records, mut skipped) = (Vec::new(), Vec::new());
+        for user in users.users.iter().filter(|u| self.staff || !is_staff(u)) {
+            match user_record(user) {
+                Ok(record) => records.push(record),
+                Err(reason) => skipped.push(reason),
+            }
+        }
+        self.attach_organizations(&mut records).await;
+        let changed = self
+            .organizations
+            .get(&org)
+            .flatten()
+            .and_then(|o| crate::mapping::parse_time(o.get("updated_at")?));
+        for record in &mut records {
+            org_changes::as_of(record, changed);
+        }
+        match users
+            .meta
+            .after_cursor
+            .filter(|c| users.meta.has_more && !c.is_empty())
+        {
+            Some(after) => progress.users = Some(after),
+            None => {
+                progress.orgs.remove(0);
+                progress.users = None;
+            }
+        }
+        Ok(progress.page(users.users.len() as u64, records, skipped))
+    }
+
     async fn satisfaction_ratings(&self, request: &PageRequest) -> Result<Page, FetchError> {
         let start_time = match request.since {
             Some(since) => since.timestamp().max(0),
@@ -360,6 +437,7 @@ impl SourceReader for ZendeskReader {
             "users" => self.users(request).await,
             "tickets" => self.tickets(request).await,
             "satisfaction_ratings" => self.satisfaction_ratings(request).await,
+            "organizations" => self.organization_changes(request).await,
             other => Err(FetchError::UnknownStream(other.to_string())),
         }
     }
@@ -396,6 +474,26 @@ impl ExportPage {
             ..Default::default()
         }
     }
+}
+
+/// A page of the time-based organization export.
+#[derive(Debug, Deserialize)]
+struct OrganizationExport {
+    #[serde(default)]
+    organizations: Vec<Value>,
+    #[serde(default)]
+    end_time: Option<i64>,
+    #[serde(default)]
+    end_of_stream: bool,
+}
+
+/// A cursor page of an organization's users.
+#[derive(Debug, Default, Deserialize)]
+struct UsersPage {
+    #[serde(default)]
+    users: Vec<Value>,
+    #[serde(default)]
+    meta: ListMeta,
 }
 
 /// `show_many` of organizations.
