@@ -362,8 +362,8 @@ async fn plan_says_what_each_line_of_the_intercom_seed_does() {
     for expected in [
         "    6  connectors.intercom.access_token: the API token is read from the variable \
          INTERCOM_ACCESS_TOKEN",
-        "   12  connectors.intercom.sync.companies: intercom has no `companies` stream yet: no \
-         effect",
+        "   12  connectors.intercom.sync.companies: the batch sync reads companies",
+        "   13  connectors.intercom.sync.events: intercom has no `events` stream yet: no effect",
         "   21  connectors.intercom.lists.leads: list 37: leads join, and leave when they become \
          users",
         "   24  field_mapping.email: contacts are matched by email: no attribute",

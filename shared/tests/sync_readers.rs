@@ -1419,6 +1419,127 @@ async fn intercom_contacts_carry_their_tags_by_name() {
 }
 
 #[tokio::test]
+async fn intercom_company_changes_reach_the_contacts_whose_company_it_is() {
+    let server = MockServer::start().await;
+    let company = |id: &str, name: &str, updated: i64| {
+        json!({"type": "company", "id": id, "company_id": format!("ext-{id}"), "name": name,
+            "plan": {"type": "plan", "id": "p1", "name": "Gold"}, "size": 40,
+            "created_at": DAY - 86_400, "updated_at": updated, "custom_attributes": {}})
+    };
+    let scrolls = Arc::new(Mutex::new(Vec::<Option<String>>::new()));
+    let seen = scrolls.clone();
+    let pages_of_scroll = [
+        vec![
+            company("c1", "Renamed Co", DAY + 2_000),
+            company("c2", "Quiet Ltd", DAY - 10_000),
+            company("c3", "Gone Corp", DAY + 3_000),
+        ],
+        vec![company("c4", "Empty LLC", DAY + 2_500)],
+    ];
+    Mock::given(method("GET"))
+        .and(path("/companies/scroll"))
+        .and(header("authorization", "Bearer ic-token"))
+        .respond_with(move |r: &Request| {
+            let param = query(r, "scroll_param");
+            let mut seen = seen.lock().expect("lock");
+            seen.push(param.clone());
+            let (data, next) = match param.as_deref() {
+                None => (pages_of_scroll[0].clone(), "s1"),
+                // The first continuation finds the scroll expired.
+                Some("s1") if seen.iter().filter(|p| p.as_deref() == Some("s1")).count() == 1 => {
+                    return ResponseTemplate::new(404).set_body_json(
+                        json!({"type": "error.list", "errors": [{"code": "not_found"}]}),
+                    );
+                }
+                Some("s1") => (pages_of_scroll[1].clone(), "s2"),
+                _ => (vec![], "s3"),
+            };
+            ResponseTemplate::new(200).set_body_json(json!({"type": "list", "data": data,
+                "pages": null, "total_count": null, "scroll_param": next}))
+        })
+        .mount(&server)
+        .await;
+    // c1 has 60 contacts over two pages, one of which has another company first.
+    Mock::given(method("GET"))
+        .and(path("/companies/c1/contacts"))
+        .respond_with(|r: &Request| {
+            let page: usize = query(r, "page").and_then(|p| p.parse().ok()).expect("page");
+            let per: usize = query(r, "per_page").and_then(|p| p.parse().ok()).expect("per_page");
+            let data: Vec<Value> = ((page - 1) * per..(page * per).min(60))
+                .map(|i| {
+                    let mut c = intercom_contact(&format!("k{i:02}"), "user", DAY - 50_000);
+                    let first = if i == 3 { "c9" } else { "c1" };
+                    c["companies"] = json!({"type": "list", "data": [{"type": "company", "id": first}],
+                        "total_count": 1, "has_more": false});
+                    c
+                })
+                .collect();
+            let next = (page * per < 60).then(|| json!(format!("/companies/c1/contacts?page={}", page + 1)));
+            ResponseTemplate::new(200).set_body_json(json!({"type": "list", "data": data,
+                "pages": {"type": "pages", "page": page, "per_page": per, "total_pages": 2, "next": next},
+                "total_count": 60}))
+        })
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/companies/c3/contacts"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/companies/c4/contacts"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"type": "list", "data": [],
+            "pages": {"type": "pages", "page": 1, "per_page": 50, "total_pages": 0}, "total_count": 0})))
+        .mount(&server)
+        .await;
+    let reader = intercom(&server);
+
+    // A first run reads nothing.
+    let first = read_run(&reader, "companies", None, at(DAY + 1_300), 150).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].bookmark, Some((DAY + 1_000).to_string()));
+    assert!(scrolls.lock().expect("lock").is_empty());
+
+    let run = at(DAY + 10_000);
+    let pages = read_run(
+        &reader,
+        "companies",
+        Some(&(DAY + 1_000).to_string()),
+        run,
+        150,
+    )
+    .await;
+    // Scroll, expired, scroll again, s1, s2 (end); c1 twice, c3 (gone), c4 (no contacts).
+    assert_eq!(pages.len(), 9, "{pages:#?}");
+    assert_eq!(
+        *scrolls.lock().expect("lock"),
+        vec![
+            None,
+            Some("s1".into()),
+            None,
+            Some("s1".into()),
+            Some("s2".into())
+        ]
+    );
+    let all = records(&pages);
+    assert_eq!(
+        all.len(),
+        59,
+        "the contact whose first company is another is left alone"
+    );
+    for r in &all {
+        let profile = r.profile.as_ref().expect("profile");
+        assert_eq!(profile["company"]["name"], "Renamed Co");
+        assert_eq!(profile["company"]["plan"], "Gold");
+        assert_eq!(r.observed_at, at(DAY + 2_000));
+    }
+    assert_eq!(
+        last_bookmark(&pages),
+        Some((run.timestamp() - 300).to_string())
+    );
+}
+
+#[tokio::test]
 async fn intercom_next_run_gets_same_day_updates_and_nothing_older_than_the_watermark() {
     let server = MockServer::start().await;
     let search = IntercomSearch::default();

@@ -113,7 +113,10 @@ mod tests {
         assert!(reader_for(&s, &Source::Gorgias).is_none());
         let s = settings(&[("INTERCOM_ACCESS_TOKEN", "tok")]);
         let intercom = reader_for(&s, &Source::Intercom).expect("reader");
-        assert_eq!(intercom.streams(), &["contacts", "conversations"]);
+        assert_eq!(
+            intercom.streams(),
+            &["contacts", "conversations", "companies"]
+        );
         assert!(reader_for(&s, &Source::Generic("x".into())).is_none());
     }
 

@@ -256,7 +256,10 @@ mod tests {
             r.streams(&Source::Zendesk),
             &["users", "tickets", "satisfaction_ratings", "organizations"]
         );
-        assert_eq!(r.streams(&Source::Intercom), &["contacts", "conversations"]);
+        assert_eq!(
+            r.streams(&Source::Intercom),
+            &["contacts", "conversations", "companies"]
+        );
         assert_eq!(
             r.streams(&Source::Gorgias),
             &["customers", "tickets", "satisfaction_surveys", "events"]

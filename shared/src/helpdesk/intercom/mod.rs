@@ -1,9 +1,10 @@
-//! Intercom: signed webhooks (`webhook`) and the batch sync of contacts and conversations
-//! (`sync`).
+//! Intercom: signed webhooks (`webhook`) and the batch sync of contacts, conversations and
+//! company changes (`sync`, `companies`).
 //!
 //! Everything about this helpdesk lives in this folder; this file holds only what other
 //! modules need without the rest (the stream names the configuration file checks).
 
+mod companies;
 mod conversation;
 /// Intercom's API on wiremock, for the tests of every crate (feature `testkit`).
 #[cfg(feature = "testkit")]
@@ -15,4 +16,8 @@ pub mod vendor;
 pub mod webhook;
 
 /// The streams, in the order a run starts them.
-pub const STREAMS: [&str; 2] = ["contacts", "conversations"];
+pub const STREAMS: [&str; 3] = ["contacts", "conversations", "companies"];
+
+/// The streams that run only when the configuration file switches them on
+/// (`sync.companies: true`): the companies stream scrolls over every company each run.
+pub const OPT_IN: [&str; 1] = ["companies"];

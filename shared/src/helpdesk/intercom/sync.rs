@@ -2,7 +2,8 @@
 //!
 //! Streams: `contacts` (`POST /contacts/search`) and `conversations`
 //! (`POST /conversations/search`), both sorted by `updated_at` ascending and paged with
-//! `pagination.starting_after` until the answer has no `pages.next`.
+//! `pagination.starting_after` until the answer has no `pages.next`; and the opt-in `companies`
+//! (see [`super::companies`]).
 //!
 //! Intercom compares dates **by day** in search (`>` starts on the next day), so the query is
 //! `updated_at > W OR updated_at = W` (the whole watermark day and later) and records are
@@ -15,8 +16,8 @@
 //! is read with `GET /companies/{id}` (within the same rate limit) and put into the profile
 //! under `company`; companies are cached for [`COMPANY_TTL`] by this reader, so one is read once
 //! however many contacts (and pages, and runs of this container) name it. Listing every company
-//! up front is not used: the list endpoint stops at 10,000 companies and the scroll endpoint
-//! allows one open scroll per app. A company that cannot be read never holds its contacts back:
+//! up front is not used for this: the list endpoint stops at 10,000 companies and the scroll
+//! endpoint allows one open scroll per app (the companies stream uses it). A company that cannot be read never holds its contacts back:
 //! they are written without company attributes, and the rest of the page's companies wait for a
 //! later page once Intercom fails.
 
@@ -29,6 +30,7 @@ use chrono::Duration as TimeDelta;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::companies;
 use super::conversation::{ai_events, conversation_record};
 use super::fields::{event, text, time};
 use super::tags;
@@ -36,9 +38,10 @@ use crate::helpdesk::api::{Cache, valid_id};
 use crate::helpdesk::intercom::webhook::{
     contact_record, first_company_id, lacks_company, with_company,
 };
+use crate::http::StatusCode;
 use crate::model::{EventKind, Record, Source};
 use crate::sync::limiter::{Limiter, Rate};
-use crate::sync::readers::{Api, RetryPolicy};
+use crate::sync::readers::{Api, RetryPolicy, rejection, url_with_query};
 use crate::sync::{FetchError, Page, PageRequest, SourceReader};
 
 use super::STREAMS;
@@ -163,16 +166,147 @@ impl IntercomReader {
     }
 
     async fn get(&self, path: &str, shown: &str) -> Result<Value, FetchError> {
-        let url = format!("{}{path}", self.base);
+        self.find(path, shown, &[]).await?.ok_or_else(|| {
+            FetchError::Rejected(rejection(&Source::Intercom, StatusCode::NOT_FOUND, shown))
+        })
+    }
+
+    /// `GET {path}?{query}`; `None` when Intercom answers 404.
+    async fn find(
+        &self,
+        path: &str,
+        shown: &str,
+        query: &[(&str, String)],
+    ) -> Result<Option<Value>, FetchError> {
+        let url = url_with_query(&Source::Intercom, &self.base, path, query)?;
         self.api
-            .call(None, shown, |client| {
+            .call_found(shown, |client| {
                 client
-                    .get(&url)
+                    .get(url.clone())
                     .bearer_auth(&self.token)
                     .header("Intercom-Version", &self.version)
                     .header(reqwest::header::ACCEPT, "application/json")
             })
             .await
+    }
+
+    /// One page of the `companies` stream ([`companies`]).
+    async fn company_changes(&self, request: &PageRequest) -> Result<Page, FetchError> {
+        let Some(mut progress) = companies::Progress::of(request)? else {
+            return Ok(companies::first_run(request));
+        };
+        if !progress.scanned {
+            let query: Vec<(&str, String)> = progress
+                .scroll
+                .iter()
+                .map(|p| ("scroll_param", p.clone()))
+                .collect();
+            let answer = match self
+                .find("/companies/scroll", "/companies/scroll", &query)
+                .await
+            {
+                Ok(answer) => answer,
+                // Another scroll of this app is open: wait for it to expire.
+                Err(FetchError::Rejected(reason)) if reason.contains("400") => {
+                    tracing::warn!(%reason, "intercom company scroll busy; waiting a minute");
+                    return Err(FetchError::RateLimited(Duration::from_secs(60)));
+                }
+                Err(e) => return Err(e),
+            };
+            let Some(answer) = answer else {
+                // The scroll expired (unused for a minute): scan again from the start.
+                progress.scroll = None;
+                return Ok(progress.page(0, vec![], vec![]));
+            };
+            let list = answer
+                .get("data")
+                .or_else(|| answer.get("companies"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let mut found = Vec::new();
+            for company in &list {
+                if let (Some(id), Some(at)) =
+                    (text(company.get("id")), time(company.get("updated_at")))
+                {
+                    if at.timestamp() >= progress.since {
+                        self.companies.put(id.clone(), Some(company.clone()));
+                    }
+                    found.push((at.timestamp(), id));
+                }
+            }
+            progress.found(found);
+            progress.scroll = text(answer.get("scroll_param"));
+            progress.scanned = list.is_empty() || progress.scroll.is_none();
+            if progress.scanned {
+                progress.scroll = None;
+            }
+            return Ok(progress.page(list.len() as u64, vec![], vec![]));
+        }
+        let Some((changed_at, id)) = progress.changed.first().cloned() else {
+            return Ok(progress.page(0, vec![], vec![]));
+        };
+        let page_no = progress.contacts_page.max(1);
+        let query = [
+            ("per_page", companies::CONTACTS_PAGE.to_string()),
+            ("page", page_no.to_string()),
+        ];
+        let path = format!("/companies/{id}/contacts");
+        let answer = self
+            .find(&path, "/companies/{id}/contacts", &query)
+            .await?
+            .unwrap_or(Value::Null);
+        let contacts = answer
+            .get("data")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        // The company as changed (another process may hold an older copy, or none).
+        let company = match self.companies.get(&id).flatten() {
+            Some(c) if time(c.get("updated_at")).is_some_and(|t| t.timestamp() >= changed_at) => {
+                Some(c)
+            }
+            _ => {
+                let read = self
+                    .find(&format!("/companies/{id}"), "/companies/{id}", &[])
+                    .await?;
+                self.companies.put(id.clone(), read.clone());
+                read
+            }
+        };
+        let changed = company.as_ref().and_then(|c| time(c.get("updated_at")));
+        let (mut records, mut skipped) = (Vec::new(), Vec::new());
+        for contact in &contacts {
+            // Only contacts whose (first) company this is take its attributes.
+            if first_company_id(contact).as_deref() != Some(id.as_str()) {
+                continue;
+            }
+            match contact_to_record(contact) {
+                Ok(mut record) => {
+                    if let (Some(profile), Some(company)) = (record.profile.as_mut(), &company) {
+                        with_company(profile, company);
+                    }
+                    companies::as_of(&mut record, changed);
+                    records.push(record);
+                }
+                Err(reason) => skipped.push(reason),
+            }
+        }
+        if self.contact_tags {
+            self.attach_tags(&mut records).await;
+        }
+        let more = answer
+            .get("pages")
+            .and_then(|p| p.get("next"))
+            .is_some_and(|n| !n.is_null())
+            && !contacts.is_empty();
+        if more {
+            progress.contacts_page = page_no + 1;
+        } else {
+            progress.changed.remove(0);
+            progress.contacts_page = 1;
+        }
+        Ok(progress.page(contacts.len() as u64, records, skipped))
     }
 
     /// Puts each contact's tags on its record ([`tags`]), reading the workspace's tag names
@@ -303,6 +437,7 @@ impl SourceReader for IntercomReader {
                 self.read("conversations", request, conversation_to_record)
                     .await
             }
+            "companies" => self.company_changes(request).await,
             other => Err(FetchError::UnknownStream(other.to_string())),
         }
     }

@@ -333,6 +333,7 @@ pub(crate) fn sync_switches(source: &Source) -> &'static [(&'static str, &'stati
 pub(crate) fn opt_in_streams(source: &Source) -> &'static [&'static str] {
     match source {
         Source::Gorgias => &crate::helpdesk::gorgias::OPT_IN,
+        Source::Intercom => &crate::helpdesk::intercom::OPT_IN,
         _ => &[],
     }
 }

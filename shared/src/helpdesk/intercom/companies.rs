@@ -1,0 +1,174 @@
+//! The `companies` stream (opt-in, `sync.companies: true`): a company's change reaches its
+//! contacts.
+//!
+//! The contacts stream writes each contact with its first company as of the contact's own
+//! change; when only the company changes (a new plan, a renamed company, new custom
+//! attributes), no contact changes. Intercom has no changed-since filter for companies, so a run
+//! of this stream scrolls over every company (`GET /companies/scroll`, the only listing that goes
+//! past 10,000 companies, with read scopes) and keeps those updated since the watermark; then, for
+//! each of them, reads its contacts (`GET /companies/{id}/contacts`, 50 a page) and writes those
+//! whose first company it is, with the company's new attributes. Where a run stands travels in its
+//! cursor ([`Progress`]).
+//!
+//! Cost per run: one call per page of the scroll (every company, changed or not), plus one per
+//! page of each changed company's contacts. A first or `--full` run reads nothing: the contacts
+//! stream already writes every contact with its company; this stream only sets its watermark.
+//!
+//! Intercom allows one open scroll per app, expiring after a minute unused: an expired scroll
+//! (404) starts the scan again; a scroll held by something else (400) makes the page wait.
+
+use chrono::{DateTime, Duration as TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::Record;
+use crate::sync::{FetchError, Page, PageRequest};
+
+/// Changed companies a run takes on at most; the oldest changes first, and the next run's
+/// watermark stops at the last one taken, so a bigger wave of changes takes several runs.
+pub const MAX_CHANGED: usize = 2_000;
+/// Contacts asked for per page of a company's contacts.
+pub const CONTACTS_PAGE: u32 = 50;
+/// The search-index lag the contacts stream also allows for.
+pub const LAG: TimeDelta = TimeDelta::minutes(5);
+
+/// Where a run of the stream stands, carried in its cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub(super) struct Progress {
+    /// Companies updated at or after this (unix seconds) are changed.
+    pub(super) since: i64,
+    /// The scroll to continue; `None` before the first scroll page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) scroll: Option<String>,
+    /// Whether the scroll reached its end.
+    #[serde(default)]
+    pub(super) scanned: bool,
+    /// Changed companies found so far: `(updated_at, id)`, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) changed: Vec<(i64, String)>,
+    /// The page of the first changed company's contacts to read next (1-based).
+    #[serde(default)]
+    pub(super) contacts_page: u32,
+    /// The watermark for the next run.
+    pub(super) next: i64,
+}
+
+impl Progress {
+    /// Where a page stands: from its cursor, else from the watermark; `None` for a first or full
+    /// run, which reads nothing.
+    pub(super) fn of(request: &PageRequest) -> Result<Option<Progress>, FetchError> {
+        if let Some(cursor) = &request.cursor {
+            return serde_json::from_str(cursor)
+                .map(Some)
+                .map_err(|e| FetchError::Rejected(format!("unreadable companies cursor: {e}")));
+        }
+        let since = match request.since {
+            Some(since) => Some(since.timestamp()),
+            None => request
+                .bookmark
+                .as_deref()
+                .filter(|_| !request.full)
+                .and_then(|b| b.trim().parse::<i64>().ok()),
+        };
+        Ok(since.map(|since| Progress {
+            since,
+            next: watermark(request),
+            ..Progress::default()
+        }))
+    }
+
+    /// Takes in the changed companies of one scroll page (`(updated_at, id)`), keeping the
+    /// [`MAX_CHANGED`] oldest; when some are left for a later run, the next watermark stops at
+    /// the newest taken.
+    pub(super) fn found(&mut self, companies: impl IntoIterator<Item = (i64, String)>) {
+        self.changed
+            .extend(companies.into_iter().filter(|(at, _)| *at >= self.since));
+        self.changed.sort();
+        self.changed.dedup();
+        if self.changed.len() > MAX_CHANGED {
+            self.changed.truncate(MAX_CHANGED);
+            if let Some((at, _)) = self.changed.last() {
+                self.next = self.next.min(*at);
+            }
+        }
+    }
+
+    /// The page for `records`: continued while the scroll or changed companies remain, with the
+    /// next run's watermark as its bookmark.
+    pub(super) fn page(&self, read: u64, records: Vec<Record>, skipped: Vec<String>) -> Page {
+        let more = !self.scanned || !self.changed.is_empty();
+        Page {
+            records,
+            read,
+            skipped,
+            next_cursor: more.then(|| serde_json::to_string(self).unwrap_or_default()),
+            bookmark: Some(self.next.to_string()),
+            bookmark_now: false,
+        }
+    }
+}
+
+/// The watermark a run started now leaves for the next one.
+fn watermark(request: &PageRequest) -> i64 {
+    (request.run_started_at - LAG).timestamp()
+}
+
+/// A first or full run: nothing to read, the watermark is where the next run starts.
+pub(super) fn first_run(request: &PageRequest) -> Page {
+    Page {
+        bookmark: Some(watermark(request).to_string()),
+        ..Page::default()
+    }
+}
+
+/// A contact's record written because its company changed at `changed`: observed no earlier
+/// than that, so the new attributes outdate what older observations wrote.
+pub(super) fn as_of(record: &mut Record, changed: Option<DateTime<Utc>>) {
+    if let Some(at) = changed {
+        record.observed_at = record.observed_at.max(at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn request(bookmark: Option<&str>, full: bool) -> PageRequest {
+        PageRequest {
+            stream: "companies".into(),
+            cursor: None,
+            bookmark: bookmark.map(str::to_string),
+            full,
+            since: None,
+            run_started_at: Utc.timestamp_opt(1_736_300_000, 0).single().expect("time"),
+            page_size: 150,
+        }
+    }
+
+    #[test]
+    fn a_wave_of_changes_is_taken_oldest_first_over_several_runs() {
+        assert_eq!(Progress::of(&request(None, false)), Ok(None));
+        assert_eq!(Progress::of(&request(Some("100"), true)), Ok(None));
+        let mut p = Progress::of(&request(Some("1000"), false))
+            .expect("ok")
+            .expect("incremental");
+        assert_eq!((p.since, p.next), (1_000, 1_736_300_000 - 300));
+        p.found((0..3_000).map(|i| (990 + i, format!("c{i}"))));
+        // Ten were older than the watermark; of the rest, the oldest 2,000.
+        assert_eq!(p.changed.len(), MAX_CHANGED);
+        assert_eq!(p.changed[0], (1_000, "c10".to_string()));
+        assert_eq!(p.next, 2_999);
+        let page = p.page(3_000, vec![], vec![]);
+        assert_eq!(page.bookmark.as_deref(), Some("2999"));
+        let cursor = page.next_cursor.expect("more");
+        let again = PageRequest {
+            cursor: Some(cursor),
+            ..request(None, false)
+        };
+        assert_eq!(Progress::of(&again), Ok(Some(p)));
+        assert_eq!(
+            first_run(&request(None, false)).bookmark.as_deref(),
+            Some("1736299700")
+        );
+    }
+}
