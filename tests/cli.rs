@@ -363,7 +363,8 @@ async fn plan_says_what_each_line_of_the_intercom_seed_does() {
         "    6  connectors.intercom.access_token: the API token is read from the variable \
          INTERCOM_ACCESS_TOKEN",
         "   12  connectors.intercom.sync.companies: the batch sync reads companies",
-        "   13  connectors.intercom.sync.events: intercom has no `events` stream yet: no effect",
+        "   13  connectors.intercom.sync.events: the batch sync reads each changed contact's \
+         data events with the contacts",
         "   21  connectors.intercom.lists.leads: list 37: leads join, and leave when they become \
          users",
         "   24  field_mapping.email: contacts are matched by email: no attribute",

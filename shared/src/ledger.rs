@@ -377,7 +377,8 @@ impl Ledger {
             | EventKind::TicketSnoozed
             | EventKind::TicketUnsnoozed
             | EventKind::MacroApplied
-            | EventKind::RuleExecuted => {}
+            | EventKind::RuleExecuted
+            | EventKind::DataEvent => {}
         }
         self.tickets.entry(key).or_default().join(&fact);
     }

@@ -5,6 +5,7 @@ pub mod aws;
 pub mod brevo;
 pub mod clock;
 pub mod config;
+pub mod data_events;
 pub mod helpdesk;
 pub mod http;
 pub mod identity;

@@ -543,7 +543,13 @@ impl Mapping {
         key: &ContactKey,
         event: &SupportEvent,
     ) -> Option<EventRequest> {
-        let event_name = self.event_name(source, event.kind)?;
+        let event_name = match event.kind {
+            EventKind::DataEvent => {
+                let sm = self.source(source);
+                crate::data_events::brevo_name(&sm.event_mapping, &self.event_mapping, event)?
+            }
+            kind => self.event_name(source, kind)?,
+        };
         let mut props: Map<String, Value> = Map::new();
         props.insert("source".into(), Value::String(source.to_string()));
         if let Some(t) = &event.ticket_id {

@@ -337,10 +337,13 @@ pub enum EventKind {
     MacroApplied,
     /// An automation rule acted on a ticket (Gorgias events feed).
     RuleExecuted,
+    /// One of the helpdesk's own events about the person (an Intercom data event); its name is
+    /// the `event_name` property (see [`crate::data_events`]).
+    DataEvent,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::TicketCreated,
         EventKind::TicketClosed,
         EventKind::TicketReopened,
@@ -353,6 +356,7 @@ impl EventKind {
         EventKind::AiEscalated,
         EventKind::MacroApplied,
         EventKind::RuleExecuted,
+        EventKind::DataEvent,
     ];
 
     /// The mapping key, as in the seeds' `event_mapping`.
@@ -370,6 +374,7 @@ impl EventKind {
             EventKind::AiEscalated => "ai_agent.escalated",
             EventKind::MacroApplied => "macro.applied",
             EventKind::RuleExecuted => "rule.executed",
+            EventKind::DataEvent => "data_event",
         }
     }
 

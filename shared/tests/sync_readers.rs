@@ -1540,6 +1540,97 @@ async fn intercom_company_changes_reach_the_contacts_whose_company_it_is() {
 }
 
 #[tokio::test]
+async fn intercom_changed_contacts_bring_their_data_events_when_switched_on() {
+    let server = MockServer::start().await;
+    let search = IntercomSearch::default();
+    *search.items.lock().expect("lock") = (0..3)
+        .map(|i| intercom_contact(&format!("c{i}"), "user", DAY + 5_000 + i))
+        .collect();
+    mount_intercom(&server, "contacts", &search).await;
+    let calls = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = calls.clone();
+    let base = server.uri();
+    Mock::given(method("GET"))
+        .and(path("/events"))
+        .and(header("authorization", "Bearer ic-token"))
+        .respond_with(move |r: &Request| {
+            assert_eq!(query(r, "type").as_deref(), Some("user"));
+            let contact = query(r, "intercom_user_id").expect("contact");
+            let page = query(r, "page");
+            seen.lock()
+                .expect("lock")
+                .push(format!("{contact}:{}", page.clone().unwrap_or_default()));
+            let ev = |id: &str, name: &str, at: i64| {
+                json!({"type": "event", "id": id,
+                "event_name": name, "created_at": at, "intercom_user_id": contact.clone(),
+                "metadata": {"plan": "pro"}})
+            };
+            let (events, next) = match (contact.as_str(), page.as_deref()) {
+                ("c0", _) => (
+                    vec![
+                        ev("e1", "placed-order", DAY + 4_000),
+                        ev("e0", "signed-up", DAY - 9_000),
+                    ],
+                    None,
+                ),
+                ("c1", None) => (
+                    vec![ev("e3", "invited-teammate", DAY + 4_500)],
+                    Some(format!(
+                        "{base}/events?type=user&intercom_user_id=c1&per_page=50&page=2"
+                    )),
+                ),
+                ("c1", Some("2")) => (vec![ev("e2", "placed-order", DAY + 3_000)], None),
+                _ => (vec![], None),
+            };
+            ResponseTemplate::new(200).set_body_json(json!({"type": "event.list", "events": events,
+                "pages": {"next": next}}))
+        })
+        .mount(&server)
+        .await;
+    let reader = intercom(&server).with_data_events(true);
+
+    // The backfill reads no events.
+    read_run(&reader, "contacts", None, at(DAY + 86_400), 150).await;
+    assert!(calls.lock().expect("lock").is_empty());
+
+    let watermark = (DAY + 1_000).to_string();
+    let pages = read_run(&reader, "contacts", Some(&watermark), at(DAY + 86_400), 150).await;
+    let all = records(&pages);
+    let names = |id: &str| -> Vec<String> {
+        let r = all
+            .iter()
+            .find(|r| r.person.source_id.as_deref() == Some(id))
+            .expect("contact");
+        r.events
+            .iter()
+            .filter(|e| e.kind == EventKind::DataEvent)
+            .map(|e| {
+                e.properties["event_name"]
+                    .as_str()
+                    .expect("name")
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(
+        names("c0"),
+        vec!["placed-order"],
+        "the event before the watermark is left out"
+    );
+    assert_eq!(names("c1"), vec!["invited-teammate", "placed-order"]);
+    assert!(names("c2").is_empty());
+    let mut asked = calls.lock().expect("lock").clone();
+    asked.sort();
+    assert_eq!(asked, vec!["c0:", "c1:", "c1:2", "c2:"]);
+    let e = all
+        .iter()
+        .flat_map(|r| &r.events)
+        .find(|e| e.kind == EventKind::DataEvent)
+        .expect("an event");
+    assert_eq!(e.properties["plan"], "pro");
+}
+
+#[tokio::test]
 async fn intercom_next_run_gets_same_day_updates_and_nothing_older_than_the_watermark() {
     let server = MockServer::start().await;
     let search = IntercomSearch::default();

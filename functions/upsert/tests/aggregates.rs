@@ -469,3 +469,56 @@ async fn a_tag_list_is_left_only_when_nothing_of_the_contacts_carries_the_tag() 
     .await;
     assert_eq!(lists(last_contact(&server).await), json!([VIP]));
 }
+
+#[tokio::test]
+async fn a_data_event_reaches_the_timeline_under_its_own_name_or_the_mapped_one() {
+    let server = brevo().await;
+    let mut mapping = Mapping::default();
+    mapping
+        .event_mapping
+        .insert("data_event.invited-teammate".into(), "TEAM_INVITE".into());
+    let upserter = Upserter::new(
+        fast_client(&server),
+        MemoryStateStore::new(),
+        NoLookup,
+        mapping,
+    );
+    let data_event = |id: &str, name: &str, minutes: i64| {
+        let occurred_at = at(minutes);
+        let mut e = event(
+            EventKind::DataEvent,
+            "-",
+            minutes,
+            json!({"event_name": name, "plan": "pro"}),
+        );
+        e.id = SupportEvent::stable_id(
+            &Source::Zendesk,
+            &format!("data_event:{id}"),
+            EventKind::DataEvent,
+            occurred_at,
+        );
+        e.ticket_id = None;
+        e.channel = None;
+        e
+    };
+    let report = upserter
+        .handle(&[delivery(
+            1,
+            "Jane",
+            5,
+            vec![
+                data_event("e1", "placed order", 1),
+                data_event("e2", "invited-teammate", 2),
+            ],
+        )])
+        .await;
+    assert!(report.failed.is_empty(), "{report:?}");
+    let events = bodies(&server, "/v3/events").await;
+    let names: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["event_name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["placed_order", "TEAM_INVITE"]);
+    assert_eq!(events[0]["event_properties"]["event_name"], "placed order");
+    assert_eq!(events[0]["event_properties"]["plan"], "pro");
+}

@@ -331,19 +331,15 @@ fn the_intercom_seed_loads_as_written() {
         .iter()
         .map(|w| (w.line, w.message.as_str()))
         .collect();
-    assert_eq!(warnings.len(), 2, "{warnings:?}");
-    // `companies` (line 12) switches the opt-in companies stream on; `tags` (line 14) the
-    // contacts' tags: no warning. Data events are not read yet.
-    assert!(cfg.stream_enabled(&Source::Intercom, "companies"));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    // `companies` (line 12) switches the opt-in companies stream on, `events` (13) the
+    // contacts' data events, `tags` (14) the contacts' tags: no warning.
+    for key in ["companies", "events", "tags"] {
+        assert!(cfg.stream_enabled(&Source::Intercom, key), "{key}");
+    }
     assert!(!FileConfig::default().stream_enabled(&Source::Intercom, "companies"));
-    assert!(cfg.stream_enabled(&Source::Intercom, "tags"));
-    assert_eq!(warnings[0].0, Some(13));
-    assert!(
-        warnings[0]
-            .1
-            .starts_with("connectors.intercom.sync.events: intercom has no")
-    );
-    assert!(warnings[1].1.contains("no `id` row"), "{warnings:?}");
+    assert!(!FileConfig::default().stream_enabled(&Source::Intercom, "events"));
+    assert!(warnings[0].1.contains("no `id` row"), "{warnings:?}");
 }
 
 #[test]
@@ -412,7 +408,7 @@ fn every_line_of_the_seeds_says_what_it_does() {
     );
     assert_eq!(
         says("connectors.intercom.sync.events"),
-        "intercom has no `events` stream yet: no effect"
+        "the batch sync reads each changed contact's data events with the contacts"
     );
     assert_eq!(
         says("connectors.intercom.sync.tags"),
@@ -554,7 +550,7 @@ historical_events: 1
              `ticket.closed`?); known events: ticket.created, ticket.closed, \
              ticket.reopened, satisfaction_survey.created, satisfaction_survey.responded, \
              customer.created, ticket.snoozed, ticket.unsnoozed, ai_agent.resolved, \
-             ai_agent.escalated, macro.applied, rule.executed",
+             ai_agent.escalated, macro.applied, rule.executed, data_event",
         ),
         (
             5,
@@ -760,6 +756,25 @@ fn streams_can_be_switched_off() {
 }
 
 #[test]
+fn data_events_can_be_renamed_one_by_one() {
+    let text = "event_mapping:\n  data_event.placed-order: ORDER_PLACED\n  data_event: \"\"\n";
+    let cfg = parse("d.yaml", text).expect("valid");
+    assert_eq!(cfg.warnings, vec![]);
+    assert_eq!(
+        cfg.mapping
+            .event_mapping
+            .get("data_event.placed-order")
+            .map(String::as_str),
+        Some("ORDER_PLACED")
+    );
+    let err = parse("d.yaml", "event_mapping:\n  data_event.: X\n").expect_err("no name");
+    assert!(
+        err.to_string().contains("`data_event.` is not an event"),
+        "{err}"
+    );
+}
+
+#[test]
 fn gorgias_events_run_only_when_switched_on() {
     // Without a file, and with a file that does not mention it: off.
     assert!(!FileConfig::default().stream_enabled(&Source::Gorgias, "events"));
@@ -911,7 +926,7 @@ fn generic_webhook_blocks_are_checked_with_their_lines() {
              ticket.created, ticket.closed, ticket.reopened, satisfaction_survey.created, \
              satisfaction_survey.responded, customer.created, ticket.snoozed, \
              ticket.unsnoozed, ai_agent.resolved, ai_agent.escalated, macro.applied, \
-             rule.executed, or ~ to update the contact without an event",
+             rule.executed, data_event, or ~ to update the contact without an event",
         ),
         (
             10,

@@ -6,6 +6,7 @@
 
 mod companies;
 mod conversation;
+mod data_events;
 /// Intercom's API on wiremock, for the tests of every crate (feature `testkit`).
 #[cfg(feature = "testkit")]
 pub mod fake;
@@ -18,6 +19,7 @@ pub mod webhook;
 /// The streams, in the order a run starts them.
 pub const STREAMS: [&str; 3] = ["contacts", "conversations", "companies"];
 
-/// The streams that run only when the configuration file switches them on
-/// (`sync.companies: true`): the companies stream scrolls over every company each run.
-pub const OPT_IN: [&str; 1] = ["companies"];
+/// The streams (and `sync` switches) that run only when the configuration file switches them
+/// on: `companies` scrolls over every company each run, `events` costs a call per changed
+/// contact.
+pub const OPT_IN: [&str; 2] = ["companies", "events"];

@@ -32,6 +32,7 @@ use serde_json::{Map, Value, json};
 
 use super::companies;
 use super::conversation::{ai_events, conversation_record};
+use super::data_events;
 use super::fields::{event, text, time};
 use super::tags;
 use crate::helpdesk::api::{Cache, valid_id};
@@ -67,6 +68,8 @@ pub struct IntercomReader {
     tag_names: Arc<Cache<(), Arc<HashMap<String, String>>>>,
     /// Whether contacts' tags are read (`sync.tags`, on unless switched off).
     contact_tags: bool,
+    /// Whether changed contacts' data events are read (`sync.events`, opt-in).
+    data_events: bool,
 }
 
 impl IntercomReader {
@@ -85,7 +88,14 @@ impl IntercomReader {
             companies: Arc::new(Cache::new(COMPANY_TTL, COMPANY_CACHE_CAPACITY)),
             tag_names: Arc::new(Cache::new(tags::NAMES_TTL, 1)),
             contact_tags: true,
+            data_events: false,
         }
+    }
+
+    /// Whether changed contacts' data events are read (`sync.events`).
+    pub fn with_data_events(mut self, on: bool) -> Self {
+        self.data_events = on;
+        self
     }
 
     /// Whether contacts' tags are read (`sync.tags`).
@@ -188,6 +198,56 @@ impl IntercomReader {
                     .header(reqwest::header::ACCEPT, "application/json")
             })
             .await
+    }
+
+    /// Adds each contact's data events since `since` (unix seconds) to its record
+    /// ([`data_events`]). An Intercom that refuses the call (no permission to read events)
+    /// leaves the page's contacts without them; one that fails makes the page wait.
+    async fn attach_data_events(
+        &self,
+        records: &mut [Record],
+        since: i64,
+    ) -> Result<(), FetchError> {
+        let Some(since) = chrono::DateTime::from_timestamp(since, 0) else {
+            return Ok(());
+        };
+        for record in records.iter_mut() {
+            let Some(id) = record.person.source_id.clone() else {
+                continue;
+            };
+            let mut query = vec![
+                ("type", "user".to_string()),
+                ("intercom_user_id", id),
+                ("per_page", data_events::PER_PAGE.to_string()),
+            ];
+            let mut path = "/events".to_string();
+            for _ in 0..data_events::MAX_PAGES {
+                let answer = match self.find(&path, "/events", &query).await {
+                    Ok(answer) => answer.unwrap_or(Value::Null),
+                    Err(FetchError::Rejected(reason)) => {
+                        tracing::warn!(%reason, "intercom data events not readable; contacts on this page are written without them");
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                };
+                let (events, more) = data_events::read(&answer, since);
+                record.events.extend(events);
+                let next = data_events::next_page(&answer).filter(|_| more);
+                match next {
+                    // A full address on this API's host: follow it as it is.
+                    Some(url) if url.starts_with(&self.base) => {
+                        path = url[self.base.len()..].to_string();
+                        query.clear();
+                    }
+                    Some(cursor) if !cursor.contains('/') => {
+                        query.retain(|(k, _)| *k != "starting_after");
+                        query.push(("starting_after", cursor));
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One page of the `companies` stream ([`companies`]).
@@ -430,6 +490,10 @@ impl SourceReader for IntercomReader {
                 self.attach_companies(&mut page.records).await;
                 if self.contact_tags {
                     self.attach_tags(&mut page.records).await;
+                }
+                let since = watermark(request);
+                if self.data_events && since > 0 {
+                    self.attach_data_events(&mut page.records, since).await?;
                 }
                 Ok(page)
             }

@@ -97,6 +97,7 @@ impl Helpdesk for Intercom {
                 &i.version,
             )
             .with_contact_tags(settings.file.stream_enabled(&Source::Intercom, "tags"))
+            .with_data_events(settings.file.stream_enabled(&Source::Intercom, "events"))
             .with_limiter(Arc::new(
                 Limiter::new("intercom", Rate::intercom()).alone_share(settings.sync_instances),
             )),

@@ -320,10 +320,17 @@ pub(super) fn known_streams(source: &Source) -> &'static [&'static str] {
 }
 
 /// Keys of a helpdesk's `sync` block that switch part of a stream rather than name one (on
-/// unless set to false), with what they read.
+/// unless set to false, or off unless set to true for those in the helpdesk's opt-in list), with
+/// what they read.
 pub(crate) fn sync_switches(source: &Source) -> &'static [(&'static str, &'static str)] {
     match source {
-        Source::Intercom => &[("tags", "each contact's tags with the contacts")],
+        Source::Intercom => &[
+            ("tags", "each contact's tags with the contacts"),
+            (
+                "events",
+                "each changed contact's data events with the contacts",
+            ),
+        ],
         Source::Gorgias => &[("tags", "each ticket's tags with the tickets")],
         _ => &[],
     }

@@ -170,7 +170,11 @@ impl Checker {
     pub(super) fn event_mapping(&mut self, node: &N, where_: &str) -> BTreeMap<String, String> {
         let mut names = BTreeMap::new();
         for e in self.entries(node, where_) {
-            let known = EventKind::from_key(&e.key).is_some();
+            let renamed_data_event = e
+                .key
+                .strip_prefix(&crate::data_events::key(""))
+                .is_some_and(|name| !name.trim().is_empty());
+            let known = EventKind::from_key(&e.key).is_some() || renamed_data_event;
             if !known {
                 let keys: Vec<&str> = EventKind::ALL.iter().map(|k| k.key()).collect();
                 let hint = suggest_event(&e.key)
