@@ -758,6 +758,69 @@ async fn preview_prints_the_brevo_requests_of_a_sample_delivery_under_the_config
 }
 
 #[tokio::test]
+async fn preview_shows_what_each_new_intercom_topic_sends_to_brevo() {
+    // The tag list follows the conversation's tags.
+    let config = temp_file(
+        "preview-intercom.yaml",
+        "connectors:\n  intercom:\n    tag_lists: { vip: 40 }\n",
+    );
+    let env = [("DESKBRIDGE_CONFIG", config.to_str().expect("utf-8 path"))];
+    for (file, topic, event_name) in [
+        (
+            "webhook-intercom-ticket-created.json",
+            "ticket.created",
+            "SUPPORT_TICKET_OPENED",
+        ),
+        (
+            "webhook-intercom-ticket-resolved.json",
+            "ticket.state.updated",
+            "SUPPORT_TICKET_RESOLVED",
+        ),
+        (
+            "webhook-intercom-conversation-snoozed.json",
+            "conversation.admin.snoozed",
+            "SUPPORT_TICKET_SNOOZED",
+        ),
+        (
+            "webhook-intercom-fin-resolved.json",
+            "conversation.operator.replied",
+            "SUPPORT_AI_RESOLVED",
+        ),
+    ] {
+        let sample = format!("{}/events/{file}", env!("CARGO_MANIFEST_DIR"));
+        let out = deskbridge(&["preview", &sample, "--json"], &env).await;
+        assert!(out.status.success(), "{file}: {}", both(&out));
+        let document: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+        assert_eq!(document["topic"], topic, "{file}");
+        assert_eq!(document["outcome"], "accepted", "{file}");
+        let requests = document["requests"].as_array().expect("requests");
+        let event = requests
+            .iter()
+            .find(|r| r["path"] == "/v3/events")
+            .unwrap_or_else(|| panic!("{file}: an event in {document}"));
+        assert_eq!(event["body"]["event_name"], event_name, "{file}");
+        assert_eq!(
+            event["body"]["event_properties"]["source"], "intercom",
+            "{file}"
+        );
+        let contact = requests
+            .iter()
+            .find(|r| r["path"] == "/v3/contacts")
+            .unwrap_or_else(|| panic!("{file}: a contact in {document}"));
+        // The conversations carry the `vip` tag: their contact joins its list.
+        let conversation = file.contains("conversation") || file.contains("fin");
+        assert_eq!(
+            contact["body"]["listIds"]
+                .as_array()
+                .is_some_and(|l| l.contains(&json!(40))),
+            conversation,
+            "{file}: {contact}"
+        );
+    }
+    std::fs::remove_file(config).ok();
+}
+
+#[tokio::test]
 async fn preview_reads_a_bare_body_names_what_it_ignores_and_refuses_what_it_cannot_read() {
     let sample: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(

@@ -234,6 +234,8 @@ async fn samples_from_all_three_helpdesks_and_cinnox_reach_brevo() {
         "CSAT_SURVEY_SENT",
         "CSAT_SUBMITTED",
         "SUPPORT_CUSTOMER_CREATED",
+        "SUPPORT_TICKET_SNOOZED",
+        "SUPPORT_AI_RESOLVED",
     ];
     for e in requests_to(&done, "/v3/events") {
         let name = e["event_name"].as_str().unwrap_or_default();

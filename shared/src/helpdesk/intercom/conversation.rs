@@ -227,28 +227,35 @@ pub(crate) fn conversation_record(
         occurred_at,
         properties,
     );
-    e.ticket_id = Some(conversation_id.clone());
+    e.ticket_id = Some(conversation_id);
     // `source.type` is the channel (`conversation` for Messenger, `email`, `facebook`, …);
     // `delivered_as` (who started it) is only a fallback.
     e.channel = source.and_then(|s| text(s.get("type")).or_else(|| text(s.get("delivered_as"))));
-    let tags = conversation_tags(item);
-    Ok(Record {
+    let mut record = Record {
         person,
         observed_at: time(item.get("updated_at")).unwrap_or(occurred_at),
         events: vec![e],
-        tags_added: tags.clone().unwrap_or_default(),
-        tag_holder: tags
-            .is_some()
-            .then(|| format!("conversation:{conversation_id}")),
-        tags_now: tags,
         ..Default::default()
-    })
+    };
+    carry_tags(&mut record, item);
+    Ok(record)
 }
 
-/// The names of a conversation's tags (`tags.tags[].name`), when the object lists them.
-fn conversation_tags(item: &Value) -> Option<Vec<String>> {
-    let tags = item.get("tags")?.get("tags")?.as_array()?;
-    Some(tags.iter().filter_map(|t| text(t.get("name"))).collect())
+/// Puts the conversation's tags (`tags.tags[].name`), when the object lists them, on `record` as
+/// the conversation's whole set (see [`crate::tags`]).
+pub(super) fn carry_tags(record: &mut Record, item: &Value) {
+    let (Some(id), Some(tags)) = (
+        text(item.get("id")),
+        item.get("tags")
+            .and_then(|t| t.get("tags"))
+            .and_then(Value::as_array),
+    ) else {
+        return;
+    };
+    let names: Vec<String> = tags.iter().filter_map(|t| text(t.get("name"))).collect();
+    record.tags_added = names.clone();
+    record.tags_now = Some(names);
+    record.tag_holder = Some(format!("conversation:{id}"));
 }
 
 /// The contact a conversation is about: the first listed contact, with the email and name of

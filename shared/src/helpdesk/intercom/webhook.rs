@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::conversation::{
-    ai_events, conversation_person, ticket_of, ticket_record, ticket_state, with_ai,
+    ai_events, carry_tags, conversation_person, ticket_of, ticket_record, ticket_state, with_ai,
 };
 pub use super::fields::person_from_contact;
 use super::fields::{event, person_with, text, time};
@@ -264,12 +264,14 @@ fn parse_item(
             }
             let person =
                 conversation_person(&item).ok_or(ParseError::Missing("data.item.contacts"))?;
-            Record {
+            let mut r = Record {
                 person,
                 observed_at: time(item.get("updated_at")).unwrap_or(sent_at),
                 events,
                 ..Default::default()
-            }
+            };
+            carry_tags(&mut r, &item);
+            r
         }
         // Intercom Tickets (API 2.x): the same milestones as conversations.
         "ticket.created" => ticket_record(&item, EventKind::TicketCreated, sent_at)?,
