@@ -34,8 +34,13 @@ pub fn brevo_name(
 
 /// `name` as Brevo takes event names: letters, digits, `_` and `-`, at most 255 characters.
 fn sanitized(name: &str) -> String {
-    name.trim()
-        .chars()
+    brevo_safe(name.trim()).chars().take(255).collect()
+}
+
+/// `name` with every character other than letters, digits, `_` and `-` made `_` (what Brevo
+/// takes in event names and property keys).
+pub fn brevo_safe(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
                 c
@@ -43,7 +48,6 @@ fn sanitized(name: &str) -> String {
                 '_'
             }
         })
-        .take(255)
         .collect()
 }
 

@@ -559,17 +559,7 @@ impl Mapping {
             props.insert("channel".into(), Value::String(c.clone()));
         }
         for (k, v) in &event.properties {
-            let clean: String = k
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            props.insert(clean, v.clone());
+            props.insert(crate::data_events::brevo_safe(k), v.clone());
         }
         Some(EventRequest {
             event_name,

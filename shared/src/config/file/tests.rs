@@ -140,6 +140,7 @@ fn the_example_file_parses_into_the_expected_mapping() {
                 events: BTreeMap::from([
                     ("enquiry.new".into(), Some(EventKind::TicketCreated)),
                     ("enquiry.closed".into(), Some(EventKind::TicketClosed)),
+                    ("enquiry.missed".into(), Some(EventKind::DataEvent)),
                     ("contact.created".into(), Some(EventKind::CustomerCreated)),
                     ("contact.edited".into(), None),
                 ]),

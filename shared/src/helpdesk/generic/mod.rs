@@ -228,13 +228,18 @@ pub fn parse_webhook(
             (_, Some(ticket)) => format!("ticket:{ticket}"),
             (_, None) => format!("delivery:{delivery_id}"),
         };
+        let mut properties = Map::new();
+        // A sender's own event keeps its name (see `crate::data_events`).
+        if kind == EventKind::DataEvent {
+            properties.insert("event_name".into(), Value::String(topic.clone()));
+        }
         events.push(SupportEvent {
             id: SupportEvent::stable_id(&source, &subject, kind, observed_at),
             kind,
             occurred_at: observed_at,
             ticket_id: ticket.filter(|_| kind != EventKind::CustomerCreated),
             channel: text(at(&fields.channel)).map(|c| c.to_lowercase()),
-            properties: Map::new(),
+            properties,
         });
     }
 
@@ -320,6 +325,33 @@ mod tests {
             }
             other => panic!("expected an accepted delivery, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn any_event_a_sender_names_can_reach_the_timeline_under_its_name() {
+        let mut config = cinnox();
+        config
+            .events
+            .insert("enquiry.missed".into(), Some(EventKind::DataEvent));
+        let body = ENQUIRY_NEW.replace("\"enquiry.new\"", "\"enquiry.missed\"");
+        let (d, r) = record(&config, &body);
+        assert_eq!(d.topic, "enquiry.missed");
+        let e = &r.events[0];
+        assert_eq!(e.kind, EventKind::DataEvent);
+        assert_eq!(e.properties["event_name"], "enquiry.missed");
+        // Its Brevo name: its own, made Brevo-safe, unless `data_event.<name>` renames it.
+        let mut mapping = crate::mapping::Mapping::default();
+        let key = crate::brevo::ContactKey::Email("mei.lin@example.com".into());
+        let source = Source::Generic("cinnox".into());
+        let sent = mapping.event(&source, &key, e).expect("sent");
+        assert_eq!(sent.event_name, "enquiry_missed");
+        mapping.event_mapping.insert(
+            crate::data_events::key("enquiry.missed"),
+            "CINNOX_ENQUIRY_MISSED".into(),
+        );
+        let sent = mapping.event(&source, &key, e).expect("sent");
+        assert_eq!(sent.event_name, "CINNOX_ENQUIRY_MISSED");
+        assert_eq!(sent.event_properties["ticket_id"], "ENQ-20250108-0042");
     }
 
     #[test]
