@@ -136,6 +136,7 @@ fn the_example_file_parses_into_the_expected_mapping() {
                     delivery_id: pointer("/delivery_id"),
                     subject: pointer("/enquiry/id"),
                     channel: pointer("/enquiry/channel"),
+                    ..Default::default()
                 },
                 events: BTreeMap::from([
                     ("enquiry.new".into(), Some(EventKind::TicketCreated)),
@@ -757,6 +758,31 @@ fn streams_can_be_switched_off() {
 }
 
 #[test]
+fn generic_sources_read_tags_scores_and_event_properties_by_pointer() {
+    let text = "connectors:\n  generic:desk:\n    auth: { type: bearer, token_env: DESK_TOKEN }\n    fields:\n      email: /email\n      event_type: /event\n      tags: /tags\n      score: /rating/score\n      properties:\n        agent: /agent/name\n        queue: queue\n    events: { rated: satisfaction_survey.responded }\n";
+    let err = parse("g.yaml", text).expect_err("a bad pointer");
+    let problems: Vec<(Option<usize>, String)> = err
+        .problems
+        .iter()
+        .map(|p| (p.line, p.message.clone()))
+        .collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].0, Some(11));
+    assert!(
+        problems[0]
+            .1
+            .contains("fields.properties.queue: `queue` is not a JSON pointer"),
+        "{problems:?}"
+    );
+    let cfg = parse("g.yaml", &text.replace(": queue\n", ": /queue\n")).expect("valid");
+    let f = &cfg.generic["desk"].fields;
+    assert_eq!(f.tags.as_deref(), Some("/tags"));
+    assert_eq!(f.score.as_deref(), Some("/rating/score"));
+    assert_eq!(f.properties["agent"], "/agent/name");
+    assert_eq!(f.properties["queue"], "/queue");
+}
+
+#[test]
 fn data_events_can_be_renamed_one_by_one() {
     let text = "event_mapping:\n  data_event.placed-order: ORDER_PLACED\n  data_event: \"\"\n";
     let cfg = parse("d.yaml", text).expect("valid");
@@ -913,7 +939,7 @@ fn generic_webhook_blocks_are_checked_with_their_lines() {
             7,
             "unknown key `mail` in connectors.generic:helpscout.fields (did you mean \
              `email`?); known keys: email, phone, name, first_name, last_name, \
-             external_id, event_type, event_time, delivery_id, subject, channel",
+             external_id, event_type, event_time, delivery_id, subject, channel, tags, score, properties",
         ),
         (
             7,

@@ -77,6 +77,14 @@ pub struct GenericFields {
     pub subject: Option<String>,
     /// The channel the ticket came in through (email, whatsapp, …).
     pub channel: Option<String>,
+    /// The tags the ticket (or, without `subject`, the person) carries now: an array of names
+    /// (or of objects with a `name`), or names separated by commas. Drives `tag_lists`.
+    pub tags: Option<String>,
+    /// A satisfaction score (a number of 5, or `good`/`bad`) put on the delivery's event as
+    /// its `score`: a `satisfaction_survey.responded` event with one feeds the CSAT figures.
+    pub score: Option<String>,
+    /// Event property name -> pointer: put on the delivery's event when the body has a value.
+    pub properties: BTreeMap<String, String>,
 }
 
 impl GenericFields {
@@ -94,6 +102,8 @@ impl GenericFields {
             ("delivery_id", &self.delivery_id),
             ("subject", &self.subject),
             ("channel", &self.channel),
+            ("tags", &self.tags),
+            ("score", &self.score),
         ]
         .into_iter()
         .filter_map(|(name, p)| p.as_deref().map(|p| (name, p)))
@@ -102,7 +112,7 @@ impl GenericFields {
 }
 
 /// The field names a `fields` block accepts.
-pub const FIELD_NAMES: [&str; 11] = [
+pub const FIELD_NAMES: [&str; 14] = [
     "email",
     "phone",
     "name",
@@ -114,6 +124,9 @@ pub const FIELD_NAMES: [&str; 11] = [
     "delivery_id",
     "subject",
     "channel",
+    "tags",
+    "score",
+    "properties",
 ];
 
 /// One generic source, as the configuration file describes it.
@@ -229,6 +242,14 @@ pub fn parse_webhook(
             (_, None) => format!("delivery:{delivery_id}"),
         };
         let mut properties = Map::new();
+        for (name, pointer) in &fields.properties {
+            if let Some(v) = value.pointer(pointer).filter(|v| !v.is_null()) {
+                properties.insert(name.clone(), v.clone());
+            }
+        }
+        if let Some(score) = at(&fields.score).filter(|v| !v.is_null()) {
+            properties.insert("score".into(), score.clone());
+        }
         // A sender's own event keeps its name (see `crate::data_events`).
         if kind == EventKind::DataEvent {
             properties.insert("event_name".into(), Value::String(topic.clone()));
@@ -243,17 +264,42 @@ pub fn parse_webhook(
         });
     }
 
+    let mut record = Record {
+        person,
+        observed_at,
+        profile: Some(clean(value).into()),
+        events,
+        ..Default::default()
+    };
+    // The tags as a whole set, of the ticket when the delivery names one.
+    if let Some(tags) = fields.tags.as_ref().map(|p| tag_names(value.pointer(p))) {
+        record.tag_holder = text(at(&fields.subject)).map(|t| format!("ticket:{t}"));
+        record.tags_added = tags.clone();
+        record.tags_now = Some(tags);
+    }
     Ok(Parsed::Accepted(Delivery {
         delivery_id,
         topic,
-        records: vec![Record {
-            person,
-            observed_at,
-            profile: Some(clean(value).into()),
-            events,
-            ..Default::default()
-        }],
+        records: vec![record],
     }))
+}
+
+/// Tag names from an array of names (or of objects with a `name`), or from names separated by
+/// commas; nothing (no value) is no tags.
+fn tag_names(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|t| text(Some(t)).or_else(|| text(t.get("name"))))
+            .collect(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -325,6 +371,43 @@ mod tests {
             }
             other => panic!("expected an accepted delivery, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn tags_scores_and_properties_come_from_the_body_by_pointer() {
+        let mut config = cinnox();
+        config.fields.tags = Some("/enquiry/tags".into());
+        config.fields.score = Some("/enquiry/csat".into());
+        config.fields.properties = BTreeMap::from([
+            ("case".into(), "/enquiry/case_number".into()),
+            ("missing".into(), "/enquiry/nothing".into()),
+        ]);
+        config
+            .events
+            .insert("enquiry.rated".into(), Some(EventKind::SurveyResponded));
+        let body = ENQUIRY_NEW
+            .replace("\"enquiry.new\"", "\"enquiry.rated\"")
+            .replace(
+                "\"type\": \"sales\"",
+                "\"type\": \"sales\", \"tags\": [\"VIP\", {\"name\": \"urgent\"}], \"csat\": 4",
+            );
+        let (_, r) = record(&config, &body);
+        let e = &r.events[0];
+        assert_eq!(e.kind, EventKind::SurveyResponded);
+        assert_eq!(e.properties["score"], 4);
+        assert_eq!(e.properties["case"], "42");
+        assert!(e.properties.get("missing").is_none());
+        // The enquiry carries the tags, as a whole set.
+        assert_eq!(r.tag_holder.as_deref(), Some("ticket:ENQ-20250108-0042"));
+        assert_eq!(
+            r.tags_now,
+            Some(vec!["VIP".to_string(), "urgent".to_string()])
+        );
+        assert_eq!(
+            tag_names(Some(&serde_json::json!("a, b,,c"))),
+            vec!["a", "b", "c"]
+        );
+        assert!(tag_names(None).is_empty());
     }
 
     #[test]

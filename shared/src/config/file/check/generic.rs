@@ -251,6 +251,38 @@ impl Checker {
     }
 
     /// `fields: { email: /contact/email, … }`: RFC 6901 JSON pointers.
+    /// The JSON pointer an entry of `where_` holds; `None` (reported) when it holds none.
+    fn pointer(&mut self, k: &Entry, where_: &str) -> Option<String> {
+        let here = dotted(where_, &k.key);
+        let pointer = match &k.value.value {
+            Node::Str(p) => p.trim().to_string(),
+            other => {
+                self.error(
+                    k.value_line(),
+                    format!(
+                        "{here} must be a JSON pointer such as /contact/email, not {}",
+                        shown(other)
+                    ),
+                );
+                return None;
+            }
+        };
+        if !generic::valid_pointer(&pointer) {
+            let hint = if pointer.starts_with('/') || pointer.is_empty() {
+                "`~` must be followed by 0 (for ~) or 1 (for /)".to_string()
+            } else {
+                let slashed = pointer.trim_start_matches("$.").replace('.', "/");
+                format!("pointers start with / (did you mean `/{slashed}`?)")
+            };
+            self.error(
+                k.value_line(),
+                format!("{here}: `{pointer}` is not a JSON pointer (RFC 6901); {hint}"),
+            );
+            return None;
+        }
+        Some(pointer)
+    }
+
     pub(super) fn generic_fields(&mut self, f: &Entry, at: &str) -> Option<GenericFields> {
         let where_ = format!("{at}.fields");
         let mut fields = GenericFields::default();
@@ -268,42 +300,29 @@ impl Checker {
                 "delivery_id" => &mut fields.delivery_id,
                 "subject" => &mut fields.subject,
                 "channel" => &mut fields.channel,
+                "tags" => &mut fields.tags,
+                "score" => &mut fields.score,
+                "properties" => {
+                    let here = dotted(&where_, &k.key);
+                    for p in self.entries(k.value, &here) {
+                        if let Some(pointer) = self.pointer(&p, &here) {
+                            fields.properties.insert(p.key.clone(), pointer);
+                        } else {
+                            ok = false;
+                        }
+                    }
+                    continue;
+                }
                 _ => {
                     self.unknown_key(&k, &where_, &generic::FIELD_NAMES);
                     ok = false;
                     continue;
                 }
             };
-            let here = dotted(&where_, &k.key);
-            let pointer = match &k.value.value {
-                Node::Str(p) => p.trim().to_string(),
-                other => {
-                    self.error(
-                        k.value_line(),
-                        format!(
-                            "{here} must be a JSON pointer such as /contact/email, not {}",
-                            shown(other)
-                        ),
-                    );
-                    ok = false;
-                    continue;
-                }
-            };
-            if !generic::valid_pointer(&pointer) {
-                let hint = if pointer.starts_with('/') || pointer.is_empty() {
-                    "`~` must be followed by 0 (for ~) or 1 (for /)".to_string()
-                } else {
-                    let slashed = pointer.trim_start_matches("$.").replace('.', "/");
-                    format!("pointers start with / (did you mean `/{slashed}`?)")
-                };
-                self.error(
-                    k.value_line(),
-                    format!("{here}: `{pointer}` is not a JSON pointer (RFC 6901); {hint}"),
-                );
-                ok = false;
-                continue;
+            match self.pointer(&k, &where_) {
+                Some(pointer) => *slot = Some(pointer),
+                None => ok = false,
             }
-            *slot = Some(pointer);
         }
         let named: Vec<&str> = fields.pointers().iter().map(|(n, _)| *n).collect();
         if ok && !IDENTIFYING_FIELDS.iter().any(|n| named.contains(n)) {
