@@ -214,7 +214,7 @@ async fn samples_from_all_three_helpdesks_and_cinnox_reach_brevo() {
             "identifiers": {"email_id": "mei.lin@example.com"},
             "event_date": "2025-01-08T10:12:07Z",
             "event_properties": {"source": "generic:cinnox", "ticket_id": "ENQ-20250108-0042",
-                "channel": "whatsapp"}})
+                "channel": "whatsapp", "case_number": "42", "status": "open"}})
     );
     for c in &contacts {
         assert_eq!(c["updateEnabled"], json!(true), "every upsert updates: {c}");
@@ -249,6 +249,116 @@ async fn samples_from_all_three_helpdesks_and_cinnox_reach_brevo() {
             Some("test-brevo-key")
         );
     }
+    runner.stop().await;
+}
+
+#[tokio::test]
+async fn every_cinnox_trigger_sample_reaches_brevo_as_the_example_configures() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "cinnox-triggers").await;
+    let brevo = brevo_ok().await;
+    let settings = common::settings(
+        &res,
+        Some(&brevo.uri()),
+        &[
+            ("DESKBRIDGE_CONFIG", common::CINNOX_CONFIG),
+            ("CINNOX_WEBHOOK_TOKEN", common::CINNOX_TOKEN),
+        ],
+    );
+    let runner = Runner::start(&sdk, settings).await;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events");
+    let mut samples: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("events/ exists")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("cinnox-"))
+        })
+        .collect();
+    samples.sort();
+    // Every trigger of CINNOX's Zapier app has a sample.
+    assert_eq!(samples.len(), 13, "{samples:?}");
+    let auth = vec![("authorization", format!("Bearer {}", common::CINNOX_TOKEN))];
+    let mut answers = std::collections::BTreeMap::new();
+    for file in &samples {
+        let body = std::fs::read(file).expect("sample");
+        let (status, answer) = runner.post("/webhooks/generic/cinnox", &auth, body).await;
+        assert_eq!(status, 200, "{}: {answer}", file.display());
+        let name = file
+            .file_stem()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        answers.insert(
+            name,
+            answer["status"].as_str().unwrap_or_default().to_string(),
+        );
+    }
+    // Deletions and the account's tag triggers are acknowledged and left alone.
+    for ignored in [
+        "cinnox-contact-deleted",
+        "cinnox-tag-created",
+        "cinnox-tag-edited",
+        "cinnox-tag-deleted",
+    ] {
+        assert_eq!(answers[ignored], "ignored", "{answers:?}");
+    }
+    assert_eq!(
+        answers.values().filter(|a| *a == "queued").count(),
+        9,
+        "{answers:?}"
+    );
+
+    let expected: std::collections::BTreeSet<&str> = [
+        "SUPPORT_TICKET_OPENED",
+        "CINNOX_ENQUIRY_HANDLED",
+        "SUPPORT_TICKET_RESOLVED",
+        "CINNOX_ENQUIRY_MISSED",
+        "SUPPORT_CUSTOMER_CREATED",
+        "CINNOX_OWNER_TRANSFERRED",
+        "CINNOX_SMS_STATUS",
+    ]
+    .into();
+    let events = common::eventually(Duration::from_secs(30), || async {
+        let events = requests_to(&received(&brevo).await, "/v3/events");
+        let names: std::collections::BTreeSet<String> = events
+            .iter()
+            .filter_map(|e| e["event_name"].as_str().map(str::to_string))
+            .collect();
+        (names.len() == expected.len()).then_some(events)
+    })
+    .await
+    .expect("every trigger's event reached Brevo");
+    let names: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter_map(|e| e["event_name"].as_str())
+        .collect();
+    assert_eq!(names, expected);
+    let missed = events
+        .iter()
+        .find(|e| e["event_name"] == "CINNOX_ENQUIRY_MISSED")
+        .expect("missed");
+    assert_eq!(
+        missed["identifiers"],
+        json!({"email_id": "mei.lin@example.com"})
+    );
+    assert_eq!(missed["event_properties"]["ticket_id"], "ENQ-20250108-0051");
+    assert_eq!(missed["event_properties"]["event_name"], "enquiry.missed");
+    assert_eq!(missed["event_properties"]["case_number"], "51");
+    let transfer = events
+        .iter()
+        .find(|e| e["event_name"] == "CINNOX_OWNER_TRANSFERRED")
+        .expect("transfer");
+    assert_eq!(transfer["event_properties"]["to_owner_id"], "staff-31");
+    // The SMS status names only a phone number: its event is addressed by it.
+    let sms = events
+        .iter()
+        .find(|e| e["event_name"] == "CINNOX_SMS_STATUS")
+        .expect("sms");
+    assert_eq!(sms["identifiers"], json!({"phone_id": "+6581234567"}));
+    assert_eq!(sms["event_properties"]["status"], "delivered");
     runner.stop().await;
 }
 

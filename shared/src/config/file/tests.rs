@@ -852,8 +852,18 @@ fn the_cinnox_zapier_example_loads() {
         }
     );
     assert_eq!(g.fields.email.as_deref(), Some("/email"));
-    assert_eq!(g.events.len(), 4);
+    // Every CINNOX trigger about a person, and none of the account's tag triggers.
+    assert_eq!(g.events.len(), 9);
     assert_eq!(g.events["contact.edited"], None);
+    assert_eq!(g.events["enquiry.missed"], Some(EventKind::DataEvent));
+    assert!(!g.events.contains_key("tag.created") && !g.events.contains_key("contact.deleted"));
+    assert_eq!(g.fields.properties["case_number"], "/case_number");
+    assert_eq!(
+        cfg.mapping
+            .source(&Source::Generic("cinnox".into()))
+            .event_mapping["data_event.enquiry.missed"],
+        "CINNOX_ENQUIRY_MISSED"
+    );
     let cinnox = Source::Generic("cinnox".into());
     assert_eq!(
         cfg.mapping.source(&cinnox).field_mapping.last(),
