@@ -116,8 +116,15 @@ pub fn signed_request(file: &Path, settings: &Settings) -> anyhow::Result<Sample
                     scheme.header.to_ascii_lowercase(),
                     scheme.sign(secret, body.as_bytes()),
                 )),
+                GenericAuth::HmacSha1 { scheme, .. } => headers.push((
+                    scheme.header.to_ascii_lowercase(),
+                    scheme.sign_sha1(secret, body.as_bytes()),
+                )),
                 GenericAuth::Bearer { .. } => {
                     headers.push(("authorization".into(), format!("Bearer {secret}")));
+                }
+                GenericAuth::Basic { .. } => {
+                    headers.push(("authorization".into(), signature::basic_header(secret)));
                 }
             }
         }

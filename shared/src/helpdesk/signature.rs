@@ -160,6 +160,33 @@ pub fn verify_bearer(token: &str, headers: &http::HeaderMap) -> Result<(), AuthE
     Ok(())
 }
 
+/// Checks HTTP Basic authentication: `Authorization: Basic base64(user:password)` must carry
+/// exactly `credentials` (`user:password`), compared in constant time. Empty credentials never
+/// match.
+pub fn verify_basic(credentials: &str, headers: &http::HeaderMap) -> Result<(), AuthError> {
+    let value = header(headers, AUTHORIZATION_HEADER)
+        .map_err(|_| AuthError::BadSignature)?
+        .ok_or_else(|| AuthError::Missing(AUTHORIZATION_HEADER.into()))?;
+    let (scheme, encoded) = value.split_once(' ').ok_or(AuthError::BadSignature)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(AuthError::BadSignature);
+    }
+    let given = BASE64
+        .decode(encoded.trim())
+        .map_err(|_| AuthError::BadSignature)?;
+    let given = Sha256::digest(&given);
+    let expected = Sha256::digest(credentials.as_bytes());
+    if credentials.is_empty() || !bool::from(given.as_slice().ct_eq(expected.as_slice())) {
+        return Err(AuthError::BadSignature);
+    }
+    Ok(())
+}
+
+/// The `Authorization` value of HTTP Basic authentication with `credentials` (`user:password`).
+pub fn basic_header(credentials: &str) -> String {
+    format!("Basic {}", BASE64.encode(credentials))
+}
+
 /// How a MAC is written in a header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignatureEncoding {
@@ -189,6 +216,29 @@ impl HmacSha256Scheme {
         headers: &http::HeaderMap,
         body: &[u8],
     ) -> Result<(), AuthError> {
+        self.verify_with::<Sha256>(secret, headers, body)
+    }
+
+    /// [`Self::verify`] with HMAC-SHA1, for senders that still sign with it.
+    pub fn verify_sha1(
+        &self,
+        secret: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<(), AuthError> {
+        self.verify_with::<Sha1>(secret, headers, body)
+    }
+
+    fn verify_with<D>(
+        &self,
+        secret: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<(), AuthError>
+    where
+        D: hmac::EagerHash,
+        Hmac<D>: KeyInit + Mac,
+    {
         let value = header(headers, &self.header)
             .map_err(|_| AuthError::BadSignature)?
             .ok_or_else(|| AuthError::Missing(self.header.clone()))?;
@@ -207,7 +257,7 @@ impl HmacSha256Scheme {
         if secret.is_empty() {
             return Err(AuthError::BadSignature);
         }
-        mac::<Sha256>(secret.as_bytes(), &[body])
+        mac::<D>(secret.as_bytes(), &[body])
             .ok_or(AuthError::BadSignature)?
             .verify_slice(&given)
             .map_err(|_| AuthError::BadSignature)
@@ -215,7 +265,20 @@ impl HmacSha256Scheme {
 
     /// The header value a sender using this scheme sends for `body`.
     pub fn sign(&self, secret: &str, body: &[u8]) -> String {
-        let Some(mac) = mac::<Sha256>(secret.as_bytes(), &[body]) else {
+        self.sign_with::<Sha256>(secret, body)
+    }
+
+    /// [`Self::sign`] with HMAC-SHA1.
+    pub fn sign_sha1(&self, secret: &str, body: &[u8]) -> String {
+        self.sign_with::<Sha1>(secret, body)
+    }
+
+    fn sign_with<D>(&self, secret: &str, body: &[u8]) -> String
+    where
+        D: hmac::EagerHash,
+        Hmac<D>: KeyInit + Mac,
+    {
+        let Some(mac) = mac::<D>(secret.as_bytes(), &[body]) else {
             return String::new();
         };
         let bytes = mac.finalize().into_bytes();

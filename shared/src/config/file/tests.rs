@@ -783,6 +783,30 @@ fn generic_sources_read_tags_scores_and_event_properties_by_pointer() {
 }
 
 #[test]
+fn generic_sources_can_sign_with_sha1_or_use_basic_auth() {
+    let text = "connectors:\n  generic:legacy:\n    auth: { type: hmac_sha1, header: X-Hub-Signature, secret_env: LEGACY_SECRET, prefix: \"sha1=\" }\n    fields: { email: /email }\n  generic:zap:\n    auth: { type: basic, credentials_env: ZAP_BASIC }\n    fields: { email: /email }\n";
+    let cfg = parse("a.yaml", text).expect("valid");
+    assert!(matches!(
+        cfg.generic["legacy"].auth,
+        GenericAuth::HmacSha1 { .. }
+    ));
+    assert_eq!(
+        cfg.generic["zap"].auth,
+        GenericAuth::Basic {
+            credentials_env: "ZAP_BASIC".into()
+        }
+    );
+    let err = parse(
+        "a.yaml",
+        "connectors:\n  generic:zap:\n    auth: { type: basic, password: hunter2 }\n    fields: { email: /email }\n",
+    )
+    .expect_err("a password in the file");
+    let text = err.to_string();
+    assert!(text.contains("secrets never go in this file"), "{text}");
+    assert!(text.contains("`credentials_env`"), "{text}");
+}
+
+#[test]
 fn data_events_can_be_renamed_one_by_one() {
     let text = "event_mapping:\n  data_event.placed-order: ORDER_PLACED\n  data_event: \"\"\n";
     let cfg = parse("d.yaml", text).expect("valid");
@@ -913,7 +937,7 @@ fn generic_webhook_blocks_are_checked_with_their_lines() {
         (
             4,
             "connectors.generic:cinnox.auth.type: unknown auth type `hmac_sha265` (did you \
-             mean `hmac_sha256`?); known: hmac_sha256, bearer",
+             mean `hmac_sha256`?); known: hmac_sha256, hmac_sha1, bearer, basic",
         ),
         (
             6,

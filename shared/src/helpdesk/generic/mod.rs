@@ -29,16 +29,25 @@ pub enum GenericAuth {
         scheme: HmacSha256Scheme,
         secret_env: String,
     },
+    /// HMAC-SHA1 of the raw body, in a header (older senders).
+    HmacSha1 {
+        scheme: HmacSha256Scheme,
+        secret_env: String,
+    },
     /// `Authorization: Bearer <token>`.
     Bearer { token_env: String },
+    /// `Authorization: Basic …` of the `user:password` the variable holds.
+    Basic { credentials_env: String },
 }
 
 impl GenericAuth {
     /// The variable (or secret key) holding the signing secret or the token.
     pub fn secret_var(&self) -> &str {
         match self {
-            GenericAuth::HmacSha256 { secret_env, .. } => secret_env,
+            GenericAuth::HmacSha256 { secret_env, .. }
+            | GenericAuth::HmacSha1 { secret_env, .. } => secret_env,
             GenericAuth::Bearer { token_env } => token_env,
+            GenericAuth::Basic { credentials_env } => credentials_env,
         }
     }
 
@@ -51,7 +60,9 @@ impl GenericAuth {
     ) -> Result<(), AuthError> {
         match self {
             GenericAuth::HmacSha256 { scheme, .. } => scheme.verify(secret, headers, body),
+            GenericAuth::HmacSha1 { scheme, .. } => scheme.verify_sha1(secret, headers, body),
             GenericAuth::Bearer { .. } => signature::verify_bearer(secret, headers),
+            GenericAuth::Basic { .. } => signature::verify_basic(secret, headers),
         }
     }
 }
@@ -635,6 +646,51 @@ mod tests {
         assert_eq!(
             bearer.verify("other", &h, body),
             Err(AuthError::BadSignature)
+        );
+
+        // HMAC-SHA1, as older senders sign; an SHA-256 signature does not pass for it.
+        let sha1 = GenericAuth::HmacSha1 {
+            scheme: scheme.clone(),
+            secret_env: "DESK_SECRET".into(),
+        };
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "x-signature",
+            http::HeaderValue::from_str(&scheme.sign_sha1(secret, body)).expect("value"),
+        );
+        assert_eq!(sha1.verify(secret, &h, body), Ok(()));
+        assert_eq!(auth.verify(secret, &h, body), Err(AuthError::BadSignature));
+        assert!(scheme.sign_sha1(secret, body).len() < scheme.sign(secret, body).len());
+
+        // Basic: the variable holds `user:password`.
+        let basic = GenericAuth::Basic {
+            credentials_env: "DESK_BASIC".into(),
+        };
+        assert_eq!(basic.secret_var(), "DESK_BASIC");
+        let mut h = http::HeaderMap::new();
+        let value = signature::basic_header("zapier:s3cret");
+        assert_eq!(value, "Basic emFwaWVyOnMzY3JldA==");
+        h.insert(
+            "authorization",
+            http::HeaderValue::from_str(&value).expect("value"),
+        );
+        assert_eq!(basic.verify("zapier:s3cret", &h, body), Ok(()));
+        for wrong in ["zapier:other", "", "zapier"] {
+            assert_eq!(
+                basic.verify(wrong, &h, body),
+                Err(AuthError::BadSignature),
+                "{wrong}"
+            );
+        }
+        let mut h = http::HeaderMap::new();
+        h.insert("authorization", http::HeaderValue::from_static("Basic !!"));
+        assert_eq!(
+            basic.verify("zapier:s3cret", &h, body),
+            Err(AuthError::BadSignature)
+        );
+        assert_eq!(
+            basic.verify("zapier:s3cret", &http::HeaderMap::new(), body),
+            Err(AuthError::Missing("Authorization".into()))
         );
     }
 }

@@ -8,9 +8,10 @@ use crate::helpdesk::generic::{self, GenericAuth, GenericFields, GenericSource};
 use crate::helpdesk::signature::{HmacSha256Scheme, SignatureEncoding};
 use crate::model::EventKind;
 
-const AUTH_TYPES: &[&str] = &["hmac_sha256", "bearer"];
+const AUTH_TYPES: &[&str] = &["hmac_sha256", "hmac_sha1", "bearer", "basic"];
 const HMAC_KEYS: &[&str] = &["type", "header", "secret_env", "encoding", "prefix"];
 const BEARER_KEYS: &[&str] = &["type", "token_env"];
+const BASIC_KEYS: &[&str] = &["type", "credentials_env"];
 /// Fields of which a generic delivery must name at least one: how the person is told apart.
 const IDENTIFYING_FIELDS: &[&str] = &["email", "phone", "external_id"];
 
@@ -113,7 +114,7 @@ impl Checker {
             None => {
                 self.error(
                     f.line,
-                    format!("{where_} needs a `type`: hmac_sha256 or bearer"),
+                    format!("{where_} needs a `type`: {}", AUTH_TYPES.join(", ")),
                 );
                 return None;
             }
@@ -135,9 +136,15 @@ impl Checker {
                 return None;
             }
         };
-        let hmac = kind == "hmac_sha256";
-        let known = if hmac { HMAC_KEYS } else { BEARER_KEYS };
+        let hmac = kind.starts_with("hmac_");
+        let basic = kind == "basic";
+        let known = match (hmac, basic) {
+            (true, _) => HMAC_KEYS,
+            (_, true) => BASIC_KEYS,
+            _ => BEARER_KEYS,
+        };
         let (mut header, mut secret_env, mut token_env, mut prefix) = (None, None, None, None);
+        let mut credentials_env = None;
         let mut encoding = Some(SignatureEncoding::Hex);
         let mut ok = true;
         for k in &entries {
@@ -156,7 +163,8 @@ impl Checker {
                     }
                 }
                 "secret_env" if hmac => secret_env = self.variable_name(k, &where_),
-                "token_env" if !hmac => token_env = self.variable_name(k, &where_),
+                "token_env" if !hmac && !basic => token_env = self.variable_name(k, &where_),
+                "credentials_env" if basic => credentials_env = self.variable_name(k, &where_),
                 "prefix" if hmac => prefix = self.text(k, &where_),
                 "encoding" if hmac => {
                     encoding = match scalar_text(&k.value.value).as_deref().map(str::trim) {
@@ -175,7 +183,11 @@ impl Checker {
                     }
                 }
                 "secret" | "token" | "password" | "key" | "value" => {
-                    let var = if hmac { "secret_env" } else { "token_env" };
+                    let var = match (hmac, basic) {
+                        (true, _) => "secret_env",
+                        (_, true) => "credentials_env",
+                        _ => "token_env",
+                    };
                     self.error(
                         k.line,
                         format!(
@@ -215,10 +227,20 @@ impl Checker {
                 encoding: encoding?,
                 prefix,
             };
-            ok.then_some(GenericAuth::HmacSha256 {
-                scheme,
-                secret_env: secret_env?,
+            let secret_env = secret_env?;
+            ok.then_some(if kind == "hmac_sha1" {
+                GenericAuth::HmacSha1 { scheme, secret_env }
+            } else {
+                GenericAuth::HmacSha256 { scheme, secret_env }
             })
+        } else if basic {
+            required(
+                "credentials_env",
+                self,
+                "the environment variable (or secret key) holding `user:password`",
+            );
+            let credentials_env = credentials_env?;
+            ok.then_some(GenericAuth::Basic { credentials_env })
         } else {
             required(
                 "token_env",
