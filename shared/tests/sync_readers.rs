@@ -1345,6 +1345,15 @@ async fn intercom_contacts_sharing_a_second_across_pages_are_all_read() {
         last_bookmark(&pages),
         Some((run_started.timestamp() - 300).to_string())
     );
+    // This Intercom lists no tags (404): asked once, not once a page.
+    let tag_calls = server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/tags")
+        .count();
+    assert_eq!(tag_calls, 1);
     // The query is the documented day-safe shape.
     let body = search.bodies.lock().expect("lock")[0].clone();
     assert_eq!(body["query"]["operator"], "OR");

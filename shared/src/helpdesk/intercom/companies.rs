@@ -28,6 +28,8 @@ use crate::sync::{FetchError, Page, PageRequest};
 pub const MAX_CHANGED: usize = 2_000;
 /// Contacts asked for per page of a company's contacts.
 pub const CONTACTS_PAGE: u32 = 50;
+/// Times a run starts its scroll again after it expired before it gives up scanning.
+pub const MAX_RESTARTS: u32 = 3;
 /// The search-index lag the contacts stream also allows for.
 pub const LAG: TimeDelta = TimeDelta::minutes(5);
 
@@ -50,6 +52,9 @@ pub(super) struct Progress {
     pub(super) contacts_page: u32,
     /// The watermark for the next run.
     pub(super) next: i64,
+    /// Times the scroll expired and was started again.
+    #[serde(default)]
+    pub(super) restarts: u32,
 }
 
 impl Progress {

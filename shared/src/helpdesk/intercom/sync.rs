@@ -64,8 +64,9 @@ pub struct IntercomReader {
     version: String,
     /// Companies by id; `None` for one Intercom does not have (or refuses to show).
     companies: Arc<Cache<String, Option<Value>>>,
-    /// The workspace's tag names by id (one entry), for contact tags.
-    tag_names: Arc<Cache<(), Arc<HashMap<String, String>>>>,
+    /// The workspace's tag names by id (one entry), for contact tags; `None` while Intercom
+    /// refused to list them (not asked again before the entry expires).
+    tag_names: Arc<Cache<(), Option<Arc<HashMap<String, String>>>>>,
     /// Whether contacts' tags are read (`sync.tags`, on unless switched off).
     contact_tags: bool,
     /// Whether changed contacts' data events are read (`sync.events`, opt-in).
@@ -274,8 +275,15 @@ impl IntercomReader {
                 Err(e) => return Err(e),
             };
             let Some(answer) = answer else {
-                // The scroll expired (unused for a minute): scan again from the start.
+                // The scroll expired (unused for a minute): scan again from the start, a few
+                // times; then go on with the companies found so far (the rest wait for the
+                // next run, whose watermark stops before them).
                 progress.scroll = None;
+                progress.restarts += 1;
+                if progress.restarts > companies::MAX_RESTARTS {
+                    progress.scanned = true;
+                    progress.next = progress.next.min(progress.since);
+                }
                 return Ok(progress.page(0, vec![], vec![]));
             };
             let list = answer
@@ -375,18 +383,25 @@ impl IntercomReader {
     async fn attach_tags(&self, records: &mut [Record]) {
         let held = self.tag_names.get(&());
         let names = match held {
-            Some(names) if !tags::lacks_any(records, &names) => names,
+            // Refused a moment ago: not asked again until the entry expires.
+            Some(None) => return,
+            Some(Some(names)) if !tags::lacks_any(records, &names) => names,
             _ => match self.get_json("/tags").await {
                 Ok(answer) => {
                     let names = Arc::new(tags::names(&answer));
-                    self.tag_names.put((), names.clone());
+                    self.tag_names.put((), Some(names.clone()));
                     names
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "intercom tags unavailable; contacts on this page are written without their tags");
-                    match held {
+                    tracing::warn!(error = %e, "intercom tags unavailable; contacts are written without their tags for a while");
+                    match held.flatten() {
                         Some(names) => names,
-                        None => return,
+                        None => {
+                            if matches!(e, FetchError::Rejected(_)) {
+                                self.tag_names.put((), None);
+                            }
+                            return;
+                        }
                     }
                 }
             },

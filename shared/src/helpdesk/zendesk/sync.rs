@@ -318,11 +318,11 @@ impl ZendeskReader {
                     }
                 }
             }
-            progress.start = export
-                .end_time
-                .unwrap_or(progress.start)
-                .max(progress.start);
-            progress.exported = export.end_of_stream || export.end_time.is_none();
+            let next = export.end_time.unwrap_or(progress.start);
+            // An export that does not move on (no `end_time`, or the same one) ends the run
+            // rather than asking for the same page again; the next run starts there.
+            progress.exported = export.end_of_stream || next <= progress.start;
+            progress.start = next.max(progress.start);
             return Ok(progress.page(export.organizations.len() as u64, vec![], vec![]));
         }
         // The next page of the first organization's users.
