@@ -20,6 +20,13 @@
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::fields::{text, time};
+use super::sync::{IntercomReader, contact_to_record};
+use super::webhook::{first_company_id, with_company};
 use crate::model::Record;
 use crate::sync::{FetchError, Page, PageRequest};
 
@@ -130,6 +137,134 @@ pub(super) fn first_run(request: &PageRequest) -> Page {
 pub(super) fn as_of(record: &mut Record, changed: Option<DateTime<Utc>>) {
     if let Some(at) = changed {
         record.observed_at = record.observed_at.max(at);
+    }
+}
+
+impl IntercomReader {
+    /// One page of the `companies` stream.
+    pub(super) async fn company_changes(&self, request: &PageRequest) -> Result<Page, FetchError> {
+        let Some(mut progress) = Progress::of(request)? else {
+            return Ok(first_run(request));
+        };
+        if !progress.scanned {
+            let query: Vec<(&str, String)> = progress
+                .scroll
+                .iter()
+                .map(|p| ("scroll_param", p.clone()))
+                .collect();
+            let answer = match self
+                .find("/companies/scroll", "/companies/scroll", &query)
+                .await
+            {
+                Ok(answer) => answer,
+                // Another scroll of this app is open: wait for it to expire.
+                Err(FetchError::Rejected(reason)) if reason.contains("400") => {
+                    tracing::warn!(%reason, "intercom company scroll busy; waiting a minute");
+                    return Err(FetchError::RateLimited(Duration::from_secs(60)));
+                }
+                Err(e) => return Err(e),
+            };
+            let Some(answer) = answer else {
+                // The scroll expired (unused for a minute): scan again from the start, a few
+                // times; then go on with the companies found so far (the rest wait for the
+                // next run, whose watermark stops before them).
+                progress.scroll = None;
+                progress.restarts += 1;
+                if progress.restarts > MAX_RESTARTS {
+                    progress.scanned = true;
+                    progress.next = progress.next.min(progress.since);
+                }
+                return Ok(progress.page(0, vec![], vec![]));
+            };
+            let list = answer
+                .get("data")
+                .or_else(|| answer.get("companies"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let mut found = Vec::new();
+            for company in &list {
+                if let (Some(id), Some(at)) =
+                    (text(company.get("id")), time(company.get("updated_at")))
+                {
+                    if at.timestamp() >= progress.since {
+                        self.companies.put(id.clone(), Some(company.clone()));
+                    }
+                    found.push((at.timestamp(), id));
+                }
+            }
+            progress.found(found);
+            progress.scroll = text(answer.get("scroll_param"));
+            progress.scanned = list.is_empty() || progress.scroll.is_none();
+            if progress.scanned {
+                progress.scroll = None;
+            }
+            return Ok(progress.page(list.len() as u64, vec![], vec![]));
+        }
+        let Some((changed_at, id)) = progress.changed.first().cloned() else {
+            return Ok(progress.page(0, vec![], vec![]));
+        };
+        let page_no = progress.contacts_page.max(1);
+        let query = [
+            ("per_page", CONTACTS_PAGE.to_string()),
+            ("page", page_no.to_string()),
+        ];
+        let path = format!("/companies/{id}/contacts");
+        let answer = self
+            .find(&path, "/companies/{id}/contacts", &query)
+            .await?
+            .unwrap_or(Value::Null);
+        let contacts = answer
+            .get("data")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        // The company as changed (another process may hold an older copy, or none).
+        let company = match self.companies.get(&id).flatten() {
+            Some(c) if time(c.get("updated_at")).is_some_and(|t| t.timestamp() >= changed_at) => {
+                Some(c)
+            }
+            _ => {
+                let read = self
+                    .find(&format!("/companies/{id}"), "/companies/{id}", &[])
+                    .await?;
+                self.companies.put(id.clone(), read.clone());
+                read
+            }
+        };
+        let changed = company.as_ref().and_then(|c| time(c.get("updated_at")));
+        let (mut records, mut skipped) = (Vec::new(), Vec::new());
+        for contact in &contacts {
+            // Only contacts whose (first) company this is take its attributes.
+            if first_company_id(contact).as_deref() != Some(id.as_str()) {
+                continue;
+            }
+            match contact_to_record(contact) {
+                Ok(mut record) => {
+                    if let (Some(profile), Some(company)) = (record.profile.as_mut(), &company) {
+                        with_company(profile, company);
+                    }
+                    as_of(&mut record, changed);
+                    records.push(record);
+                }
+                Err(reason) => skipped.push(reason),
+            }
+        }
+        if self.contact_tags {
+            self.attach_tags(&mut records).await;
+        }
+        let more = answer
+            .get("pages")
+            .and_then(|p| p.get("next"))
+            .is_some_and(|n| !n.is_null())
+            && !contacts.is_empty();
+        if more {
+            progress.contacts_page = page_no + 1;
+        } else {
+            progress.changed.remove(0);
+            progress.contacts_page = 1;
+        }
+        Ok(progress.page(contacts.len() as u64, records, skipped))
     }
 }
 

@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::fields::{event, text, time};
-use crate::model::{EventKind, SupportEvent};
+use super::sync::IntercomReader;
+use crate::model::{EventKind, Record, SupportEvent};
+use crate::sync::FetchError;
 
 /// Pages of one contact's events read at most per run.
 pub const MAX_PAGES: usize = 5;
@@ -62,6 +64,58 @@ pub(super) fn read(answer: &Value, since: DateTime<Utc>) -> (Vec<SupportEvent>, 
 pub(super) fn next_page(answer: &Value) -> Option<String> {
     let next = answer.get("pages")?.get("next")?;
     text(Some(next)).or_else(|| text(next.get("starting_after")))
+}
+
+impl IntercomReader {
+    /// Adds each contact's data events since `since` (unix seconds) to its record
+    /// (see this module). An Intercom that refuses the call (no permission to read events)
+    /// leaves the page's contacts without them; one that fails makes the page wait.
+    pub(super) async fn attach_data_events(
+        &self,
+        records: &mut [Record],
+        since: i64,
+    ) -> Result<(), FetchError> {
+        let Some(since) = chrono::DateTime::from_timestamp(since, 0) else {
+            return Ok(());
+        };
+        for record in records.iter_mut() {
+            let Some(id) = record.person.source_id.clone() else {
+                continue;
+            };
+            let mut query = vec![
+                ("type", "user".to_string()),
+                ("intercom_user_id", id),
+                ("per_page", PER_PAGE.to_string()),
+            ];
+            let mut path = "/events".to_string();
+            for _ in 0..MAX_PAGES {
+                let answer = match self.find(&path, "/events", &query).await {
+                    Ok(answer) => answer.unwrap_or(Value::Null),
+                    Err(FetchError::Rejected(reason)) => {
+                        tracing::warn!(%reason, "intercom data events not readable; contacts on this page are written without them");
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                };
+                let (events, more) = read(&answer, since);
+                record.events.extend(events);
+                let next = next_page(&answer).filter(|_| more);
+                match next {
+                    // A full address on this API's host: follow it as it is.
+                    Some(url) if url.starts_with(&self.base) => {
+                        path = url[self.base.len()..].to_string();
+                        query.clear();
+                    }
+                    Some(cursor) if !cursor.contains('/') => {
+                        query.retain(|(k, _)| *k != "starting_after");
+                        query.push(("starting_after", cursor));
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

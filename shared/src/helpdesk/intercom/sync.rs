@@ -21,7 +21,7 @@
 //! they are written without company attributes, and the rest of the page's companies wait for a
 //! later page once Intercom fails.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,9 +30,7 @@ use chrono::Duration as TimeDelta;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::companies;
 use super::conversation::{ai_events, conversation_record};
-use super::data_events;
 use super::fields::{event, text, time};
 use super::tags;
 use crate::helpdesk::api::{Cache, valid_id};
@@ -59,16 +57,16 @@ const COMPANY_CACHE_CAPACITY: usize = 20_000;
 #[derive(Debug, Clone)]
 pub struct IntercomReader {
     api: Api,
-    base: String,
+    pub(super) base: String,
     token: String,
     version: String,
     /// Companies by id; `None` for one Intercom does not have (or refuses to show).
-    companies: Arc<Cache<String, Option<Value>>>,
+    pub(super) companies: Arc<Cache<String, Option<Value>>>,
     /// The workspace's tag names by id (one entry), for contact tags; `None` while Intercom
     /// refused to list them (not asked again before the entry expires).
-    tag_names: Arc<Cache<(), Option<Arc<HashMap<String, String>>>>>,
+    tag_names: Arc<Cache<(), Option<tags::Names>>>,
     /// Whether contacts' tags are read (`sync.tags`, on unless switched off).
-    contact_tags: bool,
+    pub(super) contact_tags: bool,
     /// Whether changed contacts' data events are read (`sync.events`, opt-in).
     data_events: bool,
 }
@@ -183,7 +181,7 @@ impl IntercomReader {
     }
 
     /// `GET {path}?{query}`; `None` when Intercom answers 404.
-    async fn find(
+    pub(super) async fn find(
         &self,
         path: &str,
         shown: &str,
@@ -201,186 +199,10 @@ impl IntercomReader {
             .await
     }
 
-    /// Adds each contact's data events since `since` (unix seconds) to its record
-    /// ([`data_events`]). An Intercom that refuses the call (no permission to read events)
-    /// leaves the page's contacts without them; one that fails makes the page wait.
-    async fn attach_data_events(
-        &self,
-        records: &mut [Record],
-        since: i64,
-    ) -> Result<(), FetchError> {
-        let Some(since) = chrono::DateTime::from_timestamp(since, 0) else {
-            return Ok(());
-        };
-        for record in records.iter_mut() {
-            let Some(id) = record.person.source_id.clone() else {
-                continue;
-            };
-            let mut query = vec![
-                ("type", "user".to_string()),
-                ("intercom_user_id", id),
-                ("per_page", data_events::PER_PAGE.to_string()),
-            ];
-            let mut path = "/events".to_string();
-            for _ in 0..data_events::MAX_PAGES {
-                let answer = match self.find(&path, "/events", &query).await {
-                    Ok(answer) => answer.unwrap_or(Value::Null),
-                    Err(FetchError::Rejected(reason)) => {
-                        tracing::warn!(%reason, "intercom data events not readable; contacts on this page are written without them");
-                        return Ok(());
-                    }
-                    Err(e) => return Err(e),
-                };
-                let (events, more) = data_events::read(&answer, since);
-                record.events.extend(events);
-                let next = data_events::next_page(&answer).filter(|_| more);
-                match next {
-                    // A full address on this API's host: follow it as it is.
-                    Some(url) if url.starts_with(&self.base) => {
-                        path = url[self.base.len()..].to_string();
-                        query.clear();
-                    }
-                    Some(cursor) if !cursor.contains('/') => {
-                        query.retain(|(k, _)| *k != "starting_after");
-                        query.push(("starting_after", cursor));
-                    }
-                    _ => break,
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// One page of the `companies` stream ([`companies`]).
-    async fn company_changes(&self, request: &PageRequest) -> Result<Page, FetchError> {
-        let Some(mut progress) = companies::Progress::of(request)? else {
-            return Ok(companies::first_run(request));
-        };
-        if !progress.scanned {
-            let query: Vec<(&str, String)> = progress
-                .scroll
-                .iter()
-                .map(|p| ("scroll_param", p.clone()))
-                .collect();
-            let answer = match self
-                .find("/companies/scroll", "/companies/scroll", &query)
-                .await
-            {
-                Ok(answer) => answer,
-                // Another scroll of this app is open: wait for it to expire.
-                Err(FetchError::Rejected(reason)) if reason.contains("400") => {
-                    tracing::warn!(%reason, "intercom company scroll busy; waiting a minute");
-                    return Err(FetchError::RateLimited(Duration::from_secs(60)));
-                }
-                Err(e) => return Err(e),
-            };
-            let Some(answer) = answer else {
-                // The scroll expired (unused for a minute): scan again from the start, a few
-                // times; then go on with the companies found so far (the rest wait for the
-                // next run, whose watermark stops before them).
-                progress.scroll = None;
-                progress.restarts += 1;
-                if progress.restarts > companies::MAX_RESTARTS {
-                    progress.scanned = true;
-                    progress.next = progress.next.min(progress.since);
-                }
-                return Ok(progress.page(0, vec![], vec![]));
-            };
-            let list = answer
-                .get("data")
-                .or_else(|| answer.get("companies"))
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let mut found = Vec::new();
-            for company in &list {
-                if let (Some(id), Some(at)) =
-                    (text(company.get("id")), time(company.get("updated_at")))
-                {
-                    if at.timestamp() >= progress.since {
-                        self.companies.put(id.clone(), Some(company.clone()));
-                    }
-                    found.push((at.timestamp(), id));
-                }
-            }
-            progress.found(found);
-            progress.scroll = text(answer.get("scroll_param"));
-            progress.scanned = list.is_empty() || progress.scroll.is_none();
-            if progress.scanned {
-                progress.scroll = None;
-            }
-            return Ok(progress.page(list.len() as u64, vec![], vec![]));
-        }
-        let Some((changed_at, id)) = progress.changed.first().cloned() else {
-            return Ok(progress.page(0, vec![], vec![]));
-        };
-        let page_no = progress.contacts_page.max(1);
-        let query = [
-            ("per_page", companies::CONTACTS_PAGE.to_string()),
-            ("page", page_no.to_string()),
-        ];
-        let path = format!("/companies/{id}/contacts");
-        let answer = self
-            .find(&path, "/companies/{id}/contacts", &query)
-            .await?
-            .unwrap_or(Value::Null);
-        let contacts = answer
-            .get("data")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        // The company as changed (another process may hold an older copy, or none).
-        let company = match self.companies.get(&id).flatten() {
-            Some(c) if time(c.get("updated_at")).is_some_and(|t| t.timestamp() >= changed_at) => {
-                Some(c)
-            }
-            _ => {
-                let read = self
-                    .find(&format!("/companies/{id}"), "/companies/{id}", &[])
-                    .await?;
-                self.companies.put(id.clone(), read.clone());
-                read
-            }
-        };
-        let changed = company.as_ref().and_then(|c| time(c.get("updated_at")));
-        let (mut records, mut skipped) = (Vec::new(), Vec::new());
-        for contact in &contacts {
-            // Only contacts whose (first) company this is take its attributes.
-            if first_company_id(contact).as_deref() != Some(id.as_str()) {
-                continue;
-            }
-            match contact_to_record(contact) {
-                Ok(mut record) => {
-                    if let (Some(profile), Some(company)) = (record.profile.as_mut(), &company) {
-                        with_company(profile, company);
-                    }
-                    companies::as_of(&mut record, changed);
-                    records.push(record);
-                }
-                Err(reason) => skipped.push(reason),
-            }
-        }
-        if self.contact_tags {
-            self.attach_tags(&mut records).await;
-        }
-        let more = answer
-            .get("pages")
-            .and_then(|p| p.get("next"))
-            .is_some_and(|n| !n.is_null())
-            && !contacts.is_empty();
-        if more {
-            progress.contacts_page = page_no + 1;
-        } else {
-            progress.changed.remove(0);
-            progress.contacts_page = 1;
-        }
-        Ok(progress.page(contacts.len() as u64, records, skipped))
-    }
-
     /// Puts each contact's tags on its record ([`tags`]), reading the workspace's tag names
     /// when they are not held or lack one a contact lists. Without names (Intercom failing),
     /// the contacts go on without tags.
-    async fn attach_tags(&self, records: &mut [Record]) {
+    pub(super) async fn attach_tags(&self, records: &mut [Record]) {
         let held = self.tag_names.get(&());
         let names = match held {
             // Refused a moment ago: not asked again until the entry expires.
@@ -555,7 +377,7 @@ impl SearchPage {
 
 /// A contact (user or lead) with its profile and the `contact.*.created` event. Leads without
 /// an email are addressed by id.
-fn contact_to_record(contact: &Value) -> Result<Record, String> {
+pub(super) fn contact_to_record(contact: &Value) -> Result<Record, String> {
     let updated = time(contact.get("updated_at"));
     let created = time(contact.get("created_at"));
     let Some(at) = updated.or(created) else {

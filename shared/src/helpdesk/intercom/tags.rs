@@ -15,6 +15,9 @@ use serde_json::Value;
 use super::fields::text;
 use crate::model::Record;
 
+/// The workspace's tag names by id.
+pub(super) type Names = std::sync::Arc<HashMap<String, String>>;
+
 /// How long the workspace's tag names are reused.
 pub const NAMES_TTL: Duration = Duration::from_secs(15 * 60);
 
