@@ -100,13 +100,14 @@ async fn a_generic_delivery_is_queued_once_and_unknown_event_types_are_ignored()
     let again = post_cinnox(&w, &body).await;
     assert_eq!(again.body["status"], "duplicate");
 
-    let missed = r#"{"event": "enquiry.missed", "email": "a@b.co"}"#;
-    let ignored = post_cinnox(&w, missed).await;
+    // A trigger the configuration does not list (CINNOX's account tags): acknowledged, ignored.
+    let tag = r#"{"event": "tag.created", "name": "VIP"}"#;
+    let ignored = post_cinnox(&w, tag).await;
     assert_eq!(
         (ignored.status, ignored.body["status"].as_str()),
         (StatusCode::OK, Some("ignored"))
     );
-    assert_eq!(ignored.body["topic"], "enquiry.missed");
+    assert_eq!(ignored.body["topic"], "tag.created");
 
     let queued = w.queue.messages(QUEUE);
     assert_eq!(queued.len(), 1);
