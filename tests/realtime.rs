@@ -75,6 +75,11 @@ impl Runner {
 }
 
 fn sample_files() -> Vec<PathBuf> {
+    samples_named("webhook-")
+}
+
+/// The files of `events/` whose names start with `prefix`, in name order.
+fn samples_named(prefix: &str) -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("events/ exists")
@@ -83,7 +88,7 @@ fn sample_files() -> Vec<PathBuf> {
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("webhook-"))
+                .is_some_and(|n| n.starts_with(prefix))
         })
         .collect();
     files.sort();
@@ -266,18 +271,7 @@ async fn every_cinnox_trigger_sample_reaches_brevo_as_the_example_configures() {
         ],
     );
     let runner = Runner::start(&sdk, settings).await;
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events");
-    let mut samples: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("events/ exists")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("cinnox-"))
-        })
-        .collect();
-    samples.sort();
+    let samples = samples_named("cinnox-");
     // Every trigger of CINNOX's Zapier app has a sample.
     assert_eq!(samples.len(), 13, "{samples:?}");
     let auth = vec![("authorization", format!("Bearer {}", common::CINNOX_TOKEN))];

@@ -183,6 +183,17 @@ pub struct Record {
     pub unsubscribed: Option<bool>,
 }
 
+impl Record {
+    /// Marks the record as observed no earlier than `changed` (a change of something its profile
+    /// carries, such as the person's organization or company), so its values outdate older
+    /// observations.
+    pub fn observed_no_earlier_than(&mut self, changed: Option<DateTime<Utc>>) {
+        if let Some(at) = changed {
+            self.observed_at = self.observed_at.max(at);
+        }
+    }
+}
+
 /// A helpdesk's own person object, read as a [`Value`] (it dereferences to one).
 ///
 /// A profile cut straight out of a webhook body is kept as that body's JSON text

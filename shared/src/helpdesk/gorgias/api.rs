@@ -1,15 +1,15 @@
 //! Access to one Gorgias account's REST API, shared by the sync streams: credentials, the
 //! account's limiter and retries, and the list envelope.
 
-use chrono::{DateTime, Duration as TimeDelta, Utc};
+use chrono::{DateTime, Duration as TimeDelta, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::webhook::text;
 use crate::model::{EventKind, Source, SupportEvent};
-use crate::sync::FetchError;
 use crate::sync::readers::{Api, url_with_query};
+use crate::sync::{FetchError, Page, PageRequest};
 
 /// Largest `limit` of the list endpoints.
 pub const MAX_PAGE: u32 = 100;
@@ -73,6 +73,21 @@ pub(super) struct ListPage {
 impl ListPage {
     pub(super) fn next_cursor(&self) -> Option<String> {
         text(self.meta.get("next_cursor"))
+    }
+
+    /// The sync page this list answer starts: what was read, the next cursor, and the run's
+    /// start as the bookmark (RFC 3339 UTC), stored when the run completes.
+    pub(super) fn page(&self, request: &PageRequest) -> Page {
+        Page {
+            read: self.data.len() as u64,
+            next_cursor: self.next_cursor(),
+            bookmark: Some(
+                request
+                    .run_started_at
+                    .to_rfc3339_opts(SecondsFormat::Secs, true),
+            ),
+            ..Page::default()
+        }
     }
 }
 

@@ -73,16 +73,7 @@ pub(super) async fn read_page(
         query.push(("cursor", cursor.clone()));
     }
     let list: ListPage = reader.get("/api/events", &query).await?;
-    let mut page = Page {
-        read: list.data.len() as u64,
-        next_cursor: list.next_cursor(),
-        bookmark: Some(
-            request
-                .run_started_at
-                .to_rfc3339_opts(SecondsFormat::Secs, true),
-        ),
-        ..Default::default()
-    };
+    let mut page = list.page(request);
     let mut activities = Vec::new();
     for event in &list.data {
         match activity(event) {

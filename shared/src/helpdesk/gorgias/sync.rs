@@ -14,7 +14,7 @@
 //! paging (which jump to the front of the list) are read by the next run.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration as TimeDelta, SecondsFormat, Utc};
+use chrono::{DateTime, Duration as TimeDelta, Utc};
 use serde_json::{Map, Value};
 
 use crate::helpdesk::gorgias::webhook::{
@@ -119,17 +119,7 @@ impl GorgiasReader {
         mut to_record: impl FnMut(&Value) -> Result<Option<Record>, String>,
     ) -> Result<Page, FetchError> {
         let list = self.list(path, &format!("{field}:desc"), request).await?;
-        let mut page = Page {
-            read: list.data.len() as u64,
-            next_cursor: list.next_cursor(),
-            bookmark: Some(
-                request
-                    .run_started_at
-                    .to_rfc3339_opts(SecondsFormat::Secs, true),
-            ),
-            bookmark_now: false,
-            ..Default::default()
-        };
+        let mut page = list.page(request);
         for item in &list.data {
             if let (Some(stop), Some(at)) = (stop_before, time(item.get(field)))
                 && at < stop

@@ -17,7 +17,7 @@
 //! Intercom allows one open scroll per app, expiring after a minute unused: an expired scroll
 //! (404) starts the scan again; a scroll held by something else (400) makes the page wait.
 
-use chrono::{DateTime, Duration as TimeDelta, Utc};
+use chrono::Duration as TimeDelta;
 use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
@@ -132,14 +132,6 @@ pub(super) fn first_run(request: &PageRequest) -> Page {
     }
 }
 
-/// A contact's record written because its company changed at `changed`: observed no earlier
-/// than that, so the new attributes outdate what older observations wrote.
-pub(super) fn as_of(record: &mut Record, changed: Option<DateTime<Utc>>) {
-    if let Some(at) = changed {
-        record.observed_at = record.observed_at.max(at);
-    }
-}
-
 impl IntercomReader {
     /// One page of the `companies` stream.
     pub(super) async fn company_changes(&self, request: &PageRequest) -> Result<Page, FetchError> {
@@ -244,7 +236,7 @@ impl IntercomReader {
                     if let (Some(profile), Some(company)) = (record.profile.as_mut(), &company) {
                         with_company(profile, company);
                     }
-                    as_of(&mut record, changed);
+                    record.observed_no_earlier_than(changed);
                     records.push(record);
                 }
                 Err(reason) => skipped.push(reason),
@@ -271,7 +263,7 @@ impl IntercomReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
 
     fn request(bookmark: Option<&str>, full: bool) -> PageRequest {
         PageRequest {

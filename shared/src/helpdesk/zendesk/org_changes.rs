@@ -13,7 +13,7 @@
 //! organization, so this stream only sets its bookmark (the run's start) and follows changes
 //! from then on. `--since` reads the organizations changed since that time.
 
-use chrono::{DateTime, Duration as TimeDelta, Utc};
+use chrono::Duration as TimeDelta;
 use serde::{Deserialize, Serialize};
 
 use crate::model::Record;
@@ -88,18 +88,10 @@ pub(super) fn first_run(request: &PageRequest) -> Page {
     }
 }
 
-/// A user's record written because its organization changed at `changed`: observed no earlier
-/// than that, so the new organization outdates what older observations wrote.
-pub(super) fn as_of(record: &mut Record, changed: Option<DateTime<Utc>>) {
-    if let Some(at) = changed {
-        record.observed_at = record.observed_at.max(at);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
 
     fn request(cursor: Option<&str>, bookmark: Option<&str>, full: bool) -> PageRequest {
         PageRequest {

@@ -349,7 +349,7 @@ impl ZendeskReader {
             .flatten()
             .and_then(|o| crate::mapping::parse_time(o.get("updated_at")?));
         for record in &mut records {
-            org_changes::as_of(record, changed);
+            record.observed_no_earlier_than(changed);
         }
         match users
             .meta
