@@ -777,6 +777,16 @@ async fn preview_shows_what_each_new_intercom_topic_sends_to_brevo() {
             "SUPPORT_TICKET_RESOLVED",
         ),
         (
+            "webhook-intercom-ticket-reopened.json",
+            "ticket.state.updated",
+            "SUPPORT_TICKET_REOPENED",
+        ),
+        (
+            "webhook-intercom-ticket-rated.json",
+            "ticket.rating.provided",
+            "CSAT_SUBMITTED",
+        ),
+        (
             "webhook-intercom-conversation-snoozed.json",
             "conversation.admin.snoozed",
             "SUPPORT_TICKET_SNOOZED",

@@ -82,6 +82,34 @@ pub(super) fn ticket_state(ticket: &Value) -> Option<String> {
     text(Some(state)).or_else(|| text(state.get("category")))
 }
 
+/// What a `ticket.state.updated` notification is: a closing when the ticket is now resolved; a
+/// reopen when it left `resolved` — told by the ticket's latest state-changing part
+/// (`previous_ticket_state` → `ticket_state`, API 2.10 on), dated by that part; otherwise (a
+/// move between open states, or a ticket sent without its parts) nothing.
+pub(super) fn state_change(ticket: &Value) -> Option<(EventKind, Option<DateTime<Utc>>)> {
+    let now = ticket_state(ticket)?;
+    if now == "resolved" {
+        return Some((EventKind::TicketClosed, None));
+    }
+    let state_of = |part: &Value, key: &str| {
+        let state = part.get(key)?;
+        text(Some(state)).or_else(|| text(state.get("category")))
+    };
+    let part = ticket
+        .get("ticket_parts")?
+        .get("ticket_parts")?
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|p| {
+            let previous = state_of(p, "previous_ticket_state");
+            previous.is_some() && previous != state_of(p, "ticket_state")
+        })?;
+    (state_of(part, "previous_ticket_state").as_deref() == Some("resolved")
+        && state_of(part, "ticket_state").as_deref() == Some(now.as_str()))
+    .then(|| (EventKind::TicketReopened, time(part.get("created_at"))))
+}
+
 /// An Intercom Tickets milestone for the ticket's contact. A ticket is a conversation in
 /// Intercom, with the conversation's id, so its events share the conversation's stable ids and
 /// the ledger counts it once.
@@ -120,6 +148,7 @@ pub(super) fn ticket_record(
     let updated = time(ticket.get("updated_at"));
     let at = match kind {
         EventKind::TicketCreated => time(ticket.get("created_at")),
+        EventKind::TicketReopened => state_change(ticket).and_then(|(_, at)| at).or(updated),
         _ => updated,
     }
     .unwrap_or(sent_at);

@@ -16,7 +16,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::conversation::{
-    ai_events, carry_tags, conversation_person, ticket_of, ticket_record, ticket_state, with_ai,
+    ai_events, carry_tags, conversation_person, conversation_record, state_change, ticket_of,
+    ticket_record, with_ai,
 };
 pub use super::fields::person_from_contact;
 use super::fields::{event, person_with, text, time};
@@ -278,8 +279,21 @@ fn parse_item(
         "ticket.closed" | "ticket.resolved" => {
             ticket_record(&item, EventKind::TicketClosed, sent_at)?
         }
-        "ticket.state.updated" if ticket_state(ticket_of(&item)).as_deref() == Some("resolved") => {
-            ticket_record(&item, EventKind::TicketClosed, sent_at)?
+        "ticket.state.updated" => match state_change(ticket_of(&item)) {
+            Some((kind, _)) => ticket_record(&item, kind, sent_at)?,
+            None => return Ok(Parsed::Ignored { topic }),
+        },
+        // Intercom documents the topic but not its payload: a rating it carries the way
+        // conversations do is a survey response; anything else is ignored, not refused.
+        "ticket.rating.provided" => {
+            let ticket = ticket_of(&item);
+            if !ticket
+                .get("conversation_rating")
+                .is_some_and(Value::is_object)
+            {
+                return Ok(Parsed::Ignored { topic });
+            }
+            conversation_record(ticket, EventKind::SurveyResponded, sent_at)?
         }
         "ticket.admin.snoozed" => ticket_record(&item, EventKind::TicketSnoozed, sent_at)?,
         "ticket.admin.unsnoozed" => ticket_record(&item, EventKind::TicketUnsnoozed, sent_at)?,
@@ -725,6 +739,44 @@ pub(crate) mod tests {
             parse(&notification(
                 "ticket.state.updated",
                 ticket(json!("in_progress"))
+            )),
+            Ok(Parsed::Ignored { .. })
+        ));
+        // Leaving `resolved` is a reopen, dated by the part that did it; a move between open
+        // states is not, nor is a state change sent without the ticket's parts.
+        let mut reopened = ticket(json!({"type": "ticket_state", "category": "in_progress"}));
+        reopened["ticket_parts"] = json!({"type": "ticket_part.list", "ticket_parts": [
+            {"type": "ticket_part", "id": "1", "part_type": "ticket_state_updated_by_admin",
+             "previous_ticket_state": "in_progress", "ticket_state": "resolved",
+             "created_at": 1_736_335_000},
+            {"type": "ticket_part", "id": "2", "part_type": "comment",
+             "ticket_state": "resolved", "created_at": 1_736_336_000},
+            {"type": "ticket_part", "id": "3", "part_type": "ticket_state_updated_by_admin",
+             "previous_ticket_state": "resolved", "ticket_state": "in_progress",
+             "created_at": 1_736_337_000}]});
+        let (_, r) = record(&notification("ticket.state.updated", reopened.clone()));
+        assert_eq!(r.events[0].kind, EventKind::TicketReopened);
+        assert_eq!(r.events[0].occurred_at, at(1_736_337_000));
+        assert_eq!(r.events[0].ticket_id.as_deref(), Some("150"));
+        let mut moved = reopened.clone();
+        moved["ticket_parts"]["ticket_parts"][2]["previous_ticket_state"] = json!("submitted");
+        assert!(matches!(
+            parse(&notification("ticket.state.updated", moved)),
+            Ok(Parsed::Ignored { .. })
+        ));
+        // A rated ticket (the payload is undocumented): a rating shaped as on conversations
+        // is a survey response on the ticket's thread; without one the topic is ignored.
+        let mut rated = ticket(json!("resolved"));
+        rated["conversation_rating"] =
+            json!({"rating": 2, "remark": "slow", "created_at": 1_736_339_000});
+        let (_, r) = record(&notification("ticket.rating.provided", rated));
+        assert_eq!(r.events[0].kind, EventKind::SurveyResponded);
+        assert_eq!(r.events[0].properties["score"], 2);
+        assert_eq!(r.events[0].ticket_id.as_deref(), Some("150"));
+        assert!(matches!(
+            parse(&notification(
+                "ticket.rating.provided",
+                ticket(json!("resolved"))
             )),
             Ok(Parsed::Ignored { .. })
         ));
