@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use aws_sdk_sqs::types::QueueAttributeName;
 use deskbridge_shared::config::Settings;
-use deskbridge_shared::helpdesk::generic::GenericAuth;
 use deskbridge_shared::helpdesk::signature;
 use deskbridge_shared::model::Source;
 use serde_json::Value;
@@ -111,22 +110,11 @@ pub fn signed_request(file: &Path, settings: &Settings) -> anyhow::Result<Sample
                 .generic_secrets
                 .get(name)
                 .with_context(|| format!("{} is not set", config.auth.secret_var()))?;
-            match &config.auth {
-                GenericAuth::HmacSha256 { scheme, .. } => headers.push((
-                    scheme.header.to_ascii_lowercase(),
-                    scheme.sign(secret, body.as_bytes()),
-                )),
-                GenericAuth::HmacSha1 { scheme, .. } => headers.push((
-                    scheme.header.to_ascii_lowercase(),
-                    scheme.sign_sha1(secret, body.as_bytes()),
-                )),
-                GenericAuth::Bearer { .. } => {
-                    headers.push(("authorization".into(), format!("Bearer {secret}")));
-                }
-                GenericAuth::Basic { .. } => {
-                    headers.push(("authorization".into(), signature::basic_header(secret)));
-                }
-            }
+            headers.extend(config.auth.request_headers(
+                secret,
+                body.as_bytes(),
+                chrono::Utc::now(),
+            ));
         }
         Source::Added(_) => {
             bail!("{source}: samples are signed for the built-in and generic sources only")

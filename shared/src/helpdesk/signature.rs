@@ -197,7 +197,8 @@ pub enum SignatureEncoding {
 }
 
 /// An HMAC-SHA256 signature of the raw body in a header of the sender's choosing, as generic
-/// sources send it: `<prefix><MAC>` (e.g. `X-Signature: sha256=9f86…`).
+/// sources send it: `<prefix><MAC>` (e.g. `X-Signature: sha256=9f86…`), optionally over a signed
+/// timestamp as well ([`SignedTimestamp`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HmacSha256Scheme {
     /// The header carrying the signature (matched whatever its case).
@@ -205,18 +206,93 @@ pub struct HmacSha256Scheme {
     pub encoding: SignatureEncoding,
     /// Text before the MAC (`sha256=`), matched whatever its case; `None` when there is none.
     pub prefix: Option<String>,
+    /// When the sender signs the time of sending too: a request outside the window is refused
+    /// as stale, so a captured request cannot be replayed later.
+    pub timestamp: Option<SignedTimestamp>,
+}
+
+/// A sender's signing time, in its own header and covered by the MAC: the MAC is over
+/// `before` + body + `after`, with `{timestamp}` in either replaced by the header's value
+/// exactly as sent (`{timestamp}.{body}`, `v0:{timestamp}:{body}`, `{timestamp}{body}`…).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedTimestamp {
+    /// The header carrying the time: unix seconds or milliseconds, or RFC 3339.
+    pub header: String,
+    pub before: String,
+    pub after: String,
+    /// How far the time may be from now, either side.
+    pub tolerance: Duration,
+}
+
+/// What replaces itself with the timestamp in a signed-payload layout.
+pub const TIMESTAMP_PLACEHOLDER: &str = "{timestamp}";
+/// Where the body goes in a signed-payload layout.
+pub const BODY_PLACEHOLDER: &str = "{body}";
+
+impl SignedTimestamp {
+    /// A layout such as `{timestamp}.{body}`: `Err` with the reason unless `{body}` appears
+    /// exactly once and `{timestamp}` at least once.
+    pub fn layout(template: &str) -> Result<(String, String), String> {
+        let mut parts = template.split(BODY_PLACEHOLDER);
+        let (Some(before), Some(after), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("needs `{BODY_PLACEHOLDER}` exactly once"));
+        };
+        if !template.contains(TIMESTAMP_PLACEHOLDER) {
+            return Err(format!("needs `{TIMESTAMP_PLACEHOLDER}`"));
+        }
+        Ok((before.to_string(), after.to_string()))
+    }
+
+    /// The header's time, if it reads as one.
+    fn read(value: &str) -> Option<DateTime<Utc>> {
+        /// From here on a number is milliseconds (2001 in milliseconds, year 33658 in seconds).
+        const MILLISECONDS_FROM: i64 = 1_000_000_000_000;
+        match value.parse::<i64>() {
+            Ok(ms) if ms >= MILLISECONDS_FROM => DateTime::from_timestamp_millis(ms),
+            Ok(secs) => DateTime::from_timestamp(secs, 0),
+            Err(_) => DateTime::parse_from_rfc3339(value)
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+        }
+    }
+
+    /// The parts the MAC covers, once the header's time is found within the window of `now`.
+    fn signed(
+        &self,
+        headers: &http::HeaderMap,
+        now: DateTime<Utc>,
+    ) -> Result<(String, String), AuthError> {
+        let value = header(headers, &self.header)
+            .map_err(|_| AuthError::Stale)?
+            .ok_or_else(|| AuthError::Missing(self.header.clone()))?;
+        let at = Self::read(value).ok_or(AuthError::Stale)?;
+        let skew = (now - at).abs().to_std().map_err(|_| AuthError::Stale)?;
+        if skew > self.tolerance {
+            return Err(AuthError::Stale);
+        }
+        Ok(self.around(value))
+    }
+
+    fn around(&self, timestamp: &str) -> (String, String) {
+        (
+            self.before.replace(TIMESTAMP_PLACEHOLDER, timestamp),
+            self.after.replace(TIMESTAMP_PLACEHOLDER, timestamp),
+        )
+    }
 }
 
 impl HmacSha256Scheme {
-    /// Verifies the header against HMAC-SHA256(secret, body), in constant time. An empty secret
-    /// never verifies anything.
+    /// Verifies the header against HMAC-SHA256(secret, body) — with the signed timestamp
+    /// around it, checked against `now`, when the scheme has one — in constant time. An empty
+    /// secret never verifies anything.
     pub fn verify(
         &self,
         secret: &str,
         headers: &http::HeaderMap,
         body: &[u8],
+        now: DateTime<Utc>,
     ) -> Result<(), AuthError> {
-        self.verify_with::<Sha256>(secret, headers, body)
+        self.verify_with::<Sha256>(secret, headers, body, now)
     }
 
     /// [`Self::verify`] with HMAC-SHA1, for senders that still sign with it.
@@ -225,8 +301,9 @@ impl HmacSha256Scheme {
         secret: &str,
         headers: &http::HeaderMap,
         body: &[u8],
+        now: DateTime<Utc>,
     ) -> Result<(), AuthError> {
-        self.verify_with::<Sha1>(secret, headers, body)
+        self.verify_with::<Sha1>(secret, headers, body, now)
     }
 
     fn verify_with<D>(
@@ -234,11 +311,16 @@ impl HmacSha256Scheme {
         secret: &str,
         headers: &http::HeaderMap,
         body: &[u8],
+        now: DateTime<Utc>,
     ) -> Result<(), AuthError>
     where
         D: hmac::EagerHash,
         Hmac<D>: KeyInit + Mac,
     {
+        let (before, after) = match &self.timestamp {
+            Some(t) => t.signed(headers, now)?,
+            None => (String::new(), String::new()),
+        };
         let value = header(headers, &self.header)
             .map_err(|_| AuthError::BadSignature)?
             .ok_or_else(|| AuthError::Missing(self.header.clone()))?;
@@ -257,28 +339,60 @@ impl HmacSha256Scheme {
         if secret.is_empty() {
             return Err(AuthError::BadSignature);
         }
-        mac::<D>(secret.as_bytes(), &[body])
-            .ok_or(AuthError::BadSignature)?
-            .verify_slice(&given)
-            .map_err(|_| AuthError::BadSignature)
+        mac::<D>(
+            secret.as_bytes(),
+            &[before.as_bytes(), body, after.as_bytes()],
+        )
+        .ok_or(AuthError::BadSignature)?
+        .verify_slice(&given)
+        .map_err(|_| AuthError::BadSignature)
     }
 
-    /// The header value a sender using this scheme sends for `body`.
+    /// The headers a sender using this scheme sends for `body` at `now`: the signature, and
+    /// the timestamp (unix seconds) when the scheme signs one. Names are lower case.
+    pub fn signed_headers(
+        &self,
+        secret: &str,
+        body: &[u8],
+        now: DateTime<Utc>,
+        sha1: bool,
+    ) -> Vec<(String, String)> {
+        let timestamp = now.timestamp().to_string();
+        let (before, after) = self
+            .timestamp
+            .as_ref()
+            .map(|t| t.around(&timestamp))
+            .unwrap_or_default();
+        let parts = [before.as_bytes(), body, after.as_bytes()];
+        let signature = if sha1 {
+            self.sign_with::<Sha1>(secret, &parts)
+        } else {
+            self.sign_with::<Sha256>(secret, &parts)
+        };
+        let mut headers = vec![(self.header.to_ascii_lowercase(), signature)];
+        if let Some(t) = &self.timestamp {
+            headers.push((t.header.to_ascii_lowercase(), timestamp));
+        }
+        headers
+    }
+
+    /// The header value a sender using this scheme (without a signed timestamp) sends for
+    /// `body`.
     pub fn sign(&self, secret: &str, body: &[u8]) -> String {
-        self.sign_with::<Sha256>(secret, body)
+        self.sign_with::<Sha256>(secret, &[body])
     }
 
     /// [`Self::sign`] with HMAC-SHA1.
     pub fn sign_sha1(&self, secret: &str, body: &[u8]) -> String {
-        self.sign_with::<Sha1>(secret, body)
+        self.sign_with::<Sha1>(secret, &[body])
     }
 
-    fn sign_with<D>(&self, secret: &str, body: &[u8]) -> String
+    fn sign_with<D>(&self, secret: &str, parts: &[&[u8]]) -> String
     where
         D: hmac::EagerHash,
         Hmac<D>: KeyInit + Mac,
     {
-        let Some(mac) = mac::<D>(secret.as_bytes(), &[body]) else {
+        let Some(mac) = mac::<D>(secret.as_bytes(), parts) else {
             return String::new();
         };
         let bytes = mac.finalize().into_bytes();
@@ -513,7 +627,14 @@ mod tests {
             header: "X-Signature".into(),
             encoding,
             prefix: prefix.map(str::to_string),
+            timestamp: None,
         }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 7, 12, 0, 0)
+            .single()
+            .expect("a time")
     }
 
     const GENERIC_SECRET: &str = "deskbridge-test-cinnox-secret";
@@ -548,19 +669,23 @@ mod tests {
         ] {
             let sig = s.sign(GENERIC_SECRET, GENERIC_BODY);
             let h = headers(&[("x-signature", &sig)]);
-            assert_eq!(s.verify(GENERIC_SECRET, &h, GENERIC_BODY), Ok(()), "{s:?}");
             assert_eq!(
-                s.verify(GENERIC_SECRET, &h, br#"{"event":"enquiry.nex"}"#),
+                s.verify(GENERIC_SECRET, &h, GENERIC_BODY, now()),
+                Ok(()),
+                "{s:?}"
+            );
+            assert_eq!(
+                s.verify(GENERIC_SECRET, &h, br#"{"event":"enquiry.nex"}"#, now()),
                 Err(AuthError::BadSignature),
                 "{s:?}"
             );
             assert_eq!(
-                s.verify("another-secret", &h, GENERIC_BODY),
+                s.verify("another-secret", &h, GENERIC_BODY, now()),
                 Err(AuthError::BadSignature),
                 "{s:?}"
             );
             assert_eq!(
-                s.verify(GENERIC_SECRET, &HeaderMap::new(), GENERIC_BODY),
+                s.verify(GENERIC_SECRET, &HeaderMap::new(), GENERIC_BODY, now()),
                 Err(AuthError::Missing("X-Signature".into())),
                 "{s:?}"
             );
@@ -569,7 +694,7 @@ mod tests {
         let s = scheme(SignatureEncoding::Hex, Some("sha256="));
         let upper = s.sign(GENERIC_SECRET, GENERIC_BODY).to_ascii_uppercase();
         let h = headers(&[("X-Signature", &upper)]);
-        assert_eq!(s.verify(GENERIC_SECRET, &h, GENERIC_BODY), Ok(()));
+        assert_eq!(s.verify(GENERIC_SECRET, &h, GENERIC_BODY, now()), Ok(()));
     }
 
     #[test]
@@ -587,18 +712,104 @@ mod tests {
         ] {
             let h = headers(&[("x-signature", bad)]);
             assert_eq!(
-                s.verify(GENERIC_SECRET, &h, GENERIC_BODY),
+                s.verify(GENERIC_SECRET, &h, GENERIC_BODY, now()),
                 Err(AuthError::BadSignature),
                 "{bad}"
             );
         }
         let h = headers(&[("x-signature", &s.sign("", GENERIC_BODY))]);
-        assert_eq!(s.verify("", &h, GENERIC_BODY), Err(AuthError::BadSignature));
+        assert_eq!(
+            s.verify("", &h, GENERIC_BODY, now()),
+            Err(AuthError::BadSignature)
+        );
         let b64 = scheme(SignatureEncoding::Base64, None);
         let h = headers(&[("x-signature", "not base64!")]);
         assert_eq!(
-            b64.verify(GENERIC_SECRET, &h, GENERIC_BODY),
+            b64.verify(GENERIC_SECRET, &h, GENERIC_BODY, now()),
             Err(AuthError::BadSignature)
         );
+    }
+
+    #[test]
+    fn a_signed_timestamp_is_covered_by_the_mac_and_refused_once_stale() {
+        let (before, after) = SignedTimestamp::layout("v0:{timestamp}:{body}").expect("layout");
+        let mut s = scheme(SignatureEncoding::Hex, Some("v0="));
+        s.timestamp = Some(SignedTimestamp {
+            header: "X-Request-Timestamp".into(),
+            before,
+            after,
+            tolerance: Duration::from_secs(300),
+        });
+        let signed = s.signed_headers(GENERIC_SECRET, GENERIC_BODY, now(), false);
+        assert_eq!(signed[0].0, "x-signature");
+        assert_eq!(
+            signed[1],
+            ("x-request-timestamp".into(), "1796644800".into())
+        );
+        let sig = signed[0].1.as_str();
+        let h = headers(&[("x-signature", sig), ("x-request-timestamp", "1796644800")]);
+        // An independent computation of the MAC over `v0:<ts>:<body>`.
+        let expected = mac::<Sha256>(
+            GENERIC_SECRET.as_bytes(),
+            &[b"v0:1796644800:", GENERIC_BODY],
+        )
+        .map(|m| format!("v0={}", hex::encode(m.finalize().into_bytes())))
+        .expect("mac");
+        assert_eq!(sig, expected);
+        assert_eq!(s.verify(GENERIC_SECRET, &h, GENERIC_BODY, now()), Ok(()));
+        // Within the window either side; stale beyond it, even with a valid MAC.
+        let minutes = |m| now() + chrono::Duration::minutes(m);
+        assert_eq!(
+            s.verify(GENERIC_SECRET, &h, GENERIC_BODY, minutes(4)),
+            Ok(())
+        );
+        assert_eq!(
+            s.verify(GENERIC_SECRET, &h, GENERIC_BODY, minutes(-4)),
+            Ok(())
+        );
+        assert_eq!(
+            s.verify(GENERIC_SECRET, &h, GENERIC_BODY, minutes(6)),
+            Err(AuthError::Stale)
+        );
+        // The timestamp is signed: moving it forward breaks the MAC.
+        let replayed = headers(&[("x-signature", sig), ("x-request-timestamp", "1796645100")]);
+        assert_eq!(
+            s.verify(GENERIC_SECRET, &replayed, GENERIC_BODY, minutes(5)),
+            Err(AuthError::BadSignature)
+        );
+        // Missing or unreadable timestamps.
+        let bare = headers(&[("x-signature", sig)]);
+        assert_eq!(
+            s.verify(GENERIC_SECRET, &bare, GENERIC_BODY, now()),
+            Err(AuthError::Missing("X-Request-Timestamp".into()))
+        );
+        let garbled = headers(&[("x-signature", sig), ("x-request-timestamp", "soon")]);
+        assert_eq!(
+            s.verify(GENERIC_SECRET, &garbled, GENERIC_BODY, now()),
+            Err(AuthError::Stale)
+        );
+        // Milliseconds and RFC 3339 read as the same instant.
+        for (ts, text) in [
+            ("1796644800000", "1796644800000"),
+            ("2026-12-07T12:00:00Z", "2026-12-07T12:00:00Z"),
+        ] {
+            let mac = mac::<Sha256>(
+                GENERIC_SECRET.as_bytes(),
+                &[format!("v0:{text}:").as_bytes(), GENERIC_BODY],
+            )
+            .map(|m| format!("v0={}", hex::encode(m.finalize().into_bytes())))
+            .expect("mac");
+            let h = headers(&[("x-signature", &mac), ("x-request-timestamp", ts)]);
+            assert_eq!(
+                s.verify(GENERIC_SECRET, &h, GENERIC_BODY, now()),
+                Ok(()),
+                "{ts}"
+            );
+        }
+        // Layouts must place the body once and carry the timestamp.
+        assert!(SignedTimestamp::layout("{timestamp}.{body}").is_ok());
+        assert!(SignedTimestamp::layout("{body}").is_err());
+        assert!(SignedTimestamp::layout("{timestamp}{body}{body}").is_err());
+        assert!(SignedTimestamp::layout("{timestamp}").is_err());
     }
 }

@@ -4,7 +4,7 @@
 use super::check::generic_defaults;
 use super::*;
 use crate::helpdesk::generic::{GenericAuth, GenericFields};
-use crate::helpdesk::signature::{HmacSha256Scheme, SignatureEncoding};
+use crate::helpdesk::signature::{HmacSha256Scheme, SignatureEncoding, SignedTimestamp};
 use crate::mapping::{FieldRule, Lists, SourceMapping, Transform};
 use crate::model::EventKind;
 
@@ -121,6 +121,7 @@ fn the_example_file_parses_into_the_expected_mapping() {
                         header: "X-Signature".into(),
                         encoding: SignatureEncoding::Hex,
                         prefix: Some("sha256=".into()),
+                        timestamp: None,
                     },
                     secret_env: "CINNOX_WEBHOOK_SECRET".into(),
                 },
@@ -804,6 +805,46 @@ fn generic_sources_can_sign_with_sha1_or_use_basic_auth() {
     let text = err.to_string();
     assert!(text.contains("secrets never go in this file"), "{text}");
     assert!(text.contains("`credentials_env`"), "{text}");
+}
+
+#[test]
+fn a_generic_hmac_can_sign_a_timestamp_with_a_window() {
+    let text = "connectors:\n  generic:desk:\n    auth:\n      type: hmac_sha256\n      header: X-Signature\n      secret_env: DESK_SECRET\n      prefix: \"v0=\"\n      timestamp_header: X-Request-Timestamp\n      signed_payload: \"v0:{timestamp}:{body}\"\n      max_age_seconds: 120\n    fields: { email: /email }\n  generic:plain:\n    auth: { type: hmac_sha256, header: X-Sig, secret_env: PLAIN_SECRET, timestamp_header: X-Ts }\n    fields: { email: /email }\n";
+    let cfg = parse("t.yaml", text).expect("valid");
+    let GenericAuth::HmacSha256 { scheme, .. } = &cfg.generic["desk"].auth else {
+        panic!("an HMAC");
+    };
+    assert_eq!(
+        scheme.timestamp,
+        Some(SignedTimestamp {
+            header: "X-Request-Timestamp".into(),
+            before: "v0:{timestamp}:".into(),
+            after: String::new(),
+            tolerance: std::time::Duration::from_secs(120),
+        })
+    );
+    // The defaults: the timestamp right before the body, five minutes either side.
+    let GenericAuth::HmacSha256 { scheme, .. } = &cfg.generic["plain"].auth else {
+        panic!("an HMAC");
+    };
+    let t = scheme.timestamp.as_ref().expect("a timestamp");
+    assert_eq!((t.before.as_str(), t.after.as_str()), ("{timestamp}", ""));
+    assert_eq!(t.tolerance, std::time::Duration::from_secs(300));
+
+    let err = parse(
+        "t.yaml",
+        "connectors:\n  generic:desk:\n    auth:\n      type: hmac_sha256\n      header: X-Signature\n      secret_env: DESK_SECRET\n      timestamp_header: \"bad header\"\n      signed_payload: \"{timestamp}\"\n      max_age_seconds: -5\n    fields: { email: /email }\n  generic:other:\n    auth: { type: hmac_sha256, header: X-Sig, secret_env: S, max_age_seconds: 60 }\n    fields: { email: /email }\n",
+    )
+    .expect_err("invalid timestamp settings");
+    let text = err.to_string();
+    for expected in [
+        "t.yaml:7: connectors.generic:desk.auth.timestamp_header: `bad header` is not an HTTP header name",
+        "t.yaml:8: connectors.generic:desk.auth.signed_payload needs `{body}` exactly once",
+        "t.yaml:9: connectors.generic:desk.auth.max_age_seconds must be a positive whole number of seconds",
+        "t.yaml:12: connectors.generic:other.auth.max_age_seconds needs `timestamp_header`",
+    ] {
+        assert!(text.contains(expected), "{expected}\n in: {text}");
+    }
 }
 
 #[test]

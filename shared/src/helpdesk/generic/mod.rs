@@ -51,18 +51,42 @@ impl GenericAuth {
         }
     }
 
-    /// Checks a request against `secret` (the resolved value of [`GenericAuth::secret_var`]).
+    /// Checks a request against `secret` (the resolved value of [`GenericAuth::secret_var`]);
+    /// a signed timestamp is checked against `now`.
     pub fn verify(
         &self,
         secret: &str,
         headers: &http::HeaderMap,
         body: &[u8],
+        now: DateTime<Utc>,
     ) -> Result<(), AuthError> {
         match self {
-            GenericAuth::HmacSha256 { scheme, .. } => scheme.verify(secret, headers, body),
-            GenericAuth::HmacSha1 { scheme, .. } => scheme.verify_sha1(secret, headers, body),
+            GenericAuth::HmacSha256 { scheme, .. } => scheme.verify(secret, headers, body, now),
+            GenericAuth::HmacSha1 { scheme, .. } => scheme.verify_sha1(secret, headers, body, now),
             GenericAuth::Bearer { .. } => signature::verify_bearer(secret, headers),
             GenericAuth::Basic { .. } => signature::verify_basic(secret, headers),
+        }
+    }
+
+    /// The headers (lower-case names) a sender authenticating this way sends with `body` at
+    /// `now`: what tests and the local demo sign samples with.
+    pub fn request_headers(
+        &self,
+        secret: &str,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Vec<(String, String)> {
+        match self {
+            GenericAuth::HmacSha256 { scheme, .. } => {
+                scheme.signed_headers(secret, body, now, false)
+            }
+            GenericAuth::HmacSha1 { scheme, .. } => scheme.signed_headers(secret, body, now, true),
+            GenericAuth::Bearer { .. } => {
+                vec![("authorization".into(), format!("Bearer {secret}"))]
+            }
+            GenericAuth::Basic { .. } => {
+                vec![("authorization".into(), signature::basic_header(secret))]
+            }
         }
     }
 }
@@ -338,6 +362,7 @@ mod tests {
                     header: "X-Signature".into(),
                     encoding: SignatureEncoding::Hex,
                     prefix: p("sha256="),
+                    timestamp: None,
                 },
                 secret_env: "CINNOX_WEBHOOK_SECRET".into(),
             },
@@ -630,8 +655,11 @@ mod tests {
             "x-signature",
             http::HeaderValue::from_str(&scheme.sign(secret, body)).expect("value"),
         );
-        assert_eq!(auth.verify(secret, &h, body), Ok(()));
-        assert_eq!(auth.verify(secret, &h, b"{}"), Err(AuthError::BadSignature));
+        assert_eq!(auth.verify(secret, &h, body, Utc::now()), Ok(()));
+        assert_eq!(
+            auth.verify(secret, &h, b"{}", Utc::now()),
+            Err(AuthError::BadSignature)
+        );
 
         let bearer = GenericAuth::Bearer {
             token_env: "CINNOX_WEBHOOK_TOKEN".into(),
@@ -642,9 +670,9 @@ mod tests {
             "authorization",
             http::HeaderValue::from_static("Bearer zap-token"),
         );
-        assert_eq!(bearer.verify("zap-token", &h, body), Ok(()));
+        assert_eq!(bearer.verify("zap-token", &h, body, Utc::now()), Ok(()));
         assert_eq!(
-            bearer.verify("other", &h, body),
+            bearer.verify("other", &h, body, Utc::now()),
             Err(AuthError::BadSignature)
         );
 
@@ -658,8 +686,11 @@ mod tests {
             "x-signature",
             http::HeaderValue::from_str(&scheme.sign_sha1(secret, body)).expect("value"),
         );
-        assert_eq!(sha1.verify(secret, &h, body), Ok(()));
-        assert_eq!(auth.verify(secret, &h, body), Err(AuthError::BadSignature));
+        assert_eq!(sha1.verify(secret, &h, body, Utc::now()), Ok(()));
+        assert_eq!(
+            auth.verify(secret, &h, body, Utc::now()),
+            Err(AuthError::BadSignature)
+        );
         assert!(scheme.sign_sha1(secret, body).len() < scheme.sign(secret, body).len());
 
         // Basic: the variable holds `user:password`.
@@ -674,10 +705,10 @@ mod tests {
             "authorization",
             http::HeaderValue::from_str(&value).expect("value"),
         );
-        assert_eq!(basic.verify("zapier:s3cret", &h, body), Ok(()));
+        assert_eq!(basic.verify("zapier:s3cret", &h, body, Utc::now()), Ok(()));
         for wrong in ["zapier:other", "", "zapier"] {
             assert_eq!(
-                basic.verify(wrong, &h, body),
+                basic.verify(wrong, &h, body, Utc::now()),
                 Err(AuthError::BadSignature),
                 "{wrong}"
             );
@@ -685,11 +716,11 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.insert("authorization", http::HeaderValue::from_static("Basic !!"));
         assert_eq!(
-            basic.verify("zapier:s3cret", &h, body),
+            basic.verify("zapier:s3cret", &h, body, Utc::now()),
             Err(AuthError::BadSignature)
         );
         assert_eq!(
-            basic.verify("zapier:s3cret", &http::HeaderMap::new(), body),
+            basic.verify("zapier:s3cret", &http::HeaderMap::new(), body, Utc::now()),
             Err(AuthError::Missing("Authorization".into()))
         );
     }

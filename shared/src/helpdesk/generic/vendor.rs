@@ -27,7 +27,7 @@ impl Helpdesk for Generic {
         settings: &Settings,
         headers: &http::HeaderMap,
         body: &[u8],
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<(), AuthError> {
         let config = settings
             .file
@@ -38,7 +38,7 @@ impl Helpdesk for Generic {
             .generic_secrets
             .get(&self.name)
             .ok_or(AuthError::NotConfigured)?;
-        config.auth.verify(secret, headers, body)
+        config.auth.verify(secret, headers, body, now)
     }
 
     fn parse_webhook(

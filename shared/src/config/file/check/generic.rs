@@ -1,15 +1,29 @@
 //! The webhook blocks of a `generic:<name>` connector: `auth`, `fields` and `events`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use super::{Checker, Entry, dotted, suggest, suggest_event};
 use crate::config::file::yaml::{Node, scalar_text, shown};
 use crate::helpdesk::generic::{self, GenericAuth, GenericFields, GenericSource};
-use crate::helpdesk::signature::{HmacSha256Scheme, SignatureEncoding};
+use crate::helpdesk::signature::{HmacSha256Scheme, SignatureEncoding, SignedTimestamp};
 use crate::model::EventKind;
 
 const AUTH_TYPES: &[&str] = &["hmac_sha256", "hmac_sha1", "bearer", "basic"];
-const HMAC_KEYS: &[&str] = &["type", "header", "secret_env", "encoding", "prefix"];
+const HMAC_KEYS: &[&str] = &[
+    "type",
+    "header",
+    "secret_env",
+    "encoding",
+    "prefix",
+    "timestamp_header",
+    "signed_payload",
+    "max_age_seconds",
+];
+/// What an HMAC with a signed timestamp covers unless `signed_payload` says otherwise.
+const DEFAULT_SIGNED_PAYLOAD: &str = "{timestamp}{body}";
+/// How old (or how far ahead) a signed timestamp may be unless `max_age_seconds` says otherwise.
+const DEFAULT_MAX_AGE_SECONDS: u64 = 300;
 const BEARER_KEYS: &[&str] = &["type", "token_env"];
 const BASIC_KEYS: &[&str] = &["type", "credentials_env"];
 /// Fields of which a generic delivery must name at least one: how the person is told apart.
@@ -146,21 +160,51 @@ impl Checker {
         let (mut header, mut secret_env, mut token_env, mut prefix) = (None, None, None, None);
         let mut credentials_env = None;
         let mut encoding = Some(SignatureEncoding::Hex);
+        let (mut timestamp_header, mut layout, mut max_age) = (None, None, None);
         let mut ok = true;
         for k in &entries {
             match k.key.as_str() {
                 "type" => {}
-                "header" if hmac => {
-                    header = self.text(k, &where_);
-                    if let Some(h) = header.as_deref()
-                        && http::HeaderName::from_bytes(h.as_bytes()).is_err()
-                    {
+                "timestamp_header" if hmac => {
+                    timestamp_header = self.header_name(k, &where_);
+                    ok &= timestamp_header.is_some();
+                }
+                "signed_payload" if hmac => {
+                    let template = self.text(k, &where_);
+                    layout = match template.as_deref().map(SignedTimestamp::layout) {
+                        Some(Ok(layout)) => Some(layout),
+                        Some(Err(why)) => {
+                            self.error(
+                                k.value_line(),
+                                format!(
+                                    "{where_}.signed_payload {why}, e.g. `{{timestamp}}.{{body}}`"
+                                ),
+                            );
+                            ok = false;
+                            None
+                        }
+                        None => {
+                            ok = false;
+                            None
+                        }
+                    };
+                }
+                "max_age_seconds" if hmac => match &k.value.value {
+                    Node::Int(n) if *n > 0 => max_age = u64::try_from(*n).ok(),
+                    other => {
                         self.error(
                             k.value_line(),
-                            format!("{where_}.header: `{h}` is not an HTTP header name"),
+                            format!(
+                                "{where_}.max_age_seconds must be a positive whole number of seconds, not {}",
+                                shown(other)
+                            ),
                         );
                         ok = false;
                     }
+                },
+                "header" if hmac => {
+                    header = self.header_name(k, &where_);
+                    ok &= header.is_some();
                 }
                 "secret_env" if hmac => secret_env = self.variable_name(k, &where_),
                 "token_env" if !hmac && !basic => token_env = self.variable_name(k, &where_),
@@ -222,10 +266,36 @@ impl Checker {
                 self,
                 "the environment variable (or secret key) holding the signing secret",
             );
+            if timestamp_header.is_none() {
+                for key in ["signed_payload", "max_age_seconds"] {
+                    if let Some(k) = entries.iter().find(|k| k.key == key) {
+                        self.error(
+                            k.line,
+                            format!(
+                                "{where_}.{key} needs `timestamp_header`: the request header that \
+                                 carries the signing time"
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            let timestamp = timestamp_header.map(|header| {
+                let (before, after) = layout.unwrap_or_else(|| {
+                    SignedTimestamp::layout(DEFAULT_SIGNED_PAYLOAD).unwrap_or_default()
+                });
+                SignedTimestamp {
+                    header,
+                    before,
+                    after,
+                    tolerance: Duration::from_secs(max_age.unwrap_or(DEFAULT_MAX_AGE_SECONDS)),
+                }
+            });
             let scheme = HmacSha256Scheme {
                 header: header?,
                 encoding: encoding?,
                 prefix,
+                timestamp,
             };
             let secret_env = secret_env?;
             ok.then_some(if kind == "hmac_sha1" {
@@ -250,6 +320,19 @@ impl Checker {
             let token_env = token_env?;
             ok.then_some(GenericAuth::Bearer { token_env })
         }
+    }
+
+    /// An HTTP header name.
+    fn header_name(&mut self, e: &Entry, where_: &str) -> Option<String> {
+        let name = self.text(e, where_)?;
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            self.error(
+                e.value_line(),
+                format!("{where_}.{}: `{name}` is not an HTTP header name", e.key),
+            );
+            return None;
+        }
+        Some(name)
     }
 
     /// The name of an environment variable (or secret key).
