@@ -22,12 +22,16 @@ struct Stack {
     name: Option<String>,
 }
 
-/// A helpdesk with an API to sync from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum SyncSource {
-    Zendesk,
-    Intercom,
-    Gorgias,
+/// A helpdesk with an API to sync from: a built-in one, or a generic source whose `pull`
+/// block the configuration file gives.
+fn sync_source(name: &str) -> Result<String, String> {
+    use deskbridge_shared::model::Source;
+    match name.parse::<Source>() {
+        Ok(Source::Added(_)) | Err(_) => Err(format!(
+            "`{name}` is not a source to sync: zendesk, intercom, gorgias or generic:<name>"
+        )),
+        Ok(source) => Ok(source.to_string()),
+    }
 }
 
 /// What `check` tests.
@@ -83,9 +87,10 @@ enum Command {
     },
     /// Start a sync run, as the schedule does (the sync function, or `deskbridge serve`, runs it).
     Sync {
-        /// The helpdesk to read.
-        #[arg(value_enum)]
-        source: SyncSource,
+        /// The helpdesk to read: zendesk, intercom, gorgias, or generic:<name> (a source whose
+        /// API the configuration file describes under `pull`).
+        #[arg(value_parser = sync_source)]
+        source: String,
         /// Read everything again instead of continuing from the bookmark.
         #[arg(long, conflicts_with = "since")]
         full: bool,
@@ -244,11 +249,6 @@ async fn main() -> anyhow::Result<()> {
             };
             let (sdk, settings, _) =
                 settings::load_for(stack.name.as_deref(), "sync", needed).await?;
-            let source = match source {
-                SyncSource::Zendesk => "zendesk",
-                SyncSource::Intercom => "intercom",
-                SyncSource::Gorgias => "gorgias",
-            };
             let request = commands::sync::SyncRequest {
                 streams: stream,
                 full,
@@ -258,7 +258,7 @@ async fn main() -> anyhow::Result<()> {
             commands::sync::sync(
                 &sdk,
                 &settings,
-                source,
+                &source,
                 &request,
                 wait.map(std::time::Duration::from_secs),
             )

@@ -319,7 +319,7 @@ pub async fn status(
     let store = super::state_store(sdk, settings)?;
     let terminal = std::io::stdout().is_terminal();
     loop {
-        let mut states = all_stream_states(&store).await?;
+        let mut states = all_stream_states(&store, settings).await?;
         // A stream switched off (or not opted in to) is shown only once it has run.
         states.retain(|(id, _, stored)| {
             *stored || settings.file.stream_enabled(&id.source, &id.stream)

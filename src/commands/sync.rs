@@ -141,7 +141,7 @@ pub async fn sync(
     let mut seen_running = false;
     let progress = Progress::spinner("records");
     loop {
-        let states = all_stream_states(&store).await?;
+        let states = all_stream_states(&store, settings).await?;
         let mine: Vec<_> = states
             .iter()
             .filter(|(id, _, _)| {

@@ -56,17 +56,29 @@ pub fn known_streams(source: &Source) -> &'static [&'static str] {
     Registry::built_in().streams(source)
 }
 
-/// The stored state of every known stream (never-run streams included, as defaults).
+/// The stored state of every known stream — the built-in helpdesks', then those of the
+/// generic pull sources `settings` describes (never-run streams included, as defaults).
 pub async fn all_stream_states(
     store: &impl StreamStore,
+    settings: &deskbridge_shared::config::Settings,
 ) -> Result<Vec<(StreamId, StreamState, bool)>, StateError> {
+    let built_in = Registry::built_in()
+        .listed()
+        .flat_map(|h| {
+            h.streams()
+                .iter()
+                .map(move |s| StreamId::new(h.source(), *s))
+        })
+        .collect::<Vec<_>>();
+    let pulled = settings.file.pulls.iter().flat_map(|(name, pull)| {
+        pull.streams()
+            .iter()
+            .map(move |s| StreamId::new(Source::Generic(name.clone()), *s))
+    });
     let mut out = Vec::new();
-    for helpdesk in Registry::built_in().listed() {
-        for stream in helpdesk.streams() {
-            let id = StreamId::new(helpdesk.source(), *stream);
-            let stored = store.load(&id).await?;
-            out.push((id, stored.state, stored.rev.is_some()));
-        }
+    for id in built_in.into_iter().chain(pulled) {
+        let stored = store.load(&id).await?;
+        out.push((id, stored.state, stored.rev.is_some()));
     }
     Ok(out)
 }

@@ -151,6 +151,9 @@ pub struct Settings {
     /// Secrets of the file's generic sources, by source name, read from the variables their
     /// `auth` block names (`secret_env`, `token_env`); a source whose variable is unset is absent.
     pub generic_secrets: BTreeMap<String, String>,
+    /// Secrets of the file's generic pull sources (their `pull.auth` variable), by source
+    /// name; a source whose variable is unset is absent (and its API off).
+    pub pull_secrets: BTreeMap<String, String>,
 }
 
 pub const DEFAULT_BREVO_BASE_URL: &str = "https://api.brevo.com/v3";
@@ -339,6 +342,12 @@ impl Settings {
             .filter_map(|(name, g)| Some((name.clone(), vars.get(g.auth.secret_var())?)))
             .collect();
 
+        let pull_secrets = file
+            .pulls
+            .iter()
+            .filter_map(|(name, p)| Some((name.clone(), vars.get(p.auth.secret_var())?)))
+            .collect();
+
         let sync_instances = match vars.get("DESKBRIDGE_SYNC_INSTANCES") {
             None => 1,
             Some(v) => v
@@ -370,6 +379,7 @@ impl Settings {
             mapping,
             file,
             generic_secrets,
+            pull_secrets,
         })
     }
 
@@ -411,7 +421,10 @@ impl Settings {
                     && self.gorgias.email.is_some()
                     && self.gorgias.api_key.is_some()
             }
-            Source::Generic(_) | Source::Added(_) => false,
+            Source::Generic(name) => {
+                self.file.pulls.contains_key(name) && self.pull_secrets.contains_key(name)
+            }
+            Source::Added(_) => false,
         }
     }
 
@@ -456,6 +469,21 @@ impl Settings {
             };
             format!("{source}: webhooks {webhook} at /webhooks/generic/{name}")
         });
+        let pulls = self.file.pulls.iter().map(|(name, p)| {
+            let source = Source::Generic(name.clone());
+            let api = if self.api_enabled(&source) {
+                "on".to_string()
+            } else if !self.file.source_enabled(&source) {
+                "off (disabled in the configuration file)".to_string()
+            } else {
+                format!("off ({} not set)", p.auth.secret_var())
+            };
+            format!(
+                "{source}: API {api} at {} (streams {})",
+                p.base_url,
+                p.streams().join(", ")
+            )
+        });
         Source::BUILT_IN
             .iter()
             .map(|s| {
@@ -472,6 +500,7 @@ impl Settings {
                 format!("{s}: webhooks {webhook}, API {api}")
             })
             .chain(generic)
+            .chain(pulls)
             .chain(warnings)
             .collect()
     }

@@ -144,11 +144,23 @@ impl Registry {
         let Some(client) = client_or_log() else {
             return Vec::new();
         };
-        self.helpdesks
-            .iter()
+        self.with_pulls(settings)
             .filter(|h| h.api_enabled(settings))
             .filter_map(|h| h.reader(settings, &client))
             .collect()
+    }
+
+    /// The listed helpdesks, then the generic sources whose API the file describes (`pull`).
+    fn with_pulls<'a>(
+        &'a self,
+        settings: &'a Settings,
+    ) -> impl Iterator<Item = Arc<dyn Helpdesk>> + 'a {
+        let pulls = settings
+            .file
+            .pulls
+            .keys()
+            .map(|name| Arc::new(Generic { name: name.clone() }) as Arc<dyn Helpdesk>);
+        self.helpdesks.iter().cloned().chain(pulls)
     }
 
     /// The request budget of every helpdesk whose API is configured, kept in `store`
@@ -159,12 +171,15 @@ impl Registry {
     where
         S: StateStore + Clone + fmt::Debug + 'static,
     {
-        self.helpdesks
-            .iter()
+        self.with_pulls(settings)
             .filter(|h| h.api_enabled(settings))
             .filter_map(|h| {
                 let source = h.source();
-                let budget = StoredBudget::new(store.clone(), &source, h.account_rate()?);
+                let rate = match &source {
+                    Source::Generic(name) => settings.file.pulls.get(name).map(|p| p.rate),
+                    _ => h.account_rate(),
+                }?;
+                let budget = StoredBudget::new(store.clone(), &source, rate);
                 Some((source, Arc::new(budget) as Arc<dyn SharedBudget>))
             })
             .collect()

@@ -56,6 +56,7 @@ use std::path::Path;
 
 use crate::config::vars::{ConfigError, Vars};
 use crate::helpdesk::generic::GenericSource;
+use crate::helpdesk::generic::pull::PullSource;
 use crate::mapping::Mapping;
 use crate::model::Source;
 
@@ -83,6 +84,9 @@ pub struct FileConfig {
     /// Generic webhook sources that can receive deliveries (their `auth` and `fields` are
     /// valid), keyed by name (`cinnox` for `generic:cinnox`).
     pub generic: BTreeMap<String, GenericSource>,
+    /// The generic sources whose API the batch sync reads (their `pull` block is valid), keyed
+    /// by name.
+    pub pulls: BTreeMap<String, PullSource>,
     /// Things that are accepted but probably not what was meant, for the start-up log.
     pub warnings: Vec<Problem>,
     /// What each line of the file does, in line order (`deskbridge plan` prints them).

@@ -848,6 +848,85 @@ fn a_generic_hmac_can_sign_a_timestamp_with_a_window() {
 }
 
 #[test]
+fn the_pull_example_declares_two_rest_apis_the_sync_reads() {
+    use crate::helpdesk::generic::pull::{Pagination, PullAuth, TimeFormat};
+    let text = include_str!("../../../../examples/generic-pull.yaml");
+    let cfg = parse("examples/generic-pull.yaml", text).expect("valid");
+    assert_eq!(
+        cfg.warnings,
+        vec![],
+        "a pull-only source needs no webhook blocks"
+    );
+    assert!(cfg.generic.is_empty(), "no webhooks declared");
+    let fd = &cfg.pulls["freshdesk"];
+    assert_eq!(fd.base_url, "https://acme.freshdesk.com/api/v2");
+    assert_eq!(
+        fd.auth,
+        PullAuth::Basic {
+            credentials_env: "FRESHDESK_API_CREDENTIALS".into()
+        }
+    );
+    assert_eq!(fd.rate.limit(), 100);
+    assert_eq!(fd.streams(), ["contacts", "tickets"]);
+    let tickets = &fd.resources["tickets"];
+    assert_eq!(
+        tickets.pagination,
+        Pagination::Page {
+            param: "page".into(),
+            first: 1,
+            size_param: Some("per_page".into()),
+            size: 100
+        }
+    );
+    let since = tickets.updated_since.as_ref().expect("a filter");
+    assert_eq!(
+        (since.param.as_str(), since.format),
+        ("updated_since", TimeFormat::Rfc3339)
+    );
+    assert_eq!(since.overlap, std::time::Duration::from_secs(60));
+    assert_eq!(tickets.query["include"], "requester,stats");
+    assert_eq!(tickets.events["4"], Some(EventKind::TicketClosed));
+    assert_eq!(
+        tickets.event_times[&EventKind::TicketClosed],
+        "/stats/resolved_at"
+    );
+    assert_eq!(tickets.fields.email.as_deref(), Some("/requester/email"));
+    let hs = &cfg.pulls["helpscout"];
+    assert_eq!(hs.streams(), ["contacts"]);
+    let customers = &hs.resources["contacts"];
+    assert_eq!(customers.items, "/_embedded/customers");
+    assert!(
+        matches!(&customers.pagination, Pagination::NextLink { next, .. } if next == "/_links/next/href")
+    );
+}
+
+#[test]
+fn a_pull_block_with_mistakes_is_refused_line_by_line() {
+    let text = "connectors:\n  generic:desk:\n    pull:\n      base_url: ftp://desk.example\n      auth: { type: bearer, token: abc }\n      rate_limit: { requests: 0, per_seconds: 60 }\n      resources:\n        users:\n          path: /users\n        tickets:\n          path: tickets?all=1\n          pagination: { type: cursor, next: /meta/next }\n          updated_since: { format: iso }\n          fields: { email: requester.email }\n";
+    let err = parse("p.yaml", text).expect_err("invalid pull block");
+    let text = err.to_string();
+    for expected in [
+        "p.yaml:4: connectors.generic:desk.pull.base_url: `ftp://desk.example` is not an http(s) URL",
+        "p.yaml:5: connectors.generic:desk.pull.auth.token: secrets never go in this file",
+        "p.yaml:6: connectors.generic:desk.pull.rate_limit.requests must be a positive whole number, not `0`",
+        "p.yaml:8: connectors.generic:desk.pull.resources: `users` is not a resource deskbridge reads; known: contacts, tickets",
+        "p.yaml:11: connectors.generic:desk.pull.resources.tickets.path: `tickets?all=1` must start with /",
+        "connectors.generic:desk.pull.resources.tickets.pagination (cursor) needs `param`",
+        "p.yaml:13: connectors.generic:desk.pull.resources.tickets.updated_since.format must be one of rfc3339, unix, unix_ms, date",
+        "p.yaml:14: connectors.generic:desk.pull.resources.tickets.fields.email: `requester.email` is not a JSON pointer",
+    ] {
+        assert!(text.contains(expected), "{expected}\n in: {text}");
+    }
+    // `pull` belongs to generic sources only.
+    let err = parse("p.yaml", "connectors:\n  zendesk:\n    pull: {}\n").expect_err("not generic");
+    assert!(
+        err.to_string()
+            .contains("`pull` are settings of generic:<name> sources"),
+        "{err}"
+    );
+}
+
+#[test]
 fn data_events_can_be_renamed_one_by_one() {
     let text = "event_mapping:\n  data_event.placed-order: ORDER_PLACED\n  data_event: \"\"\n";
     let cfg = parse("d.yaml", text).expect("valid");

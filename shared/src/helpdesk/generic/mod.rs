@@ -9,7 +9,11 @@
 //! canonical events (`events`). The whole body is the record's profile, so the source's own
 //! `field_mapping` reads any other field by its dotted path.
 
+pub mod pull;
+mod pull_reader;
 pub mod vendor;
+
+pub use pull_reader::PullReader;
 
 use std::collections::BTreeMap;
 
@@ -197,7 +201,7 @@ pub fn valid_pointer(pointer: &str) -> bool {
 const MILLISECONDS_FROM: i64 = 100_000_000_000;
 
 /// A time as senders write it: unix seconds or milliseconds (number or digits), or ISO-8601.
-fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
+pub(crate) fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
     let v = v.filter(|v| text(Some(v)).is_some())?;
     let whole = v
         .as_i64()
@@ -216,8 +220,35 @@ pub fn parse_webhook(
     body: &[u8],
     received_at: DateTime<Utc>,
 ) -> Result<Parsed, ParseError> {
+    let reading = Reading {
+        fields: &config.fields,
+        events: &config.events,
+        event_times: &BTreeMap::new(),
+    };
+    read_object(name, &reading, value, body, received_at)
+}
+
+/// How one JSON object of a generic source (a delivery, or an item a pull resource lists) is
+/// read.
+pub(crate) struct Reading<'a> {
+    pub(crate) fields: &'a GenericFields,
+    pub(crate) events: &'a BTreeMap<String, Option<EventKind>>,
+    /// Per canonical event, the pointer to its own time (a ticket's `resolved_at` for its
+    /// closing), before `fields.event_time`.
+    pub(crate) event_times: &'a BTreeMap<EventKind, String>,
+}
+
+/// Reads one object of the generic source `name` into a record (see [`parse_webhook`]);
+/// `body` is its text, hashed into the delivery id when `fields.delivery_id` finds nothing.
+pub(crate) fn read_object(
+    name: &str,
+    reading: &Reading<'_>,
+    value: &Value,
+    body: &[u8],
+    received_at: DateTime<Utc>,
+) -> Result<Parsed, ParseError> {
     let source = Source::Generic(name.to_string());
-    let fields = &config.fields;
+    let fields = reading.fields;
     let at = |pointer: &Option<String>| pointer.as_deref().and_then(|p| value.pointer(p));
 
     // What happened: a canonical event, a contact update, or something to acknowledge and skip.
@@ -229,7 +260,7 @@ pub fn parse_webhook(
                     "the event type (`{pointer}`) is missing or not text"
                 ))
             })?;
-            match config.events.get(&topic) {
+            match reading.events.get(&topic) {
                 Some(kind) => (topic, *kind),
                 None => return Ok(Parsed::Ignored { topic }),
             }
@@ -266,7 +297,12 @@ pub fn parse_webhook(
         )));
     };
 
-    let observed_at = time(at(&fields.event_time)).unwrap_or(received_at);
+    let own_time = kind
+        .and_then(|k| reading.event_times.get(&k))
+        .and_then(|p| time(value.pointer(p)));
+    let observed_at = own_time
+        .or_else(|| time(at(&fields.event_time)))
+        .unwrap_or(received_at);
     let delivery_id = text(at(&fields.delivery_id)).unwrap_or_else(|| body_hash(body));
     let mut events = Vec::new();
     if let Some(kind) = kind {

@@ -7,6 +7,7 @@ use super::generic::GenericBlocks;
 use super::{Checker, Entry, dotted, suggest};
 use crate::config::file::SourceFileSettings;
 use crate::config::file::yaml::Node;
+use crate::helpdesk::generic::pull::PullSource;
 use crate::helpdesk::generic::{self, GenericSource};
 use crate::mapping::{FieldRule, Lists};
 use crate::model::Source;
@@ -26,7 +27,7 @@ const CONNECTOR_KEYS: &[&str] = &[
     "support_type_scope",
 ];
 /// A `generic:<name>` connector takes these too.
-const GENERIC_ONLY_KEYS: &[&str] = &["auth", "fields", "events"];
+const GENERIC_ONLY_KEYS: &[&str] = &["auth", "fields", "events", "pull"];
 const SOURCE_NAMES: &[&str] = &["zendesk", "intercom", "gorgias"];
 
 /// What one `connectors.<source>` block says.
@@ -41,6 +42,8 @@ pub(super) struct Connector {
     pub(super) tag_lists: Option<BTreeMap<String, i64>>,
     /// A generic source that can receive deliveries (its `auth` and `fields` are valid).
     pub(super) generic: Option<GenericSource>,
+    /// A generic source's API the batch sync reads (its `pull` block is valid).
+    pub(super) pull: Option<PullSource>,
 }
 
 impl Checker {
@@ -83,7 +86,9 @@ impl Checker {
             lists: None,
             tag_lists: None,
             generic: None,
+            pull: None,
         };
+        let mut pull_given = false;
         for f in self.entries(e.value, &at) {
             match f.key.as_str() {
                 "enabled" => {
@@ -141,11 +146,12 @@ impl Checker {
                 "event_mapping" => {
                     c.event_mapping = self.event_mapping(f.value, &format!("{at}.event_mapping"));
                 }
-                "auth" | "fields" | "events" if !is_generic => self.error(
+                "auth" | "fields" | "events" | "pull" if !is_generic => self.error(
                     f.line,
                     format!(
-                        "{}: `auth`, `fields` and `events` are settings of generic:<name> \
-                         sources; {} has its own webhook format and secret variable",
+                        "{}: `auth`, `fields`, `events` and `pull` are settings of \
+                         generic:<name> sources; {} has its own webhook format, API and secret \
+                         variables",
                         dotted(&at, &f.key),
                         c.name
                     ),
@@ -153,6 +159,10 @@ impl Checker {
                 "auth" => blocks.auth = Some(self.generic_auth(&f, &at)),
                 "fields" => blocks.fields = Some(self.generic_fields(&f, &at)),
                 "events" => blocks.events = Some(self.generic_events(&f, &at)),
+                "pull" => {
+                    pull_given = true;
+                    c.pull = self.pull_source(&f, &at);
+                }
                 _ if is_generic => {
                     let known: Vec<&str> = CONNECTOR_KEYS
                         .iter()
@@ -165,7 +175,7 @@ impl Checker {
             }
         }
         if is_generic {
-            c.generic = self.generic_source(blocks, e.line, &at);
+            c.generic = self.generic_source(blocks, e.line, &at, pull_given);
         }
         Some(c)
     }

@@ -46,6 +46,7 @@ impl Checker {
         blocks: GenericBlocks,
         line: Option<usize>,
         at: &str,
+        pulled: bool,
     ) -> Option<GenericSource> {
         let url = at.replacen("connectors.generic:", "/webhooks/generic/", 1);
         let (auth, fields) = match (blocks.auth, blocks.fields) {
@@ -55,6 +56,8 @@ impl Checker {
                         line,
                         format!("{at} has `events` but no `auth` and `fields`"),
                     );
+                } else if pulled {
+                    // An API the sync reads, without webhooks: nothing to say.
                 } else {
                     self.warn(
                         line,
@@ -357,7 +360,7 @@ impl Checker {
 
     /// `fields: { email: /contact/email, … }`: RFC 6901 JSON pointers.
     /// The JSON pointer an entry of `where_` holds; `None` (reported) when it holds none.
-    fn pointer(&mut self, k: &Entry, where_: &str) -> Option<String> {
+    pub(super) fn pointer(&mut self, k: &Entry, where_: &str) -> Option<String> {
         let here = dotted(where_, &k.key);
         let pointer = match &k.value.value {
             Node::Str(p) => p.trim().to_string(),

@@ -13,6 +13,7 @@ mod explain;
 mod generic;
 mod lists;
 mod mapping;
+mod pull;
 mod values;
 
 use connectors::Connector;
@@ -137,6 +138,9 @@ impl Checker {
             }
             if let (Source::Generic(name), Some(g)) = (&c.source, c.generic) {
                 config.generic.insert(name.clone(), g);
+            }
+            if let (Source::Generic(name), Some(p)) = (&c.source, c.pull) {
+                config.pulls.insert(name.clone(), p);
             }
             config.sources.insert(c.name, c.settings);
         }
