@@ -382,6 +382,56 @@ async fn plan_says_what_each_line_of_the_intercom_seed_does() {
 }
 
 #[tokio::test]
+async fn plan_says_what_each_pull_resource_reads_and_refuses_a_broken_one_by_line() {
+    let server = brevo().await;
+    let base = format!("{}/v3", server.uri());
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/generic-pull.yaml");
+    let env = [
+        ("BREVO_API_KEY", "xkeysib-test"),
+        ("BREVO_BASE_URL", base.as_str()),
+        ("DESKBRIDGE_CONFIG", example),
+    ];
+    let out = deskbridge(&["plan", "--format", "plain"], &env).await;
+    let printed = stdout(&out);
+    for expected in [
+        "connectors.generic:freshdesk.pull: the batch sync reads its API at \
+         https://acme.freshdesk.com/api/v2 (100 requests per 60 s)",
+        "connectors.generic:freshdesk.pull.auth: requests authenticate with the variable \
+         FRESHDESK_API_CREDENTIALS",
+        "connectors.generic:freshdesk.pull.resources.contacts: stream contacts: GET /contacts \
+         page by page (`page`); later runs ask for changes with `_updated_since` from the \
+         previous run's start",
+        "connectors.generic:helpscout.pull.resources.contacts: stream contacts: GET /customers \
+         following the next link at `/_links/next/href`",
+    ] {
+        assert!(printed.contains(expected), "`{expected}` in:\n{}", both(&out));
+    }
+    // FRESHDESK_ID and HELPSCOUT_ID are what the default rules write.
+    assert!(printed.contains("FRESHDESK_ID"), "{printed}");
+
+    let broken = temp_file(
+        "broken-pull.yaml",
+        "connectors:\n  generic:desk:\n    pull:\n      base_url: https://desk.example/api\n      auth: { type: bearer, token_env: DESK_TOKEN }\n      resources:\n        contacts:\n          path: /people\n          pagination: { type: next_link }\n          fields: { email: /email }\n",
+    );
+    let env = [
+        ("BREVO_API_KEY", "xkeysib-test"),
+        ("BREVO_BASE_URL", base.as_str()),
+        ("DESKBRIDGE_CONFIG", broken.to_str().expect("utf-8 path")),
+    ];
+    let out = deskbridge(&["plan"], &env).await;
+    assert!(!out.status.success());
+    assert!(
+        both(&out).contains(
+            "broken-pull.yaml:9: connectors.generic:desk.pull.resources.contacts.pagination \
+             (next_link) needs `next`"
+        ),
+        "{}",
+        both(&out)
+    );
+    std::fs::remove_file(broken).ok();
+}
+
+#[tokio::test]
 async fn plan_json_has_the_attributes_lists_and_counts() {
     let server = brevo().await;
     let base = format!("{}/v3", server.uri());

@@ -349,3 +349,217 @@ async fn a_sync_without_api_credentials_says_why_and_queues_nothing() {
     );
     assert_eq!(queue_depth(&sdk, &res.sync_queue_url).await, 0);
 }
+
+/// The configuration of examples/generic-pull.yaml with both APIs at `base`, at a rate the
+/// test does not wait on, written to a file of its own.
+fn pull_config(name: &str, base: &str) -> std::path::PathBuf {
+    let text = include_str!("../examples/generic-pull.yaml")
+        .replace("https://acme.freshdesk.com", base)
+        .replace("https://api.helpscout.net", base)
+        .replace(
+            "requests: 100, per_seconds: 60",
+            "requests: 1000, per_seconds: 1",
+        )
+        .replace(
+            "requests: 200, per_seconds: 60",
+            "requests: 1000, per_seconds: 1",
+        );
+    let dir = std::env::temp_dir().join(format!("deskbridge-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("deskbridge.yaml");
+    std::fs::write(&file, text).expect("config written");
+    file
+}
+
+/// Every email in the contact writes `brevo` received from request `from` on.
+async fn written_emails(brevo: &MockServer, from: usize) -> BTreeMap<String, usize> {
+    fn collect(v: &Value, out: &mut BTreeMap<String, usize>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v.as_str()) {
+                        ("email", Some(email)) => *out.entry(email.to_string()).or_insert(0) += 1,
+                        _ => collect(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeMap::new();
+    for r in brevo
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .skip(from)
+    {
+        if r.url.path().starts_with("/v3/contacts") && r.method.as_str() != "GET" {
+            collect(
+                &serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+                &mut out,
+            );
+        }
+    }
+    out
+}
+
+/// Waits until every stream of `streams` finished a run started at or after `after` and the
+/// record queues are empty.
+async fn wait_streams_idle(
+    sdk: &aws_config::SdkConfig,
+    res: &Bootstrapped,
+    streams: &[StreamId],
+    after: chrono::DateTime<chrono::Utc>,
+) {
+    let store = DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), res.table.clone());
+    let done = common::eventually(Duration::from_secs(120), || async {
+        for id in streams {
+            let st = store.load(id).await.ok()?.state;
+            if st.status != RunStatus::Idle || st.last_run_started_at.is_none_or(|t| t < after) {
+                return None;
+            }
+        }
+        (queue_depth(sdk, &res.upsert_queue_url).await == 0
+            && queue_depth(sdk, &res.backfill_queue_url).await == 0)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        done.is_some(),
+        "the runs of {streams:?} finished and their records were written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_pull_sources_are_backfilled_then_synced_incrementally_by_the_sync_function() {
+    use deskbridge_shared::testkit::brevo::BrevoModel;
+    use deskbridge_shared::testkit::pull::{
+        FRESHDESK_CREDENTIALS, Freshdesk, HELPSCOUT_TOKEN, HelpScout, query,
+    };
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "pull").await;
+    let (model, brevo) = BrevoModel::start().await;
+    let api = MockServer::start().await;
+    let year_ago = chrono::Utc::now() - chrono::Duration::days(365);
+    let fd = Freshdesk::default();
+    *fd.contacts.lock().expect("data") = (0..230)
+        .map(|i| Freshdesk::contact(i, year_ago + chrono::Duration::seconds(i)))
+        .collect();
+    *fd.tickets.lock().expect("data") =
+        vec![Freshdesk::ticket(800, 1, 4, year_ago, Some(year_ago))];
+    fd.mount(&api).await;
+    let hs = HelpScout::default();
+    *hs.customers.lock().expect("data") = (0..120)
+        .map(|i| HelpScout::customer(i, year_ago + chrono::Duration::seconds(i)))
+        .collect();
+    hs.mount(&api).await;
+    let config = pull_config("pull", &api.uri());
+    let settings = common::settings(
+        &res,
+        Some(&brevo.uri()),
+        &[
+            ("DESKBRIDGE_CONFIG", config.to_str().expect("utf-8 path")),
+            ("FRESHDESK_API_CREDENTIALS", FRESHDESK_CREDENTIALS),
+            ("HELPSCOUT_TOKEN", HELPSCOUT_TOKEN),
+            ("BREVO_REQUESTS_PER_SECOND", "200"),
+        ],
+    );
+    let freshdesk = Source::Generic("freshdesk".into());
+    let helpscout = Source::Generic("helpscout".into());
+    let streams = [
+        StreamId::new(freshdesk.clone(), "contacts"),
+        StreamId::new(freshdesk.clone(), "tickets"),
+        StreamId::new(helpscout.clone(), "contacts"),
+    ];
+    let runner = Runner::start(&sdk, settings.clone());
+
+    // The backfill, asked for as a user would (`deskbridge sync generic:<name>`).
+    let first = chrono::Utc::now();
+    for source in ["generic:freshdesk", "generic:helpscout"] {
+        deskbridge::commands::sync::sync(&sdk, &settings, source, &Default::default(), None)
+            .await
+            .expect("sync requested");
+    }
+    wait_streams_idle(&sdk, &res, &streams, first).await;
+    let contacts = model.contacts();
+    let emails: BTreeSet<String> = contacts.iter().filter_map(|c| c.email.clone()).collect();
+    assert_eq!(
+        emails.len(),
+        350,
+        "230 Freshdesk contacts and 120 Help Scout customers"
+    );
+    assert!(emails.contains("client229@example.com") && emails.contains("hs119@example.com"));
+    let client7 = contacts
+        .iter()
+        .find(|c| c.email.as_deref() == Some("client7@example.com"))
+        .expect("client 7");
+    assert_eq!(client7.attributes.get("FRESHDESK_ID"), Some(&json!("9007")));
+    assert_eq!(client7.attributes.get("FIRSTNAME"), Some(&json!("Client")));
+    assert!(
+        model.contacts().iter().all(|c| c.events.is_empty()),
+        "no automations fired for last year's tickets"
+    );
+    let api_calls = api.received_requests().await.unwrap_or_default().len();
+    let brevo_mark = brevo.received_requests().await.unwrap_or_default().len();
+
+    // Changes: one Freshdesk contact, one Help Scout customer, a ticket resolved just now.
+    let now = chrono::Utc::now();
+    Freshdesk::put(&fd.contacts, Freshdesk::contact(5, now));
+    Freshdesk::put(&fd.tickets, Freshdesk::ticket(801, 12, 4, now, Some(now)));
+    hs.customers.lock().expect("data")[7] = HelpScout::customer(7, now);
+    let second = chrono::Utc::now();
+    for source in ["generic:freshdesk", "generic:helpscout"] {
+        deskbridge::commands::sync::sync(&sdk, &settings, source, &Default::default(), None)
+            .await
+            .expect("sync requested");
+    }
+    wait_streams_idle(&sdk, &res, &streams, second).await;
+    let moved: BTreeSet<String> = written_emails(&brevo, brevo_mark)
+        .await
+        .into_keys()
+        .collect();
+    let expected: BTreeSet<String> = [
+        "client5@example.com",
+        "client12@example.com",
+        "hs7@example.com",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect();
+    assert_eq!(
+        moved, expected,
+        "the incremental runs moved only what changed"
+    );
+    // Each incremental request asked from the bookmark the backfill left.
+    let asked = api.received_requests().await.unwrap_or_default();
+    for r in &asked[api_calls..] {
+        let filter = match r.url.path() {
+            "/api/v2/contacts" => "_updated_since",
+            "/api/v2/tickets" => "updated_since",
+            _ => "modifiedSince",
+        };
+        let from = query(r, filter)
+            .and_then(|f| chrono::DateTime::parse_from_rfc3339(&f).ok())
+            .unwrap_or_else(|| panic!("{} without a time in {filter}", r.url));
+        // The backfill's start, less the minute of overlap.
+        let window = (first - chrono::Duration::seconds(61))..second;
+        assert!(
+            window.contains(&from.to_utc()),
+            "{} asks from {from}",
+            r.url
+        );
+    }
+    let client12 = model
+        .contacts()
+        .into_iter()
+        .find(|c| c.email.as_deref() == Some("client12@example.com"))
+        .expect("client 12");
+    assert_eq!(
+        client12.events,
+        ["SUPPORT_TICKET_RESOLVED"],
+        "the ticket resolved since the backfill reached the timeline"
+    );
+    runner.stop().await;
+}

@@ -4,18 +4,19 @@
 //! `_links.next.href`, a `modifiedSince` filter, a bearer token). Each is backfilled, then read
 //! incrementally from the bookmark the backfill left.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use deskbridge_shared::config::{Settings, Vars};
 use deskbridge_shared::helpdesk::reader_for;
 use deskbridge_shared::model::{EventKind, Record, Source};
 use deskbridge_shared::sync::{FetchError, Page, PageRequest, SourceReader};
-use serde_json::{Value, json};
+use deskbridge_shared::testkit::pull::{
+    FRESHDESK_CREDENTIALS, Freshdesk, HELPSCOUT_TOKEN, HelpScout, query,
+};
+use serde_json::json;
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn at(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(secs, 0).single().expect("valid time")
@@ -28,19 +29,6 @@ fn iso(t: DateTime<Utc>) -> String {
 /// 2025-01-08T00:00:00Z.
 const DAY: i64 = 1_736_294_400;
 
-fn query(req: &Request, name: &str) -> Option<String> {
-    req.url
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-fn since(req: &Request, name: &str) -> Option<DateTime<Utc>> {
-    query(req, name)
-        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
 /// Settings whose configuration file is `yaml`, with the pull sources' variables set.
 fn settings(name: &str, yaml: &str) -> Settings {
     let dir = std::env::temp_dir().join(format!("deskbridge-pull-{}-{name}", std::process::id()));
@@ -49,8 +37,8 @@ fn settings(name: &str, yaml: &str) -> Settings {
     std::fs::write(&file, yaml).expect("config written");
     Settings::from_vars(&Vars::from_pairs([
         ("DESKBRIDGE_CONFIG", file.to_str().expect("utf-8 path")),
-        ("FRESHDESK_API_CREDENTIALS", "fd-key:X"),
-        ("HELPSCOUT_TOKEN", "hs-token"),
+        ("FRESHDESK_API_CREDENTIALS", FRESHDESK_CREDENTIALS),
+        ("HELPSCOUT_TOKEN", HELPSCOUT_TOKEN),
     ]))
     .expect("settings")
 }
@@ -111,81 +99,13 @@ fn records(pages: &[Page]) -> Vec<&Record> {
 // ---------------------------------------------------------------------------------------------
 // A Freshdesk-style API
 
-#[derive(Clone, Default)]
-struct Freshdesk {
-    contacts: Arc<Mutex<Vec<Value>>>,
-    tickets: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Freshdesk {
-    fn contact(i: i64, updated: i64) -> Value {
-        json!({"id": 9_000 + i, "name": format!("Client {i}"), "email": format!("client{i}@example.com"),
-               "phone": null, "created_at": iso(at(DAY - 86_400)), "updated_at": iso(at(updated))})
-    }
-
-    /// `GET /api/v2/{contacts,tickets}`: Basic auth with `<key>:X`, `page` from 1 and
-    /// `per_page` up to 100, `_updated_since` (contacts) or `updated_since` (tickets), oldest
-    /// change first; tickets carry their requester with `include=requester`.
-    async fn mount(&self, server: &MockServer) {
-        let auth = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode("fd-key:X")
-        );
-        for (route, filter, data) in [
-            ("/api/v2/contacts", "_updated_since", self.contacts.clone()),
-            ("/api/v2/tickets", "updated_since", self.tickets.clone()),
-        ] {
-            let auth = auth.clone();
-            Mock::given(method("GET"))
-                .and(path(route))
-                .respond_with(move |req: &Request| {
-                    if req
-                        .headers
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        != Some(auth.as_str())
-                    {
-                        return ResponseTemplate::new(401)
-                            .set_body_json(json!({"code": "invalid_credentials"}));
-                    }
-                    let page: usize = query(req, "page").and_then(|p| p.parse().ok()).unwrap_or(1);
-                    let per_page: usize = query(req, "per_page")
-                        .and_then(|p| p.parse().ok())
-                        .unwrap_or(30)
-                        .min(100);
-                    let from = since(req, filter);
-                    let mut items: Vec<Value> = data
-                        .lock()
-                        .expect("data")
-                        .iter()
-                        .filter(|c| {
-                            let updated = c["updated_at"].as_str().unwrap_or_default();
-                            from.is_none_or(|f| updated >= iso(f).as_str())
-                        })
-                        .cloned()
-                        .collect();
-                    items.sort_by(|a, b| {
-                        (a["updated_at"].as_str(), a["id"].as_i64())
-                            .cmp(&(b["updated_at"].as_str(), b["id"].as_i64()))
-                    });
-                    let body: Vec<Value> = items
-                        .into_iter()
-                        .skip((page - 1) * per_page)
-                        .take(per_page)
-                        .collect();
-                    ResponseTemplate::new(200).set_body_json(body)
-                })
-                .mount(server)
-                .await;
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_freshdesk_style_api_is_backfilled_then_read_from_the_bookmark() {
     let server = MockServer::start().await;
     let fd = Freshdesk::default();
-    *fd.contacts.lock().expect("data") = (0..250).map(|i| Freshdesk::contact(i, DAY + i)).collect();
+    *fd.contacts.lock().expect("data") = (0..250)
+        .map(|i| Freshdesk::contact(i, at(DAY + i)))
+        .collect();
     let requester = |i: i64| json!({"id": 9_000 + i, "name": format!("Client {i}"), "email": format!("client{i}@example.com")});
     *fd.tickets.lock().expect("data") = vec![
         json!({"id": 501, "status": 2, "subject": "Login loop", "priority": 1, "tags": ["vip"],
@@ -232,8 +152,8 @@ async fn a_freshdesk_style_api_is_backfilled_then_read_from_the_bookmark() {
     // Two contacts change; the next run asks from the bookmark and reads only those.
     {
         let mut data = fd.contacts.lock().expect("data");
-        data[3] = Freshdesk::contact(3, DAY + 7_200);
-        data[200] = Freshdesk::contact(200, DAY + 7_300);
+        data[3] = Freshdesk::contact(3, at(DAY + 7_200));
+        data[200] = Freshdesk::contact(200, at(DAY + 7_300));
     }
     let pages = run(
         reader.as_ref(),
@@ -303,7 +223,9 @@ async fn rate_limits_are_waited_out_and_refusals_name_the_source() {
         .await;
     Mock::given(method("GET"))
         .and(path("/api/v2/contacts"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([Freshdesk::contact(1, DAY)])))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!([Freshdesk::contact(1, at(DAY))])),
+        )
         .mount(&server)
         .await;
     let started = Instant::now();
@@ -345,76 +267,14 @@ async fn rate_limits_are_waited_out_and_refusals_name_the_source() {
 // ---------------------------------------------------------------------------------------------
 // A Help Scout-style API
 
-/// `GET /v2/customers?page=N&modifiedSince=`: 50 customers a page under
-/// `_embedded.customers`, each with its emails under its own `_embedded`; `_links.next.href`
-/// is the next page's absolute URL, absent on the last page. Bearer token.
-async fn mount_helpscout(
-    server: &MockServer,
-    customers: Arc<Mutex<Vec<Value>>>,
-    next_origin: Option<String>,
-) {
-    let base = server.uri();
-    Mock::given(method("GET"))
-        .and(path("/v2/customers"))
-        .respond_with(move |req: &Request| {
-            if req
-                .headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                != Some("Bearer hs-token")
-            {
-                return ResponseTemplate::new(401);
-            }
-            let page: usize = query(req, "page").and_then(|p| p.parse().ok()).unwrap_or(1);
-            let from = since(req, "modifiedSince");
-            let all: Vec<Value> = customers
-                .lock()
-                .expect("data")
-                .iter()
-                .filter(|c| {
-                    from.is_none_or(|f| {
-                        c["updatedAt"].as_str().unwrap_or_default() >= iso(f).as_str()
-                    })
-                })
-                .cloned()
-                .collect();
-            let pages = all.len().div_ceil(50).max(1);
-            let items: Vec<Value> = all.into_iter().skip((page - 1) * 50).take(50).collect();
-            let mut body = json!({
-                "_embedded": {"customers": items},
-                "page": {"size": 50, "number": page, "totalPages": pages}
-            });
-            if page < pages {
-                let mut next = format!(
-                    "{}/v2/customers?page={}",
-                    next_origin.as_deref().unwrap_or(&base),
-                    page + 1
-                );
-                if let Some(f) = query(req, "modifiedSince") {
-                    next.push_str(&format!("&modifiedSince={f}"));
-                }
-                body["_links"] =
-                    json!({"next": {"href": next}, "self": {"href": req.url.to_string()}});
-            }
-            ResponseTemplate::new(200).set_body_json(body)
-        })
-        .mount(server)
-        .await;
-}
-
-fn customer(i: i64, updated: i64) -> Value {
-    json!({"id": 700_000 + i, "firstName": "Hel", "lastName": format!("Scout{i}"),
-           "createdAt": iso(at(DAY - 86_400)), "updatedAt": iso(at(updated)),
-           "_embedded": {"emails": [{"id": i, "value": format!("hs{i}@example.com"), "type": "work"}]}})
-}
-
 #[tokio::test]
 async fn a_help_scout_style_api_is_followed_by_its_next_links() {
     let server = MockServer::start().await;
-    let customers = Arc::new(Mutex::new(
-        (0..120).map(|i| customer(i, DAY + i)).collect::<Vec<_>>(),
-    ));
-    mount_helpscout(&server, customers.clone(), None).await;
+    let hs = HelpScout::default();
+    *hs.customers.lock().expect("data") = (0..120)
+        .map(|i| HelpScout::customer(i, at(DAY + i)))
+        .collect();
+    hs.mount(&server).await;
     let settings = settings("helpscout", &example(&server.uri()));
     let reader = reader(&settings, "helpscout");
     assert_eq!(reader.streams(), ["contacts"]);
@@ -435,7 +295,7 @@ async fn a_help_scout_style_api_is_followed_by_its_next_links() {
     );
 
     // Incremental: from the bookmark, one changed customer.
-    customers.lock().expect("data")[99] = customer(99, DAY + 8_000);
+    hs.customers.lock().expect("data")[99] = HelpScout::customer(99, at(DAY + 8_000));
     let bookmark = pages[2].bookmark.clone().expect("a bookmark");
     let pages = run(
         reader.as_ref(),
@@ -454,10 +314,14 @@ async fn a_help_scout_style_api_is_followed_by_its_next_links() {
 #[tokio::test]
 async fn a_next_link_to_another_host_is_refused_before_the_credentials_go_there() {
     let server = MockServer::start().await;
-    let customers = Arc::new(Mutex::new(
-        (0..60).map(|i| customer(i, DAY + i)).collect::<Vec<_>>(),
-    ));
-    mount_helpscout(&server, customers, Some("https://elsewhere.example".into())).await;
+    let hs = HelpScout {
+        next_origin: Some("https://elsewhere.example".into()),
+        ..HelpScout::default()
+    };
+    *hs.customers.lock().expect("data") = (0..60)
+        .map(|i| HelpScout::customer(i, at(DAY + i)))
+        .collect();
+    hs.mount(&server).await;
     let settings = settings("origin", &example(&server.uri()));
     let reader = reader(&settings, "helpscout");
     let request = PageRequest {

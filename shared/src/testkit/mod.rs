@@ -13,9 +13,13 @@
 //! - [`crate::helpdesk::intercom::fake::ContactSearch`]: Intercom's contact search, the
 //!   contacts stream's backfill (in the vendor's folder, like everything about a helpdesk).
 //!
+//! - [`pull::Freshdesk`] and [`pull::HelpScout`]: two REST APIs shaped like those vendors',
+//!   for the generic pull sources (`examples/generic-pull.yaml`).
+//!
 //! [`calls`] lists what any of these servers received.
 
 pub mod brevo;
+pub mod pull;
 
 use wiremock::MockServer;
 

@@ -851,6 +851,10 @@ fn a_generic_hmac_can_sign_a_timestamp_with_a_window() {
 fn the_pull_example_declares_two_rest_apis_the_sync_reads() {
     use crate::helpdesk::generic::pull::{Pagination, PullAuth, TimeFormat};
     let text = include_str!("../../../../examples/generic-pull.yaml");
+    assert!(
+        include_str!("../../../../README.md").contains(text),
+        "the README shows examples/generic-pull.yaml as it is"
+    );
     let cfg = parse("examples/generic-pull.yaml", text).expect("valid");
     assert_eq!(
         cfg.warnings,

@@ -164,11 +164,86 @@ impl Checker {
                 "auth" => "how its webhook deliveries prove where they come from".into(),
                 "fields" => "where the person and the event are in its webhook bodies".into(),
                 "events" => "which of its event types become which happenings".into(),
+                "pull" => match &source {
+                    Source::Generic(g) => match config.pulls.get(g) {
+                        Some(pull) => {
+                            self.pull_lines(&f, &name, pull, said);
+                            format!(
+                                "the batch sync reads its API at {} ({} requests per {} s)",
+                                pull.base_url,
+                                pull.rate.limit(),
+                                pull.rate.window().as_secs()
+                            )
+                        }
+                        None => continue,
+                    },
+                    _ => continue,
+                },
                 _ => continue,
             };
             push(said, &f, at(&f.key), says);
         }
         push(said, c, format!("connectors.{name}"), format!("{name}:"));
+    }
+
+    /// What each resource of a `pull` block reads.
+    fn pull_lines(
+        &mut self,
+        f: &Entry,
+        name: &str,
+        pull: &crate::helpdesk::generic::pull::PullSource,
+        said: &mut Vec<Said>,
+    ) {
+        use crate::helpdesk::generic::pull::Pagination;
+        for block in self.entries(f.value, "") {
+            let says = match block.key.as_str() {
+                "auth" => format!(
+                    "requests authenticate with the variable {}",
+                    pull.auth.secret_var()
+                ),
+                "resources" => {
+                    for r in self.entries(block.value, "") {
+                        let Some(resource) = pull.resources.get(&r.key) else {
+                            continue;
+                        };
+                        let paging = match &resource.pagination {
+                            Pagination::Page { param, .. } => format!("page by page (`{param}`)"),
+                            Pagination::Offset { param, .. } => format!("by offset (`{param}`)"),
+                            Pagination::NextLink { next, .. } => {
+                                format!("following the next link at `{next}`")
+                            }
+                            Pagination::Cursor { next, .. } => {
+                                format!("following the cursor at `{next}`")
+                            }
+                        };
+                        let since = match &resource.updated_since {
+                            Some(u) => format!(
+                                "; later runs ask for changes with `{}` from the previous run's start",
+                                u.param
+                            ),
+                            None if resource.updated_at.is_some() => {
+                                "; later runs read everything and keep what changed".into()
+                            }
+                            None => "; every run reads everything".into(),
+                        };
+                        push(
+                            said,
+                            &r,
+                            format!("connectors.{name}.pull.resources.{}", r.key),
+                            format!("stream {}: GET {} {paging}{since}", r.key, resource.path),
+                        );
+                    }
+                    "what the sync reads:".into()
+                }
+                _ => continue,
+            };
+            push(
+                said,
+                &block,
+                format!("connectors.{name}.pull.{}", block.key),
+                says,
+            );
+        }
     }
 
     fn rule_lines(
