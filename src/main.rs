@@ -22,13 +22,14 @@ struct Stack {
     name: Option<String>,
 }
 
-/// A helpdesk with an API to sync from: a built-in one, or a generic source whose `pull`
-/// block the configuration file gives.
+/// A helpdesk with an API to sync from: a built-in one, a further account of one, or a generic
+/// source whose `pull` block the configuration file gives.
 fn sync_source(name: &str) -> Result<String, String> {
     use deskbridge_shared::model::Source;
     match name.parse::<Source>() {
         Ok(Source::Added(_)) | Err(_) => Err(format!(
-            "`{name}` is not a source to sync: zendesk, intercom, gorgias or generic:<name>"
+            "`{name}` is not a source to sync: zendesk, intercom, gorgias, gorgias:<account> \
+             or generic:<name>"
         )),
         Ok(source) => Ok(source.to_string()),
     }

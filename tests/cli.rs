@@ -404,7 +404,11 @@ async fn plan_says_what_each_pull_resource_reads_and_refuses_a_broken_one_by_lin
         "connectors.generic:helpscout.pull.resources.contacts: stream contacts: GET /customers \
          following the next link at `/_links/next/href`",
     ] {
-        assert!(printed.contains(expected), "`{expected}` in:\n{}", both(&out));
+        assert!(
+            printed.contains(expected),
+            "`{expected}` in:\n{}",
+            both(&out)
+        );
     }
     // FRESHDESK_ID and HELPSCOUT_ID are what the default rules write.
     assert!(printed.contains("FRESHDESK_ID"), "{printed}");
@@ -573,7 +577,10 @@ async fn closed_sets_of_arguments_name_their_values() {
     let said = both(&out);
     assert!(
         said.contains("freshdesk")
-            && said.contains("[possible values: zendesk, intercom, gorgias]"),
+            && said.contains(
+                "is not a source to sync: zendesk, intercom, gorgias, gorgias:<account> or \
+                 generic:<name>"
+            ),
         "{said}"
     );
     // Stream names too, every built-in helpdesk's.

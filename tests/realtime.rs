@@ -926,3 +926,165 @@ async fn a_refusal_no_retry_can_fix_is_dead_lettered_at_once_and_replay_after_th
     assert_eq!(queue_depth(&sdk, &res.upsert_dlq_url).await, 0);
     runner.stop().await;
 }
+
+/// A Gorgias HTTP-integration body (the deskbridge template) of ticket `ticket` of customer
+/// `customer`, who writes their email as `email`.
+fn gorgias_ticket(ticket: &str, customer: &str, email: &str) -> String {
+    json!({"deskbridge_event": "ticket.created", "ticket": {
+        "id": ticket, "subject": "Where is my order?", "status": "open", "channel": "email",
+        "via": "email", "tags": "", "created_datetime": "2026-12-01T09:14:02+00:00",
+        "updated_datetime": "2026-12-01T09:14:03+00:00", "closed_datetime": "",
+        "assignee_user": {"name": ""},
+        "satisfaction_survey": {"score": "", "body_text": "", "scored_datetime": ""},
+        "customer": {"id": customer, "email": email, "name": "Jane Doe", "firstname": "Jane",
+                     "lastname": "Doe"}}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn two_gorgias_stores_sharing_a_customer_make_one_contact_with_counts_summed_or_apart() {
+    use deskbridge_shared::testkit::brevo::BrevoModel;
+    const EU_TOKEN: &str = "deskbridge-test-eu-store-token";
+    for apart in [false, true] {
+        let sdk = common::sdk().await;
+        let res = common::bootstrap(
+            &sdk,
+            if apart {
+                "stores-apart"
+            } else {
+                "stores-summed"
+            },
+        )
+        .await;
+        let (model, brevo) = BrevoModel::start().await;
+        // Each store keeps its own id attribute; kept apart, each counts its own tickets
+        // under its own attribute.
+        let config = if apart {
+            "connectors:\n  gorgias:\n    aggregates: own\n  gorgias:eu-store:\n    aggregates: own\n    field_mapping:\n      id: GORGIAS_EU_ID\n      nb_tickets: EU_TICKET_COUNT\n"
+        } else {
+            "connectors:\n  gorgias:eu-store: {}\n"
+        };
+        let file = std::env::temp_dir().join(format!(
+            "deskbridge-stores-{apart}-{}.yaml",
+            std::process::id()
+        ));
+        std::fs::write(&file, config).expect("config written");
+        let settings = common::settings(
+            &res,
+            Some(&brevo.uri()),
+            &[
+                ("DESKBRIDGE_CONFIG", file.to_str().expect("utf-8 path")),
+                ("GORGIAS_EU_STORE_WEBHOOK_TOKEN", EU_TOKEN),
+            ],
+        );
+        let runner = Runner::start(&sdk, settings).await;
+        let main = [("authorization", format!("Bearer {}", common::GORGIAS_TOKEN))];
+        let eu = [("authorization", format!("Bearer {EU_TOKEN}"))];
+
+        // The second store's URL takes its own token only.
+        let (status, _) = runner
+            .post(
+                "/webhooks/gorgias/eu-store",
+                &main,
+                gorgias_ticket("98765", "777", "jane.doe@example.com"),
+            )
+            .await;
+        assert_eq!(
+            status, 401,
+            "the first store's token is refused at the second's URL"
+        );
+        let (status, _) = runner
+            .post(
+                "/webhooks/gorgias/other",
+                &eu,
+                gorgias_ticket("1", "1", "x@example.com"),
+            )
+            .await;
+        assert_eq!(status, 404, "a store the file does not name");
+
+        // One customer, one ticket in the first store and two in the second — one of them
+        // with the same ticket number as the first store's.
+        for (path, headers, ticket, customer, email) in [
+            (
+                "/webhooks/gorgias",
+                &main,
+                "98765",
+                "51234567",
+                "jane.doe@example.com",
+            ),
+            (
+                "/webhooks/gorgias/eu-store",
+                &eu,
+                "98765",
+                "777",
+                "Jane.Doe@Example.com",
+            ),
+            (
+                "/webhooks/gorgias/eu-store",
+                &eu,
+                "98766",
+                "777",
+                "jane.doe@example.com",
+            ),
+        ] {
+            let (status, body) = runner
+                .post(path, headers, gorgias_ticket(ticket, customer, email))
+                .await;
+            assert_eq!(
+                (status, &body["status"]),
+                (200, &json!("queued")),
+                "{path}: {body}"
+            );
+        }
+        let want = |c: &deskbridge_shared::testkit::brevo::Contact| {
+            if apart {
+                c.attributes.get("TICKET_COUNT") == Some(&json!(1))
+                    && c.attributes.get("EU_TICKET_COUNT") == Some(&json!(2))
+            } else {
+                c.attributes.get("TICKET_COUNT") == Some(&json!(3))
+            }
+        };
+        let contacts = common::eventually(Duration::from_secs(30), || async {
+            let contacts = model.contacts();
+            let opened = |c: &deskbridge_shared::testkit::brevo::Contact| {
+                c.events
+                    .iter()
+                    .filter(|e| *e == "SUPPORT_TICKET_OPENED")
+                    .count()
+                    == 3
+            };
+            contacts
+                .iter()
+                .any(|c| want(c) && opened(c))
+                .then_some(contacts)
+        })
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "the counts arrived (apart: {apart}): {:?}",
+                model.contacts()
+            )
+        });
+        assert_eq!(contacts.len(), 1, "one person, one contact: {contacts:?}");
+        let jane = &contacts[0];
+        assert_eq!(jane.email.as_deref(), Some("jane.doe@example.com"));
+        assert_eq!(jane.attributes.get("GORGIAS_ID"), Some(&json!("51234567")));
+        let eu_id = if apart {
+            "GORGIAS_EU_ID"
+        } else {
+            "GORGIAS_EU_STORE_ID"
+        };
+        assert_eq!(jane.attributes.get(eu_id), Some(&json!("777")), "{jane:?}");
+        let opened = jane
+            .events
+            .iter()
+            .filter(|e| *e == "SUPPORT_TICKET_OPENED")
+            .count();
+        assert_eq!(
+            opened, 3,
+            "ticket 98765 of each store is its own ticket: {jane:?}"
+        );
+        runner.stop().await;
+        std::fs::remove_file(file).ok();
+    }
+}

@@ -491,13 +491,28 @@ impl Ledger {
 
     /// The support figures.
     pub fn aggregates(&self) -> Aggregates {
+        let mut agg = self.aggregates_where(|_| true);
+        agg.ticket_count += self.folded_tickets;
+        agg.csat_responses += self.folded_ratings;
+        agg
+    }
+
+    /// The support figures of the tickets and ratings whose keys (`<source>:<ticket>`) `keep`
+    /// takes; folded counts are left out.
+    pub(crate) fn aggregates_where(&self, keep: impl Fn(&str) -> bool) -> Aggregates {
+        let tickets: Vec<&Ticket> = self
+            .tickets
+            .iter()
+            .filter(|(k, _)| keep(k))
+            .map(|(_, t)| t)
+            .collect();
         let mut agg = Aggregates {
-            ticket_count: self.tickets.len() as u64 + self.folded_tickets,
-            csat_responses: self.ratings.len() as u64 + self.folded_ratings,
+            ticket_count: tickets.len() as u64,
+            csat_responses: self.ratings.keys().filter(|k| keep(k)).count() as u64,
             ..Aggregates::default()
         };
         let mut replies = Vec::new();
-        for ticket in self.tickets.values() {
+        for ticket in tickets {
             if ticket.is_open() && ticket.status.is_some() {
                 agg.open_tickets += 1;
             }
@@ -522,7 +537,13 @@ impl Ledger {
         if !replies.is_empty() {
             agg.avg_response_minutes = Some(replies.iter().sum::<f64>() / replies.len() as f64);
         }
-        agg.csat_score = self.latest_rating().map(|r| r.score);
+        agg.csat_score = self
+            .ratings
+            .iter()
+            .filter(|(k, _)| keep(k))
+            .map(|(_, r)| r)
+            .max_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)))
+            .map(|r| r.score);
         agg
     }
 

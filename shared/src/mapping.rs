@@ -80,6 +80,10 @@ pub struct SourceMapping {
     pub lists: Lists,
     /// Helpdesk tag → Brevo list id.
     pub tag_lists: BTreeMap<String, i64>,
+    /// The support figures this source writes count its own tickets and ratings only
+    /// (`aggregates: own`), not every source's (`all`, the default).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub own_aggregates: bool,
 }
 
 /// The whole mapping.

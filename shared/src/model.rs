@@ -28,6 +28,10 @@ pub enum Source {
     /// letters, digits, `-` and `_`; never a built-in name). It is written as the bare name,
     /// like the built-in ones: `/webhooks/<name>`, `<name>:<delivery id>`.
     Added(String),
+    /// A further account of a built-in helpdesk (a second Gorgias store), written
+    /// `<helpdesk>:<account>` (`gorgias:eu-store`): its webhooks at `/webhooks/gorgias/eu-store`,
+    /// its own credentials, cursors, ids and mapping. Made by [`Source::account`].
+    Account(String),
 }
 
 impl Source {
@@ -40,8 +44,48 @@ impl Source {
             Source::Zendesk => "zendesk",
             Source::Intercom => "intercom",
             Source::Gorgias => "gorgias",
-            Source::Generic(name) | Source::Added(name) => name,
+            Source::Generic(name) | Source::Added(name) | Source::Account(name) => name,
         }
+    }
+
+    /// The account `name` of the built-in helpdesk `vendor`, when `name` is a valid account
+    /// name (lower-case letters, digits, `-` and `_`, at most 64).
+    pub fn account(vendor: &Source, name: &str) -> Option<Source> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        (valid && Source::BUILT_IN.contains(vendor))
+            .then(|| Source::Account(format!("{vendor}:{name}")))
+    }
+
+    /// The built-in helpdesk whose API and webhooks this source speaks: itself, or an
+    /// account's helpdesk.
+    pub fn vendor(&self) -> Source {
+        match self {
+            Source::Account(full) => full
+                .split_once(':')
+                .and_then(|(vendor, _)| vendor.parse().ok())
+                .unwrap_or_else(|| self.clone()),
+            other => other.clone(),
+        }
+    }
+
+    /// An account's own name (`eu-store` of `gorgias:eu-store`).
+    pub fn account_name(&self) -> Option<&str> {
+        match self {
+            Source::Account(full) => full.split_once(':').map(|(_, name)| name),
+            _ => None,
+        }
+    }
+
+    /// The prefix of an account's environment variables (`GORGIAS_EU_STORE_` for
+    /// `gorgias:eu-store`: `GORGIAS_EU_STORE_API_KEY`, …); the helpdesk's own (`GORGIAS_`) for
+    /// the helpdesk itself.
+    pub fn variable_prefix(&self) -> String {
+        let id = self.id_attribute();
+        format!("{}_", id.strip_suffix("_ID").unwrap_or(&id))
     }
 
     /// The source an added helpdesk called `name` is known by, when `name` is a valid name for
@@ -62,7 +106,7 @@ impl Source {
             Source::Zendesk => "ZENDESK_ID".into(),
             Source::Intercom => "INTERCOM_ID".into(),
             Source::Gorgias => "GORGIAS_ID".into(),
-            Source::Generic(name) | Source::Added(name) => format!(
+            Source::Generic(name) | Source::Added(name) | Source::Account(name) => format!(
                 "{}_ID",
                 name.to_ascii_uppercase()
                     .chars()
@@ -84,7 +128,10 @@ impl fmt::Display for Source {
 
 /// Error for an unknown source name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown source `{0}` (expected zendesk, intercom, gorgias or generic:<name>)")]
+#[error(
+    "unknown source `{0}` (expected zendesk, intercom, gorgias, <helpdesk>:<account> or \
+     generic:<name>)"
+)]
 pub struct UnknownSource(pub String);
 
 impl FromStr for Source {
@@ -94,8 +141,8 @@ impl FromStr for Source {
             "zendesk" => Ok(Source::Zendesk),
             "intercom" => Ok(Source::Intercom),
             "gorgias" => Ok(Source::Gorgias),
-            other => match other.strip_prefix("generic:") {
-                Some(name)
+            other => match other.split_once(':') {
+                Some(("generic", name))
                     if !name.is_empty()
                         && name
                             .chars()
@@ -103,6 +150,11 @@ impl FromStr for Source {
                 {
                     Ok(Source::Generic(name.to_string()))
                 }
+                Some((vendor @ ("zendesk" | "intercom" | "gorgias"), name)) => vendor
+                    .parse()
+                    .ok()
+                    .and_then(|v| Source::account(&v, name))
+                    .ok_or_else(|| UnknownSource(other.to_string())),
                 _ => Err(UnknownSource(other.to_string())),
             },
         }
@@ -518,6 +570,22 @@ mod tests {
         assert_eq!(added, Source::Added("acme".into()));
         assert_eq!(added.to_string(), "acme");
         assert_eq!(added.id_attribute(), "ACME_ID");
+        // A further account of a built-in helpdesk.
+        let store: Source = "gorgias:eu-store".parse().expect("an account");
+        assert_eq!(
+            store,
+            Source::account(&Source::Gorgias, "eu-store").expect("valid")
+        );
+        assert_eq!(store.to_string(), "gorgias:eu-store");
+        assert_eq!(store.vendor(), Source::Gorgias);
+        assert_eq!(store.account_name(), Some("eu-store"));
+        assert_eq!(store.id_attribute(), "GORGIAS_EU_STORE_ID");
+        assert_eq!(store.variable_prefix(), "GORGIAS_EU_STORE_");
+        assert_eq!(Source::Gorgias.variable_prefix(), "GORGIAS_");
+        assert_eq!(Source::try_from(store.to_string()), Ok(store));
+        assert!("gorgias:EU".parse::<Source>().is_err());
+        assert!("gorgias:".parse::<Source>().is_err());
+        assert_eq!(Source::account(&Source::Generic("x".into()), "a"), None);
         assert_eq!(Source::added("zendesk"), None);
         assert_eq!(Source::added("generic"), None);
         assert_eq!(Source::added("Acme"), None);

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::brevo::{ContactKey, ContactUpsert, EventIdentifiers, EventRequest};
-use crate::ledger::{Ledger, ledger_key};
+use crate::ledger::{Aggregates, Ledger, ledger_key};
 use crate::mapping::{Mapping, MappingError};
 use crate::model::{EventKind, Record, Source, SupportEvent};
 use crate::tags::TagChange;
@@ -220,7 +220,16 @@ fn state_placements(
 /// aggregates, the CSAT list its latest score joins, and (for a contact with a key) the state
 /// lists it belongs in.
 pub fn view(mapping: &Mapping, source: &Source, ledger: &Ledger, contact: &mut ContactUpsert) {
-    let aggregates = ledger.aggregates();
+    let aggregates = if mapping.source(source).own_aggregates {
+        let named: Vec<Source> = mapping
+            .sources
+            .keys()
+            .filter_map(|k| k.parse().ok())
+            .collect();
+        aggregates_of(ledger, source, &named)
+    } else {
+        ledger.aggregates()
+    };
     let mut attributes = ledger.attribute_values();
     attributes.extend(mapping.aggregate_attributes(source, &aggregates));
     contact.attributes = attributes;
@@ -248,6 +257,23 @@ pub fn view(mapping: &Mapping, source: &Source, ledger: &Ledger, contact: &mut C
         }
     }
     contact.list_ids.sort_unstable();
+}
+
+/// The support figures of one source's tickets and ratings only (`aggregates: own`): those
+/// keyed `<source>:…`, less those of the sources in `besides` that extend its name (a store's
+/// further accounts, `gorgias:eu-store:…` beside `gorgias:…`). Folded counts are not told apart
+/// by source, so they are left out.
+pub fn aggregates_of(ledger: &Ledger, source: &Source, besides: &[Source]) -> Aggregates {
+    let own = format!("{source}:");
+    let others: Vec<String> = besides
+        .iter()
+        .filter(|b| *b != source)
+        .map(|b| format!("{b}:"))
+        .filter(|b| b.starts_with(&own))
+        .collect();
+    ledger.aggregates_where(|key| {
+        key.starts_with(&own) && !others.iter().any(|o| key.starts_with(o.as_str()))
+    })
 }
 
 /// What identifies a contact's ledger: its Brevo key, else its SMS.
@@ -625,5 +651,46 @@ mod tests {
             want.event_properties.entry(k.to_string()).or_insert(v);
         }
         assert_eq!(request, &want);
+    }
+    #[test]
+    fn a_sources_own_aggregates_leave_out_the_other_sources_and_its_further_accounts() {
+        use EventKind::*;
+        let store: Source = "gorgias:eu-store".parse().expect("an account");
+        let t = |minute: i64| {
+            chrono::DateTime::from_timestamp(1_740_819_600 + minute * 60, 0).expect("a time")
+        };
+        let event = |kind: EventKind, ticket: &str, at, props: serde_json::Value| SupportEvent {
+            id: SupportEvent::stable_id(&Source::Zendesk, &format!("ticket:{ticket}"), kind, at),
+            kind,
+            occurred_at: at,
+            ticket_id: Some(ticket.to_string()),
+            channel: None,
+            properties: props.as_object().cloned().unwrap_or_default(),
+        };
+        let mut l = Ledger::default();
+        l.observe_events(
+            &Source::Gorgias,
+            &[event(TicketCreated, "5", t(1), json!({}))],
+        );
+        l.observe_events(
+            &store,
+            &[
+                event(TicketCreated, "5", t(2), json!({})),
+                event(TicketCreated, "6", t(3), json!({})),
+                event(SurveyResponded, "6", t(4), json!({"score": 2})),
+            ],
+        );
+        l.observe_events(
+            &Source::Zendesk,
+            &[event(TicketCreated, "9", t(5), json!({}))],
+        );
+        let named = [Source::Gorgias, store.clone(), Source::Zendesk];
+        assert_eq!(l.aggregates().ticket_count, 4, "every source's, summed");
+        let main = aggregates_of(&l, &Source::Gorgias, &named);
+        assert_eq!((main.ticket_count, main.csat_responses), (1, 0));
+        let eu = aggregates_of(&l, &store, &named);
+        assert_eq!((eu.ticket_count, eu.csat_responses), (2, 1));
+        assert_eq!(eu.csat_score, Some(2.0));
+        assert_eq!(aggregates_of(&l, &Source::Zendesk, &named).ticket_count, 1);
     }
 }

@@ -92,12 +92,11 @@ pub fn signed_request(file: &Path, settings: &Settings) -> anyhow::Result<Sample
                 signature::sign_intercom(secret, body.as_bytes()),
             ));
         }
-        Source::Gorgias => {
+        Source::Gorgias | Source::Account(_) => {
             let token = settings
-                .gorgias
-                .webhook_token
-                .as_deref()
-                .context("GORGIAS_WEBHOOK_TOKEN is not set")?;
+                .gorgias_of(&source)
+                .and_then(|g| g.webhook_token.as_deref())
+                .with_context(|| format!("{}WEBHOOK_TOKEN is not set", source.variable_prefix()))?;
             headers.push(("authorization".into(), format!("Bearer {token}")));
         }
         Source::Generic(name) => {

@@ -79,7 +79,8 @@ fn uuid_like() -> String {
     )
 }
 
-const NOT_A_WEBHOOK: &str = "expected POST /webhooks/{source} or /webhooks/generic/{name}";
+const NOT_A_WEBHOOK: &str =
+    "expected POST /webhooks/{source}, /webhooks/generic/{name} or /webhooks/{source}/{account}";
 
 /// The HTTP routes of the local runner.
 pub fn router(webhook: LocalWebhook, metrics: Metrics) -> Router {
@@ -87,6 +88,7 @@ pub fn router(webhook: LocalWebhook, metrics: Metrics) -> Router {
     Router::new()
         .route("/webhooks/{source}", post(webhook_route))
         .route("/webhooks/generic/{name}", post(webhook_route))
+        .route("/webhooks/{source}/{account}", post(webhook_route))
         .fallback(|| async { (StatusCode::NOT_FOUND, NOT_A_WEBHOOK) })
         // The handler answers 413 itself; let bodies a little over the limit reach it.
         .layer(axum::extract::DefaultBodyLimit::max(

@@ -57,7 +57,8 @@ pub fn known_streams(source: &Source) -> &'static [&'static str] {
 }
 
 /// The stored state of every known stream — the built-in helpdesks', then those of the
-/// generic pull sources `settings` describes (never-run streams included, as defaults).
+/// generic pull sources and the further accounts `settings` describes (never-run streams
+/// included, as defaults).
 pub async fn all_stream_states(
     store: &impl StreamStore,
     settings: &deskbridge_shared::config::Settings,
@@ -75,8 +76,18 @@ pub async fn all_stream_states(
             .iter()
             .map(move |s| StreamId::new(Source::Generic(name.clone()), *s))
     });
+    let accounts = settings
+        .gorgias_accounts
+        .keys()
+        .filter_map(|name| name.parse::<Source>().ok())
+        .flat_map(|source| {
+            Registry::built_in()
+                .streams(&source)
+                .iter()
+                .map(move |s| StreamId::new(source.clone(), *s))
+        });
     let mut out = Vec::new();
-    for id in built_in.into_iter().chain(pulled) {
+    for id in built_in.into_iter().chain(pulled).chain(accounts) {
         let stored = store.load(&id).await?;
         out.push((id, stored.state, stored.rev.is_some()));
     }

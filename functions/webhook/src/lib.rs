@@ -1,5 +1,6 @@
 //! The webhook function: `POST /webhooks/{source}` from a helpdesk, and
-//! `POST /webhooks/generic/{name}` from a generic source of the configuration file.
+//! `POST /webhooks/generic/{name}` from a generic source of the configuration file, and
+//! `POST /webhooks/{source}/{account}` from a further account of a helpdesk.
 //!
 //! It verifies the request over the raw body bytes, parses it into canonical records, dedupes on
 //! the vendor's delivery id, and answers 2xx only once the job is stored in SQS. The same
@@ -138,8 +139,9 @@ impl Reply {
 }
 
 /// The source named by a webhook path (with or without a stage prefix): `zendesk` for
-/// `/webhooks/zendesk`, `generic:cinnox` for `/webhooks/generic/cinnox`. `None` for any other
-/// shape, including a generic name outside `[a-z0-9_-]`.
+/// `/webhooks/zendesk`, `generic:cinnox` for `/webhooks/generic/cinnox`, `gorgias:eu-store` for
+/// a further store's `/webhooks/gorgias/eu-store`. `None` for any other shape, including a
+/// name outside `[a-z0-9_-]`.
 pub fn source_segment(path: &str) -> Option<Cow<'_, str>> {
     let trimmed = path.trim_end_matches('/');
     let (_, rest) = trimmed.rsplit_once("/webhooks/")?;
@@ -148,7 +150,10 @@ pub fn source_segment(path: &str) -> Option<Cow<'_, str>> {
         Some(("generic", name)) if helpdesk::generic::valid_name(name) => {
             Some(Cow::Owned(format!("generic:{name}")))
         }
-        Some(_) => None,
+        Some((vendor, account)) => {
+            let account = Source::account(&vendor.parse().ok()?, account)?;
+            Some(Cow::Owned(account.to_string()))
+        }
     }
 }
 
@@ -182,7 +187,7 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
             );
             // Only the listed helpdesks' names become a metric dimension; any other name (a
             // generic source that is not configured) stays `unknown`.
-            let listed = !matches!(source, Source::Generic(_));
+            let listed = !matches!(source, Source::Generic(_) | Source::Account(_));
             reply.source = listed.then_some(source);
             return reply;
         }
@@ -355,7 +360,7 @@ pub async fn lambda_reply<S: StateStore, Q: Queue>(
     match segment {
         None => Reply::error(
             StatusCode::NOT_FOUND,
-            "expected /webhooks/{source} or /webhooks/generic/{name}",
+            "expected /webhooks/{source}, /webhooks/generic/{name} or /webhooks/{source}/{account}",
             Rejection::UnknownSource,
         ),
         Some(name) => {
@@ -433,6 +438,13 @@ mod tests {
         assert_eq!(name("/webhooks/"), None);
         assert_eq!(name("/webhooks/a/b"), None);
         assert_eq!(name("/other"), None);
+        // A further account of a helpdesk: `/webhooks/<helpdesk>/<account>`.
+        assert_eq!(
+            name("/prod/webhooks/gorgias/eu-store").as_deref(),
+            Some("gorgias:eu-store")
+        );
+        assert_eq!(name("/webhooks/gorgias/EU"), None);
+        assert_eq!(name("/webhooks/gorgias/eu/x"), None);
     }
 
     #[test]
@@ -452,6 +464,7 @@ mod tests {
             "/webhooks/generic/cinnox/extra",
             "/webhooks/generic:cinnox",
             "/webhooks/other/cinnox",
+            "/webhooks/gorgias/Eu Store",
         ] {
             assert_eq!(name(refused), None, "{refused}");
         }

@@ -93,6 +93,60 @@ pub struct GorgiasSettings {
     pub webhook_token: Option<String>,
 }
 
+impl GorgiasSettings {
+    /// The settings of `source` (Gorgias, or one of its accounts) from its variables:
+    /// `<prefix>BASE_URL` or `<prefix>DOMAIN`, `<prefix>EMAIL`, `<prefix>API_KEY`,
+    /// `<prefix>WEBHOOK_TOKEN`, with the prefix of [`Source::variable_prefix`].
+    pub fn from_vars(vars: &Vars, source: &Source) -> Result<GorgiasSettings, ConfigError> {
+        let prefix = source.variable_prefix();
+        // The first store's names as written; an account's under its prefix.
+        let (base_url, domain, email, api_key, webhook_token) = match source {
+            Source::Gorgias => (
+                vars.get("GORGIAS_BASE_URL"),
+                vars.get("GORGIAS_DOMAIN"),
+                vars.get("GORGIAS_EMAIL"),
+                vars.get("GORGIAS_API_KEY"),
+                vars.get("GORGIAS_WEBHOOK_TOKEN"),
+            ),
+            _ => {
+                let var = |name: &str| vars.get(&format!("{prefix}{name}"));
+                (
+                    var("BASE_URL"),
+                    var("DOMAIN"),
+                    var("EMAIL"),
+                    var("API_KEY"),
+                    var("WEBHOOK_TOKEN"),
+                )
+            }
+        };
+        let invalid = |name: &str, reason: &str| ConfigError::InvalidVariable {
+            name: format!("{prefix}{name}"),
+            reason: reason.into(),
+        };
+        let base_url = match (base_url, domain) {
+            (Some(u), _) if u.starts_with("https://") || u.starts_with("http://") => {
+                Some(u.trim_end_matches('/').to_string())
+            }
+            (Some(_), _) => return Err(invalid("BASE_URL", "expected an http(s) URL")),
+            (None, Some(d)) => {
+                let label = d.split('.').next().unwrap_or_default().trim().to_string();
+                if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                {
+                    return Err(invalid("DOMAIN", "expected a subdomain such as `yourco`"));
+                }
+                Some(format!("https://{label}.gorgias.com"))
+            }
+            (None, None) => None,
+        };
+        Ok(GorgiasSettings {
+            base_url,
+            email,
+            api_key,
+            webhook_token,
+        })
+    }
+}
+
 /// Brevo settings. No API key means dry-run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrevoSettings {
@@ -154,6 +208,9 @@ pub struct Settings {
     /// Secrets of the file's generic pull sources (their `pull.auth` variable), by source
     /// name; a source whose variable is unset is absent (and its API off).
     pub pull_secrets: BTreeMap<String, String>,
+    /// The further Gorgias stores the file names (`connectors: gorgias:<account>`), by source
+    /// (`gorgias:eu-store`), each from its own variables.
+    pub gorgias_accounts: BTreeMap<String, GorgiasSettings>,
 }
 
 pub const DEFAULT_BREVO_BASE_URL: &str = "https://api.brevo.com/v3";
@@ -312,20 +369,15 @@ impl Settings {
                 .unwrap_or_else(|| DEFAULT_INTERCOM_VERSION.into()),
         };
 
-        let gorgias_base = match (vars.get("GORGIAS_BASE_URL"), vars.get("GORGIAS_DOMAIN")) {
-            (Some(u), _) => Some(url("GORGIAS_BASE_URL", u)?),
-            (None, Some(d)) => Some(format!(
-                "https://{}.gorgias.com",
-                host_label("GORGIAS_DOMAIN", &d)?
-            )),
-            (None, None) => None,
-        };
-        let gorgias = GorgiasSettings {
-            base_url: gorgias_base,
-            email: vars.get("GORGIAS_EMAIL"),
-            api_key: vars.get("GORGIAS_API_KEY"),
-            webhook_token: vars.get("GORGIAS_WEBHOOK_TOKEN"),
-        };
+        let gorgias = GorgiasSettings::from_vars(vars, &Source::Gorgias)?;
+        // Further stores, each with its own variables (`GORGIAS_EU_STORE_API_KEY`, …).
+        let gorgias_accounts = file
+            .sources
+            .keys()
+            .filter_map(|name| name.parse::<Source>().ok())
+            .filter(|s| s.account_name().is_some() && s.vendor() == Source::Gorgias)
+            .map(|s| Ok((s.to_string(), GorgiasSettings::from_vars(vars, &s)?)))
+            .collect::<Result<BTreeMap<_, _>, ConfigError>>()?;
 
         let signature_tolerance = match vars.get("DESKBRIDGE_SIGNATURE_TOLERANCE_SECONDS") {
             None => Duration::from_secs(300),
@@ -380,6 +432,7 @@ impl Settings {
             file,
             generic_secrets,
             pull_secrets,
+            gorgias_accounts,
         })
     }
 
@@ -398,6 +451,9 @@ impl Settings {
             Source::Zendesk => self.zendesk.webhook_secret.is_some(),
             Source::Intercom => self.intercom.client_secret.is_some(),
             Source::Gorgias => self.gorgias.webhook_token.is_some(),
+            Source::Account(_) => self
+                .gorgias_of(source)
+                .is_some_and(|g| g.webhook_token.is_some()),
             Source::Generic(name) => {
                 self.file.generic.contains_key(name) && self.generic_secrets.contains_key(name)
             }
@@ -416,15 +472,25 @@ impl Settings {
                 self.zendesk.base_url.is_some() && self.zendesk.credentials.is_some()
             }
             Source::Intercom => self.intercom.access_token.is_some(),
-            Source::Gorgias => {
-                self.gorgias.base_url.is_some()
-                    && self.gorgias.email.is_some()
-                    && self.gorgias.api_key.is_some()
-            }
+            Source::Gorgias | Source::Account(_) => self
+                .gorgias_of(source)
+                .is_some_and(|g| g.base_url.is_some() && g.email.is_some() && g.api_key.is_some()),
             Source::Generic(name) => {
                 self.file.pulls.contains_key(name) && self.pull_secrets.contains_key(name)
             }
             Source::Added(_) => false,
+        }
+    }
+
+    /// The Gorgias settings of `source`: the store of the `GORGIAS_*` variables, or a further
+    /// store the file names.
+    pub fn gorgias_of(&self, source: &Source) -> Option<&GorgiasSettings> {
+        match source {
+            Source::Gorgias => Some(&self.gorgias),
+            Source::Account(name) if source.vendor() == Source::Gorgias => {
+                self.gorgias_accounts.get(name)
+            }
+            _ => None,
         }
     }
 
@@ -501,6 +567,17 @@ impl Settings {
             })
             .chain(generic)
             .chain(pulls)
+            .chain(self.gorgias_accounts.keys().map(|name| {
+                let source: Source = name.parse().unwrap_or(Source::Gorgias);
+                let on = |set: bool| if set { "on" } else { "off" };
+                let account = source.account_name().unwrap_or_default();
+                format!(
+                    "{name}: webhooks {} at /webhooks/gorgias/{account}, API {} (variables {}*)",
+                    on(self.webhook_enabled(&source)),
+                    on(self.api_enabled(&source)),
+                    source.variable_prefix()
+                )
+            }))
             .chain(warnings)
             .collect()
     }
@@ -756,6 +833,48 @@ mod tests {
         let err = Settings::from_vars(&Vars::from_pairs([("BREVO_DEFAULT_LISTS", "off")]))
             .expect_err("invalid");
         assert!(err.to_string().contains("BREVO_DEFAULT_LISTS"), "{err}");
+    }
+
+    #[test]
+    fn a_further_gorgias_store_reads_its_own_variables() {
+        let dir = std::env::temp_dir().join(format!("deskbridge-stores-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("stores.yaml");
+        std::fs::write(&file, "connectors:\n  gorgias:eu-store: {}\n").expect("written");
+        let s = Settings::from_vars(&Vars::from_pairs([
+            ("DESKBRIDGE_CONFIG", file.to_str().expect("utf-8")),
+            ("GORGIAS_DOMAIN", "main"),
+            ("GORGIAS_EU_STORE_DOMAIN", "eu-shop"),
+            ("GORGIAS_EU_STORE_EMAIL", "ops@eu.test"),
+            ("GORGIAS_EU_STORE_API_KEY", "k"),
+        ]))
+        .expect("valid");
+        let store: Source = "gorgias:eu-store".parse().expect("an account");
+        let g = s.gorgias_of(&store).expect("the store's settings");
+        assert_eq!(g.base_url.as_deref(), Some("https://eu-shop.gorgias.com"));
+        assert!(s.api_enabled(&store));
+        assert!(
+            !s.webhook_enabled(&store),
+            "no GORGIAS_EU_STORE_WEBHOOK_TOKEN"
+        );
+        assert!(
+            !s.api_enabled(&Source::Gorgias),
+            "the first store has no credentials"
+        );
+        let lines = s.describe_sources();
+        assert!(
+            lines.contains(&"gorgias:eu-store: webhooks off at /webhooks/gorgias/eu-store, API on (variables GORGIAS_EU_STORE_*)".to_string()),
+            "{lines:?}"
+        );
+        let bad = Settings::from_vars(&Vars::from_pairs([
+            ("DESKBRIDGE_CONFIG", file.to_str().expect("utf-8")),
+            ("GORGIAS_EU_STORE_BASE_URL", "eu-shop.gorgias.com"),
+        ]));
+        assert!(
+            matches!(bad, Err(ConfigError::InvalidVariable { ref name, .. }) if name == "GORGIAS_EU_STORE_BASE_URL"),
+            "{bad:?}"
+        );
+        std::fs::remove_file(file).ok();
     }
 
     #[test]

@@ -71,6 +71,9 @@ impl Vars {
 pub enum ConfigError {
     #[error("{name} is not valid: {reason}")]
     Invalid { name: &'static str, reason: String },
+    /// [`ConfigError::Invalid`] of a variable whose name is made at run time (an account's).
+    #[error("{name} is not valid: {reason}")]
+    InvalidVariable { name: String, reason: String },
     #[error("{0} must be set")]
     Missing(&'static str),
     #[error("reading the secret {arn}: {reason}")]

@@ -4,6 +4,7 @@
 //! Each helpdesk lives in its own folder and implements [`Helpdesk`] there; the [`Registry`]
 //! lists them. The free functions here serve the built-in registry.
 
+pub mod account;
 pub mod api;
 pub mod check;
 pub mod contract;

@@ -51,7 +51,11 @@ impl Registry {
     /// The built-in helpdesks, in the order their sync streams are listed.
     pub fn built_in() -> Self {
         Registry {
-            helpdesks: vec![Arc::new(Zendesk), Arc::new(Intercom), Arc::new(Gorgias)],
+            helpdesks: vec![
+                Arc::new(Zendesk),
+                Arc::new(Intercom),
+                Arc::new(Gorgias::default()),
+            ],
         }
     }
 
@@ -85,6 +89,9 @@ impl Registry {
     pub fn get(&self, source: &Source) -> Option<Arc<dyn Helpdesk>> {
         if let Source::Generic(name) = source {
             return Some(Arc::new(Generic { name: name.clone() }));
+        }
+        if let Some(store) = Gorgias::account(source) {
+            return Some(Arc::new(store));
         }
         self.helpdesks
             .iter()
@@ -150,7 +157,8 @@ impl Registry {
             .collect()
     }
 
-    /// The listed helpdesks, then the generic sources whose API the file describes (`pull`).
+    /// The listed helpdesks, then the generic sources whose API the file describes (`pull`),
+    /// then the further accounts it names.
     fn with_pulls<'a>(
         &'a self,
         settings: &'a Settings,
@@ -160,7 +168,11 @@ impl Registry {
             .pulls
             .keys()
             .map(|name| Arc::new(Generic { name: name.clone() }) as Arc<dyn Helpdesk>);
-        self.helpdesks.iter().cloned().chain(pulls)
+        let stores = settings.gorgias_accounts.keys().filter_map(|name| {
+            let store = Gorgias::account(&name.parse().ok()?)?;
+            Some(Arc::new(store) as Arc<dyn Helpdesk>)
+        });
+        self.helpdesks.iter().cloned().chain(pulls).chain(stores)
     }
 
     /// The request budget of every helpdesk whose API is configured, kept in `store`
@@ -279,7 +291,15 @@ mod tests {
             r.streams(&Source::Gorgias),
             &["customers", "tickets", "satisfaction_surveys", "events"]
         );
-        assert!(r.streams(&Source::Generic("cinnox".into())).is_empty());
+        // What a generic source's `pull` block can declare (its reader lists those it does),
+        // and a further store's are its helpdesk's.
+        assert_eq!(
+            r.streams(&Source::Generic("cinnox".into())),
+            &["contacts", "tickets"]
+        );
+        let store: Source = "gorgias:eu-store".parse().expect("an account");
+        assert_eq!(r.streams(&store), r.streams(&Source::Gorgias));
+        assert_eq!(r.get(&store).map(|h| h.source()), Some(store));
         assert_eq!(
             r.source("generic:cinnox"),
             Some(Source::Generic("cinnox".into()))

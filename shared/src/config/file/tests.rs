@@ -631,7 +631,7 @@ historical_events: 1
             22,
             "unknown key `lsts` in connectors.zendesk (did you mean `lists`?); known \
               keys: enabled, domain, subdomain, sync, lists, tag_lists, field_mapping, \
-              event_mapping, direction, access_token, api_version, support_type_scope",
+              event_mapping, direction, access_token, api_version, support_type_scope, aggregates",
         ),
         (24, "historical_events must be true or false, not `1`"),
     ]
@@ -931,6 +931,43 @@ fn a_pull_block_with_mistakes_is_refused_line_by_line() {
 }
 
 #[test]
+fn a_further_gorgias_store_is_a_connector_of_its_own() {
+    let text = "connectors:\n  gorgias:\n    aggregates: own\n  gorgias:eu-store:\n    sync: { tags: false }\n";
+    let cfg = parse("s.yaml", text).expect("valid");
+    let store: Source = "gorgias:eu-store".parse().expect("an account");
+    let mapping = cfg.mapping.source(&store);
+    // Gorgias's default rules, under the store's own id attribute.
+    assert!(
+        mapping
+            .field_mapping
+            .iter()
+            .any(|r| r.path == "id" && r.attribute == "GORGIAS_EU_STORE_ID")
+    );
+    assert!(mapping.field_mapping.iter().any(|r| r.path == "nb_tickets"));
+    assert!(!mapping.own_aggregates);
+    assert!(cfg.mapping.source(&Source::Gorgias).own_aggregates);
+    assert!(!cfg.stream_enabled(&store, "tags"));
+    assert!(cfg.stream_enabled(&Source::Gorgias, "tags"));
+
+    let err = parse(
+        "s.yaml",
+        "connectors:\n  zendesk:brand2: {}\n  gorgias:\n    aggregates: mine\n",
+    )
+    .expect_err("not built");
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "s.yaml:2: connectors.zendesk:brand2: further accounts are built for Gorgias stores"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("s.yaml:4: connectors.gorgias.aggregates: `mine` is not a choice"),
+        "{text}"
+    );
+}
+
+#[test]
 fn data_events_can_be_renamed_one_by_one() {
     let text = "event_mapping:\n  data_event.placed-order: ORDER_PLACED\n  data_event: \"\"\n";
     let cfg = parse("d.yaml", text).expect("valid");
@@ -1163,8 +1200,9 @@ fn generic_webhook_blocks_are_checked_with_their_lines() {
         ),
         (
             24,
-            "connectors.zendesk.fields: `auth`, `fields` and `events` are settings of \
-             generic:<name> sources; zendesk has its own webhook format and secret variable",
+            "connectors.zendesk.fields: `auth`, `fields`, `events` and `pull` are settings of \
+             generic:<name> sources; zendesk has its own webhook format, API and secret \
+             variables",
         ),
     ];
     let got = problems(text);

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{STREAMS, sync, webhook};
-use crate::config::Settings;
+use crate::config::{GorgiasSettings, Settings};
+use crate::helpdesk::account;
 use crate::helpdesk::api::{CachePolicy, LookupError, get_json};
 use crate::helpdesk::check::{self, CheckApi, CheckStreams};
 use crate::helpdesk::contract::{Helpdesk, PersonApi};
@@ -18,13 +19,37 @@ use crate::model::{Person, Source};
 use crate::sync::SourceReader;
 use crate::sync::limiter::{Limiter, Rate};
 
-/// Gorgias.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Gorgias;
+/// Gorgias: the store of the `GORGIAS_*` variables, or a further store the configuration file
+/// names (`gorgias:<account>`, with its own variables).
+#[derive(Debug, Clone)]
+pub struct Gorgias {
+    source: Source,
+}
+
+impl Default for Gorgias {
+    fn default() -> Self {
+        Gorgias {
+            source: Source::Gorgias,
+        }
+    }
+}
+
+impl Gorgias {
+    /// The further store `source` (a `gorgias:<account>` source); `None` for another source.
+    pub fn account(source: &Source) -> Option<Gorgias> {
+        (source.account_name().is_some() && source.vendor() == Source::Gorgias).then(|| Gorgias {
+            source: source.clone(),
+        })
+    }
+
+    fn settings<'s>(&self, settings: &'s Settings) -> Option<&'s GorgiasSettings> {
+        settings.gorgias_of(&self.source)
+    }
+}
 
 impl Helpdesk for Gorgias {
     fn source(&self) -> Source {
-        Source::Gorgias
+        self.source.clone()
     }
 
     fn verify_webhook(
@@ -34,10 +59,9 @@ impl Helpdesk for Gorgias {
         _body: &[u8],
         _now: DateTime<Utc>,
     ) -> Result<(), AuthError> {
-        let token = settings
-            .gorgias
-            .webhook_token
-            .as_deref()
+        let token = self
+            .settings(settings)
+            .and_then(|g| g.webhook_token.as_deref())
             .ok_or(AuthError::NotConfigured)?;
         signature::verify_bearer(token, headers)
     }
@@ -50,7 +74,11 @@ impl Helpdesk for Gorgias {
         body: &[u8],
         received_at: DateTime<Utc>,
     ) -> Result<Parsed, ParseError> {
-        webhook::parse_webhook(&value, body, received_at)
+        let mut parsed = webhook::parse_webhook(&value, body, received_at)?;
+        if let Parsed::Accepted(delivery) = &mut parsed {
+            account::rekey(&self.source, &mut delivery.records);
+        }
+        Ok(parsed)
     }
 
     fn person_from_profile(&self, profile: &Value) -> Person {
@@ -58,11 +86,13 @@ impl Helpdesk for Gorgias {
     }
 
     fn api_enabled(&self, settings: &Settings) -> bool {
-        settings.api_enabled(&Source::Gorgias)
+        settings.api_enabled(&self.source)
     }
 
     fn person_api(&self, settings: &Settings, _cache: CachePolicy) -> Option<Arc<dyn PersonApi>> {
-        Some(Arc::new(GorgiasCustomers::from_settings(settings)?))
+        Some(Arc::new(GorgiasCustomers::from_settings(
+            self.settings(settings)?,
+        )?))
     }
 
     fn account_rate(&self) -> Option<Rate> {
@@ -78,23 +108,40 @@ impl Helpdesk for Gorgias {
         settings: &Settings,
         client: &reqwest::Client,
     ) -> Option<Box<dyn SourceReader>> {
-        let g = &settings.gorgias;
-        Some(Box::new(
-            sync::GorgiasReader::new(
-                client.clone(),
-                g.base_url.as_deref()?,
-                g.email.as_deref()?,
-                g.api_key.as_deref()?,
-            )
-            .with_ticket_tags(settings.file.stream_enabled(&Source::Gorgias, "tags"))
-            .with_limiter(Arc::new(
-                Limiter::new("gorgias", Rate::gorgias()).alone_share(settings.sync_instances),
-            )),
-        ))
+        let g = self.settings(settings)?;
+        let reader = sync::GorgiasReader::new(
+            client.clone(),
+            g.base_url.as_deref()?,
+            g.email.as_deref()?,
+            g.api_key.as_deref()?,
+        )
+        .with_ticket_tags(settings.file.stream_enabled(&self.source, "tags"))
+        .with_limiter(Arc::new(
+            Limiter::new(self.source.to_string(), Rate::gorgias())
+                .alone_share(settings.sync_instances),
+        ));
+        if self.source == Source::Gorgias {
+            return Some(Box::new(reader));
+        }
+        Some(Box::new(account::AccountReader {
+            inner: Box::new(reader),
+            source: self.source.clone(),
+        }))
     }
 
     fn missing_api_variables(&self, settings: &Settings) -> Vec<&'static str> {
-        let g = &settings.gorgias;
+        let Some(g) = self.settings(settings) else {
+            return vec!["the store's variables"];
+        };
+        if self.source != Source::Gorgias {
+            // An account's variables are named after it.
+            let complete = g.base_url.is_some() && g.email.is_some() && g.api_key.is_some();
+            return if complete {
+                Vec::new()
+            } else {
+                vec!["the store's <PREFIX>DOMAIN, <PREFIX>EMAIL and <PREFIX>API_KEY variables"]
+            };
+        }
         let mut missing = Vec::new();
         if g.base_url.is_none() {
             missing.push("GORGIAS_DOMAIN (or GORGIAS_BASE_URL)");
@@ -117,13 +164,14 @@ impl Helpdesk for Gorgias {
     }
 
     fn check_api(&self, settings: &Settings) -> Option<Arc<dyn CheckApi>> {
-        Some(Arc::new(GorgiasCustomers::from_settings(settings)?))
+        Some(Arc::new(GorgiasCustomers::from_settings(
+            self.settings(settings)?,
+        )?))
     }
 }
 
 impl GorgiasCustomers {
-    fn from_settings(settings: &Settings) -> Option<Self> {
-        let g = &settings.gorgias;
+    fn from_settings(g: &GorgiasSettings) -> Option<Self> {
         Some(GorgiasCustomers {
             base: g.base_url.as_deref()?.trim_end_matches('/').to_string(),
             email: g.email.clone()?,

@@ -1,4 +1,5 @@
-//! `connectors.<source>`: one block per built-in helpdesk or `generic:<name>` source, with its
+//! `connectors.<source>`: one block per built-in helpdesk, further account (`gorgias:<account>`)
+//! or `generic:<name>` source, with its
 //! switches and sync streams; the sections inside are checked by their own files.
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ const CONNECTOR_KEYS: &[&str] = &[
     "access_token",
     "api_version",
     "support_type_scope",
+    "aggregates",
 ];
 /// A `generic:<name>` connector takes these too.
 const GENERIC_ONLY_KEYS: &[&str] = &["auth", "fields", "events", "pull"];
@@ -44,6 +46,8 @@ pub(super) struct Connector {
     pub(super) generic: Option<GenericSource>,
     /// A generic source's API the batch sync reads (its `pull` block is valid).
     pub(super) pull: Option<PullSource>,
+    /// `aggregates: own`: its support figures count its own tickets only.
+    pub(super) own_aggregates: bool,
 }
 
 impl Checker {
@@ -87,7 +91,19 @@ impl Checker {
             tag_lists: None,
             generic: None,
             pull: None,
+            own_aggregates: false,
         };
+        if c.source.account_name().is_some() && c.source.vendor() != Source::Gorgias {
+            self.error(
+                e.line,
+                format!(
+                    "{at}: further accounts are built for Gorgias stores (gorgias:<account>) so \
+                     far; {} takes one account per deployment",
+                    c.source.vendor()
+                ),
+            );
+            return None;
+        }
         let mut pull_given = false;
         for f in self.entries(e.value, &at) {
             match f.key.as_str() {
@@ -136,6 +152,19 @@ impl Checker {
                 }
                 "api_version" => c.settings.api_version = self.api_version(&f, &at),
                 "sync" => c.settings.streams = self.streams(&c.source, &f, &at),
+                "aggregates" => match self.text(&f, &at).as_deref() {
+                    Some("own") => c.own_aggregates = true,
+                    Some("all") | None => c.own_aggregates = false,
+                    Some(other) => self.error(
+                        f.value_line(),
+                        format!(
+                            "{}: `{other}` is not a choice; write own (the support figures this \
+                             source writes count its own tickets) or all (every source's, the \
+                             default)",
+                            dotted(&at, &f.key)
+                        ),
+                    ),
+                },
                 "lists" => c.lists = Some(self.lists(&c.source, &f, &at)),
                 "tag_lists" => c.tag_lists = Some(self.tag_lists(&f, &at)),
                 "field_mapping" if !matches!(f.value.value, Node::Null) => {
@@ -325,6 +354,7 @@ pub(super) fn known_streams(source: &Source) -> &'static [&'static str] {
         Source::Zendesk => &crate::helpdesk::zendesk::STREAMS,
         Source::Intercom => &crate::helpdesk::intercom::STREAMS,
         Source::Gorgias => &crate::helpdesk::gorgias::STREAMS,
+        Source::Account(_) => known_streams(&source.vendor()),
         Source::Generic(_) | Source::Added(_) => &[],
     }
 }
@@ -333,7 +363,7 @@ pub(super) fn known_streams(source: &Source) -> &'static [&'static str] {
 /// unless set to false, or off unless set to true for those in the helpdesk's opt-in list), with
 /// what they read.
 pub(crate) fn sync_switches(source: &Source) -> &'static [(&'static str, &'static str)] {
-    match source {
+    match &source.vendor() {
         Source::Intercom => &[
             ("tags", "each contact's tags with the contacts"),
             (
@@ -348,7 +378,7 @@ pub(crate) fn sync_switches(source: &Source) -> &'static [(&'static str, &'stati
 
 /// The streams of a built-in helpdesk that are off unless the file switches them on.
 pub(crate) fn opt_in_streams(source: &Source) -> &'static [&'static str] {
-    match source {
+    match &source.vendor() {
         Source::Gorgias => &crate::helpdesk::gorgias::OPT_IN,
         Source::Intercom => &crate::helpdesk::intercom::OPT_IN,
         _ => &[],

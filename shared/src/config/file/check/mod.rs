@@ -5,7 +5,7 @@
 use super::yaml::{N, Node, line};
 use super::{FileConfig, Problem};
 use crate::identity::parse_region;
-use crate::mapping::{FieldRule, SourceMapping, Transform};
+use crate::mapping::{FieldRule, Mapping, SourceMapping, Transform};
 use crate::model::Source;
 
 mod connectors;
@@ -114,7 +114,8 @@ impl Checker {
                 .mapping
                 .sources
                 .entry(c.name.clone())
-                .or_insert_with(|| generic_defaults(&c.source));
+                .or_insert_with(|| default_mapping(&c.source));
+            sm.own_aggregates = c.own_aggregates;
             if let Some((rules, at)) = c.field_mapping {
                 if !rules.iter().any(|r| r.path == "id") {
                     self.warn(
@@ -216,6 +217,22 @@ fn dotted(where_: &str, key: &str) -> String {
 }
 
 /// The mapping of a `generic:<name>` source the defaults do not know.
+/// The mapping of a source the file names but the built-in defaults do not have: a further
+/// account takes its helpdesk's default rules with its own id attribute; a generic source
+/// [`generic_defaults`].
+fn default_mapping(source: &Source) -> SourceMapping {
+    if source.account_name().is_none() {
+        return generic_defaults(source);
+    }
+    let mut mapping = Mapping::default().source(&source.vendor());
+    for rule in &mut mapping.field_mapping {
+        if rule.path == "id" {
+            rule.attribute = source.id_attribute();
+        }
+    }
+    mapping
+}
+
 pub(super) fn generic_defaults(source: &Source) -> SourceMapping {
     SourceMapping {
         field_mapping: vec![
