@@ -2306,3 +2306,46 @@ async fn the_bucket_alone_keeps_gorgias_from_answering_429() {
         "the helpdesk never had to say 429"
     );
 }
+
+#[tokio::test]
+async fn a_further_gorgias_store_is_read_with_its_own_credentials_under_its_own_name() {
+    let server = MockServer::start().await;
+    let customer = json!({"id": 70_001, "email": "g70001@example.com", "name": "Customer"});
+    let tickets = vec![gorgias_ticket(80_001, customer, "closed", at(DAY + 60))];
+    // The store's own credentials: the mock answers only those.
+    mount_gorgias(&server, "tickets", &GorgiasList::new(tickets)).await;
+    let dir = std::env::temp_dir().join(format!("deskbridge-store-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("stores.yaml");
+    std::fs::write(&file, "connectors:\n  gorgias:eu-store: {}\n").expect("config written");
+    let settings = Settings::from_vars(&Vars::from_pairs([
+        ("DESKBRIDGE_CONFIG", file.to_str().expect("utf-8 path")),
+        ("GORGIAS_EU_STORE_BASE_URL", server.uri().as_str()),
+        ("GORGIAS_EU_STORE_EMAIL", "ops@acme.test"),
+        ("GORGIAS_EU_STORE_API_KEY", "gg-key"),
+    ]))
+    .expect("settings");
+    let store: Source = "gorgias:eu-store".parse().expect("an account");
+    assert!(
+        reader_for(&settings, &Source::Gorgias).is_none(),
+        "the first store has no credentials here"
+    );
+    let reader = reader_for(&settings, &store).expect("the store's reader");
+    assert_eq!(reader.source(), store);
+    let pages = read_run(reader.as_ref(), "tickets", None, at(DAY + 86_400), 100).await;
+    let all = records(&pages);
+    assert_eq!(all.len(), 1);
+    let closed = &all[0].events[1];
+    assert_eq!(closed.kind, EventKind::TicketClosed);
+    assert_eq!(
+        closed.id,
+        SupportEvent::stable_id(
+            &store,
+            "ticket:80001",
+            EventKind::TicketClosed,
+            closed.occurred_at
+        ),
+        "the store's ticket is its own, not the first store's ticket 80001"
+    );
+    std::fs::remove_file(file).ok();
+}
