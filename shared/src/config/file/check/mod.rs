@@ -13,6 +13,7 @@ mod explain;
 mod generic;
 mod lists;
 mod mapping;
+mod two_way;
 mod values;
 
 use connectors::Connector;
@@ -25,6 +26,7 @@ const TOP_KEYS: &[&str] = &[
     "event_mapping",
     "connectors",
     "field_mapping",
+    "brevo_to_helpdesk",
 ];
 
 /// One `key: value` of a mapping.
@@ -100,6 +102,7 @@ impl Checker {
                     top_field_mapping = Some((rules, e.line));
                 }
                 "field_mapping" => {}
+                "brevo_to_helpdesk" => config.brevo_to_helpdesk = self.brevo_to_helpdesk(&e),
                 _ => self.unknown_key(&e, TOP, TOP_KEYS),
             }
         }
