@@ -60,7 +60,11 @@ async fn main() -> Result<(), Error> {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        tracing::info!(helpdesks = %helpdesks.join(","), "Brevo write-backs go to these helpdesks");
+        if helpdesks.is_empty() {
+            tracing::info!("Brevo write-backs: no helpdesk API is configured to write to");
+        } else {
+            tracing::info!(helpdesks = %helpdesks.join(","), "Brevo write-backs go to these helpdesks");
+        }
         let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(clients.1.clone()));
         let queue_url = settings.upsert_queue_url.clone();
         let upserter = Upserter::new(brevo, state, lookup, settings.mapping.clone())

@@ -8,6 +8,8 @@
 //! - A person the helpdesk does not know is logged (masked) and counted: nothing to write.
 //! - A refusal (bad credentials, an attribute Intercom does not have) is final: the message
 //!   goes to the dead-letter queue with the reason, for `deskbridge replay` after a fix.
+//!
+//! While the outage gate holds a batch because Brevo is down, its write-backs wait with it.
 
 use std::time::Duration;
 

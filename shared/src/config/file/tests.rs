@@ -1163,3 +1163,20 @@ fn the_readmes_brevo_to_helpdesk_block_says_the_defaults() {
     let cfg = parse("README.md", &readme[start..start + len]).expect("valid");
     assert_eq!(cfg.brevo_to_helpdesk, BrevoToHelpdesk::default());
 }
+
+#[test]
+fn deskbridge_plan_says_what_the_brevo_to_helpdesk_block_does() {
+    let cfg = parse(
+        "test.yaml",
+        "brevo_to_helpdesk:\n  zendesk: { enabled: false }\n",
+    )
+    .expect("valid");
+    assert!(!cfg.brevo_to_helpdesk.zendesk.enabled);
+    let said = cfg
+        .lines
+        .iter()
+        .find(|s| s.key == "brevo_to_helpdesk")
+        .expect("a line for the block");
+    assert_eq!(said.line, 1);
+    assert!(said.says.contains("write back"), "{}", said.says);
+}
