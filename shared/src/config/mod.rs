@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub mod brevo_inbound;
 pub mod file;
 pub mod vars;
 
+pub use brevo_inbound::BrevoInboundSettings;
 pub use vars::{ConfigError, Vars};
 
 use crate::helpdesk::zendesk::auth::{TokenCache, ZendeskAuth, ZendeskCredentials};
@@ -115,17 +117,6 @@ impl BrevoSettings {
     pub fn uses_default_lists(&self) -> bool {
         self.default_lists && self.api_key.is_some()
     }
-}
-
-/// Brevo's marketing webhooks into deskbridge (`POST /webhooks/brevo`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BrevoInboundSettings {
-    /// The expected `Authorization: Bearer <token>` (`BREVO_WEBHOOK_TOKEN`); unset, the route
-    /// answers 404 like any source that is not configured.
-    pub webhook_token: Option<String>,
-    /// The name of the Brevo API key deskbridge writes with (`BREVO_API_KEY_NAME`): events whose
-    /// `api_key_name` is this are echoes of deskbridge's own writes, and are ignored.
-    pub api_key_name: Option<String>,
 }
 
 /// Everything deskbridge reads at start-up.
@@ -366,16 +357,11 @@ impl Settings {
 
         let retry = retry_policy(vars)?;
 
-        let brevo_inbound = BrevoInboundSettings {
-            webhook_token: vars.get("BREVO_WEBHOOK_TOKEN"),
-            api_key_name: vars.get("BREVO_API_KEY_NAME"),
-        };
-
         Ok(Settings {
             retry,
             sync_dlq_url: vars.get("SYNC_DLQ_URL"),
             brevo,
-            brevo_inbound,
+            brevo_inbound: BrevoInboundSettings::from_vars(vars),
             sync_instances,
             zendesk,
             intercom,
@@ -475,12 +461,6 @@ impl Settings {
             };
             format!("{source}: webhooks {webhook} at /webhooks/generic/{name}")
         });
-        let brevo = std::iter::once(match &self.brevo_inbound.webhook_token {
-            Some(_) => "brevo: webhooks on at /webhooks/brevo (unsubscribes, spam complaints and \
-                        hard bounces are written back to the helpdesks)"
-                .to_string(),
-            None => "brevo: webhooks off (BREVO_WEBHOOK_TOKEN not set)".to_string(),
-        });
         Source::BUILT_IN
             .iter()
             .map(|s| {
@@ -497,7 +477,7 @@ impl Settings {
                 format!("{s}: webhooks {webhook}, API {api}")
             })
             .chain(generic)
-            .chain(brevo)
+            .chain(std::iter::once(self.brevo_inbound.describe()))
             .chain(warnings)
             .collect()
     }
