@@ -1,5 +1,6 @@
 //! deskbridge's shared library: the canonical model, the mapping to Brevo, the helpdesk
-//! sources, the Brevo client, and the AWS-backed state and queue.
+//! sources, the Brevo client, the AWS-backed state and queue, and the two-way path from Brevo
+//! back into the helpdesks (`twoway`).
 
 pub mod aws;
 pub mod brevo;
@@ -25,3 +26,4 @@ pub mod tags;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod twoway;

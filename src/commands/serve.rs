@@ -22,6 +22,7 @@ use deskbridge_shared::queue::{
     HOLD_SECONDS, Queue, Receipt, Redelivery, SqsQueue, renewal_interval, while_holding,
 };
 use deskbridge_shared::state::DynamoStateStore;
+use deskbridge_shared::twoway::HelpdeskWriteBack;
 use deskbridge_sync::Syncer;
 use deskbridge_upsert::{Message, Upserter};
 use deskbridge_webhook::Webhook;
@@ -258,7 +259,8 @@ pub fn local_upserter_for(
         lookup,
         settings.mapping.clone(),
     )
-    .with_default_lists(settings.brevo.uses_default_lists());
+    .with_default_lists(settings.brevo.uses_default_lists())
+    .with_write_back(Arc::new(HelpdeskWriteBack::new(settings)));
     let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk)));
     Ok(upserter.with_redelivery(Redelivery::configured(
         queue,

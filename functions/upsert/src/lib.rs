@@ -38,6 +38,8 @@
 //! - `import`: the sync jobs of a batch together (imports, single upserts, event batches);
 //! - `lists`: each source's all-contacts list, the configured or the default one;
 //! - `claims`: each event sent once (claims, marks, the batch's shared bookkeeping);
+//! - `write_back`: Brevo's unsubscribes, spam complaints and hard bounces carried out in the
+//!   helpdesks (messages the webhook function queued from `/webhooks/brevo`);
 //! - `stats`, [`health`] and `upserter` (the [`Upserter`] and its settings).
 
 mod claims;
@@ -51,6 +53,7 @@ mod people;
 mod resolve;
 mod stats;
 mod upserter;
+mod write_back;
 
 pub use claims::EVENT_CLAIM_TTL;
 pub use deskbridge_shared::queue::{Message, messages_from_sqs};

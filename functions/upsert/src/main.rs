@@ -11,6 +11,7 @@ use deskbridge_shared::helpdesk::{self, HelpdeskLookup};
 use deskbridge_shared::metrics::{Document, Metrics};
 use deskbridge_shared::queue::{self, Queue, Redelivery, SqsQueue};
 use deskbridge_shared::state::DynamoStateStore;
+use deskbridge_shared::twoway::HelpdeskWriteBack;
 use deskbridge_shared::{aws, config, infra, telemetry};
 use deskbridge_upsert::{BatchReport, Upserter, messages_from_sqs, sqs_response};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -52,11 +53,24 @@ async fn main() -> Result<(), Error> {
         for line in settings.describe_sources() {
             tracing::info!("{line}");
         }
+        // Brevo's unsubscribes, spam complaints and hard bounces, written back (`/webhooks/brevo`).
+        let write_back = HelpdeskWriteBack::new(&settings);
+        let helpdesks: Vec<String> = write_back
+            .helpdesks()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if helpdesks.is_empty() {
+            tracing::info!("Brevo write-backs: no helpdesk API is configured to write to");
+        } else {
+            tracing::info!(helpdesks = %helpdesks.join(","), "Brevo write-backs go to these helpdesks");
+        }
         let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(clients.1.clone()));
         let queue_url = settings.upsert_queue_url.clone();
         let upserter = Upserter::new(brevo, state, lookup, settings.mapping.clone())
             .with_send_reserve(deskbridge_upsert::send_reserve_for(settings.brevo.timeout))
             .with_default_lists(settings.brevo.uses_default_lists())
+            .with_write_back(Arc::new(write_back))
             .with_redelivery(Redelivery::configured(
                 queue.clone(),
                 settings.upsert_queue_url.as_deref(),
@@ -142,7 +156,12 @@ fn batch_metrics(
             (stats.contacts + stats.contacts_imported) as u64,
         )
         .count("UpsertEvents", stats.events as u64)
-        .count("UpsertRejected", stats.rejected as u64);
+        .count("UpsertRejected", stats.rejected as u64)
+        .count("HelpdeskWriteBacks", stats.write_backs as u64)
+        .count(
+            "HelpdeskWriteBacksNotFound",
+            stats.write_backs_not_found as u64,
+        );
     doc
 }
 

@@ -1,8 +1,9 @@
 //! SQS glue: a batch of messages in, a [`BatchReport`] out. Parses each body, holds the batch
 //! while Brevo is down (the outage gate of [`crate::health`]), runs webhook jobs one by one
-//! ([`crate::execute`]) and sync jobs together ([`crate::import`]) before the invocation's
-//! deadline, then settles every message: done, back on the queue with a delay and its retry
-//! record (carrying events sent but not marked), or on the dead-letter queue with its reasons.
+//! ([`crate::execute`]), Brevo write-backs into the helpdesks ([`crate::write_back`]) and sync
+//! jobs together ([`crate::import`]) before the invocation's deadline, then settles every
+//! message: done, back on the queue with a delay and its retry record (carrying events sent but
+//! not marked), or on the dead-letter queue with its reasons.
 
 use std::collections::HashSet;
 
@@ -12,6 +13,7 @@ use deskbridge_shared::helpdesk::PersonLookup;
 use deskbridge_shared::model::{Job, Origin};
 use deskbridge_shared::queue::{Message, Settled};
 use deskbridge_shared::state::StateStore;
+use deskbridge_shared::twoway::WriteBackJob;
 use futures::StreamExt;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -88,9 +90,14 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
 
         let mut sync: Vec<(&Message, Job)> = Vec::new();
         let mut single: Vec<(&Message, Result<Job, serde_json::Error>)> = Vec::new();
+        let mut write_backs: Vec<(&Message, WriteBackJob)> = Vec::new();
         for message in messages {
             match serde_json::from_str::<Job>(&message.body) {
                 Ok(job) if job.origin == Origin::Sync => sync.push((message, job)),
+                Err(e) => match WriteBackJob::from_body(&message.body) {
+                    Some(job) => write_backs.push((message, job)),
+                    None => single.push((message, Err(e))),
+                },
                 parsed => single.push((message, parsed)),
             }
         }
@@ -101,10 +108,12 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             now + span.saturating_sub(self.send_reserve).max(span / 4)
         });
         let taken = Batch::new(messages).sending_until(sends_until);
-        let (results, sync_run) = futures::join!(
+        let (mut results, sync_run, written) = futures::join!(
             self.process_all(single, deadline, &taken),
-            self.sync_before(&sync, deadline, &taken)
+            self.sync_before(&sync, deadline, &taken),
+            self.write_back_all(write_backs, deadline)
         );
+        results.extend(written);
 
         let mut retries = Vec::new();
         let mut finals: Vec<(&Message, Vec<String>)> = Vec::new();

@@ -67,13 +67,19 @@ pub struct Stats {
     pub held: usize,
     /// Brevo calls refused with 401 (the API key): delivery pauses and the alarm fires.
     pub brevo_auth_failures: usize,
+    /// Helpdesk people (Zendesk users, Intercom contacts) updated by Brevo write-backs.
+    pub write_backs: usize,
+    /// Write-backs a helpdesk had nobody for (one per helpdesk and event): nothing to write.
+    pub write_backs_not_found: usize,
+    /// Write-backs no helpdesk is configured for (no API credentials, or switched off).
+    pub write_backs_skipped: usize,
     /// Why things failed for good (masked), attributed to messages for their dead letters.
     pub finals: Vec<String>,
 }
 
 impl Stats {
     /// The counters by name, in declaration order.
-    fn counters(&self) -> [(&'static str, usize); 28] {
+    fn counters(&self) -> [(&'static str, usize); 31] {
         [
             ("messages", self.messages),
             ("contacts", self.contacts),
@@ -102,6 +108,9 @@ impl Stats {
             ("retried_later", self.retried_later),
             ("held", self.held),
             ("brevo_auth_failures", self.brevo_auth_failures),
+            ("write_backs", self.write_backs),
+            ("write_backs_not_found", self.write_backs_not_found),
+            ("write_backs_skipped", self.write_backs_skipped),
             ("finals", self.finals.len()),
         ]
     }
@@ -155,6 +164,9 @@ impl AddAssign for Stats {
         self.retried_later += o.retried_later;
         self.held += o.held;
         self.brevo_auth_failures += o.brevo_auth_failures;
+        self.write_backs += o.write_backs;
+        self.write_backs_not_found += o.write_backs_not_found;
+        self.write_backs_skipped += o.write_backs_skipped;
         self.finals.extend(o.finals);
     }
 }

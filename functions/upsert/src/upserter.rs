@@ -14,6 +14,7 @@ use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::model::Source;
 use deskbridge_shared::queue::{Queue, Redelivery};
 use deskbridge_shared::state::StateStore;
+use deskbridge_shared::twoway::WriteBackApi;
 
 use crate::health::{self, Gate, Health, Watched};
 
@@ -43,6 +44,9 @@ pub struct Upserter<B: BrevoApi, S: StateStore, L: PersonLookup> {
     /// How long before an invocation's deadline the last event send may start (see
     /// [`Upserter::with_send_reserve`]).
     pub(crate) send_reserve: Duration,
+    /// Where Brevo's events are written back into the helpdesks (see
+    /// [`Upserter::with_write_back`]).
+    pub(crate) write_back: Option<Arc<dyn WriteBackApi>>,
 }
 
 /// What a container knows of the default lists.
@@ -78,7 +82,15 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             health: Health::default(),
             gate: Mutex::new(Gate::default()),
             send_reserve: send_reserve_for(deskbridge_shared::brevo::REQUEST_TIMEOUT),
+            write_back: None,
         }
+    }
+
+    /// Carries the Brevo write-backs queued by the webhook function out through `write_back`.
+    /// Without one, a write-back message is done at once and counted as written nowhere.
+    pub fn with_write_back(mut self, write_back: Arc<dyn WriteBackApi>) -> Self {
+        self.write_back = Some(write_back);
+        self
     }
 
     /// No event send starts later than `reserve` before an invocation's deadline, so that every

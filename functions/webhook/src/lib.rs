@@ -9,6 +9,11 @@
 //! Every [`Reply`] says what became of the delivery ([`Outcome`]); [`Reply::metrics`] turns that
 //! into the invocation's metric document, which the caller emits where its process sends
 //! metrics (stdout in Lambda). The handler itself writes nothing.
+//!
+//! `POST /webhooks/brevo` takes Brevo's marketing webhooks (the two-way path back into the
+//! helpdesks), in the `brevo` module.
+
+mod brevo;
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -20,6 +25,7 @@ use deskbridge_shared::metrics::Document;
 use deskbridge_shared::model::{Job, Origin, Source};
 use deskbridge_shared::queue::Queue;
 use deskbridge_shared::state::{self, Claim, StateStore};
+use deskbridge_shared::twoway;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use tracing::{Instrument, info, warn};
@@ -89,6 +95,8 @@ pub struct Reply {
     pub outcome: Outcome,
     /// The source the delivery was for, once known to be one deskbridge serves.
     pub source: Option<Source>,
+    /// Brevo events left out because deskbridge's own writes caused them.
+    pub echoes: usize,
 }
 
 impl Reply {
@@ -98,6 +106,7 @@ impl Reply {
             body,
             outcome,
             source: None,
+            echoes: 0,
         }
     }
 
@@ -112,7 +121,8 @@ impl Reply {
     /// The metric document of this delivery: one count (`DeliveriesAccepted`,
     /// `DeliveriesDeduplicated`, `DeliveriesIgnored` or `DeliveriesRejected`) with the `Source`
     /// dimension (`unknown` for a source deskbridge does not serve, so a scan of random paths
-    /// cannot create metrics), and for a rejection the `Reason` dimension too. `doc` is a
+    /// cannot create metrics), and for a rejection the `Reason` dimension too; Brevo events
+    /// ignored as echoes of deskbridge's own writes count as `BrevoEchoesIgnored`. `doc` is a
     /// document of the caller's function ([`Metrics::document`](deskbridge_shared::metrics::Metrics::document)).
     pub fn metrics(&self, doc: Document) -> Document {
         let source = self
@@ -134,6 +144,9 @@ impl Reply {
         };
         doc = doc.rollup(&["Function"]);
         doc.count(name, 1);
+        if self.echoes > 0 {
+            doc.count("BrevoEchoesIgnored", self.echoes as u64);
+        }
         doc
     }
 }
@@ -158,7 +171,7 @@ pub fn source_segment(path: &str) -> Option<Cow<'_, str>> {
 }
 
 impl<S: StateStore, Q: Queue> Webhook<S, Q> {
-    /// Handles one request to `/webhooks/{source_name}`.
+    /// Handles one request to `/webhooks/{source_name}` (`brevo` for Brevo's webhooks).
     pub async fn handle(
         &self,
         source_name: &str,
@@ -167,6 +180,9 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
         now: DateTime<Utc>,
         correlation_id: Option<String>,
     ) -> Reply {
+        if source_name == twoway::BREVO {
+            return self.handle_brevo(headers, body, now, correlation_id).await;
+        }
         let Some(helpdesk) = self
             .helpdesks
             .source(source_name)
@@ -253,8 +269,27 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
         };
 
         let key = state::delivery_key(&source, &delivery.delivery_id);
-        match self.state.claim(&key, CLAIM_TTL).await {
-            Ok(Claim::Done) => {
+        let job_id = format!("{source}:{}", delivery.delivery_id);
+        let records = delivery.records.len();
+        let topic = delivery.topic;
+        let job = || {
+            let job = Job {
+                id: job_id.clone(),
+                source: source.clone(),
+                origin: Origin::Webhook,
+                received_at: now,
+                correlation_id,
+                records: delivery.records,
+            };
+            // The job holds about what the body held: one allocation instead of a doubling series.
+            let mut text = Vec::with_capacity(body.len() + 1024);
+            serde_json::to_writer(&mut text, &job)
+                .map_err(|e| e.to_string())
+                .and_then(|()| String::from_utf8(text).map_err(|e| e.to_string()))
+        };
+        match self.queue_once(&source, &key, job).await {
+            Ok(Queued::Sent) => {}
+            Ok(Queued::Duplicate) => {
                 info!(%source, delivery = %delivery.delivery_id, "duplicate delivery");
                 return Reply::new(
                     StatusCode::OK,
@@ -262,61 +297,68 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
                     Outcome::Deduplicated,
                 );
             }
+            Err(reply) => return reply,
+        }
+        info!(%source, %topic, job = %job_id, records, "webhook queued");
+        Reply::new(
+            StatusCode::OK,
+            json!({ "status": "queued", "job": job_id }),
+            Outcome::Accepted,
+        )
+    }
+
+    /// Queues a delivery once: claims its dedupe `key`, sends the body `build` makes to the
+    /// upsert queue, then marks the delivery done. A delivery already done is
+    /// [`Queued::Duplicate`]; a state store or queue that fails is the 503 (or 500) to answer.
+    pub(crate) async fn queue_once(
+        &self,
+        source: &Source,
+        key: &str,
+        build: impl FnOnce() -> Result<String, String>,
+    ) -> Result<Queued, Reply> {
+        match self.state.claim(key, CLAIM_TTL).await {
+            Ok(Claim::Done) => return Ok(Queued::Duplicate),
             // Abandoned: an earlier attempt never confirmed; queue again, the upsert side dedupes.
             // Busy: the same delivery is being queued by another request right now; queuing it again
             // is safe (events are deduplicated downstream) and loses nothing if that one fails.
             Ok(Claim::New | Claim::Abandoned | Claim::Busy) => {}
             Err(e) => {
                 warn!(%source, reason = %e, "state store unavailable");
-                return Reply::error(
+                return Err(Reply::error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "state store unavailable, retry later",
                     Rejection::Unavailable,
-                );
+                ));
             }
         }
-
-        let job = Job {
-            id: format!("{source}:{}", delivery.delivery_id),
-            source: source.clone(),
-            origin: Origin::Webhook,
-            received_at: now,
-            correlation_id,
-            records: delivery.records,
-        };
-        // The job holds about what the body held: one allocation instead of a doubling series.
-        let mut text = Vec::with_capacity(body.len() + 1024);
-        let body = match serde_json::to_writer(&mut text, &job)
-            .map_err(|e| e.to_string())
-            .and_then(|()| String::from_utf8(text).map_err(|e| e.to_string()))
-        {
-            Ok(b) => b,
-            Err(e) => {
-                return Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e, Rejection::Unavailable);
-            }
-        };
+        let body = build().map_err(|e| {
+            Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e, Rejection::Unavailable)
+        })?;
         if let Err(e) = self.queue.send(&self.upsert_queue_url, &body).await {
             warn!(%source, reason = %e, "queue unavailable");
-            if let Err(e) = self.state.release(&key).await {
+            if let Err(e) = self.state.release(key).await {
                 warn!(%source, reason = %e, "could not release the delivery claim; it expires by itself");
             }
-            return Reply::error(
+            return Err(Reply::error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "queue unavailable, retry later",
                 Rejection::Unavailable,
-            );
+            ));
         }
-        if let Err(e) = self.state.complete(&key, Some(DEDUPE_TTL)).await {
+        if let Err(e) = self.state.complete(key, Some(DEDUPE_TTL)).await {
             // The job is queued; a retry of this delivery would be queued again and deduped downstream.
             warn!(%source, reason = %e, "could not mark the delivery done");
         }
-        info!(%source, topic = %delivery.topic, job = %job.id, records = job.records.len(), "webhook queued");
-        Reply::new(
-            StatusCode::OK,
-            json!({ "status": "queued", "job": job.id }),
-            Outcome::Accepted,
-        )
+        Ok(Queued::Sent)
     }
+}
+
+/// What [`Webhook::queue_once`] did with a delivery.
+pub(crate) enum Queued {
+    /// Sent to the upsert queue.
+    Sent,
+    /// Done before: not sent again.
+    Duplicate,
 }
 
 /// Adapter for API Gateway HTTP API events through lambda_http.
@@ -347,7 +389,7 @@ pub async fn lambda_reply<S: StateStore, Q: Queue>(
         // The raw segment is logged only when it names a source deskbridge knows.
         source = segment
             .as_deref()
-            .filter(|s| webhook.helpdesks.source(s).is_some())
+            .filter(|s| *s == twoway::BREVO || webhook.helpdesks.source(s).is_some())
             .unwrap_or("unknown"),
     );
     if request.method() != http::Method::POST {

@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub mod brevo_inbound;
 pub mod file;
 pub mod vars;
 
+pub use brevo_inbound::BrevoInboundSettings;
 pub use vars::{ConfigError, Vars};
 
 use crate::helpdesk::zendesk::auth::{TokenCache, ZendeskAuth, ZendeskCredentials};
@@ -175,6 +177,8 @@ impl BrevoSettings {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub brevo: BrevoSettings,
+    /// Brevo's marketing webhooks (the two-way path back into the helpdesks).
+    pub brevo_inbound: BrevoInboundSettings,
     pub zendesk: ZendeskSettings,
     pub intercom: IntercomSettings,
     pub gorgias: GorgiasSettings,
@@ -418,6 +422,7 @@ impl Settings {
             retry,
             sync_dlq_url: vars.get("SYNC_DLQ_URL"),
             brevo,
+            brevo_inbound: BrevoInboundSettings::from_vars(vars),
             sync_instances,
             zendesk,
             intercom,
@@ -578,6 +583,7 @@ impl Settings {
                     source.variable_prefix()
                 )
             }))
+            .chain(std::iter::once(self.brevo_inbound.describe()))
             .chain(warnings)
             .collect()
     }

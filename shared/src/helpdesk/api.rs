@@ -84,6 +84,19 @@ pub(crate) async fn read(response: reqwest::Response) -> Result<Option<Value>, L
     Ok(Some(body))
 }
 
+/// A write's answer by its status alone: `true` on success, `false` on 404 (the thing is gone),
+/// or the error its status means. The body is not read (a write may answer without one).
+pub(crate) fn written(response: &reqwest::Response) -> Result<bool, LookupError> {
+    let status = response.status();
+    match helpdesk_http::classify(status, response.headers(), Utc::now()) {
+        StatusClass::Success => Ok(true),
+        StatusClass::NotFound => Ok(false),
+        StatusClass::RateLimited(retry_after) => Err(LookupError::RateLimited { retry_after }),
+        StatusClass::Transient => Err(LookupError::Transient(format!("HTTP {status}"))),
+        StatusClass::Rejected => Err(LookupError::Rejected(format!("HTTP {status}"))),
+    }
+}
+
 /// Sends `request` asking for JSON and reads the answer as [`read`] does.
 pub(crate) async fn get_json(
     request: reqwest::RequestBuilder,

@@ -24,6 +24,9 @@
 //!     fields: { email: /email, external_id: /contact_id, event_type: /event }   # JSON pointers
 //!     events: { enquiry.new: ticket.created, contact.edited: ~ }   # event-type value -> event
 //! field_mapping: { … }            # the seeds' layout, see below
+//! brevo_to_helpdesk:              # Brevo marketing webhooks written back (see `crate::twoway`)
+//!   zendesk: { enabled: true, unsubscribed_tag: brevo_unsubscribed, hard_bounce_tag: brevo_hard_bounce }
+//!   intercom: { enabled: true, unsubscribe: true, hard_bounce_attribute: brevo_hard_bounce }
 //! ```
 //!
 //! # Rules
@@ -91,6 +94,64 @@ pub struct FileConfig {
     pub warnings: Vec<Problem>,
     /// What each line of the file does, in line order (`deskbridge plan` prints them).
     pub lines: Vec<Said>,
+    /// What Brevo's marketing webhooks write back into the helpdesks (`brevo_to_helpdesk`).
+    pub brevo_to_helpdesk: BrevoToHelpdesk,
+}
+
+/// The `brevo_to_helpdesk` block: what an unsubscribe, a spam complaint or a hard bounce that
+/// Brevo reports changes in each helpdesk. Every key has a default, so a file without the block
+/// writes back to every helpdesk whose API credentials are set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrevoToHelpdesk {
+    pub zendesk: ZendeskWriteBack,
+    pub intercom: IntercomWriteBack,
+}
+
+/// `brevo_to_helpdesk.zendesk`: user tags added (never removed) by Brevo events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZendeskWriteBack {
+    /// Default true.
+    pub enabled: bool,
+    /// The tag an unsubscribe or a spam complaint adds (default `brevo_unsubscribed`); `None`
+    /// (written `~` or `""`) adds none.
+    pub unsubscribed_tag: Option<String>,
+    /// The tag a hard bounce adds (default `brevo_hard_bounce`); `None` adds none.
+    pub hard_bounce_tag: Option<String>,
+}
+
+/// `brevo_to_helpdesk.intercom`: contact fields set by Brevo events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntercomWriteBack {
+    /// Default true.
+    pub enabled: bool,
+    /// Whether an unsubscribe or a spam complaint sets `unsubscribed_from_emails: true`
+    /// (default true).
+    pub unsubscribe: bool,
+    /// The boolean custom data attribute a hard bounce sets to true (default
+    /// `brevo_hard_bounce`; it must exist in Intercom); `None` sets none.
+    pub hard_bounce_attribute: Option<String>,
+}
+
+/// The default Zendesk tag of an unsubscribe or spam complaint.
+pub const DEFAULT_UNSUBSCRIBED_TAG: &str = "brevo_unsubscribed";
+/// The default Zendesk tag and Intercom attribute of a hard bounce.
+pub const DEFAULT_HARD_BOUNCE_MARK: &str = "brevo_hard_bounce";
+
+impl Default for BrevoToHelpdesk {
+    fn default() -> Self {
+        BrevoToHelpdesk {
+            zendesk: ZendeskWriteBack {
+                enabled: true,
+                unsubscribed_tag: Some(DEFAULT_UNSUBSCRIBED_TAG.into()),
+                hard_bounce_tag: Some(DEFAULT_HARD_BOUNCE_MARK.into()),
+            },
+            intercom: IntercomWriteBack {
+                enabled: true,
+                unsubscribe: true,
+                hard_bounce_attribute: Some(DEFAULT_HARD_BOUNCE_MARK.into()),
+            },
+        }
+    }
 }
 
 /// What one key of the file does.

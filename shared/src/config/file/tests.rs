@@ -540,7 +540,7 @@ historical_events: 1
             1,
             "unknown key `feild_mapping` at the top level (did you mean `field_mapping`?); \
              known keys: default_region, historical_events, event_mapping, connectors, \
-             field_mapping",
+             field_mapping, brevo_to_helpdesk",
         ),
         (
             2,
@@ -713,7 +713,8 @@ fn display_prints_one_problem_per_line() {
         err.to_string(),
         "deskbridge.yaml:1: historical_events must be true or false, not `maybe`\n\
          deskbridge.yaml:2: unknown key `foo` at the top level; known keys: \
-         default_region, historical_events, event_mapping, connectors, field_mapping"
+         default_region, historical_events, event_mapping, connectors, field_mapping, \
+         brevo_to_helpdesk"
     );
     let as_config_error: ConfigError = err.into();
     assert!(
@@ -1241,4 +1242,103 @@ connectors:
     assert_eq!(forms.fields.email.as_deref(), Some("/email"));
     assert!(forms.events.is_empty());
     assert_eq!(cfg.warnings, vec![]);
+}
+
+#[test]
+fn brevo_to_helpdesk_has_defaults_and_reads_each_key() {
+    let defaults = parse("test.yaml", "").expect("valid").brevo_to_helpdesk;
+    assert_eq!(defaults, BrevoToHelpdesk::default());
+    assert_eq!(
+        defaults.zendesk.unsubscribed_tag.as_deref(),
+        Some("brevo_unsubscribed")
+    );
+    assert_eq!(
+        defaults.zendesk.hard_bounce_tag.as_deref(),
+        Some("brevo_hard_bounce")
+    );
+    assert!(defaults.intercom.enabled && defaults.intercom.unsubscribe);
+    assert_eq!(
+        defaults.intercom.hard_bounce_attribute.as_deref(),
+        Some("brevo_hard_bounce")
+    );
+
+    let text = "brevo_to_helpdesk:\n  zendesk:\n    unsubscribed_tag: do_not_mail\n    \
+                hard_bounce_tag: ~\n  intercom:\n    enabled: false\n    unsubscribe: false\n    \
+                hard_bounce_attribute: \"Email bounced\"\n";
+    let cfg = parse("test.yaml", text).expect("valid").brevo_to_helpdesk;
+    assert_eq!(
+        cfg,
+        BrevoToHelpdesk {
+            zendesk: ZendeskWriteBack {
+                enabled: true,
+                unsubscribed_tag: Some("do_not_mail".into()),
+                hard_bounce_tag: None,
+            },
+            intercom: IntercomWriteBack {
+                enabled: false,
+                unsubscribe: false,
+                hard_bounce_attribute: Some("Email bounced".into()),
+            },
+        }
+    );
+}
+
+#[test]
+fn brevo_to_helpdesk_reports_unknown_keys_and_bad_values_with_their_lines() {
+    let text = "brevo_to_helpdesk:\n  zendesk:\n    unsubscribed_tags: x\n    \
+                hard_bounce_tag: two words\n  intercom:\n    unsubscribe: yes\n    \
+                hard_bounce_attribute: a.b\n  gorgias: {}\n";
+    let found = problems(text);
+    let lines: Vec<Option<usize>> = found.iter().map(|(l, _)| *l).collect();
+    assert_eq!(
+        lines,
+        vec![Some(3), Some(4), Some(6), Some(7), Some(8)],
+        "{found:#?}"
+    );
+    assert!(
+        found[0].1.contains("did you mean `unsubscribed_tag`"),
+        "{}",
+        found[0].1
+    );
+    assert!(found[1].1.contains("not a Zendesk tag"), "{}", found[1].1);
+    assert!(found[2].1.contains("true or false"), "{}", found[2].1);
+    assert!(
+        found[3].1.contains("not an Intercom attribute"),
+        "{}",
+        found[3].1
+    );
+    assert!(
+        found[4].1.contains("unknown key `gorgias`"),
+        "{}",
+        found[4].1
+    );
+}
+
+#[test]
+fn the_readmes_brevo_to_helpdesk_block_says_the_defaults() {
+    let readme = include_str!("../../../../README.md");
+    let start = readme
+        .find("```yaml\nbrevo_to_helpdesk:")
+        .expect("the README shows the block")
+        + "```yaml\n".len();
+    let len = readme[start..].find("```").expect("the block ends");
+    let cfg = parse("README.md", &readme[start..start + len]).expect("valid");
+    assert_eq!(cfg.brevo_to_helpdesk, BrevoToHelpdesk::default());
+}
+
+#[test]
+fn deskbridge_plan_says_what_the_brevo_to_helpdesk_block_does() {
+    let cfg = parse(
+        "test.yaml",
+        "brevo_to_helpdesk:\n  zendesk: { enabled: false }\n",
+    )
+    .expect("valid");
+    assert!(!cfg.brevo_to_helpdesk.zendesk.enabled);
+    let said = cfg
+        .lines
+        .iter()
+        .find(|s| s.key == "brevo_to_helpdesk")
+        .expect("a line for the block");
+    assert_eq!(said.line, 1);
+    assert!(said.says.contains("write back"), "{}", said.says);
 }

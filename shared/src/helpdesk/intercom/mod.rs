@@ -1,5 +1,6 @@
-//! Intercom: signed webhooks (`webhook`) and the batch sync of contacts, conversations and
-//! company changes (`sync`, `companies`).
+//! Intercom: signed webhooks (`webhook`), the batch sync of contacts, conversations and
+//! company changes (`sync`, `companies`), and the contact fields written back from Brevo
+//! (`write_back`).
 //!
 //! Everything about this helpdesk lives in this folder; this file holds only what other
 //! modules need without the rest (the stream names the configuration file checks).
@@ -15,6 +16,7 @@ pub mod sync;
 mod tags;
 pub mod vendor;
 pub mod webhook;
+pub mod write_back;
 
 /// The streams, in the order a run starts them.
 pub const STREAMS: [&str; 3] = ["contacts", "conversations", "companies"];

@@ -42,6 +42,11 @@ impl Checker {
                     }
                     "one block per helpdesk:".into()
                 }
+                "brevo_to_helpdesk" => {
+                    "what Brevo's unsubscribes, spam complaints and hard bounces write back into \
+                     the helpdesks (see the README's \"Two-way: Brevo → helpdesk\")"
+                        .into()
+                }
                 "field_mapping" => match connectors.as_slice() {
                     [only] => {
                         self.rule_lines(&e, only, config, &mut said);

@@ -14,6 +14,7 @@ mod generic;
 mod lists;
 mod mapping;
 mod pull;
+mod two_way;
 mod values;
 
 use connectors::Connector;
@@ -26,6 +27,7 @@ const TOP_KEYS: &[&str] = &[
     "event_mapping",
     "connectors",
     "field_mapping",
+    "brevo_to_helpdesk",
 ];
 
 /// One `key: value` of a mapping.
@@ -101,6 +103,7 @@ impl Checker {
                     top_field_mapping = Some((rules, e.line));
                 }
                 "field_mapping" => {}
+                "brevo_to_helpdesk" => config.brevo_to_helpdesk = self.brevo_to_helpdesk(&e),
                 _ => self.unknown_key(&e, TOP, TOP_KEYS),
             }
         }

@@ -1,0 +1,136 @@
+//! Brevo write-backs: the unsubscribes, spam complaints and hard bounces the webhook function
+//! queued from `/webhooks/brevo` ([`WriteBackJob`]), carried out in the helpdesks through the
+//! [`WriteBackApi`] port.
+//!
+//! - A helpdesk outage or rate limit retries the message later (not before the helpdesk's
+//!   `Retry-After`), never drops it. The retry repeats the helpdesks that were already written,
+//!   which changes nothing there (a tag added twice, a field set to the value it has).
+//! - A person the helpdesk does not know is logged (masked) and counted: nothing to write.
+//! - A refusal (bad credentials, an attribute Intercom does not have) is final: the message
+//!   goes to the dead-letter queue with the reason, for `deskbridge replay` after a fix.
+//!
+//! While the outage gate holds a batch because Brevo is down, its write-backs wait with it.
+
+use std::time::Duration;
+
+use deskbridge_shared::brevo::BrevoApi;
+use deskbridge_shared::helpdesk::PersonLookup;
+use deskbridge_shared::identity::mask;
+use deskbridge_shared::queue::Message;
+use deskbridge_shared::state::StateStore;
+use deskbridge_shared::twoway::{WriteBackJob, Written};
+use futures::StreamExt;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::stats::{Retry, Stats};
+use crate::upserter::{CONCURRENCY, Upserter};
+
+impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
+    /// The write-back messages of a batch, side by side, at most [`CONCURRENCY`] at a time.
+    pub(crate) async fn write_back_all<'m>(
+        &self,
+        jobs: Vec<(&'m Message, WriteBackJob)>,
+        deadline: Option<Instant>,
+    ) -> Vec<(&'m Message, Stats, Result<(), Retry>)> {
+        let work: Vec<_> = jobs
+            .into_iter()
+            .map(|(message, job)| self.write_back_before(message, job, deadline))
+            .collect();
+        futures::stream::iter(work)
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    /// One write-back message, unless `deadline` has passed; stopped (and retried) when it
+    /// passes.
+    async fn write_back_before<'m>(
+        &self,
+        message: &'m Message,
+        job: WriteBackJob,
+        deadline: Option<Instant>,
+    ) -> (&'m Message, Stats, Result<(), Retry>) {
+        let span = tracing::info_span!("upsert_message",
+            message_id = %message.message_id,
+            receive_count = message.receive_count,
+            job_id = %job.id,
+            source = "brevo",
+            correlation_id = job.correlation_id.as_deref().unwrap_or_default(),
+        );
+        let mut stats = Stats::default();
+        let late = |what: &str| Err(Retry::new(format!("{what}: invocation deadline reached")));
+        let outcome = {
+            let work = self.write_back(&job, &mut stats).instrument(span);
+            match deadline {
+                None => work.await,
+                Some(d) if Instant::now() >= d => late("not started"),
+                Some(d) => tokio::time::timeout_at(d, work)
+                    .await
+                    .unwrap_or_else(|_| late("stopped")),
+            }
+        };
+        (message, stats, outcome)
+    }
+
+    /// Every write-back of a job, in every helpdesk configured for it.
+    async fn write_back(&self, job: &WriteBackJob, stats: &mut Stats) -> Result<(), Retry> {
+        let Some(api) = self.write_back.as_ref() else {
+            stats.write_backs_skipped += job.write_backs.len();
+            tracing::warn!(
+                write_backs = job.write_backs.len(),
+                "upsert: Brevo write-backs received but no helpdesk is set up to write them to"
+            );
+            return Ok(());
+        };
+        // The longest wait a rate-limited helpdesk asked for; set once anything must be retried.
+        let mut retry: Option<(String, Option<Duration>)> = None;
+        for item in &job.write_backs {
+            let person = mask(&item.email);
+            let outcomes = api.apply(item).await;
+            if outcomes.is_empty() {
+                stats.write_backs_skipped += 1;
+                tracing::info!(event = %item.event, %person,
+                    "upsert: no helpdesk is configured for this Brevo event; nothing written");
+            }
+            for outcome in outcomes {
+                let helpdesk = outcome.helpdesk;
+                match outcome.result {
+                    Ok(Written::Updated(updated)) => {
+                        stats.write_backs += updated;
+                        tracing::info!(%helpdesk, event = %item.event, %person, updated,
+                            "upsert: Brevo event written back");
+                    }
+                    Ok(Written::NotFound) => {
+                        stats.write_backs_not_found += 1;
+                        tracing::info!(%helpdesk, event = %item.event, %person,
+                            "upsert: nobody with this email in the helpdesk; nothing to write");
+                    }
+                    Err(e) if e.is_retryable() => {
+                        tracing::warn!(%helpdesk, event = %item.event, %person, error = %e,
+                            "upsert: write-back failed; the message is tried again later");
+                        let wait = e.retry_after();
+                        let reason = format!("write-back of {} to {helpdesk}: {e}", item.event);
+                        retry = Some(match retry {
+                            Some((first, before)) => (first, before.max(wait)),
+                            None => (reason, wait),
+                        });
+                    }
+                    Err(e) => {
+                        stats.rejected += 1;
+                        tracing::warn!(%helpdesk, event = %item.event, %person, error = %e,
+                            "upsert: the helpdesk refused the write-back; not retried");
+                        stats.finals.push(format!(
+                            "{helpdesk} refused the write-back of {} for {person}: {e}",
+                            item.event
+                        ));
+                    }
+                }
+            }
+        }
+        match retry {
+            Some((reason, wait)) => Err(Retry::new(reason).not_before(wait)),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Carrying a [`WriteBack`] out in the helpdesks: the [`WriteBackApi`] port, and
+//! [`HelpdeskWriteBack`] over the Zendesk and Intercom APIs configured in [`Settings`].
+//!
+//! Each helpdesk's outcome is its own: a person the helpdesk does not know is a no-op
+//! ([`Written::NotFound`]), an outage or a rate limit is an error worth retrying (the caller
+//! tries the whole write-back again later; every write is safe to repeat), a refusal is final.
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::{Action, WriteBack};
+use crate::config::Settings;
+use crate::config::file::BrevoToHelpdesk;
+use crate::helpdesk::LookupError;
+use crate::helpdesk::intercom::write_back::IntercomContactWrites;
+use crate::helpdesk::zendesk::write_back::ZendeskUserTags;
+use crate::http as helpdesk_http;
+use crate::model::Source;
+
+/// What a write-back did in one helpdesk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// This many people (Zendesk users, Intercom contacts) with the email were updated.
+    Updated(usize),
+    /// The helpdesk has nobody with the email.
+    NotFound,
+}
+
+/// One helpdesk's outcome of a write-back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelpdeskOutcome {
+    pub helpdesk: Source,
+    pub result: Result<Written, LookupError>,
+}
+
+/// Writes Brevo events back into the helpdesks.
+#[async_trait]
+pub trait WriteBackApi: Send + Sync {
+    /// Carries `write_back` out in every helpdesk that has something to write for it; one
+    /// outcome per helpdesk written to (none when no helpdesk is configured for it).
+    async fn apply(&self, write_back: &WriteBack) -> Vec<HelpdeskOutcome>;
+}
+
+/// [`WriteBackApi`] over the helpdesk REST APIs: Zendesk and Intercom, each when its API
+/// credentials are set, it is enabled, and its `brevo_to_helpdesk` block leaves it on.
+pub struct HelpdeskWriteBack {
+    /// `Err` keeps the reason the client could not be built; every write then fails as transient.
+    client: Result<reqwest::Client, String>,
+    zendesk: Option<ZendeskUserTags>,
+    intercom: Option<IntercomContactWrites>,
+    config: BrevoToHelpdesk,
+}
+
+impl HelpdeskWriteBack {
+    /// Builds the HTTP client once. Zendesk writes share the settings' OAuth token.
+    pub fn new(settings: &Settings) -> Self {
+        let config = settings.file.brevo_to_helpdesk.clone();
+        let zendesk = (config.zendesk.enabled && settings.api_enabled(&Source::Zendesk))
+            .then(|| settings.zendesk.auth().map(ZendeskUserTags::new))
+            .flatten();
+        let intercom = (config.intercom.enabled && settings.api_enabled(&Source::Intercom))
+            .then(|| IntercomContactWrites::from_settings(&settings.intercom))
+            .flatten();
+        let client = helpdesk_http::client().map_err(|e| {
+            tracing::error!(error = %e, "helpdesk HTTP client unavailable; write-backs will fail");
+            e.to_string()
+        });
+        HelpdeskWriteBack {
+            client,
+            zendesk,
+            intercom,
+            config,
+        }
+    }
+
+    /// The helpdesks written to, for the start-up log.
+    pub fn helpdesks(&self) -> Vec<Source> {
+        let mut out = Vec::new();
+        if self.zendesk.is_some() {
+            out.push(Source::Zendesk);
+        }
+        if self.intercom.is_some() {
+            out.push(Source::Intercom);
+        }
+        out
+    }
+}
+
+/// A count of people updated as a [`Written`].
+fn written(count: usize) -> Written {
+    if count == 0 {
+        Written::NotFound
+    } else {
+        Written::Updated(count)
+    }
+}
+
+#[async_trait]
+impl WriteBackApi for HelpdeskWriteBack {
+    async fn apply(&self, write_back: &WriteBack) -> Vec<HelpdeskOutcome> {
+        let email = write_back.email.as_str();
+        let mut outcomes = Vec::new();
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|e| LookupError::Transient(e.clone()));
+        let zendesk_tag = match write_back.action {
+            Action::Unsubscribe => self.config.zendesk.unsubscribed_tag.as_deref(),
+            Action::HardBounce => self.config.zendesk.hard_bounce_tag.as_deref(),
+        };
+        if let (Some(zendesk), Some(tag)) = (&self.zendesk, zendesk_tag) {
+            let result = match &client {
+                Ok(client) => zendesk.tag_users(client, email, tag).await.map(written),
+                Err(e) => Err(e.clone()),
+            };
+            outcomes.push(HelpdeskOutcome {
+                helpdesk: Source::Zendesk,
+                result,
+            });
+        }
+        let intercom_fields = match write_back.action {
+            Action::Unsubscribe => self
+                .config
+                .intercom
+                .unsubscribe
+                .then(|| json!({"unsubscribed_from_emails": true})),
+            Action::HardBounce => self
+                .config
+                .intercom
+                .hard_bounce_attribute
+                .as_deref()
+                .map(|name| json!({"custom_attributes": {name: true}})),
+        };
+        if let (Some(intercom), Some(fields)) = (&self.intercom, intercom_fields) {
+            let result = match &client {
+                Ok(client) => intercom
+                    .update_by_email(client, email, &fields)
+                    .await
+                    .map(written),
+                Err(e) => Err(e.clone()),
+            };
+            outcomes.push(HelpdeskOutcome {
+                helpdesk: Source::Intercom,
+                result,
+            });
+        }
+        outcomes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Vars;
+    use wiremock::matchers::{body_json, header, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn settings(server: &MockServer, config: Option<&str>) -> Settings {
+        let uri = server.uri();
+        let mut pairs = vec![
+            ("ZENDESK_BASE_URL", uri.as_str()),
+            ("ZENDESK_OAUTH_TOKEN", "zd-oauth"),
+            ("INTERCOM_BASE_URL", uri.as_str()),
+            ("INTERCOM_ACCESS_TOKEN", "ic-token"),
+        ];
+        if config.is_some() {
+            pairs.push(("DESKBRIDGE_CONFIG", "secretsmanager:arn:test"));
+        }
+        let mut vars = Vars::from_pairs(pairs);
+        if let Some(text) = config {
+            vars = vars.with_config_text(text);
+        }
+        Settings::from_vars(&vars).expect("settings")
+    }
+
+    fn bounce(email: &str) -> WriteBack {
+        WriteBack {
+            id: "hard_bounce:h:1:-:1".into(),
+            action: Action::HardBounce,
+            event: "hard_bounce".into(),
+            email: email.into(),
+            occurred_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hard_bounce_tags_the_zendesk_user_and_sets_the_intercom_attribute() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/users/search.json"))
+            .and(query_param("query", "email:bob@example.com"))
+            .and(header("authorization", "Bearer zd-oauth"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"users": [{"id": 35436, "email": "bob@example.com"}], "count": 1}),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("PUT"))
+            .and(path("/api/v2/users/35436/tags.json"))
+            .and(body_json(json!({"tags": ["brevo_hard_bounce"]})))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"tags": ["brevo_hard_bounce"]})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/contacts/search"))
+            .and(header("authorization", "Bearer ic-token"))
+            .and(header("intercom-version", "2.11"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "type": "list", "total_count": 1,
+                "data": [{"type": "contact", "id": "6329bd9ffe4e", "email": "bob@example.com"}]
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("PUT"))
+            .and(path("/contacts/6329bd9ffe4e"))
+            .and(body_json(
+                json!({"custom_attributes": {"brevo_hard_bounce": true}}),
+            ))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"type": "contact", "id": "6329bd9ffe4e"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let writer = HelpdeskWriteBack::new(&settings(&server, None));
+        assert_eq!(writer.helpdesks(), vec![Source::Zendesk, Source::Intercom]);
+        let outcomes = writer.apply(&bounce("bob@example.com")).await;
+        assert_eq!(
+            outcomes,
+            vec![
+                HelpdeskOutcome {
+                    helpdesk: Source::Zendesk,
+                    result: Ok(Written::Updated(1))
+                },
+                HelpdeskOutcome {
+                    helpdesk: Source::Intercom,
+                    result: Ok(Written::Updated(1))
+                },
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn nobody_found_is_not_an_error_and_an_outage_is_worth_retrying() {
+        let server = MockServer::start().await;
+        Mock::given(path("/api/v2/users/search.json"))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&server)
+            .await;
+        Mock::given(path("/contacts/search"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"type": "list", "total_count": 0, "data": []})),
+            )
+            .mount(&server)
+            .await;
+        let writer = HelpdeskWriteBack::new(&settings(&server, None));
+        let outcomes = writer.apply(&bounce("nobody@example.com")).await;
+        assert_eq!(outcomes.len(), 2);
+        let zendesk = outcomes[0].result.as_ref().expect_err("503");
+        assert!(zendesk.is_retryable(), "{zendesk}");
+        assert_eq!(outcomes[1].result, Ok(Written::NotFound));
+    }
+
+    #[tokio::test]
+    async fn the_configuration_turns_writes_off() {
+        let server = MockServer::start().await;
+        let config = "brevo_to_helpdesk:\n  zendesk:\n    hard_bounce_tag: ~\n  intercom:\n    \
+                      enabled: false\n";
+        let writer = HelpdeskWriteBack::new(&settings(&server, Some(config)));
+        assert_eq!(writer.helpdesks(), vec![Source::Zendesk]);
+        assert!(writer.apply(&bounce("bob@example.com")).await.is_empty());
+        let requests = server.received_requests().await.unwrap_or_default();
+        assert!(requests.is_empty(), "nothing was asked: {requests:?}");
+    }
+}
