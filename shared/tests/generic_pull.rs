@@ -63,6 +63,19 @@ fn reader(settings: &Settings, name: &str) -> Box<dyn SourceReader> {
     reader_for(settings, &Source::Generic(name.into())).expect("the pull source has a reader")
 }
 
+/// The first page of a first run of `stream` started at `started`.
+fn first_page(stream: &str, started: DateTime<Utc>) -> PageRequest {
+    PageRequest {
+        stream: stream.into(),
+        cursor: None,
+        bookmark: None,
+        full: false,
+        since: None,
+        run_started_at: started,
+        page_size: 1_000,
+    }
+}
+
 /// Every page of one run of `stream`.
 async fn run(
     reader: &dyn SourceReader,
@@ -74,13 +87,9 @@ async fn run(
     let mut cursor = None;
     loop {
         let request = PageRequest {
-            stream: stream.into(),
             cursor: cursor.clone(),
             bookmark: bookmark.map(str::to_string),
-            full: false,
-            since: None,
-            run_started_at: started,
-            page_size: 1_000,
+            ..first_page(stream, started)
         };
         let page = reader.fetch_page(&request).await.expect("page");
         cursor = page.next_cursor.clone();
@@ -246,15 +255,7 @@ async fn rate_limits_are_waited_out_and_refusals_name_the_source() {
         .await;
     let refused = self::settings("refused", &example(&other.uri()));
     let reader = self::reader(&refused, "helpscout");
-    let request = PageRequest {
-        stream: "contacts".into(),
-        cursor: None,
-        bookmark: None,
-        full: false,
-        since: None,
-        run_started_at: at(DAY),
-        page_size: 1_000,
-    };
+    let request = first_page("contacts", at(DAY));
     match reader.fetch_page(&request).await {
         Err(FetchError::Rejected(why)) => {
             assert!(why.contains("generic:helpscout answered HTTP 401"), "{why}");
@@ -324,15 +325,7 @@ async fn a_next_link_to_another_host_is_refused_before_the_credentials_go_there(
     hs.mount(&server).await;
     let settings = settings("origin", &example(&server.uri()));
     let reader = reader(&settings, "helpscout");
-    let request = PageRequest {
-        stream: "contacts".into(),
-        cursor: None,
-        bookmark: None,
-        full: false,
-        since: None,
-        run_started_at: at(DAY),
-        page_size: 1_000,
-    };
+    let request = first_page("contacts", at(DAY));
     match reader.fetch_page(&request).await {
         Err(FetchError::Rejected(why)) => {
             assert!(why.contains("refusing to send the credentials"), "{why}");
