@@ -59,6 +59,12 @@ impl CheckArg {
     }
 }
 
+/// What `connect` registers deskbridge with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ConnectArg {
+    Brevo,
+}
+
 /// Every stream name of the built-in helpdesks, for `--stream`'s completion and error (which
 /// streams a source has is checked when the sync is asked for).
 fn stream_names() -> clap::builder::PossibleValuesParser {
@@ -189,6 +195,21 @@ enum Command {
         #[command(flatten)]
         stack: Stack,
     },
+    /// Register deskbridge with Brevo: creates the marketing webhook that posts unsubscribes,
+    /// spam complaints and hard bounces to {base}/webhooks/brevo with BREVO_WEBHOOK_TOKEN as its
+    /// bearer token, or sets the events and token of the one already there (run it again freely).
+    Connect {
+        /// What to connect.
+        #[arg(value_enum)]
+        target: ConnectArg,
+        /// The webhook base URL (default: the stack's WebhookBaseUrl output).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        #[command(flatten)]
+        format: FormatArgs,
+        #[command(flatten)]
+        stack: Stack,
+    },
     /// Bring the state table up to this version's layout: makes sent-event records written by
     /// earlier versions permanent (they carried a 30-day expiry). Safe to run while the
     /// stack runs, and again.
@@ -277,6 +298,32 @@ async fn main() -> anyhow::Result<()> {
             let (sdk, settings, _) =
                 settings::load_for(stack.name.as_deref(), "status", &["STATE_TABLE"]).await?;
             commands::status::status(&sdk, &settings, watch, format).await?;
+        }
+        Command::Connect {
+            target: ConnectArg::Brevo,
+            url,
+            format,
+            stack,
+        } => {
+            if format.resolve() == Format::Json {
+                let registered = commands::connect::run(
+                    stack.name.as_deref(),
+                    url.as_deref(),
+                    &mut std::io::sink(),
+                )
+                .await?;
+                output::write_json(
+                    &mut std::io::stdout().lock(),
+                    &serde_json::to_value(&registered)?,
+                )?;
+            } else {
+                commands::connect::run(
+                    stack.name.as_deref(),
+                    url.as_deref(),
+                    &mut std::io::stdout(),
+                )
+                .await?;
+            }
         }
         Command::Migrate { stack } => {
             let (sdk, settings, _) =

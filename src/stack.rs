@@ -20,6 +20,8 @@ pub const OUTPUT_VARIABLES: &[(&str, &str)] = &[
     ("SecretArn", "DESKBRIDGE_SECRET_ARN"),
     // The value becomes `secretsmanager:<ARN>`: the functions' own DESKBRIDGE_CONFIG.
     ("ConfigSecretArn", "DESKBRIDGE_CONFIG"),
+    // `deskbridge connect brevo` registers {WebhookBaseUrl}/webhooks/brevo.
+    ("WebhookBaseUrl", "DESKBRIDGE_WEBHOOK_BASE_URL"),
 ];
 
 /// The stack output that carries `variable`, if any.
@@ -145,6 +147,10 @@ mod tests {
         ];
         let vars = variables_from_outputs(outputs);
         let expected: HashMap<String, String> = [
+            (
+                "DESKBRIDGE_WEBHOOK_BASE_URL",
+                "https://abc.execute-api.eu-west-1.amazonaws.com",
+            ),
             (
                 "DESKBRIDGE_SECRET_ARN",
                 "arn:aws:secretsmanager:eu-west-1:1:secret:deskbridge",

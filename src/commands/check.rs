@@ -362,16 +362,61 @@ pub async fn check_source(
     Ok(s)
 }
 
+/// The Brevo webhook of the two-way path, when it is on (`BREVO_WEBHOOK_TOKEN` set): a marketing
+/// webhook posts every event deskbridge acts on to its `/webhooks/brevo` route.
+async fn check_brevo_webhook(
+    client: &deskbridge_shared::brevo::BrevoClient,
+    settings: &Settings,
+    base_url: Option<&str>,
+    s: &mut CheckSummary,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    if settings.brevo_inbound.webhook_token.is_none() {
+        // Two-way is off: no webhook is expected.
+        return Ok(());
+    }
+    let url = base_url.map(super::connect::brevo_route).transpose()?;
+    match client.marketing_webhooks().await {
+        Ok(webhooks) => match super::connect::webhook_finding(&webhooks, url.as_deref()) {
+            Ok(line) => s.line(out, true, &line)?,
+            Err(line) => s.line(out, false, &line)?,
+        },
+        Err(e) => s.line(
+            out,
+            false,
+            &format!("brevo: webhooks listable — {}", brevo_reason(&e)),
+        )?,
+    }
+    Ok(())
+}
+
 /// `deskbridge check [SOURCE|brevo]`: one line per check, `✓`/`✗` and a short reason.
 pub async fn check(
     settings: &Settings,
     target: &CheckTarget,
     out: &mut impl Write,
 ) -> anyhow::Result<CheckSummary> {
+    check_with(settings, target, None, out).await
+}
+
+/// [`check`], knowing the deployment's webhook base URL (the stack's `WebhookBaseUrl`), so the
+/// Brevo webhook is looked for at its exact URL.
+pub async fn check_with(
+    settings: &Settings,
+    target: &CheckTarget,
+    webhook_base_url: Option<&str>,
+    out: &mut impl Write,
+) -> anyhow::Result<CheckSummary> {
     let mut total = CheckSummary::default();
     if matches!(target, CheckTarget::All | CheckTarget::Brevo) {
         match brevo_client(settings)? {
-            Some(client) => total.add(check_brevo(&client, out).await?),
+            Some(client) => {
+                let mut s = check_brevo(&client, out).await?;
+                if s.failed == 0 {
+                    check_brevo_webhook(&client, settings, webhook_base_url, &mut s, out).await?;
+                }
+                total.add(s);
+            }
             None => {
                 let mut s = CheckSummary::default();
                 s.line(
@@ -401,16 +446,18 @@ pub async fn run(
     target: &CheckTarget,
     format: Format,
 ) -> anyhow::Result<()> {
-    let (_sdk, settings, _) = crate::settings::load_for(stack_name, "check", &[]).await?;
+    let (_sdk, settings, vars) = crate::settings::load_for(stack_name, "check", &[]).await?;
+    let base_url = vars.get(super::connect::BASE_URL_VAR);
+    let base_url = base_url.as_deref();
     let summary = if format == Format::Json {
-        let summary = check(&settings, target, &mut std::io::sink()).await?;
+        let summary = check_with(&settings, target, base_url, &mut std::io::sink()).await?;
         output::write_json(
             &mut std::io::stdout().lock(),
             &serde_json::to_value(&summary)?,
         )?;
         summary
     } else {
-        check(&settings, target, &mut std::io::stdout()).await?
+        check_with(&settings, target, base_url, &mut std::io::stdout()).await?
     };
     if summary.failed > 0 {
         anyhow::bail!(

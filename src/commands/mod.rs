@@ -5,6 +5,7 @@
 pub mod bootstrap;
 pub mod check;
 pub mod config;
+pub mod connect;
 pub mod demo;
 pub mod migrate;
 pub mod needs;

@@ -31,6 +31,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 mod listing;
+mod webhooks;
+
+pub use webhooks::{WebhookInfo, WebhookSpec};
 
 use super::governor::{RateGovernor, WouldExceedDeadline};
 use super::redact::redact;

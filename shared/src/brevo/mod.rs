@@ -11,7 +11,10 @@ mod redact;
 mod wire;
 
 pub use any::{AnyBrevo, from_settings, from_settings_with};
-pub use client::{BrevoClient, CONNECT_TIMEOUT, ClientBuildError, REQUEST_TIMEOUT, RetryPolicy};
+pub use client::{
+    BrevoClient, CONNECT_TIMEOUT, ClientBuildError, REQUEST_TIMEOUT, RetryPolicy, WebhookInfo,
+    WebhookSpec,
+};
 pub use dry_run::{DryRunBrevo, DryRunOutput, DryRunRequest};
 pub use governor::{
     BrevoUsage, DEFAULT_PER_HOUR, DEFAULT_PER_SECOND, RateGovernor, UsageFigures,
