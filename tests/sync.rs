@@ -350,6 +350,41 @@ async fn a_sync_without_api_credentials_says_why_and_queues_nothing() {
     assert_eq!(queue_depth(&sdk, &res.sync_queue_url).await, 0);
 }
 
+/// The sync's start reads every stream's state in one `BatchGetItem` (100 keys a call): in the
+/// order asked, a never-run stream as the default state, and a stored one with its revision.
+#[tokio::test]
+async fn stream_states_are_read_together_in_the_order_asked() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "loadmany").await;
+    let store = DynamoStateStore::new(aws_sdk_dynamodb::Client::new(&sdk), res.table.clone());
+    let ids: Vec<StreamId> = (0..130)
+        .map(|i| StreamId::new(Source::Zendesk, format!("stream{i}")))
+        .collect();
+    for (i, id) in ids.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+        let state = deskbridge_shared::state::streams::StreamState {
+            cursor: Some(format!("cursor-{i}")),
+            ..Default::default()
+        };
+        store.save(id, None, &state).await.expect("saved");
+    }
+    let loaded = store.load_many(&ids).await.expect("read");
+    assert_eq!(loaded.len(), ids.len());
+    for (i, (id, stored)) in ids.iter().zip(&loaded).enumerate() {
+        if i % 3 == 0 {
+            assert_eq!(stored.rev, Some(1), "{id}");
+            assert_eq!(
+                stored.state.cursor.as_deref(),
+                Some(format!("cursor-{i}").as_str())
+            );
+        } else {
+            assert_eq!(stored.rev, None, "{id}");
+            assert_eq!(stored.state.cursor, None, "{id}");
+        }
+        // The batch read agrees with the single read.
+        assert_eq!(*stored, store.load(id).await.expect("read"), "{id}");
+    }
+}
+
 /// The configuration of examples/generic-pull.yaml with both APIs at `base`, at a rate the
 /// test does not wait on, written to a file of its own.
 fn pull_config(name: &str, base: &str) -> std::path::PathBuf {

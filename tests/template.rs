@@ -387,6 +387,22 @@ fn roles_allow_only_what_the_code_does() {
         "{consume}"
     );
     let sync = resource(&t, "SyncFunctionRole");
+    // The stream store's batch read (the sync's start) is granted to the sync function.
+    let dynamo = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/shared/src/state/dynamo.rs"
+    ))
+    .expect("source");
+    let state = sync
+        .split("Sid: StreamState")
+        .nth(1)
+        .expect("the sync function's stream state statement");
+    let state: String = state.lines().take(8).collect::<Vec<_>>().join("\n");
+    assert_eq!(
+        dynamo.contains("batch_get_item"),
+        state.contains("dynamodb:BatchGetItem"),
+        "{state}"
+    );
     let pages = sync
         .split("Sid: PageJobs")
         .nth(1)

@@ -146,6 +146,44 @@ pub struct StartReport {
     pub outcome: Start,
 }
 
+/// A stream whose start needs a first page job queued.
+struct FirstPage<'a> {
+    id: &'a StreamId,
+    run_id: &'a str,
+    version: u64,
+    /// The stream as the start wrote it (`None` for a run found without its job).
+    written: Option<&'a Stored>,
+}
+
+impl<'a> FirstPage<'a> {
+    fn of(report: &'a StartReport) -> Option<Self> {
+        match &report.outcome {
+            Start::Started {
+                run_id,
+                version,
+                written,
+                ..
+            } => Some(FirstPage {
+                id: &report.stream,
+                run_id,
+                version: *version,
+                written: Some(written),
+            }),
+            Start::Busy {
+                run_id: Some(run_id),
+                unqueued: Some(version),
+                ..
+            } => Some(FirstPage {
+                id: &report.stream,
+                run_id,
+                version: *version,
+                written: None,
+            }),
+            Start::Busy { .. } => None,
+        }
+    }
+}
+
 /// What a page job did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PageOutcome {
@@ -252,9 +290,12 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
 
     /// Starts runs, as the schedule does. Streams already running keep going (`Busy`).
     ///
-    /// The streams start side by side (at most [`START_CONCURRENCY`] at once); the reports come
-    /// back in stream order. When one fails, the others still start and the first error is
-    /// returned (the caller retries; streams already started then answer `Busy`).
+    /// The streams' states are read at once ([`StreamStore::load_many`]: one `BatchGetItem`
+    /// deployed), their leases taken side by side (at most [`START_CONCURRENCY`] at once), and
+    /// their first page jobs sent together (`SendMessageBatch`, 10 a call); the reports come back
+    /// in stream order. When one fails, the others still start and the first error is returned
+    /// (the caller retries; streams already started then answer `Busy`, and a page job that never
+    /// reached the queue is queued then).
     pub async fn start(
         &self,
         source: Option<&Source>,
@@ -288,41 +329,57 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
             doc.count("SyncProgress", 1);
             self.metrics.emit(&doc);
         }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let loaded = self.store.load_many(&ids).await?;
         // The futures are built into a Vec first (see `futures::stream::iter` in the upsert
         // function): a `map` closure would make the `Send` proof higher-ranked.
         let starts: Vec<_> = ids
             .into_iter()
-            .map(|id| self.start_stream(id, options, now))
+            .zip(loaded)
+            .map(|(id, stored)| self.start_stream(id, stored, options, now))
             .collect();
         let results: Vec<Result<StartReport, SyncError>> = futures::stream::iter(starts)
             .buffered(START_CONCURRENCY)
             .collect()
             .await;
-        results.into_iter().collect()
+        let pages: Vec<FirstPage<'_>> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .filter_map(FirstPage::of)
+            .collect();
+        let queued = self.queue_first_pages(&pages).await;
+        let reports: Result<Vec<StartReport>, SyncError> = results.into_iter().collect();
+        let reports = reports?;
+        queued?;
+        Ok(reports)
     }
 
-    /// Takes the lease of one stream and queues its first page job.
+    /// Takes the lease of one stream, from its state as just read.
     async fn start_stream(
         &self,
         id: StreamId,
+        stored: Stored,
         options: &RunOptions,
         now: DateTime<Utc>,
     ) -> Result<StartReport, SyncError> {
         let run_id = uuid::Uuid::new_v4().to_string();
         let full = options.full;
-        let outcome =
-            streams::start_run(&self.store, &id, &run_id, options, now, self.lease).await?;
+        let outcome = streams::start_run_from(
+            &self.store,
+            &id,
+            Some(stored),
+            &run_id,
+            options,
+            now,
+            self.lease,
+        )
+        .await?;
         match &outcome {
             Start::Started {
-                run_id,
-                version,
-                resumed,
-                written,
-            } => {
-                info!(stream = %id, %run_id, resumed, full, "sync run started");
-                self.queue_page(&id, run_id, *version, Some(written))
-                    .await?;
-            }
+                run_id, resumed, ..
+            } => info!(stream = %id, %run_id, resumed, full, "sync run started"),
             Start::Busy {
                 run_id: Some(run_id),
                 unqueued: Some(version),
@@ -332,7 +389,6 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
                 // failed, and this start is the retry): queue it, or the run stalls until the
                 // lease passes.
                 info!(stream = %id, %run_id, version, "sync run going without a queued page; queued again");
-                self.queue_page(&id, run_id, *version, None).await?;
             }
             Start::Busy { .. } => info!(stream = %id, "sync run already going; left to finish"),
         }
@@ -340,6 +396,45 @@ impl<S: StreamStore, Q: Queue> Syncer<S, Q> {
             stream: id,
             outcome,
         })
+    }
+
+    /// Sends the first page jobs of the streams just started (10 a call) and notes each as
+    /// queued. The notes are best effort, as in [`queue_page`](Self::queue_page).
+    async fn queue_first_pages(&self, pages: &[FirstPage<'_>]) -> Result<(), SyncError> {
+        use futures::StreamExt;
+        if pages.is_empty() {
+            return Ok(());
+        }
+        let bodies = pages
+            .iter()
+            .map(|p| {
+                serde_json::to_string(&SyncMessage::Page(PageJob {
+                    run_id: p.run_id.to_string(),
+                    source: p.id.source.clone(),
+                    stream: p.id.stream.clone(),
+                    version: p.version,
+                }))
+            })
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(|e| SyncError::Queue(e.to_string()))?;
+        self.queue
+            .send_batch(&self.sync_queue_url, &bodies)
+            .await
+            .map_err(|e| SyncError::Queue(e.to_string()))?;
+        let notes: Vec<_> = pages
+            .iter()
+            .map(|p| async move {
+                if let Err(e) = streams::mark_queued(&self.store, p.id, p.version, p.written).await
+                {
+                    warn!(stream = %p.id, reason = %e, "could not note the queued page job");
+                }
+            })
+            .collect();
+        futures::stream::iter(notes)
+            .buffer_unordered(START_CONCURRENCY)
+            .collect::<Vec<()>>()
+            .await;
+        Ok(())
     }
 
     /// A metric document of one stream, also rolled up per function.

@@ -308,19 +308,7 @@ impl StateStore for DynamoStateStore {
         let Some(item) = got.item() else {
             return Ok(None);
         };
-        let rev = item
-            .get("rev")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<u64>().ok())
-            .ok_or_else(|| StateError(format!("{key}: stored item has no revision")))?;
-        let text = item
-            .get("doc")
-            .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| StateError(format!("{key}: stored item has no document")))?;
-        Ok(Some(Doc {
-            rev,
-            text: text.clone(),
-        }))
+        doc_of(key, item).map(Some)
     }
 
     async fn save_doc(
@@ -366,6 +354,39 @@ impl StateStore for DynamoStateStore {
     }
 }
 
+/// The revision and document of a stored item.
+fn doc_of(
+    key: &str,
+    item: &std::collections::HashMap<String, AttributeValue>,
+) -> Result<Doc, StateError> {
+    let rev = item
+        .get("rev")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or_else(|| StateError(format!("{key}: stored item has no revision")))?;
+    let text = item
+        .get("doc")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| StateError(format!("{key}: stored item has no document")))?;
+    Ok(Doc {
+        rev,
+        text: text.clone(),
+    })
+}
+
+/// A stream's state from its stored document.
+fn stored_of(
+    id: &super::streams::StreamId,
+    doc: Doc,
+) -> Result<super::streams::Stored, StateError> {
+    let state = serde_json::from_str(&doc.text)
+        .map_err(|e| StateError(format!("stream {id}: unreadable stored state: {e}")))?;
+    Ok(super::streams::Stored {
+        state,
+        rev: Some(doc.rev),
+    })
+}
+
 #[async_trait]
 impl super::streams::StreamStore for DynamoStateStore {
     async fn load(
@@ -375,12 +396,68 @@ impl super::streams::StreamStore for DynamoStateStore {
         let Some(doc) = self.load_doc(&id.key()).await? else {
             return Ok(super::streams::Stored::default());
         };
-        let state = serde_json::from_str(&doc.text)
-            .map_err(|e| StateError(format!("stream {id}: unreadable stored state: {e}")))?;
-        Ok(super::streams::Stored {
-            state,
-            rev: Some(doc.rev),
-        })
+        stored_of(id, doc)
+    }
+
+    /// One consistent `BatchGetItem` per 100 streams; keys DynamoDB leaves unprocessed (under
+    /// throttling) are read one by one.
+    async fn load_many(
+        &self,
+        ids: &[super::streams::StreamId],
+    ) -> Result<Vec<super::streams::Stored>, StateError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        use std::collections::HashMap;
+        let keys: Vec<String> = ids.iter().map(super::streams::StreamId::key).collect();
+        let mut docs: HashMap<String, Doc> = HashMap::new();
+        let mut unread: Vec<String> = Vec::new();
+        for chunk in keys.chunks(100) {
+            let mut wanted = KeysAndAttributes::builder().consistent_read(true);
+            for key in chunk {
+                wanted = wanted.keys(HashMap::from([(
+                    PK.to_string(),
+                    AttributeValue::S(key.clone()),
+                )]));
+            }
+            let wanted = wanted.build().map_err(|e| StateError(e.to_string()))?;
+            let got = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, wanted)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in got
+                .responses()
+                .and_then(|r| r.get(&self.table))
+                .into_iter()
+                .flatten()
+            {
+                let Some(key) = item.get(PK).and_then(|v| v.as_s().ok()) else {
+                    continue;
+                };
+                docs.insert(key.clone(), doc_of(key, item)?);
+            }
+            if let Some(left) = got.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                unread.extend(
+                    left.keys()
+                        .iter()
+                        .filter_map(|k| k.get(PK).and_then(|v| v.as_s().ok()).cloned()),
+                );
+            }
+        }
+        for key in unread {
+            if let Some(doc) = self.load_doc(&key).await? {
+                docs.insert(key, doc);
+            }
+        }
+        ids.iter()
+            .map(|id| {
+                let Some(doc) = docs.remove(&id.key()) else {
+                    return Ok(super::streams::Stored::default());
+                };
+                stored_of(id, doc)
+            })
+            .collect()
     }
 
     async fn save(

@@ -151,6 +151,15 @@ pub struct Stored {
 pub trait StreamStore: Send + Sync {
     /// The state of a stream (default state when never run).
     async fn load(&self, id: &StreamId) -> Result<Stored, StateError>;
+    /// The states of several streams, in the order of `ids`. One read each unless the store can
+    /// do better (DynamoDB: one `BatchGetItem` for up to 100).
+    async fn load_many(&self, ids: &[StreamId]) -> Result<Vec<Stored>, StateError> {
+        let mut all = Vec::with_capacity(ids.len());
+        for id in ids {
+            all.push(self.load(id).await?);
+        }
+        Ok(all)
+    }
     /// Writes `next` if the stored revision is still `rev` (`None`: only if nothing is stored);
     /// the written state then has revision [`next_rev`]`(rev)`.
     async fn save(
@@ -220,9 +229,26 @@ pub async fn start_run(
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Start, StateError> {
+    start_run_from(store, id, None, run_id, options, now, lease).await
+}
+
+/// [`start_run`] from a state already read (`loaded`, e.g. by [`StreamStore::load_many`]): the
+/// first attempt needs no read of its own; a conflicting write reads again.
+pub async fn start_run_from(
+    store: &impl StreamStore,
+    id: &StreamId,
+    mut loaded: Option<Stored>,
+    run_id: &str,
+    options: &RunOptions,
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> Result<Start, StateError> {
     let full = options.full;
     for _ in 0..3 {
-        let Stored { state, rev } = store.load(id).await?;
+        let Stored { state, rev } = match loaded.take() {
+            Some(stored) => stored,
+            None => store.load(id).await?,
+        };
         if state.is_leased(now) {
             let unqueued =
                 (state.status == RunStatus::Running && !state.next_queued).then_some(state.version);
