@@ -342,6 +342,97 @@ async fn check_json_lists_every_check_with_its_result() {
 }
 
 #[tokio::test]
+async fn check_reads_a_further_zendesk_account_with_its_own_credentials() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    // brand2's Zendesk answers brand2's token only.
+    let zendesk = MockServer::start().await;
+    let empty_export = |key: &str| {
+        json!({key: [], "after_cursor": null, "before_cursor": null, "after_url": null,
+            "before_url": null, "end_of_stream": true})
+    };
+    for (at, body) in [
+        (
+            "/api/v2/incremental/users/cursor.json",
+            empty_export("users"),
+        ),
+        (
+            "/api/v2/incremental/tickets/cursor.json",
+            empty_export("tickets"),
+        ),
+        (
+            "/api/v2/satisfaction_ratings",
+            json!({"satisfaction_ratings": [], "meta": {"has_more": false}, "links": {}}),
+        ),
+        (
+            "/api/v2/tags.json",
+            json!({"tags": [{"name": "vip", "count": 1}], "meta": {"has_more": false}}),
+        ),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(at))
+            .and(header("authorization", "Bearer brand2-token"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&zendesk)
+            .await;
+    }
+    let file = std::env::temp_dir().join(format!("deskbridge-check-{}.yaml", std::process::id()));
+    std::fs::write(&file, "connectors:\n  zendesk:brand2: {}\n").expect("config written");
+    let uri = zendesk.uri();
+    let env = [
+        ("DESKBRIDGE_CONFIG", file.to_str().expect("utf-8 path")),
+        // The first account's token is not one this Zendesk knows.
+        ("ZENDESK_BASE_URL", uri.as_str()),
+        ("ZENDESK_OAUTH_TOKEN", "the-first-accounts-token"),
+        ("ZENDESK_BRAND2_BASE_URL", uri.as_str()),
+        ("ZENDESK_BRAND2_OAUTH_TOKEN", "brand2-token"),
+    ];
+    let out = deskbridge(&["check", "zendesk:brand2", "--json"], &env).await;
+    assert!(out.status.success(), "{}", both(&out));
+    let document: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(document["failed"], 0, "{document}");
+    let checks = document["checks"].as_array().expect("checks");
+    assert!(
+        checks.iter().all(|c| c["target"] == "zendesk:brand2"),
+        "{document}"
+    );
+    for want in [
+        "authentication",
+        "users readable",
+        "tickets readable",
+        "CSAT available (satisfaction_ratings)",
+        "tags listable",
+    ] {
+        assert!(
+            checks
+                .iter()
+                .any(|c| c["check"] == want && c["result"] == "pass"),
+            "{want}: {document}"
+        );
+    }
+    // The first account, with its own (unknown) token, fails on its own.
+    let out = deskbridge(&["check", "zendesk", "--json"], &env).await;
+    assert!(!out.status.success(), "{}", both(&out));
+    let document: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(document["checks"][1]["target"], "zendesk", "{document}");
+    assert!(
+        document["failed"].as_u64().is_some_and(|n| n > 0),
+        "{document}"
+    );
+    // An account without its variables names them.
+    let out = deskbridge(&["check", "zendesk:brand2", "--json"], &env[..1]).await;
+    assert!(!out.status.success());
+    let document: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let said = document["checks"][0]["check"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("ZENDESK_BRAND2_SUBDOMAIN (or ZENDESK_BRAND2_BASE_URL)")
+            && said.contains("ZENDESK_BRAND2_OAUTH_CLIENT_ID"),
+        "{document}"
+    );
+    std::fs::remove_file(file).ok();
+}
+
+#[tokio::test]
 async fn plan_says_what_each_line_of_the_intercom_seed_does() {
     let server = brevo().await;
     let base = format!("{}/v3", server.uri());
@@ -578,7 +669,7 @@ async fn closed_sets_of_arguments_name_their_values() {
     assert!(
         said.contains("freshdesk")
             && said.contains(
-                "is not a source to sync: zendesk, intercom, gorgias, gorgias:<account> or \
+                "is not a source to sync: zendesk, intercom, gorgias, <helpdesk>:<account> or \
                  generic:<name>"
             ),
         "{said}"
@@ -601,12 +692,24 @@ async fn closed_sets_of_arguments_name_their_values() {
             .all(|s| said.contains(s)),
         "{said}"
     );
-    let out = deskbridge(&["check", "hubspot"], &[]).await;
+    for refused in ["hubspot", "zendesk:Brand 2", "freshdesk:eu"] {
+        let out = deskbridge(&["check", refused], &[]).await;
+        assert_eq!(out.status.code(), Some(2));
+        let said = both(&out);
+        assert!(
+            said.contains(
+                "is not something to check: zendesk, intercom, gorgias, <helpdesk>:<account> \
+                 (zendesk:brand2), brevo or all"
+            ),
+            "{said}"
+        );
+    }
+    let out = deskbridge(&["check", "generic:cinnox"], &[]).await;
     assert_eq!(out.status.code(), Some(2));
-    let said = both(&out);
     assert!(
-        said.contains("[possible values: zendesk, intercom, gorgias, brevo, all]"),
-        "{said}"
+        both(&out).contains("generic sources only receive webhooks"),
+        "{}",
+        both(&out)
     );
     // `serve --port` can come from DESKBRIDGE_PORT.
     let out = deskbridge(&["serve", "--help"], &[]).await;

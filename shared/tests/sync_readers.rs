@@ -2349,3 +2349,87 @@ async fn a_further_gorgias_store_is_read_with_its_own_credentials_under_its_own_
     );
     std::fs::remove_file(file).ok();
 }
+
+#[tokio::test]
+async fn a_further_zendesk_account_is_read_with_its_own_credentials_under_its_own_name() {
+    let server = MockServer::start().await;
+    let stream = ZendeskStream::default();
+    *stream.users.lock().expect("lock") = vec![zendesk_user(1_001, DAY)];
+    *stream.items.lock().expect("lock") =
+        vec![zendesk_ticket(50_001, Some(1_001), "solved", DAY + 60)];
+    let oauth = ZendeskOAuth::default();
+    mount_zendesk_oauth(&server, "tickets", &stream, &oauth, Duration::ZERO).await;
+    let dir = std::env::temp_dir().join(format!("deskbridge-zd-account-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("accounts.yaml");
+    std::fs::write(
+        &file,
+        "connectors:\n  zendesk:brand2: {}\n  zendesk:brand3: {}\n",
+    )
+    .expect("config written");
+    let uri = server.uri();
+    let settings = Settings::from_vars(&Vars::from_pairs([
+        ("DESKBRIDGE_CONFIG", file.to_str().expect("utf-8 path")),
+        // The first account and brand3 hold a client this Zendesk does not know.
+        ("ZENDESK_BASE_URL", uri.as_str()),
+        ("ZENDESK_OAUTH_CLIENT_ID", "deskbridge"),
+        ("ZENDESK_OAUTH_CLIENT_SECRET", "the-first-accounts-secret"),
+        ("ZENDESK_BRAND2_BASE_URL", uri.as_str()),
+        ("ZENDESK_BRAND2_OAUTH_CLIENT_ID", "deskbridge"),
+        ("ZENDESK_BRAND2_OAUTH_CLIENT_SECRET", "zd-client-secret"),
+        ("ZENDESK_BRAND3_SUBDOMAIN", "brand3"),
+        ("ZENDESK_BRAND3_BASE_URL", uri.as_str()),
+        ("ZENDESK_BRAND3_OAUTH_CLIENT_ID", "deskbridge"),
+        ("ZENDESK_BRAND3_OAUTH_CLIENT_SECRET", "not-the-secret"),
+    ]))
+    .expect("settings");
+    let brand2: Source = "zendesk:brand2".parse().expect("an account");
+    let brand3: Source = "zendesk:brand3".parse().expect("an account");
+
+    // The first account's client is refused: nothing of brand2's is used for it.
+    let first = reader_for(&settings, &Source::Zendesk).expect("the first account's reader");
+    let err = first
+        .fetch_page(&first_page("tickets"))
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, FetchError::Rejected(_)), "{err:?}");
+    assert_eq!(oauth.grants(), 0);
+
+    // brand2 reads with its own client, and its ticket is its own.
+    let reader = reader_for(&settings, &brand2).expect("brand2's reader");
+    assert_eq!(reader.source(), brand2);
+    let pages = read_run(reader.as_ref(), "tickets", None, at(DAY + 86_400), 100).await;
+    assert_eq!(oauth.grants(), 1, "brand2's own token");
+    let all = records(&pages);
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].person.email.as_deref(), Some("user1001@example.com"));
+    let closed = &all[0].events[1];
+    assert_eq!(closed.kind, EventKind::TicketClosed);
+    assert_eq!(
+        closed.id,
+        SupportEvent::stable_id(
+            &brand2,
+            "ticket:50001",
+            EventKind::TicketClosed,
+            closed.occurred_at
+        ),
+        "brand2's ticket 50001 is not the first account's ticket 50001"
+    );
+
+    // A refusal of brand3 names brand3 and its own variables.
+    let err = reader_for(&settings, &brand3)
+        .expect("brand3's reader")
+        .fetch_page(&first_page("tickets"))
+        .await
+        .expect_err("refused");
+    let FetchError::Rejected(msg) = err else {
+        panic!("rejected, got {err:?}")
+    };
+    assert!(
+        msg.starts_with("zendesk:brand3: ")
+            && msg.contains("ZENDESK_BRAND3_OAUTH_CLIENT_ID")
+            && !msg.contains(" ZENDESK_OAUTH_CLIENT_ID"),
+        "{msg}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
