@@ -1246,11 +1246,32 @@ async fn a_further_zendesk_account_and_intercom_workspace_take_only_their_own_si
         "{events:?}"
     );
     let contacts = requests_to(&done, "/v3/contacts");
-    // The workspace's contact carries the workspace's own id attribute.
+    // brand2's requester, known by id only, is keyed under brand2: its own ext_id prefix and id
+    // attribute.
+    let opened = events
+        .iter()
+        .find(|e| e["event_properties"]["source"] == "zendesk:brand2")
+        .expect("brand2's event");
+    assert_eq!(opened["event_name"], "SUPPORT_TICKET_OPENED");
+    assert_eq!(
+        opened["identifiers"],
+        json!({"ext_id": "zendesk:brand2:8447388090494"})
+    );
     assert!(
         contacts
             .iter()
-            .any(|c| c["attributes"]["INTERCOM_EU_WORKSPACE_ID"] == "6329bd9ffe4e"),
+            .any(|c| c["ext_id"] == "zendesk:brand2:8447388090494"
+                && c["attributes"]["ZENDESK_BRAND2_ID"] == "8447388090494"
+                && c["attributes"].get("ZENDESK_ID").is_none()),
+        "{contacts:?}"
+    );
+    // The rating of each workspace is its own: the person's contact carries both workspaces' ids
+    // and counts both responses.
+    assert!(
+        contacts.iter().any(|c| c["email"] == "rated@example.com"
+            && c["attributes"]["INTERCOM_EU_WORKSPACE_ID"] == "6329bd9ffe4e"
+            && c["attributes"]["INTERCOM_ID"] == "6329bd9ffe4e"
+            && c["attributes"]["CSAT_RESPONSES"] == 2),
         "{contacts:?}"
     );
     assert_eq!(queue_depth(&sdk, &res.upsert_dlq_url).await, 0);
