@@ -311,6 +311,15 @@ mod tests {
         let store: Source = "gorgias:eu-store".parse().expect("an account");
         assert_eq!(r.streams(&store), r.streams(&Source::Gorgias));
         assert_eq!(r.get(&store).map(|h| h.source()), Some(store));
+        for (account, vendor) in [
+            ("zendesk:brand2", Source::Zendesk),
+            ("intercom:eu-workspace", Source::Intercom),
+        ] {
+            let account: Source = account.parse().expect("an account");
+            assert_eq!(r.streams(&account), r.streams(&vendor));
+            assert_eq!(r.get(&account).map(|h| h.source()), Some(account.clone()));
+            assert_eq!(r.source(&account.to_string()), Some(account));
+        }
         assert_eq!(
             r.source("generic:cinnox"),
             Some(Source::Generic("cinnox".into()))
