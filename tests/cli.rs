@@ -396,6 +396,15 @@ async fn check_reads_a_further_zendesk_account_with_its_own_credentials() {
         checks.iter().all(|c| c["target"] == "zendesk:brand2"),
         "{document}"
     );
+    assert!(
+        checks.iter().any(|c| c["result"] == "note"
+            && c["check"].as_str().is_some_and(|n| n
+                .contains("ready OAuth access token (ZENDESK_BRAND2_OAUTH_TOKEN)")
+                && n.contains(
+                    "(ZENDESK_BRAND2_OAUTH_CLIENT_ID, ZENDESK_BRAND2_OAUTH_CLIENT_SECRET)"
+                ))),
+        "the method names brand2's variables: {document}"
+    );
     for want in [
         "authentication",
         "users readable",

@@ -99,6 +99,7 @@ impl Helpdesk for Zendesk {
         Some(Arc::new(ZendeskUsers {
             auth,
             organizations: Cache::new(cache.ttl, cache.capacity),
+            prefix: self.source.variable_prefix(),
         }))
     }
 
@@ -174,6 +175,7 @@ impl Helpdesk for Zendesk {
         Some(Arc::new(ZendeskCheck {
             auth: z.auth()?,
             incomplete_oauth_client: z.incomplete_oauth_client.clone(),
+            prefix: self.source.variable_prefix(),
         }))
     }
 }
@@ -183,6 +185,22 @@ impl Helpdesk for Zendesk {
 struct ZendeskCheck {
     auth: ZendeskAuth,
     incomplete_oauth_client: Option<String>,
+    /// The account's variable prefix (`ZENDESK_`, `ZENDESK_BRAND2_`): the findings name its
+    /// variables.
+    prefix: String,
+}
+
+impl ZendeskCheck {
+    /// A finding of the credentials' words, which name the first account's variables, naming
+    /// this account's.
+    fn own(&self, finding: Finding) -> Finding {
+        let own = |what: String| what.replace("ZENDESK_", &self.prefix);
+        match finding {
+            Finding::Note(what) => Finding::Note(own(what)),
+            Finding::Pass(what) => Finding::Pass(own(what)),
+            Finding::Fail(what) => Finding::Fail(own(what)),
+        }
+    }
 }
 
 #[async_trait]
@@ -199,11 +217,12 @@ impl CheckApi for ZendeskCheck {
                  and set ZENDESK_OAUTH_CLIENT_ID and ZENDESK_OAUTH_CLIENT_SECRET"
             ),
         };
-        let mut found = vec![Finding::Note(format!(
+        let mut found = vec![self.own(Finding::Note(format!(
             "authentication method: {} ({}){advice}",
             credentials.method(),
             credentials.variables()
-        ))];
+        )))];
+        // Named already as this account's.
         if let Some(missing) = &self.incomplete_oauth_client {
             found.push(Finding::Note(format!(
                 "{missing} is not set, so the OAuth client is not used"
@@ -226,7 +245,7 @@ impl CheckApi for ZendeskCheck {
                     });
                 Finding::Pass(format!("OAuth token grant ({scope}{lifetime})"))
             }
-            Err(e) => Finding::Fail(format!("OAuth token grant — {e}")),
+            Err(e) => self.own(Finding::Fail(format!("OAuth token grant — {e}"))),
         });
         found
     }
@@ -267,6 +286,8 @@ struct ZendeskUsers {
     auth: ZendeskAuth,
     /// Organizations by id; `None` for one that does not exist or could not be fetched.
     organizations: Cache<String, Option<Value>>,
+    /// The account's variable prefix (`ZENDESK_`, `ZENDESK_BRAND2_`), for the 401 hint.
+    prefix: String,
 }
 
 impl ZendeskUsers {
@@ -291,7 +312,9 @@ impl ZendeskUsers {
             return Err(LookupError::Rejected(format!(
                 "HTTP {}: {}",
                 response.status(),
-                self.auth.unauthorized_hint()
+                self.auth
+                    .unauthorized_hint()
+                    .replace("ZENDESK_", &self.prefix)
             )));
         }
         read(response).await
