@@ -2433,3 +2433,67 @@ async fn a_further_zendesk_account_is_read_with_its_own_credentials_under_its_ow
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[tokio::test]
+async fn a_further_intercom_workspace_is_read_with_its_own_token_under_its_own_name() {
+    let server = MockServer::start().await;
+    let search = IntercomSearch::default();
+    *search.items.lock().expect("lock") = vec![
+        intercom_contact("c00001", "user", DAY - 5_000),
+        intercom_contact("c00003", "lead", DAY - 4_000),
+    ];
+    // The workspace's own token: the mock answers only that one.
+    mount_intercom(&server, "contacts", &search).await;
+    let dir = std::env::temp_dir().join(format!("deskbridge-ic-account-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("workspaces.yaml");
+    std::fs::write(&file, "connectors:\n  intercom:eu: {}\n  intercom:us: {}\n")
+        .expect("config written");
+    let uri = server.uri();
+    let settings = Settings::from_vars(&Vars::from_pairs([
+        ("DESKBRIDGE_CONFIG", file.to_str().expect("utf-8 path")),
+        ("INTERCOM_BASE_URL", uri.as_str()),
+        ("INTERCOM_ACCESS_TOKEN", "the-first-workspaces-token"),
+        ("INTERCOM_EU_BASE_URL", uri.as_str()),
+        ("INTERCOM_EU_ACCESS_TOKEN", "ic-token"),
+        ("INTERCOM_US_BASE_URL", uri.as_str()),
+        ("INTERCOM_US_ACCESS_TOKEN", "not-this-one"),
+    ]))
+    .expect("settings");
+    let eu: Source = "intercom:eu".parse().expect("an account");
+    let us: Source = "intercom:us".parse().expect("an account");
+
+    let first = reader_for(&settings, &Source::Intercom).expect("the first workspace's reader");
+    first
+        .fetch_page(&first_page("contacts"))
+        .await
+        .expect_err("the first workspace's token is not this one");
+
+    let reader = reader_for(&settings, &eu).expect("the workspace's reader");
+    assert_eq!(reader.source(), eu);
+    let pages = read_run(reader.as_ref(), "contacts", None, at(DAY + 86_400), 100).await;
+    assert_eq!(unique_ids(&pages).len(), 2);
+    let lead = records(&pages)
+        .into_iter()
+        .find(|r| r.person.source_id.as_deref() == Some("c00003"))
+        .expect("the lead");
+    assert_eq!(
+        lead.events[0].id, "intercom:eu:contact:c00003:customer.created",
+        "the workspace's contact is its own"
+    );
+
+    // A refusal of another workspace names it and its own variables.
+    let err = reader_for(&settings, &us)
+        .expect("us's reader")
+        .fetch_page(&first_page("contacts"))
+        .await
+        .expect_err("refused");
+    let FetchError::Rejected(msg) = err else {
+        panic!("rejected, got {err:?}")
+    };
+    assert!(
+        msg.starts_with("intercom:us: ") && msg.contains("INTERCOM_US_"),
+        "{msg}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
