@@ -536,6 +536,41 @@ async fn plan_says_what_each_pull_resource_reads_and_refuses_a_broken_one_by_lin
 }
 
 #[tokio::test]
+async fn plan_covers_a_further_account_with_its_own_id_attribute() {
+    let server = brevo().await;
+    let base = format!("{}/v3", server.uri());
+    let file = std::env::temp_dir().join(format!("deskbridge-plan-{}.yaml", std::process::id()));
+    std::fs::write(
+        &file,
+        "connectors:\n  intercom: { enabled: false }\n  intercom:eu-workspace: {}\n",
+    )
+    .expect("config written");
+    let env = [
+        ("BREVO_API_KEY", "xkeysib-test"),
+        ("BREVO_BASE_URL", base.as_str()),
+        ("DESKBRIDGE_CONFIG", file.to_str().expect("utf-8 path")),
+        ("INTERCOM_EU_WORKSPACE_ACCESS_TOKEN", "ic-token"),
+    ];
+    let out = deskbridge(&["plan", "--json"], &env).await;
+    let document: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(
+        document["sources"],
+        json!(["intercom:eu-workspace"]),
+        "{document}"
+    );
+    let id = document["attributes"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|a| a["name"] == "INTERCOM_EU_WORKSPACE_ID")
+        .cloned()
+        .unwrap_or_else(|| panic!("the workspace's id attribute: {document}"));
+    assert_eq!(id["used_by"], json!(["intercom:eu-workspace"]), "{id}");
+    assert_eq!(id["status"], "missing", "{id}");
+    std::fs::remove_file(file).ok();
+}
+
+#[tokio::test]
 async fn plan_json_has_the_attributes_lists_and_counts() {
     let server = brevo().await;
     let base = format!("{}/v3", server.uri());
