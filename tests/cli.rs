@@ -158,6 +158,39 @@ async fn status_json_is_one_document_of_a_known_shape() {
 }
 
 #[tokio::test]
+async fn status_lists_a_further_accounts_streams_and_summary() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "cli-status-account").await;
+    let file = std::env::temp_dir().join(format!("deskbridge-status-{}.yaml", std::process::id()));
+    std::fs::write(&file, "connectors:\n  zendesk:brand2: {}\n").expect("config written");
+    let env = [
+        ("STATE_TABLE", res.table.as_str()),
+        ("DESKBRIDGE_CONFIG", file.to_str().expect("utf-8 path")),
+        ("ZENDESK_BRAND2_SUBDOMAIN", "brand2"),
+        ("ZENDESK_BRAND2_OAUTH_TOKEN", "brand2-token"),
+    ];
+    let out = deskbridge(&["status", "--json"], &env).await;
+    assert!(out.status.success(), "{}", both(&out));
+    let document: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let streams = document["streams"].as_array().expect("streams");
+    for stream in [
+        "zendesk:brand2/users",
+        "zendesk:brand2/tickets",
+        "zendesk:brand2/satisfaction_ratings",
+        "zendesk:brand2/organizations",
+    ] {
+        assert!(streams.contains(&never_run(stream)), "{stream}: {document}");
+    }
+    assert_eq!(
+        document["sources"],
+        json!([{"source": "zendesk:brand2", "connected": true, "last_sync": null,
+            "customers": 0, "tickets_tracked": 0, "csat_responses": 0}]),
+        "{document}"
+    );
+    std::fs::remove_file(file).ok();
+}
+
+#[tokio::test]
 async fn status_prints_plain_lines_off_a_terminal_and_a_table_when_asked() {
     let res = known_state("cli-status-table").await;
     let env = [("STATE_TABLE", res.table.as_str())];
