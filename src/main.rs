@@ -28,34 +28,28 @@ fn sync_source(name: &str) -> Result<String, String> {
     use deskbridge_shared::model::Source;
     match name.parse::<Source>() {
         Ok(Source::Added(_)) | Err(_) => Err(format!(
-            "`{name}` is not a source to sync: zendesk, intercom, gorgias, gorgias:<account> \
-             or generic:<name>"
+            "`{name}` is not a source to sync: zendesk, intercom, gorgias, \
+             <helpdesk>:<account> or generic:<name>"
         )),
         Ok(source) => Ok(source.to_string()),
     }
 }
 
-/// What `check` tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum CheckArg {
-    Zendesk,
-    Intercom,
-    Gorgias,
-    Brevo,
-    All,
-}
-
-impl CheckArg {
-    fn target(self) -> commands::check::CheckTarget {
-        use commands::check::CheckTarget;
-        use deskbridge_shared::model::Source;
-        match self {
-            CheckArg::Zendesk => CheckTarget::Source(Source::Zendesk),
-            CheckArg::Intercom => CheckTarget::Source(Source::Intercom),
-            CheckArg::Gorgias => CheckTarget::Source(Source::Gorgias),
-            CheckArg::Brevo => CheckTarget::Brevo,
-            CheckArg::All => CheckTarget::All,
-        }
+/// What `check` tests: a helpdesk (zendesk, intercom, gorgias), a further account of one
+/// (`zendesk:<account>`), brevo, or all of them.
+fn check_target(name: &str) -> Result<commands::check::CheckTarget, String> {
+    use deskbridge_shared::model::Source;
+    let refused = || {
+        format!(
+            "`{name}` is not something to check: zendesk, intercom, gorgias, \
+             <helpdesk>:<account> (zendesk:brand2), brevo or all"
+        )
+    };
+    match name.parse::<commands::check::CheckTarget>() {
+        Ok(commands::check::CheckTarget::Source(Source::Added(_))) => Err(refused()),
+        Ok(target) => Ok(target),
+        Err(e) if e.is::<deskbridge_shared::model::UnknownSource>() => Err(refused()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -94,8 +88,9 @@ enum Command {
     },
     /// Start a sync run, as the schedule does (the sync function, or `deskbridge serve`, runs it).
     Sync {
-        /// The helpdesk to read: zendesk, intercom, gorgias, or generic:<name> (a source whose
-        /// API the configuration file describes under `pull`).
+        /// The helpdesk to read: zendesk, intercom, gorgias, a further account of one
+        /// (<helpdesk>:<account>), or generic:<name> (a source whose API the configuration file
+        /// describes under `pull`).
         #[arg(value_parser = sync_source)]
         source: String,
         /// Read everything again instead of continuing from the bookmark.
@@ -173,9 +168,10 @@ enum Command {
     },
     /// Connection test, one line per check; exits non-zero when a check fails.
     Check {
-        /// What to check; all of them when omitted.
-        #[arg(value_enum, default_value = "all")]
-        target: CheckArg,
+        /// What to check: zendesk, intercom, gorgias, a further account of one
+        /// (<helpdesk>:<account>), brevo, or all (the default).
+        #[arg(value_parser = check_target, default_value = "all")]
+        target: commands::check::CheckTarget,
         #[command(flatten)]
         format: FormatArgs,
         #[command(flatten)]
@@ -388,7 +384,7 @@ async fn main() -> anyhow::Result<()> {
             format,
             stack,
         } => {
-            commands::check::run(stack.name.as_deref(), &target.target(), format.resolve()).await?;
+            commands::check::run(stack.name.as_deref(), &target, format.resolve()).await?;
         }
         Command::Replay {
             dry_run,

@@ -158,6 +158,39 @@ async fn status_json_is_one_document_of_a_known_shape() {
 }
 
 #[tokio::test]
+async fn status_lists_a_further_accounts_streams_and_summary() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "cli-status-account").await;
+    let file = std::env::temp_dir().join(format!("deskbridge-status-{}.yaml", std::process::id()));
+    std::fs::write(&file, "connectors:\n  zendesk:brand2: {}\n").expect("config written");
+    let env = [
+        ("STATE_TABLE", res.table.as_str()),
+        ("DESKBRIDGE_CONFIG", file.to_str().expect("utf-8 path")),
+        ("ZENDESK_BRAND2_SUBDOMAIN", "brand2"),
+        ("ZENDESK_BRAND2_OAUTH_TOKEN", "brand2-token"),
+    ];
+    let out = deskbridge(&["status", "--json"], &env).await;
+    assert!(out.status.success(), "{}", both(&out));
+    let document: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let streams = document["streams"].as_array().expect("streams");
+    for stream in [
+        "zendesk:brand2/users",
+        "zendesk:brand2/tickets",
+        "zendesk:brand2/satisfaction_ratings",
+        "zendesk:brand2/organizations",
+    ] {
+        assert!(streams.contains(&never_run(stream)), "{stream}: {document}");
+    }
+    assert_eq!(
+        document["sources"],
+        json!([{"source": "zendesk:brand2", "connected": true, "last_sync": null,
+            "customers": 0, "tickets_tracked": 0, "csat_responses": 0}]),
+        "{document}"
+    );
+    std::fs::remove_file(file).ok();
+}
+
+#[tokio::test]
 async fn status_prints_plain_lines_off_a_terminal_and_a_table_when_asked() {
     let res = known_state("cli-status-table").await;
     let env = [("STATE_TABLE", res.table.as_str())];
@@ -342,6 +375,106 @@ async fn check_json_lists_every_check_with_its_result() {
 }
 
 #[tokio::test]
+async fn check_reads_a_further_zendesk_account_with_its_own_credentials() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    // brand2's Zendesk answers brand2's token only.
+    let zendesk = MockServer::start().await;
+    let empty_export = |key: &str| {
+        json!({key: [], "after_cursor": null, "before_cursor": null, "after_url": null,
+            "before_url": null, "end_of_stream": true})
+    };
+    for (at, body) in [
+        (
+            "/api/v2/incremental/users/cursor.json",
+            empty_export("users"),
+        ),
+        (
+            "/api/v2/incremental/tickets/cursor.json",
+            empty_export("tickets"),
+        ),
+        (
+            "/api/v2/satisfaction_ratings",
+            json!({"satisfaction_ratings": [], "meta": {"has_more": false}, "links": {}}),
+        ),
+        (
+            "/api/v2/tags.json",
+            json!({"tags": [{"name": "vip", "count": 1}], "meta": {"has_more": false}}),
+        ),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(at))
+            .and(header("authorization", "Bearer brand2-token"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&zendesk)
+            .await;
+    }
+    let file = std::env::temp_dir().join(format!("deskbridge-check-{}.yaml", std::process::id()));
+    std::fs::write(&file, "connectors:\n  zendesk:brand2: {}\n").expect("config written");
+    let uri = zendesk.uri();
+    let env = [
+        ("DESKBRIDGE_CONFIG", file.to_str().expect("utf-8 path")),
+        // The first account's token is not one this Zendesk knows.
+        ("ZENDESK_BASE_URL", uri.as_str()),
+        ("ZENDESK_OAUTH_TOKEN", "the-first-accounts-token"),
+        ("ZENDESK_BRAND2_BASE_URL", uri.as_str()),
+        ("ZENDESK_BRAND2_OAUTH_TOKEN", "brand2-token"),
+    ];
+    let out = deskbridge(&["check", "zendesk:brand2", "--json"], &env).await;
+    assert!(out.status.success(), "{}", both(&out));
+    let document: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(document["failed"], 0, "{document}");
+    let checks = document["checks"].as_array().expect("checks");
+    assert!(
+        checks.iter().all(|c| c["target"] == "zendesk:brand2"),
+        "{document}"
+    );
+    assert!(
+        checks.iter().any(|c| c["result"] == "note"
+            && c["check"].as_str().is_some_and(|n| n
+                .contains("ready OAuth access token (ZENDESK_BRAND2_OAUTH_TOKEN)")
+                && n.contains(
+                    "(ZENDESK_BRAND2_OAUTH_CLIENT_ID, ZENDESK_BRAND2_OAUTH_CLIENT_SECRET)"
+                ))),
+        "the method names brand2's variables: {document}"
+    );
+    for want in [
+        "authentication",
+        "users readable",
+        "tickets readable",
+        "CSAT available (satisfaction_ratings)",
+        "tags listable",
+    ] {
+        assert!(
+            checks
+                .iter()
+                .any(|c| c["check"] == want && c["result"] == "pass"),
+            "{want}: {document}"
+        );
+    }
+    // The first account, with its own (unknown) token, fails on its own.
+    let out = deskbridge(&["check", "zendesk", "--json"], &env).await;
+    assert!(!out.status.success(), "{}", both(&out));
+    let document: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(document["checks"][1]["target"], "zendesk", "{document}");
+    assert!(
+        document["failed"].as_u64().is_some_and(|n| n > 0),
+        "{document}"
+    );
+    // An account without its variables names them.
+    let out = deskbridge(&["check", "zendesk:brand2", "--json"], &env[..1]).await;
+    assert!(!out.status.success());
+    let document: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let said = document["checks"][0]["check"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("ZENDESK_BRAND2_SUBDOMAIN (or ZENDESK_BRAND2_BASE_URL)")
+            && said.contains("ZENDESK_BRAND2_OAUTH_CLIENT_ID"),
+        "{document}"
+    );
+    std::fs::remove_file(file).ok();
+}
+
+#[tokio::test]
 async fn plan_says_what_each_line_of_the_intercom_seed_does() {
     let server = brevo().await;
     let base = format!("{}/v3", server.uri());
@@ -433,6 +566,41 @@ async fn plan_says_what_each_pull_resource_reads_and_refuses_a_broken_one_by_lin
         both(&out)
     );
     std::fs::remove_file(broken).ok();
+}
+
+#[tokio::test]
+async fn plan_covers_a_further_account_with_its_own_id_attribute() {
+    let server = brevo().await;
+    let base = format!("{}/v3", server.uri());
+    let file = std::env::temp_dir().join(format!("deskbridge-plan-{}.yaml", std::process::id()));
+    std::fs::write(
+        &file,
+        "connectors:\n  intercom: { enabled: false }\n  intercom:eu-workspace: {}\n",
+    )
+    .expect("config written");
+    let env = [
+        ("BREVO_API_KEY", "xkeysib-test"),
+        ("BREVO_BASE_URL", base.as_str()),
+        ("DESKBRIDGE_CONFIG", file.to_str().expect("utf-8 path")),
+        ("INTERCOM_EU_WORKSPACE_ACCESS_TOKEN", "ic-token"),
+    ];
+    let out = deskbridge(&["plan", "--json"], &env).await;
+    let document: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(
+        document["sources"],
+        json!(["intercom:eu-workspace"]),
+        "{document}"
+    );
+    let id = document["attributes"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|a| a["name"] == "INTERCOM_EU_WORKSPACE_ID")
+        .cloned()
+        .unwrap_or_else(|| panic!("the workspace's id attribute: {document}"));
+    assert_eq!(id["used_by"], json!(["intercom:eu-workspace"]), "{id}");
+    assert_eq!(id["status"], "missing", "{id}");
+    std::fs::remove_file(file).ok();
 }
 
 #[tokio::test]
@@ -578,7 +746,7 @@ async fn closed_sets_of_arguments_name_their_values() {
     assert!(
         said.contains("freshdesk")
             && said.contains(
-                "is not a source to sync: zendesk, intercom, gorgias, gorgias:<account> or \
+                "is not a source to sync: zendesk, intercom, gorgias, <helpdesk>:<account> or \
                  generic:<name>"
             ),
         "{said}"
@@ -601,12 +769,24 @@ async fn closed_sets_of_arguments_name_their_values() {
             .all(|s| said.contains(s)),
         "{said}"
     );
-    let out = deskbridge(&["check", "hubspot"], &[]).await;
+    for refused in ["hubspot", "zendesk:Brand 2", "freshdesk:eu"] {
+        let out = deskbridge(&["check", refused], &[]).await;
+        assert_eq!(out.status.code(), Some(2));
+        let said = both(&out);
+        assert!(
+            said.contains(
+                "is not something to check: zendesk, intercom, gorgias, <helpdesk>:<account> \
+                 (zendesk:brand2), brevo or all"
+            ),
+            "{said}"
+        );
+    }
+    let out = deskbridge(&["check", "generic:cinnox"], &[]).await;
     assert_eq!(out.status.code(), Some(2));
-    let said = both(&out);
     assert!(
-        said.contains("[possible values: zendesk, intercom, gorgias, brevo, all]"),
-        "{said}"
+        both(&out).contains("generic sources only receive webhooks"),
+        "{}",
+        both(&out)
     );
     // `serve --port` can come from DESKBRIDGE_PORT.
     let out = deskbridge(&["serve", "--help"], &[]).await;

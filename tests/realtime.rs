@@ -1088,3 +1088,193 @@ async fn two_gorgias_stores_sharing_a_customer_make_one_contact_with_counts_summ
         std::fs::remove_file(file).ok();
     }
 }
+
+/// The body of a sample event file, as the helpdesk sent it.
+fn sample_body(name: &str) -> String {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("events")
+        .join(name);
+    let event: Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("sample read")).expect("JSON");
+    event["body"].as_str().expect("a body").to_string()
+}
+
+#[tokio::test]
+async fn a_further_zendesk_account_and_intercom_workspace_take_only_their_own_signatures() {
+    const BRAND2_SECRET: &str = "YnJhbmQyX3NpZ25pbmdfc2VjcmV0X2Zvcl90ZXN0aW5n";
+    const EU_SECRET: &str = "deskbridge-test-eu-workspace-secret";
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "accounts").await;
+    let brevo = brevo_ok().await;
+    let file =
+        std::env::temp_dir().join(format!("deskbridge-accounts-{}.yaml", std::process::id()));
+    std::fs::write(
+        &file,
+        "connectors:\n  zendesk:brand2: {}\n  intercom:eu-workspace: {}\n",
+    )
+    .expect("config written");
+    let settings = common::settings(
+        &res,
+        Some(&brevo.uri()),
+        &[
+            ("DESKBRIDGE_CONFIG", file.to_str().expect("utf-8 path")),
+            ("ZENDESK_BRAND2_WEBHOOK_SECRET", BRAND2_SECRET),
+            ("INTERCOM_EU_WORKSPACE_CLIENT_SECRET", EU_SECRET),
+        ],
+    );
+    let runner = Runner::start(&sdk, settings).await;
+
+    let ticket = sample_body("webhook-zendesk-ticket-created.json");
+    let zendesk = |secret: &str| {
+        let ts = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        vec![
+            (
+                "x-zendesk-webhook-signature",
+                signature::sign_zendesk(secret, &ts, ticket.as_bytes()),
+            ),
+            ("x-zendesk-webhook-signature-timestamp", ts),
+            (
+                "x-zendesk-webhook-invocation-id",
+                "8447391024753".to_string(),
+            ),
+        ]
+    };
+    let rating = intercom_rating_body("notif_eu_workspace");
+    let intercom = |secret: &str| {
+        vec![(
+            "x-hub-signature",
+            signature::sign_intercom(secret, rating.as_bytes()),
+        )]
+    };
+
+    // Each account's URL takes its own secret only, and the first account's URL its own.
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, String)>, &'a str, u16);
+    let refused: Vec<Case> = vec![
+        (
+            "the first account's secret at brand2's URL",
+            "/webhooks/zendesk/brand2",
+            zendesk(common::ZENDESK_SECRET),
+            ticket.as_str(),
+            401,
+        ),
+        (
+            "brand2's secret at the first account's URL",
+            "/webhooks/zendesk",
+            zendesk(BRAND2_SECRET),
+            ticket.as_str(),
+            401,
+        ),
+        (
+            "the first workspace's secret at the second's URL",
+            "/webhooks/intercom/eu-workspace",
+            intercom(common::INTERCOM_SECRET),
+            rating.as_str(),
+            401,
+        ),
+        (
+            "the second workspace's secret at the first's URL",
+            "/webhooks/intercom",
+            intercom(EU_SECRET),
+            rating.as_str(),
+            401,
+        ),
+        (
+            "an account the file does not name",
+            "/webhooks/zendesk/brand3",
+            zendesk(BRAND2_SECRET),
+            ticket.as_str(),
+            404,
+        ),
+    ];
+    for (name, p, headers, body, want) in refused {
+        let (status, answer) = runner.post(p, &headers, body.to_string()).await;
+        assert_eq!(status, want, "{name}: {answer}");
+    }
+
+    // Signed with their own secrets, both are queued as their account's deliveries; the same
+    // delivery to the first workspace is that workspace's own, not a duplicate.
+    for (p, headers, body, job) in [
+        (
+            "/webhooks/zendesk/brand2",
+            zendesk(BRAND2_SECRET),
+            &ticket,
+            "zendesk:brand2:",
+        ),
+        (
+            "/webhooks/intercom/eu-workspace",
+            intercom(EU_SECRET),
+            &rating,
+            "intercom:eu-workspace:",
+        ),
+        (
+            "/webhooks/intercom",
+            intercom(common::INTERCOM_SECRET),
+            &rating,
+            "intercom:notif",
+        ),
+    ] {
+        let (status, answer) = runner.post(p, &headers, body.to_string()).await;
+        assert_eq!(
+            (status, &answer["status"]),
+            (200, &json!("queued")),
+            "{p}: {answer}"
+        );
+        assert!(
+            answer["job"].as_str().is_some_and(|j| j.starts_with(job)),
+            "{p}: {answer}"
+        );
+    }
+
+    let done = common::eventually(Duration::from_secs(30), || async {
+        let all = received(&brevo).await;
+        let sources: std::collections::BTreeSet<String> = requests_to(&all, "/v3/events")
+            .iter()
+            .filter_map(|e| e["event_properties"]["source"].as_str().map(str::to_string))
+            .collect();
+        (sources.len() == 3 && queue_depth(&sdk, &res.upsert_queue_url).await == 0).then_some(all)
+    })
+    .await
+    .unwrap_or_else(|| panic!("every account's events arrived"));
+    let events = requests_to(&done, "/v3/events");
+    let sources: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter_map(|e| e["event_properties"]["source"].as_str())
+        .collect();
+    assert_eq!(
+        sources,
+        ["intercom", "intercom:eu-workspace", "zendesk:brand2"].into(),
+        "{events:?}"
+    );
+    let contacts = requests_to(&done, "/v3/contacts");
+    // brand2's requester, known by id only, is keyed under brand2: its own ext_id prefix and id
+    // attribute.
+    let opened = events
+        .iter()
+        .find(|e| e["event_properties"]["source"] == "zendesk:brand2")
+        .expect("brand2's event");
+    assert_eq!(opened["event_name"], "SUPPORT_TICKET_OPENED");
+    assert_eq!(
+        opened["identifiers"],
+        json!({"ext_id": "zendesk:brand2:8447388090494"})
+    );
+    assert!(
+        contacts
+            .iter()
+            .any(|c| c["ext_id"] == "zendesk:brand2:8447388090494"
+                && c["attributes"]["ZENDESK_BRAND2_ID"] == "8447388090494"
+                && c["attributes"].get("ZENDESK_ID").is_none()),
+        "{contacts:?}"
+    );
+    // The rating of each workspace is its own: the person's contact carries both workspaces' ids
+    // and counts both responses.
+    assert!(
+        contacts.iter().any(|c| c["email"] == "rated@example.com"
+            && c["attributes"]["INTERCOM_EU_WORKSPACE_ID"] == "6329bd9ffe4e"
+            && c["attributes"]["INTERCOM_ID"] == "6329bd9ffe4e"
+            && c["attributes"]["CSAT_RESPONSES"] == 2),
+        "{contacts:?}"
+    );
+    assert_eq!(queue_depth(&sdk, &res.upsert_dlq_url).await, 0);
+    runner.stop().await;
+    std::fs::remove_file(file).ok();
+}

@@ -2349,3 +2349,151 @@ async fn a_further_gorgias_store_is_read_with_its_own_credentials_under_its_own_
     );
     std::fs::remove_file(file).ok();
 }
+
+#[tokio::test]
+async fn a_further_zendesk_account_is_read_with_its_own_credentials_under_its_own_name() {
+    let server = MockServer::start().await;
+    let stream = ZendeskStream::default();
+    *stream.users.lock().expect("lock") = vec![zendesk_user(1_001, DAY)];
+    *stream.items.lock().expect("lock") =
+        vec![zendesk_ticket(50_001, Some(1_001), "solved", DAY + 60)];
+    let oauth = ZendeskOAuth::default();
+    mount_zendesk_oauth(&server, "tickets", &stream, &oauth, Duration::ZERO).await;
+    let dir = std::env::temp_dir().join(format!("deskbridge-zd-account-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("accounts.yaml");
+    std::fs::write(
+        &file,
+        "connectors:\n  zendesk:brand2: {}\n  zendesk:brand3: {}\n",
+    )
+    .expect("config written");
+    let uri = server.uri();
+    let settings = Settings::from_vars(&Vars::from_pairs([
+        ("DESKBRIDGE_CONFIG", file.to_str().expect("utf-8 path")),
+        // The first account and brand3 hold a client this Zendesk does not know.
+        ("ZENDESK_BASE_URL", uri.as_str()),
+        ("ZENDESK_OAUTH_CLIENT_ID", "deskbridge"),
+        ("ZENDESK_OAUTH_CLIENT_SECRET", "the-first-accounts-secret"),
+        ("ZENDESK_BRAND2_BASE_URL", uri.as_str()),
+        ("ZENDESK_BRAND2_OAUTH_CLIENT_ID", "deskbridge"),
+        ("ZENDESK_BRAND2_OAUTH_CLIENT_SECRET", "zd-client-secret"),
+        ("ZENDESK_BRAND3_SUBDOMAIN", "brand3"),
+        ("ZENDESK_BRAND3_BASE_URL", uri.as_str()),
+        ("ZENDESK_BRAND3_OAUTH_CLIENT_ID", "deskbridge"),
+        ("ZENDESK_BRAND3_OAUTH_CLIENT_SECRET", "not-the-secret"),
+    ]))
+    .expect("settings");
+    let brand2: Source = "zendesk:brand2".parse().expect("an account");
+    let brand3: Source = "zendesk:brand3".parse().expect("an account");
+
+    // The first account's client is refused: nothing of brand2's is used for it.
+    let first = reader_for(&settings, &Source::Zendesk).expect("the first account's reader");
+    let err = first
+        .fetch_page(&first_page("tickets"))
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, FetchError::Rejected(_)), "{err:?}");
+    assert_eq!(oauth.grants(), 0);
+
+    // brand2 reads with its own client, and its ticket is its own.
+    let reader = reader_for(&settings, &brand2).expect("brand2's reader");
+    assert_eq!(reader.source(), brand2);
+    let pages = read_run(reader.as_ref(), "tickets", None, at(DAY + 86_400), 100).await;
+    assert_eq!(oauth.grants(), 1, "brand2's own token");
+    let all = records(&pages);
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].person.email.as_deref(), Some("user1001@example.com"));
+    let closed = &all[0].events[1];
+    assert_eq!(closed.kind, EventKind::TicketClosed);
+    assert_eq!(
+        closed.id,
+        SupportEvent::stable_id(
+            &brand2,
+            "ticket:50001",
+            EventKind::TicketClosed,
+            closed.occurred_at
+        ),
+        "brand2's ticket 50001 is not the first account's ticket 50001"
+    );
+
+    // A refusal of brand3 names brand3 and its own variables.
+    let err = reader_for(&settings, &brand3)
+        .expect("brand3's reader")
+        .fetch_page(&first_page("tickets"))
+        .await
+        .expect_err("refused");
+    let FetchError::Rejected(msg) = err else {
+        panic!("rejected, got {err:?}")
+    };
+    assert!(
+        msg.starts_with("zendesk:brand3: ")
+            && msg.contains("ZENDESK_BRAND3_OAUTH_CLIENT_ID")
+            && !msg.contains(" ZENDESK_OAUTH_CLIENT_ID"),
+        "{msg}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn a_further_intercom_workspace_is_read_with_its_own_token_under_its_own_name() {
+    let server = MockServer::start().await;
+    let search = IntercomSearch::default();
+    *search.items.lock().expect("lock") = vec![
+        intercom_contact("c00001", "user", DAY - 5_000),
+        intercom_contact("c00003", "lead", DAY - 4_000),
+    ];
+    // The workspace's own token: the mock answers only that one.
+    mount_intercom(&server, "contacts", &search).await;
+    let dir = std::env::temp_dir().join(format!("deskbridge-ic-account-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("workspaces.yaml");
+    std::fs::write(&file, "connectors:\n  intercom:eu: {}\n  intercom:us: {}\n")
+        .expect("config written");
+    let uri = server.uri();
+    let settings = Settings::from_vars(&Vars::from_pairs([
+        ("DESKBRIDGE_CONFIG", file.to_str().expect("utf-8 path")),
+        ("INTERCOM_BASE_URL", uri.as_str()),
+        ("INTERCOM_ACCESS_TOKEN", "the-first-workspaces-token"),
+        ("INTERCOM_EU_BASE_URL", uri.as_str()),
+        ("INTERCOM_EU_ACCESS_TOKEN", "ic-token"),
+        ("INTERCOM_US_BASE_URL", uri.as_str()),
+        ("INTERCOM_US_ACCESS_TOKEN", "not-this-one"),
+    ]))
+    .expect("settings");
+    let eu: Source = "intercom:eu".parse().expect("an account");
+    let us: Source = "intercom:us".parse().expect("an account");
+
+    let first = reader_for(&settings, &Source::Intercom).expect("the first workspace's reader");
+    first
+        .fetch_page(&first_page("contacts"))
+        .await
+        .expect_err("the first workspace's token is not this one");
+
+    let reader = reader_for(&settings, &eu).expect("the workspace's reader");
+    assert_eq!(reader.source(), eu);
+    let pages = read_run(reader.as_ref(), "contacts", None, at(DAY + 86_400), 100).await;
+    assert_eq!(unique_ids(&pages).len(), 2);
+    let lead = records(&pages)
+        .into_iter()
+        .find(|r| r.person.source_id.as_deref() == Some("c00003"))
+        .expect("the lead");
+    assert_eq!(
+        lead.events[0].id, "intercom:eu:contact:c00003:customer.created",
+        "the workspace's contact is its own"
+    );
+
+    // A refusal of another workspace names it and its own variables.
+    let err = reader_for(&settings, &us)
+        .expect("us's reader")
+        .fetch_page(&first_page("contacts"))
+        .await
+        .expect_err("refused");
+    let FetchError::Rejected(msg) = err else {
+        panic!("rejected, got {err:?}")
+    };
+    assert!(
+        msg.starts_with("intercom:us: ") && msg.contains("INTERCOM_US_"),
+        "{msg}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -19,7 +19,8 @@ use crate::output::{self, Format};
 /// What `deskbridge check` tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckTarget {
-    /// Brevo and every built-in helpdesk (unconfigured ones are reported, not failed).
+    /// Brevo, every built-in helpdesk and every further account the configuration file names
+    /// (unconfigured ones are reported, not failed).
     All,
     Brevo,
     Source(Source),
@@ -46,7 +47,7 @@ impl std::str::FromStr for CheckTarget {
 pub struct CheckLine {
     /// `pass`, `fail`, or `note` (said, neither passed nor failed).
     pub result: &'static str,
-    /// `brevo`, `zendesk`, `intercom` or `gorgias`.
+    /// `brevo`, `zendesk`, `intercom`, `gorgias` or a further account (`zendesk:brand2`).
     pub target: String,
     /// What was checked and, on a failure, why (without the target).
     pub check: String,
@@ -430,8 +431,10 @@ pub async fn check_with(
     }
     match target {
         CheckTarget::All => {
-            for source in Source::BUILT_IN {
-                total.add(check_source(settings, &source, false, out).await?);
+            // The built-in helpdesks, then the further accounts the file names.
+            let accounts: Vec<Source> = settings.account_sources().collect();
+            for source in Source::BUILT_IN.iter().chain(&accounts) {
+                total.add(check_source(settings, source, false, out).await?);
             }
         }
         CheckTarget::Source(source) => total.add(check_source(settings, source, true, out).await?),

@@ -64,13 +64,13 @@ pub fn signed_request(file: &Path, settings: &Settings) -> anyhow::Result<Sample
         .context("event has no body")?
         .to_string();
     let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
-    match &source {
+    let unset = || source.variable_prefix();
+    match &source.vendor() {
         Source::Zendesk => {
             let secret = settings
-                .zendesk
-                .webhook_secret
-                .as_deref()
-                .context("ZENDESK_WEBHOOK_SECRET is not set")?;
+                .zendesk_of(&source)
+                .and_then(|z| z.webhook_secret.as_deref())
+                .with_context(|| format!("{}WEBHOOK_SECRET is not set", unset()))?;
             let ts = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
             headers.push((
                 "x-zendesk-webhook-signature".into(),
@@ -83,20 +83,19 @@ pub fn signed_request(file: &Path, settings: &Settings) -> anyhow::Result<Sample
         }
         Source::Intercom => {
             let secret = settings
-                .intercom
-                .client_secret
-                .as_deref()
-                .context("INTERCOM_CLIENT_SECRET is not set")?;
+                .intercom_of(&source)
+                .and_then(|i| i.client_secret.as_deref())
+                .with_context(|| format!("{}CLIENT_SECRET is not set", unset()))?;
             headers.push((
                 "x-hub-signature".into(),
                 signature::sign_intercom(secret, body.as_bytes()),
             ));
         }
-        Source::Gorgias | Source::Account(_) => {
+        Source::Gorgias => {
             let token = settings
                 .gorgias_of(&source)
                 .and_then(|g| g.webhook_token.as_deref())
-                .with_context(|| format!("{}WEBHOOK_TOKEN is not set", source.variable_prefix()))?;
+                .with_context(|| format!("{}WEBHOOK_TOKEN is not set", unset()))?;
             headers.push(("authorization".into(), format!("Bearer {token}")));
         }
         Source::Generic(name) => {
@@ -115,7 +114,7 @@ pub fn signed_request(file: &Path, settings: &Settings) -> anyhow::Result<Sample
                 chrono::Utc::now(),
             ));
         }
-        Source::Added(_) => {
+        Source::Added(_) | Source::Account(_) => {
             bail!("{source}: samples are signed for the built-in and generic sources only")
         }
     }

@@ -111,14 +111,16 @@ pub fn needs(settings: &Settings, sources: &[Source]) -> Needs {
 }
 
 /// The sources `plan` covers: those the configuration enables that have credentials here
-/// (webhook secret or API), plus configured generic sources. When no built-in source has
+/// (webhook secret or API), further accounts included, plus configured generic sources. When no built-in source has
 /// credentials in this environment (an operator's laptop with only BREVO_API_KEY), every source
 /// the configuration enables, and the note says so.
 pub fn plan_sources(settings: &Settings) -> (Vec<Source>, Option<String>) {
+    // The built-in helpdesks, then the further accounts the file names (`zendesk:brand2`).
     let enabled: Vec<Source> = Source::BUILT_IN
         .iter()
-        .filter(|s| settings.file.source_enabled(s))
         .cloned()
+        .chain(settings.account_sources())
+        .filter(|s| settings.file.source_enabled(s))
         .collect();
     let generic: Vec<Source> = settings
         .mapping

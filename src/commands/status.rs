@@ -63,7 +63,8 @@ pub struct SourceStatus {
     pub csat_responses: Option<u64>,
 }
 
-/// The summary of every helpdesk whose API is configured here or that has synced before.
+/// The summary of every helpdesk (further accounts included) whose API is configured here or that
+/// has synced before.
 pub fn source_statuses(
     settings: &Settings,
     states: &[(
@@ -73,7 +74,13 @@ pub fn source_statuses(
     )],
 ) -> Vec<SourceStatus> {
     let registry = deskbridge_shared::helpdesk::Registry::built_in();
-    Source::BUILT_IN
+    // The built-in helpdesks, then the further accounts the file names.
+    let sources: Vec<Source> = Source::BUILT_IN
+        .iter()
+        .cloned()
+        .chain(settings.account_sources())
+        .collect();
+    sources
         .iter()
         .filter_map(|source| {
             let mine: Vec<&(_, StreamState, bool)> = states

@@ -76,16 +76,12 @@ pub async fn all_stream_states(
             .iter()
             .map(move |s| StreamId::new(Source::Generic(name.clone()), *s))
     });
-    let accounts = settings
-        .gorgias_accounts
-        .keys()
-        .filter_map(|name| name.parse::<Source>().ok())
-        .flat_map(|source| {
-            Registry::built_in()
-                .streams(&source)
-                .iter()
-                .map(move |s| StreamId::new(source.clone(), *s))
-        });
+    let accounts = settings.account_sources().flat_map(|source| {
+        Registry::built_in()
+            .streams(&source)
+            .iter()
+            .map(move |s| StreamId::new(source.clone(), *s))
+    });
     let mut out = Vec::new();
     for id in built_in.into_iter().chain(pulled).chain(accounts) {
         let stored = store.load(&id).await?;

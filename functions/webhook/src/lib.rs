@@ -485,6 +485,14 @@ mod tests {
             name("/prod/webhooks/gorgias/eu-store").as_deref(),
             Some("gorgias:eu-store")
         );
+        assert_eq!(
+            name("/webhooks/zendesk/brand2").as_deref(),
+            Some("zendesk:brand2")
+        );
+        assert_eq!(
+            name("/webhooks/intercom/eu-workspace/").as_deref(),
+            Some("intercom:eu-workspace")
+        );
         assert_eq!(name("/webhooks/gorgias/EU"), None);
         assert_eq!(name("/webhooks/gorgias/eu/x"), None);
     }

@@ -6,148 +6,18 @@ use std::time::Duration;
 
 pub mod brevo_inbound;
 pub mod file;
+pub mod helpdesks;
 pub mod vars;
 
 pub use brevo_inbound::BrevoInboundSettings;
+pub use helpdesks::{
+    DEFAULT_INTERCOM_BASE_URL, DEFAULT_INTERCOM_VERSION, GorgiasSettings, IntercomSettings,
+    ZendeskSettings,
+};
 pub use vars::{ConfigError, Vars};
 
-use crate::helpdesk::zendesk::auth::{TokenCache, ZendeskAuth, ZendeskCredentials};
 use crate::mapping::Mapping;
 use crate::model::Source;
-
-/// Zendesk settings. API access needs the subdomain (or base URL) and one set of credentials.
-#[derive(Debug, Clone, Default)]
-pub struct ZendeskSettings {
-    pub base_url: Option<String>,
-    /// The API credentials, the first set present of: OAuth client
-    /// (`ZENDESK_OAUTH_CLIENT_ID`, `ZENDESK_OAUTH_CLIENT_SECRET`, `ZENDESK_OAUTH_SCOPE`), ready
-    /// OAuth token (`ZENDESK_OAUTH_TOKEN`), legacy `ZENDESK_EMAIL` + `ZENDESK_API_TOKEN`.
-    pub credentials: Option<ZendeskCredentials>,
-    /// When only one half of the OAuth client pair is set: the variable that is missing.
-    pub incomplete_oauth_client: Option<&'static str>,
-    pub webhook_secret: Option<String>,
-    /// Whether the user stream also syncs agents and admins (`ZENDESK_SYNC_STAFF`, default
-    /// false: end users only).
-    pub sync_staff: bool,
-    /// The process's OAuth token, shared by every client built with [`ZendeskSettings::auth`].
-    pub tokens: TokenCache,
-}
-
-impl ZendeskSettings {
-    /// The API authentication, when the base URL and credentials are set. Every one returned
-    /// shares this settings' token.
-    pub fn auth(&self) -> Option<ZendeskAuth> {
-        Some(ZendeskAuth::with_tokens(
-            self.base_url.as_deref()?,
-            self.credentials.clone()?,
-            self.tokens.clone(),
-        ))
-    }
-
-    /// Why the API is off, or how it authenticates, for the start-up line.
-    fn api_state(&self) -> String {
-        let incomplete = self
-            .incomplete_oauth_client
-            .map(|missing| format!("{missing} not set, so the OAuth client is not used"));
-        match (&self.base_url, &self.credentials) {
-            (None, _) => "off (ZENDESK_SUBDOMAIN or ZENDESK_BASE_URL not set)".to_string(),
-            (Some(_), None) => format!(
-                "off ({})",
-                incomplete.unwrap_or_else(|| {
-                    "no API credentials: set ZENDESK_OAUTH_CLIENT_ID and \
-                     ZENDESK_OAUTH_CLIENT_SECRET"
-                        .to_string()
-                })
-            ),
-            (Some(_), Some(credentials)) => {
-                let method = match credentials {
-                    ZendeskCredentials::ApiToken { .. } => format!(
-                        "legacy API token, which Zendesk stops accepting on {}: set \
-                         ZENDESK_OAUTH_CLIENT_ID and ZENDESK_OAUTH_CLIENT_SECRET",
-                        crate::helpdesk::zendesk::auth::API_TOKEN_END
-                    ),
-                    other => other.method().to_string(),
-                };
-                match incomplete {
-                    Some(note) => format!("on ({method}; {note})"),
-                    None => format!("on ({method})"),
-                }
-            }
-        }
-    }
-}
-
-/// Intercom settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IntercomSettings {
-    pub base_url: String,
-    pub access_token: Option<String>,
-    pub client_secret: Option<String>,
-    pub version: String,
-}
-
-/// Gorgias settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GorgiasSettings {
-    pub base_url: Option<String>,
-    pub email: Option<String>,
-    pub api_key: Option<String>,
-    pub webhook_token: Option<String>,
-}
-
-impl GorgiasSettings {
-    /// The settings of `source` (Gorgias, or one of its accounts) from its variables:
-    /// `<prefix>BASE_URL` or `<prefix>DOMAIN`, `<prefix>EMAIL`, `<prefix>API_KEY`,
-    /// `<prefix>WEBHOOK_TOKEN`, with the prefix of [`Source::variable_prefix`].
-    pub fn from_vars(vars: &Vars, source: &Source) -> Result<GorgiasSettings, ConfigError> {
-        let prefix = source.variable_prefix();
-        // The first store's names as written; an account's under its prefix.
-        let (base_url, domain, email, api_key, webhook_token) = match source {
-            Source::Gorgias => (
-                vars.get("GORGIAS_BASE_URL"),
-                vars.get("GORGIAS_DOMAIN"),
-                vars.get("GORGIAS_EMAIL"),
-                vars.get("GORGIAS_API_KEY"),
-                vars.get("GORGIAS_WEBHOOK_TOKEN"),
-            ),
-            _ => {
-                let var = |name: &str| vars.get(&format!("{prefix}{name}"));
-                (
-                    var("BASE_URL"),
-                    var("DOMAIN"),
-                    var("EMAIL"),
-                    var("API_KEY"),
-                    var("WEBHOOK_TOKEN"),
-                )
-            }
-        };
-        let invalid = |name: &str, reason: &str| ConfigError::InvalidVariable {
-            name: format!("{prefix}{name}"),
-            reason: reason.into(),
-        };
-        let base_url = match (base_url, domain) {
-            (Some(u), _) if u.starts_with("https://") || u.starts_with("http://") => {
-                Some(u.trim_end_matches('/').to_string())
-            }
-            (Some(_), _) => return Err(invalid("BASE_URL", "expected an http(s) URL")),
-            (None, Some(d)) => {
-                let label = d.split('.').next().unwrap_or_default().trim().to_string();
-                if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                {
-                    return Err(invalid("DOMAIN", "expected a subdomain such as `yourco`"));
-                }
-                Some(format!("https://{label}.gorgias.com"))
-            }
-            (None, None) => None,
-        };
-        Ok(GorgiasSettings {
-            base_url,
-            email,
-            api_key,
-            webhook_token,
-        })
-    }
-}
 
 /// Brevo settings. No API key means dry-run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,32 +85,17 @@ pub struct Settings {
     /// The further Gorgias stores the file names (`connectors: gorgias:<account>`), by source
     /// (`gorgias:eu-store`), each from its own variables.
     pub gorgias_accounts: BTreeMap<String, GorgiasSettings>,
+    /// The further Zendesk accounts (`zendesk:<account>`), likewise.
+    pub zendesk_accounts: BTreeMap<String, ZendeskSettings>,
+    /// The further Intercom workspaces (`intercom:<account>`), likewise.
+    pub intercom_accounts: BTreeMap<String, IntercomSettings>,
 }
 
 pub const DEFAULT_BREVO_BASE_URL: &str = "https://api.brevo.com/v3";
-pub const DEFAULT_INTERCOM_BASE_URL: &str = "https://api.intercom.io";
-pub const DEFAULT_INTERCOM_VERSION: &str = "2.11";
 /// Default whole-request timeout of a Brevo call.
 pub const DEFAULT_BREVO_TIMEOUT: Duration = crate::brevo::REQUEST_TIMEOUT;
 /// Longest Brevo request timeout accepted (a call must never eat a Lambda's whole timeout).
 pub const MAX_BREVO_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn host_label(name: &'static str, value: &str) -> Result<String, ConfigError> {
-    // Accept `yourco` as well as `yourco.zendesk.com` / `yourstore.gorgias.com`.
-    let label = value
-        .split('.')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(ConfigError::Invalid {
-            name,
-            reason: "expected a subdomain such as `yourco`".into(),
-        });
-    }
-    Ok(label)
-}
 
 /// The retry policy of both queues: `RETRY_HORIZON_SECONDS` (default 24 h, at least a
 /// minute) and `RETRY_MAX_DELAY_SECONDS` (default 300, from 1 to SQS's 900).
@@ -333,55 +188,24 @@ impl Settings {
             default_lists: flag(vars, "BREVO_DEFAULT_LISTS", true)?,
         };
 
-        let zendesk_base = match (vars.get("ZENDESK_BASE_URL"), vars.get("ZENDESK_SUBDOMAIN")) {
-            (Some(u), _) => Some(url("ZENDESK_BASE_URL", u)?),
-            (None, Some(sub)) => Some(format!(
-                "https://{}.zendesk.com",
-                host_label("ZENDESK_SUBDOMAIN", &sub)?
-            )),
-            (None, None) => None,
-        };
-        let zendesk_credentials = ZendeskCredentials::from_vars(vars)?;
-        let zendesk = ZendeskSettings {
-            base_url: zendesk_base,
-            credentials: zendesk_credentials.credentials,
-            incomplete_oauth_client: zendesk_credentials.incomplete_client,
-            webhook_secret: vars.get("ZENDESK_WEBHOOK_SECRET"),
-            sync_staff: flag(vars, "ZENDESK_SYNC_STAFF", false)?,
-            tokens: TokenCache::default(),
-        };
+        let zendesk = ZendeskSettings::from_vars(vars, &Source::Zendesk)?;
 
         // The mapping file, validated as a whole: a bad file stops start-up with every problem.
         let file = crate::config::file::load_from_vars(vars)?.unwrap_or_default();
         // The file may name the token's variable (`access_token: "${NAME}"`) and pin the API
         // version; the INTERCOM_VERSION variable wins over the file, as every variable does.
-        let intercom_file = file.sources.get(Source::Intercom.as_str());
-        let token_var = intercom_file
-            .and_then(|s| s.token_var.as_deref())
-            .unwrap_or("INTERCOM_ACCESS_TOKEN");
-        let intercom = IntercomSettings {
-            base_url: url(
-                "INTERCOM_BASE_URL",
-                vars.get("INTERCOM_BASE_URL")
-                    .unwrap_or_else(|| DEFAULT_INTERCOM_BASE_URL.into()),
-            )?,
-            access_token: vars.get(token_var),
-            client_secret: vars.get("INTERCOM_CLIENT_SECRET"),
-            version: vars
-                .get("INTERCOM_VERSION")
-                .or_else(|| intercom_file.and_then(|s| s.api_version.clone()))
-                .unwrap_or_else(|| DEFAULT_INTERCOM_VERSION.into()),
-        };
-
+        let intercom = IntercomSettings::from_vars(vars, &Source::Intercom, &file)?;
         let gorgias = GorgiasSettings::from_vars(vars, &Source::Gorgias)?;
-        // Further stores, each with its own variables (`GORGIAS_EU_STORE_API_KEY`, …).
-        let gorgias_accounts = file
-            .sources
-            .keys()
-            .filter_map(|name| name.parse::<Source>().ok())
-            .filter(|s| s.account_name().is_some() && s.vendor() == Source::Gorgias)
-            .map(|s| Ok((s.to_string(), GorgiasSettings::from_vars(vars, &s)?)))
-            .collect::<Result<BTreeMap<_, _>, ConfigError>>()?;
+        // Further accounts, each with its own variables (`GORGIAS_EU_STORE_API_KEY`, …).
+        let gorgias_accounts = helpdesks::accounts(&file, &Source::Gorgias, |s| {
+            GorgiasSettings::from_vars(vars, s)
+        })?;
+        let zendesk_accounts = helpdesks::accounts(&file, &Source::Zendesk, |s| {
+            ZendeskSettings::from_vars(vars, s)
+        })?;
+        let intercom_accounts = helpdesks::accounts(&file, &Source::Intercom, |s| {
+            IntercomSettings::from_vars(vars, s, &file)
+        })?;
 
         let signature_tolerance = match vars.get("DESKBRIDGE_SIGNATURE_TOLERANCE_SECONDS") {
             None => Duration::from_secs(300),
@@ -438,6 +262,8 @@ impl Settings {
             generic_secrets,
             pull_secrets,
             gorgias_accounts,
+            zendesk_accounts,
+            intercom_accounts,
         })
     }
 
@@ -452,18 +278,21 @@ impl Settings {
         if !self.file.source_enabled(source) {
             return false;
         }
-        match source {
-            Source::Zendesk => self.zendesk.webhook_secret.is_some(),
-            Source::Intercom => self.intercom.client_secret.is_some(),
-            Source::Gorgias => self.gorgias.webhook_token.is_some(),
-            Source::Account(_) => self
+        match &source.vendor() {
+            Source::Zendesk => self
+                .zendesk_of(source)
+                .is_some_and(|z| z.webhook_secret.is_some()),
+            Source::Intercom => self
+                .intercom_of(source)
+                .is_some_and(|i| i.client_secret.is_some()),
+            Source::Gorgias => self
                 .gorgias_of(source)
                 .is_some_and(|g| g.webhook_token.is_some()),
             Source::Generic(name) => {
                 self.file.generic.contains_key(name) && self.generic_secrets.contains_key(name)
             }
             // An added helpdesk says itself (`Helpdesk::webhook_enabled`).
-            Source::Added(_) => false,
+            Source::Added(_) | Source::Account(_) => false,
         }
     }
 
@@ -472,19 +301,50 @@ impl Settings {
         if !self.file.source_enabled(source) {
             return false;
         }
-        match source {
-            Source::Zendesk => {
-                self.zendesk.base_url.is_some() && self.zendesk.credentials.is_some()
-            }
-            Source::Intercom => self.intercom.access_token.is_some(),
-            Source::Gorgias | Source::Account(_) => self
+        match &source.vendor() {
+            Source::Zendesk => self
+                .zendesk_of(source)
+                .is_some_and(|z| z.base_url.is_some() && z.credentials.is_some()),
+            Source::Intercom => self
+                .intercom_of(source)
+                .is_some_and(|i| i.access_token.is_some()),
+            Source::Gorgias => self
                 .gorgias_of(source)
                 .is_some_and(|g| g.base_url.is_some() && g.email.is_some() && g.api_key.is_some()),
             Source::Generic(name) => {
                 self.file.pulls.contains_key(name) && self.pull_secrets.contains_key(name)
             }
-            Source::Added(_) => false,
+            Source::Added(_) | Source::Account(_) => false,
         }
+    }
+
+    /// The Zendesk settings of `source`: the account of the `ZENDESK_*` variables, or a further
+    /// account the file names.
+    pub fn zendesk_of(&self, source: &Source) -> Option<&ZendeskSettings> {
+        match source {
+            Source::Zendesk => Some(&self.zendesk),
+            Source::Account(name) => self.zendesk_accounts.get(name),
+            _ => None,
+        }
+    }
+
+    /// The Intercom settings of `source`: the workspace of the `INTERCOM_*` variables, or a
+    /// further workspace the file names.
+    pub fn intercom_of(&self, source: &Source) -> Option<&IntercomSettings> {
+        match source {
+            Source::Intercom => Some(&self.intercom),
+            Source::Account(name) => self.intercom_accounts.get(name),
+            _ => None,
+        }
+    }
+
+    /// The further accounts the file names, of every helpdesk (`gorgias:eu-store`, …).
+    pub fn account_sources(&self) -> impl Iterator<Item = Source> + '_ {
+        self.zendesk_accounts
+            .keys()
+            .chain(self.intercom_accounts.keys())
+            .chain(self.gorgias_accounts.keys())
+            .filter_map(|name| name.parse().ok())
     }
 
     /// The Gorgias settings of `source`: the store of the `GORGIAS_*` variables, or a further
@@ -564,7 +424,9 @@ impl Settings {
                     "off (no secret set)"
                 };
                 let api = match s {
-                    Source::Zendesk if self.file.source_enabled(s) => self.zendesk.api_state(),
+                    Source::Zendesk if self.file.source_enabled(s) => {
+                        self.zendesk.api_state("ZENDESK_")
+                    }
                     _ if self.api_enabled(s) => "on".to_string(),
                     _ => "off (no API credentials)".to_string(),
                 };
@@ -572,15 +434,18 @@ impl Settings {
             })
             .chain(generic)
             .chain(pulls)
-            .chain(self.gorgias_accounts.keys().map(|name| {
-                let source: Source = name.parse().unwrap_or(Source::Gorgias);
+            .chain(self.account_sources().map(|source| {
                 let on = |set: bool| if set { "on" } else { "off" };
-                let account = source.account_name().unwrap_or_default();
+                let prefix = source.variable_prefix();
+                let api = match self.zendesk_of(&source) {
+                    Some(z) if self.file.source_enabled(&source) => z.api_state(&prefix),
+                    _ => on(self.api_enabled(&source)).to_string(),
+                };
                 format!(
-                    "{name}: webhooks {} at /webhooks/gorgias/{account}, API {} (variables {}*)",
+                    "{source}: webhooks {} at /webhooks/{}/{}, API {api} (variables {prefix}*)",
                     on(self.webhook_enabled(&source)),
-                    on(self.api_enabled(&source)),
-                    source.variable_prefix()
+                    source.vendor(),
+                    source.account_name().unwrap_or_default(),
                 )
             }))
             .chain(std::iter::once(self.brevo_inbound.describe()))
@@ -594,6 +459,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::helpdesk::zendesk::auth::ZendeskCredentials;
 
     #[test]
     fn the_file_names_the_intercom_token_variable_and_pins_the_api_version() {
@@ -881,6 +747,138 @@ mod tests {
             "{bad:?}"
         );
         std::fs::remove_file(file).ok();
+    }
+
+    #[test]
+    fn further_zendesk_and_intercom_accounts_read_their_own_variables() {
+        let dir = std::env::temp_dir().join(format!("deskbridge-accounts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("accounts.yaml");
+        std::fs::write(
+            &file,
+            "connectors:\n  zendesk:brand2: {}\n  intercom:eu-workspace:\n    \
+             api_version: \"2.10\"\n  intercom:us: { access_token: \"${US_TOKEN}\" }\n",
+        )
+        .expect("written");
+        let config = ("DESKBRIDGE_CONFIG", file.to_str().expect("utf-8"));
+        let s = Settings::from_vars(
+            &Vars::from_pairs([
+                config,
+                ("ZENDESK_SUBDOMAIN", "main"),
+                ("ZENDESK_OAUTH_CLIENT_ID", "main-client"),
+                ("ZENDESK_OAUTH_CLIENT_SECRET", "main-secret"),
+                ("ZENDESK_WEBHOOK_SECRET", "main-signing"),
+                ("ZENDESK_BRAND2_SUBDOMAIN", "brand2.zendesk.com"),
+                ("ZENDESK_BRAND2_OAUTH_CLIENT_ID", "brand2-client"),
+                ("ZENDESK_BRAND2_OAUTH_SCOPE", "read  write"),
+                ("ZENDESK_BRAND2_WEBHOOK_SECRET", "brand2-signing"),
+                ("ZENDESK_BRAND2_SYNC_STAFF", "true"),
+                ("INTERCOM_EU_WORKSPACE_ACCESS_TOKEN", "eu-token"),
+                ("INTERCOM_EU_WORKSPACE_CLIENT_SECRET", "eu-client-secret"),
+                (
+                    "INTERCOM_EU_WORKSPACE_BASE_URL",
+                    "https://api.eu.intercom.io/",
+                ),
+                (
+                    "INTERCOM_US_ACCESS_TOKEN",
+                    "not-read: the file names another",
+                ),
+            ])
+            .with_fallback(HashMap::from([
+                (
+                    "ZENDESK_BRAND2_OAUTH_CLIENT_SECRET".to_string(),
+                    "brand2-secret".to_string(),
+                ),
+                ("US_TOKEN".to_string(), "us-token".to_string()),
+            ])),
+        )
+        .expect("valid");
+        let brand2: Source = "zendesk:brand2".parse().expect("an account");
+        let eu: Source = "intercom:eu-workspace".parse().expect("an account");
+        let us: Source = "intercom:us".parse().expect("an account");
+
+        let z = s.zendesk_of(&brand2).expect("brand2's settings");
+        assert_eq!(z.base_url.as_deref(), Some("https://brand2.zendesk.com"));
+        assert_eq!(z.webhook_secret.as_deref(), Some("brand2-signing"));
+        assert!(z.sync_staff && !s.zendesk.sync_staff);
+        assert_eq!(
+            z.credentials,
+            Some(ZendeskCredentials::OAuthClient {
+                client_id: "brand2-client".into(),
+                client_secret: "brand2-secret".into(),
+                scope: "read write".into(),
+            })
+        );
+        assert_eq!(
+            s.zendesk.webhook_secret.as_deref(),
+            Some("main-signing"),
+            "the first account keeps its own"
+        );
+        assert!(s.api_enabled(&brand2) && s.webhook_enabled(&brand2));
+
+        let i = s.intercom_of(&eu).expect("the workspace's settings");
+        assert_eq!(i.base_url, "https://api.eu.intercom.io");
+        assert_eq!(i.access_token.as_deref(), Some("eu-token"));
+        assert_eq!(i.client_secret.as_deref(), Some("eu-client-secret"));
+        assert_eq!(i.version, "2.10");
+        assert!(s.api_enabled(&eu) && s.webhook_enabled(&eu));
+        assert!(!s.api_enabled(&Source::Intercom) && !s.webhook_enabled(&Source::Intercom));
+        let i = s.intercom_of(&us).expect("us's settings");
+        assert_eq!(i.access_token.as_deref(), Some("us-token"));
+        assert!(s.api_enabled(&us) && !s.webhook_enabled(&us));
+        // An account the file does not name has no settings, whatever the variables say.
+        let other: Source = "zendesk:other".parse().expect("an account");
+        assert!(s.zendesk_of(&other).is_none() && !s.api_enabled(&other));
+        assert!(s.intercom_of(&brand2).is_none() && s.gorgias_of(&brand2).is_none());
+
+        let lines = s.describe_sources();
+        for want in [
+            "zendesk:brand2: webhooks on at /webhooks/zendesk/brand2, API on (OAuth client \
+             credentials) (variables ZENDESK_BRAND2_*)",
+            "intercom:eu-workspace: webhooks on at /webhooks/intercom/eu-workspace, API on \
+             (variables INTERCOM_EU_WORKSPACE_*)",
+        ] {
+            assert!(lines.contains(&want.to_string()), "{want}\n{lines:?}");
+        }
+        assert!(
+            lines
+                .iter()
+                .all(|l| !l.contains("brand2-secret") && !l.contains("eu-token")),
+            "{lines:?}"
+        );
+
+        // Each bad variable is named with its account's prefix.
+        for (name, value) in [
+            ("ZENDESK_BRAND2_SUBDOMAIN", "brand 2"),
+            ("ZENDESK_BRAND2_BASE_URL", "brand2.zendesk.com"),
+            ("ZENDESK_BRAND2_SYNC_STAFF", "sometimes"),
+            ("INTERCOM_EU_WORKSPACE_BASE_URL", "api.eu.intercom.io"),
+        ] {
+            let bad = Settings::from_vars(&Vars::from_pairs([config, (name, value)]));
+            assert!(
+                matches!(bad, Err(ConfigError::InvalidVariable { name: ref n, .. }) if n == name),
+                "{name}: {bad:?}"
+            );
+        }
+        let half = Settings::from_vars(&Vars::from_pairs([
+            config,
+            ("ZENDESK_BRAND2_SUBDOMAIN", "brand2"),
+            ("ZENDESK_BRAND2_OAUTH_CLIENT_ID", "brand2-client"),
+        ]))
+        .expect("valid");
+        let line = half
+            .describe_sources()
+            .into_iter()
+            .find(|l| l.starts_with("zendesk:brand2:"))
+            .expect("brand2's line");
+        assert!(
+            line.contains(
+                "API off (ZENDESK_BRAND2_OAUTH_CLIENT_SECRET not set, so the OAuth client is not \
+                 used)"
+            ),
+            "{line}"
+        );
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

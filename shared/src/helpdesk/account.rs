@@ -42,7 +42,15 @@ impl SourceReader for AccountReader {
 
     async fn fetch_page(&self, request: &PageRequest) -> Result<Page, FetchError> {
         let mut page = self.inner.fetch_page(request).await.map_err(|e| match e {
-            FetchError::Rejected(why) => FetchError::Rejected(format!("{}: {why}", self.source)),
+            // The helpdesk's reader names the helpdesk's variables; this account's are its own.
+            FetchError::Rejected(why) => FetchError::Rejected(format!(
+                "{}: {}",
+                self.source,
+                why.replace(
+                    &self.source.vendor().variable_prefix(),
+                    &self.source.variable_prefix()
+                )
+            )),
             other => other,
         })?;
         rekey(&self.source, &mut page.records);

@@ -117,7 +117,7 @@ pub trait Helpdesk: Send + Sync {
 
     /// The variables its API access lacks here, as an operator would set them (empty when the
     /// API is configured, and for a helpdesk without an API).
-    fn missing_api_variables(&self, _settings: &Settings) -> Vec<&'static str> {
+    fn missing_api_variables(&self, _settings: &Settings) -> Vec<String> {
         Vec::new()
     }
 

@@ -41,6 +41,18 @@ impl fmt::Debug for Registry {
     }
 }
 
+/// The helpdesk of a further account (`zendesk:brand2`, `intercom:eu`, `gorgias:eu-store`):
+/// its vendor's, reading the account's own settings.
+fn account_helpdesk(source: &Source) -> Option<Arc<dyn Helpdesk>> {
+    if let Some(account) = Zendesk::account(source) {
+        return Some(Arc::new(account));
+    }
+    if let Some(account) = Intercom::account(source) {
+        return Some(Arc::new(account));
+    }
+    Some(Arc::new(Gorgias::account(source)?))
+}
+
 impl Default for Registry {
     fn default() -> Self {
         Registry::built_in()
@@ -52,8 +64,8 @@ impl Registry {
     pub fn built_in() -> Self {
         Registry {
             helpdesks: vec![
-                Arc::new(Zendesk),
-                Arc::new(Intercom),
+                Arc::new(Zendesk::default()),
+                Arc::new(Intercom::default()),
                 Arc::new(Gorgias::default()),
             ],
         }
@@ -90,8 +102,8 @@ impl Registry {
         if let Source::Generic(name) = source {
             return Some(Arc::new(Generic { name: name.clone() }));
         }
-        if let Some(store) = Gorgias::account(source) {
-            return Some(Arc::new(store));
+        if let Some(account) = account_helpdesk(source) {
+            return Some(account);
         }
         self.helpdesks
             .iter()
@@ -168,11 +180,10 @@ impl Registry {
             .pulls
             .keys()
             .map(|name| Arc::new(Generic { name: name.clone() }) as Arc<dyn Helpdesk>);
-        let stores = settings.gorgias_accounts.keys().filter_map(|name| {
-            let store = Gorgias::account(&name.parse().ok()?)?;
-            Some(Arc::new(store) as Arc<dyn Helpdesk>)
-        });
-        self.helpdesks.iter().cloned().chain(pulls).chain(stores)
+        let accounts = settings
+            .account_sources()
+            .filter_map(|source| account_helpdesk(&source));
+        self.helpdesks.iter().cloned().chain(pulls).chain(accounts)
     }
 
     /// The request budget of every helpdesk whose API is configured, kept in `store`
@@ -300,6 +311,15 @@ mod tests {
         let store: Source = "gorgias:eu-store".parse().expect("an account");
         assert_eq!(r.streams(&store), r.streams(&Source::Gorgias));
         assert_eq!(r.get(&store).map(|h| h.source()), Some(store));
+        for (account, vendor) in [
+            ("zendesk:brand2", Source::Zendesk),
+            ("intercom:eu-workspace", Source::Intercom),
+        ] {
+            let account: Source = account.parse().expect("an account");
+            assert_eq!(r.streams(&account), r.streams(&vendor));
+            assert_eq!(r.get(&account).map(|h| h.source()), Some(account.clone()));
+            assert_eq!(r.source(&account.to_string()), Some(account));
+        }
         assert_eq!(
             r.source("generic:cinnox"),
             Some(Source::Generic("cinnox".into()))

@@ -204,8 +204,13 @@ impl FileConfig {
 
     /// The `support_type_scope` of the Zendesk ticket export: as the file says, else `all`.
     pub fn support_type_scope(&self) -> &str {
+        self.support_type_scope_of(&Source::Zendesk)
+    }
+
+    /// [`FileConfig::support_type_scope`] of `source`, Zendesk or a further account of it.
+    pub fn support_type_scope_of(&self, source: &Source) -> &str {
         self.sources
-            .get(Source::Zendesk.as_str())
+            .get(source.as_str())
             .and_then(|s| s.support_type_scope.as_deref())
             .unwrap_or("all")
     }

@@ -564,7 +564,7 @@ historical_events: 1
         (
             7,
             "unknown source `freshdesk` under connectors; known: zendesk, intercom, \
-             gorgias, generic:<name>",
+             gorgias, <helpdesk>:<account>, generic:<name>",
         ),
         (
             9,
@@ -952,18 +952,76 @@ fn a_further_gorgias_store_is_a_connector_of_its_own() {
 
     let err = parse(
         "s.yaml",
-        "connectors:\n  zendesk:brand2: {}\n  gorgias:\n    aggregates: mine\n",
+        "connectors:\n  zendesk:Brand2: {}\n  gorgias:\n    aggregates: mine\n  \
+         freshdesk:eu: {}\n  intercom:eu/x: {}\n",
     )
-    .expect_err("not built");
+    .expect_err("bad names");
     let text = err.to_string();
     assert!(
-        text.contains(
-            "s.yaml:2: connectors.zendesk:brand2: further accounts are built for Gorgias stores"
-        ),
+        text.contains("s.yaml:2: `Brand2` cannot name an account of zendesk"),
         "{text}"
     );
     assert!(
         text.contains("s.yaml:4: connectors.gorgias.aggregates: `mine` is not a choice"),
+        "{text}"
+    );
+    assert!(
+        text.contains("s.yaml:5: unknown source `freshdesk:eu` under connectors"),
+        "{text}"
+    );
+    assert!(
+        text.contains("s.yaml:6: `eu/x` cannot name an account of intercom"),
+        "{text}"
+    );
+}
+
+#[test]
+fn further_zendesk_and_intercom_accounts_are_connectors_of_their_own() {
+    let text = "connectors:\n  zendesk:brand2:\n    support_type_scope: agent\n    \
+                sync: { organizations: false }\n    lists: { all_contacts: 7 }\n  \
+                intercom:eu-workspace:\n    access_token: \"${EU_INTERCOM_TOKEN}\"\n    \
+                api_version: \"2.10\"\n    lists: { leads: 8 }\n";
+    let cfg = parse("s.yaml", text).expect("valid");
+    let brand: Source = "zendesk:brand2".parse().expect("an account");
+    let workspace: Source = "intercom:eu-workspace".parse().expect("an account");
+    for (source, id) in [
+        (&brand, "ZENDESK_BRAND2_ID"),
+        (&workspace, "INTERCOM_EU_WORKSPACE_ID"),
+    ] {
+        let mapping = cfg.mapping.source(source);
+        assert!(
+            mapping
+                .field_mapping
+                .iter()
+                .any(|r| r.path == "id" && r.attribute == id),
+            "{source}: {:?}",
+            mapping.field_mapping
+        );
+    }
+    assert_eq!(cfg.mapping.source(&brand).lists.all_contacts, Some(7));
+    assert_eq!(cfg.mapping.source(&workspace).lists.leads, Some(8));
+    assert_eq!(cfg.support_type_scope_of(&brand), "agent");
+    assert_eq!(cfg.support_type_scope(), "all", "the first account's own");
+    assert!(!cfg.stream_enabled(&brand, "organizations"));
+    assert!(cfg.stream_enabled(&Source::Zendesk, "organizations"));
+    let settings = &cfg.sources["intercom:eu-workspace"];
+    assert_eq!(settings.token_var.as_deref(), Some("EU_INTERCOM_TOKEN"));
+    assert_eq!(settings.api_version.as_deref(), Some("2.10"));
+
+    // A Zendesk account's settings are Zendesk's, an Intercom workspace's Intercom's.
+    let err = parse(
+        "s.yaml",
+        "connectors:\n  zendesk:brand2:\n    api_version: \"2.10\"\n  intercom:eu:\n    \
+         support_type_scope: agent\n",
+    )
+    .expect_err("not theirs");
+    let text = err.to_string();
+    assert!(
+        text.contains("s.yaml:3: connectors.zendesk:brand2.api_version: `api_version` is a setting of intercom"),
+        "{text}"
+    );
+    assert!(
+        text.contains("s.yaml:5: connectors.intercom:eu.support_type_scope: `support_type_scope` is a setting of zendesk"),
         "{text}"
     );
 }

@@ -129,28 +129,24 @@ impl Helpdesk for Gorgias {
         }))
     }
 
-    fn missing_api_variables(&self, settings: &Settings) -> Vec<&'static str> {
+    fn missing_api_variables(&self, settings: &Settings) -> Vec<String> {
+        let p = self.source.variable_prefix();
         let Some(g) = self.settings(settings) else {
-            return vec!["the store's variables"];
+            return vec![format!(
+                "{p}DOMAIN, {p}EMAIL and {p}API_KEY (and connectors.{} in the configuration \
+                 file)",
+                self.source
+            )];
         };
-        if self.source != Source::Gorgias {
-            // An account's variables are named after it.
-            let complete = g.base_url.is_some() && g.email.is_some() && g.api_key.is_some();
-            return if complete {
-                Vec::new()
-            } else {
-                vec!["the store's <PREFIX>DOMAIN, <PREFIX>EMAIL and <PREFIX>API_KEY variables"]
-            };
-        }
         let mut missing = Vec::new();
         if g.base_url.is_none() {
-            missing.push("GORGIAS_DOMAIN (or GORGIAS_BASE_URL)");
+            missing.push(format!("{p}DOMAIN (or {p}BASE_URL)"));
         }
         if g.email.is_none() {
-            missing.push("GORGIAS_EMAIL");
+            missing.push(format!("{p}EMAIL"));
         }
         if g.api_key.is_none() {
-            missing.push("GORGIAS_API_KEY");
+            missing.push(format!("{p}API_KEY"));
         }
         missing
     }

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{STREAMS, sync, webhook};
-use crate::config::Settings;
+use crate::config::{IntercomSettings, Settings};
+use crate::helpdesk::account;
 use crate::helpdesk::api::{Cache, CachePolicy, FAILURE_TTL, LookupError, get_json, valid_id};
 use crate::helpdesk::check::{self, CheckApi, CheckStreams};
 use crate::helpdesk::contract::{Helpdesk, PersonApi};
@@ -18,13 +19,47 @@ use crate::model::{Person, Record, Source};
 use crate::sync::SourceReader;
 use crate::sync::limiter::{Limiter, Rate};
 
-/// Intercom.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Intercom;
+/// Intercom: the workspace of the `INTERCOM_*` variables, or a further workspace the
+/// configuration file names (`intercom:<account>`, with its own variables).
+#[derive(Debug, Clone)]
+pub struct Intercom {
+    source: Source,
+}
+
+impl Default for Intercom {
+    fn default() -> Self {
+        Intercom {
+            source: Source::Intercom,
+        }
+    }
+}
+
+impl Intercom {
+    /// The further workspace `source` (an `intercom:<account>` source); `None` for another
+    /// source.
+    pub fn account(source: &Source) -> Option<Intercom> {
+        (source.account_name().is_some() && source.vendor() == Source::Intercom).then(|| Intercom {
+            source: source.clone(),
+        })
+    }
+
+    fn settings<'s>(&self, settings: &'s Settings) -> Option<&'s IntercomSettings> {
+        settings.intercom_of(&self.source)
+    }
+
+    /// A parsed delivery with its events put under this workspace's name.
+    fn rekeyed(&self, parsed: Result<Parsed, ParseError>) -> Result<Parsed, ParseError> {
+        let mut parsed = parsed?;
+        if let Parsed::Accepted(delivery) = &mut parsed {
+            account::rekey(&self.source, &mut delivery.records);
+        }
+        Ok(parsed)
+    }
+}
 
 impl Helpdesk for Intercom {
     fn source(&self) -> Source {
-        Source::Intercom
+        self.source.clone()
     }
 
     fn verify_webhook(
@@ -34,10 +69,9 @@ impl Helpdesk for Intercom {
         body: &[u8],
         _now: DateTime<Utc>,
     ) -> Result<(), AuthError> {
-        let secret = settings
-            .intercom
-            .client_secret
-            .as_deref()
+        let secret = self
+            .settings(settings)
+            .and_then(|i| i.client_secret.as_deref())
             .ok_or(AuthError::NotConfigured)?;
         signature::verify_intercom(secret, headers, body)
     }
@@ -50,7 +84,7 @@ impl Helpdesk for Intercom {
         _body: &[u8],
         received_at: DateTime<Utc>,
     ) -> Result<Parsed, ParseError> {
-        webhook::parse_webhook(value, received_at)
+        self.rekeyed(webhook::parse_webhook(value, received_at))
     }
 
     fn parse_webhook_body(
@@ -60,7 +94,7 @@ impl Helpdesk for Intercom {
         body: &[u8],
         received_at: DateTime<Utc>,
     ) -> Result<Parsed, ParseError> {
-        webhook::parse_webhook_body(body, received_at)
+        self.rekeyed(webhook::parse_webhook_body(body, received_at))
     }
 
     fn person_from_profile(&self, profile: &Value) -> Person {
@@ -68,11 +102,14 @@ impl Helpdesk for Intercom {
     }
 
     fn api_enabled(&self, settings: &Settings) -> bool {
-        settings.api_enabled(&Source::Intercom)
+        settings.api_enabled(&self.source)
     }
 
     fn person_api(&self, settings: &Settings, cache: CachePolicy) -> Option<Arc<dyn PersonApi>> {
-        Some(Arc::new(IntercomContacts::from_settings(settings, cache)?))
+        Some(Arc::new(IntercomContacts::from_settings(
+            self.settings(settings)?,
+            cache,
+        )?))
     }
 
     fn account_rate(&self) -> Option<Rate> {
@@ -88,27 +125,42 @@ impl Helpdesk for Intercom {
         settings: &Settings,
         client: &reqwest::Client,
     ) -> Option<Box<dyn SourceReader>> {
-        let i = &settings.intercom;
-        Some(Box::new(
-            sync::IntercomReader::new(
-                client.clone(),
-                &i.base_url,
-                i.access_token.as_deref()?,
-                &i.version,
-            )
-            .with_contact_tags(settings.file.stream_enabled(&Source::Intercom, "tags"))
-            .with_data_events(settings.file.stream_enabled(&Source::Intercom, "events"))
-            .with_limiter(Arc::new(
-                Limiter::new("intercom", Rate::intercom()).alone_share(settings.sync_instances),
-            )),
-        ))
+        let i = self.settings(settings)?;
+        let reader = sync::IntercomReader::new(
+            client.clone(),
+            &i.base_url,
+            i.access_token.as_deref()?,
+            &i.version,
+        )
+        .with_contact_tags(settings.file.stream_enabled(&self.source, "tags"))
+        .with_data_events(settings.file.stream_enabled(&self.source, "events"))
+        .with_limiter(Arc::new(
+            Limiter::new(self.source.to_string(), Rate::intercom())
+                .alone_share(settings.sync_instances),
+        ));
+        if self.source == Source::Intercom {
+            return Some(Box::new(reader));
+        }
+        Some(Box::new(account::AccountReader {
+            inner: Box::new(reader),
+            source: self.source.clone(),
+        }))
     }
 
-    fn missing_api_variables(&self, settings: &Settings) -> Vec<&'static str> {
-        if settings.intercom.access_token.is_none() {
-            vec!["INTERCOM_ACCESS_TOKEN"]
-        } else {
-            Vec::new()
+    fn missing_api_variables(&self, settings: &Settings) -> Vec<String> {
+        let token = settings
+            .file
+            .sources
+            .get(&self.source.to_string())
+            .and_then(|s| s.token_var.clone())
+            .unwrap_or_else(|| format!("{}ACCESS_TOKEN", self.source.variable_prefix()));
+        match self.settings(settings) {
+            Some(i) if i.access_token.is_some() => Vec::new(),
+            Some(_) => vec![token],
+            None => vec![format!(
+                "{token} (and connectors.{} in the configuration file)",
+                self.source
+            )],
         }
     }
 
@@ -123,15 +175,14 @@ impl Helpdesk for Intercom {
 
     fn check_api(&self, settings: &Settings) -> Option<Arc<dyn CheckApi>> {
         Some(Arc::new(IntercomContacts::from_settings(
-            settings,
+            self.settings(settings)?,
             CachePolicy::default(),
         )?))
     }
 }
 
 impl IntercomContacts {
-    fn from_settings(settings: &Settings, cache: CachePolicy) -> Option<Self> {
-        let i = &settings.intercom;
+    fn from_settings(i: &IntercomSettings, cache: CachePolicy) -> Option<Self> {
         Some(IntercomContacts {
             base: i.base_url.trim_end_matches('/').to_string(),
             token: i.access_token.clone()?,

@@ -977,7 +977,7 @@ mod tests {
     #[test]
     fn credentials_are_read_in_order_of_preference() {
         let read = |pairs: &[(&str, &str)]| {
-            ZendeskCredentials::from_vars(&Vars::from_pairs(pairs.iter().copied()))
+            ZendeskCredentials::from_vars(&Vars::from_pairs(pairs.iter().copied()), "ZENDESK_")
         };
         let client = [
             ("ZENDESK_OAUTH_CLIENT_ID", "deskbridge"),
@@ -1006,13 +1006,19 @@ mod tests {
 
         // Half a client pair is named, and the next set is used.
         let found = read(&[&client[..1], &legacy].concat()).expect("valid");
-        assert_eq!(found.incomplete_client, Some("ZENDESK_OAUTH_CLIENT_SECRET"));
+        assert_eq!(
+            found.incomplete_client.as_deref(),
+            Some("ZENDESK_OAUTH_CLIENT_SECRET")
+        );
         assert_eq!(
             found.credentials.map(|c| c.method()),
             Some("legacy API token")
         );
         let found = read(&client[1..]).expect("valid");
-        assert_eq!(found.incomplete_client, Some("ZENDESK_OAUTH_CLIENT_ID"));
+        assert_eq!(
+            found.incomplete_client.as_deref(),
+            Some("ZENDESK_OAUTH_CLIENT_ID")
+        );
         assert_eq!(found.credentials, None);
 
         // The scope: whitespace normalised, validated.
@@ -1033,6 +1039,32 @@ mod tests {
         assert!(err.to_string().contains("ZENDESK_OAUTH_SCOPE"), "{err}");
         let err = read(&[("ZENDESK_OAUTH_TOKEN", "bad\u{7f}token")]).expect_err("invalid");
         assert!(err.to_string().contains("ZENDESK_OAUTH_TOKEN"), "{err}");
+
+        // A further account's credentials are read under its own prefix only.
+        let account = |pairs: &[(&str, &str)]| {
+            ZendeskCredentials::from_vars(
+                &Vars::from_pairs(pairs.iter().copied()),
+                "ZENDESK_BRAND2_",
+            )
+        };
+        assert_eq!(account(&all).expect("valid"), CredentialVars::default());
+        let found = account(&[
+            ("ZENDESK_BRAND2_OAUTH_CLIENT_ID", "deskbridge"),
+            ("ZENDESK_BRAND2_OAUTH_CLIENT_SECRET", "zd-client-secret"),
+        ])
+        .expect("valid");
+        assert_eq!(found.credentials, Some(oauth_client("read")));
+        let found = account(&[("ZENDESK_BRAND2_OAUTH_CLIENT_ID", "x")]).expect("valid");
+        assert_eq!(
+            found.incomplete_client.as_deref(),
+            Some("ZENDESK_BRAND2_OAUTH_CLIENT_SECRET")
+        );
+        let err =
+            account(&[("ZENDESK_BRAND2_OAUTH_TOKEN", "bad\u{7f}token")]).expect_err("invalid");
+        assert!(
+            err.to_string().contains("ZENDESK_BRAND2_OAUTH_TOKEN"),
+            "{err}"
+        );
 
         // Debug output holds no secret.
         let debug = format!("{:?}", read(&all).expect("valid"));

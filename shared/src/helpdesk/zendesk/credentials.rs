@@ -12,6 +12,22 @@ pub const DEFAULT_SCOPE: &str = "read";
 /// The day Zendesk stops accepting API tokens.
 pub const API_TOKEN_END: &str = "2027-04-30";
 
+// The first account's variables; a further account's are the same under its own prefix.
+const OAUTH_CLIENT_ID_VAR: &str = "ZENDESK_OAUTH_CLIENT_ID";
+const OAUTH_CLIENT_SECRET_VAR: &str = "ZENDESK_OAUTH_CLIENT_SECRET";
+const OAUTH_SCOPE_VAR: &str = "ZENDESK_OAUTH_SCOPE";
+const OAUTH_TOKEN_VAR: &str = "ZENDESK_OAUTH_TOKEN";
+const EMAIL_VAR: &str = "ZENDESK_EMAIL";
+const API_TOKEN_VAR: &str = "ZENDESK_API_TOKEN";
+
+/// The name of the variable `first` (a `ZENDESK_` name) under `prefix`.
+fn named(prefix: &str, first: &str) -> String {
+    format!(
+        "{prefix}{}",
+        first.strip_prefix("ZENDESK_").unwrap_or(first)
+    )
+}
+
 /// The credentials the Zendesk API is called with.
 #[derive(Clone, PartialEq, Eq)]
 pub enum ZendeskCredentials {
@@ -55,37 +71,41 @@ impl fmt::Debug for ZendeskCredentials {
 pub struct CredentialVars {
     /// The first complete set, by preference: OAuth client, ready OAuth token, API token.
     pub credentials: Option<ZendeskCredentials>,
-    /// `ZENDESK_OAUTH_CLIENT_ID` or `ZENDESK_OAUTH_CLIENT_SECRET` when only the other one is set.
-    pub incomplete_client: Option<&'static str>,
+    /// `<prefix>OAUTH_CLIENT_ID` or `<prefix>OAUTH_CLIENT_SECRET` when only the other one is
+    /// set.
+    pub incomplete_client: Option<String>,
 }
 
 impl ZendeskCredentials {
-    /// Reads the credentials from `vars` (environment over the secret). An invalid
-    /// `ZENDESK_OAUTH_SCOPE` (with an OAuth client) or `ZENDESK_OAUTH_TOKEN` is an error.
-    pub fn from_vars(vars: &Vars) -> Result<CredentialVars, ConfigError> {
-        let id = vars.get("ZENDESK_OAUTH_CLIENT_ID");
-        let secret = vars.get("ZENDESK_OAUTH_CLIENT_SECRET");
+    /// Reads the credentials from `vars` (environment over the secret), under `prefix`:
+    /// `ZENDESK_` for the account of the `ZENDESK_*` variables (`ZENDESK_OAUTH_CLIENT_ID`, …),
+    /// a further account's own (`ZENDESK_BRAND2_`). An invalid `<prefix>OAUTH_SCOPE` (with an
+    /// OAuth client) or `<prefix>OAUTH_TOKEN` is an error.
+    pub fn from_vars(vars: &Vars, prefix: &str) -> Result<CredentialVars, ConfigError> {
+        let var = |first: &str| vars.get(&named(prefix, first));
+        let id = var(OAUTH_CLIENT_ID_VAR);
+        let secret = var(OAUTH_CLIENT_SECRET_VAR);
         let incomplete_client = match (&id, &secret) {
-            (Some(_), None) => Some("ZENDESK_OAUTH_CLIENT_SECRET"),
-            (None, Some(_)) => Some("ZENDESK_OAUTH_CLIENT_ID"),
+            (Some(_), None) => Some(named(prefix, OAUTH_CLIENT_SECRET_VAR)),
+            (None, Some(_)) => Some(named(prefix, OAUTH_CLIENT_ID_VAR)),
             _ => None,
         };
         let credentials = if let (Some(client_id), Some(client_secret)) = (id, secret) {
             Some(ZendeskCredentials::OAuthClient {
                 client_id,
                 client_secret,
-                scope: scope(vars)?,
+                scope: scope(vars, prefix)?,
             })
-        } else if let Some(token) = vars.get("ZENDESK_OAUTH_TOKEN") {
+        } else if let Some(token) = var(OAUTH_TOKEN_VAR) {
             if bearer(&token).is_none() {
-                return Err(ConfigError::Invalid {
-                    name: "ZENDESK_OAUTH_TOKEN",
+                return Err(ConfigError::InvalidVariable {
+                    name: named(prefix, OAUTH_TOKEN_VAR),
                     reason: "holds characters an HTTP header cannot carry".into(),
                 });
             }
             Some(ZendeskCredentials::OAuthToken(token))
         } else {
-            match (vars.get("ZENDESK_EMAIL"), vars.get("ZENDESK_API_TOKEN")) {
+            match (var(EMAIL_VAR), var(API_TOKEN_VAR)) {
                 (Some(email), Some(api_token)) => {
                     Some(ZendeskCredentials::ApiToken { email, api_token })
                 }
@@ -144,9 +164,9 @@ impl ZendeskCredentials {
     }
 }
 
-/// `ZENDESK_OAUTH_SCOPE`, whitespace normalised, or [`DEFAULT_SCOPE`].
-fn scope(vars: &Vars) -> Result<String, ConfigError> {
-    let Some(raw) = vars.get("ZENDESK_OAUTH_SCOPE") else {
+/// `<prefix>OAUTH_SCOPE`, whitespace normalised, or [`DEFAULT_SCOPE`].
+fn scope(vars: &Vars, prefix: &str) -> Result<String, ConfigError> {
+    let Some(raw) = vars.get(&named(prefix, OAUTH_SCOPE_VAR)) else {
         return Ok(DEFAULT_SCOPE.to_string());
     };
     let words: Vec<&str> = raw.split_whitespace().collect();
@@ -155,8 +175,8 @@ fn scope(vars: &Vars) -> Result<String, ConfigError> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-' | '.'))
     };
     if !words.iter().all(valid) {
-        return Err(ConfigError::Invalid {
-            name: "ZENDESK_OAUTH_SCOPE",
+        return Err(ConfigError::InvalidVariable {
+            name: named(prefix, OAUTH_SCOPE_VAR),
             reason: "expected space-separated scopes such as `read` or `tickets:read users:read`"
                 .into(),
         });

@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use super::auth::{API_TOKEN_END, SendError, ZendeskAuth, ZendeskAuthError, ZendeskCredentials};
 use super::{STREAMS, organizations, sync, webhook};
-use crate::config::Settings;
+use crate::config::{Settings, ZendeskSettings};
+use crate::helpdesk::account;
 use crate::helpdesk::api::{
     Cache, CachePolicy, FAILURE_TTL, LookupError, read, transport_error, valid_id,
 };
@@ -21,13 +22,37 @@ use crate::model::{Person, Record, Source};
 use crate::sync::SourceReader;
 use crate::sync::limiter::{Limiter, Rate};
 
-/// Zendesk.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Zendesk;
+/// Zendesk: the account of the `ZENDESK_*` variables, or a further account the configuration
+/// file names (`zendesk:<account>`, with its own variables).
+#[derive(Debug, Clone)]
+pub struct Zendesk {
+    source: Source,
+}
+
+impl Default for Zendesk {
+    fn default() -> Self {
+        Zendesk {
+            source: Source::Zendesk,
+        }
+    }
+}
+
+impl Zendesk {
+    /// The further account `source` (a `zendesk:<account>` source); `None` for another source.
+    pub fn account(source: &Source) -> Option<Zendesk> {
+        (source.account_name().is_some() && source.vendor() == Source::Zendesk).then(|| Zendesk {
+            source: source.clone(),
+        })
+    }
+
+    fn settings<'s>(&self, settings: &'s Settings) -> Option<&'s ZendeskSettings> {
+        settings.zendesk_of(&self.source)
+    }
+}
 
 impl Helpdesk for Zendesk {
     fn source(&self) -> Source {
-        Source::Zendesk
+        self.source.clone()
     }
 
     fn verify_webhook(
@@ -37,10 +62,9 @@ impl Helpdesk for Zendesk {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<(), AuthError> {
-        let secret = settings
-            .zendesk
-            .webhook_secret
-            .as_deref()
+        let secret = self
+            .settings(settings)
+            .and_then(|z| z.webhook_secret.as_deref())
             .ok_or(AuthError::NotConfigured)?;
         signature::verify_zendesk(secret, headers, body, now, settings.signature_tolerance)
     }
@@ -53,7 +77,11 @@ impl Helpdesk for Zendesk {
         body: &[u8],
         received_at: DateTime<Utc>,
     ) -> Result<Parsed, ParseError> {
-        webhook::parse_webhook(&value, headers, body, received_at)
+        let mut parsed = webhook::parse_webhook(&value, headers, body, received_at)?;
+        if let Parsed::Accepted(delivery) = &mut parsed {
+            account::rekey(&self.source, &mut delivery.records);
+        }
+        Ok(parsed)
     }
 
     fn person_from_profile(&self, profile: &Value) -> Person {
@@ -61,16 +89,17 @@ impl Helpdesk for Zendesk {
     }
 
     fn api_enabled(&self, settings: &Settings) -> bool {
-        settings.api_enabled(&Source::Zendesk)
+        settings.api_enabled(&self.source)
     }
 
     fn person_api(&self, settings: &Settings, cache: CachePolicy) -> Option<Arc<dyn PersonApi>> {
         // The settings' token cache: look-ups and readers built from the same settings share
         // the OAuth token.
-        let auth = settings.zendesk.auth()?;
+        let auth = self.settings(settings)?.auth()?;
         Some(Arc::new(ZendeskUsers {
             auth,
             organizations: Cache::new(cache.ttl, cache.capacity),
+            prefix: self.source.variable_prefix(),
         }))
     }
 
@@ -88,32 +117,47 @@ impl Helpdesk for Zendesk {
         client: &reqwest::Client,
     ) -> Option<Box<dyn SourceReader>> {
         let share = settings.sync_instances;
-        Some(Box::new(
-            sync::ZendeskReader::from_auth(client.clone(), settings.zendesk.auth()?)
-                .with_limiters(
-                    Arc::new(
-                        Limiter::new("zendesk-exports", Rate::zendesk_exports()).alone_share(share),
-                    ),
-                    Arc::new(Limiter::new("zendesk", Rate::zendesk_account()).alone_share(share)),
-                )
-                .with_staff(settings.zendesk.sync_staff)
-                .with_support_type_scope(settings.file.support_type_scope()),
-        ))
+        let z = self.settings(settings)?;
+        let name = self.source.to_string();
+        let reader = sync::ZendeskReader::from_auth(client.clone(), z.auth()?)
+            .with_limiters(
+                Arc::new(
+                    Limiter::new(format!("{name}-exports"), Rate::zendesk_exports())
+                        .alone_share(share),
+                ),
+                Arc::new(Limiter::new(name, Rate::zendesk_account()).alone_share(share)),
+            )
+            .with_staff(z.sync_staff)
+            .with_support_type_scope(settings.file.support_type_scope_of(&self.source));
+        if self.source == Source::Zendesk {
+            return Some(Box::new(reader));
+        }
+        Some(Box::new(account::AccountReader {
+            inner: Box::new(reader),
+            source: self.source.clone(),
+        }))
     }
 
-    fn missing_api_variables(&self, settings: &Settings) -> Vec<&'static str> {
-        let z = &settings.zendesk;
+    fn missing_api_variables(&self, settings: &Settings) -> Vec<String> {
+        let p = self.source.variable_prefix();
+        let Some(z) = self.settings(settings) else {
+            return vec![format!(
+                "{p}SUBDOMAIN and {p}OAUTH_CLIENT_ID and {p}OAUTH_CLIENT_SECRET (and \
+                 connectors.{} in the configuration file)",
+                self.source
+            )];
+        };
         let mut missing = Vec::new();
         if z.base_url.is_none() {
-            missing.push("ZENDESK_SUBDOMAIN (or ZENDESK_BASE_URL)");
+            missing.push(format!("{p}SUBDOMAIN (or {p}BASE_URL)"));
         }
-        match (&z.credentials, z.incomplete_oauth_client) {
+        match (&z.credentials, &z.incomplete_oauth_client) {
             (Some(_), _) => {}
-            (None, Some(half)) => missing.push(half),
-            (None, None) => missing.push(
-                "ZENDESK_OAUTH_CLIENT_ID and ZENDESK_OAUTH_CLIENT_SECRET (or \
-                 ZENDESK_OAUTH_TOKEN, or the legacy ZENDESK_EMAIL and ZENDESK_API_TOKEN)",
-            ),
+            (None, Some(half)) => missing.push(half.clone()),
+            (None, None) => missing.push(format!(
+                "{p}OAUTH_CLIENT_ID and {p}OAUTH_CLIENT_SECRET (or {p}OAUTH_TOKEN, or the \
+                 legacy {p}EMAIL and {p}API_TOKEN)"
+            )),
         }
         missing
     }
@@ -127,9 +171,11 @@ impl Helpdesk for Zendesk {
     }
 
     fn check_api(&self, settings: &Settings) -> Option<Arc<dyn CheckApi>> {
+        let z = self.settings(settings)?;
         Some(Arc::new(ZendeskCheck {
-            auth: settings.zendesk.auth()?,
-            incomplete_oauth_client: settings.zendesk.incomplete_oauth_client,
+            auth: z.auth()?,
+            incomplete_oauth_client: z.incomplete_oauth_client.clone(),
+            prefix: self.source.variable_prefix(),
         }))
     }
 }
@@ -138,7 +184,23 @@ impl Helpdesk for Zendesk {
 /// (and, for an OAuth client, whether the token grant works), and the tag listing.
 struct ZendeskCheck {
     auth: ZendeskAuth,
-    incomplete_oauth_client: Option<&'static str>,
+    incomplete_oauth_client: Option<String>,
+    /// The account's variable prefix (`ZENDESK_`, `ZENDESK_BRAND2_`): the findings name its
+    /// variables.
+    prefix: String,
+}
+
+impl ZendeskCheck {
+    /// A finding of the credentials' words, which name the first account's variables, naming
+    /// this account's.
+    fn own(&self, finding: Finding) -> Finding {
+        let own = |what: String| what.replace("ZENDESK_", &self.prefix);
+        match finding {
+            Finding::Note(what) => Finding::Note(own(what)),
+            Finding::Pass(what) => Finding::Pass(own(what)),
+            Finding::Fail(what) => Finding::Fail(own(what)),
+        }
+    }
 }
 
 #[async_trait]
@@ -155,12 +217,13 @@ impl CheckApi for ZendeskCheck {
                  and set ZENDESK_OAUTH_CLIENT_ID and ZENDESK_OAUTH_CLIENT_SECRET"
             ),
         };
-        let mut found = vec![Finding::Note(format!(
+        let mut found = vec![self.own(Finding::Note(format!(
             "authentication method: {} ({}){advice}",
             credentials.method(),
             credentials.variables()
-        ))];
-        if let Some(missing) = self.incomplete_oauth_client {
+        )))];
+        // Named already as this account's.
+        if let Some(missing) = &self.incomplete_oauth_client {
             found.push(Finding::Note(format!(
                 "{missing} is not set, so the OAuth client is not used"
             )));
@@ -182,7 +245,7 @@ impl CheckApi for ZendeskCheck {
                     });
                 Finding::Pass(format!("OAuth token grant ({scope}{lifetime})"))
             }
-            Err(e) => Finding::Fail(format!("OAuth token grant — {e}")),
+            Err(e) => self.own(Finding::Fail(format!("OAuth token grant — {e}"))),
         });
         found
     }
@@ -223,6 +286,8 @@ struct ZendeskUsers {
     auth: ZendeskAuth,
     /// Organizations by id; `None` for one that does not exist or could not be fetched.
     organizations: Cache<String, Option<Value>>,
+    /// The account's variable prefix (`ZENDESK_`, `ZENDESK_BRAND2_`), for the 401 hint.
+    prefix: String,
 }
 
 impl ZendeskUsers {
@@ -247,7 +312,9 @@ impl ZendeskUsers {
             return Err(LookupError::Rejected(format!(
                 "HTTP {}: {}",
                 response.status(),
-                self.auth.unauthorized_hint()
+                self.auth
+                    .unauthorized_hint()
+                    .replace("ZENDESK_", &self.prefix)
             )));
         }
         read(response).await

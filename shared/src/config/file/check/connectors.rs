@@ -1,5 +1,6 @@
-//! `connectors.<source>`: one block per built-in helpdesk, further account (`gorgias:<account>`)
-//! or `generic:<name>` source, with its
+//! `connectors.<source>`: one block per built-in helpdesk, further account of one
+//! (`gorgias:<account>`, `zendesk:<account>`, `intercom:<account>`) or `generic:<name>` source,
+//! with its
 //! switches and sync streams; the sections inside are checked by their own files.
 
 use std::collections::BTreeMap;
@@ -53,6 +54,19 @@ pub(super) struct Connector {
 impl Checker {
     pub(super) fn connector(&mut self, e: &Entry) -> Option<Connector> {
         let Ok(source) = e.key.parse::<Source>() else {
+            if let Some((vendor, account)) = e.key.split_once(':')
+                && SOURCE_NAMES.contains(&vendor)
+            {
+                self.error(
+                    e.line,
+                    format!(
+                        "`{account}` cannot name an account of {vendor}: it appears in the \
+                         webhook URL /webhooks/{vendor}/<account> and in its variables' names, \
+                         so use lower-case letters, digits, - and _ only (at most 64)"
+                    ),
+                );
+                return None;
+            }
             let hint = suggest(&e.key, SOURCE_NAMES)
                 .map(|s| format!(" (did you mean `{s}`?)"))
                 .unwrap_or_default();
@@ -60,7 +74,7 @@ impl Checker {
                 e.line,
                 format!(
                     "unknown source `{}` under connectors{hint}; known: zendesk, intercom, \
-                     gorgias, generic:<name>",
+                     gorgias, <helpdesk>:<account>, generic:<name>",
                     e.key
                 ),
             );
@@ -93,17 +107,6 @@ impl Checker {
             pull: None,
             own_aggregates: false,
         };
-        if c.source.account_name().is_some() && c.source.vendor() != Source::Gorgias {
-            self.error(
-                e.line,
-                format!(
-                    "{at}: further accounts are built for Gorgias stores (gorgias:<account>) so \
-                     far; {} takes one account per deployment",
-                    c.source.vendor()
-                ),
-            );
-            return None;
-        }
         let mut pull_given = false;
         for f in self.entries(e.value, &at) {
             match f.key.as_str() {
@@ -114,18 +117,19 @@ impl Checker {
                 }
                 "domain" | "subdomain" => c.settings.domain = self.text(&f, &at),
                 "direction" => self.direction(&c.source, &f, &at),
-                "access_token" | "api_version" if c.source != Source::Intercom => self.error(
-                    f.line,
-                    format!(
-                        "{}: `{}` is a setting of intercom; {} reads its credentials and API \
+                "access_token" | "api_version" if c.source.vendor() != Source::Intercom => self
+                    .error(
+                        f.line,
+                        format!(
+                            "{}: `{}` is a setting of intercom; {} reads its credentials and API \
                          from its own variables (see the README's configuration table)",
-                        dotted(&at, &f.key),
-                        f.key,
-                        c.name
+                            dotted(&at, &f.key),
+                            f.key,
+                            c.name
+                        ),
                     ),
-                ),
                 "access_token" => c.settings.token_var = self.variable_reference(&f, &at),
-                "support_type_scope" if c.source != Source::Zendesk => self.error(
+                "support_type_scope" if c.source.vendor() != Source::Zendesk => self.error(
                     f.line,
                     format!(
                         "{}: `support_type_scope` is a setting of zendesk (which tickets its \

@@ -84,17 +84,18 @@ impl Checker {
                     "the API token is read from the variable {}",
                     settings
                         .token_var
-                        .as_deref()
-                        .unwrap_or("INTERCOM_ACCESS_TOKEN")
+                        .clone()
+                        .unwrap_or_else(|| format!("{}ACCESS_TOKEN", source.variable_prefix()))
                 ),
                 "api_version" => format!(
-                    "Intercom-Version {} on every API call (INTERCOM_VERSION wins)",
-                    settings.api_version.as_deref().unwrap_or("-")
+                    "Intercom-Version {} on every API call ({}VERSION wins)",
+                    settings.api_version.as_deref().unwrap_or("-"),
+                    source.variable_prefix()
                 ),
                 "direction" => format!("{name} to Brevo"),
                 "support_type_scope" => format!(
                     "the ticket export reads `{}` tickets",
-                    config.support_type_scope()
+                    config.support_type_scope_of(&source)
                 ),
                 "sync" => {
                     for s in self.entries(f.value, "") {

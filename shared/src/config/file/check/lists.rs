@@ -30,7 +30,7 @@ impl Checker {
                 "satisfied" | "satisfied_customers" => 1,
                 "dissatisfied" | "dissatisfied_customers" => 2,
                 "active_conversations" => 3,
-                "leads" if *source != Source::Intercom => {
+                "leads" if source.vendor() != Source::Intercom => {
                     self.error(
                         l.line,
                         format!(
