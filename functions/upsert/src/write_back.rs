@@ -1,6 +1,12 @@
 //! Brevo write-backs: the unsubscribes, spam complaints and hard bounces the webhook function
-//! queued from `/webhooks/brevo` ([`WriteBackJob`]), carried out in the helpdesks through the
+//! queued from `/webhooks/brevo`, and the tickets Brevo automations asked for at
+//! `/actions/<helpdesk>/tickets` ([`WriteBackJob`]), carried out in the helpdesks through the
 //! [`WriteBackApi`] port.
+//!
+//! A ticket is opened once: the helpdesk is asked for a ticket with the request's
+//! `external_id` first, so a retry (after an outage, or a crash between the create and the
+//! message's deletion) finds the ticket instead of opening another. A ticket no helpdesk here
+//! can open (no API credentials, or `actions` switches it off) is dead-lettered with the reason.
 //!
 //! - A helpdesk outage or rate limit retries the message later (not before the helpdesk's
 //!   `Retry-After`), never drops it. The retry repeats the helpdesks that were already written,
@@ -18,7 +24,7 @@ use deskbridge_shared::helpdesk::PersonLookup;
 use deskbridge_shared::identity::mask;
 use deskbridge_shared::queue::Message;
 use deskbridge_shared::state::StateStore;
-use deskbridge_shared::twoway::{WriteBackJob, Written};
+use deskbridge_shared::twoway::{TicketOpened, TicketRequest, WriteBackJob, Written};
 use futures::StreamExt;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -77,6 +83,9 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     async fn write_back(&self, job: &WriteBackJob, stats: &mut Stats) -> Result<(), Retry> {
         let Some(api) = self.write_back.as_ref() else {
             stats.write_backs_skipped += job.write_backs.len();
+            for ticket in &job.tickets {
+                cannot_open(ticket, stats);
+            }
             tracing::warn!(
                 write_backs = job.write_backs.len(),
                 "upsert: Brevo write-backs received but no helpdesk is set up to write them to"
@@ -128,9 +137,59 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 }
             }
         }
+        for ticket in &job.tickets {
+            let person = mask(&ticket.email);
+            let helpdesk = &ticket.helpdesk;
+            let external_id = &ticket.external_id;
+            match api.open_ticket(ticket).await {
+                None => cannot_open(ticket, stats),
+                Some(Ok(TicketOpened::Created(id))) => {
+                    stats.write_backs += 1;
+                    tracing::info!(%helpdesk, ticket = %id, %external_id, %person,
+                        "upsert: ticket opened for a Brevo automation");
+                }
+                Some(Ok(TicketOpened::Existing(id))) => {
+                    tracing::info!(%helpdesk, ticket = %id, %external_id, %person,
+                        "upsert: the automation's ticket was opened before; not opened again");
+                }
+                Some(Err(e)) if e.is_retryable() => {
+                    tracing::warn!(%helpdesk, %external_id, %person, error = %e,
+                        "upsert: ticket not opened; the message is tried again later");
+                    let wait = e.retry_after();
+                    let reason = format!("ticket {external_id} in {helpdesk}: {e}");
+                    retry = Some(match retry {
+                        Some((first, before)) => (first, before.max(wait)),
+                        None => (reason, wait),
+                    });
+                }
+                Some(Err(e)) => {
+                    stats.rejected += 1;
+                    tracing::warn!(%helpdesk, %external_id, %person, error = %e,
+                        "upsert: the helpdesk refused the ticket; not retried");
+                    stats.finals.push(format!(
+                        "{helpdesk} refused ticket {external_id} for {person}: {e}"
+                    ));
+                }
+            }
+        }
         match retry {
             Some((reason, wait)) => Err(Retry::new(reason).not_before(wait)),
             None => Ok(()),
         }
     }
+}
+
+/// A ticket no helpdesk here can open: final, with the reason, so that `deskbridge replay`
+/// can open it once the helpdesk's API is set up.
+fn cannot_open(ticket: &TicketRequest, stats: &mut Stats) {
+    let helpdesk = &ticket.helpdesk;
+    stats.rejected += 1;
+    tracing::warn!(%helpdesk, external_id = %ticket.external_id,
+        "upsert: a Brevo automation asked for a ticket that no helpdesk here can open");
+    stats.finals.push(format!(
+        "ticket {} for {}: {helpdesk} cannot open tickets here (its API credentials are not \
+         set, or actions.{helpdesk}.enabled is false)",
+        ticket.external_id,
+        mask(&ticket.email)
+    ));
 }
