@@ -1461,3 +1461,15 @@ fn deskbridge_plan_says_what_the_actions_block_does() {
         "the ticket's priority is urgent"
     );
 }
+
+#[test]
+fn the_readmes_actions_block_says_the_defaults() {
+    let readme = include_str!("../../../../README.md");
+    let start = readme
+        .find("```yaml\nactions:")
+        .expect("the README shows the block")
+        + "```yaml\n".len();
+    let len = readme[start..].find("```").expect("the block ends");
+    let cfg = parse("README.md", &readme[start..start + len]).expect("valid");
+    assert_eq!(cfg.actions, Actions::default());
+}
