@@ -230,9 +230,10 @@ async fn an_automation_call_delivered_three_times_opens_one_zendesk_ticket() {
     let (s2, second) = runner.post("zendesk", bearer(), &body).await;
     assert_eq!((s2, second["status"].as_str()), (200, Some("duplicate")));
 
-    // The third comes after the route's dedupe record is gone (expired, or lost in a crash
-    // before it was marked): it is queued again, and the upsert finds the ticket by its
-    // external_id instead of opening a second one.
+    // The third comes after both of deskbridge's records are gone: the route's dedupe record
+    // (expired, or lost in a crash before it was marked) and the upsert's mark of the opened
+    // ticket (a crash between Zendesk's create and the mark). It is queued again, and the
+    // upsert finds the ticket by its external_id instead of opening a second one.
     let store = DynamoStateStore::new(aws_sdk_dynamodb::Client::new(&sdk), res.table.clone());
     let key = state::delivery_key(
         &twoway::brevo_source(),
@@ -242,6 +243,10 @@ async fn an_automation_call_delivered_three_times_opens_one_zendesk_ticket() {
         .release(&key)
         .await
         .expect("the dedupe record released");
+    store
+        .release(&format!("ticket#zendesk#{external_id}"))
+        .await
+        .expect("the ticket's mark released");
     let (s3, third) = runner.post("zendesk", bearer(), &body).await;
     assert_eq!(
         (s3, third["status"].as_str()),

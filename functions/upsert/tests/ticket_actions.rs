@@ -13,6 +13,7 @@ use deskbridge_shared::mapping::Mapping;
 use deskbridge_shared::memory::{MemoryQueue, MemoryStateStore, NoLookup};
 use deskbridge_shared::model::Source;
 use deskbridge_shared::queue::{Redelivery, RetryPolicy};
+use deskbridge_shared::state::StateStore;
 use deskbridge_shared::testkit::brevo::fast_client;
 use deskbridge_shared::twoway::{HelpdeskWriteBack, TicketRequest, WriteBackJob};
 use deskbridge_upsert::{Message, Upserter};
@@ -78,6 +79,20 @@ fn zendesk(server: &MockServer) -> Vec<(&'static str, String)> {
     ]
 }
 
+fn claim_key() -> String {
+    format!("ticket#zendesk#{EXTERNAL_ID}")
+}
+
+async fn lookups(server: &MockServer) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.method.as_str() == "GET" && r.url.path() == "/api/v2/tickets.json")
+        .count()
+}
+
 async fn creates(server: &MockServer) -> usize {
     server
         .received_requests()
@@ -128,11 +143,22 @@ async fn the_message_coming_again_after_the_create_finds_the_ticket_instead_of_o
     let first = upserter.handle(&[message("1")]).await;
     assert!(first.failed.is_empty(), "{first:?}");
     assert_eq!(first.stats.write_backs, 1, "one ticket opened");
-    // The same message again (its deletion was lost, or the route's dedupe was): no second
-    // ticket.
+    // The same message again: the ticket's mark says it was opened; nothing is asked.
     let again = upserter.handle(&[message("1")]).await;
     assert!(again.failed.is_empty(), "{again:?}");
     assert_eq!(again.stats.write_backs, 0);
+    assert_eq!(lookups(&helpdesk).await, 1);
+    // And once more after a crash between the create and the mark (the mark never written):
+    // Zendesk's list by external_id finds the ticket, no second one is opened.
+    upserter
+        .state
+        .release(&claim_key())
+        .await
+        .expect("released");
+    let after_crash = upserter.handle(&[message("1")]).await;
+    assert!(after_crash.failed.is_empty(), "{after_crash:?}");
+    assert_eq!(after_crash.stats.write_backs, 0);
+    assert_eq!(lookups(&helpdesk).await, 2);
     assert_eq!(creates(&helpdesk).await, 1);
     assert!(queue.dead_letter_reasons(DLQ).is_empty());
     assert!(queue.sent_later(UPSERT).is_empty());
