@@ -103,8 +103,13 @@ fn settings(
             file.to_str().expect("utf-8").to_string(),
         ));
     }
-    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    common::settings(res, None, &extra)
+    let pairs: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let settings = common::settings(res, None, &pairs);
+    // The settings hold the file's content now.
+    if let Some((_, file)) = extra.iter().find(|(k, _)| *k == "DESKBRIDGE_CONFIG") {
+        std::fs::remove_file(file).ok();
+    }
+    settings
 }
 
 /// Zendesk's tickets, held like Zendesk holds them: `GET /api/v2/tickets.json?external_id=…`
