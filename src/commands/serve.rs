@@ -70,6 +70,38 @@ async fn webhook_route(
         .into_response()
 }
 
+/// Serves `/actions/{helpdesk}/tickets` (a Brevo automation's webhook step) as Lambda does.
+async fn action_route(
+    State(state): State<Arc<WebhookState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(helpdesk) = deskbridge_webhook::action_segment(uri.path()) else {
+        return (StatusCode::NOT_FOUND, NOT_A_WEBHOOK).into_response();
+    };
+    let correlation_id = uuid_like();
+    let span = tracing::info_span!("action", request_id = %correlation_id);
+    let reply = state
+        .webhook
+        .handle_action(
+            helpdesk,
+            &headers,
+            &body,
+            chrono::Utc::now(),
+            Some(correlation_id),
+        )
+        .instrument(span)
+        .await;
+    state.metrics.emit(&reply.metrics(state.metrics.document()));
+    (
+        reply.status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        reply.body.to_string(),
+    )
+        .into_response()
+}
+
 fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -80,8 +112,8 @@ fn uuid_like() -> String {
     )
 }
 
-const NOT_A_WEBHOOK: &str =
-    "expected POST /webhooks/{source}, /webhooks/generic/{name} or /webhooks/{source}/{account}";
+const NOT_A_WEBHOOK: &str = "expected POST /webhooks/{source}, /webhooks/generic/{name}, \
+                             /webhooks/{source}/{account} or /actions/{helpdesk}/tickets";
 
 /// The HTTP routes of the local runner.
 pub fn router(webhook: LocalWebhook, metrics: Metrics) -> Router {
@@ -90,6 +122,7 @@ pub fn router(webhook: LocalWebhook, metrics: Metrics) -> Router {
         .route("/webhooks/{source}", post(webhook_route))
         .route("/webhooks/generic/{name}", post(webhook_route))
         .route("/webhooks/{source}/{account}", post(webhook_route))
+        .route("/actions/{helpdesk}/tickets", post(action_route))
         .fallback(|| async { (StatusCode::NOT_FOUND, NOT_A_WEBHOOK) })
         // The handler answers 413 itself; let bodies a little over the limit reach it.
         .layer(axum::extract::DefaultBodyLimit::max(
@@ -401,7 +434,8 @@ pub async fn serve_with(
     }
     let addr = listener.local_addr()?;
     info!(
-        "deskbridge serve: POST http://{addr}/webhooks/{{{}}} or /webhooks/generic/{{name}}",
+        "deskbridge serve: POST http://{addr}/webhooks/{{{}}} or /webhooks/generic/{{name}}; \
+         Brevo automations: /actions/zendesk/tickets",
         names.join("|")
     );
     // Metric lines go to the log at debug level here (`DESKBRIDGE_METRICS` changes that).

@@ -36,6 +36,7 @@ fn message(id: &str, action: Action, email: &str) -> Message {
             email: email.into(),
             occurred_at: None,
         }],
+        tickets: Vec::new(),
     };
     Message {
         message_id: format!("m-{id}"),

@@ -105,6 +105,7 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
             received_at: now,
             correlation_id,
             write_backs: read.write_backs,
+            tickets: Vec::new(),
         };
         let queued = self
             .queue_once(source, &key, || job.to_body().map_err(|e| e.to_string()))

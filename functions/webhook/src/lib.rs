@@ -11,9 +11,13 @@
 //! metrics (stdout in Lambda). The handler itself writes nothing.
 //!
 //! `POST /webhooks/brevo` takes Brevo's marketing webhooks (the two-way path back into the
-//! helpdesks), in the `brevo` module.
+//! helpdesks), in the `brevo` module; `POST /actions/{helpdesk}/tickets` takes a Brevo
+//! automation's request for a ticket, in the `actions` module.
 
+mod actions;
 mod brevo;
+
+pub use actions::action_segment;
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -398,6 +402,18 @@ pub async fn lambda_reply<S: StateStore, Q: Queue>(
             "use POST",
             Rejection::UnknownSource,
         );
+    }
+    if let Some(helpdesk) = action_segment(&path) {
+        return webhook
+            .handle_action(
+                helpdesk,
+                request.headers(),
+                request.body().as_ref(),
+                Utc::now(),
+                correlation_id,
+            )
+            .instrument(span)
+            .await;
     }
     match segment {
         None => Reply::error(

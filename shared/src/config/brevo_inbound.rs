@@ -12,14 +12,29 @@ pub struct BrevoInboundSettings {
     /// The name of the Brevo API key deskbridge writes with (`BREVO_API_KEY_NAME`): events whose
     /// `api_key_name` is this are echoes of deskbridge's own writes, and are ignored.
     pub api_key_name: Option<String>,
+    /// The expected `Authorization: Bearer <token>` of `POST /actions/<helpdesk>/tickets`, a
+    /// Brevo automation's webhook step (`DESKBRIDGE_ACTIONS_TOKEN`); unset, the route answers
+    /// 404.
+    pub actions_token: Option<String>,
 }
 
 impl BrevoInboundSettings {
-    /// Reads `BREVO_WEBHOOK_TOKEN` and `BREVO_API_KEY_NAME`.
+    /// Reads `BREVO_WEBHOOK_TOKEN`, `BREVO_API_KEY_NAME` and `DESKBRIDGE_ACTIONS_TOKEN`.
     pub fn from_vars(vars: &Vars) -> Self {
         BrevoInboundSettings {
             webhook_token: vars.get("BREVO_WEBHOOK_TOKEN"),
             api_key_name: vars.get("BREVO_API_KEY_NAME"),
+            actions_token: vars.get("DESKBRIDGE_ACTIONS_TOKEN"),
+        }
+    }
+
+    /// The start-up line of the automation route (never the token).
+    pub fn describe_actions(&self) -> String {
+        match self.actions_token {
+            Some(_) => "actions: Brevo automations open tickets at /actions/<helpdesk>/tickets \
+                        (zendesk)"
+                .to_string(),
+            None => "actions: off (DESKBRIDGE_ACTIONS_TOKEN not set)".to_string(),
         }
     }
 
@@ -53,5 +68,15 @@ mod tests {
         assert_eq!(on.api_key_name.as_deref(), Some("deskbridge"));
         assert!(on.describe().contains("webhooks on at /webhooks/brevo"));
         assert!(!on.describe().contains("s3cret-token"));
+        assert_eq!(
+            on.describe_actions(),
+            "actions: off (DESKBRIDGE_ACTIONS_TOKEN not set)"
+        );
+        let actions = BrevoInboundSettings::from_vars(&Vars::from_pairs([(
+            "DESKBRIDGE_ACTIONS_TOKEN",
+            "act-token",
+        )]));
+        assert_eq!(actions.actions_token.as_deref(), Some("act-token"));
+        assert!(!actions.describe_actions().contains("act-token"));
     }
 }

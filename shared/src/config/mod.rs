@@ -449,6 +449,7 @@ impl Settings {
                 )
             }))
             .chain(std::iter::once(self.brevo_inbound.describe()))
+            .chain(std::iter::once(self.brevo_inbound.describe_actions()))
             .chain(warnings)
             .collect()
     }

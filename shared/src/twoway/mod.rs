@@ -15,17 +15,27 @@
 //! coming back, and are ignored. `contactUpdated`, `listAddition` and `contactDeleted` are
 //! accepted and ignored for now: contact updates are not written back, and deletions wait for
 //! their policy. Gorgias gets no write-backs yet.
+//!
+//! A Brevo automation's webhook step (`POST /actions/<helpdesk>/tickets`, bearer
+//! `DESKBRIDGE_ACTIONS_TOKEN`) asks for a ticket: [`action`] reads it into a [`TicketRequest`],
+//! queued the same way (a [`WriteBackJob`] with `tickets`), and opened once through
+//! [`WriteBackApi::open_ticket`] (Zendesk, found again by its `external_id`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Source;
 
+pub mod action;
 pub mod inbound;
 pub mod write;
 
+pub use action::{ActionError, TicketRequest, read_ticket};
 pub use inbound::{Ignored, Inbound, parse_webhook};
-pub use write::{HelpdeskOutcome, HelpdeskWriteBack, WriteBackApi, Written};
+pub use write::{HelpdeskOutcome, HelpdeskWriteBack, TicketOpened, WriteBackApi, Written};
+
+/// The path segment of a Brevo automation's ticket requests: `/actions/<helpdesk>/tickets`.
+pub const ACTIONS: &str = "actions";
 
 /// The path segment of Brevo's webhooks: `/webhooks/brevo`.
 pub const BREVO: &str = "brevo";
@@ -70,7 +80,11 @@ pub struct WriteBackJob {
     /// The webhook request's id, carried to the helpdesk calls' logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+    #[serde(default)]
     pub write_backs: Vec<WriteBack>,
+    /// Tickets a Brevo automation asked for (`/actions/<helpdesk>/tickets`); one at most.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tickets: Vec<TicketRequest>,
 }
 
 /// The queue body: the job under one key, `{"brevo_write_back": {…}}`, which no
@@ -114,6 +128,7 @@ mod tests {
                 email: "jane@example.com".into(),
                 occurred_at: None,
             }],
+            tickets: Vec::new(),
         };
         let body = job.to_body().expect("serialises");
         assert!(body.starts_with("{\"brevo_write_back\":"), "{body}");

@@ -8,11 +8,12 @@
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{Action, WriteBack};
+use super::{Action, TicketRequest, WriteBack};
 use crate::config::Settings;
 use crate::config::file::BrevoToHelpdesk;
 use crate::helpdesk::LookupError;
 use crate::helpdesk::intercom::write_back::IntercomContactWrites;
+use crate::helpdesk::zendesk::tickets::{NewTicket, ZendeskTickets};
 use crate::helpdesk::zendesk::write_back::ZendeskUserTags;
 use crate::http as helpdesk_http;
 use crate::model::Source;
@@ -33,12 +34,31 @@ pub struct HelpdeskOutcome {
     pub result: Result<Written, LookupError>,
 }
 
+/// The helpdesk's ticket for a [`TicketRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketOpened {
+    /// Opened now; the helpdesk's ticket id.
+    Created(String),
+    /// A ticket with the request's `external_id` was there already (opened by an earlier try).
+    Existing(String),
+}
+
 /// Writes Brevo events back into the helpdesks.
 #[async_trait]
 pub trait WriteBackApi: Send + Sync {
     /// Carries `write_back` out in every helpdesk that has something to write for it; one
     /// outcome per helpdesk written to (none when no helpdesk is configured for it).
     async fn apply(&self, write_back: &WriteBack) -> Vec<HelpdeskOutcome>;
+
+    /// Opens `ticket` in its helpdesk unless a ticket with its `external_id` is there; `None`
+    /// when that helpdesk cannot open tickets here (no API credentials, or switched off).
+    async fn open_ticket(
+        &self,
+        ticket: &TicketRequest,
+    ) -> Option<Result<TicketOpened, LookupError>> {
+        let _ = ticket;
+        None
+    }
 }
 
 /// [`WriteBackApi`] over the helpdesk REST APIs: Zendesk and Intercom, each when its API
@@ -48,6 +68,8 @@ pub struct HelpdeskWriteBack {
     client: Result<reqwest::Client, String>,
     zendesk: Option<ZendeskUserTags>,
     intercom: Option<IntercomContactWrites>,
+    /// Tickets of `POST /actions/zendesk/tickets` (the `actions` block leaves them on).
+    zendesk_tickets: Option<ZendeskTickets>,
     config: BrevoToHelpdesk,
 }
 
@@ -58,6 +80,10 @@ impl HelpdeskWriteBack {
         let zendesk = (config.zendesk.enabled && settings.api_enabled(&Source::Zendesk))
             .then(|| settings.zendesk.auth().map(ZendeskUserTags::new))
             .flatten();
+        let zendesk_tickets = (settings.file.actions.zendesk.enabled
+            && settings.api_enabled(&Source::Zendesk))
+        .then(|| settings.zendesk.auth().map(ZendeskTickets::new))
+        .flatten();
         let intercom = (config.intercom.enabled && settings.api_enabled(&Source::Intercom))
             .then(|| IntercomContactWrites::from_settings(&settings.intercom))
             .flatten();
@@ -69,8 +95,14 @@ impl HelpdeskWriteBack {
             client,
             zendesk,
             intercom,
+            zendesk_tickets,
             config,
         }
+    }
+
+    /// Whether tickets asked for by Brevo automations can be opened in `helpdesk`.
+    pub fn opens_tickets(&self, helpdesk: &Source) -> bool {
+        matches!(helpdesk, Source::Zendesk) && self.zendesk_tickets.is_some()
     }
 
     /// The helpdesks written to, for the start-up log.
@@ -145,6 +177,36 @@ impl WriteBackApi for HelpdeskWriteBack {
             });
         }
         outcomes
+    }
+
+    async fn open_ticket(
+        &self,
+        ticket: &TicketRequest,
+    ) -> Option<Result<TicketOpened, LookupError>> {
+        let zendesk = match ticket.helpdesk {
+            Source::Zendesk => self.zendesk_tickets.as_ref()?,
+            _ => return None,
+        };
+        let client = match &self.client {
+            Ok(client) => client,
+            Err(e) => return Some(Err(LookupError::Transient(e.clone()))),
+        };
+        let new = NewTicket {
+            external_id: &ticket.external_id,
+            requester_email: &ticket.email,
+            requester_name: &ticket.name,
+            subject: &ticket.subject,
+            comment: &ticket.comment,
+            tags: &ticket.tags,
+            priority: ticket.priority.as_deref(),
+        };
+        Some(zendesk.open_once(client, &new).await.map(|opened| {
+            if opened.created {
+                TicketOpened::Created(opened.id)
+            } else {
+                TicketOpened::Existing(opened.id)
+            }
+        }))
     }
 }
 
@@ -278,5 +340,127 @@ mod tests {
         assert!(writer.apply(&bounce("bob@example.com")).await.is_empty());
         let requests = server.received_requests().await.unwrap_or_default();
         assert!(requests.is_empty(), "nothing was asked: {requests:?}");
+    }
+
+    fn ticket(external_id: &str) -> TicketRequest {
+        TicketRequest {
+            helpdesk: Source::Zendesk,
+            external_id: external_id.into(),
+            email: "jane@example.com".into(),
+            name: "Jane Doe".into(),
+            subject: "Renewal call".into(),
+            comment: "Please call Jane back.".into(),
+            tags: vec!["brevo_automation".into()],
+            priority: Some("high".into()),
+            automation: Some("42".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ticket_is_opened_with_its_external_id_unless_zendesk_has_it() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/tickets.json"))
+            .and(query_param("external_id", "deskbridge-new"))
+            .and(header("authorization", "Bearer zd-oauth"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"tickets": [], "next_page": null, "previous_page": null, "count": 0}),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/api/v2/tickets.json"))
+            .and(header("authorization", "Bearer zd-oauth"))
+            .and(body_json(json!({"ticket": {
+                "subject": "Renewal call",
+                "comment": {"body": "Please call Jane back."},
+                "requester": {"email": "jane@example.com", "name": "Jane Doe"},
+                "external_id": "deskbridge-new",
+                "tags": ["brevo_automation"],
+                "priority": "high"
+            }})))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+                "ticket": {"id": 35436, "external_id": "deskbridge-new", "status": "new"},
+                "audit": {"id": 1, "events": []}
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/tickets.json"))
+            .and(query_param("external_id", "deskbridge-old"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "tickets": [{"id": 35001, "external_id": "deskbridge-old", "status": "open"}],
+                "next_page": null, "previous_page": null, "count": 1
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let writer = HelpdeskWriteBack::new(&settings(&server, None));
+        assert!(writer.opens_tickets(&Source::Zendesk));
+        assert!(!writer.opens_tickets(&Source::Intercom));
+        assert_eq!(
+            writer.open_ticket(&ticket("deskbridge-new")).await,
+            Some(Ok(TicketOpened::Created("35436".into())))
+        );
+        assert_eq!(
+            writer.open_ticket(&ticket("deskbridge-old")).await,
+            Some(Ok(TicketOpened::Existing("35001".into())))
+        );
+        let mut elsewhere = ticket("deskbridge-x");
+        elsewhere.helpdesk = Source::Intercom;
+        assert_eq!(writer.open_ticket(&elsewhere).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_zendesk_outage_or_rate_limit_is_worth_retrying_and_a_refusal_is_not() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/tickets.json"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"tickets": [], "count": 0})),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/api/v2/tickets.json"))
+            .respond_with(ResponseTemplate::new(503))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/api/v2/tickets.json"))
+            .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "30"))
+            .up_to_n_times(1)
+            .with_priority(2)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/api/v2/tickets.json"))
+            .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+                "error": "RecordInvalid", "description": "Record validation errors"
+            })))
+            .with_priority(3)
+            .mount(&server)
+            .await;
+        let writer = HelpdeskWriteBack::new(&settings(&server, None));
+        let outage = writer.open_ticket(&ticket("t")).await.expect("zendesk");
+        assert!(
+            outage.as_ref().is_err_and(LookupError::is_retryable),
+            "{outage:?}"
+        );
+        let limited = writer.open_ticket(&ticket("t")).await.expect("zendesk");
+        assert_eq!(
+            limited.as_ref().err().and_then(LookupError::retry_after),
+            Some(std::time::Duration::from_secs(30))
+        );
+        let refused = writer.open_ticket(&ticket("t")).await.expect("zendesk");
+        assert!(refused.is_err_and(|e| !e.is_retryable()));
+        let off = "actions:\n  zendesk:\n    enabled: false\n";
+        let writer = HelpdeskWriteBack::new(&settings(&server, Some(off)));
+        assert!(!writer.opens_tickets(&Source::Zendesk));
+        assert_eq!(writer.open_ticket(&ticket("t")).await, None);
     }
 }

@@ -24,6 +24,8 @@
 //!     fields: { email: /email, external_id: /contact_id, event_type: /event }   # JSON pointers
 //!     events: { enquiry.new: ticket.created, contact.edited: ~ }   # event-type value -> event
 //! field_mapping: { … }            # the seeds' layout, see below
+//! actions:                        # tickets Brevo automations open (`POST /actions/<helpdesk>/tickets`)
+//!   zendesk: { subject: "{{subject}}", comment: "{{comment}}", tags: [brevo_automation], priority: normal }
 //! brevo_to_helpdesk:              # Brevo marketing webhooks written back (see `crate::twoway`)
 //!   zendesk: { enabled: true, unsubscribed_tag: brevo_unsubscribed, hard_bounce_tag: brevo_hard_bounce }
 //!   intercom: { enabled: true, unsubscribe: true, hard_bounce_attribute: brevo_hard_bounce }
@@ -57,12 +59,15 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use actions::{Actions, Placeholder, Template, TicketTemplate};
+
 use crate::config::vars::{ConfigError, Vars};
 use crate::helpdesk::generic::GenericSource;
 use crate::helpdesk::generic::pull::PullSource;
 use crate::mapping::Mapping;
 use crate::model::Source;
 
+pub mod actions;
 mod check;
 #[cfg(test)]
 mod tests;
@@ -96,6 +101,8 @@ pub struct FileConfig {
     pub lines: Vec<Said>,
     /// What Brevo's marketing webhooks write back into the helpdesks (`brevo_to_helpdesk`).
     pub brevo_to_helpdesk: BrevoToHelpdesk,
+    /// The tickets Brevo automations open in the helpdesks (`actions`).
+    pub actions: Actions,
 }
 
 /// The `brevo_to_helpdesk` block: what an unsubscribe, a spam complaint or a hard bounce that

@@ -540,7 +540,7 @@ historical_events: 1
             1,
             "unknown key `feild_mapping` at the top level (did you mean `field_mapping`?); \
              known keys: default_region, historical_events, event_mapping, connectors, \
-             field_mapping, brevo_to_helpdesk",
+             field_mapping, brevo_to_helpdesk, actions",
         ),
         (
             2,
@@ -714,7 +714,7 @@ fn display_prints_one_problem_per_line() {
         "deskbridge.yaml:1: historical_events must be true or false, not `maybe`\n\
          deskbridge.yaml:2: unknown key `foo` at the top level; known keys: \
          default_region, historical_events, event_mapping, connectors, field_mapping, \
-         brevo_to_helpdesk"
+         brevo_to_helpdesk, actions"
     );
     let as_config_error: ConfigError = err.into();
     assert!(
@@ -1399,4 +1399,135 @@ fn deskbridge_plan_says_what_the_brevo_to_helpdesk_block_does() {
         .expect("a line for the block");
     assert_eq!(said.line, 1);
     assert!(said.says.contains("write back"), "{}", said.says);
+}
+
+#[test]
+fn actions_have_defaults_and_read_each_key() {
+    let defaults = parse("test.yaml", "").expect("valid").actions;
+    assert_eq!(defaults, Actions::default());
+    assert!(defaults.zendesk.enabled);
+    assert_eq!(defaults.zendesk.subject.to_string(), "{{subject}}");
+    assert_eq!(defaults.zendesk.tags, vec!["brevo_automation"]);
+    let text = "actions:\n  zendesk:\n    subject: \"Call {{contact.FIRSTNAME}} back\"\n    \
+                comment: \"{{comment}} ({{email}})\"\n    requester_name: \"{{contact.NAME}}\"\n    \
+                tags: [brevo_automation, renewal]\n    priority: High\n";
+    let cfg = parse("test.yaml", text).expect("valid");
+    let z = &cfg.actions.zendesk;
+    assert_eq!(z.subject.to_string(), "Call {{contact.FIRSTNAME}} back");
+    assert_eq!(z.comment.to_string(), "{{comment}} ({{email}})");
+    assert_eq!(z.requester_name.to_string(), "{{contact.NAME}}");
+    assert_eq!(z.tags, vec!["brevo_automation", "renewal"]);
+    assert_eq!(z.priority.as_deref(), Some("high"));
+    let none = parse(
+        "test.yaml",
+        "actions:\n  zendesk:\n    tags: ~\n    enabled: false\n",
+    )
+    .expect("valid");
+    assert!(none.actions.zendesk.tags.is_empty());
+    assert!(!none.actions.zendesk.enabled);
+}
+
+#[test]
+fn actions_report_bad_templates_tags_priorities_and_keys_with_their_lines() {
+    let text = "actions:\n  zendesk:\n    subject: \"Hi {{contact.FIRSTNAME\"\n    \
+                comment: \"{{ticket.id}}\"\n    tags:\n      - ok_tag\n      - two words\n    \
+                priority: soon\n    assignee: 5\n  intercom: {}\n  freshdesk: {}\n";
+    let found = problems(text);
+    let lines: Vec<Option<usize>> = found.iter().map(|(l, _)| *l).collect();
+    assert_eq!(
+        lines,
+        vec![
+            Some(3),
+            Some(4),
+            Some(7),
+            Some(8),
+            Some(9),
+            Some(10),
+            Some(11)
+        ],
+        "{found:#?}"
+    );
+    assert!(
+        found[0]
+            .1
+            .contains("actions.zendesk.subject: `{{` at character 4 is never closed"),
+        "{}",
+        found[0].1
+    );
+    assert!(
+        found[1].1.contains("`{{ticket.id}}` is not a placeholder"),
+        "{}",
+        found[1].1
+    );
+    assert!(
+        found[2].1.contains("`two words` is not a Zendesk tag"),
+        "{}",
+        found[2].1
+    );
+    assert!(
+        found[3]
+            .1
+            .contains("`soon` is not a Zendesk priority; use one of low, normal, high, urgent"),
+        "{}",
+        found[3].1
+    );
+    assert!(
+        found[4]
+            .1
+            .contains("unknown key `assignee` in actions.zendesk"),
+        "{}",
+        found[4].1
+    );
+    assert!(found[5].1.contains("Zendesk only so far"), "{}", found[5].1);
+    assert!(
+        found[6].1.contains("unknown key `freshdesk` in actions"),
+        "{}",
+        found[6].1
+    );
+}
+
+#[test]
+fn deskbridge_plan_says_what_the_actions_block_does() {
+    let text = "actions:\n  zendesk:\n    subject: \"Follow up {{email}}\"\n    tags: [a, b]\n    \
+                priority: urgent\n";
+    let cfg = parse("test.yaml", text).expect("valid");
+    let says = |key: &str| {
+        cfg.lines
+            .iter()
+            .find(|s| s.key == key)
+            .map(|s| (s.line, s.says.clone()))
+            .unwrap_or_else(|| panic!("a line for {key}: {:#?}", cfg.lines))
+    };
+    assert!(
+        says("actions")
+            .1
+            .contains("POST /actions/<helpdesk>/tickets")
+    );
+    let (line, z) = says("actions.zendesk");
+    assert_eq!(line, 2);
+    assert!(
+        z.contains("one Zendesk ticket per contact, automation and day"),
+        "{z}"
+    );
+    assert_eq!(
+        says("actions.zendesk.subject"),
+        (3, "the ticket's subject: Follow up {{email}}".to_string())
+    );
+    assert_eq!(says("actions.zendesk.tags").1, "the ticket is tagged a, b");
+    assert_eq!(
+        says("actions.zendesk.priority").1,
+        "the ticket's priority is urgent"
+    );
+}
+
+#[test]
+fn the_readmes_actions_block_says_the_defaults() {
+    let readme = include_str!("../../../../README.md");
+    let start = readme
+        .find("```yaml\nactions:")
+        .expect("the README shows the block")
+        + "```yaml\n".len();
+    let len = readme[start..].find("```").expect("the block ends");
+    let cfg = parse("README.md", &readme[start..start + len]).expect("valid");
+    assert_eq!(cfg.actions, Actions::default());
 }

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
 use super::Problem;
@@ -19,8 +19,8 @@ pub(super) enum Node {
     Int(i64),
     Float(f64),
     Str(String),
-    /// No setting takes a list; the items are not kept.
-    Seq,
+    /// A list, its items in order (`actions.<helpdesk>.tags` takes one).
+    Seq(Vec<N>),
     /// Entries in file order. Repeated keys are kept (and reported).
     Map(Vec<(N, N)>),
 }
@@ -62,8 +62,11 @@ impl<'de> Deserialize<'de> for Node {
                 Ok(Node::Str(s))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Node::Seq)
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<N>()? {
+                    items.push(item);
+                }
+                Ok(Node::Seq(items))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
                 let mut entries = Vec::new();
@@ -115,7 +118,7 @@ pub(super) fn scalar_text(n: &Node) -> Option<String> {
         Node::Int(i) => Some(i.to_string()),
         Node::Float(x) => Some(x.to_string()),
         Node::Bool(b) => Some(b.to_string()),
-        Node::Null | Node::Seq | Node::Map(_) => None,
+        Node::Null | Node::Seq(_) | Node::Map(_) => None,
     }
 }
 
@@ -123,7 +126,7 @@ pub(super) fn scalar_text(n: &Node) -> Option<String> {
 pub(super) fn shown(n: &Node) -> Cow<'static, str> {
     match n {
         Node::Null => "nothing".into(),
-        Node::Seq => "a list".into(),
+        Node::Seq(_) => "a list".into(),
         Node::Map(_) => "a mapping".into(),
         Node::Str(s) if s.is_empty() => "an empty text".into(),
         other => format!("`{}`", scalar_text(other).unwrap_or_default()).into(),

@@ -1,6 +1,7 @@
 //! Zendesk: signed webhooks (`webhook`), OAuth and API-token authentication (`auth`), the
 //! batch sync of users, tickets, satisfaction ratings and organization changes (`sync`,
-//! `org_changes`), and the user tags written back from Brevo (`write_back`).
+//! `org_changes`), the user tags written back from Brevo (`write_back`) and the tickets Brevo
+//! automations open (`tickets`).
 //!
 //! Everything about this helpdesk lives in this folder; this file holds only what other
 //! modules need without the rest (the stream names the configuration file checks).
@@ -11,6 +12,7 @@ mod org_changes;
 pub mod organizations;
 mod records;
 pub mod sync;
+pub mod tickets;
 pub mod vendor;
 pub mod webhook;
 pub mod write_back;

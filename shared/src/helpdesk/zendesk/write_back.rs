@@ -63,26 +63,34 @@ impl ZendeskUserTags {
         Ok(tagged)
     }
 
-    /// Sends the request `build` makes with the account's authorization; a 401 that renewing
-    /// the token did not cure is refused with what to check.
     async fn send(
         &self,
         client: &reqwest::Client,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, LookupError> {
-        let response = self.auth.send(client, build).await.map_err(|e| match e {
-            SendError::Auth(e) => LookupError::from(e),
-            SendError::Http(e) => transport_error(e),
-        })?;
-        if response.status() == StatusCode::UNAUTHORIZED {
-            return Err(LookupError::Rejected(format!(
-                "HTTP {}: {}",
-                response.status(),
-                self.auth.unauthorized_hint()
-            )));
-        }
-        Ok(response)
+        send(&self.auth, client, build).await
     }
+}
+
+/// Sends the request `build` makes with `auth`'s authorization; a 401 that renewing the token
+/// did not cure is refused with what to check.
+pub(super) async fn send(
+    auth: &ZendeskAuth,
+    client: &reqwest::Client,
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<reqwest::Response, LookupError> {
+    let response = auth.send(client, build).await.map_err(|e| match e {
+        SendError::Auth(e) => LookupError::from(e),
+        SendError::Http(e) => transport_error(e),
+    })?;
+    if response.status() == StatusCode::UNAUTHORIZED {
+        return Err(LookupError::Rejected(format!(
+            "HTTP {}: {}",
+            response.status(),
+            auth.unauthorized_hint()
+        )));
+    }
+    Ok(response)
 }
 
 /// The ids of the users of a search answer (`{"users":[…]}`) whose email is `email`. Ids are

@@ -47,6 +47,12 @@ impl Checker {
                      the helpdesks (see the README's \"Two-way: Brevo → helpdesk\")"
                         .into()
                 }
+                "actions" => {
+                    self.action_lines(&e, config, &mut said);
+                    "the tickets Brevo automations open through POST /actions/<helpdesk>/tickets \
+                     (see the README's \"Brevo automation → helpdesk ticket\"):"
+                        .into()
+                }
                 "field_mapping" => match connectors.as_slice() {
                     [only] => {
                         self.rule_lines(&e, only, config, &mut said);
@@ -303,7 +309,7 @@ fn rule_says(rule: &FieldRule) -> String {
     )
 }
 
-fn push(said: &mut Vec<Said>, e: &Entry, key: String, says: String) {
+pub(super) fn push(said: &mut Vec<Said>, e: &Entry, key: String, says: String) {
     if let Some(line) = e.line {
         said.push(Said { line, key, says });
     }

@@ -8,6 +8,7 @@ use crate::identity::parse_region;
 use crate::mapping::{FieldRule, Mapping, SourceMapping, Transform};
 use crate::model::Source;
 
+mod actions;
 mod connectors;
 mod explain;
 mod generic;
@@ -28,6 +29,7 @@ const TOP_KEYS: &[&str] = &[
     "connectors",
     "field_mapping",
     "brevo_to_helpdesk",
+    "actions",
 ];
 
 /// One `key: value` of a mapping.
@@ -104,6 +106,7 @@ impl Checker {
                 }
                 "field_mapping" => {}
                 "brevo_to_helpdesk" => config.brevo_to_helpdesk = self.brevo_to_helpdesk(&e),
+                "actions" => config.actions = self.actions(&e),
                 _ => self.unknown_key(&e, TOP, TOP_KEYS),
             }
         }

@@ -15,6 +15,11 @@ const MAX_TAG: usize = 80;
 /// Intercom data attribute names are at most this long.
 const MAX_ATTRIBUTE: usize = 190;
 
+/// Whether `tag` is a Zendesk tag: one word of at most [`MAX_TAG`] characters.
+pub(super) fn valid_tag(tag: &str) -> bool {
+    tag.chars().count() <= MAX_TAG && !tag.chars().any(char::is_whitespace)
+}
+
 impl Checker {
     pub(super) fn brevo_to_helpdesk(&mut self, e: &Entry) -> BrevoToHelpdesk {
         let mut out = BrevoToHelpdesk::default();
@@ -56,8 +61,7 @@ impl Checker {
     /// A Zendesk tag: one word (Zendesk splits tags at spaces), at most [`MAX_TAG`] characters.
     fn tag(&mut self, e: &Entry, where_: &str) -> Option<String> {
         let tag = self.text(e, where_)?;
-        let valid = tag.chars().count() <= MAX_TAG && !tag.chars().any(char::is_whitespace);
-        if !valid {
+        if !valid_tag(&tag) {
             self.error(
                 e.value_line(),
                 format!(

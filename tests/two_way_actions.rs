@@ -1,0 +1,373 @@
+//! Brevo automation → Zendesk ticket end to end through the local runner: the automation's
+//! webhook step over HTTP (`POST /actions/zendesk/tickets`), DynamoDB and SQS in moto, the
+//! upsert worker, and Zendesk on wiremock speaking its documented shapes (tickets listed by
+//! `external_id`, a ticket created with `POST /api/v2/tickets.json`).
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deskbridge::commands::serve;
+use deskbridge_shared::config::Settings;
+use deskbridge_shared::state::{self, DynamoStateStore, StateStore};
+use deskbridge_shared::twoway;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const TOKEN: &str = "deskbridge-test-actions-token";
+const ZENDESK_TOKEN: &str = "zd-oauth-token";
+
+struct Runner {
+    base: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Runner {
+    async fn start(sdk: &aws_config::SdkConfig, settings: Settings) -> Runner {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let sdk = sdk.clone();
+        let task = tokio::spawn(async move {
+            serve::serve_on(listener, &sdk, settings, async {
+                let _ = rx.await;
+            })
+            .await
+        });
+        Runner {
+            base,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let outcome = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+        assert!(
+            matches!(outcome, Ok(Ok(Ok(())))),
+            "runner stopped cleanly: {outcome:?}"
+        );
+    }
+
+    /// Posts `body` to `/actions/<helpdesk>/tickets` with `authorization` (none when `None`).
+    async fn post(&self, helpdesk: &str, authorization: Option<&str>, body: &str) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/actions/{helpdesk}/tickets", self.base))
+            .header("content-type", "application/json");
+        if let Some(value) = authorization {
+            req = req.header("authorization", value);
+        }
+        let resp = req
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("runner answers");
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    }
+}
+
+fn bearer() -> Option<&'static str> {
+    Some("Bearer deskbridge-test-actions-token")
+}
+
+/// A local run whose Zendesk API is `helpdesk`, with the actions token and the configuration
+/// file `config` (written beside the test's other temporary files).
+fn settings(
+    res: &deskbridge_shared::infra::Bootstrapped,
+    helpdesk: &MockServer,
+    config: Option<&str>,
+) -> Settings {
+    let uri = helpdesk.uri();
+    let mut extra = vec![
+        ("DESKBRIDGE_ACTIONS_TOKEN", TOKEN.to_string()),
+        ("ZENDESK_BASE_URL", uri),
+        ("ZENDESK_OAUTH_TOKEN", ZENDESK_TOKEN.to_string()),
+        // Retried messages come back within a second or two.
+        ("RETRY_MAX_DELAY_SECONDS", "1".to_string()),
+    ];
+    if let Some(text) = config {
+        let file = std::env::temp_dir().join(format!("{}.yaml", res.table));
+        std::fs::write(&file, text).expect("config written");
+        extra.push((
+            "DESKBRIDGE_CONFIG",
+            file.to_str().expect("utf-8").to_string(),
+        ));
+    }
+    let pairs: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let settings = common::settings(res, None, &pairs);
+    // The settings hold the file's content now.
+    if let Some((_, file)) = extra.iter().find(|(k, _)| *k == "DESKBRIDGE_CONFIG") {
+        std::fs::remove_file(file).ok();
+    }
+    settings
+}
+
+/// Zendesk's tickets, held like Zendesk holds them: `GET /api/v2/tickets.json?external_id=…`
+/// lists the ones with that `external_id`, `POST /api/v2/tickets.json` adds one (201).
+#[derive(Clone, Default)]
+struct ZendeskTickets {
+    tickets: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Respond for ZendeskTickets {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let Ok(mut tickets) = self.tickets.lock() else {
+            return ResponseTemplate::new(500);
+        };
+        if request.method.as_str() == "GET" {
+            let wanted = request
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == "external_id")
+                .map(|(_, v)| v.into_owned());
+            let found: Vec<Value> = tickets
+                .iter()
+                .filter(|t| t["external_id"].as_str() == wanted.as_deref())
+                .cloned()
+                .collect();
+            let count = found.len();
+            return ResponseTemplate::new(200).set_body_json(json!({
+                "tickets": found, "next_page": null, "previous_page": null, "count": count
+            }));
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+            return ResponseTemplate::new(400);
+        };
+        let mut ticket = body["ticket"].clone();
+        let id = 35_436 + tickets.len() as u64;
+        ticket["id"] = json!(id);
+        ticket["status"] = json!("new");
+        ticket["requester_id"] = json!(20_978_392);
+        tickets.push(ticket.clone());
+        ResponseTemplate::new(201)
+            .set_body_json(json!({"ticket": ticket, "audit": {"id": id * 10, "events": []}}))
+    }
+}
+
+async fn mount_zendesk(helpdesk: &MockServer) -> ZendeskTickets {
+    let tickets = ZendeskTickets::default();
+    Mock::given(path("/api/v2/tickets.json"))
+        .and(header("authorization", format!("Bearer {ZENDESK_TOKEN}")))
+        .respond_with(tickets.clone())
+        .mount(helpdesk)
+        .await;
+    tickets
+}
+
+async fn queue_depth(sdk: &aws_config::SdkConfig, url: &str) -> u64 {
+    deskbridge::commands::demo::queue_depth(&aws_sdk_sqs::Client::new(sdk), url)
+        .await
+        .expect("queue attributes")
+}
+
+async fn creates(helpdesk: &MockServer) -> Vec<Request> {
+    helpdesk
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.method.as_str() == "POST" && r.url.path() == "/api/v2/tickets.json")
+        .collect()
+}
+
+/// The body of the sample `events/brevo-automation-ticket.json`.
+fn sample_body() -> String {
+    let text = include_str!("../events/brevo-automation-ticket.json");
+    let event: Value = serde_json::from_str(text).expect("the sample is JSON");
+    event["body"].as_str().expect("a body").to_string()
+}
+
+const CONFIG: &str = "actions:\n  zendesk:\n    subject: \"{{subject}}\"\n    \
+                      comment: \"{{comment}}\\n\\nPlan: {{contact.PLAN}}\"\n    \
+                      tags: [brevo_automation, renewal]\n    priority: high\n";
+
+#[tokio::test]
+async fn an_automation_call_delivered_three_times_opens_one_zendesk_ticket() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "actions").await;
+    let helpdesk = MockServer::start().await;
+    let zendesk = mount_zendesk(&helpdesk).await;
+    let runner = Runner::start(&sdk, settings(&res, &helpdesk, Some(CONFIG))).await;
+    let body = sample_body();
+
+    // Forged or missing tokens: refused, nothing queued. Malformed bodies: 400.
+    for forged in [Some("Bearer guessed"), Some("Basic ZGVza2JyaWRnZQ=="), None] {
+        let (status, _) = runner.post("zendesk", forged, &body).await;
+        assert_eq!(status, 401, "{forged:?}");
+    }
+    let (status, _) = runner
+        .post("zendesk", bearer(), "{\"subject\": \"no email\"}")
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = runner.post("intercom", bearer(), &body).await;
+    assert_eq!(status, 404, "only Zendesk tickets so far");
+    assert_eq!(queue_depth(&sdk, &res.upsert_queue_url).await, 0);
+
+    // The first delivery is queued and opens the ticket.
+    let (s1, first) = runner.post("zendesk", bearer(), &body).await;
+    assert_eq!(
+        (s1, first["status"].as_str()),
+        (202, Some("queued")),
+        "{first}"
+    );
+    let external_id = first["external_id"]
+        .as_str()
+        .expect("an external_id")
+        .to_string();
+    common::eventually(Duration::from_secs(30), || async {
+        (creates(&helpdesk).await.len() == 1 && queue_depth(&sdk, &res.upsert_queue_url).await == 0)
+            .then_some(())
+    })
+    .await
+    .expect("the ticket was opened");
+
+    // The second delivery: the route's dedupe answers, nothing is queued.
+    let (s2, second) = runner.post("zendesk", bearer(), &body).await;
+    assert_eq!((s2, second["status"].as_str()), (200, Some("duplicate")));
+
+    // The third comes after both of deskbridge's records are gone: the route's dedupe record
+    // (expired, or lost in a crash before it was marked) and the upsert's mark of the opened
+    // ticket (a crash between Zendesk's create and the mark). It is queued again, and the
+    // upsert finds the ticket by its external_id instead of opening a second one.
+    let store = DynamoStateStore::new(aws_sdk_dynamodb::Client::new(&sdk), res.table.clone());
+    let key = state::delivery_key(
+        &twoway::brevo_source(),
+        &format!("ticket:zendesk:{external_id}"),
+    );
+    store
+        .release(&key)
+        .await
+        .expect("the dedupe record released");
+    store
+        .release(&format!("ticket#zendesk#{external_id}"))
+        .await
+        .expect("the ticket's mark released");
+    let (s3, third) = runner.post("zendesk", bearer(), &body).await;
+    assert_eq!(
+        (s3, third["status"].as_str()),
+        (202, Some("queued")),
+        "{third}"
+    );
+    assert_eq!(third["external_id"], external_id.as_str());
+    common::eventually(Duration::from_secs(30), || async {
+        let looked_up = helpdesk
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.method.as_str() == "GET")
+            .count();
+        (looked_up >= 2 && queue_depth(&sdk, &res.upsert_queue_url).await == 0).then_some(())
+    })
+    .await
+    .expect("the third delivery was carried out");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let created = creates(&helpdesk).await;
+    assert_eq!(created.len(), 1, "one ticket: {created:?}");
+    let sent: Value = serde_json::from_slice(&created[0].body).expect("JSON");
+    assert_eq!(
+        sent,
+        json!({"ticket": {
+            "subject": "Renewal call for Jane",
+            "comment": {"body": "Jane's plan renews in 14 days and she has not opened the renewal \
+                                 emails. Please call her.\n\nPlan: Pro"},
+            "requester": {"email": "jane.doe@example.com", "name": "Jane Doe"},
+            "external_id": external_id,
+            "tags": ["brevo_automation", "renewal"],
+            "priority": "high"
+        }})
+    );
+    assert_eq!(zendesk.tickets.lock().map(|t| t.len()).unwrap_or(0), 1);
+    assert_eq!(queue_depth(&sdk, &res.upsert_dlq_url).await, 0);
+    runner.stop().await;
+}
+
+#[tokio::test]
+async fn without_the_token_the_route_is_404() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "actions-off").await;
+    let helpdesk = MockServer::start().await;
+    let uri = helpdesk.uri();
+    let settings = common::settings(
+        &res,
+        None,
+        &[
+            ("ZENDESK_BASE_URL", &uri),
+            ("ZENDESK_OAUTH_TOKEN", ZENDESK_TOKEN),
+        ],
+    );
+    let runner = Runner::start(&sdk, settings).await;
+    let (status, answer) = runner.post("zendesk", bearer(), &sample_body()).await;
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(queue_depth(&sdk, &res.upsert_queue_url).await, 0);
+    runner.stop().await;
+}
+
+#[tokio::test]
+async fn a_zendesk_outage_delays_the_ticket_but_does_not_lose_it() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "actions-outage").await;
+    let helpdesk = MockServer::start().await;
+    // Zendesk is down for the first two look-ups, then answers.
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets.json"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&helpdesk)
+        .await;
+    let zendesk = mount_zendesk(&helpdesk).await;
+    let runner = Runner::start(&sdk, settings(&res, &helpdesk, None)).await;
+
+    let body = json!({"email": "bob@example.com", "workflow_id": 9,
+        "attributes": {"FIRSTNAME": "Bob"}, "comment": "Bob asked for a call."});
+    let (status, answer) = runner.post("zendesk", bearer(), &body.to_string()).await;
+    assert_eq!((status, answer["status"].as_str()), (202, Some("queued")));
+
+    common::eventually(Duration::from_secs(60), || async {
+        (creates(&helpdesk).await.len() == 1 && queue_depth(&sdk, &res.upsert_queue_url).await == 0)
+            .then_some(())
+    })
+    .await
+    .expect("the ticket was opened once Zendesk answered");
+    let lookups = helpdesk
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.method.as_str() == "GET")
+        .count();
+    assert_eq!(
+        lookups, 3,
+        "two refused look-ups, then the one that answered"
+    );
+    let tickets = zendesk
+        .tickets
+        .lock()
+        .map(|t| t.clone())
+        .unwrap_or_default();
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(
+        tickets[0]["requester"],
+        json!({"email": "bob@example.com", "name": "Bob"})
+    );
+    assert_eq!(tickets[0]["subject"], "Follow-up from a Brevo automation");
+    assert_eq!(tickets[0]["comment"]["body"], "Bob asked for a call.");
+    assert_eq!(
+        queue_depth(&sdk, &res.upsert_dlq_url).await,
+        0,
+        "nothing dead-lettered"
+    );
+    runner.stop().await;
+}
