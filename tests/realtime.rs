@@ -3,76 +3,17 @@
 
 mod common;
 
+use common::runner::Runner;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use deskbridge::commands::{demo, serve};
-use deskbridge_shared::config::Settings;
+use deskbridge::commands::demo;
 use deskbridge_shared::helpdesk::generic::GenericAuth;
 use deskbridge_shared::helpdesk::signature;
 use deskbridge_shared::testkit::brevo::{mount_accepting, requests_to};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
-
-struct Runner {
-    base: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Runner {
-    async fn start(sdk: &aws_config::SdkConfig, settings: Settings) -> Runner {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = oneshot::channel::<()>();
-        let sdk = sdk.clone();
-        let task = tokio::spawn(async move {
-            serve::serve_on(listener, &sdk, settings, async {
-                let _ = rx.await;
-            })
-            .await
-        });
-        Runner {
-            base,
-            stop: Some(tx),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        let outcome = tokio::time::timeout(Duration::from_secs(15), self.task).await;
-        assert!(
-            matches!(outcome, Ok(Ok(Ok(())))),
-            "runner stopped cleanly: {outcome:?}"
-        );
-    }
-
-    async fn post(
-        &self,
-        path: &str,
-        headers: &[(&str, String)],
-        body: impl Into<Vec<u8>>,
-    ) -> (u16, Value) {
-        let client = reqwest::Client::new();
-        let mut req = client
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json");
-        for (k, v) in headers {
-            req = req.header(*k, v);
-        }
-        let resp = req.body(body.into()).send().await.expect("runner answers");
-        let status = resp.status().as_u16();
-        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
-        (status, body)
-    }
-}
 
 fn sample_files() -> Vec<PathBuf> {
     samples_named("webhook-")

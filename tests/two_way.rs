@@ -4,12 +4,11 @@
 
 mod common;
 
+use common::runner::Runner;
 use std::time::Duration;
 
-use deskbridge::commands::serve;
 use deskbridge_shared::config::Settings;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -18,60 +17,15 @@ const KEY_NAME: &str = "deskbridge-production";
 const ZENDESK_TOKEN: &str = "zd-oauth-token";
 const INTERCOM_TOKEN: &str = "ic-access-token";
 
-struct Runner {
-    base: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Runner {
-    async fn start(sdk: &aws_config::SdkConfig, settings: Settings) -> Runner {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = oneshot::channel::<()>();
-        let sdk = sdk.clone();
-        let task = tokio::spawn(async move {
-            serve::serve_on(listener, &sdk, settings, async {
-                let _ = rx.await;
-            })
-            .await
-        });
-        Runner {
-            base,
-            stop: Some(tx),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        let outcome = tokio::time::timeout(Duration::from_secs(15), self.task).await;
-        assert!(
-            matches!(outcome, Ok(Ok(Ok(())))),
-            "runner stopped cleanly: {outcome:?}"
-        );
-    }
-
-    /// Posts `body` to `/webhooks/brevo` with `authorization` (none when `None`).
-    async fn post(&self, authorization: Option<&str>, body: &Value) -> (u16, Value) {
-        let mut req = reqwest::Client::new()
-            .post(format!("{}/webhooks/brevo", self.base))
-            .header("content-type", "application/json");
-        if let Some(value) = authorization {
-            req = req.header("authorization", value);
-        }
-        let resp = req
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("runner answers");
-        let status = resp.status().as_u16();
-        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
-    }
+/// Posts `body` to `/webhooks/brevo` with `authorization` (none when `None`).
+async fn post(runner: &Runner, authorization: Option<&str>, body: &Value) -> (u16, Value) {
+    let headers: Vec<(&str, String)> = authorization
+        .map(|value| ("authorization", value.to_string()))
+        .into_iter()
+        .collect();
+    runner
+        .post("/webhooks/brevo", &headers, body.to_string())
+        .await
 }
 
 fn bearer() -> Option<&'static str> {
@@ -198,7 +152,7 @@ async fn an_unsubscribe_reaches_intercom_and_zendesk_once_and_echoes_and_forgeri
     // Forged: a wrong token, another scheme, no token at all. Refused, nothing queued.
     let body_of = unsubscribed("Jane.Doe@Example.com", 1_796_638_327);
     for forged in [Some("Bearer guessed"), Some("Basic ZGVza2JyaWRnZQ=="), None] {
-        let (status, _) = runner.post(forged, &body_of).await;
+        let (status, _) = post(&runner, forged, &body_of).await;
         assert_eq!(status, 401, "{forged:?}");
     }
     assert_eq!(queue_depth(&sdk, &res.upsert_queue_url).await, 0);
@@ -210,13 +164,13 @@ async fn an_unsubscribe_reaches_intercom_and_zendesk_once_and_echoes_and_forgeri
         {"event": "unsubscribed", "email": "echo@example.com", "ts_event": 1_796_638_001,
          "api_key_name": KEY_NAME}
     ]);
-    let (status, answer) = runner.post(bearer(), &echoes).await;
+    let (status, answer) = post(&runner, bearer(), &echoes).await;
     assert_eq!((status, answer["status"].as_str()), (200, Some("ignored")));
     assert_eq!(answer["echoes"], 2);
 
     // The unsubscribe, delivered twice: queued once.
-    let (s1, first) = runner.post(bearer(), &body_of).await;
-    let (s2, second) = runner.post(bearer(), &body_of).await;
+    let (s1, first) = post(&runner, bearer(), &body_of).await;
+    let (s2, second) = post(&runner, bearer(), &body_of).await;
     assert_eq!(
         (s1, first["status"].as_str()),
         (200, Some("queued")),
@@ -300,7 +254,7 @@ async fn a_zendesk_outage_delays_a_hard_bounce_write_back_but_loses_nothing() {
         "date_event": "2026-12-07 09:00:04", "event": "hard_bounce", "tag": "",
         "ts_sent": 1_796_634_000, "ts_event": 1_796_634_004, "ts": 1_796_634_004,
         "reason": "550 5.1.1 mailbox does not exist", "sending_ip": "185.41.28.109"});
-    let (status, answer) = runner.post(bearer(), &bounce).await;
+    let (status, answer) = post(&runner, bearer(), &bounce).await;
     assert_eq!((status, answer["status"].as_str()), (200, Some("queued")));
 
     common::eventually(Duration::from_secs(60), || async {

@@ -5,75 +5,34 @@
 
 mod common;
 
+use common::runner::Runner;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deskbridge::commands::serve;
 use deskbridge_shared::config::Settings;
 use deskbridge_shared::state::{self, DynamoStateStore, StateStore};
 use deskbridge_shared::twoway;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const TOKEN: &str = "deskbridge-test-actions-token";
 const ZENDESK_TOKEN: &str = "zd-oauth-token";
 
-struct Runner {
-    base: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Runner {
-    async fn start(sdk: &aws_config::SdkConfig, settings: Settings) -> Runner {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = oneshot::channel::<()>();
-        let sdk = sdk.clone();
-        let task = tokio::spawn(async move {
-            serve::serve_on(listener, &sdk, settings, async {
-                let _ = rx.await;
-            })
-            .await
-        });
-        Runner {
-            base,
-            stop: Some(tx),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        let outcome = tokio::time::timeout(Duration::from_secs(15), self.task).await;
-        assert!(
-            matches!(outcome, Ok(Ok(Ok(())))),
-            "runner stopped cleanly: {outcome:?}"
-        );
-    }
-
-    /// Posts `body` to `/actions/<helpdesk>/tickets` with `authorization` (none when `None`).
-    async fn post(&self, helpdesk: &str, authorization: Option<&str>, body: &str) -> (u16, Value) {
-        let mut req = reqwest::Client::new()
-            .post(format!("{}/actions/{helpdesk}/tickets", self.base))
-            .header("content-type", "application/json");
-        if let Some(value) = authorization {
-            req = req.header("authorization", value);
-        }
-        let resp = req
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("runner answers");
-        let status = resp.status().as_u16();
-        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
-    }
+/// Posts `body` to `/actions/<helpdesk>/tickets` with `authorization` (none when `None`).
+async fn post(
+    runner: &Runner,
+    helpdesk: &str,
+    authorization: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let headers: Vec<(&str, String)> = authorization
+        .map(|value| ("authorization", value.to_string()))
+        .into_iter()
+        .collect();
+    runner
+        .post(&format!("/actions/{helpdesk}/tickets"), &headers, body)
+        .await
 }
 
 fn bearer() -> Option<&'static str> {
@@ -202,19 +161,17 @@ async fn an_automation_call_delivered_three_times_opens_one_zendesk_ticket() {
 
     // Forged or missing tokens: refused, nothing queued. Malformed bodies: 400.
     for forged in [Some("Bearer guessed"), Some("Basic ZGVza2JyaWRnZQ=="), None] {
-        let (status, _) = runner.post("zendesk", forged, &body).await;
+        let (status, _) = post(&runner, "zendesk", forged, &body).await;
         assert_eq!(status, 401, "{forged:?}");
     }
-    let (status, _) = runner
-        .post("zendesk", bearer(), "{\"subject\": \"no email\"}")
-        .await;
+    let (status, _) = post(&runner, "zendesk", bearer(), "{\"subject\": \"no email\"}").await;
     assert_eq!(status, 400);
-    let (status, _) = runner.post("intercom", bearer(), &body).await;
+    let (status, _) = post(&runner, "intercom", bearer(), &body).await;
     assert_eq!(status, 404, "only Zendesk tickets so far");
     assert_eq!(queue_depth(&sdk, &res.upsert_queue_url).await, 0);
 
     // The first delivery is queued and opens the ticket.
-    let (s1, first) = runner.post("zendesk", bearer(), &body).await;
+    let (s1, first) = post(&runner, "zendesk", bearer(), &body).await;
     assert_eq!(
         (s1, first["status"].as_str()),
         (202, Some("queued")),
@@ -232,7 +189,7 @@ async fn an_automation_call_delivered_three_times_opens_one_zendesk_ticket() {
     .expect("the ticket was opened");
 
     // The second delivery: the route's dedupe answers, nothing is queued.
-    let (s2, second) = runner.post("zendesk", bearer(), &body).await;
+    let (s2, second) = post(&runner, "zendesk", bearer(), &body).await;
     assert_eq!((s2, second["status"].as_str()), (200, Some("duplicate")));
 
     // The third comes after both of deskbridge's records are gone: the route's dedupe record
@@ -252,7 +209,7 @@ async fn an_automation_call_delivered_three_times_opens_one_zendesk_ticket() {
         .release(&format!("ticket#zendesk#{external_id}"))
         .await
         .expect("the ticket's mark released");
-    let (s3, third) = runner.post("zendesk", bearer(), &body).await;
+    let (s3, third) = post(&runner, "zendesk", bearer(), &body).await;
     assert_eq!(
         (s3, third["status"].as_str()),
         (202, Some("queued")),
@@ -308,7 +265,7 @@ async fn without_the_token_the_route_is_404() {
         ],
     );
     let runner = Runner::start(&sdk, settings).await;
-    let (status, answer) = runner.post("zendesk", bearer(), &sample_body()).await;
+    let (status, answer) = post(&runner, "zendesk", bearer(), &sample_body()).await;
     assert_eq!(status, 404, "{answer}");
     assert_eq!(queue_depth(&sdk, &res.upsert_queue_url).await, 0);
     runner.stop().await;
@@ -332,7 +289,7 @@ async fn a_zendesk_outage_delays_the_ticket_but_does_not_lose_it() {
 
     let body = json!({"email": "bob@example.com", "workflow_id": 9,
         "attributes": {"FIRSTNAME": "Bob"}, "comment": "Bob asked for a call."});
-    let (status, answer) = runner.post("zendesk", bearer(), &body.to_string()).await;
+    let (status, answer) = post(&runner, "zendesk", bearer(), &body.to_string()).await;
     assert_eq!((status, answer["status"].as_str()), (202, Some("queued")));
 
     common::eventually(Duration::from_secs(60), || async {

@@ -12,6 +12,7 @@ use aws_sdk_sqs::config::Credentials;
 use deskbridge_shared::config::{Settings, Vars};
 use deskbridge_shared::infra::{self, Bootstrapped, Names};
 
+pub mod runner;
 pub mod stack;
 
 pub const ZENDESK_SECRET: &str = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ==";
