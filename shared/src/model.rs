@@ -80,6 +80,11 @@ impl Source {
         }
     }
 
+    /// Whether this is a further account of `vendor` (`gorgias:eu-store` of Gorgias).
+    pub fn is_account_of(&self, vendor: &Source) -> bool {
+        self.account_name().is_some() && self.vendor() == *vendor
+    }
+
     /// The prefix of an account's environment variables (`GORGIAS_EU_STORE_` for
     /// `gorgias:eu-store`: `GORGIAS_EU_STORE_API_KEY`, …); the helpdesk's own (`GORGIAS_`) for
     /// the helpdesk itself.

@@ -61,13 +61,7 @@ async fn webhook_route(
         )
         .instrument(span)
         .await;
-    state.metrics.emit(&reply.metrics(state.metrics.document()));
-    (
-        reply.status,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        reply.body.to_string(),
-    )
-        .into_response()
+    answer(&state, &reply)
 }
 
 /// Serves `/actions/{helpdesk}/tickets` (a Brevo automation's webhook step) as Lambda does.
@@ -93,6 +87,11 @@ async fn action_route(
         )
         .instrument(span)
         .await;
+    answer(&state, &reply)
+}
+
+/// The reply as the HTTP answer, with its metrics emitted as the Lambda adapter does.
+fn answer(state: &WebhookState, reply: &deskbridge_webhook::Reply) -> Response {
     state.metrics.emit(&reply.metrics(state.metrics.document()));
     (
         reply.status,

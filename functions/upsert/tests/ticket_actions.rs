@@ -83,24 +83,23 @@ fn claim_key() -> String {
     format!("ticket#zendesk#{EXTERNAL_ID}")
 }
 
-async fn lookups(server: &MockServer) -> usize {
+/// How many `verb` requests Zendesk's ticket list endpoint received.
+async fn ticket_calls(server: &MockServer, verb: &str) -> usize {
     server
         .received_requests()
         .await
         .unwrap_or_default()
         .iter()
-        .filter(|r| r.method.as_str() == "GET" && r.url.path() == "/api/v2/tickets.json")
+        .filter(|r| r.method.as_str() == verb && r.url.path() == "/api/v2/tickets.json")
         .count()
 }
 
+async fn lookups(server: &MockServer) -> usize {
+    ticket_calls(server, "GET").await
+}
+
 async fn creates(server: &MockServer) -> usize {
-    server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r.method.as_str() == "POST" && r.url.path() == "/api/v2/tickets.json")
-        .count()
+    ticket_calls(server, "POST").await
 }
 
 #[tokio::test]

@@ -213,7 +213,7 @@ pub(super) fn accounts<T>(
     file.sources
         .keys()
         .filter_map(|name| name.parse::<Source>().ok())
-        .filter(|s| s.account_name().is_some() && s.vendor() == *vendor)
+        .filter(|s| s.is_account_of(vendor))
         .map(|s| Ok((s.to_string(), read(&s)?)))
         .collect()
 }

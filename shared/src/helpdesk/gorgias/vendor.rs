@@ -37,7 +37,7 @@ impl Default for Gorgias {
 impl Gorgias {
     /// The further store `source` (a `gorgias:<account>` source); `None` for another source.
     pub fn account(source: &Source) -> Option<Gorgias> {
-        (source.account_name().is_some() && source.vendor() == Source::Gorgias).then(|| Gorgias {
+        source.is_account_of(&Source::Gorgias).then(|| Gorgias {
             source: source.clone(),
         })
     }

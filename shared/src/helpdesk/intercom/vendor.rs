@@ -38,7 +38,7 @@ impl Intercom {
     /// The further workspace `source` (an `intercom:<account>` source); `None` for another
     /// source.
     pub fn account(source: &Source) -> Option<Intercom> {
-        (source.account_name().is_some() && source.vendor() == Source::Intercom).then(|| Intercom {
+        source.is_account_of(&Source::Intercom).then(|| Intercom {
             source: source.clone(),
         })
     }

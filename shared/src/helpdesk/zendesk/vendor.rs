@@ -40,7 +40,7 @@ impl Default for Zendesk {
 impl Zendesk {
     /// The further account `source` (a `zendesk:<account>` source); `None` for another source.
     pub fn account(source: &Source) -> Option<Zendesk> {
-        (source.account_name().is_some() && source.vendor() == Source::Zendesk).then(|| Zendesk {
+        source.is_account_of(&Source::Zendesk).then(|| Zendesk {
             source: source.clone(),
         })
     }
