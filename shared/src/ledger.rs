@@ -157,6 +157,11 @@ pub struct Ledger {
     /// What carries each tag a `tag_lists` entry maps (the tag lists follow it).
     #[serde(default, skip_serializing_if = "TagHolders::is_empty")]
     pub tags: TagHolders,
+    /// When deskbridge first wrote this ledger, which is before its first write of the contact:
+    /// a Brevo contact created no earlier was created by deskbridge (see
+    /// [`crate::deletions`]). `None` for ledgers written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// The support figures of a contact, computed from its ledger.

@@ -7,6 +7,7 @@ pub mod brevo;
 pub mod clock;
 pub mod config;
 pub mod data_events;
+pub mod deletions;
 pub mod helpdesk;
 pub mod http;
 pub mod identity;

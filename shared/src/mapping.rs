@@ -94,6 +94,9 @@ pub struct Mapping {
     /// Canonical event key → Brevo event name, for every source.
     pub event_mapping: BTreeMap<String, String>,
     pub sources: BTreeMap<String, SourceMapping>,
+    /// What a person deleted in a helpdesk does to their Brevo contact (`deletions`).
+    #[serde(default)]
+    pub deletions: crate::deletions::policy::Deletions,
 }
 
 /// Why a record could not be mapped.
@@ -170,6 +173,7 @@ impl Default for Mapping {
             default_region: None,
             event_mapping,
             sources,
+            deletions: crate::deletions::policy::Deletions::default(),
         }
     }
 }

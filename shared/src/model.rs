@@ -238,6 +238,40 @@ pub struct Record {
     /// `Some(true)` when the helpdesk reports the person unsubscribed from email.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsubscribed: Option<bool>,
+    /// The helpdesk deleted (or archived) the person, or brought them back. A deletion record
+    /// carries only `person` (the helpdesk id, and the email when the helpdesk said) and
+    /// `observed_at`; what it does in Brevo is the `deletions` policy's
+    /// ([`crate::mapping::Deletions`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<Presence>,
+}
+
+/// What a record says of the person's existence in the helpdesk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// Deleted, permanently deleted or archived.
+    Deleted,
+    /// Active again after a deletion the helpdesk can undo (Zendesk reactivation, Intercom
+    /// unarchive): the person's records are written again.
+    Restored,
+}
+
+impl Record {
+    /// A deletion record of `person` at `at`.
+    pub fn deletion(person: Person, at: DateTime<Utc>) -> Record {
+        Record {
+            person,
+            observed_at: at,
+            presence: Some(Presence::Deleted),
+            ..Default::default()
+        }
+    }
+
+    /// Whether the record says the helpdesk deleted the person.
+    pub fn is_deletion(&self) -> bool {
+        self.presence == Some(Presence::Deleted)
+    }
 }
 
 impl Record {

@@ -18,10 +18,11 @@
 //! is then written to that contact with everything deskbridge knows of the person (the moved
 //! contact's ledger is merged into it), and the contact left behind is logged.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::brevo::ContactKey;
-use crate::model::Source;
+use crate::model::{Presence, Source};
 
 /// State-table key of what is known of one helpdesk person's contact.
 pub fn person_key(source: &Source, id: &str) -> String {
@@ -38,6 +39,32 @@ pub struct PersonIndex {
     /// contact moved to an email).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ext_id: Option<String>,
+    /// When the helpdesk deleted the person (see [`crate::deletions`]): their records are
+    /// dropped from then on, until one reports them restored after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// Whether a record of the person is written, by what the person's index says of a deletion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// No deletion known: written.
+    Pass,
+    /// The person was deleted and the record does not bring them back: dropped.
+    Drop,
+    /// The record reports the person active again after their deletion: the deletion is
+    /// forgotten and the record written.
+    Restore,
+}
+
+/// What `index` lets a record of the person observed `at` do; `restored` when the record
+/// reports the person active again ([`Presence::Restored`]).
+pub fn gate(index: &PersonIndex, at: DateTime<Utc>, presence: Option<Presence>) -> Gate {
+    match index.deleted_at {
+        None => Gate::Pass,
+        Some(deleted) if presence == Some(Presence::Restored) && at > deleted => Gate::Restore,
+        Some(_) => Gate::Drop,
+    }
 }
 
 /// What to do with a record before it is planned.
@@ -62,6 +89,7 @@ pub fn settle(index: &PersonIndex, key: &ContactKey) -> (Settle, PersonIndex) {
             let after = PersonIndex {
                 email: Some(email.clone()),
                 ext_id: None,
+                deleted_at: index.deleted_at,
             };
             let from = match (&index.email, &index.ext_id) {
                 (Some(known), _) => Some(ContactKey::Email(known.clone())),
@@ -86,6 +114,7 @@ pub fn settle(index: &PersonIndex, key: &ContactKey) -> (Settle, PersonIndex) {
                 PersonIndex {
                     email: None,
                     ext_id: Some(ext_id.clone()),
+                    deleted_at: index.deleted_at,
                 },
             ),
         },
@@ -121,6 +150,7 @@ mod tests {
         let lead = PersonIndex {
             email: None,
             ext_id: Some(EXT.into()),
+            deleted_at: None,
         };
         let (what, after) = settle(&lead, &email("a@x.co"));
         assert_eq!(
@@ -134,7 +164,8 @@ mod tests {
             after,
             PersonIndex {
                 email: Some("a@x.co".into()),
-                ext_id: None
+                ext_id: None,
+                deleted_at: None,
             }
         );
         // Seen again: nothing more to move.
@@ -146,6 +177,7 @@ mod tests {
         let known = PersonIndex {
             email: Some("old@x.co".into()),
             ext_id: None,
+            deleted_at: None,
         };
         let (what, after) = settle(&known, &email("new@x.co"));
         assert_eq!(
@@ -158,5 +190,38 @@ mod tests {
         let (what, unchanged) = settle(&after, &ext());
         assert_eq!(what, Settle::Address("new@x.co".into()));
         assert_eq!(unchanged, after);
+    }
+
+    #[test]
+    fn a_deleted_person_stays_deleted_until_restored_after_the_deletion() {
+        let at = |t: &str| t.parse::<DateTime<Utc>>().expect("a time");
+        let alive = PersonIndex::default();
+        assert_eq!(gate(&alive, at("2026-12-01T00:00:00Z"), None), Gate::Pass);
+        let deleted = PersonIndex {
+            deleted_at: Some(at("2026-12-01T00:00:00Z")),
+            ..PersonIndex::default()
+        };
+        // Older or newer, an ordinary record of a deleted person is dropped.
+        assert_eq!(gate(&deleted, at("2026-11-01T00:00:00Z"), None), Gate::Drop);
+        assert_eq!(gate(&deleted, at("2026-12-05T00:00:00Z"), None), Gate::Drop);
+        // A reactivation from before the deletion does not undo it; one after it does.
+        let restored = Some(Presence::Restored);
+        assert_eq!(
+            gate(&deleted, at("2026-11-30T00:00:00Z"), restored),
+            Gate::Drop
+        );
+        assert_eq!(
+            gate(&deleted, at("2026-12-02T00:00:00Z"), restored),
+            Gate::Restore
+        );
+        // A second deletion is no restoration either.
+        let again = Some(Presence::Deleted);
+        assert_eq!(
+            gate(&deleted, at("2026-12-02T00:00:00Z"), again),
+            Gate::Drop
+        );
+        // Settling keeps the deletion in the index.
+        let (_, after) = settle(&deleted, &email("a@x.co"));
+        assert_eq!(after.deleted_at, deleted.deleted_at);
     }
 }

@@ -25,6 +25,16 @@ const MAX_LEDGER_ATTEMPTS: usize = 8;
 /// Re-sends after a concurrent change, at most.
 const MAX_CONFIRMS: usize = 3;
 
+/// Where a record of a person goes, once the person's index is read.
+pub(crate) enum Settled {
+    /// To the contact it maps to.
+    AsMapped,
+    /// Readdressed: this record and its observation instead.
+    Readdressed(Box<(Record, Observed)>),
+    /// Nowhere: the helpdesk deleted the person.
+    Deleted,
+}
+
 /// A contact's ledger as this worker last wrote or read it.
 #[derive(Debug, Clone)]
 pub(crate) struct LedgerEntry {
@@ -78,6 +88,10 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 };
                 return Ok((entry, out));
             }
+            if rev.is_none() && ledger.since.is_none() {
+                // The first write of this contact's ledger, before any write of the contact.
+                ledger.since = Some(self.clock.now());
+            }
             let text = serde_json::to_string(&ledger).map_err(|e| unreadable(key, &e))?;
             let saved = self
                 .state
@@ -103,23 +117,25 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
 
     /// Settles the record's person ([`Upserter::settle_person`]), merges `record` into its
     /// contact's ledger and plans its writes from the ledger as stored. `None` entry for a
-    /// contact nothing identifies (it is then written as mapped).
+    /// contact nothing identifies (it is then written as mapped); `None` for a record not to
+    /// write (the helpdesk deleted its person).
     pub(crate) async fn reconcile(
         &self,
         source: &Source,
         record: &Record,
         observed: &Observed,
         stats: &mut Stats,
-    ) -> Result<(BrevoWrites, Option<LedgerEntry>), Retry> {
+    ) -> Result<Option<(BrevoWrites, Option<LedgerEntry>)>, Retry> {
         // One person, one contact: a moved contact or a readdressed record first.
         let settled = self.settle_person(source, record, stats).await?;
         let (record, observed) = match &settled {
-            Some((record, observed)) => (record, observed),
-            None => (record, observed),
+            Settled::Readdressed(readdressed) => (&readdressed.0, &readdressed.1),
+            Settled::AsMapped => (record, observed),
+            Settled::Deleted => return Ok(None),
         };
         let Some(key) = &observed.ledger_key else {
             let writes = plan::plan(&self.mapping, source, record, observed, None);
-            return Ok((writes, None));
+            return Ok(Some((writes, None)));
         };
         let (entry, stale) = self
             .update_ledger(key, stats, |l| observed.merge_into(l, source, record))
@@ -130,7 +146,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 "upsert: newer values known for some attributes; the older observation does not overwrite them");
         }
         let writes = plan::plan(&self.mapping, source, record, observed, Some(&entry.ledger));
-        Ok((writes, Some(entry)))
+        Ok(Some((writes, Some(entry))))
     }
 
     /// After a single upsert of `sent`: when the ledger changed meanwhile and its view is not

@@ -31,6 +31,10 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
     ) -> Result<(), Retry> {
         let mut found: HashMap<String, Found> = HashMap::new();
         for record in &job.records {
+            if record.is_deletion() {
+                self.forget(&job.source, record, stats).await?;
+                continue;
+            }
             let record = self
                 .resolve_person(&job.source, job.origin, record, &mut found, stats)
                 .await?;
@@ -57,7 +61,10 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 return Ok(());
             }
         };
-        let (mut writes, entry) = self.reconcile(source, record, &observed, stats).await?;
+        let Some((mut writes, entry)) = self.reconcile(source, record, &observed, stats).await?
+        else {
+            return Ok(());
+        };
         self.join_default_list(source, &mut writes).await;
         self.execute(source, &writes, entry.as_ref(), taken, stats)
             .await

@@ -14,8 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deskbridge_shared::brevo::{
-    AttributeInfo, BrevoApi, BrevoError, ContactKey, ContactUpsert, EventRequest, ListInfo,
-    UpsertOutcome,
+    AttributeInfo, BrevoApi, BrevoError, ContactFacts, ContactKey, ContactUpsert, EventRequest,
+    ListInfo, UpsertOutcome,
 };
 use serde_json::Value;
 
@@ -91,6 +91,20 @@ impl<B: BrevoApi> BrevoApi for Watched<'_, B> {
     }
     async fn remove_from_list(&self, list_id: i64, key: &ContactKey) -> Result<(), BrevoError> {
         self.note(self.inner.remove_from_list(list_id, key).await)
+    }
+    async fn contact_facts(&self, key: &ContactKey) -> Result<Option<ContactFacts>, BrevoError> {
+        self.note(self.inner.contact_facts(key).await)
+    }
+    async fn unlink_contact(
+        &self,
+        key: &ContactKey,
+        attributes: &std::collections::BTreeMap<String, Value>,
+        lists: &[i64],
+    ) -> Result<(), BrevoError> {
+        self.note(self.inner.unlink_contact(key, attributes, lists).await)
+    }
+    async fn delete_contact(&self, key: &ContactKey) -> Result<(), BrevoError> {
+        self.note(self.inner.delete_contact(key).await)
     }
     async fn send_event(&self, event: &EventRequest) -> Result<(), BrevoError> {
         self.note(self.inner.send_event(event).await)

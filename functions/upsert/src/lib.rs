@@ -45,6 +45,7 @@
 mod claims;
 mod contact_ledger;
 mod execute;
+mod forget;
 pub mod health;
 mod import;
 mod lists;

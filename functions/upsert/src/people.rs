@@ -7,13 +7,15 @@ use std::collections::BTreeMap;
 
 use deskbridge_shared::brevo::{BrevoApi, BrevoError, ContactKey};
 use deskbridge_shared::helpdesk::PersonLookup;
+use deskbridge_shared::identity::mask;
 use deskbridge_shared::ledger::Ledger;
 use deskbridge_shared::model::{Record, Source};
-use deskbridge_shared::people::{self, PersonIndex, Settle};
-use deskbridge_shared::plan::{self, Observed};
+use deskbridge_shared::people::{self, Gate, PersonIndex, Settle};
+use deskbridge_shared::plan;
 use deskbridge_shared::state::StateStore;
 use serde_json::Value;
 
+use crate::contact_ledger::Settled;
 use crate::execute::describe;
 use crate::stats::{Retry, Stats};
 use crate::upserter::Upserter;
@@ -22,14 +24,15 @@ use crate::upserter::Upserter;
 const MAX_INDEX_ATTEMPTS: usize = 8;
 
 impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
-    /// Settles which contact `record`'s person is written to. Returns the record and its
-    /// observation to plan with instead, when the record is readdressed.
+    /// Settles which contact `record`'s person is written to: as mapped, readdressed (the
+    /// record and its observation to plan with instead), or not at all (the helpdesk deleted
+    /// the person).
     pub(crate) async fn settle_person(
         &self,
         source: &Source,
         record: &Record,
         stats: &mut Stats,
-    ) -> Result<Option<(Record, Observed)>, Retry> {
+    ) -> Result<Settled, Retry> {
         let Some(id) = record
             .person
             .source_id
@@ -37,43 +40,52 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
             .map(str::trim)
             .filter(|id| !id.is_empty())
         else {
-            return Ok(None);
+            return Ok(Settled::AsMapped);
         };
         let Some(key) = self.mapping.contact_key(source, &record.person) else {
-            return Ok(None);
+            return Ok(Settled::AsMapped);
         };
         let index_key = people::person_key(source, id);
         for _ in 0..MAX_INDEX_ATTEMPTS {
             let (rev, index) = self.load_person_index(&index_key).await?;
-            let (what, after) = people::settle(&index, &key);
+            let mut live = index.clone();
+            match people::gate(&index, record.observed_at, record.presence) {
+                Gate::Pass => {}
+                Gate::Drop => {
+                    stats.deleted_people_skipped += 1;
+                    tracing::debug!(%source, person = %mask(id),
+                        "upsert: record of a person the helpdesk deleted; not written");
+                    return Ok(Settled::Deleted);
+                }
+                Gate::Restore => live.deleted_at = None,
+            }
+            let (what, after) = people::settle(&live, &key);
             let readdressed = match what {
-                Settle::Keep => None,
+                Settle::Keep => Settled::AsMapped,
                 Settle::Address(email) => {
                     let mut record = record.clone();
                     record.person.email = Some(email);
                     match plan::observe(&self.mapping, source, &record) {
-                        Ok(observed) => Some((record, observed)),
-                        Err(_) => None,
+                        Ok(observed) => Settled::Readdressed(Box::new((record, observed))),
+                        Err(_) => Settled::AsMapped,
                     }
                 }
                 // The move is made before the index says so: a failure after it finds the
                 // contact already moved (404) and goes on.
                 Settle::Move { from, to } => {
                     self.move_contact(&from, &to, stats).await?;
-                    None
+                    Settled::AsMapped
                 }
             };
             if after == index {
                 return Ok(readdressed);
             }
-            let text = serde_json::to_string(&after)
-                .map_err(|e| Retry::new(format!("writing {index_key}: {e}")))?;
-            let saved = self
-                .state
-                .save_doc(&index_key, rev, &text, None)
-                .await
-                .map_err(|e| Retry::new(format!("writing {index_key}: {e}")))?;
-            if saved {
+            if self.save_index(&index_key, rev, &after).await? {
+                if index.deleted_at.is_some() && after.deleted_at.is_none() {
+                    stats.people_restored += 1;
+                    tracing::info!(%source, person = %mask(id),
+                        "upsert: the helpdesk brought back a person it deleted; their records are written again");
+                }
                 return Ok(readdressed);
             }
             stats.ledger_conflicts += 1;

@@ -73,13 +73,26 @@ pub struct Stats {
     pub write_backs_not_found: usize,
     /// Write-backs no helpdesk is configured for (no API credentials, or switched off).
     pub write_backs_skipped: usize,
+    /// People deleted in a helpdesk while the `deletions` policy is `ignore`.
+    pub deletions_ignored: usize,
+    /// Contacts unlinked from a helpdesk that deleted the person (`unlink`, or `delete` when
+    /// the contact could not be deleted).
+    pub contacts_unlinked: usize,
+    /// Contacts deleted because the helpdesk deleted the person (`delete`).
+    pub contacts_deleted: usize,
+    /// Deletions of people Brevo has no contact for.
+    pub deletions_without_contact: usize,
+    /// Records not written because the helpdesk deleted their person.
+    pub deleted_people_skipped: usize,
+    /// People the helpdesk brought back after deleting them.
+    pub people_restored: usize,
     /// Why things failed for good (masked), attributed to messages for their dead letters.
     pub finals: Vec<String>,
 }
 
 impl Stats {
     /// The counters by name, in declaration order.
-    fn counters(&self) -> [(&'static str, usize); 31] {
+    fn counters(&self) -> [(&'static str, usize); 37] {
         [
             ("messages", self.messages),
             ("contacts", self.contacts),
@@ -111,6 +124,12 @@ impl Stats {
             ("write_backs", self.write_backs),
             ("write_backs_not_found", self.write_backs_not_found),
             ("write_backs_skipped", self.write_backs_skipped),
+            ("deletions_ignored", self.deletions_ignored),
+            ("contacts_unlinked", self.contacts_unlinked),
+            ("contacts_deleted", self.contacts_deleted),
+            ("deletions_without_contact", self.deletions_without_contact),
+            ("deleted_people_skipped", self.deleted_people_skipped),
+            ("people_restored", self.people_restored),
             ("finals", self.finals.len()),
         ]
     }
@@ -167,6 +186,12 @@ impl AddAssign for Stats {
         self.write_backs += o.write_backs;
         self.write_backs_not_found += o.write_backs_not_found;
         self.write_backs_skipped += o.write_backs_skipped;
+        self.deletions_ignored += o.deletions_ignored;
+        self.contacts_unlinked += o.contacts_unlinked;
+        self.contacts_deleted += o.contacts_deleted;
+        self.deletions_without_contact += o.deletions_without_contact;
+        self.deleted_people_skipped += o.deleted_people_skipped;
+        self.people_restored += o.people_restored;
         self.finals.extend(o.finals);
     }
 }

@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::client::{BrevoClient, ClientBuildError};
 use super::dry_run::{DryRunBrevo, DryRunOutput, DryRunRequest};
 use super::{
-    AttributeInfo, BrevoApi, BrevoError, ContactKey, ContactUpsert, EventRequest, ListInfo,
-    UpsertOutcome,
+    AttributeInfo, BrevoApi, BrevoError, ContactFacts, ContactKey, ContactUpsert, EventRequest,
+    ListInfo, UpsertOutcome,
 };
 use crate::config::BrevoSettings;
 
@@ -93,6 +93,20 @@ impl BrevoApi for AnyBrevo {
     async fn remove_from_list(&self, list_id: i64, key: &ContactKey) -> Result<(), BrevoError> {
         forward!(self, c => c.remove_from_list(list_id, key))
     }
+    async fn contact_facts(&self, key: &ContactKey) -> Result<Option<ContactFacts>, BrevoError> {
+        forward!(self, c => c.contact_facts(key))
+    }
+    async fn unlink_contact(
+        &self,
+        key: &ContactKey,
+        attributes: &BTreeMap<String, Value>,
+        lists: &[i64],
+    ) -> Result<(), BrevoError> {
+        forward!(self, c => c.unlink_contact(key, attributes, lists))
+    }
+    async fn delete_contact(&self, key: &ContactKey) -> Result<(), BrevoError> {
+        forward!(self, c => c.delete_contact(key))
+    }
     async fn send_event(&self, event: &EventRequest) -> Result<(), BrevoError> {
         forward!(self, c => c.send_event(event))
     }
@@ -150,6 +164,20 @@ impl<T: BrevoApi + ?Sized> BrevoApi for Arc<T> {
     }
     async fn remove_from_list(&self, list_id: i64, key: &ContactKey) -> Result<(), BrevoError> {
         (**self).remove_from_list(list_id, key).await
+    }
+    async fn contact_facts(&self, key: &ContactKey) -> Result<Option<ContactFacts>, BrevoError> {
+        (**self).contact_facts(key).await
+    }
+    async fn unlink_contact(
+        &self,
+        key: &ContactKey,
+        attributes: &BTreeMap<String, Value>,
+        lists: &[i64],
+    ) -> Result<(), BrevoError> {
+        (**self).unlink_contact(key, attributes, lists).await
+    }
+    async fn delete_contact(&self, key: &ContactKey) -> Result<(), BrevoError> {
+        (**self).delete_contact(key).await
     }
     async fn send_event(&self, event: &EventRequest) -> Result<(), BrevoError> {
         (**self).send_event(event).await

@@ -30,6 +30,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+mod contacts;
 mod listing;
 mod webhooks;
 
@@ -37,10 +38,10 @@ pub use webhooks::{WebhookInfo, WebhookSpec};
 
 use super::governor::{RateGovernor, WouldExceedDeadline};
 use super::redact::redact;
-use super::wire::{batch_errors, contact_path, import_body, list_body, path_segment};
+use super::wire::{batch_errors, import_body, path_segment};
 use super::{
-    AttributeInfo, BrevoApi, BrevoError, ContactKey, ContactUpsert, EventRequest, ListInfo,
-    UpsertOutcome,
+    AttributeInfo, BrevoApi, BrevoError, ContactFacts, ContactKey, ContactUpsert, EventRequest,
+    ListInfo, UpsertOutcome,
 };
 
 /// Whole-request timeout.
@@ -435,15 +436,24 @@ impl BrevoApi for BrevoClient {
     }
 
     async fn remove_from_list(&self, list_id: i64, key: &ContactKey) -> Result<(), BrevoError> {
-        let path = format!("/contacts/lists/{list_id}/contacts/remove");
-        self.execute(
-            Method::POST,
-            &path,
-            Some(&list_body(key)),
-            Bucket::ContactsEvents,
-        )
-        .await?;
-        Ok(())
+        self.leave_list(list_id, key).await
+    }
+
+    async fn contact_facts(&self, key: &ContactKey) -> Result<Option<ContactFacts>, BrevoError> {
+        self.read_contact(key).await
+    }
+
+    async fn unlink_contact(
+        &self,
+        key: &ContactKey,
+        attributes: &std::collections::BTreeMap<String, Value>,
+        lists: &[i64],
+    ) -> Result<(), BrevoError> {
+        self.unlink(key, attributes, lists).await
+    }
+
+    async fn delete_contact(&self, key: &ContactKey) -> Result<(), BrevoError> {
+        self.delete(key).await
     }
 
     async fn send_event(&self, event: &EventRequest) -> Result<(), BrevoError> {
@@ -529,11 +539,7 @@ impl BrevoApi for BrevoClient {
         key: &ContactKey,
         attributes: &std::collections::BTreeMap<String, Value>,
     ) -> Result<(), BrevoError> {
-        let path = format!("/contacts/{}", contact_path(key));
-        let body = json!({ "attributes": attributes });
-        self.execute(Method::PUT, &path, Some(&body), Bucket::ContactsEvents)
-            .await?;
-        Ok(())
+        self.unlink(key, attributes, &[]).await
     }
 
     async fn contact_lists(&self) -> Result<Vec<ListInfo>, BrevoError> {

@@ -4,6 +4,7 @@
 //! `brevo dry-run: POST /v3/contacts {json}`, logged (identifiers masked), remembered for
 //! [`DryRunBrevo::requests`], and answered with success.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -13,8 +14,8 @@ use serde_json::{Value, json};
 use super::redact::redact;
 use super::wire::{contact_path, import_body, list_body};
 use super::{
-    AttributeInfo, BrevoApi, BrevoError, ContactKey, ContactUpsert, EventRequest, ListInfo,
-    UpsertOutcome,
+    AttributeInfo, BrevoApi, BrevoError, ContactFacts, ContactKey, ContactUpsert, EventRequest,
+    ListInfo, UpsertOutcome,
 };
 use crate::identity::mask;
 
@@ -149,6 +150,31 @@ impl BrevoApi for DryRunBrevo {
             Some(list_body(key)),
             &masked_key(Some(key.clone())),
         );
+        Ok(())
+    }
+
+    /// A dry run knows no contact: a deletion under `delete` unlinks.
+    async fn contact_facts(&self, key: &ContactKey) -> Result<Option<ContactFacts>, BrevoError> {
+        let path = format!("/contacts/{}", contact_path(key));
+        self.record("GET", &path, None, &masked_key(Some(key.clone())));
+        Ok(None)
+    }
+
+    async fn unlink_contact(
+        &self,
+        key: &ContactKey,
+        attributes: &BTreeMap<String, Value>,
+        lists: &[i64],
+    ) -> Result<(), BrevoError> {
+        let path = format!("/contacts/{}", contact_path(key));
+        let body = json!({ "attributes": attributes, "unlinkListIds": lists });
+        self.record("PUT", &path, Some(body), &masked_key(Some(key.clone())));
+        Ok(())
+    }
+
+    async fn delete_contact(&self, key: &ContactKey) -> Result<(), BrevoError> {
+        let path = format!("/contacts/{}", contact_path(key));
+        self.record("DELETE", &path, None, &masked_key(Some(key.clone())));
         Ok(())
     }
 

@@ -182,6 +182,15 @@ pub enum UpsertOutcome {
     Updated,
 }
 
+/// What Brevo says of a contact (`GET /v3/contacts/{identifier}`): what the `deletions` policy
+/// reads before it deletes one (see [`crate::deletions`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ContactFacts {
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Attribute names upper-cased.
+    pub attributes: BTreeMap<String, Value>,
+}
+
 /// Port for everything deskbridge asks of Brevo.
 #[async_trait]
 pub trait BrevoApi: Send + Sync {
@@ -197,6 +206,19 @@ pub trait BrevoApi: Send + Sync {
     ) -> Result<(), BrevoError>;
     /// `POST /v3/contacts/lists/{list_id}/contacts/remove` for one contact.
     async fn remove_from_list(&self, list_id: i64, key: &ContactKey) -> Result<(), BrevoError>;
+    /// `GET /v3/contacts/{identifier}`: the contact's creation time and attributes; `None`
+    /// when there is no such contact.
+    async fn contact_facts(&self, key: &ContactKey) -> Result<Option<ContactFacts>, BrevoError>;
+    /// `PUT /v3/contacts/{identifier}` with `{"attributes": …, "unlinkListIds": …}`: sets
+    /// attributes (`""` empties one) and takes the contact off lists in one call.
+    async fn unlink_contact(
+        &self,
+        key: &ContactKey,
+        attributes: &BTreeMap<String, Value>,
+        lists: &[i64],
+    ) -> Result<(), BrevoError>;
+    /// `DELETE /v3/contacts/{identifier}`; a contact Brevo no longer has is no error.
+    async fn delete_contact(&self, key: &ContactKey) -> Result<(), BrevoError>;
     /// `POST /v3/events`.
     async fn send_event(&self, event: &EventRequest) -> Result<(), BrevoError>;
     /// `POST /v3/events/batch`. Returns, per input index, the error of each event Brevo refused.

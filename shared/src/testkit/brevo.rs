@@ -235,14 +235,20 @@ pub struct Contact {
     pub attributes: Map<String, Value>,
     /// The `event_name`s of the events on its timeline, in order.
     pub events: Vec<String>,
+    /// Its `createdAt` (set when the model creates it).
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The lists it is in (`listIds` joined, `unlinkListIds` left).
+    pub lists: std::collections::BTreeSet<i64>,
 }
 
 /// A Brevo that keeps contacts the way Brevo does, as far as deskbridge's requests shape them:
 /// `POST /v3/contacts` updates the contact with the email, else the one with the ext_id, else
 /// creates one (201); `PUT /v3/contacts/{id}?identifierType=email_id|ext_id` changes one (404
-/// when there is none; 400 `duplicate_parameter` when its new EMAIL is another contact's);
-/// events land on the contact their identifiers name (one is made for an unknown identifier,
-/// as Brevo does). Mount it with [`BrevoModel::start`].
+/// when there is none; 400 `duplicate_parameter` when its new EMAIL is another contact's;
+/// `listIds` and `unlinkListIds` join and leave lists); `GET` and `DELETE` of
+/// `/v3/contacts/{id}` read (`createdAt`, `attributes`, `listIds`) and delete one; events land
+/// on the contact their identifiers name (one is made for an unknown identifier, as Brevo
+/// does). Mount it with [`BrevoModel::start`].
 #[derive(Clone, Default)]
 pub struct BrevoModel(Arc<Mutex<Vec<Contact>>>);
 
@@ -261,6 +267,77 @@ impl BrevoModel {
     /// The contacts as they stand.
     pub fn contacts(&self) -> Vec<Contact> {
         self.lock().clone()
+    }
+
+    /// Adds a contact made outside deskbridge (a signup form, an import).
+    pub fn insert(&self, contact: Contact) {
+        self.lock().push(contact);
+    }
+
+    /// The contact with `email`, if there is one.
+    pub fn by_email(&self, email: &str) -> Option<Contact> {
+        let contacts = self.lock();
+        Self::find(&contacts, Some(email), None).map(|at| contacts[at].clone())
+    }
+
+    /// Where the contact a `/v3/contacts/{identifier}` request names is.
+    fn addressed(contacts: &[Contact], request: &Request) -> Option<usize> {
+        let raw = request
+            .url
+            .path()
+            .strip_prefix("/v3/contacts/")
+            .unwrap_or_default();
+        let id = percent_encoding::percent_decode_str(raw)
+            .decode_utf8_lossy()
+            .into_owned();
+        let by_ext = request
+            .url
+            .query_pairs()
+            .any(|(k, v)| k == "identifierType" && v == "ext_id");
+        if by_ext {
+            Self::find(contacts, None, Some(&id))
+        } else {
+            Self::find(contacts, Some(&id), None)
+        }
+    }
+
+    fn not_found() -> ResponseTemplate {
+        ResponseTemplate::new(404).set_body_json(
+            json!({"code": "document_not_found", "message": "Contact does not exist"}),
+        )
+    }
+
+    /// `GET /v3/contacts/{identifier}`.
+    fn read(contacts: &[Contact], request: &Request) -> ResponseTemplate {
+        let Some(at) = Self::addressed(contacts, request) else {
+            return Self::not_found();
+        };
+        let c = &contacts[at];
+        let created = c
+            .created_at
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, false));
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": at + 1, "email": c.email, "ext_id": c.ext_id, "createdAt": created,
+            "attributes": c.attributes, "listIds": c.lists,
+        }))
+    }
+
+    /// `DELETE /v3/contacts/{identifier}`.
+    fn delete(contacts: &mut Vec<Contact>, request: &Request) -> ResponseTemplate {
+        match Self::addressed(contacts, request) {
+            Some(at) => {
+                contacts.remove(at);
+                ResponseTemplate::new(204)
+            }
+            None => Self::not_found(),
+        }
+    }
+
+    fn list_ids(body: &Value, key: &str) -> Vec<i64> {
+        body[key]
+            .as_array()
+            .map(|ids| ids.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Contact>> {
@@ -287,6 +364,7 @@ impl BrevoModel {
                 contacts.push(Contact {
                     email: email.map(str::to_string),
                     ext_id: ext_id.map(str::to_string),
+                    created_at: Some(chrono::Utc::now()),
                     ..Default::default()
                 });
                 contacts.len() - 1
@@ -300,10 +378,12 @@ impl BrevoModel {
         let email = body["email"].as_str();
         let ext_id = body["ext_id"].as_str();
         let attributes = body["attributes"].as_object().cloned().unwrap_or_default();
+        let lists = Self::list_ids(body, "listIds");
         match Self::find(contacts, email, ext_id) {
             Some(at) => {
                 let c = &mut contacts[at];
                 c.attributes.extend(attributes);
+                c.lists.extend(lists);
                 if c.email.is_none() {
                     c.email = email.map(str::to_string);
                 }
@@ -318,6 +398,8 @@ impl BrevoModel {
                     ext_id: ext_id.map(str::to_string),
                     attributes,
                     events: Vec::new(),
+                    created_at: Some(chrono::Utc::now()),
+                    lists: lists.into_iter().collect(),
                 });
                 ResponseTemplate::new(201).set_body_json(json!({ "id": contacts.len() }))
             }
@@ -325,28 +407,13 @@ impl BrevoModel {
     }
 
     fn update(contacts: &mut [Contact], request: &Request, body: &Value) -> ResponseTemplate {
-        let raw = request
-            .url
-            .path()
-            .strip_prefix("/v3/contacts/")
-            .unwrap_or_default();
-        let id = percent_encoding::percent_decode_str(raw)
-            .decode_utf8_lossy()
-            .into_owned();
-        let by_ext = request
-            .url
-            .query_pairs()
-            .any(|(k, v)| k == "identifierType" && v == "ext_id");
-        let found = if by_ext {
-            Self::find(contacts, None, Some(&id))
-        } else {
-            Self::find(contacts, Some(&id), None)
+        let Some(at) = Self::addressed(contacts, request) else {
+            return Self::not_found();
         };
-        let Some(at) = found else {
-            return ResponseTemplate::new(404).set_body_json(
-                json!({"code": "document_not_found", "message": "Contact does not exist"}),
-            );
-        };
+        for list in Self::list_ids(body, "unlinkListIds") {
+            contacts[at].lists.remove(&list);
+        }
+        contacts[at].lists.extend(Self::list_ids(body, "listIds"));
         let mut attributes = body["attributes"].as_object().cloned().unwrap_or_default();
         if let Some(new) = attributes
             .remove("EMAIL")
@@ -381,6 +448,12 @@ impl Respond for BrevoModel {
             ("PUT", p) if p.starts_with("/v3/contacts/") => {
                 Self::update(&mut contacts, request, &body)
             }
+            ("GET", p)
+                if p.starts_with("/v3/contacts/") && !p.starts_with("/v3/contacts/lists") =>
+            {
+                Self::read(&contacts, request)
+            }
+            ("DELETE", p) if p.starts_with("/v3/contacts/") => Self::delete(&mut contacts, request),
             ("POST", "/v3/events") => {
                 Self::event(&mut contacts, &body);
                 ResponseTemplate::new(204)

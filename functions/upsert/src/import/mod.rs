@@ -260,6 +260,12 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         let mut found: HashMap<String, Found> = HashMap::new();
         let mut out = Vec::with_capacity(job.records.len());
         for record in &job.records {
+            if record.is_deletion() {
+                match self.forget(&job.source, record, &mut stats).await {
+                    Ok(()) => continue,
+                    Err(retry) => return (stats, Err(retry)),
+                }
+            }
             match self
                 .resolve_person(&job.source, job.origin, record, &mut found, &mut stats)
                 .await
@@ -286,12 +292,14 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                 let result = self
                     .reconcile(m.source, m.record, &m.observed, &mut stats)
                     .await
-                    .map(|(writes, entry)| Routed {
-                        job: m.job,
-                        source: m.source,
-                        record: m.record,
-                        writes,
-                        entry,
+                    .map(|planned| {
+                        planned.map(|(writes, entry)| Routed {
+                            job: m.job,
+                            source: m.source,
+                            record: m.record,
+                            writes,
+                            entry,
+                        })
                     });
                 (m.job, stats, result)
             })
@@ -304,7 +312,8 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         for (job, stats, result) in results {
             run.stats += stats;
             match result {
-                Ok(routed) => out.push(routed),
+                Ok(Some(routed)) => out.push(routed),
+                Ok(None) => {}
                 Err(Retry { reason, .. }) => run.fail(job, &reason),
             }
         }

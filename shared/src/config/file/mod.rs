@@ -26,6 +26,7 @@
 //! field_mapping: { … }            # the seeds' layout, see below
 //! actions:                        # tickets Brevo automations open (`POST /actions/<helpdesk>/tickets`)
 //!   zendesk: { subject: "{{subject}}", comment: "{{comment}}", tags: [brevo_automation], priority: normal }
+//! deletions: unlink               # a person deleted in a helpdesk: ignore | unlink | delete (see `crate::deletions`)
 //! brevo_to_helpdesk:              # Brevo marketing webhooks written back (see `crate::twoway`)
 //!   zendesk: { enabled: true, unsubscribed_tag: brevo_unsubscribed, hard_bounce_tag: brevo_hard_bounce }
 //!   intercom: { enabled: true, unsubscribe: true, hard_bounce_attribute: brevo_hard_bounce }

@@ -39,6 +39,7 @@ fn the_example_file_parses_into_the_expected_mapping() {
 
     let mut expected = Mapping {
         default_region: Some("US".into()),
+        deletions: crate::deletions::Deletions::Unlink,
         ..Mapping::default()
     };
     let gorgias = expected.sources.get_mut("gorgias").expect("gorgias");
@@ -146,6 +147,7 @@ fn the_example_file_parses_into_the_expected_mapping() {
                     ("contact.created".into(), Some(EventKind::CustomerCreated)),
                     ("contact.edited".into(), None),
                 ]),
+                deletions: std::collections::BTreeSet::from(["contact.deleted".to_string()]),
             }
         )])
     );
@@ -540,7 +542,7 @@ historical_events: 1
             1,
             "unknown key `feild_mapping` at the top level (did you mean `field_mapping`?); \
              known keys: default_region, historical_events, event_mapping, connectors, \
-             field_mapping, brevo_to_helpdesk, actions",
+             field_mapping, brevo_to_helpdesk, actions, deletions",
         ),
         (
             2,
@@ -714,7 +716,7 @@ fn display_prints_one_problem_per_line() {
         "deskbridge.yaml:1: historical_events must be true or false, not `maybe`\n\
          deskbridge.yaml:2: unknown key `foo` at the top level; known keys: \
          default_region, historical_events, event_mapping, connectors, field_mapping, \
-         brevo_to_helpdesk, actions"
+         brevo_to_helpdesk, actions, deletions"
     );
     let as_config_error: ConfigError = err.into();
     assert!(
@@ -1207,7 +1209,8 @@ fn generic_webhook_blocks_are_checked_with_their_lines() {
              ticket.created, ticket.closed, ticket.reopened, satisfaction_survey.created, \
              satisfaction_survey.responded, customer.created, ticket.snoozed, \
              ticket.unsnoozed, ai_agent.resolved, ai_agent.escalated, macro.applied, \
-             rule.executed, data_event, or ~ to update the contact without an event",
+             rule.executed, data_event, person.deleted for a deletion, or ~ to update the \
+             contact without an event",
         ),
         (
             10,
@@ -1530,4 +1533,29 @@ fn the_readmes_actions_block_says_the_defaults() {
     let len = readme[start..].find("```").expect("the block ends");
     let cfg = parse("README.md", &readme[start..start + len]).expect("valid");
     assert_eq!(cfg.actions, Actions::default());
+}
+
+#[test]
+fn the_deletions_policy_defaults_to_unlink_and_refuses_unknown_values() {
+    use crate::deletions::Deletions;
+    let cfg = parse("empty.yaml", "").expect("valid");
+    assert_eq!(cfg.mapping.deletions, Deletions::Unlink);
+    let cfg = parse("d.yaml", "deletions: delete\n").expect("valid");
+    assert_eq!(cfg.mapping.deletions, Deletions::Delete);
+    assert!(
+        cfg.lines
+            .iter()
+            .any(|s| s.line == 1 && s.says.contains("deleted when deskbridge created it")),
+        "{:?}",
+        cfg.lines
+    );
+    let cfg = parse("d.yaml", "deletions: Ignore\n").expect("valid");
+    assert_eq!(cfg.mapping.deletions, Deletions::Ignore);
+    assert_eq!(
+        problems("default_region: US\ndeletions: erase\n"),
+        vec![(
+            Some(2),
+            "deletions must be one of ignore, unlink, delete, not `erase`".to_string()
+        )]
+    );
 }

@@ -15,7 +15,7 @@ pub mod vendor;
 
 pub use pull_reader::PullReader;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
@@ -176,6 +176,9 @@ pub struct GenericSource {
     /// The body's event-type value -> canonical event; `None` updates the contact without a
     /// timeline event. Values not listed are acknowledged and ignored.
     pub events: BTreeMap<String, Option<EventKind>>,
+    /// The body's event-type values that report the person deleted (`person.deleted` in
+    /// `events`): a deletion record for the `deletions` policy ([`crate::deletions`]).
+    pub deletions: BTreeSet<String>,
 }
 
 /// Whether `name` can name a generic source: it appears in the webhook URL
@@ -223,6 +226,7 @@ pub fn parse_webhook(
     let reading = Reading {
         fields: &config.fields,
         events: &config.events,
+        deletions: &config.deletions,
         event_times: &BTreeMap::new(),
     };
     read_object(name, &reading, value, body, received_at)
@@ -233,6 +237,8 @@ pub fn parse_webhook(
 pub(crate) struct Reading<'a> {
     pub(crate) fields: &'a GenericFields,
     pub(crate) events: &'a BTreeMap<String, Option<EventKind>>,
+    /// Event-type values that report the person deleted.
+    pub(crate) deletions: &'a BTreeSet<String>,
     /// Per canonical event, the pointer to its own time (a ticket's `resolved_at` for its
     /// closing), before `fields.event_time`.
     pub(crate) event_times: &'a BTreeMap<EventKind, String>,
@@ -262,6 +268,7 @@ pub(crate) fn read_object(
             })?;
             match reading.events.get(&topic) {
                 Some(kind) => (topic, *kind),
+                None if reading.deletions.contains(&topic) => (topic, None),
                 None => return Ok(Parsed::Ignored { topic }),
             }
         }
@@ -304,6 +311,18 @@ pub(crate) fn read_object(
         .or_else(|| time(at(&fields.event_time)))
         .unwrap_or(received_at);
     let delivery_id = text(at(&fields.delivery_id)).unwrap_or_else(|| body_hash(body));
+    if reading.deletions.contains(&topic) {
+        if person.source_id.is_none() {
+            return Err(ParseError::Invalid(format!(
+                "a deletion (`{topic}`) must name the person's id (fields.external_id)"
+            )));
+        }
+        return Ok(Parsed::Accepted(Delivery {
+            delivery_id,
+            topic,
+            records: vec![Record::deletion(person, observed_at)],
+        }));
+    }
     let mut events = Vec::new();
     if let Some(kind) = kind {
         let ticket = text(at(&fields.subject));
@@ -420,6 +439,7 @@ mod tests {
                 ("contact.created".into(), Some(EventKind::CustomerCreated)),
                 ("contact.edited".into(), None),
             ]),
+            deletions: BTreeSet::from(["contact.deleted".to_string()]),
         }
     }
 
@@ -637,6 +657,27 @@ mod tests {
         assert_eq!(r.person.last_name.as_deref(), Some("Tan"));
         assert_eq!(r.person.phone.as_deref(), Some("6581234567"));
         assert_eq!(r.observed_at, now());
+    }
+
+    #[test]
+    fn an_event_mapped_to_person_deleted_is_a_deletion_of_the_named_person() {
+        let body = r#"{"event": "contact.deleted", "occurred_at": "2025-01-08T11:00:00Z",
+            "zap_run": "run-9", "contact": {"id": "c-7781", "email": "Mei.Lin@Example.com"}}"#;
+        let (d, r) = record(&cinnox(), body);
+        assert_eq!(
+            (d.delivery_id.as_str(), d.topic.as_str()),
+            ("run-9", "contact.deleted")
+        );
+        assert!(r.is_deletion());
+        assert_eq!(r.person.source_id.as_deref(), Some("c-7781"));
+        assert_eq!(r.person.email.as_deref(), Some("Mei.Lin@Example.com"));
+        assert!(r.events.is_empty() && r.profile.is_none());
+        assert_eq!(r.observed_at.to_rfc3339(), "2025-01-08T11:00:00+00:00");
+        let by_email = r#"{"event": "contact.deleted", "contact": {"email": "a@b.co"}}"#;
+        assert!(matches!(
+            parse_with(&cinnox(), by_email),
+            Err(ParseError::Invalid(why)) if why.contains("fields.external_id")
+        ));
     }
 
     #[test]

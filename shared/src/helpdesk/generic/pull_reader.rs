@@ -9,6 +9,7 @@
 //! the next link or the API's cursor; everything else about the request is rebuilt from the
 //! run's fixed settings, so a resumed run asks exactly what the crashed one would have.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -226,6 +227,7 @@ impl SourceReader for PullReader {
         let reading = Reading {
             fields: &resource.fields,
             events: &resource.events,
+            deletions: &BTreeSet::new(),
             event_times: &resource.event_times,
         };
         for item in items {

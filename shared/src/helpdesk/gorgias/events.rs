@@ -30,6 +30,10 @@ pub const EVENT_TYPES: [(&str, EventKind); 2] = [
     ("rule-executed", EventKind::RuleExecuted),
 ];
 
+/// The feed's type for a deleted customer: a deletion record for the `deletions` policy (see
+/// [`crate::deletions`]).
+pub const CUSTOMER_DELETED: &str = "customer-deleted";
+
 /// How far back a first or full run reads.
 pub const FIRST_WINDOW: TimeDelta = TimeDelta::days(1);
 
@@ -69,6 +73,7 @@ pub(super) async fn read_page(
     for (name, _) in EVENT_TYPES {
         query.push(("types", name.to_string()));
     }
+    query.push(("types", CUSTOMER_DELETED.to_string()));
     if let Some(cursor) = &request.cursor {
         query.push(("cursor", cursor.clone()));
     }
@@ -76,6 +81,14 @@ pub(super) async fn read_page(
     let mut page = list.page(request);
     let mut activities = Vec::new();
     for event in &list.data {
+        if text(event.get("type")).as_deref() == Some(CUSTOMER_DELETED) {
+            match deletion(event) {
+                Ok(r) if r.observed_at > from => page.records.push(r),
+                Ok(_) => {}
+                Err(reason) => page.skipped.push(reason),
+            }
+            continue;
+        }
         match activity(event) {
             // The feed's own filters are trusted, but not relied on.
             Ok(Some(a)) if a.at > from => activities.push(a),
@@ -108,6 +121,24 @@ pub(super) async fn read_page(
         }
     }
     Ok(page)
+}
+
+/// The deletion record of a `customer-deleted` event: the customer is its object (and the
+/// event's data, when it carries the customer).
+fn deletion(event: &Value) -> Result<Record, String> {
+    let id = text(event.get("id")).ok_or("event without an id")?;
+    let at = time(event.get("created_datetime"))
+        .ok_or_else(|| format!("{CUSTOMER_DELETED} event {id}: no created_datetime"))?;
+    let data = event.get("data").filter(|d| d.is_object()).map(clean);
+    let mut person = data.as_ref().map(person_from_customer).unwrap_or_default();
+    let object = (text(event.get("object_type")).as_deref() == Some("Customer"))
+        .then(|| text(event.get("object_id")))
+        .flatten();
+    person.source_id = object
+        .or(person.source_id)
+        .ok_or_else(|| format!("{CUSTOMER_DELETED} event {id}: no customer"))?
+        .into();
+    Ok(Record::deletion(person, at))
 }
 
 /// What a feed event says, or `None` for a type this stream does not read.
@@ -283,6 +314,24 @@ fn cached(names: &NameCache, key: &(EventKind, String)) -> Option<Option<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deleted_customer_is_a_deletion_record_of_its_object() {
+        let event = serde_json::json!({"id": 31, "type": "customer-deleted",
+            "object_type": "Customer", "object_id": 77, "data": {"email": "Ann@Example.com"},
+            "created_datetime": "2026-12-01T09:30:00"});
+        let r = deletion(&event).expect("read");
+        assert!(r.is_deletion());
+        assert_eq!(r.person.source_id.as_deref(), Some("77"));
+        assert_eq!(r.person.email.as_deref(), Some("Ann@Example.com"));
+        assert_eq!(r.observed_at.to_rfc3339(), "2026-12-01T09:30:00+00:00");
+        let nobody = serde_json::json!({"id": 32, "type": "customer-deleted",
+            "created_datetime": "2026-12-01T09:30:00"});
+        assert_eq!(
+            deletion(&nobody),
+            Err("customer-deleted event 32: no customer".to_string())
+        );
+    }
 
     #[test]
     fn events_without_a_ticket_or_a_time_are_named_and_others_are_not_read() {

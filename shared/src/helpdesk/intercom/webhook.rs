@@ -22,7 +22,7 @@ use super::conversation::{
 pub use super::fields::person_from_contact;
 use super::fields::{event, person_with, text, time};
 use crate::helpdesk::parse::{Delivery, ParseError, Parsed, check_depth, parse_json};
-use crate::model::{EventKind, Person, Profile, Record};
+use crate::model::{EventKind, Person, Presence, Profile, Record};
 
 /// Parses a verified Intercom notification (already decoded as `value`). A contact item is
 /// moved, not copied, into its record's profile.
@@ -201,6 +201,24 @@ fn parse_item(
             let person = person_from_contact(&item);
             contact_topic_record(t, person, created_at, updated_at, item.into(), sent_at)?
         }
+        // Deleted or archived: what it does in Brevo is the `deletions` policy's (see
+        // `crate::deletions`). An unarchived contact is written again.
+        "contact.deleted" | "contact.archived" => {
+            let person = person_from_contact(&item);
+            if person.source_id.is_none() {
+                return Err(ParseError::Missing("data.item.id"));
+            }
+            Record::deletion(person, sent_at)
+        }
+        "contact.unarchived" | "contact.unarchive" => {
+            let updated_at = time(item.get("updated_at"));
+            let person = person_from_contact(&item);
+            let mut r =
+                contact_topic_record(&topic, person, None, updated_at, item.into(), sent_at)?;
+            r.observed_at = r.observed_at.max(sent_at);
+            r.presence = Some(Presence::Restored);
+            r
+        }
         "contact.user.tag.created"
         | "contact.lead.tag.created"
         | "contact.user.tag.deleted"
@@ -297,9 +315,7 @@ fn parse_item(
         }
         "ticket.admin.snoozed" => ticket_record(&item, EventKind::TicketSnoozed, sent_at)?,
         "ticket.admin.unsnoozed" => ticket_record(&item, EventKind::TicketUnsnoozed, sent_at)?,
-        // `contact.deleted` is deliberately ignored: a person deleted from the helpdesk stays a
-        // marketing contact (their consent lives in Brevo, not in support). Everything else is
-        // a topic we do not act on.
+        // Everything else is a topic we do not act on.
         _ => return Ok(Parsed::Ignored { topic }),
     };
     Ok(accepted(delivery_id, topic, record))
@@ -572,13 +588,27 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn deletions_pings_and_unknown_topics_are_ignored() {
+    fn deleted_and_archived_contacts_are_deletions_and_unarchived_ones_restored() {
+        let (_, r) = record(DELETED);
+        assert!(r.is_deletion());
         assert_eq!(
-            parse(DELETED),
-            Ok(Parsed::Ignored {
-                topic: "contact.deleted".into()
-            })
+            r.person.source_id.as_deref(),
+            Some("6762f0d91bb69f9f2193bb7e")
         );
+        assert_eq!(r.person.external_id.as_deref(), Some("cust-1042"));
+        assert!(r.profile.is_none() && r.events.is_empty());
+        let archived = DELETED.replace("contact.deleted", "contact.archived");
+        assert!(record(&archived).1.is_deletion());
+        let back = USER_CREATED.replace("contact.user.created", "contact.unarchived");
+        let (_, r) = record(&back);
+        assert_eq!(r.presence, Some(Presence::Restored));
+        assert!(r.events.is_empty() && r.profile.is_some());
+        let nameless = DELETED.replace(r#""id": "6762f0d91bb69f9f2193bb7e", "#, "");
+        assert_eq!(parse(&nameless), Err(ParseError::Missing("data.item.id")));
+    }
+
+    #[test]
+    fn pings_and_unknown_topics_are_ignored() {
         assert_eq!(
             parse(PING),
             Ok(Parsed::Ignored {

@@ -11,7 +11,8 @@ use crate::helpdesk::zendesk::webhook::{person_from_user, tag_list, text, ticket
 use crate::model::{EventKind, Person, Profile, Record, Source, SupportEvent};
 
 /// A user as a record: the whole user as profile, and the `user.created` event the webhook
-/// parser would have produced.
+/// parser would have produced. A deleted user (`active: false`, which the export lists too) is
+/// a deletion record, so the sync repairs a deletion webhook that was missed.
 pub(super) fn user_record(user: &Value) -> Result<Record, String> {
     let person = person_from_user(user);
     let Some(id) = person.source_id.clone() else {
@@ -22,6 +23,9 @@ pub(super) fn user_record(user: &Value) -> Result<Record, String> {
     let observed_at = updated
         .or(created)
         .ok_or_else(|| format!("user {id}: no updated_at"))?;
+    if user.get("active") == Some(&Value::Bool(false)) {
+        return Ok(Record::deletion(person, observed_at));
+    }
     let events = created
         .map(|at| SupportEvent {
             id: SupportEvent::stable_id(
@@ -245,6 +249,19 @@ mod tests {
             .expect("valid")
             .expect("a record");
         assert!(record.events[0].properties.get("custom_fields").is_none());
+    }
+
+    #[test]
+    fn a_deleted_user_of_the_export_is_a_deletion() {
+        let user = serde_json::json!({"id": 8, "email": "gone@example.com", "active": false,
+            "role": "end-user", "updated_at": "2026-12-01T10:00:00Z"});
+        let record = user_record(&user).expect("a record");
+        assert!(record.is_deletion());
+        assert_eq!(record.person.source_id.as_deref(), Some("8"));
+        assert!(record.profile.is_none() && record.events.is_empty());
+        let active =
+            serde_json::json!({"id": 9, "active": true, "updated_at": "2026-12-01T10:00:00Z"});
+        assert!(!user_record(&active).expect("a record").is_deletion());
     }
 
     #[test]

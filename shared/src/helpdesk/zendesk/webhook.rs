@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::helpdesk::parse::{Delivery, ParseError, Parsed, body_hash};
 pub(crate) use crate::helpdesk::parse::{clean, text, time};
-use crate::model::{EventKind, Person, Record, Source, SupportEvent};
+use crate::model::{EventKind, Person, Presence, Record, Source, SupportEvent};
 
 /// Header Zendesk sets on every webhook invocation; the dedupe key of trigger deliveries.
 pub const INVOCATION_ID_HEADER: &str = "X-Zendesk-Webhook-Invocation-Id";
@@ -175,11 +175,13 @@ fn parse_event(
             r.tag_holder = ticket_holder(detail);
             r
         }
-        // We never delete marketing contacts because the helpdesk deleted a user.
-        "user.deleted" | "user.permanently_deleted" => {
-            return Ok(Parsed::Ignored {
-                topic: kind.to_string(),
-            });
+        // A deleted user, or one made inactive (Zendesk's soft deletion): what it does in
+        // Brevo is the `deletions` policy's (see `crate::deletions`).
+        "user.deleted" | "user.permanently_deleted" => user_deletion(detail, at)?,
+        "user.active_changed"
+            if event.and_then(|e| e.get("current")) == Some(&Value::Bool(false)) =>
+        {
+            user_deletion(detail, at)?
         }
         t if t.starts_with("user.") => {
             let person = person_from_user(detail);
@@ -192,6 +194,10 @@ fn parse_event(
                 profile: Some(detail.clone().into()),
                 ..Default::default()
             };
+            if t == "user.active_changed" {
+                // Active again: the person's records are written again after a deletion.
+                r.presence = Some(Presence::Restored);
+            }
             if t == "user.created" {
                 let created = time(detail.get("created_at")).unwrap_or(at);
                 let subject = format!("user:{}", r.person.source_id.as_deref().unwrap_or_default());
@@ -222,6 +228,15 @@ fn parse_event(
         topic: kind.to_string(),
         records: vec![record],
     }))
+}
+
+/// The deletion record of the user a user event's `detail` describes.
+fn user_deletion(detail: &Value, at: DateTime<Utc>) -> Result<Record, ParseError> {
+    let person = person_from_user(detail);
+    if person.source_id.is_none() {
+        return Err(ParseError::Missing("detail.id"));
+    }
+    Ok(Record::deletion(person, at))
 }
 
 /// The record of a ticket event: the person is named only by `requester_id` and is looked up
@@ -621,19 +636,38 @@ mod tests {
     }
 
     #[test]
-    fn other_user_events_update_the_profile_only() {
+    fn deleted_and_deactivated_users_are_deletions_and_reactivated_ones_restored() {
+        // The fixture makes the user inactive: Zendesk's soft deletion.
         let d = accepted(USER_ACTIVE);
+        let r = only_record(&d);
+        assert!(r.is_deletion());
+        assert!(r.events.is_empty() && r.profile.is_none());
+        assert_eq!(r.person.source_id.as_deref(), Some("6596848315901"));
+        assert_eq!(r.person.email.as_deref(), Some("jane.doe@example.com"));
+        for topic in ["user.deleted", "user.permanently_deleted"] {
+            let deleted = USER_ACTIVE.replace("user.active_changed", topic);
+            assert!(only_record(&accepted(&deleted)).is_deletion(), "{topic}");
+        }
+        let active = USER_ACTIVE.replace(
+            r#""current": false, "previous": true"#,
+            r#""current": true, "previous": false"#,
+        );
+        let r = only_record(&accepted(&active)).clone();
+        assert_eq!(r.presence, Some(Presence::Restored));
+        assert!(r.profile.is_some());
+        let nameless = USER_ACTIVE.replace(r#""id": "6596848315901","#, "");
+        assert_eq!(parse(&nameless), Err(ParseError::Missing("detail.id")));
+    }
+
+    #[test]
+    fn other_user_events_update_the_profile_only() {
+        let changed = USER_ACTIVE.replace("user.active_changed", "user.name_changed");
+        let d = accepted(&changed);
         let r = only_record(&d);
         assert!(r.events.is_empty());
         assert!(r.profile.is_some());
+        assert_eq!(r.presence, None);
         assert_eq!(r.person.email.as_deref(), Some("jane.doe@example.com"));
-        let deleted = USER_ACTIVE.replace("user.active_changed", "user.deleted");
-        assert_eq!(
-            parse(&deleted),
-            Ok(Parsed::Ignored {
-                topic: "zen:event-type:user.deleted".into()
-            })
-        );
     }
 
     #[test]

@@ -191,7 +191,10 @@ impl Checker {
                 ),
                 "auth" => blocks.auth = Some(self.generic_auth(&f, &at)),
                 "fields" => blocks.fields = Some(self.generic_fields(&f, &at)),
-                "events" => blocks.events = Some(self.generic_events(&f, &at)),
+                "events" => {
+                    let events = self.generic_events(&f, &at, Some(&mut blocks.deletions));
+                    blocks.events = Some(events);
+                }
                 "pull" => {
                     pull_given = true;
                     c.pull = self.pull_source(&f, &at);

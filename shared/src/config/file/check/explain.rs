@@ -53,6 +53,7 @@ impl Checker {
                      (see the README's \"Brevo automation → helpdesk ticket\"):"
                         .into()
                 }
+                "deletions" => config.mapping.deletions.describe().into(),
                 "field_mapping" => match connectors.as_slice() {
                     [only] => {
                         self.rule_lines(&e, only, config, &mut said);

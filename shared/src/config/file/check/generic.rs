@@ -1,6 +1,6 @@
 //! The webhook blocks of a `generic:<name>` connector: `auth`, `fields` and `events`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::{Checker, Entry, dotted, suggest, suggest_event};
@@ -36,7 +36,12 @@ pub(super) struct GenericBlocks {
     pub(super) auth: Option<Option<GenericAuth>>,
     pub(super) fields: Option<Option<GenericFields>>,
     pub(super) events: Option<BTreeMap<String, Option<EventKind>>>,
+    /// Event-type values mapped to [`PERSON_DELETED`].
+    pub(super) deletions: BTreeSet<String>,
 }
+
+/// The `events` value of a generic source that makes a delivery a deletion of its person.
+pub(super) const PERSON_DELETED: &str = "person.deleted";
 
 impl Checker {
     /// A generic source from its blocks, when they are complete and valid; reports what is
@@ -92,8 +97,12 @@ impl Checker {
             (Some(auth), Some(fields)) => (auth, fields),
         };
         let events = blocks.events.unwrap_or_default();
+        let deletions = blocks.deletions;
         if let Some(fields) = &fields {
-            match (&fields.event_type, events.is_empty()) {
+            match (
+                &fields.event_type,
+                events.is_empty() && deletions.is_empty(),
+            ) {
                 (None, false) => self.error(
                     line,
                     format!(
@@ -116,6 +125,7 @@ impl Checker {
             auth: auth?,
             fields: fields?,
             events,
+            deletions,
         })
     }
 
@@ -447,11 +457,13 @@ impl Checker {
         ok.then_some(fields)
     }
 
-    /// `events: { <event-type value>: <canonical event key> | ~ }`.
+    /// `events: { <event-type value>: <canonical event key> | person.deleted | ~ }`. Values
+    /// mapped to `person.deleted` go to `deletions`; without it (a pull), they are refused.
     pub(super) fn generic_events(
         &mut self,
         f: &Entry,
         at: &str,
+        mut deletions: Option<&mut BTreeSet<String>>,
     ) -> BTreeMap<String, Option<EventKind>> {
         let where_ = format!("{at}.events");
         let mut events = BTreeMap::new();
@@ -460,6 +472,22 @@ impl Checker {
             let kind = match &e.value.value {
                 Node::Null => None,
                 Node::Str(s) if s.trim().is_empty() => None,
+                Node::Str(s) if s.trim() == PERSON_DELETED => {
+                    match deletions.as_deref_mut() {
+                        Some(set) => {
+                            set.insert(e.key.trim().to_string());
+                        }
+                        None => self.error(
+                            e.value_line(),
+                            format!(
+                                "{}: {PERSON_DELETED} is read from webhooks only, not from a \
+                                 pull",
+                                dotted(&where_, &e.key)
+                            ),
+                        ),
+                    }
+                    continue;
+                }
                 Node::Str(s) => match EventKind::from_key(s.trim()) {
                     Some(kind) => Some(kind),
                     None => {
@@ -470,7 +498,8 @@ impl Checker {
                             e.value_line(),
                             format!(
                                 "{}: `{}` is not an event deskbridge knows{hint}; known events: \
-                                 {}, or ~ to update the contact without an event",
+                                 {}, {PERSON_DELETED} for a deletion, or ~ to update the contact \
+                                 without an event",
                                 dotted(&where_, &e.key),
                                 s.trim(),
                                 keys.join(", ")

@@ -30,6 +30,7 @@ const TOP_KEYS: &[&str] = &[
     "field_mapping",
     "brevo_to_helpdesk",
     "actions",
+    "deletions",
 ];
 
 /// One `key: value` of a mapping.
@@ -107,6 +108,11 @@ impl Checker {
                 "field_mapping" => {}
                 "brevo_to_helpdesk" => config.brevo_to_helpdesk = self.brevo_to_helpdesk(&e),
                 "actions" => config.actions = self.actions(&e),
+                "deletions" => {
+                    if let Some(policy) = self.deletions(&e) {
+                        config.mapping.deletions = policy;
+                    }
+                }
                 _ => self.unknown_key(&e, TOP, TOP_KEYS),
             }
         }

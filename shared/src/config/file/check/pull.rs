@@ -350,7 +350,7 @@ impl Checker {
                     fields = self.generic_fields(&k, &where_);
                     ok &= fields.is_some();
                 }
-                "events" => events = self.generic_events(&k, &where_),
+                "events" => events = self.generic_events(&k, &where_, None),
                 "event_times" => {
                     let here = format!("{where_}.event_times");
                     for t in self.entries(k.value, &here) {

@@ -90,6 +90,23 @@ impl Checker {
         }
     }
 
+    /// The `deletions` policy: `ignore`, `unlink` or `delete`.
+    pub(super) fn deletions(&mut self, e: &Entry) -> Option<crate::deletions::Deletions> {
+        use crate::deletions::Deletions;
+        let text = self.text(e, "")?;
+        let policy = Deletions::parse(&text);
+        if policy.is_none() {
+            self.error(
+                e.value_line(),
+                format!(
+                    "deletions must be one of {}, not `{text}`",
+                    Deletions::NAMES.join(", ")
+                ),
+            );
+        }
+        policy
+    }
+
     /// Text, or nothing for an empty value.
     pub(super) fn text(&mut self, e: &Entry, where_: &str) -> Option<String> {
         match &e.value.value {
