@@ -161,7 +161,8 @@ fn batch_metrics(
         .count(
             "HelpdeskWriteBacksNotFound",
             stats.write_backs_not_found as u64,
-        );
+        )
+        .count("HelpdeskDeletions", stats.deletions as u64);
     doc
 }
 

@@ -73,13 +73,16 @@ pub struct Stats {
     pub write_backs_not_found: usize,
     /// Write-backs no helpdesk is configured for (no API credentials, or switched off).
     pub write_backs_skipped: usize,
+    /// Helpdesk people deleted because their Brevo contact was deleted (`on_contact_deleted:
+    /// delete`).
+    pub deletions: usize,
     /// Why things failed for good (masked), attributed to messages for their dead letters.
     pub finals: Vec<String>,
 }
 
 impl Stats {
     /// The counters by name, in declaration order.
-    fn counters(&self) -> [(&'static str, usize); 31] {
+    fn counters(&self) -> [(&'static str, usize); 32] {
         [
             ("messages", self.messages),
             ("contacts", self.contacts),
@@ -111,6 +114,7 @@ impl Stats {
             ("write_backs", self.write_backs),
             ("write_backs_not_found", self.write_backs_not_found),
             ("write_backs_skipped", self.write_backs_skipped),
+            ("deletions", self.deletions),
             ("finals", self.finals.len()),
         ]
     }
@@ -167,6 +171,7 @@ impl AddAssign for Stats {
         self.write_backs += o.write_backs;
         self.write_backs_not_found += o.write_backs_not_found;
         self.write_backs_skipped += o.write_backs_skipped;
+        self.deletions += o.deletions;
         self.finals.extend(o.finals);
     }
 }
