@@ -75,7 +75,9 @@ pub struct HelpdeskWriteBack {
     client: Result<reqwest::Client, String>,
     zendesk: Option<ZendeskUserTags>,
     intercom: Option<IntercomContactWrites>,
-    gorgias: Option<GorgiasCustomerWrites>,
+    /// The Gorgias store of the `GORGIAS_*` variables, then the further stores the file names
+    /// (`gorgias:eu-store`), each with its own credentials.
+    gorgias: Vec<(Source, GorgiasCustomerWrites)>,
     /// Deletions of Zendesk end-users, when `on_contact_deleted` is `delete`.
     zendesk_deletes: Option<ZendeskUserDeletes>,
     /// Tickets of `POST /actions/zendesk/tickets` (the `actions` block leaves them on).
@@ -97,9 +99,18 @@ impl HelpdeskWriteBack {
         let intercom = (config.intercom.enabled && settings.api_enabled(&Source::Intercom))
             .then(|| IntercomContactWrites::from_settings(&settings.intercom))
             .flatten();
-        let gorgias = (config.gorgias.enabled && settings.api_enabled(&Source::Gorgias))
-            .then(|| GorgiasCustomerWrites::from_settings(&settings.gorgias))
-            .flatten();
+        let stores = std::iter::once(Source::Gorgias).chain(
+            settings
+                .account_sources()
+                .filter(|s| s.is_account_of(&Source::Gorgias)),
+        );
+        let gorgias = stores
+            .filter(|store| config.gorgias.enabled && settings.api_enabled(store))
+            .filter_map(|store| {
+                let writes = GorgiasCustomerWrites::from_settings(settings.gorgias_of(&store)?)?;
+                Some((store, writes))
+            })
+            .collect();
         let zendesk_deletes = (config.zendesk.on_contact_deleted == OnContactDeleted::Delete)
             .then(|| zendesk.as_ref().and(settings.zendesk.auth()))
             .flatten()
@@ -133,9 +144,7 @@ impl HelpdeskWriteBack {
         if self.intercom.is_some() {
             out.push(Source::Intercom);
         }
-        if self.gorgias.is_some() {
-            out.push(Source::Gorgias);
-        }
+        out.extend(self.gorgias.iter().map(|(store, _)| store.clone()));
         out
     }
 
@@ -178,19 +187,17 @@ impl HelpdeskWriteBack {
                 result,
             });
         }
-        if let Some(gorgias) = self
-            .gorgias
-            .as_ref()
-            .filter(|_| deletes(self.config.gorgias.on_contact_deleted))
-        {
-            let result = match client {
-                Ok(client) => gorgias.delete_by_email(client, email).await.map(deleted),
-                Err(e) => Err(e.clone()),
-            };
-            outcomes.push(HelpdeskOutcome {
-                helpdesk: Source::Gorgias,
-                result,
-            });
+        if deletes(self.config.gorgias.on_contact_deleted) {
+            for (store, gorgias) in &self.gorgias {
+                let result = match client {
+                    Ok(client) => gorgias.delete_by_email(client, email).await.map(deleted),
+                    Err(e) => Err(e.clone()),
+                };
+                outcomes.push(HelpdeskOutcome {
+                    helpdesk: store.clone(),
+                    result,
+                });
+            }
         }
         outcomes
     }
@@ -273,18 +280,20 @@ impl WriteBackApi for HelpdeskWriteBack {
             Action::HardBounce => self.config.gorgias.hard_bounce_note.as_deref(),
             Action::Forget => None,
         };
-        if let (Some(gorgias), Some(line)) = (&self.gorgias, gorgias_note) {
-            let result = match &client {
-                Ok(client) => gorgias
-                    .add_note_line(client, email, line)
-                    .await
-                    .map(written),
-                Err(e) => Err(e.clone()),
-            };
-            outcomes.push(HelpdeskOutcome {
-                helpdesk: Source::Gorgias,
-                result,
-            });
+        if let Some(line) = gorgias_note {
+            for (store, gorgias) in &self.gorgias {
+                let result = match &client {
+                    Ok(client) => gorgias
+                        .add_note_line(client, email, line)
+                        .await
+                        .map(written),
+                    Err(e) => Err(e.clone()),
+                };
+                outcomes.push(HelpdeskOutcome {
+                    helpdesk: store.clone(),
+                    result,
+                });
+            }
         }
         outcomes
     }
@@ -517,6 +526,65 @@ mod tests {
         );
         // A contact deletion with the default on_contact_deleted (ignore) asks nothing.
         assert!(writer.apply(&forget("ann@example.com")).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_further_gorgias_store_gets_the_line_with_its_own_credentials() {
+        let first = MockServer::start().await;
+        let eu = MockServer::start().await;
+        for (server, user, id) in [
+            (&first, "agent@shop.example", 3924),
+            (&eu, "eu@shop.example", 77),
+        ] {
+            Mock::given(method("GET"))
+                .and(path("/api/customers"))
+                .and(wiremock::matchers::basic_auth(user, "key"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                    "object": "list", "uri": "/api/customers",
+                    "data": [{"id": id, "email": "ann@example.com", "note": null}],
+                    "meta": {"prev_cursor": null, "next_cursor": null}
+                })))
+                .expect(1)
+                .mount(server)
+                .await;
+            Mock::given(method("PUT"))
+                .and(path(format!("/api/customers/{id}")))
+                .and(body_json(
+                    json!({"note": "Brevo: email address hard-bounced"}),
+                ))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": id})))
+                .expect(1)
+                .mount(server)
+                .await;
+        }
+        let (first_uri, eu_uri) = (first.uri(), eu.uri());
+        let vars = Vars::from_pairs([
+            ("GORGIAS_BASE_URL", first_uri.as_str()),
+            ("GORGIAS_EMAIL", "agent@shop.example"),
+            ("GORGIAS_API_KEY", "key"),
+            ("GORGIAS_EU_STORE_BASE_URL", eu_uri.as_str()),
+            ("GORGIAS_EU_STORE_EMAIL", "eu@shop.example"),
+            ("GORGIAS_EU_STORE_API_KEY", "key"),
+            ("DESKBRIDGE_CONFIG", "secretsmanager:arn:test"),
+        ])
+        .with_config_text("connectors:\n  gorgias: {}\n  gorgias:eu-store: {}\n");
+        let writer = HelpdeskWriteBack::new(&Settings::from_vars(&vars).expect("settings"));
+        let eu_store: Source = "gorgias:eu-store".parse().expect("an account");
+        assert_eq!(writer.helpdesks(), vec![Source::Gorgias, eu_store.clone()]);
+        let outcomes = writer.apply(&bounce("ann@example.com")).await;
+        assert_eq!(
+            outcomes,
+            vec![
+                HelpdeskOutcome {
+                    helpdesk: Source::Gorgias,
+                    result: Ok(Written::Updated(1))
+                },
+                HelpdeskOutcome {
+                    helpdesk: eu_store,
+                    result: Ok(Written::Updated(1))
+                },
+            ]
+        );
     }
 
     #[tokio::test]
