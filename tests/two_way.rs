@@ -1,6 +1,7 @@
 //! Two-way end to end through the local runner: Brevo's marketing webhooks over HTTP, DynamoDB
-//! and SQS in moto, the upsert worker, and Zendesk and Intercom on wiremock speaking their
-//! documented shapes (user search and user tags; contact search and contact update).
+//! and SQS in moto, the upsert worker, and Zendesk, Intercom and Gorgias on wiremock speaking
+//! their documented shapes (user search, user tags and user deletion; contact search and
+//! contact update; customer list by email and customer update).
 
 mod common;
 
@@ -278,5 +279,230 @@ async fn a_zendesk_outage_delays_a_hard_bounce_write_back_but_loses_nothing() {
     );
     // Nothing was dead-lettered.
     assert_eq!(queue_depth(&sdk, &res.upsert_dlq_url).await, 0);
+    runner.stop().await;
+}
+
+/// Settings of a local run with Brevo's webhook token and API key name, the helpdesk variables
+/// `extra`, and the configuration file `config` (written to a file of its own), when given.
+fn settings_with(
+    res: &deskbridge_shared::infra::Bootstrapped,
+    extra: &[(&str, &str)],
+    config: Option<(&str, &str)>,
+) -> Settings {
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("BREVO_WEBHOOK_TOKEN", TOKEN),
+        ("BREVO_API_KEY_NAME", KEY_NAME),
+        ("RETRY_MAX_DELAY_SECONDS", "1"),
+    ];
+    pairs.extend_from_slice(extra);
+    let path;
+    if let Some((name, text)) = config {
+        path = std::env::temp_dir()
+            .join(format!("deskbridge-{name}-{}.yaml", std::process::id()))
+            .to_string_lossy()
+            .into_owned();
+        std::fs::write(&path, text).expect("config file written");
+        pairs.push(("DESKBRIDGE_CONFIG", path.as_str()));
+    }
+    common::settings(res, None, &pairs)
+}
+
+fn contact_deleted(email: &str, ts: i64) -> Value {
+    json!({"id": 1_234_567, "email": email, "event": "contact_deleted", "key": "brevo-key-id",
+        "list_id": [35], "date": "2026-12-07 11:02:31", "ts": ts})
+}
+
+#[tokio::test]
+async fn an_unsubscribe_adds_a_line_to_the_gorgias_customers_note_and_keeps_the_note() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "two-way-gorgias").await;
+    let helpdesk = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/customers"))
+        .and(query_param("email", "ann.lee@example.com"))
+        .and(wiremock::matchers::basic_auth(
+            "agent@shop.example",
+            "gorgias-api-key",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "list", "uri": "/api/customers?email=ann.lee%40example.com",
+            "data": [{"id": 3924, "email": "ann.lee@example.com", "name": "Ann Lee",
+                      "external_id": "customer-84203241", "language": "en",
+                      "note": "VIP: call before refunds",
+                      "created_datetime": "2026-04-13T03:27:56.973873",
+                      "updated_datetime": "2026-12-01T10:00:00.000000"}],
+            "meta": {"prev_cursor": null, "next_cursor": null}
+        })))
+        .mount(&helpdesk)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/api/customers/3924"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": 3924, "email": "ann.lee@example.com",
+            "note": "VIP: call before refunds\nBrevo: unsubscribed from marketing emails"
+        })))
+        .mount(&helpdesk)
+        .await;
+    let uri = helpdesk.uri();
+    let gorgias = [
+        ("GORGIAS_BASE_URL", uri.as_str()),
+        ("GORGIAS_EMAIL", "agent@shop.example"),
+        ("GORGIAS_API_KEY", "gorgias-api-key"),
+    ];
+    let runner = Runner::start(&sdk, settings_with(&res, &gorgias, None)).await;
+
+    let (status, answer) = post(
+        &runner,
+        bearer(),
+        &unsubscribed("Ann.Lee@Example.com", 1_796_640_000),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("queued")),
+        "{answer}"
+    );
+    common::eventually(Duration::from_secs(30), || async {
+        let written = !calls(&helpdesk, "PUT", "/api/customers/").await.is_empty();
+        (written && queue_depth(&sdk, &res.upsert_queue_url).await == 0).then_some(())
+    })
+    .await
+    .expect("the note reached Gorgias");
+
+    let updates = calls(&helpdesk, "PUT", "/api/customers/").await;
+    assert_eq!(updates.len(), 1, "one customer update: {updates:?}");
+    assert_eq!(updates[0].url.path(), "/api/customers/3924");
+    assert_eq!(
+        body(&updates[0]),
+        json!({"note": "VIP: call before refunds\nBrevo: unsubscribed from marketing emails"}),
+        "the agents' note is kept and the line added"
+    );
+    assert!(
+        updates[0]
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("Basic ")),
+        "Basic authentication, as the sync"
+    );
+    assert!(
+        calls(&helpdesk, "DELETE", "/").await.is_empty(),
+        "nothing deleted"
+    );
+    assert_eq!(queue_depth(&sdk, &res.upsert_dlq_url).await, 0);
+    runner.stop().await;
+}
+
+/// Zendesk's user search answering an end-user and an agent with the same email, and user
+/// deletions accepted (`DELETE /api/v2/users/{id}.json` answers the user, now inactive).
+async fn zendesk_end_user_and_agent(helpdesk: &MockServer, email: &str) {
+    zendesk_search(
+        helpdesk,
+        email,
+        json!([
+            {"id": 35436, "email": email, "role": "end-user", "active": true},
+            {"id": 35437, "email": email, "role": "agent", "active": true}
+        ]),
+    )
+    .await;
+    Mock::given(method("DELETE"))
+        .and(wiremock::matchers::path_regex(r"^/api/v2/users/\d+\.json$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "user": {"id": 35436, "email": email, "role": "end-user", "active": false}
+        })))
+        .mount(helpdesk)
+        .await;
+}
+
+#[tokio::test]
+async fn a_contact_deletion_deletes_the_zendesk_end_user_but_not_the_agent_when_asked_to() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "two-way-forget").await;
+    let helpdesk = MockServer::start().await;
+    zendesk_end_user_and_agent(&helpdesk, "gone@example.com").await;
+    let uri = helpdesk.uri();
+    let zendesk = [
+        ("ZENDESK_BASE_URL", uri.as_str()),
+        ("ZENDESK_OAUTH_TOKEN", ZENDESK_TOKEN),
+    ];
+    let config = "brevo_to_helpdesk:\n  zendesk:\n    on_contact_deleted: delete\n";
+    let runner = Runner::start(
+        &sdk,
+        settings_with(&res, &zendesk, Some(("forget-on", config))),
+    )
+    .await;
+
+    // Deskbridge's own deletion coming back is an echo: nothing queued.
+    let mut echo = contact_deleted("gone@example.com", 1_796_641_000);
+    echo["api_key_name"] = json!(KEY_NAME);
+    let (status, answer) = post(&runner, bearer(), &echo).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("ignored")));
+
+    let deletion = contact_deleted("Gone@Example.com", 1_796_641_351);
+    let (status, answer) = post(&runner, bearer(), &deletion).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("queued")),
+        "{answer}"
+    );
+    common::eventually(Duration::from_secs(30), || async {
+        let deleted = !calls(&helpdesk, "DELETE", "/api/v2/users/")
+            .await
+            .is_empty();
+        (deleted && queue_depth(&sdk, &res.upsert_queue_url).await == 0).then_some(())
+    })
+    .await
+    .expect("the deletion reached Zendesk");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let deletions = calls(&helpdesk, "DELETE", "/api/v2/users/").await;
+    assert_eq!(deletions.len(), 1, "the end-user only: {deletions:?}");
+    assert_eq!(deletions[0].url.path(), "/api/v2/users/35436.json");
+    assert_eq!(
+        deletions[0]
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer zd-oauth-token")
+    );
+    assert!(
+        calls(&helpdesk, "PUT", "/").await.is_empty(),
+        "a deletion tags nobody"
+    );
+    assert_eq!(queue_depth(&sdk, &res.upsert_dlq_url).await, 0);
+    runner.stop().await;
+}
+
+#[tokio::test]
+async fn a_contact_deletion_deletes_nothing_with_the_default_configuration() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "two-way-forget-off").await;
+    let helpdesk = MockServer::start().await;
+    zendesk_end_user_and_agent(&helpdesk, "kept@example.com").await;
+    let uri = helpdesk.uri();
+    let zendesk = [
+        ("ZENDESK_BASE_URL", uri.as_str()),
+        ("ZENDESK_OAUTH_TOKEN", ZENDESK_TOKEN),
+    ];
+    let runner = Runner::start(&sdk, settings_with(&res, &zendesk, None)).await;
+
+    let (status, answer) = post(
+        &runner,
+        bearer(),
+        &contact_deleted("kept@example.com", 1_796_642_000),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("ignored")),
+        "{answer}"
+    );
+    assert_eq!(answer["ignored"][0]["event"], "contact_deleted");
+    // Give a queued message, had there been one, the time to be carried out.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(queue_depth(&sdk, &res.upsert_queue_url).await, 0);
+    let asked = calls(&helpdesk, "GET", "/api/v2/users/").await;
+    assert!(asked.is_empty(), "Zendesk was not even asked: {asked:?}");
+    assert!(calls(&helpdesk, "DELETE", "/").await.is_empty());
     runner.stop().await;
 }

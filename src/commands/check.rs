@@ -378,7 +378,11 @@ async fn check_brevo_webhook(
     }
     let url = base_url.map(super::connect::brevo_route).transpose()?;
     match client.marketing_webhooks().await {
-        Ok(webhooks) => match super::connect::webhook_finding(&webhooks, url.as_deref()) {
+        Ok(webhooks) => match super::connect::webhook_finding(
+            &webhooks,
+            url.as_deref(),
+            &super::connect::brevo_events(settings),
+        ) {
             Ok(line) => s.line(out, true, &line)?,
             Err(line) => s.line(out, false, &line)?,
         },

@@ -14,10 +14,24 @@ use serde::Serialize;
 
 use super::brevo_client;
 
-/// The events deskbridge acts on (see `shared::twoway`): unsubscribes, spam complaints and hard
-/// bounces. Contact updates, list additions and deletions are not subscribed: they would be
-/// answered and ignored.
+/// The events deskbridge always acts on (see `shared::twoway`): unsubscribes, spam complaints
+/// and hard bounces. Contact updates and list additions are not subscribed: they would be
+/// answered and ignored. Deletions are subscribed only when a helpdesk acts on them
+/// ([`brevo_events`]).
 pub const BREVO_EVENTS: &[&str] = &["unsubscribed", "hardBounce", "spam"];
+
+/// Brevo's contact deletion event, acted on where `on_contact_deleted` is `delete`.
+pub const CONTACT_DELETED: &str = "contactDeleted";
+
+/// The events the webhook must post for `settings`: [`BREVO_EVENTS`], and [`CONTACT_DELETED`]
+/// when some helpdesk deletes the people Brevo deletes.
+pub fn brevo_events(settings: &Settings) -> Vec<&'static str> {
+    let mut events = BREVO_EVENTS.to_vec();
+    if !settings.file.brevo_to_helpdesk.deleting().is_empty() {
+        events.push(CONTACT_DELETED);
+    }
+    events
+}
 
 /// The variable that names the deployment's webhook base URL (the stack's `WebhookBaseUrl`).
 pub const BASE_URL_VAR: &str = "DESKBRIDGE_WEBHOOK_BASE_URL";
@@ -50,15 +64,16 @@ pub enum Registered {
     },
 }
 
-/// Registers (or refreshes) the marketing webhook posting to `url` with `token`.
+/// Registers (or refreshes) the marketing webhook posting `events` to `url` with `token`.
 pub async fn connect_brevo(
     brevo: &BrevoClient,
     url: &str,
     token: &str,
+    events: &[&str],
 ) -> anyhow::Result<Registered> {
     let spec = WebhookSpec {
         url: url.to_string(),
-        events: BREVO_EVENTS.iter().map(|e| (*e).to_string()).collect(),
+        events: events.iter().map(|e| (*e).to_string()).collect(),
         description: DESCRIPTION.to_string(),
         token: token.to_string(),
     };
@@ -75,7 +90,7 @@ pub async fn connect_brevo(
             Ok(Registered::Updated {
                 id: found.id,
                 url: url.to_string(),
-                added_events: missing_events(found),
+                added_events: missing_events(found, events),
             })
         }
         None => {
@@ -95,18 +110,22 @@ fn same_url(a: &str, b: &str) -> bool {
     a.trim().trim_end_matches('/') == b.trim().trim_end_matches('/')
 }
 
-/// The events deskbridge acts on that `webhook` does not send.
-fn missing_events(webhook: &WebhookInfo) -> Vec<String> {
-    BREVO_EVENTS
+/// The `events` that `webhook` does not send.
+fn missing_events(webhook: &WebhookInfo, events: &[&str]) -> Vec<String> {
+    events
         .iter()
         .filter(|e| !webhook.events.iter().any(|have| have == *e))
         .map(|e| (*e).to_string())
         .collect()
 }
 
-/// What the webhook listing says about deskbridge's route, for `check brevo`: `Ok` with the
-/// line to pass, `Err` with the line to fail.
-pub fn webhook_finding(webhooks: &[WebhookInfo], url: Option<&str>) -> Result<String, String> {
+/// What the webhook listing says about deskbridge's route posting `events` (see
+/// [`brevo_events`]), for `check brevo`: `Ok` with the line to pass, `Err` with the line to fail.
+pub fn webhook_finding(
+    webhooks: &[WebhookInfo],
+    url: Option<&str>,
+    events: &[&str],
+) -> Result<String, String> {
     let ours: Vec<&WebhookInfo> = webhooks
         .iter()
         .filter(|w| match url {
@@ -115,17 +134,17 @@ pub fn webhook_finding(webhooks: &[WebhookInfo], url: Option<&str>) -> Result<St
         })
         .collect();
     let shown = url.unwrap_or("…/webhooks/brevo");
-    let Some(best) = ours.iter().min_by_key(|w| missing_events(w).len()) else {
+    let Some(best) = ours.iter().min_by_key(|w| missing_events(w, events).len()) else {
         return Err(format!(
             "brevo: no marketing webhook posts to {shown} (run `deskbridge connect brevo`)"
         ));
     };
-    let missing = missing_events(best);
+    let missing = missing_events(best, events);
     if missing.is_empty() {
         Ok(format!(
             "brevo: webhook {} posts {} to {}",
             best.id,
-            BREVO_EVENTS.join(", "),
+            events.join(", "),
             best.url
         ))
     } else {
@@ -171,12 +190,13 @@ pub async fn connect(
     let Some(brevo) = brevo_client(settings)? else {
         bail!("BREVO_API_KEY is not set: it is needed to register the webhook");
     };
-    let registered = connect_brevo(&brevo, &url, token).await?;
+    let events = brevo_events(settings);
+    let registered = connect_brevo(&brevo, &url, token, &events).await?;
     match &registered {
         Registered::Created { id, url } => writeln!(
             out,
             "created Brevo webhook {id}: {} → {url} (bearer token)",
-            BREVO_EVENTS.join(", ")
+            events.join(", ")
         )?,
         Registered::Updated {
             id,
@@ -213,6 +233,22 @@ mod tests {
     }
 
     #[test]
+    fn contact_deletions_are_subscribed_only_when_a_helpdesk_deletes() {
+        use deskbridge_shared::config::Vars;
+        let settings = |config: &str| {
+            let vars = Vars::from_pairs([("DESKBRIDGE_CONFIG", "secretsmanager:arn:test")])
+                .with_config_text(config);
+            Settings::from_vars(&vars).expect("settings")
+        };
+        assert_eq!(brevo_events(&settings("")), BREVO_EVENTS);
+        let deleting = "brevo_to_helpdesk:\n  intercom: { on_contact_deleted: delete }\n";
+        assert_eq!(
+            brevo_events(&settings(deleting)),
+            vec!["unsubscribed", "hardBounce", "spam", "contactDeleted"]
+        );
+    }
+
+    #[test]
     fn the_route_is_the_base_url_and_the_brevo_path() {
         assert_eq!(
             brevo_route("https://abc.execute-api.eu-west-1.amazonaws.com/").expect("url"),
@@ -234,18 +270,22 @@ mod tests {
             &["unsubscribed", "hardBounce", "spam", "opened"],
         )];
         assert_eq!(
-            webhook_finding(&all, Some(url)),
+            webhook_finding(&all, Some(url), BREVO_EVENTS),
             Ok(format!(
                 "brevo: webhook 7 posts unsubscribed, hardBounce, spam to {url}"
             ))
         );
         let partial = [hook(8, url, &["unsubscribed"])];
-        let err = webhook_finding(&partial, Some(url)).expect_err("missing events");
+        let err = webhook_finding(&partial, Some(url), BREVO_EVENTS).expect_err("missing events");
         assert!(err.contains("hardBounce, spam"), "{err}");
         let elsewhere = [hook(9, "https://other.example/hook", BREVO_EVENTS)];
-        assert!(webhook_finding(&elsewhere, Some(url)).is_err());
+        assert!(webhook_finding(&elsewhere, Some(url), BREVO_EVENTS).is_err());
         // Without a known URL, any webhook to a /webhooks/brevo route counts.
-        assert!(webhook_finding(&all, None).is_ok());
-        assert!(webhook_finding(&elsewhere, None).is_err());
+        assert!(webhook_finding(&all, None, BREVO_EVENTS).is_ok());
+        assert!(webhook_finding(&elsewhere, None, BREVO_EVENTS).is_err());
+        // When a helpdesk deletes, the webhook must post contact deletions too.
+        let with_deletions = [BREVO_EVENTS, &[CONTACT_DELETED]].concat();
+        let err = webhook_finding(&all, Some(url), &with_deletions).expect_err("no deletions");
+        assert!(err.contains("does not send contactDeleted"), "{err}");
     }
 }

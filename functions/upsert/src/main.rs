@@ -163,14 +163,15 @@ fn batch_metrics(
             stats.write_backs_not_found as u64,
         )
         .count(
-            "PeopleDeletedInHelpdesks",
+            "DeletionsFromHelpdesks",
             (stats.deletions_ignored
                 + stats.contacts_unlinked
                 + stats.contacts_deleted
                 + stats.deletions_without_contact) as u64,
         )
         .count("ContactsUnlinked", stats.contacts_unlinked as u64)
-        .count("ContactsDeleted", stats.contacts_deleted as u64);
+        .count("ContactsDeleted", stats.contacts_deleted as u64)
+        .count("HelpdeskDeletions", stats.helpdesk_deletions as u64);
     doc
 }
 

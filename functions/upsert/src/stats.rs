@@ -86,13 +86,16 @@ pub struct Stats {
     pub deleted_people_skipped: usize,
     /// People the helpdesk brought back after deleting them.
     pub people_restored: usize,
+    /// Helpdesk people deleted because their Brevo contact was deleted (`on_contact_deleted:
+    /// delete`).
+    pub helpdesk_deletions: usize,
     /// Why things failed for good (masked), attributed to messages for their dead letters.
     pub finals: Vec<String>,
 }
 
 impl Stats {
     /// The counters by name, in declaration order.
-    fn counters(&self) -> [(&'static str, usize); 37] {
+    fn counters(&self) -> [(&'static str, usize); 38] {
         [
             ("messages", self.messages),
             ("contacts", self.contacts),
@@ -130,6 +133,7 @@ impl Stats {
             ("deletions_without_contact", self.deletions_without_contact),
             ("deleted_people_skipped", self.deleted_people_skipped),
             ("people_restored", self.people_restored),
+            ("helpdesk_deletions", self.helpdesk_deletions),
             ("finals", self.finals.len()),
         ]
     }
@@ -192,6 +196,7 @@ impl AddAssign for Stats {
         self.deletions_without_contact += o.deletions_without_contact;
         self.deleted_people_skipped += o.deleted_people_skipped;
         self.people_restored += o.people_restored;
+        self.helpdesk_deletions += o.helpdesk_deletions;
         self.finals.extend(o.finals);
     }
 }

@@ -1,5 +1,6 @@
-//! Brevo write-backs: the unsubscribes, spam complaints and hard bounces the webhook function
-//! queued from `/webhooks/brevo`, and the tickets Brevo automations asked for at
+//! Brevo write-backs: the unsubscribes, spam complaints, hard bounces and (when a helpdesk's
+//! `on_contact_deleted` is `delete`) contact deletions the webhook function queued from
+//! `/webhooks/brevo`, and the tickets Brevo automations asked for at
 //! `/actions/<helpdesk>/tickets` ([`WriteBackJob`]), carried out in the helpdesks through the
 //! [`WriteBackApi`] port.
 //!
@@ -115,6 +116,11 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
                         stats.write_backs += updated;
                         tracing::info!(%helpdesk, event = %item.event, %person, updated,
                             "upsert: Brevo event written back");
+                    }
+                    Ok(Written::Deleted(deleted)) => {
+                        stats.helpdesk_deletions += deleted;
+                        tracing::info!(%helpdesk, event = %item.event, %person, deleted,
+                            "upsert: Brevo contact deletion passed on; the helpdesk deleted the person");
                     }
                     Ok(Written::NotFound) => {
                         stats.write_backs_not_found += 1;

@@ -1,6 +1,7 @@
 //! Brevo write-back messages in the upsert handler: carried out in the helpdesks (Zendesk and
 //! Intercom on wiremock), a helpdesk's `Retry-After` respected, a refusal dead-lettered with its
-//! reason, and nothing lost when no helpdesk is set up.
+//! reason, nothing lost when no helpdesk is set up, and contact deletions counted only where
+//! the configuration passes them on.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,7 @@ fn message(id: &str, action: Action, email: &str) -> Message {
             event: match action {
                 Action::Unsubscribe => "unsubscribed".into(),
                 Action::HardBounce => "hard_bounce".into(),
+                Action::Forget => "contact_deleted".into(),
             },
             email: email.into(),
             occurred_at: None,
@@ -53,14 +55,31 @@ fn upserter(
     brevo: &MockServer,
     queue: Arc<MemoryQueue>,
 ) -> Upserter<BrevoClient, MemoryStateStore, NoLookup> {
+    configured(helpdesk, brevo, queue, None)
+}
+
+/// [`upserter`] with the configuration file `config`, when given.
+fn configured(
+    helpdesk: &MockServer,
+    brevo: &MockServer,
+    queue: Arc<MemoryQueue>,
+    config: Option<&str>,
+) -> Upserter<BrevoClient, MemoryStateStore, NoLookup> {
     let uri = helpdesk.uri();
-    let settings = Settings::from_vars(&Vars::from_pairs([
+    let mut pairs = vec![
         ("ZENDESK_BASE_URL", uri.as_str()),
         ("ZENDESK_OAUTH_TOKEN", "zd-oauth"),
         ("INTERCOM_BASE_URL", uri.as_str()),
         ("INTERCOM_ACCESS_TOKEN", "ic-token"),
-    ]))
-    .expect("settings");
+    ];
+    if config.is_some() {
+        pairs.push(("DESKBRIDGE_CONFIG", "secretsmanager:arn:test"));
+    }
+    let mut vars = Vars::from_pairs(pairs);
+    if let Some(text) = config {
+        vars = vars.with_config_text(text);
+    }
+    let settings = Settings::from_vars(&vars).expect("settings");
     Upserter::new(
         fast_client(brevo),
         MemoryStateStore::new(),
@@ -175,5 +194,55 @@ async fn without_a_helpdesk_to_write_to_the_message_is_done_and_counted() {
     assert_eq!(
         (report.stats.write_backs_skipped, report.stats.poison),
         (1, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_contact_deletion_is_counted_where_it_is_passed_on_and_skipped_by_default() {
+    let helpdesk = MockServer::start().await;
+    let brevo = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/users/search.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"users": [
+            {"id": 35436, "email": "gone@example.com", "role": "end-user"}
+        ], "count": 1})))
+        .mount(&helpdesk)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/api/v2/users/35436.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"user": {
+            "id": 35436, "email": "gone@example.com", "active": false, "role": "end-user"
+        }})))
+        .expect(1)
+        .mount(&helpdesk)
+        .await;
+    let queue = Arc::new(MemoryQueue::new());
+
+    // Default configuration: nothing deletes.
+    let report = upserter(&helpdesk, &brevo, queue.clone())
+        .handle(&[message("d-1", Action::Forget, "gone@example.com")])
+        .await;
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(
+        (
+            report.stats.helpdesk_deletions,
+            report.stats.write_backs_skipped
+        ),
+        (0, 1)
+    );
+
+    // Zendesk deletes; Intercom is left to its default (ignore).
+    let on = "brevo_to_helpdesk:\n  zendesk:\n    on_contact_deleted: delete\n";
+    let report = configured(&helpdesk, &brevo, queue.clone(), Some(on))
+        .handle(&[message("d-2", Action::Forget, "gone@example.com")])
+        .await;
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(report.stats.helpdesk_deletions, 1, "{report:?}");
+    assert_eq!(report.stats.write_backs, 0);
+    assert!(queue.dead_letter_reasons(DLQ).is_empty());
+    let asked = helpdesk.received_requests().await.unwrap_or_default();
+    assert!(
+        !asked.iter().any(|r| r.url.path().starts_with("/contacts")),
+        "Intercom was not asked: {asked:?}"
     );
 }

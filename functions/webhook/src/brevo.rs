@@ -4,9 +4,10 @@
 //! (compared in constant time). Without the variable the route answers 404, like any source
 //! that is not configured. The answers are the other sources': 413 over the size limit, 401 for
 //! a missing or wrong token (nothing queued), 400 for a body that is not Brevo events, 200
-//! `ignored` when no event asks for a write-back (contact updates, list additions and contact
-//! deletions are not acted on yet; events caused by deskbridge's own writes, whose
-//! `api_key_name` is `BREVO_API_KEY_NAME`, are counted as echoes), 200 `duplicate` for a
+//! `ignored` when no event asks for a write-back (contact updates and list additions are not
+//! acted on; contact deletions only when some helpdesk's `on_contact_deleted` is `delete`,
+//! otherwise they are set aside here with a debug line; events caused by deskbridge's own
+//! writes, whose `api_key_name` is `BREVO_API_KEY_NAME`, are counted as echoes), 200 `duplicate` for a
 //! delivery queued before, 503 when the state store or the queue fails. Otherwise the
 //! delivery's write-backs are queued as one [`WriteBackJob`] on the upsert queue, and the
 //! answer is 200 only once it is there; the upsert function carries them out.
@@ -19,7 +20,7 @@ use deskbridge_shared::state::{self, StateStore};
 use deskbridge_shared::twoway::{self, WriteBackJob};
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{MAX_BODY_BYTES, Outcome, Queued, Rejection, Reply, Webhook};
 
@@ -71,14 +72,25 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
                 Rejection::Auth,
             );
         }
-        let read = match twoway::parse_webhook(body, inbound.api_key_name.as_deref()) {
+        let mut read = match twoway::parse_webhook(body, inbound.api_key_name.as_deref()) {
             Ok(read) => read,
             Err(e) => {
                 warn!(%source, reason = %e, "webhook body rejected");
                 return Reply::error(StatusCode::BAD_REQUEST, e.to_string(), Rejection::Parse);
             }
         };
-        for ignored in &read.ignored {
+        if self.settings.file.brevo_to_helpdesk.deleting().is_empty() {
+            let set_aside = read.set_aside_forgets();
+            if set_aside > 0 {
+                debug!(%source, contact_deletions = set_aside,
+                    "brevo contact deletions ignored: no helpdesk has on_contact_deleted: delete");
+            }
+        }
+        for ignored in read
+            .ignored
+            .iter()
+            .filter(|i| i.reason != twoway::FORGET_OFF)
+        {
             info!(%source, event = %ignored.event, reason = ignored.reason, "brevo event ignored");
         }
         if read.echoes > 0 {

@@ -4,6 +4,11 @@
 //! Event names are read in both of Brevo's spellings (`hardBounce` when subscribing,
 //! `hard_bounce` in payloads; `contactDeleted` / `contact_deleted`, …).
 //!
+//! `contactDeleted` is read into an [`Action::Forget`] (its `email` a string, or an array of
+//! them: one write-back each); whether any helpdesk acts on it is the configuration's
+//! (`on_contact_deleted`), and the webhook function sets it aside
+//! ([`Inbound::set_aside_forgets`]) when none does.
+//!
 //! # Stable ids
 //!
 //! Brevo's payloads carry no delivery id (`id` is the webhook's own id, the same on every
@@ -41,7 +46,27 @@ pub struct Ignored {
     pub reason: &'static str,
 }
 
+/// Why a contact deletion is not queued when no helpdesk deletes.
+pub const FORGET_OFF: &str =
+    "contact deletions are not passed on (no helpdesk has on_contact_deleted: delete)";
+
 impl Inbound {
+    /// Moves the contact deletions ([`Action::Forget`]) from the write-backs to the ignored
+    /// events, for a configuration in which no helpdesk deletes anyone; how many were moved.
+    pub fn set_aside_forgets(&mut self) -> usize {
+        let before = self.write_backs.len();
+        let (forgets, kept): (Vec<WriteBack>, Vec<WriteBack>) =
+            std::mem::take(&mut self.write_backs)
+                .into_iter()
+                .partition(|w| w.action == Action::Forget);
+        self.write_backs = kept;
+        self.ignored.extend(forgets.into_iter().map(|_| Ignored {
+            event: FORGET_EVENT.to_string(),
+            reason: FORGET_OFF,
+        }));
+        before - self.write_backs.len()
+    }
+
     /// The delivery's id, from its write-backs' ids (see the module's notes); `None` when it
     /// has none.
     pub fn delivery_id(&self) -> Option<String> {
@@ -55,6 +80,9 @@ impl Inbound {
         }
     }
 }
+
+/// A contact deletion as deskbridge names it.
+const FORGET_EVENT: &str = "contact_deleted";
 
 /// What deskbridge makes of one event name.
 enum Kind {
@@ -72,7 +100,7 @@ fn kind(event: &str) -> Kind {
         "unsubscribed" => Kind::Act(Action::Unsubscribe, "unsubscribed"),
         "spam" => Kind::Act(Action::Unsubscribe, "spam"),
         "hardbounce" => Kind::Act(Action::HardBounce, "hard_bounce"),
-        "contactdeleted" => Kind::Ignore("contact deletions are not written back yet"),
+        "contactdeleted" => Kind::Act(Action::Forget, FORGET_EVENT),
         "contactupdated" => Kind::Ignore("contact updates are not written back yet"),
         "listaddition" => Kind::Ignore("list additions are not written back"),
         _ => Kind::Ignore("not an event deskbridge acts on"),
@@ -120,23 +148,47 @@ pub fn parse_webhook(body: &[u8], api_key_name: Option<&str>) -> Result<Inbound,
                 event: event.to_string(),
                 reason,
             }),
-            Kind::Act(action, name) => inbound.write_backs.push(write_back(item, action, name)?),
+            Kind::Act(Action::Forget, name) => {
+                for email in emails(item)? {
+                    inbound
+                        .write_backs
+                        .push(write_back(item, Action::Forget, name, email)?);
+                }
+            }
+            Kind::Act(action, name) => {
+                let email = item
+                    .get("email")
+                    .and_then(Value::as_str)
+                    .and_then(normalize_email)
+                    .ok_or(ParseError::Missing("email"))?;
+                inbound
+                    .write_backs
+                    .push(write_back(item, action, name, email)?);
+            }
         }
     }
     Ok(inbound)
 }
 
-/// The write-back of one acted-on event.
+/// The emails of a contact deletion: `email` as one address or an array of them (every one
+/// must be an address).
+fn emails(item: &Map<String, Value>) -> Result<Vec<String>, ParseError> {
+    let one = |v: &Value| v.as_str().and_then(normalize_email);
+    let emails = match item.get("email") {
+        Some(Value::Array(many)) if !many.is_empty() => many.iter().map(one).collect(),
+        Some(v) => one(v).map(|e| vec![e]),
+        None => None,
+    };
+    emails.ok_or(ParseError::Missing("email"))
+}
+
+/// The write-back of one acted-on event about `email` (normalised).
 fn write_back(
     item: &Map<String, Value>,
     action: Action,
     event: &str,
+    email: String,
 ) -> Result<WriteBack, ParseError> {
-    let email = item
-        .get("email")
-        .and_then(Value::as_str)
-        .and_then(normalize_email)
-        .ok_or(ParseError::Missing("email"))?;
     let seconds = |key: &str| {
         let v = item.get(key)?;
         v.as_i64()
@@ -236,6 +288,7 @@ mod tests {
                 (Action::HardBounce, "hard_bounce"),
                 (Action::HardBounce, "hard_bounce"),
                 (Action::Unsubscribe, "spam"),
+                (Action::Forget, "contact_deleted"),
             ]
         );
         assert!(
@@ -247,18 +300,59 @@ mod tests {
         let spam_id = &inbound.write_backs[2].id;
         assert_eq!(spam_id.rsplit(':').next().map(str::len), Some(64));
         let ignored: Vec<&str> = inbound.ignored.iter().map(|i| i.event.as_str()).collect();
-        assert_eq!(
-            ignored,
-            vec![
-                "contact_deleted",
-                "contactUpdated",
-                "list_addition",
-                "opened"
-            ]
-        );
+        assert_eq!(ignored, vec!["contactUpdated", "list_addition", "opened"]);
         assert_eq!(inbound.echoes, 0);
         let id = inbound.delivery_id().expect("an id");
         assert_eq!(id.len(), 64);
+    }
+
+    #[test]
+    fn a_contact_deletion_is_a_forget_and_set_aside_when_no_helpdesk_deletes() {
+        let deleted = json!({"id": 1_234_567, "email": "Gone@Example.com", "event": "contact_deleted",
+            "key": "k", "list_id": [35], "date": "2026-12-07 10:12:07", "ts": 1_796_638_327});
+        let inbound = parse(deleted.clone(), Some("deskbridge")).expect("reads");
+        let [w] = inbound.write_backs.as_slice() else {
+            panic!("one write-back: {inbound:?}")
+        };
+        assert_eq!(
+            (w.action, w.event.as_str()),
+            (Action::Forget, "contact_deleted")
+        );
+        assert_eq!(w.email, "gone@example.com");
+        assert_eq!(
+            w.id,
+            format!("contact_deleted:{}:-:1796638327", mask("gone@example.com"))
+        );
+        // Both spellings, and several emails in one event.
+        let many = json!({"event": "contactDeleted", "email": ["a@example.com", "b@example.com"],
+            "ts": 5});
+        let read = parse(many, None).expect("reads");
+        let emails: Vec<&str> = read.write_backs.iter().map(|w| w.email.as_str()).collect();
+        assert_eq!(emails, vec!["a@example.com", "b@example.com"]);
+        assert_eq!(
+            parse(
+                json!({"event": "contact_deleted", "email": ["a@example.com", 3]}),
+                None
+            ),
+            Err(ParseError::Missing("email"))
+        );
+        // No helpdesk deletes: acknowledged and ignored, with the reason; nothing to queue.
+        let mut off = parse(json!([deleted, unsubscribed()]), None).expect("reads");
+        assert_eq!(off.set_aside_forgets(), 1);
+        assert_eq!(off.write_backs.len(), 1);
+        assert_eq!(off.write_backs[0].action, Action::Unsubscribe);
+        assert_eq!(
+            off.ignored,
+            vec![Ignored {
+                event: "contact_deleted".into(),
+                reason: FORGET_OFF
+            }]
+        );
+        // Deskbridge's own deletion coming back is an echo, never a forget.
+        let echo = json!({"event": "contact_deleted", "email": "gone@example.com",
+            "api_key_name": "deskbridge", "ts": 1});
+        let read = parse(echo, Some("deskbridge")).expect("reads");
+        assert_eq!((read.echoes, read.write_backs.len()), (1, 0));
     }
 
     #[test]

@@ -6,15 +6,16 @@
 //! ([`HelpdeskWriteBack`] over the helpdesk APIs), as the `brevo_to_helpdesk` block of the
 //! configuration file says:
 //!
-//! | Brevo event | Zendesk | Intercom |
-//! |---|---|---|
-//! | `unsubscribed`, `spam` | user tag `brevo_unsubscribed` added | `unsubscribed_from_emails: true` |
-//! | `hardBounce` / `hard_bounce` | user tag `brevo_hard_bounce` added | custom attribute `brevo_hard_bounce: true` |
+//! | Brevo event | Zendesk | Intercom | Gorgias |
+//! |---|---|---|---|
+//! | `unsubscribed`, `spam` | user tag `brevo_unsubscribed` added | `unsubscribed_from_emails: true` | note line "Brevo: unsubscribed from marketing emails" added to the customer |
+//! | `hardBounce` / `hard_bounce` | user tag `brevo_hard_bounce` added | custom attribute `brevo_hard_bounce: true` | note line "Brevo: email address hard-bounced" added |
+//! | `contactDeleted` / `contact_deleted` (only with `on_contact_deleted: delete`; off by default) | end-users deleted (`DELETE /api/v2/users/{id}`; agents and admins never) | contacts deleted (`DELETE /contacts/{id}`) | customers deleted (`DELETE /api/customers/{id}`) |
 //!
 //! Events that carry `api_key_name` equal to `BREVO_API_KEY_NAME` are deskbridge's own writes
-//! coming back, and are ignored. `contactUpdated`, `listAddition` and `contactDeleted` are
-//! accepted and ignored for now: contact updates are not written back, and deletions wait for
-//! their policy. Gorgias gets no write-backs yet.
+//! coming back, and are ignored. A `contactDeleted` is acknowledged and ignored unless some
+//! helpdesk's `on_contact_deleted` is `delete`. `contactUpdated` and `listAddition` are
+//! accepted and ignored: contact updates are not written back.
 //!
 //! A Brevo automation's webhook step (`POST /actions/<helpdesk>/tickets`, bearer
 //! `DESKBRIDGE_ACTIONS_TOKEN`) asks for a ticket: [`action`] reads it into a [`TicketRequest`],
@@ -31,7 +32,7 @@ pub mod inbound;
 pub mod write;
 
 pub use action::{ActionError, TicketRequest, read_ticket};
-pub use inbound::{Ignored, Inbound, parse_webhook};
+pub use inbound::{FORGET_OFF, Ignored, Inbound, parse_webhook};
 pub use write::{HelpdeskOutcome, HelpdeskWriteBack, TicketOpened, WriteBackApi, Written};
 
 /// The path segment of a Brevo automation's ticket requests: `/actions/<helpdesk>/tickets`.
@@ -54,6 +55,9 @@ pub enum Action {
     Unsubscribe,
     /// Mail to the person's address bounced for good.
     HardBounce,
+    /// The person's Brevo contact was deleted: the helpdesks configured to (`on_contact_deleted:
+    /// delete`) delete the person with the email.
+    Forget,
 }
 
 /// One Brevo event to write back into the helpdesks.
@@ -62,7 +66,8 @@ pub struct WriteBack {
     /// Stable id of the event (see [`inbound`]): the same however often Brevo delivers it.
     pub id: String,
     pub action: Action,
-    /// The Brevo event as deskbridge names it: `unsubscribed`, `spam` or `hard_bounce`.
+    /// The Brevo event as deskbridge names it: `unsubscribed`, `spam`, `hard_bounce` or
+    /// `contact_deleted`.
     pub event: String,
     /// The person's email, trimmed and lower-cased.
     pub email: String,

@@ -1,5 +1,7 @@
 //! Carrying a [`WriteBack`] out in the helpdesks: the [`WriteBackApi`] port, and
-//! [`HelpdeskWriteBack`] over the Zendesk and Intercom APIs configured in [`Settings`].
+//! [`HelpdeskWriteBack`] over the Zendesk, Intercom and Gorgias APIs configured in [`Settings`].
+//! A contact deletion ([`Action::Forget`]) reaches only the helpdesks whose
+//! `on_contact_deleted` is `delete`.
 //!
 //! Each helpdesk's outcome is its own: a person the helpdesk does not know is a no-op
 //! ([`Written::NotFound`]), an outage or a rate limit is an error worth retrying (the caller
@@ -10,19 +12,24 @@ use serde_json::json;
 
 use super::{Action, TicketRequest, WriteBack};
 use crate::config::Settings;
-use crate::config::file::BrevoToHelpdesk;
+use crate::config::file::{BrevoToHelpdesk, OnContactDeleted};
 use crate::helpdesk::LookupError;
+use crate::helpdesk::gorgias::write_back::GorgiasCustomerWrites;
 use crate::helpdesk::intercom::write_back::IntercomContactWrites;
 use crate::helpdesk::zendesk::tickets::{NewTicket, ZendeskTickets};
-use crate::helpdesk::zendesk::write_back::ZendeskUserTags;
+use crate::helpdesk::zendesk::write_back::{ZendeskUserDeletes, ZendeskUserTags};
 use crate::http as helpdesk_http;
+use crate::identity::mask;
 use crate::model::Source;
 
 /// What a write-back did in one helpdesk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Written {
-    /// This many people (Zendesk users, Intercom contacts) with the email were updated.
+    /// This many people (Zendesk users, Intercom contacts, Gorgias customers) with the email
+    /// were updated.
     Updated(usize),
+    /// This many people with the email were deleted (a contact deletion passed on).
+    Deleted(usize),
     /// The helpdesk has nobody with the email.
     NotFound,
 }
@@ -61,13 +68,18 @@ pub trait WriteBackApi: Send + Sync {
     }
 }
 
-/// [`WriteBackApi`] over the helpdesk REST APIs: Zendesk and Intercom, each when its API
-/// credentials are set, it is enabled, and its `brevo_to_helpdesk` block leaves it on.
+/// [`WriteBackApi`] over the helpdesk REST APIs: Zendesk, Intercom and Gorgias, each when its
+/// API credentials are set, it is enabled, and its `brevo_to_helpdesk` block leaves it on.
 pub struct HelpdeskWriteBack {
     /// `Err` keeps the reason the client could not be built; every write then fails as transient.
     client: Result<reqwest::Client, String>,
     zendesk: Option<ZendeskUserTags>,
     intercom: Option<IntercomContactWrites>,
+    /// The Gorgias store of the `GORGIAS_*` variables, then the further stores the file names
+    /// (`gorgias:eu-store`), each with its own credentials.
+    gorgias: Vec<(Source, GorgiasCustomerWrites)>,
+    /// Deletions of Zendesk end-users, when `on_contact_deleted` is `delete`.
+    zendesk_deletes: Option<ZendeskUserDeletes>,
     /// Tickets of `POST /actions/zendesk/tickets` (the `actions` block leaves them on).
     zendesk_tickets: Option<ZendeskTickets>,
     config: BrevoToHelpdesk,
@@ -87,6 +99,22 @@ impl HelpdeskWriteBack {
         let intercom = (config.intercom.enabled && settings.api_enabled(&Source::Intercom))
             .then(|| IntercomContactWrites::from_settings(&settings.intercom))
             .flatten();
+        let stores = std::iter::once(Source::Gorgias).chain(
+            settings
+                .account_sources()
+                .filter(|s| s.is_account_of(&Source::Gorgias)),
+        );
+        let gorgias = stores
+            .filter(|store| config.gorgias.enabled && settings.api_enabled(store))
+            .filter_map(|store| {
+                let writes = GorgiasCustomerWrites::from_settings(settings.gorgias_of(&store)?)?;
+                Some((store, writes))
+            })
+            .collect();
+        let zendesk_deletes = (config.zendesk.on_contact_deleted == OnContactDeleted::Delete)
+            .then(|| zendesk.as_ref().and(settings.zendesk.auth()))
+            .flatten()
+            .map(ZendeskUserDeletes::new);
         let client = helpdesk_http::client().map_err(|e| {
             tracing::error!(error = %e, "helpdesk HTTP client unavailable; write-backs will fail");
             e.to_string()
@@ -95,6 +123,8 @@ impl HelpdeskWriteBack {
             client,
             zendesk,
             intercom,
+            gorgias,
+            zendesk_deletes,
             zendesk_tickets,
             config,
         }
@@ -114,7 +144,71 @@ impl HelpdeskWriteBack {
         if self.intercom.is_some() {
             out.push(Source::Intercom);
         }
+        out.extend(self.gorgias.iter().map(|(store, _)| store.clone()));
         out
+    }
+
+    /// Passes a Brevo contact deletion on to every helpdesk whose `on_contact_deleted` is
+    /// `delete`: Zendesk end-users, Intercom contacts, Gorgias customers with the email.
+    async fn forget(
+        &self,
+        client: &Result<&reqwest::Client, LookupError>,
+        email: &str,
+    ) -> Vec<HelpdeskOutcome> {
+        let deletes = |on: OnContactDeleted| on == OnContactDeleted::Delete;
+        let mut outcomes = Vec::new();
+        if let Some(zendesk) = &self.zendesk_deletes {
+            let result = match client {
+                Ok(client) => zendesk.delete_end_users(client, email).await.map(|done| {
+                    if done.staff_kept > 0 {
+                        tracing::info!(person = %mask(email), kept = done.staff_kept,
+                            "zendesk: agents or admins with this email are never deleted");
+                    }
+                    deleted(done.deleted)
+                }),
+                Err(e) => Err(e.clone()),
+            };
+            outcomes.push(HelpdeskOutcome {
+                helpdesk: Source::Zendesk,
+                result,
+            });
+        }
+        if let Some(intercom) = self
+            .intercom
+            .as_ref()
+            .filter(|_| deletes(self.config.intercom.on_contact_deleted))
+        {
+            let result = match client {
+                Ok(client) => intercom.delete_by_email(client, email).await.map(deleted),
+                Err(e) => Err(e.clone()),
+            };
+            outcomes.push(HelpdeskOutcome {
+                helpdesk: Source::Intercom,
+                result,
+            });
+        }
+        if deletes(self.config.gorgias.on_contact_deleted) {
+            for (store, gorgias) in &self.gorgias {
+                let result = match client {
+                    Ok(client) => gorgias.delete_by_email(client, email).await.map(deleted),
+                    Err(e) => Err(e.clone()),
+                };
+                outcomes.push(HelpdeskOutcome {
+                    helpdesk: store.clone(),
+                    result,
+                });
+            }
+        }
+        outcomes
+    }
+}
+
+/// A count of people deleted as a [`Written`].
+fn deleted(count: usize) -> Written {
+    if count == 0 {
+        Written::NotFound
+    } else {
+        Written::Deleted(count)
     }
 }
 
@@ -136,9 +230,13 @@ impl WriteBackApi for HelpdeskWriteBack {
             .client
             .as_ref()
             .map_err(|e| LookupError::Transient(e.clone()));
+        if write_back.action == Action::Forget {
+            return self.forget(&client, email).await;
+        }
         let zendesk_tag = match write_back.action {
             Action::Unsubscribe => self.config.zendesk.unsubscribed_tag.as_deref(),
             Action::HardBounce => self.config.zendesk.hard_bounce_tag.as_deref(),
+            Action::Forget => None,
         };
         if let (Some(zendesk), Some(tag)) = (&self.zendesk, zendesk_tag) {
             let result = match &client {
@@ -162,6 +260,7 @@ impl WriteBackApi for HelpdeskWriteBack {
                 .hard_bounce_attribute
                 .as_deref()
                 .map(|name| json!({"custom_attributes": {name: true}})),
+            Action::Forget => None,
         };
         if let (Some(intercom), Some(fields)) = (&self.intercom, intercom_fields) {
             let result = match &client {
@@ -175,6 +274,26 @@ impl WriteBackApi for HelpdeskWriteBack {
                 helpdesk: Source::Intercom,
                 result,
             });
+        }
+        let gorgias_note = match write_back.action {
+            Action::Unsubscribe => self.config.gorgias.unsubscribed_note.as_deref(),
+            Action::HardBounce => self.config.gorgias.hard_bounce_note.as_deref(),
+            Action::Forget => None,
+        };
+        if let Some(line) = gorgias_note {
+            for (store, gorgias) in &self.gorgias {
+                let result = match &client {
+                    Ok(client) => gorgias
+                        .add_note_line(client, email, line)
+                        .await
+                        .map(written),
+                    Err(e) => Err(e.clone()),
+                };
+                outcomes.push(HelpdeskOutcome {
+                    helpdesk: store.clone(),
+                    result,
+                });
+            }
         }
         outcomes
     }
@@ -340,6 +459,209 @@ mod tests {
         assert!(writer.apply(&bounce("bob@example.com")).await.is_empty());
         let requests = server.received_requests().await.unwrap_or_default();
         assert!(requests.is_empty(), "nothing was asked: {requests:?}");
+    }
+
+    /// Settings of all three helpdesks on `server`, with the configuration file `config`.
+    fn all_three(server: &MockServer, config: &str) -> Settings {
+        let uri = server.uri();
+        let vars = Vars::from_pairs([
+            ("ZENDESK_BASE_URL", uri.as_str()),
+            ("ZENDESK_OAUTH_TOKEN", "zd-oauth"),
+            ("INTERCOM_BASE_URL", uri.as_str()),
+            ("INTERCOM_ACCESS_TOKEN", "ic-token"),
+            ("GORGIAS_BASE_URL", uri.as_str()),
+            ("GORGIAS_EMAIL", "agent@shop.example"),
+            ("GORGIAS_API_KEY", "gorgias-key"),
+            ("DESKBRIDGE_CONFIG", "secretsmanager:arn:test"),
+        ])
+        .with_config_text(config);
+        Settings::from_vars(&vars).expect("settings")
+    }
+
+    fn forget(email: &str) -> WriteBack {
+        WriteBack {
+            id: "contact_deleted:h:-:1".into(),
+            action: Action::Forget,
+            event: "contact_deleted".into(),
+            email: email.into(),
+            occurred_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unsubscribe_adds_the_line_to_the_gorgias_customers_note() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/api/customers"))
+            .and(query_param("email", "ann@example.com"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "object": "list", "uri": "/api/customers",
+                "data": [{"id": 3924, "email": "ann@example.com", "note": "Prefers phone"}],
+                "meta": {"prev_cursor": null, "next_cursor": null}
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("PUT"))
+            .and(path("/api/customers/3924"))
+            .and(body_json(json!({"note": "Prefers phone\nDo not mail"})))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"id": 3924, "note": "…"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let config = "brevo_to_helpdesk:\n  zendesk: { enabled: false }\n  intercom: \
+                      { enabled: false }\n  gorgias: { unsubscribed_note: Do not mail }\n";
+        let writer = HelpdeskWriteBack::new(&all_three(&server, config));
+        assert_eq!(writer.helpdesks(), vec![Source::Gorgias]);
+        let mut unsubscribe = bounce("ann@example.com");
+        unsubscribe.action = Action::Unsubscribe;
+        assert_eq!(
+            writer.apply(&unsubscribe).await,
+            vec![HelpdeskOutcome {
+                helpdesk: Source::Gorgias,
+                result: Ok(Written::Updated(1))
+            }]
+        );
+        // A contact deletion with the default on_contact_deleted (ignore) asks nothing.
+        assert!(writer.apply(&forget("ann@example.com")).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_further_gorgias_store_gets_the_line_with_its_own_credentials() {
+        let first = MockServer::start().await;
+        let eu = MockServer::start().await;
+        for (server, user, id) in [
+            (&first, "agent@shop.example", 3924),
+            (&eu, "eu@shop.example", 77),
+        ] {
+            Mock::given(method("GET"))
+                .and(path("/api/customers"))
+                .and(wiremock::matchers::basic_auth(user, "key"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                    "object": "list", "uri": "/api/customers",
+                    "data": [{"id": id, "email": "ann@example.com", "note": null}],
+                    "meta": {"prev_cursor": null, "next_cursor": null}
+                })))
+                .expect(1)
+                .mount(server)
+                .await;
+            Mock::given(method("PUT"))
+                .and(path(format!("/api/customers/{id}")))
+                .and(body_json(
+                    json!({"note": "Brevo: email address hard-bounced"}),
+                ))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": id})))
+                .expect(1)
+                .mount(server)
+                .await;
+        }
+        let (first_uri, eu_uri) = (first.uri(), eu.uri());
+        let vars = Vars::from_pairs([
+            ("GORGIAS_BASE_URL", first_uri.as_str()),
+            ("GORGIAS_EMAIL", "agent@shop.example"),
+            ("GORGIAS_API_KEY", "key"),
+            ("GORGIAS_EU_STORE_BASE_URL", eu_uri.as_str()),
+            ("GORGIAS_EU_STORE_EMAIL", "eu@shop.example"),
+            ("GORGIAS_EU_STORE_API_KEY", "key"),
+            ("DESKBRIDGE_CONFIG", "secretsmanager:arn:test"),
+        ])
+        .with_config_text("connectors:\n  gorgias: {}\n  gorgias:eu-store: {}\n");
+        let writer = HelpdeskWriteBack::new(&Settings::from_vars(&vars).expect("settings"));
+        let eu_store: Source = "gorgias:eu-store".parse().expect("an account");
+        assert_eq!(writer.helpdesks(), vec![Source::Gorgias, eu_store.clone()]);
+        let outcomes = writer.apply(&bounce("ann@example.com")).await;
+        assert_eq!(
+            outcomes,
+            vec![
+                HelpdeskOutcome {
+                    helpdesk: Source::Gorgias,
+                    result: Ok(Written::Updated(1))
+                },
+                HelpdeskOutcome {
+                    helpdesk: eu_store,
+                    result: Ok(Written::Updated(1))
+                },
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_contact_deletion_deletes_end_users_contacts_and_customers_but_never_agents() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/users/search.json"))
+            .and(query_param("query", "email:gone@example.com"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"users": [
+                {"id": 35436, "email": "gone@example.com", "role": "end-user"},
+                {"id": 35437, "email": "gone@example.com", "role": "agent"}
+            ], "count": 2})))
+            .mount(&server)
+            .await;
+        Mock::given(method("DELETE"))
+            .and(path("/api/v2/users/35436.json"))
+            .and(header("authorization", "Bearer zd-oauth"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"user": {
+                "id": 35436, "email": "gone@example.com", "active": false
+            }})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/contacts/search"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "type": "list", "total_count": 1,
+                "data": [{"type": "contact", "id": "6329bd9ffe4e", "email": "gone@example.com"}]
+            })))
+            .mount(&server)
+            .await;
+        Mock::given(method("DELETE"))
+            .and(path("/contacts/6329bd9ffe4e"))
+            .and(header("authorization", "Bearer ic-token"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": "6329bd9ffe4e", "type": "contact", "deleted": true
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/api/customers"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "object": "list", "uri": "/api/customers", "data": [],
+                "meta": {"prev_cursor": null, "next_cursor": null}
+            })))
+            .mount(&server)
+            .await;
+        let config = "brevo_to_helpdesk:\n  zendesk: { on_contact_deleted: delete }\n  \
+                      intercom: { on_contact_deleted: delete }\n  gorgias: \
+                      { on_contact_deleted: delete }\n";
+        let writer = HelpdeskWriteBack::new(&all_three(&server, config));
+        let outcomes = writer.apply(&forget("gone@example.com")).await;
+        assert_eq!(
+            outcomes,
+            vec![
+                HelpdeskOutcome {
+                    helpdesk: Source::Zendesk,
+                    result: Ok(Written::Deleted(1))
+                },
+                HelpdeskOutcome {
+                    helpdesk: Source::Intercom,
+                    result: Ok(Written::Deleted(1))
+                },
+                HelpdeskOutcome {
+                    helpdesk: Source::Gorgias,
+                    result: Ok(Written::NotFound)
+                },
+            ]
+        );
+        let requests = server.received_requests().await.unwrap_or_default();
+        assert!(
+            !requests
+                .iter()
+                .any(|r| r.url.path() == "/api/v2/users/35437.json"),
+            "the agent was left alone"
+        );
     }
 
     fn ticket(external_id: &str) -> TicketRequest {

@@ -30,6 +30,8 @@
 //! brevo_to_helpdesk:              # Brevo marketing webhooks written back (see `crate::twoway`)
 //!   zendesk: { enabled: true, unsubscribed_tag: brevo_unsubscribed, hard_bounce_tag: brevo_hard_bounce }
 //!   intercom: { enabled: true, unsubscribe: true, hard_bounce_attribute: brevo_hard_bounce }
+//!   gorgias: { enabled: true, unsubscribed_note: "…", hard_bounce_note: "…" }
+//!   # each helpdesk also takes `on_contact_deleted: ignore | delete` (default ignore)
 //! ```
 //!
 //! # Rules
@@ -106,13 +108,35 @@ pub struct FileConfig {
     pub actions: Actions,
 }
 
-/// The `brevo_to_helpdesk` block: what an unsubscribe, a spam complaint or a hard bounce that
-/// Brevo reports changes in each helpdesk. Every key has a default, so a file without the block
-/// writes back to every helpdesk whose API credentials are set.
+/// The `brevo_to_helpdesk` block: what an unsubscribe, a spam complaint, a hard bounce or a
+/// contact deletion that Brevo reports changes in each helpdesk. Every key has a default, so a
+/// file without the block writes unsubscribes and bounces back to every helpdesk whose API
+/// credentials are set, and deletes nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrevoToHelpdesk {
     pub zendesk: ZendeskWriteBack,
     pub intercom: IntercomWriteBack,
+    pub gorgias: GorgiasWriteBack,
+}
+
+/// What a Brevo `contactDeleted` asks of one helpdesk (`on_contact_deleted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnContactDeleted {
+    /// Nothing: the event is acknowledged and ignored (the default).
+    #[default]
+    Ignore,
+    /// The helpdesk is asked to delete the people with the email (Zendesk end-users only).
+    Delete,
+}
+
+impl OnContactDeleted {
+    /// The value as the file writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnContactDeleted::Ignore => "ignore",
+            OnContactDeleted::Delete => "delete",
+        }
+    }
 }
 
 /// `brevo_to_helpdesk.zendesk`: user tags added (never removed) by Brevo events.
@@ -125,6 +149,8 @@ pub struct ZendeskWriteBack {
     pub unsubscribed_tag: Option<String>,
     /// The tag a hard bounce adds (default `brevo_hard_bounce`); `None` adds none.
     pub hard_bounce_tag: Option<String>,
+    /// Whether a Brevo contact deletion deletes the end-users with the email (default ignore).
+    pub on_contact_deleted: OnContactDeleted,
 }
 
 /// `brevo_to_helpdesk.intercom`: contact fields set by Brevo events.
@@ -138,12 +164,34 @@ pub struct IntercomWriteBack {
     /// The boolean custom data attribute a hard bounce sets to true (default
     /// `brevo_hard_bounce`; it must exist in Intercom); `None` sets none.
     pub hard_bounce_attribute: Option<String>,
+    /// Whether a Brevo contact deletion deletes the contacts with the email (default ignore).
+    pub on_contact_deleted: OnContactDeleted,
+}
+
+/// `brevo_to_helpdesk.gorgias`: lines added (never removed) to the customer's note, which
+/// agents see beside the customer's tickets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GorgiasWriteBack {
+    /// Default true.
+    pub enabled: bool,
+    /// The note line an unsubscribe or a spam complaint adds (default
+    /// [`DEFAULT_GORGIAS_UNSUBSCRIBED_NOTE`]); `None` adds none.
+    pub unsubscribed_note: Option<String>,
+    /// The note line a hard bounce adds (default [`DEFAULT_GORGIAS_HARD_BOUNCE_NOTE`]); `None`
+    /// adds none.
+    pub hard_bounce_note: Option<String>,
+    /// Whether a Brevo contact deletion deletes the customers with the email (default ignore).
+    pub on_contact_deleted: OnContactDeleted,
 }
 
 /// The default Zendesk tag of an unsubscribe or spam complaint.
 pub const DEFAULT_UNSUBSCRIBED_TAG: &str = "brevo_unsubscribed";
 /// The default Zendesk tag and Intercom attribute of a hard bounce.
 pub const DEFAULT_HARD_BOUNCE_MARK: &str = "brevo_hard_bounce";
+/// The default Gorgias note line of an unsubscribe or spam complaint.
+pub const DEFAULT_GORGIAS_UNSUBSCRIBED_NOTE: &str = "Brevo: unsubscribed from marketing emails";
+/// The default Gorgias note line of a hard bounce.
+pub const DEFAULT_GORGIAS_HARD_BOUNCE_NOTE: &str = "Brevo: email address hard-bounced";
 
 impl Default for BrevoToHelpdesk {
     fn default() -> Self {
@@ -152,13 +200,46 @@ impl Default for BrevoToHelpdesk {
                 enabled: true,
                 unsubscribed_tag: Some(DEFAULT_UNSUBSCRIBED_TAG.into()),
                 hard_bounce_tag: Some(DEFAULT_HARD_BOUNCE_MARK.into()),
+                on_contact_deleted: OnContactDeleted::Ignore,
             },
             intercom: IntercomWriteBack {
                 enabled: true,
                 unsubscribe: true,
                 hard_bounce_attribute: Some(DEFAULT_HARD_BOUNCE_MARK.into()),
+                on_contact_deleted: OnContactDeleted::Ignore,
+            },
+            gorgias: GorgiasWriteBack {
+                enabled: true,
+                unsubscribed_note: Some(DEFAULT_GORGIAS_UNSUBSCRIBED_NOTE.into()),
+                hard_bounce_note: Some(DEFAULT_GORGIAS_HARD_BOUNCE_NOTE.into()),
+                on_contact_deleted: OnContactDeleted::Ignore,
             },
         }
+    }
+}
+
+impl BrevoToHelpdesk {
+    /// The helpdesks (`zendesk`, `intercom`, `gorgias`) whose people a Brevo contact deletion
+    /// deletes: enabled, with `on_contact_deleted: delete`. Empty by default.
+    pub fn deleting(&self) -> Vec<&'static str> {
+        let on = |enabled: bool, on: OnContactDeleted| enabled && on == OnContactDeleted::Delete;
+        [
+            (
+                "zendesk",
+                on(self.zendesk.enabled, self.zendesk.on_contact_deleted),
+            ),
+            (
+                "intercom",
+                on(self.intercom.enabled, self.intercom.on_contact_deleted),
+            ),
+            (
+                "gorgias",
+                on(self.gorgias.enabled, self.gorgias.on_contact_deleted),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect()
     }
 }
 

@@ -1323,9 +1323,21 @@ fn brevo_to_helpdesk_has_defaults_and_reads_each_key() {
         Some("brevo_hard_bounce")
     );
 
+    assert_eq!(
+        defaults.gorgias.unsubscribed_note.as_deref(),
+        Some("Brevo: unsubscribed from marketing emails")
+    );
+    assert!(
+        defaults.deleting().is_empty(),
+        "deletions are off by default"
+    );
+
     let text = "brevo_to_helpdesk:\n  zendesk:\n    unsubscribed_tag: do_not_mail\n    \
-                hard_bounce_tag: ~\n  intercom:\n    enabled: false\n    unsubscribe: false\n    \
-                hard_bounce_attribute: \"Email bounced\"\n";
+                hard_bounce_tag: ~\n    on_contact_deleted: delete\n  intercom:\n    \
+                enabled: false\n    unsubscribe: false\n    \
+                hard_bounce_attribute: \"Email bounced\"\n    on_contact_deleted: delete\n  \
+                gorgias:\n    unsubscribed_note: \"Do not mail (Brevo)\"\n    \
+                hard_bounce_note: \"\"\n    on_contact_deleted: Ignore\n";
     let cfg = parse("test.yaml", text).expect("valid").brevo_to_helpdesk;
     assert_eq!(
         cfg,
@@ -1334,26 +1346,45 @@ fn brevo_to_helpdesk_has_defaults_and_reads_each_key() {
                 enabled: true,
                 unsubscribed_tag: Some("do_not_mail".into()),
                 hard_bounce_tag: None,
+                on_contact_deleted: OnContactDeleted::Delete,
             },
             intercom: IntercomWriteBack {
                 enabled: false,
                 unsubscribe: false,
                 hard_bounce_attribute: Some("Email bounced".into()),
+                on_contact_deleted: OnContactDeleted::Delete,
+            },
+            gorgias: GorgiasWriteBack {
+                enabled: true,
+                unsubscribed_note: Some("Do not mail (Brevo)".into()),
+                hard_bounce_note: None,
+                on_contact_deleted: OnContactDeleted::Ignore,
             },
         }
     );
+    // A helpdesk switched off deletes nothing, whatever its on_contact_deleted says.
+    assert_eq!(cfg.deleting(), vec!["zendesk"]);
 }
 
 #[test]
 fn brevo_to_helpdesk_reports_unknown_keys_and_bad_values_with_their_lines() {
     let text = "brevo_to_helpdesk:\n  zendesk:\n    unsubscribed_tags: x\n    \
                 hard_bounce_tag: two words\n  intercom:\n    unsubscribe: yes\n    \
-                hard_bounce_attribute: a.b\n  gorgias: {}\n";
+                hard_bounce_attribute: a.b\n  freshdesk: {}\n  gorgias:\n    \
+                on_contact_deleted: erase\n    hard_bounce_note: \"a\\nb\"\n";
     let found = problems(text);
     let lines: Vec<Option<usize>> = found.iter().map(|(l, _)| *l).collect();
     assert_eq!(
         lines,
-        vec![Some(3), Some(4), Some(6), Some(7), Some(8)],
+        vec![
+            Some(3),
+            Some(4),
+            Some(6),
+            Some(7),
+            Some(8),
+            Some(10),
+            Some(11)
+        ],
         "{found:#?}"
     );
     assert!(
@@ -1369,10 +1400,16 @@ fn brevo_to_helpdesk_reports_unknown_keys_and_bad_values_with_their_lines() {
         found[3].1
     );
     assert!(
-        found[4].1.contains("unknown key `gorgias`"),
+        found[4].1.contains("unknown key `freshdesk`"),
         "{}",
         found[4].1
     );
+    assert!(
+        found[5].1.contains("must be ignore or delete, not erase"),
+        "{}",
+        found[5].1
+    );
+    assert!(found[6].1.contains("one line"), "{}", found[6].1);
 }
 
 #[test]
@@ -1402,6 +1439,27 @@ fn deskbridge_plan_says_what_the_brevo_to_helpdesk_block_does() {
         .expect("a line for the block");
     assert_eq!(said.line, 1);
     assert!(said.says.contains("write back"), "{}", said.says);
+    assert!(
+        said.says.contains("contact deletion deletes nothing"),
+        "{}",
+        said.says
+    );
+    let cfg = parse(
+        "test.yaml",
+        "brevo_to_helpdesk:\n  gorgias: { on_contact_deleted: delete }\n",
+    )
+    .expect("valid");
+    let said = cfg
+        .lines
+        .iter()
+        .find(|s| s.key == "brevo_to_helpdesk")
+        .expect("a line for the block");
+    assert!(
+        said.says
+            .contains("deletes the person with that email in gorgias"),
+        "{}",
+        said.says
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Gorgias: HTTP-integration webhooks (`webhook`), the batch sync of customers, tickets and
-//! satisfaction surveys (`sync`), and the macro and rule activity of its events feed
-//! (`events`).
+//! satisfaction surveys (`sync`), the macro and rule activity of its events feed (`events`),
+//! and the customer notes and deletions Brevo events write back (`write_back`).
 //!
 //! Everything about this helpdesk lives in this folder; this file holds only what other
 //! modules need without the rest (the stream names the configuration file checks).
@@ -11,6 +11,7 @@ pub mod responses;
 pub mod sync;
 pub mod vendor;
 pub mod webhook;
+pub mod write_back;
 
 /// The streams, in the order a run starts them.
 pub const STREAMS: [&str; 4] = ["customers", "tickets", "satisfaction_surveys", "events"];

@@ -3,6 +3,12 @@
 //! `{"query":{"field":"email","operator":"=","value":…}}`, then each is updated with
 //! `PUT {base}/contacts/{id}` (for example `{"unsubscribed_from_emails": true}`). Setting a
 //! field to the value it has changes nothing, so a write can be repeated.
+//!
+//! A Brevo contact deletion that the configuration passes on deletes the contacts (users and
+//! leads) with the email: `DELETE {base}/contacts/{id}`. Intercom keeps a deleted contact
+//! recoverable for 7 days, then destroys it. Archiving (`POST /contacts/{id}/archive`) is not
+//! used: an archived contact can no longer be found by email, so it could never be deleted
+//! later, and the person asked to be forgotten.
 
 use serde_json::{Value, json};
 
@@ -38,23 +44,8 @@ impl IntercomContactWrites {
         email: &str,
         fields: &Value,
     ) -> Result<usize, LookupError> {
-        let search = json!({
-            "query": {"field": "email", "operator": "=", "value": email},
-            "pagination": {"per_page": PER_PAGE}
-        });
-        let found = get_json(
-            client
-                .post(format!("{}/contacts/search", self.base))
-                .bearer_auth(&self.token)
-                .header("Intercom-Version", &self.version)
-                .json(&search),
-        )
-        .await?;
-        let Some(found) = found else {
-            return Ok(0);
-        };
         let mut updated = 0;
-        for id in contact_ids(&found, email) {
+        for id in self.find(client, email, false).await? {
             let response = client
                 .put(format!("{}/contacts/{id}", self.base))
                 .bearer_auth(&self.token)
@@ -71,11 +62,60 @@ impl IntercomContactWrites {
         }
         Ok(updated)
     }
+
+    /// Deletes every contact whose email is `email`; the number deleted, 0 when Intercom has
+    /// nobody with that email (or they were deleted already).
+    pub async fn delete_by_email(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+    ) -> Result<usize, LookupError> {
+        let mut deleted = 0;
+        // Only contacts that show the email: a deletion is never made on the search's word alone.
+        for id in self.find(client, email, true).await? {
+            let response = client
+                .delete(format!("{}/contacts/{id}", self.base))
+                .bearer_auth(&self.token)
+                .header("Intercom-Version", &self.version)
+                .header("Accept", "application/json")
+                .send()
+                .await
+                .map_err(transport_error)?;
+            if written(&response)? {
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// The ids of the contacts whose email is `email` (`POST /contacts/search`); with `exact`,
+    /// only contacts whose answer shows that email.
+    async fn find(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        exact: bool,
+    ) -> Result<Vec<String>, LookupError> {
+        let search = json!({
+            "query": {"field": "email", "operator": "=", "value": email},
+            "pagination": {"per_page": PER_PAGE}
+        });
+        let found = get_json(
+            client
+                .post(format!("{}/contacts/search", self.base))
+                .bearer_auth(&self.token)
+                .header("Intercom-Version", &self.version)
+                .json(&search),
+        )
+        .await?;
+        Ok(found.map_or_else(Vec::new, |found| contact_ids(&found, email, exact)))
+    }
 }
 
 /// The ids of the contacts of a search answer (`{"type":"list","data":[…]}`) whose email is
-/// `email` (compared without case; the search already matched it).
-fn contact_ids(found: &Value, email: &str) -> Vec<String> {
+/// `email` (compared without case; the search already matched it, so a contact the answer
+/// shows without an email counts too, unless `exact`).
+fn contact_ids(found: &Value, email: &str, exact: bool) -> Vec<String> {
     let contacts = found.get("data").and_then(Value::as_array);
     contacts
         .into_iter()
@@ -83,7 +123,7 @@ fn contact_ids(found: &Value, email: &str) -> Vec<String> {
         .filter(|c| {
             c.get("email")
                 .and_then(Value::as_str)
-                .is_none_or(|e| e.trim().eq_ignore_ascii_case(email))
+                .map_or(!exact, |e| e.trim().eq_ignore_ascii_case(email))
         })
         .filter_map(|c| c.get("id").and_then(Value::as_str))
         .filter(|id| valid_id(id))
@@ -104,10 +144,23 @@ mod tests {
             {"type": "contact", "id": "a/b", "email": "jane@example.com"}
         ]});
         assert_eq!(
-            contact_ids(&found, "jane@example.com"),
+            contact_ids(&found, "jane@example.com", false),
             vec!["6329bd9ffe4e", "6329bd9ffe4f"]
         );
-        assert!(contact_ids(&json!({"type": "list", "data": []}), "jane@example.com").is_empty());
+        assert!(
+            contact_ids(
+                &json!({"type": "list", "data": []}),
+                "jane@example.com",
+                false
+            )
+            .is_empty()
+        );
+        let unshown = json!({"type": "list", "data": [{"type": "contact", "id": "6329bd9ffe51"}]});
+        assert_eq!(
+            contact_ids(&unshown, "jane@example.com", false),
+            vec!["6329bd9ffe51"]
+        );
+        assert!(contact_ids(&unshown, "jane@example.com", true).is_empty());
     }
 
     #[test]

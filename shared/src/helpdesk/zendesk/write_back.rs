@@ -2,6 +2,11 @@
 //! with `GET {base}/api/v2/users/search.json?query=email:<email>`, then each gets the tag with
 //! `PUT {base}/api/v2/users/{id}/tags.json` and `{"tags":[…]}`. `PUT` adds to the user's tags
 //! (`POST` would replace them), so writing a tag twice changes nothing.
+//!
+//! A Brevo contact deletion that the configuration passes on deletes the end-users with the
+//! email ([`ZendeskUserDeletes`], `DELETE {base}/api/v2/users/{id}`; Zendesk keeps a deleted
+//! user among its deleted users until it is permanently deleted). Agents and admins are never
+//! deleted: only users whose `role` is `end-user`.
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
@@ -30,21 +35,11 @@ impl ZendeskUserTags {
         email: &str,
         tag: &str,
     ) -> Result<usize, LookupError> {
-        let query = utf8_percent_encode(&format!("email:{email}"), NON_ALPHANUMERIC).to_string();
-        let url = format!(
-            "{}/api/v2/users/search.json?query={query}",
-            self.auth.base_url()
-        );
-        let response = self
-            .send(client, || {
-                client.get(&url).header("Accept", "application/json")
-            })
-            .await?;
-        let Some(found) = read(response).await? else {
+        let Some(found) = search(&self.auth, client, email).await? else {
             return Ok(0);
         };
         let mut tagged = 0;
-        for id in user_ids(&found, email) {
+        for (id, _) in users(&found, email) {
             let url = format!("{}/api/v2/users/{id}/tags.json", self.auth.base_url());
             let body = json!({ "tags": [tag] });
             let response = self
@@ -72,6 +67,74 @@ impl ZendeskUserTags {
     }
 }
 
+/// Deletes the Zendesk end-users found by email, with the account's [`ZendeskAuth`].
+#[derive(Debug, Clone)]
+pub struct ZendeskUserDeletes {
+    auth: ZendeskAuth,
+}
+
+/// What [`ZendeskUserDeletes::delete_end_users`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Deleted {
+    /// End-users deleted.
+    pub deleted: usize,
+    /// Agents and admins with the email, left alone.
+    pub staff_kept: usize,
+}
+
+impl ZendeskUserDeletes {
+    pub fn new(auth: ZendeskAuth) -> Self {
+        ZendeskUserDeletes { auth }
+    }
+
+    /// Deletes every end-user whose email is `email` (compared without case); agents, admins
+    /// and users whose role the answer does not give are kept and counted.
+    pub async fn delete_end_users(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+    ) -> Result<Deleted, LookupError> {
+        let Some(found) = search(&self.auth, client, email).await? else {
+            return Ok(Deleted::default());
+        };
+        let mut done = Deleted::default();
+        for (id, role) in users(&found, email) {
+            if role.as_deref() != Some(END_USER) {
+                done.staff_kept += 1;
+                continue;
+            }
+            let url = format!("{}/api/v2/users/{id}.json", self.auth.base_url());
+            let response = send(&self.auth, client, || {
+                client.delete(&url).header("Accept", "application/json")
+            })
+            .await?;
+            // A user deleted already answers 404: nothing left to delete.
+            if written(&response)? {
+                done.deleted += 1;
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// The role of the users deskbridge may delete.
+const END_USER: &str = "end-user";
+
+/// Zendesk's answer to a user search by `email`; `None` on 404.
+async fn search(
+    auth: &ZendeskAuth,
+    client: &reqwest::Client,
+    email: &str,
+) -> Result<Option<Value>, LookupError> {
+    let query = utf8_percent_encode(&format!("email:{email}"), NON_ALPHANUMERIC).to_string();
+    let url = format!("{}/api/v2/users/search.json?query={query}", auth.base_url());
+    let response = send(auth, client, || {
+        client.get(&url).header("Accept", "application/json")
+    })
+    .await?;
+    read(response).await
+}
+
 /// Sends the request `build` makes with `auth`'s authorization; a 401 that renewing the token
 /// did not cure is refused with what to check.
 pub(super) async fn send(
@@ -93,9 +156,9 @@ pub(super) async fn send(
     Ok(response)
 }
 
-/// The ids of the users of a search answer (`{"users":[…]}`) whose email is `email`. Ids are
-/// numbers in Zendesk's answers; one that could not be put in a URL path is left out.
-fn user_ids(found: &Value, email: &str) -> Vec<String> {
+/// The ids and roles of the users of a search answer (`{"users":[…]}`) whose email is `email`.
+/// Ids are numbers in Zendesk's answers; one that could not be put in a URL path is left out.
+fn users(found: &Value, email: &str) -> Vec<(String, Option<String>)> {
     let users = found.get("users").and_then(Value::as_array);
     users
         .into_iter()
@@ -105,12 +168,15 @@ fn user_ids(found: &Value, email: &str) -> Vec<String> {
                 .and_then(Value::as_str)
                 .is_some_and(|e| e.trim().eq_ignore_ascii_case(email))
         })
-        .filter_map(|u| match u.get("id")? {
-            Value::Number(n) => Some(n.to_string()),
-            Value::String(s) => Some(s.clone()),
-            _ => None,
+        .filter_map(|u| {
+            let id = match u.get("id")? {
+                Value::Number(n) => n.to_string(),
+                Value::String(s) => s.clone(),
+                _ => return None,
+            };
+            let role = u.get("role").and_then(Value::as_str).map(str::to_string);
+            valid_id(&id).then_some((id, role))
         })
-        .filter(|id| valid_id(id))
         .collect()
 }
 
@@ -127,8 +193,27 @@ mod tests {
             {"email": "jane@example.com"},
             {"id": 35438}
         ], "count": 5});
-        assert_eq!(user_ids(&found, "jane@example.com"), vec!["35436"]);
-        assert!(user_ids(&json!({"users": []}), "jane@example.com").is_empty());
-        assert!(user_ids(&json!({}), "jane@example.com").is_empty());
+        let ids = |found: &Value| -> Vec<String> {
+            users(found, "jane@example.com")
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect()
+        };
+        assert_eq!(ids(&found), vec!["35436"]);
+        assert!(ids(&json!({"users": []})).is_empty());
+        assert!(ids(&json!({})).is_empty());
+        let roles = json!({"users": [
+            {"id": 1, "email": "jane@example.com", "role": "end-user"},
+            {"id": 2, "email": "jane@example.com", "role": "agent"},
+            {"id": 3, "email": "jane@example.com"}
+        ]});
+        assert_eq!(
+            users(&roles, "jane@example.com"),
+            vec![
+                ("1".to_string(), Some("end-user".to_string())),
+                ("2".to_string(), Some("agent".to_string())),
+                ("3".to_string(), None),
+            ]
+        );
     }
 }

@@ -43,9 +43,20 @@ impl Checker {
                     "one block per helpdesk:".into()
                 }
                 "brevo_to_helpdesk" => {
-                    "what Brevo's unsubscribes, spam complaints and hard bounces write back into \
-                     the helpdesks (see the README's \"Two-way: Brevo → helpdesk\")"
-                        .into()
+                    let deleting = config.brevo_to_helpdesk.deleting();
+                    let deletions = if deleting.is_empty() {
+                        "a Brevo contact deletion deletes nothing".to_string()
+                    } else {
+                        format!(
+                            "a Brevo contact deletion deletes the person with that email in {}",
+                            deleting.join(", ")
+                        )
+                    };
+                    format!(
+                        "what Brevo's unsubscribes, spam complaints and hard bounces write back \
+                         into the helpdesks; {deletions} (see the README's \"Two-way: Brevo → \
+                         helpdesk\")"
+                    )
                 }
                 "actions" => {
                     self.action_lines(&e, config, &mut said);

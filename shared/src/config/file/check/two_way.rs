@@ -1,14 +1,34 @@
 //! `brevo_to_helpdesk`: what Brevo's marketing webhooks write back into each helpdesk. Keys left
-//! out keep their defaults ([`BrevoToHelpdesk::default`]); `~` or `""` for a tag or attribute
-//! name turns that write off.
+//! out keep their defaults ([`BrevoToHelpdesk::default`]); `~` or `""` for a tag, attribute
+//! name or note line turns that write off.
 
 use super::{Checker, Entry, dotted};
-use crate::config::file::BrevoToHelpdesk;
+use crate::config::file::yaml::{Node, shown};
+use crate::config::file::{BrevoToHelpdesk, OnContactDeleted};
 
 const BLOCK: &str = "brevo_to_helpdesk";
-const BLOCK_KEYS: &[&str] = &["zendesk", "intercom"];
-const ZENDESK_KEYS: &[&str] = &["enabled", "unsubscribed_tag", "hard_bounce_tag"];
-const INTERCOM_KEYS: &[&str] = &["enabled", "unsubscribe", "hard_bounce_attribute"];
+const BLOCK_KEYS: &[&str] = &["zendesk", "intercom", "gorgias"];
+const ZENDESK_KEYS: &[&str] = &[
+    "enabled",
+    "unsubscribed_tag",
+    "hard_bounce_tag",
+    "on_contact_deleted",
+];
+const INTERCOM_KEYS: &[&str] = &[
+    "enabled",
+    "unsubscribe",
+    "hard_bounce_attribute",
+    "on_contact_deleted",
+];
+const GORGIAS_KEYS: &[&str] = &[
+    "enabled",
+    "unsubscribed_note",
+    "hard_bounce_note",
+    "on_contact_deleted",
+];
+
+/// A Gorgias note line is at most this long (a line agents read at a glance).
+const MAX_NOTE_LINE: usize = 200;
 
 /// Zendesk tags are at most this long (longer ones are cut by Zendesk).
 const MAX_TAG: usize = 80;
@@ -33,6 +53,11 @@ impl Checker {
                             "enabled" => z.enabled = self.boolean(&f, &where_).unwrap_or(z.enabled),
                             "unsubscribed_tag" => z.unsubscribed_tag = self.tag(&f, &where_),
                             "hard_bounce_tag" => z.hard_bounce_tag = self.tag(&f, &where_),
+                            "on_contact_deleted" => {
+                                z.on_contact_deleted = self
+                                    .on_contact_deleted(&f, &where_)
+                                    .unwrap_or(z.on_contact_deleted);
+                            }
                             _ => self.unknown_key(&f, &where_, ZENDESK_KEYS),
                         }
                     }
@@ -48,7 +73,28 @@ impl Checker {
                             "hard_bounce_attribute" => {
                                 i.hard_bounce_attribute = self.attribute(&f, &where_);
                             }
+                            "on_contact_deleted" => {
+                                i.on_contact_deleted = self
+                                    .on_contact_deleted(&f, &where_)
+                                    .unwrap_or(i.on_contact_deleted);
+                            }
                             _ => self.unknown_key(&f, &where_, INTERCOM_KEYS),
+                        }
+                    }
+                }
+                "gorgias" => {
+                    let g = &mut out.gorgias;
+                    for f in self.entries(h.value, &where_) {
+                        match f.key.as_str() {
+                            "enabled" => g.enabled = self.boolean(&f, &where_).unwrap_or(g.enabled),
+                            "unsubscribed_note" => g.unsubscribed_note = self.note(&f, &where_),
+                            "hard_bounce_note" => g.hard_bounce_note = self.note(&f, &where_),
+                            "on_contact_deleted" => {
+                                g.on_contact_deleted = self
+                                    .on_contact_deleted(&f, &where_)
+                                    .unwrap_or(g.on_contact_deleted);
+                            }
+                            _ => self.unknown_key(&f, &where_, GORGIAS_KEYS),
                         }
                     }
                 }
@@ -73,6 +119,44 @@ impl Checker {
             return None;
         }
         Some(tag)
+    }
+
+    /// `ignore` or `delete`.
+    fn on_contact_deleted(&mut self, e: &Entry, where_: &str) -> Option<OnContactDeleted> {
+        let value = match &e.value.value {
+            Node::Str(s) => s.trim().to_ascii_lowercase(),
+            other => shown(other).into_owned(),
+        };
+        match value.as_str() {
+            "ignore" => Some(OnContactDeleted::Ignore),
+            "delete" => Some(OnContactDeleted::Delete),
+            _ => {
+                self.error(
+                    e.value_line(),
+                    format!(
+                        "{} must be ignore or delete, not {value}",
+                        dotted(where_, &e.key)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A Gorgias note line: one line of at most [`MAX_NOTE_LINE`] characters.
+    fn note(&mut self, e: &Entry, where_: &str) -> Option<String> {
+        let note = self.text(e, where_)?;
+        if note.contains(['\n', '\r']) || note.chars().count() > MAX_NOTE_LINE {
+            self.error(
+                e.value_line(),
+                format!(
+                    "{}: a note line is one line of at most {MAX_NOTE_LINE} characters",
+                    dotted(where_, &e.key)
+                ),
+            );
+            return None;
+        }
+        Some(note)
     }
 
     /// An Intercom custom data attribute name, at most [`MAX_ATTRIBUTE`] characters, without
