@@ -1,5 +1,6 @@
 //! Carrying a [`WriteBack`] out in the helpdesks: the [`WriteBackApi`] port, and
-//! [`HelpdeskWriteBack`] over the Zendesk and Intercom APIs configured in [`Settings`].
+//! [`HelpdeskWriteBack`] over the Zendesk and Intercom APIs configured in [`Settings`] (and the
+//! tickets Brevo automations ask for, in Zendesk, Intercom or Gorgias, through the `open` module).
 //!
 //! Each helpdesk's outcome is its own: a person the helpdesk does not know is a no-op
 //! ([`Written::NotFound`]), an outage or a rate limit is an error worth retrying (the caller
@@ -8,12 +9,12 @@
 use async_trait::async_trait;
 use serde_json::json;
 
+use super::open::TicketOpeners;
 use super::{Action, TicketRequest, WriteBack};
 use crate::config::Settings;
 use crate::config::file::BrevoToHelpdesk;
 use crate::helpdesk::LookupError;
 use crate::helpdesk::intercom::write_back::IntercomContactWrites;
-use crate::helpdesk::zendesk::tickets::{NewTicket, ZendeskTickets};
 use crate::helpdesk::zendesk::write_back::ZendeskUserTags;
 use crate::http as helpdesk_http;
 use crate::model::Source;
@@ -68,8 +69,8 @@ pub struct HelpdeskWriteBack {
     client: Result<reqwest::Client, String>,
     zendesk: Option<ZendeskUserTags>,
     intercom: Option<IntercomContactWrites>,
-    /// Tickets of `POST /actions/zendesk/tickets` (the `actions` block leaves them on).
-    zendesk_tickets: Option<ZendeskTickets>,
+    /// Tickets of `POST /actions/<helpdesk>/tickets` (the `actions` block leaves them on).
+    tickets: TicketOpeners,
     config: BrevoToHelpdesk,
 }
 
@@ -80,10 +81,7 @@ impl HelpdeskWriteBack {
         let zendesk = (config.zendesk.enabled && settings.api_enabled(&Source::Zendesk))
             .then(|| settings.zendesk.auth().map(ZendeskUserTags::new))
             .flatten();
-        let zendesk_tickets = (settings.file.actions.zendesk.enabled
-            && settings.api_enabled(&Source::Zendesk))
-        .then(|| settings.zendesk.auth().map(ZendeskTickets::new))
-        .flatten();
+        let tickets = TicketOpeners::new(settings);
         let intercom = (config.intercom.enabled && settings.api_enabled(&Source::Intercom))
             .then(|| IntercomContactWrites::from_settings(&settings.intercom))
             .flatten();
@@ -95,14 +93,14 @@ impl HelpdeskWriteBack {
             client,
             zendesk,
             intercom,
-            zendesk_tickets,
+            tickets,
             config,
         }
     }
 
     /// Whether tickets asked for by Brevo automations can be opened in `helpdesk`.
     pub fn opens_tickets(&self, helpdesk: &Source) -> bool {
-        matches!(helpdesk, Source::Zendesk) && self.zendesk_tickets.is_some()
+        self.tickets.opens(helpdesk)
     }
 
     /// The helpdesks written to, for the start-up log.
@@ -183,30 +181,13 @@ impl WriteBackApi for HelpdeskWriteBack {
         &self,
         ticket: &TicketRequest,
     ) -> Option<Result<TicketOpened, LookupError>> {
-        let zendesk = match ticket.helpdesk {
-            Source::Zendesk => self.zendesk_tickets.as_ref()?,
-            _ => return None,
-        };
-        let client = match &self.client {
-            Ok(client) => client,
-            Err(e) => return Some(Err(LookupError::Transient(e.clone()))),
-        };
-        let new = NewTicket {
-            external_id: &ticket.external_id,
-            requester_email: &ticket.email,
-            requester_name: &ticket.name,
-            subject: &ticket.subject,
-            comment: &ticket.comment,
-            tags: &ticket.tags,
-            priority: ticket.priority.as_deref(),
-        };
-        Some(zendesk.open_once(client, &new).await.map(|opened| {
-            if opened.created {
-                TicketOpened::Created(opened.id)
-            } else {
-                TicketOpened::Existing(opened.id)
-            }
-        }))
+        if !self.tickets.opens(&ticket.helpdesk) {
+            return None;
+        }
+        match &self.client {
+            Ok(client) => self.tickets.open(client, ticket).await,
+            Err(e) => Some(Err(LookupError::Transient(e.clone()))),
+        }
     }
 }
 
