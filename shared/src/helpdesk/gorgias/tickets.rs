@@ -4,7 +4,10 @@
 //! from the contact (`from_agent: false`, `via: "api"`, `sender: {"email": …}`) on the
 //! configured channel: `api` (the default; Gorgias's guide to creating tickets lists the sender,
 //! `channel: api`, `via: api` and `from_agent: false` as what such a ticket needs, and auto-reply
-//! rules do not fire on it) or `email` (the message then names the contact as `source.from`).
+//! rules do not fire on it) or `email` (the message then names the contact as `source.from`;
+//! Gorgias's incoming-email examples also give the receiving support address as `source.to`,
+//! which deskbridge does not know, so `email` is the less certain of the two and `api` stays the
+//! default).
 //!
 //! Before the create, the account's tickets with that `external_id` are listed
 //! (`GET {base}/api/tickets?external_id=<key>`, a documented filter of the ticket list); a
