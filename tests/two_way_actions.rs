@@ -1,7 +1,9 @@
-//! Brevo automation → Zendesk ticket end to end through the local runner: the automation's
-//! webhook step over HTTP (`POST /actions/zendesk/tickets`), DynamoDB and SQS in moto, the
-//! upsert worker, and Zendesk on wiremock speaking its documented shapes (tickets listed by
-//! `external_id`, a ticket created with `POST /api/v2/tickets.json`).
+//! Brevo automation → helpdesk ticket end to end through the local runner: the automation's
+//! webhook step over HTTP (`POST /actions/<helpdesk>/tickets`), DynamoDB and SQS in moto, the
+//! upsert worker, and the helpdesks on wiremock speaking their documented shapes: Zendesk
+//! (tickets listed by `external_id`, created with `POST /api/v2/tickets.json`), Intercom
+//! (`POST /tickets/search`, `POST /tickets`) and Gorgias (`GET /api/tickets?external_id=`,
+//! `POST /api/tickets`).
 
 mod common;
 
@@ -11,6 +13,7 @@ use std::time::Duration;
 
 use deskbridge_shared::config::Settings;
 use deskbridge_shared::state::{self, DynamoStateStore, StateStore};
+use deskbridge_shared::testkit::tickets::{GorgiasTickets, IntercomTickets};
 use deskbridge_shared::twoway;
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
@@ -46,14 +49,26 @@ fn settings(
     helpdesk: &MockServer,
     config: Option<&str>,
 ) -> Settings {
-    let uri = helpdesk.uri();
+    let api = vec![
+        ("ZENDESK_BASE_URL", helpdesk.uri()),
+        ("ZENDESK_OAUTH_TOKEN", ZENDESK_TOKEN.to_string()),
+    ];
+    settings_with(res, api, config)
+}
+
+/// A local run with the actions token, the helpdesk variables `api` and the configuration file
+/// `config`.
+fn settings_with(
+    res: &deskbridge_shared::infra::Bootstrapped,
+    api: Vec<(&'static str, String)>,
+    config: Option<&str>,
+) -> Settings {
     let mut extra = vec![
         ("DESKBRIDGE_ACTIONS_TOKEN", TOKEN.to_string()),
-        ("ZENDESK_BASE_URL", uri),
-        ("ZENDESK_OAUTH_TOKEN", ZENDESK_TOKEN.to_string()),
         // Retried messages come back within a second or two.
         ("RETRY_MAX_DELAY_SECONDS", "1".to_string()),
     ];
+    extra.extend(api);
     if let Some(text) = config {
         let file = std::env::temp_dir().join(format!("{}.yaml", res.table));
         std::fs::write(&file, text).expect("config written");
@@ -167,7 +182,10 @@ async fn an_automation_call_delivered_three_times_opens_one_zendesk_ticket() {
     let (status, _) = post(&runner, "zendesk", bearer(), "{\"subject\": \"no email\"}").await;
     assert_eq!(status, 400);
     let (status, _) = post(&runner, "intercom", bearer(), &body).await;
-    assert_eq!(status, 404, "only Zendesk tickets so far");
+    assert_eq!(
+        status, 404,
+        "Intercom's tickets are off without a ticket type"
+    );
     assert_eq!(queue_depth(&sdk, &res.upsert_queue_url).await, 0);
 
     // The first delivery is queued and opens the ticket.
@@ -325,6 +343,177 @@ async fn a_zendesk_outage_delays_the_ticket_but_does_not_lose_it() {
         queue_depth(&sdk, &res.upsert_dlq_url).await,
         0,
         "nothing dead-lettered"
+    );
+    runner.stop().await;
+}
+
+/// Posts the same automation call to `/actions/<helpdesk>/tickets` three times: the first
+/// opens the ticket, the second is a duplicate, the third comes after the route's dedupe record
+/// and the upsert's mark are both gone. `opened` counts the helpdesk's tickets.
+async fn three_deliveries<F, Fut>(
+    runner: &Runner,
+    sdk: &aws_config::SdkConfig,
+    res: &deskbridge_shared::infra::Bootstrapped,
+    helpdesk: &str,
+    body: &str,
+    looked_up: F,
+) -> String
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
+    let (s1, first) = post(runner, helpdesk, bearer(), body).await;
+    assert_eq!(
+        (s1, first["status"].as_str()),
+        (202, Some("queued")),
+        "{first}"
+    );
+    let external_id = first["external_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    common::eventually(Duration::from_secs(30), || async {
+        (looked_up().await == 1 && queue_depth(sdk, &res.upsert_queue_url).await == 0).then_some(())
+    })
+    .await
+    .expect("the first delivery was carried out");
+    let (s2, second) = post(runner, helpdesk, bearer(), body).await;
+    assert_eq!((s2, second["status"].as_str()), (200, Some("duplicate")));
+    let store = DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), res.table.clone());
+    let key = state::delivery_key(
+        &twoway::brevo_source(),
+        &format!("ticket:{helpdesk}:{external_id}"),
+    );
+    store
+        .release(&key)
+        .await
+        .expect("the dedupe record released");
+    store
+        .release(&format!("ticket#{helpdesk}#{external_id}"))
+        .await
+        .expect("the ticket's mark released");
+    let (s3, third) = post(runner, helpdesk, bearer(), body).await;
+    assert_eq!(
+        (s3, third["status"].as_str()),
+        (202, Some("queued")),
+        "{third}"
+    );
+    common::eventually(Duration::from_secs(30), || async {
+        (looked_up().await >= 2 && queue_depth(sdk, &res.upsert_queue_url).await == 0).then_some(())
+    })
+    .await
+    .expect("the third delivery was carried out");
+    external_id
+}
+
+/// How many `verb path` requests `server` received.
+async fn received(server: &MockServer, verb: &str, p: &str) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.method.as_str() == verb && r.url.path() == p)
+        .count()
+}
+
+const INTERCOM_AND_GORGIAS: &str = "actions:\n  intercom:\n    ticket_type_id: \"1234\"\n    \
+                                    comment: \"{{comment}} (plan {{contact.PLAN}})\"\n  \
+                                    gorgias:\n    tags: [brevo_automation, billing]\n";
+
+#[tokio::test]
+async fn an_automation_call_delivered_three_times_opens_one_intercom_and_one_gorgias_ticket() {
+    let sdk = common::sdk().await;
+    let res = common::bootstrap(&sdk, "actions-ic-gg").await;
+    let helpdesk = MockServer::start().await;
+    let intercom = IntercomTickets::new("ic-token");
+    intercom.mount(&helpdesk).await;
+    let gorgias = GorgiasTickets::new("api@shop.example", "gg-key");
+    gorgias.mount(&helpdesk).await;
+    let uri = helpdesk.uri();
+    let api = vec![
+        ("INTERCOM_BASE_URL", uri.clone()),
+        ("INTERCOM_ACCESS_TOKEN", "ic-token".to_string()),
+        ("GORGIAS_BASE_URL", uri),
+        ("GORGIAS_EMAIL", "api@shop.example".to_string()),
+        ("GORGIAS_API_KEY", "gg-key".to_string()),
+    ];
+    let runner = Runner::start(&sdk, settings_with(&res, api, Some(INTERCOM_AND_GORGIAS))).await;
+    let text = include_str!("../events/brevo-automation-ticket-intercom.json");
+    let event: Value = serde_json::from_str(text).expect("the sample is JSON");
+    let body = event["body"].as_str().expect("a body").to_string();
+
+    let (status, _) = post(&runner, "intercom", Some("Bearer guessed"), &body).await;
+    assert_eq!(status, 401);
+
+    let ic_key = three_deliveries(&runner, &sdk, &res, "intercom", &body, || {
+        received(&helpdesk, "POST", "/tickets/search")
+    })
+    .await;
+    let gg_key = three_deliveries(&runner, &sdk, &res, "gorgias", &body, || {
+        received(&helpdesk, "GET", "/api/tickets")
+    })
+    .await;
+    assert_ne!(ic_key, gg_key);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    assert_eq!(
+        received(&helpdesk, "POST", "/tickets").await,
+        1,
+        "one Intercom ticket"
+    );
+    assert_eq!(
+        received(&helpdesk, "POST", "/api/tickets").await,
+        1,
+        "one Gorgias ticket"
+    );
+    let ic = intercom.held();
+    assert_eq!(ic.len(), 1);
+    assert_eq!(ic[0]["ticket_type"]["id"], "1234");
+    assert_eq!(
+        ic[0]["contacts"]["contacts"][0]["email"],
+        "jane.doe@example.com"
+    );
+    assert_eq!(
+        ic[0]["ticket_attributes"]["_default_title_"],
+        "Jane asked about her invoice"
+    );
+    assert_eq!(
+        ic[0]["ticket_attributes"]["_default_description_"],
+        format!(
+            "Jane clicked \"I need help with my invoice\" in the December billing email. \
+             Please reach out. (plan Pro)\n\nReference: {ic_key}"
+        )
+    );
+    let gg = gorgias.held();
+    assert_eq!(gg.len(), 1);
+    assert_eq!(gg[0]["external_id"], gg_key.as_str());
+    assert_eq!(
+        gg[0]["customer"],
+        json!({"email": "jane.doe@example.com", "id": 1302})
+    );
+    assert_eq!(gg[0]["channel"], "api");
+    assert_eq!(
+        gg[0]["tags"],
+        json!([{"name": "brevo_automation"}, {"name": "billing"}])
+    );
+    let created: Vec<Value> = helpdesk
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.method.as_str() == "POST" && r.url.path() == "/api/tickets")
+        .filter_map(|r| serde_json::from_slice(&r.body).ok())
+        .collect();
+    assert_eq!(
+        created[0]["messages"][0],
+        json!({
+            "channel": "api", "via": "api", "from_agent": false,
+            "sender": {"email": "jane.doe@example.com"},
+            "subject": "Jane asked about her invoice",
+            "body_text": "Jane clicked \"I need help with my invoice\" in the December billing email. Please reach out.",
+            "body_html": "Jane clicked &quot;I need help with my invoice&quot; in the December billing email. Please reach out."
+        })
     );
     runner.stop().await;
 }

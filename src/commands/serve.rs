@@ -434,7 +434,7 @@ pub async fn serve_with(
     let addr = listener.local_addr()?;
     info!(
         "deskbridge serve: POST http://{addr}/webhooks/{{{}}} or /webhooks/generic/{{name}}; \
-         Brevo automations: /actions/zendesk/tickets",
+         Brevo automations: /actions/{{zendesk|intercom|gorgias}}/tickets",
         names.join("|")
     );
     // Metric lines go to the log at debug level here (`DESKBRIDGE_METRICS` changes that).

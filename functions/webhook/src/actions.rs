@@ -2,8 +2,9 @@
 //! the helpdesk for the contact in the body.
 //!
 //! The call must carry `Authorization: Bearer <DESKBRIDGE_ACTIONS_TOKEN>` (compared in constant
-//! time). Without the variable, for a helpdesk that cannot open tickets (only Zendesk can so
-//! far) or one the configuration file's `actions` block switches off, the route answers 404.
+//! time). Without the variable, for a helpdesk that cannot open tickets (Zendesk, Intercom and
+//! Gorgias can) or one the configuration file's `actions` block switches off (Intercom's
+//! tickets stay off until the block names their `ticket_type_id`), the route answers 404.
 //! Then 413 over the size limit, 401 for a missing or wrong token (nothing queued), 400 for a
 //! body without a contact email, 200 `duplicate` for a ticket queued before (same contact,
 //! automation and day, or the same `idempotency_key`), 503 when the state store or the queue
@@ -64,23 +65,29 @@ impl<S: StateStore, Q: Queue> Webhook<S, Q> {
                 Rejection::UnknownSource,
             );
         };
-        let template = &self.settings.file.actions.zendesk;
+        let actions = &self.settings.file.actions;
         let target = match helpdesk.parse::<Source>() {
-            Ok(Source::Zendesk) if template.enabled => Source::Zendesk,
-            Ok(Source::Zendesk) => {
-                return Reply::error(
-                    StatusCode::NOT_FOUND,
-                    "tickets for zendesk are switched off (actions.zendesk.enabled)",
-                    Rejection::UnknownSource,
-                );
-            }
+            Ok(h @ (Source::Zendesk | Source::Intercom | Source::Gorgias)) => h,
             _ => {
                 return Reply::error(
                     StatusCode::NOT_FOUND,
-                    format!("no ticket action for `{helpdesk}`; deskbridge opens Zendesk tickets"),
+                    format!(
+                        "no ticket action for `{helpdesk}`; deskbridge opens Zendesk, Intercom \
+                         and Gorgias tickets"
+                    ),
                     Rejection::UnknownSource,
                 );
             }
+        };
+        let Some(template) = actions.template(&target) else {
+            let why = match target {
+                Source::Intercom if actions.intercom.ticket_type_id.is_none() => {
+                    "tickets for intercom are off until actions.intercom names a ticket_type_id"
+                        .to_string()
+                }
+                _ => format!("tickets for {target} are switched off (actions.{target}.enabled)"),
+            };
+            return Reply::error(StatusCode::NOT_FOUND, why, Rejection::UnknownSource);
         };
         if body.len() > MAX_BODY_BYTES {
             return Reply::error(

@@ -175,8 +175,9 @@ async fn unset_token_unknown_helpdesks_and_switched_off_tickets_are_404() {
     let r = post(&off, &bearer("brevo-token"), &body).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
+    // Intercom's tickets are off until the configuration names their ticket type.
     let w = webhook();
-    for helpdesk in ["intercom", "gorgias", "freshdesk"] {
+    for helpdesk in ["intercom", "freshdesk"] {
         let r = post_at(
             &w,
             helpdesk,
@@ -187,21 +188,106 @@ async fn unset_token_unknown_helpdesks_and_switched_off_tickets_are_404() {
         .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{helpdesk}");
     }
-    let switched_off = Settings::from_vars(
+    assert!(
+        post_at(
+            &w,
+            "intercom",
+            &bearer(TOKEN),
+            body.to_string().as_bytes(),
+            10
+        )
+        .await
+        .body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("ticket_type_id")),
+    );
+    let mut w = webhook();
+    w.settings =
+        configured("actions:\n  zendesk:\n    enabled: false\n  gorgias:\n    enabled: false\n");
+    for helpdesk in ["zendesk", "gorgias"] {
+        let r = post_at(
+            &w,
+            helpdesk,
+            &bearer(TOKEN),
+            body.to_string().as_bytes(),
+            10,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{helpdesk}");
+    }
+    assert_eq!(w.queue.len(), 0);
+}
+
+/// Settings with the actions token and the configuration file `text`.
+fn configured(text: &str) -> Settings {
+    Settings::from_vars(
         &Vars::from_pairs([
             ("DESKBRIDGE_ACTIONS_TOKEN", TOKEN),
             ("DESKBRIDGE_CONFIG", "secretsmanager:arn:test"),
         ])
-        .with_config_text("actions:\n  zendesk:\n    enabled: false\n"),
+        .with_config_text(text),
     )
-    .expect("settings");
+    .expect("settings")
+}
+
+#[tokio::test]
+async fn intercom_and_gorgias_tickets_are_queued_once_each_per_contact_automation_and_day() {
     let mut w = webhook();
-    w.settings = switched_off;
-    assert_eq!(
-        post(&w, &bearer(TOKEN), &body).await.status,
-        StatusCode::NOT_FOUND
+    w.settings = configured(
+        "actions:\n  intercom:\n    ticket_type_id: \"1234\"\n  gorgias:\n    \
+         tags: [brevo_automation, renewal]\n",
     );
-    assert_eq!(w.queue.len(), 0);
+    let body = automation_call("jane.doe@example.com").to_string();
+    let mut keys = Vec::new();
+    for helpdesk in ["intercom", "gorgias", "zendesk"] {
+        let first = post_at(&w, helpdesk, &bearer(TOKEN), body.as_bytes(), 9).await;
+        assert_eq!(
+            (first.status, first.body["status"].as_str()),
+            (StatusCode::ACCEPTED, Some("queued")),
+            "{helpdesk}: {}",
+            first.body
+        );
+        let again = post_at(&w, helpdesk, &bearer(TOKEN), body.as_bytes(), 17).await;
+        assert_eq!(
+            (again.status, again.body["status"].as_str()),
+            (StatusCode::OK, Some("duplicate")),
+            "{helpdesk}"
+        );
+        assert_eq!(again.body["external_id"], first.body["external_id"]);
+        keys.push(first.body["external_id"].clone());
+    }
+    // One ticket per helpdesk: the same call to another helpdesk is another ticket.
+    assert_ne!(keys[0], keys[1]);
+    assert_ne!(keys[1], keys[2]);
+    let jobs = queued_jobs(&w);
+    let helpdesks: Vec<Source> = jobs.iter().map(|j| j.tickets[0].helpdesk.clone()).collect();
+    assert_eq!(
+        helpdesks,
+        vec![Source::Intercom, Source::Gorgias, Source::Zendesk]
+    );
+    let gorgias = &jobs[1].tickets[0];
+    assert_eq!(gorgias.subject, "Renewal call");
+    assert_eq!(gorgias.comment, "Please call Jane back.");
+    assert_eq!(gorgias.tags, vec!["brevo_automation", "renewal"]);
+    assert!(
+        jobs[0].tickets[0].tags.is_empty(),
+        "Intercom tickets take no tags"
+    );
+}
+
+#[tokio::test]
+async fn the_intercom_sample_is_queued_through_the_lambda_adapter() {
+    let text = include_str!("../../../events/brevo-automation-ticket-intercom.json");
+    let request = lambda_http::request::from_str(text).expect("an API Gateway v2 request");
+    let mut w = webhook();
+    w.settings = configured("actions:\n  intercom:\n    ticket_type_id: \"1234\"\n");
+    let response = lambda_handler(&w, request).await.expect("a response");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let jobs = queued_jobs(&w);
+    assert_eq!(jobs.len(), 1);
+    let ticket = &jobs[0].tickets[0];
+    assert_eq!(ticket.helpdesk, Source::Intercom);
+    assert_eq!(ticket.email, "jane.doe@example.com");
 }
 
 #[tokio::test]

@@ -28,13 +28,18 @@ impl BrevoInboundSettings {
         }
     }
 
-    /// The start-up line of the automation route (never the token).
-    pub fn describe_actions(&self) -> String {
-        match self.actions_token {
-            Some(_) => "actions: Brevo automations open tickets at /actions/<helpdesk>/tickets \
-                        (zendesk)"
+    /// The start-up line of the automation route (never the token); `helpdesks` are those
+    /// whose tickets the configuration leaves on.
+    pub fn describe_actions(&self, helpdesks: &[&str]) -> String {
+        match (&self.actions_token, helpdesks) {
+            (None, _) => "actions: off (DESKBRIDGE_ACTIONS_TOKEN not set)".to_string(),
+            (Some(_), []) => "actions: on, but the configuration switches every helpdesk's \
+                              tickets off"
                 .to_string(),
-            None => "actions: off (DESKBRIDGE_ACTIONS_TOKEN not set)".to_string(),
+            (Some(_), on) => format!(
+                "actions: Brevo automations open tickets at /actions/<helpdesk>/tickets ({})",
+                on.join(", ")
+            ),
         }
     }
 
@@ -69,7 +74,7 @@ mod tests {
         assert!(on.describe().contains("webhooks on at /webhooks/brevo"));
         assert!(!on.describe().contains("s3cret-token"));
         assert_eq!(
-            on.describe_actions(),
+            on.describe_actions(&["zendesk"]),
             "actions: off (DESKBRIDGE_ACTIONS_TOKEN not set)"
         );
         let actions = BrevoInboundSettings::from_vars(&Vars::from_pairs([(
@@ -77,6 +82,17 @@ mod tests {
             "act-token",
         )]));
         assert_eq!(actions.actions_token.as_deref(), Some("act-token"));
-        assert!(!actions.describe_actions().contains("act-token"));
+        let line = actions.describe_actions(&["zendesk", "gorgias"]);
+        assert_eq!(
+            line,
+            "actions: Brevo automations open tickets at /actions/<helpdesk>/tickets \
+             (zendesk, gorgias)"
+        );
+        assert!(!line.contains("act-token"));
+        assert!(
+            actions
+                .describe_actions(&[])
+                .contains("switches every helpdesk")
+        );
     }
 }

@@ -449,7 +449,10 @@ impl Settings {
                 )
             }))
             .chain(std::iter::once(self.brevo_inbound.describe()))
-            .chain(std::iter::once(self.brevo_inbound.describe_actions()))
+            .chain(std::iter::once(
+                self.brevo_inbound
+                    .describe_actions(&self.file.actions.helpdesks()),
+            ))
             .chain(warnings)
             .collect()
     }

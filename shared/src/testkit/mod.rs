@@ -15,11 +15,14 @@
 //!
 //! - [`pull::Freshdesk`] and [`pull::HelpScout`]: two REST APIs shaped like those vendors',
 //!   for the generic pull sources (`examples/generic-pull.yaml`).
+//! - [`tickets::IntercomTickets`] and [`tickets::GorgiasTickets`]: the tickets Brevo
+//!   automations open in Intercom and Gorgias, found again as their APIs find them.
 //!
 //! [`calls`] lists what any of these servers received.
 
 pub mod brevo;
 pub mod pull;
+pub mod tickets;
 
 use wiremock::MockServer;
 

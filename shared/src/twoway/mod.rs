@@ -20,7 +20,13 @@
 //! A Brevo automation's webhook step (`POST /actions/<helpdesk>/tickets`, bearer
 //! `DESKBRIDGE_ACTIONS_TOKEN`) asks for a ticket: [`action`] reads it into a [`TicketRequest`],
 //! queued the same way (a [`WriteBackJob`] with `tickets`), and opened once through
-//! [`WriteBackApi::open_ticket`] (Zendesk, found again by its `external_id`).
+//! [`WriteBackApi::open_ticket`]:
+//!
+//! | helpdesk | ticket | found again before the create by |
+//! |---|---|---|
+//! | Zendesk | `POST /api/v2/tickets.json`, requester by email and name | `external_id` (`GET /api/v2/tickets.json?external_id=`) |
+//! | Intercom | `POST /tickets` of the configured `ticket_type_id`, contact by email | the key on the description's last line (`POST /tickets/search`) |
+//! | Gorgias | `POST /api/tickets`, customer by email, one incoming message | `external_id` (`GET /api/tickets?external_id=`) |
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -29,6 +35,7 @@ use crate::model::Source;
 
 pub mod action;
 pub mod inbound;
+mod open;
 pub mod write;
 
 pub use action::{ActionError, TicketRequest, read_ticket};

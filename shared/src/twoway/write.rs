@@ -1,6 +1,7 @@
 //! Carrying a [`WriteBack`] out in the helpdesks: the [`WriteBackApi`] port, and
-//! [`HelpdeskWriteBack`] over the Zendesk, Intercom and Gorgias APIs configured in [`Settings`].
-//! A contact deletion ([`Action::Forget`]) reaches only the helpdesks whose
+//! [`HelpdeskWriteBack`] over the Zendesk, Intercom and Gorgias APIs configured in [`Settings`]
+//! (and the tickets Brevo automations ask for, in Zendesk, Intercom or Gorgias, through the
+//! `open` module). A contact deletion ([`Action::Forget`]) reaches only the helpdesks whose
 //! `on_contact_deleted` is `delete`.
 //!
 //! Each helpdesk's outcome is its own: a person the helpdesk does not know is a no-op
@@ -10,13 +11,13 @@
 use async_trait::async_trait;
 use serde_json::json;
 
+use super::open::TicketOpeners;
 use super::{Action, TicketRequest, WriteBack};
 use crate::config::Settings;
 use crate::config::file::{BrevoToHelpdesk, OnContactDeleted};
 use crate::helpdesk::LookupError;
 use crate::helpdesk::gorgias::write_back::GorgiasCustomerWrites;
 use crate::helpdesk::intercom::write_back::IntercomContactWrites;
-use crate::helpdesk::zendesk::tickets::{NewTicket, ZendeskTickets};
 use crate::helpdesk::zendesk::write_back::{ZendeskUserDeletes, ZendeskUserTags};
 use crate::http as helpdesk_http;
 use crate::identity::mask;
@@ -80,8 +81,8 @@ pub struct HelpdeskWriteBack {
     gorgias: Vec<(Source, GorgiasCustomerWrites)>,
     /// Deletions of Zendesk end-users, when `on_contact_deleted` is `delete`.
     zendesk_deletes: Option<ZendeskUserDeletes>,
-    /// Tickets of `POST /actions/zendesk/tickets` (the `actions` block leaves them on).
-    zendesk_tickets: Option<ZendeskTickets>,
+    /// Tickets of `POST /actions/<helpdesk>/tickets` (the `actions` block leaves them on).
+    tickets: TicketOpeners,
     config: BrevoToHelpdesk,
 }
 
@@ -92,10 +93,7 @@ impl HelpdeskWriteBack {
         let zendesk = (config.zendesk.enabled && settings.api_enabled(&Source::Zendesk))
             .then(|| settings.zendesk.auth().map(ZendeskUserTags::new))
             .flatten();
-        let zendesk_tickets = (settings.file.actions.zendesk.enabled
-            && settings.api_enabled(&Source::Zendesk))
-        .then(|| settings.zendesk.auth().map(ZendeskTickets::new))
-        .flatten();
+        let tickets = TicketOpeners::new(settings);
         let intercom = (config.intercom.enabled && settings.api_enabled(&Source::Intercom))
             .then(|| IntercomContactWrites::from_settings(&settings.intercom))
             .flatten();
@@ -125,14 +123,14 @@ impl HelpdeskWriteBack {
             intercom,
             gorgias,
             zendesk_deletes,
-            zendesk_tickets,
+            tickets,
             config,
         }
     }
 
     /// Whether tickets asked for by Brevo automations can be opened in `helpdesk`.
     pub fn opens_tickets(&self, helpdesk: &Source) -> bool {
-        matches!(helpdesk, Source::Zendesk) && self.zendesk_tickets.is_some()
+        self.tickets.opens(helpdesk)
     }
 
     /// The helpdesks written to, for the start-up log.
@@ -302,30 +300,13 @@ impl WriteBackApi for HelpdeskWriteBack {
         &self,
         ticket: &TicketRequest,
     ) -> Option<Result<TicketOpened, LookupError>> {
-        let zendesk = match ticket.helpdesk {
-            Source::Zendesk => self.zendesk_tickets.as_ref()?,
-            _ => return None,
-        };
-        let client = match &self.client {
-            Ok(client) => client,
-            Err(e) => return Some(Err(LookupError::Transient(e.clone()))),
-        };
-        let new = NewTicket {
-            external_id: &ticket.external_id,
-            requester_email: &ticket.email,
-            requester_name: &ticket.name,
-            subject: &ticket.subject,
-            comment: &ticket.comment,
-            tags: &ticket.tags,
-            priority: ticket.priority.as_deref(),
-        };
-        Some(zendesk.open_once(client, &new).await.map(|opened| {
-            if opened.created {
-                TicketOpened::Created(opened.id)
-            } else {
-                TicketOpened::Existing(opened.id)
-            }
-        }))
+        if !self.tickets.opens(&ticket.helpdesk) {
+            return None;
+        }
+        match &self.client {
+            Ok(client) => self.tickets.open(client, ticket).await,
+            Err(e) => Some(Err(LookupError::Transient(e.clone()))),
+        }
     }
 }
 

@@ -11,15 +11,73 @@
 //!     requester_name: "{{contact.FIRSTNAME}} {{contact.LASTNAME}}"
 //!     tags: [brevo_automation]
 //!     priority: normal              # low | normal | high | urgent; none: Zendesk's default
+//!   intercom:                       # off until it names a ticket type
+//!     ticket_type_id: "1234"        # required: the Intercom ticket type the tickets are of
+//!     subject: "{{subject}}"        # the ticket's title
+//!     comment: "{{comment}}"        # the ticket's description
+//!   gorgias:
+//!     subject: "{{subject}}"
+//!     comment: "{{comment}}"        # the text of the ticket's first message
+//!     tags: [brevo_automation]
+//!     channel: api                  # api | email: the channel of the ticket and its message
 //! ```
 
 use std::fmt;
 
+use crate::model::Source;
+
 /// The `actions` block.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actions {
     /// The ticket `POST /actions/zendesk/tickets` opens.
     pub zendesk: TicketTemplate,
+    /// The ticket `POST /actions/intercom/tickets` opens: off until the block names its
+    /// `ticket_type_id`.
+    pub intercom: TicketTemplate,
+    /// The ticket `POST /actions/gorgias/tickets` opens.
+    pub gorgias: TicketTemplate,
+}
+
+impl Default for Actions {
+    fn default() -> Self {
+        Actions {
+            zendesk: TicketTemplate::default(),
+            intercom: TicketTemplate {
+                enabled: false,
+                tags: Vec::new(),
+                ..TicketTemplate::default()
+            },
+            gorgias: TicketTemplate::default(),
+        }
+    }
+}
+
+impl Actions {
+    /// The template of `helpdesk`'s tickets when that helpdesk opens them: switched on, and
+    /// (Intercom) with a ticket type.
+    pub fn template(&self, helpdesk: &Source) -> Option<&TicketTemplate> {
+        let template = match helpdesk {
+            Source::Zendesk => &self.zendesk,
+            Source::Intercom if self.intercom.ticket_type_id.is_none() => return None,
+            Source::Intercom => &self.intercom,
+            Source::Gorgias => &self.gorgias,
+            _ => return None,
+        };
+        template.enabled.then_some(template)
+    }
+
+    /// The helpdesks whose tickets are on, by name.
+    pub fn helpdesks(&self) -> Vec<&'static str> {
+        [
+            (Source::Zendesk, "zendesk"),
+            (Source::Intercom, "intercom"),
+            (Source::Gorgias, "gorgias"),
+        ]
+        .into_iter()
+        .filter(|(h, _)| self.template(h).is_some())
+        .map(|(_, name)| name)
+        .collect()
+    }
 }
 
 /// One helpdesk's ticket: each text is rendered from the call's body.
@@ -33,14 +91,20 @@ pub struct TicketTemplate {
     /// The requester's name, used when the helpdesk makes a new user for the email.
     pub requester_name: Template,
     pub tags: Vec<String>,
-    /// `low`, `normal`, `high` or `urgent`; `None` leaves the helpdesk's default.
+    /// `low`, `normal`, `high` or `urgent`; `None` leaves the helpdesk's default (Zendesk).
     pub priority: Option<String>,
+    /// The Intercom ticket type of the tickets (required for Intercom).
+    pub ticket_type_id: Option<String>,
+    /// The channel of a Gorgias ticket and its first message: `api` or `email`.
+    pub channel: String,
 }
 
 /// The default tag of the tickets an automation opens.
 pub const DEFAULT_ACTION_TAG: &str = "brevo_automation";
 /// The priorities a Zendesk ticket can have.
 pub const PRIORITIES: &[&str] = &["low", "normal", "high", "urgent"];
+/// The channels a Gorgias ticket opened through its API can have here; `api` is the default.
+pub const GORGIAS_CHANNELS: &[&str] = &["api", "email"];
 
 impl Default for TicketTemplate {
     fn default() -> Self {
@@ -52,6 +116,8 @@ impl Default for TicketTemplate {
             requester_name: fixed("{{contact.FIRSTNAME}} {{contact.LASTNAME}}"),
             tags: vec![DEFAULT_ACTION_TAG.to_string()],
             priority: None,
+            ticket_type_id: None,
+            channel: GORGIAS_CHANNELS[0].to_string(),
         }
     }
 }

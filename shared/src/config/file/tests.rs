@@ -1539,7 +1539,11 @@ fn actions_report_bad_templates_tags_priorities_and_keys_with_their_lines() {
         "{}",
         found[4].1
     );
-    assert!(found[5].1.contains("Zendesk only so far"), "{}", found[5].1);
+    assert!(
+        found[5].1.contains("actions.intercom needs ticket_type_id"),
+        "{}",
+        found[5].1
+    );
     assert!(
         found[6].1.contains("unknown key `freshdesk` in actions"),
         "{}",
@@ -1616,4 +1620,127 @@ fn the_deletions_policy_defaults_to_unlink_and_refuses_unknown_values() {
             "deletions must be one of ignore, unlink, delete, not `erase`".to_string()
         )]
     );
+}
+
+#[test]
+fn intercom_and_gorgias_tickets_read_their_own_keys() {
+    let defaults = Actions::default();
+    assert!(
+        defaults.template(&Source::Intercom).is_none(),
+        "off until typed"
+    );
+    assert!(defaults.intercom.tags.is_empty());
+    assert_eq!(defaults.gorgias.channel, "api");
+    assert_eq!(defaults.helpdesks(), vec!["zendesk", "gorgias"]);
+    let text = "actions:\n  intercom:\n    ticket_type_id: 1234\n    subject: \"Call {{email}}\"\n  \
+                gorgias:\n    channel: Email\n    tags: [vip, brevo_automation]\n    \
+                comment: \"{{comment}}\"\n  zendesk:\n    enabled: false\n";
+    let cfg = parse("test.yaml", text).expect("valid");
+    let i = cfg
+        .actions
+        .template(&Source::Intercom)
+        .expect("intercom tickets on");
+    assert_eq!(i.ticket_type_id.as_deref(), Some("1234"));
+    assert_eq!(i.subject.to_string(), "Call {{email}}");
+    let g = cfg.actions.template(&Source::Gorgias).expect("gorgias on");
+    assert_eq!(g.channel, "email");
+    assert_eq!(g.tags, vec!["vip", "brevo_automation"]);
+    assert_eq!(cfg.actions.helpdesks(), vec!["intercom", "gorgias"]);
+    let off = parse(
+        "test.yaml",
+        "actions:\n  intercom:\n    enabled: false\n  gorgias:\n    enabled: false\n",
+    )
+    .expect("valid: a switched-off Intercom block needs no ticket type");
+    assert!(off.actions.helpdesks() == vec!["zendesk"]);
+}
+
+#[test]
+fn intercom_and_gorgias_report_their_errors_with_their_lines() {
+    let text = "actions:\n  intercom:\n    ticket_type_id: bug\n    priority: high\n  \
+                gorgias:\n    channel: fax\n    requester_name: x\n    tags: [\"two words\"]\n";
+    let found = problems(text);
+    let lines: Vec<Option<usize>> = found.iter().map(|(l, _)| *l).collect();
+    assert_eq!(
+        lines,
+        vec![Some(2), Some(3), Some(4), Some(6), Some(7), Some(8)],
+        "{found:#?}"
+    );
+    assert!(
+        found[0].1.contains("actions.intercom needs ticket_type_id"),
+        "{}",
+        found[0].1
+    );
+    assert!(
+        found[1]
+            .1
+            .contains("actions.intercom.ticket_type_id: `bug` is not an Intercom ticket type id"),
+        "{}",
+        found[1].1
+    );
+    assert!(
+        found[2]
+            .1
+            .contains("unknown key `priority` in actions.intercom"),
+        "{}",
+        found[2].1
+    );
+    assert!(
+        found[3].1.contains(
+            "`fax` is not a channel deskbridge opens Gorgias tickets on; use one of api, email"
+        ),
+        "{}",
+        found[3].1
+    );
+    assert!(
+        found[4]
+            .1
+            .contains("unknown key `requester_name` in actions.gorgias"),
+        "{}",
+        found[4].1
+    );
+    assert!(
+        found[5].1.contains("`two words` is not a Gorgias tag"),
+        "{}",
+        found[5].1
+    );
+}
+
+#[test]
+fn deskbridge_plan_says_what_intercom_and_gorgias_tickets_do() {
+    let text = "actions:\n  intercom:\n    ticket_type_id: \"1234\"\n    \
+                comment: \"{{comment}}\"\n  gorgias:\n    channel: api\n    tags: ~\n";
+    let cfg = parse("test.yaml", text).expect("valid");
+    let says = |key: &str| {
+        cfg.lines
+            .iter()
+            .find(|s| s.key == key)
+            .map(|s| (s.line, s.says.clone()))
+            .unwrap_or_else(|| panic!("a line for {key}: {:#?}", cfg.lines))
+    };
+    let (line, i) = says("actions.intercom");
+    assert_eq!(line, 2);
+    assert!(
+        i.contains("one Intercom ticket of type 1234 per contact, automation and day"),
+        "{i}"
+    );
+    assert_eq!(
+        says("actions.intercom.ticket_type_id"),
+        (
+            3,
+            "the tickets are of Intercom ticket type 1234".to_string()
+        )
+    );
+    assert!(
+        says("actions.intercom.comment")
+            .1
+            .starts_with("the ticket's description"),
+    );
+    let (line, g) = says("actions.gorgias");
+    assert_eq!(line, 5);
+    assert!(
+        g.contains("one Gorgias ticket per contact") && g.contains("api channel"),
+        "{g}"
+    );
+    assert_eq!(says("actions.gorgias.tags").1, "the ticket gets no tags");
+    assert!(says("actions.gorgias.channel").1.contains("api channel"));
 }

@@ -1,6 +1,7 @@
 //! Gorgias: HTTP-integration webhooks (`webhook`), the batch sync of customers, tickets and
 //! satisfaction surveys (`sync`), the macro and rule activity of its events feed (`events`),
-//! and the customer notes and deletions Brevo events write back (`write_back`).
+//! the customer notes and deletions Brevo events write back (`write_back`) and the tickets Brevo
+//! automations open (`tickets`).
 //!
 //! Everything about this helpdesk lives in this folder; this file holds only what other
 //! modules need without the rest (the stream names the configuration file checks).
@@ -9,6 +10,7 @@ mod api;
 pub mod events;
 pub mod responses;
 pub mod sync;
+pub mod tickets;
 pub mod vendor;
 pub mod webhook;
 pub mod write_back;

@@ -1,6 +1,6 @@
 //! Intercom: signed webhooks (`webhook`), the batch sync of contacts, conversations and
-//! company changes (`sync`, `companies`), and the contact fields written back from Brevo
-//! (`write_back`).
+//! company changes (`sync`, `companies`), the contact fields written back from Brevo
+//! (`write_back`), and the tickets Brevo automations open (`tickets`).
 //!
 //! Everything about this helpdesk lives in this folder; this file holds only what other
 //! modules need without the rest (the stream names the configuration file checks).
@@ -14,6 +14,7 @@ pub mod fake;
 mod fields;
 pub mod sync;
 mod tags;
+pub mod tickets;
 pub mod vendor;
 pub mod webhook;
 pub mod write_back;
