@@ -74,13 +74,15 @@ pub trait WriteBackApi: Send + Sync {
 pub struct HelpdeskWriteBack {
     /// `Err` keeps the reason the client could not be built; every write then fails as transient.
     client: Result<reqwest::Client, String>,
-    zendesk: Option<ZendeskUserTags>,
-    intercom: Option<IntercomContactWrites>,
+    /// The Zendesk account of the `ZENDESK_*` variables, then the further accounts the file
+    /// names (`zendesk:brand2`), each with its own credentials; the same for Intercom.
+    zendesk: Vec<(Source, ZendeskUserTags)>,
+    intercom: Vec<(Source, IntercomContactWrites)>,
     /// The Gorgias store of the `GORGIAS_*` variables, then the further stores the file names
     /// (`gorgias:eu-store`), each with its own credentials.
     gorgias: Vec<(Source, GorgiasCustomerWrites)>,
-    /// Deletions of Zendesk end-users, when `on_contact_deleted` is `delete`.
-    zendesk_deletes: Option<ZendeskUserDeletes>,
+    /// Deletions of Zendesk end-users, per account, when `on_contact_deleted` is `delete`.
+    zendesk_deletes: Vec<(Source, ZendeskUserDeletes)>,
     /// Tickets of `POST /actions/<helpdesk>/tickets` (the `actions` block leaves them on).
     tickets: TicketOpeners,
     config: BrevoToHelpdesk,
@@ -90,29 +92,44 @@ impl HelpdeskWriteBack {
     /// Builds the HTTP client once. Zendesk writes share the settings' OAuth token.
     pub fn new(settings: &Settings) -> Self {
         let config = settings.file.brevo_to_helpdesk.clone();
-        let zendesk = (config.zendesk.enabled && settings.api_enabled(&Source::Zendesk))
-            .then(|| settings.zendesk.auth().map(ZendeskUserTags::new))
-            .flatten();
-        let tickets = TicketOpeners::new(settings);
-        let intercom = (config.intercom.enabled && settings.api_enabled(&Source::Intercom))
-            .then(|| IntercomContactWrites::from_settings(&settings.intercom))
-            .flatten();
-        let stores = std::iter::once(Source::Gorgias).chain(
-            settings
+        // Every account of `vendor` whose API is on, when `on` (the block's `enabled`).
+        let accounts = |vendor: Source, on: bool| {
+            let further: Vec<Source> = settings
                 .account_sources()
-                .filter(|s| s.is_account_of(&Source::Gorgias)),
-        );
-        let gorgias = stores
-            .filter(|store| config.gorgias.enabled && settings.api_enabled(store))
+                .filter(|s| s.is_account_of(&vendor))
+                .collect();
+            std::iter::once(vendor)
+                .chain(further)
+                .filter(move |account| on && settings.api_enabled(account))
+        };
+        let zendesk: Vec<(Source, ZendeskUserTags)> =
+            accounts(Source::Zendesk, config.zendesk.enabled)
+                .filter_map(|a| {
+                    let auth = settings.zendesk_of(&a)?.auth()?;
+                    Some((a, ZendeskUserTags::new(auth)))
+                })
+                .collect();
+        let tickets = TicketOpeners::new(settings);
+        let intercom = accounts(Source::Intercom, config.intercom.enabled)
+            .filter_map(|a| {
+                let writes = IntercomContactWrites::from_settings(settings.intercom_of(&a)?)?;
+                Some((a, writes))
+            })
+            .collect();
+        let gorgias = accounts(Source::Gorgias, config.gorgias.enabled)
             .filter_map(|store| {
                 let writes = GorgiasCustomerWrites::from_settings(settings.gorgias_of(&store)?)?;
                 Some((store, writes))
             })
             .collect();
-        let zendesk_deletes = (config.zendesk.on_contact_deleted == OnContactDeleted::Delete)
-            .then(|| zendesk.as_ref().and(settings.zendesk.auth()))
-            .flatten()
-            .map(ZendeskUserDeletes::new);
+        let zendesk_deletes = zendesk
+            .iter()
+            .filter(|_| config.zendesk.on_contact_deleted == OnContactDeleted::Delete)
+            .filter_map(|(a, _)| {
+                let auth = settings.zendesk_of(a)?.auth()?;
+                Some((a.clone(), ZendeskUserDeletes::new(auth)))
+            })
+            .collect();
         let client = helpdesk_http::client().map_err(|e| {
             tracing::error!(error = %e, "helpdesk HTTP client unavailable; write-backs will fail");
             e.to_string()
@@ -135,15 +152,10 @@ impl HelpdeskWriteBack {
 
     /// The helpdesks written to, for the start-up log.
     pub fn helpdesks(&self) -> Vec<Source> {
-        let mut out = Vec::new();
-        if self.zendesk.is_some() {
-            out.push(Source::Zendesk);
-        }
-        if self.intercom.is_some() {
-            out.push(Source::Intercom);
-        }
-        out.extend(self.gorgias.iter().map(|(store, _)| store.clone()));
-        out
+        let zendesk = self.zendesk.iter().map(|(a, _)| a.clone());
+        let intercom = self.intercom.iter().map(|(a, _)| a.clone());
+        let gorgias = self.gorgias.iter().map(|(a, _)| a.clone());
+        zendesk.chain(intercom).chain(gorgias).collect()
     }
 
     /// Passes a Brevo contact deletion on to every helpdesk whose `on_contact_deleted` is
@@ -155,7 +167,7 @@ impl HelpdeskWriteBack {
     ) -> Vec<HelpdeskOutcome> {
         let deletes = |on: OnContactDeleted| on == OnContactDeleted::Delete;
         let mut outcomes = Vec::new();
-        if let Some(zendesk) = &self.zendesk_deletes {
+        for (account, zendesk) in &self.zendesk_deletes {
             let result = match client {
                 Ok(client) => zendesk.delete_end_users(client, email).await.map(|done| {
                     if done.staff_kept > 0 {
@@ -167,21 +179,18 @@ impl HelpdeskWriteBack {
                 Err(e) => Err(e.clone()),
             };
             outcomes.push(HelpdeskOutcome {
-                helpdesk: Source::Zendesk,
+                helpdesk: account.clone(),
                 result,
             });
         }
-        if let Some(intercom) = self
-            .intercom
-            .as_ref()
-            .filter(|_| deletes(self.config.intercom.on_contact_deleted))
-        {
+        let intercom_deletes = deletes(self.config.intercom.on_contact_deleted);
+        for (account, intercom) in self.intercom.iter().filter(|_| intercom_deletes) {
             let result = match client {
                 Ok(client) => intercom.delete_by_email(client, email).await.map(deleted),
                 Err(e) => Err(e.clone()),
             };
             outcomes.push(HelpdeskOutcome {
-                helpdesk: Source::Intercom,
+                helpdesk: account.clone(),
                 result,
             });
         }
@@ -236,15 +245,17 @@ impl WriteBackApi for HelpdeskWriteBack {
             Action::HardBounce => self.config.zendesk.hard_bounce_tag.as_deref(),
             Action::Forget => None,
         };
-        if let (Some(zendesk), Some(tag)) = (&self.zendesk, zendesk_tag) {
-            let result = match &client {
-                Ok(client) => zendesk.tag_users(client, email, tag).await.map(written),
-                Err(e) => Err(e.clone()),
-            };
-            outcomes.push(HelpdeskOutcome {
-                helpdesk: Source::Zendesk,
-                result,
-            });
+        if let Some(tag) = zendesk_tag {
+            for (account, zendesk) in &self.zendesk {
+                let result = match &client {
+                    Ok(client) => zendesk.tag_users(client, email, tag).await.map(written),
+                    Err(e) => Err(e.clone()),
+                };
+                outcomes.push(HelpdeskOutcome {
+                    helpdesk: account.clone(),
+                    result,
+                });
+            }
         }
         let intercom_fields = match write_back.action {
             Action::Unsubscribe => self
@@ -260,18 +271,20 @@ impl WriteBackApi for HelpdeskWriteBack {
                 .map(|name| json!({"custom_attributes": {name: true}})),
             Action::Forget => None,
         };
-        if let (Some(intercom), Some(fields)) = (&self.intercom, intercom_fields) {
-            let result = match &client {
-                Ok(client) => intercom
-                    .update_by_email(client, email, &fields)
-                    .await
-                    .map(written),
-                Err(e) => Err(e.clone()),
-            };
-            outcomes.push(HelpdeskOutcome {
-                helpdesk: Source::Intercom,
-                result,
-            });
+        if let Some(fields) = &intercom_fields {
+            for (account, intercom) in &self.intercom {
+                let result = match &client {
+                    Ok(client) => intercom
+                        .update_by_email(client, email, fields)
+                        .await
+                        .map(written),
+                    Err(e) => Err(e.clone()),
+                };
+                outcomes.push(HelpdeskOutcome {
+                    helpdesk: account.clone(),
+                    result,
+                });
+            }
         }
         let gorgias_note = match write_back.action {
             Action::Unsubscribe => self.config.gorgias.unsubscribed_note.as_deref(),
@@ -507,6 +520,83 @@ mod tests {
         );
         // A contact deletion with the default on_contact_deleted (ignore) asks nothing.
         assert!(writer.apply(&forget("ann@example.com")).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn further_zendesk_and_intercom_accounts_are_written_with_their_own_credentials() {
+        let first = MockServer::start().await;
+        let brand2 = MockServer::start().await;
+        for (server, token, user) in [(&first, "zd-oauth", 1), (&brand2, "brand2-oauth", 2)] {
+            Mock::given(method("GET"))
+                .and(path("/api/v2/users/search.json"))
+                .and(header("authorization", format!("Bearer {token}").as_str()))
+                .respond_with(ResponseTemplate::new(200).set_body_json(
+                    json!({"users": [{"id": user, "email": "bob@example.com"}], "count": 1}),
+                ))
+                .expect(1)
+                .mount(server)
+                .await;
+            Mock::given(method("PUT"))
+                .and(path(format!("/api/v2/users/{user}/tags.json")))
+                .and(body_json(json!({"tags": ["brevo_unsubscribed"]})))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tags": []})))
+                .expect(1)
+                .mount(server)
+                .await;
+        }
+        for (server, token, contact) in [(&first, "ic-token", "c1"), (&brand2, "eu-token", "c2")] {
+            Mock::given(method("POST"))
+                .and(path("/contacts/search"))
+                .and(header("authorization", format!("Bearer {token}").as_str()))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                    "type": "list", "total_count": 1,
+                    "data": [{"type": "contact", "id": contact, "email": "bob@example.com"}]
+                })))
+                .expect(1)
+                .mount(server)
+                .await;
+            Mock::given(method("PUT"))
+                .and(path(format!("/contacts/{contact}")))
+                .and(body_json(json!({"unsubscribed_from_emails": true})))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": contact})))
+                .expect(1)
+                .mount(server)
+                .await;
+        }
+        let (first_uri, other_uri) = (first.uri(), brand2.uri());
+        let vars = Vars::from_pairs([
+            ("ZENDESK_BASE_URL", first_uri.as_str()),
+            ("ZENDESK_OAUTH_TOKEN", "zd-oauth"),
+            ("INTERCOM_BASE_URL", first_uri.as_str()),
+            ("INTERCOM_ACCESS_TOKEN", "ic-token"),
+            ("ZENDESK_BRAND2_BASE_URL", other_uri.as_str()),
+            ("ZENDESK_BRAND2_OAUTH_TOKEN", "brand2-oauth"),
+            ("INTERCOM_EU_BASE_URL", other_uri.as_str()),
+            ("INTERCOM_EU_ACCESS_TOKEN", "eu-token"),
+            ("DESKBRIDGE_CONFIG", "secretsmanager:arn:test"),
+        ])
+        .with_config_text("connectors:\n  zendesk:brand2: {}\n  intercom:eu: {}\n");
+        let writer = HelpdeskWriteBack::new(&Settings::from_vars(&vars).expect("settings"));
+        let brand2_account: Source = "zendesk:brand2".parse().expect("an account");
+        let eu: Source = "intercom:eu".parse().expect("an account");
+        let unsubscribe = WriteBack {
+            action: Action::Unsubscribe,
+            event: "unsubscribed".into(),
+            ..bounce("bob@example.com")
+        };
+        let outcomes: Vec<Source> = writer
+            .apply(&unsubscribe)
+            .await
+            .into_iter()
+            .map(|o| {
+                assert_eq!(o.result, Ok(Written::Updated(1)), "{o:?}");
+                o.helpdesk
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            vec![Source::Zendesk, brand2_account, Source::Intercom, eu]
+        );
     }
 
     #[tokio::test]
