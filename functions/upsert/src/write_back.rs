@@ -248,9 +248,14 @@ fn cannot_open(ticket: &TicketRequest, stats: &mut Stats) {
     stats.rejected += 1;
     tracing::warn!(%helpdesk, external_id = %ticket.external_id,
         "upsert: a Brevo automation asked for a ticket that no helpdesk here can open");
+    let intercom_type = if *helpdesk == deskbridge_shared::model::Source::Intercom {
+        ", or actions.intercom has no ticket_type_id"
+    } else {
+        ""
+    };
     stats.finals.push(format!(
         "ticket {} for {}: {helpdesk} cannot open tickets here (its API credentials are not \
-         set, or actions.{helpdesk}.enabled is false)",
+         set, or actions.{helpdesk}.enabled is false{intercom_type})",
         ticket.external_id,
         mask(&ticket.email)
     ));

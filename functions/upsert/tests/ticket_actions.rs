@@ -388,7 +388,8 @@ async fn an_intercom_ticket_without_a_ticket_type_is_dead_lettered_with_the_reas
     assert_eq!(report.stats.dead_lettered, 1, "{report:?}");
     let reasons = queue.dead_letter_reasons(DLQ);
     assert!(
-        reasons[0].contains("intercom cannot open tickets here"),
+        reasons[0].contains("intercom cannot open tickets here")
+            && reasons[0].contains("no ticket_type_id"),
         "{reasons:?}"
     );
     assert!(
