@@ -409,6 +409,14 @@ pub struct Person {
 }
 
 impl Person {
+    /// The helpdesk's id of the person, trimmed; `None` when it is missing or blank.
+    pub fn helpdesk_id(&self) -> Option<&str> {
+        self.source_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+    }
+
     /// True when the person is known only by the helpdesk id and must be looked up.
     pub fn needs_lookup(&self) -> bool {
         self.email.is_none() && self.phone.is_none() && self.source_id.is_some()

@@ -37,13 +37,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         record: &Record,
         stats: &mut Stats,
     ) -> Result<(), Retry> {
-        let Some(id) = record
-            .person
-            .source_id
-            .as_deref()
-            .map(str::trim)
-            .filter(|id| !id.is_empty())
-        else {
+        let Some(id) = record.person.helpdesk_id() else {
             stats.skipped_no_identifier += 1;
             tracing::warn!(%source, "upsert: a deletion names no helpdesk id; skipped");
             return Ok(());

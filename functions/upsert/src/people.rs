@@ -33,13 +33,7 @@ impl<B: BrevoApi, S: StateStore, L: PersonLookup> Upserter<B, S, L> {
         record: &Record,
         stats: &mut Stats,
     ) -> Result<Settled, Retry> {
-        let Some(id) = record
-            .person
-            .source_id
-            .as_deref()
-            .map(str::trim)
-            .filter(|id| !id.is_empty())
-        else {
+        let Some(id) = record.person.helpdesk_id() else {
             return Ok(Settled::AsMapped);
         };
         let Some(key) = self.mapping.contact_key(source, &record.person) else {
